@@ -260,45 +260,52 @@ def check(heads: Iterable[Head]) -> list[Finding]:
 
 
 def _follows(f: Finding, prev: Head, h: Head) -> None:
-    if (h.opening, h.currency) != (prev.closing, prev.currency):
-        f.add("balance_break", f"statement {h.statement()} opens with {_bal(h.opening_tag, h.opening, h.currency)}"
-                               f"{f' of {h.day}' if h.day else ''}, but statement {prev.statement()} before it "
-                               f"({prev.label or '?'} at {prev.place}) closed with "
-                               f"{_bal(prev.closing_tag, prev.closing, prev.currency)}"
-                               f"{f' of {prev.day}' if prev.day else ''}"
-                               + (f" (difference {h.opening - prev.closing:+})"
-                                  if h.opening is not None and prev.closing is not None and h.currency == prev.currency
-                                  else ""))
+    """The numbering first (a missing statement explains a balance break), then the balances."""
+    def balance() -> None:
+        if (h.opening, h.currency) != (prev.closing, prev.currency):
+            f.add("balance_break", f"statement {h.statement()} opens with {_bal(h.opening_tag, h.opening, h.currency)}"
+                                   f"{f' of {h.day}' if h.day else ''}, but statement {prev.statement()} before it "
+                                   f"({prev.label or '?'} at {prev.place}) closed with "
+                                   f"{_bal(prev.closing_tag, prev.closing, prev.currency)}"
+                                   f"{f' of {prev.day}' if prev.day else ''}"
+                                   + (f" (difference {h.opening - prev.closing:+})"
+                                      if h.opening is not None and prev.closing is not None and h.currency == prev.currency
+                                      else ""))
+
     if prev.intermediate_close:
         want_page = (prev.page or 0) + 1
         if not (h.number == prev.number and (h.page is None or prev.page is None or h.page == want_page)
-                and (h.intermediate_open or h.last_page is not None or h.opening_tag not in (":60F:",))):
+                and h.opening_tag != ":60F:"):
             f.add("page_chain", f"statement {prev.statement()} ({prev.label or '?'}) closes with an intermediate "
                                 f"balance {prev.closing_tag}, but the next is statement {h.statement()} opening with "
                                 f"{h.opening_tag or 'no balance'}: page {prev.number}/{want_page} is missing")
-        return
-    if h.intermediate_open:
-        f.add("page_chain", f"statement {h.statement()} opens with an intermediate balance {h.opening_tag}, but "
-                            f"statement {prev.statement()} before it ({prev.label or '?'}) closed with a final "
-                            f"{prev.closing_tag}: a page is missing, or the balance marks are wrong")
-    if not (h.numbered and prev.numbered):
-        return
-    want = prev.number + 1                                  # type: ignore[operator]
-    if h.number == want:
-        return
-    if h.number == prev.number:
+    else:
+        if h.intermediate_open:
+            f.add("page_chain", f"statement {h.statement()} opens with an intermediate balance {h.opening_tag}, "
+                                f"but statement {prev.statement()} before it ({prev.label or '?'}) closed with a final "
+                                f"{prev.closing_tag}: a page is missing, or the balance marks are wrong")
+        if h.numbered and prev.numbered:
+            _numbering(f, prev, h)
+    balance()
+
+
+def _numbering(f: Finding, prev: Head, h: Head) -> None:
+    """After a final closing: the next statement is numbered one more (or 1 in a new year)."""
+    want = (prev.number or 0) + 1
+    number = h.number or 0
+    if number == want or (number == 1 and h.day and prev.day and h.day.year != prev.day.year):
+        return                                              # (numbered per year: a new year starts at 1)
+    if number == prev.number:
         f.add("page_chain", f"statement {h.statement()} comes after statement {prev.statement()}, which closed with "
                             f"a final balance {prev.closing_tag}: a page after the last one")
-    elif h.number > want:                                   # type: ignore[operator]
-        missing = str(want) if h.number == want + 1 else f"{want} to {h.number - 1}"   # type: ignore[operator]
+    elif number > want:
+        missing = str(want) if number == want + 1 else f"{want} to {number - 1}"
         f.add("gap", f"statement(s) {missing} missing between statement {prev.statement()} ({prev.label or '?'}) "
                      f"and statement {h.statement()} ({h.label or '?'})")
-    elif h.number == 1 and h.day and prev.day and h.day.year != prev.day.year:
-        return                                              # numbered per year: a new year starts at 1
     else:
         f.add("out_of_order", f"statement {h.statement()} comes after statement {prev.statement()} "
                               f"({prev.label or '?'}): the numbers go back"
-                              + (" (a count restarts at 1 only in a new year)" if h.number == 1 else ""))
+                              + (" (a count restarts at 1 only in a new year)" if number == 1 else ""))
 
 
 def summary(findings: list[Finding]) -> dict[str, int]:
