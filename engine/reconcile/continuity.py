@@ -13,7 +13,8 @@ A nostro clerk's controls over a counterparty's statements, per account:
   ``:60M:``, numbered ``n/1``, ``n/2`` ...; camt.053 ``StmtPgntn`` with ``LastPgInd``) is complete: after an
   intermediate closing comes the next page of the same statement (``page_chain`` otherwise).
 
-A statement number 0 (``:28C:0``, ``:28C:00000``: banks that do not number) or none is not checked for
+A statement without an opening or a closing balance (a fragment, a camt.053 without ``Bal``) is
+``unchecked``, and no link of the chain.  A statement number 0 (``:28C:0``, ``:28C:00000``: banks that do not number) or none is not checked for
 numbering; the balances still are.  Statements are taken in the order of their closing balance's date, then
 number and page (when all of the account's statements are numbered), then the order given (so a file or a ledger holding them out of order is checked the same).
 
@@ -30,6 +31,8 @@ from typing import Any, Iterable, Mapping
 
 OK = "ok"
 FIRST = "first"
+UNCHECKED = "unchecked"     # no opening or no closing balance (a fragment, a notification): no link of the chain
+PASSED = (OK, FIRST, UNCHECKED)
 KINDS = ("does_not_add_up", "balance_break", "gap", "repeat", "out_of_order", "page_chain")
 
 
@@ -201,9 +204,6 @@ def _bal(tag: str, amount: Decimal | None, ccy: str) -> str:
 
 
 def _adds_up(h: Head) -> str | None:
-    if h.opening is None or h.closing is None:
-        which = "opening" if h.opening is None else "closing"
-        return f"no {which} balance: the statement cannot be checked"
     want = h.opening + h.total
     if want == h.closing:
         return None
@@ -233,6 +233,11 @@ def check(heads: Iterable[Head]) -> list[Finding]:
         seen: dict[tuple[int, int | None], Head] = {}
         for i, h in _ordered(chain):
             f = found[i]
+            if h.opening is None or h.closing is None:
+                f.status = UNCHECKED
+                f.problems.append((UNCHECKED, f"no {'opening' if h.opening is None else 'closing'} balance: "
+                                              f"not checked, and no link of the account's chain"))
+                continue
             problem = _adds_up(h)
             if problem:
                 f.add("does_not_add_up", problem)
@@ -316,4 +321,4 @@ def summary(findings: list[Finding]) -> dict[str, int]:
     return out
 
 
-__all__ = ["FIRST", "Finding", "Head", "KINDS", "OK", "check", "head_camt053", "head_mt940", "summary"]
+__all__ = ["FIRST", "Finding", "Head", "KINDS", "OK", "PASSED", "UNCHECKED", "check", "head_camt053", "head_mt940", "summary"]

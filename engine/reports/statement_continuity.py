@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from engine.reconcile.continuity import FIRST, OK, Head, check, head_camt053, head_mt940, summary
+from engine.reconcile.continuity import PASSED, Head, check, head_camt053, head_mt940, summary
 from engine.reports.model import Column, Report, Table
 from engine.reports.source import Period, open_read_only
 
@@ -110,7 +110,7 @@ def build(ledger: str | Path, when: Period) -> Report:
         h = f.head
         acc = per_account.setdefault(h.account, [0, 0, None])
         acc[0] += 1
-        acc[1] += f.status not in (OK, FIRST)
+        acc[1] += f.status not in PASSED
         if f.last:
             acc[2] = h
         if at >= when.start:
@@ -120,9 +120,9 @@ def build(ledger: str | Path, when: Period) -> Report:
     last = [(a, n, b, h.statement(), h.label, h.day, h.closing, h.currency, _next(h))
             for a, (n, b, h) in sorted(per_account.items())]
     counts = summary([f for (at, _), f in zip(meta, findings) if at >= when.start])
-    breaks = sum(n for s, n in counts.items() if s not in (OK, FIRST))
+    breaks = sum(n for s, n in counts.items() if s not in PASSED)
     figures = [("statements", f"{len(shown):,}"), ("breaks", f"{breaks:,}")] + [
-        (s.replace("_", " "), f"{n:,}") for s, n in sorted(counts.items()) if s not in (OK, FIRST)]
+        (s.replace("_", " "), f"{n:,}") for s, n in sorted(counts.items()) if s not in PASSED]
     cols = COLUMNS if when.clock.is_utc_midnight else tuple(
         Column(c.name, c.kind, f"received ({when.clock.title()})") if c.name == "received_at" else c for c in COLUMNS)
     return Report(name="statement-continuity", title="Statement continuity",

@@ -127,3 +127,58 @@ def test_statements_out_of_order_in_the_file_are_checked_in_number_order():
     text = (_stmt("00002/001", "150.00", [], "150.00", day="261125")
             + _stmt("00001/001", "100.00", ["50.00"], "150.00", day="261124"))
     assert [f.status for f in _sta(text)] == ["ok", "first"]
+
+
+# `bsp reconcile`: the statements table of the form, over every corpus file that reconciles
+EXPECTED_STATEMENT_BREAKS = {   # corpus case -> statements that break a control (upstream's test data)
+    "mt940_betterplace_sepa_snippet": 1,     # the second account's statement does not add up (+300.08)
+    "mt940_cmxl_multi_txn": 0, "mt940_sberbank_ns_tags": 0,
+    "mt940_gv_codes_structured_86": 0,       # no closing balance: a fragment, unchecked
+    "mt940_jejik_abnamro": 2, "mt940_jejik_ing": 1, "mt940_jejik_postfinance": 1,
+    "genkgo_camt053_v2_multi_statement": 0,
+    "genkgo_camt053_v2_minimal": 1, "genkgo_camt053_v4": 1, "genkgo_camt053_v8": 1,   # CLBD DBIT 27.00 SEK
+}
+
+
+def test_reconcile_form_names_the_corpus_statements_that_break_a_control(tmp_path):
+    import trio
+
+    from engine.reconcile import load_statement, reconcile_file, statement_breaks
+    from tests.engine.test_reconcile import CAMT053, MT940, deals_for, write_deals
+    if not MT940:
+        pytest.skip(f"conformance corpus not found at {CORPUS.resolve()}")
+    got = {}
+    for i, path in enumerate(MT940 + CAMT053):
+        kind = "mt940" if path.suffix == ".sta" else "camt053"
+        ledger = tmp_path / f"l{i}.duckdb"
+        trio.run(write_deals, ledger, deals_for(load_statement(path, kind)))
+        report, rows = reconcile_file(ledger, path, kind)
+        assert dict(report.figures)["breaks"] == "0"              # every line matches its deal
+        got[path.parent.parent.name] = statement_breaks(report)
+        assert dict(report.figures)["statement breaks"] == str(got[path.parent.parent.name])
+    assert got == EXPECTED_STATEMENT_BREAKS
+
+
+def test_reconcile_exits_1_for_a_gap_even_when_every_line_matches(tmp_path, monkeypatch):
+    import trio
+    from typer.testing import CliRunner
+
+    from engine.cli import app
+    from engine.reconcile import load_statement
+    from tests.engine.test_reconcile import deals_for, write_deals
+    sta = tmp_path / "nostro.sta"
+    sta.write_text(_stmt("00041/001", "100.00", ["50.00"], "150.00", ref="S41")
+                   + _stmt("00043/001", "150.00", ["-20.00"], "130.00", day="261125", ref="S43"))
+    ledger = tmp_path / "bsp.duckdb"
+    trio.run(write_deals, ledger, deals_for(load_statement(sta, "mt940")))
+    r = CliRunner().invoke(app, ["reconcile", "--ledger", str(ledger), "--against", str(sta), "--type", "mt940",
+                                 "--format", "json", "--out", "-"])
+    assert r.exit_code == 1, r.output
+    assert ("2 lines, fully matched; 1 statement(s) break a control (does not add up, gap, repeat, balance break): "
+            "see the statements table") in r.stderr
+    import json
+    doc = json.loads(r.stdout)
+    (table,) = [t for t in doc["tables"] if t["name"] == "statements"]
+    assert [(row["statement"], row["status"]) for row in table["rows"]] == [("41/1", "first"), ("43/1", "gap")]
+    assert table["rows"][1]["note"] == ("statement(s) 42 missing between statement 41/1 (S41) and statement 43/1 "
+                                        "(S43)")
