@@ -9,7 +9,9 @@ account's member number, as the key keeps it in clear); a deal without a key by 
 
 Every committed statement received up to the end of the period is checked (engine/reconcile/continuity.py:
 adds up, opens where the one before closed, numbers follow on, pages complete); the statements received in
-the period are listed.  A statement rejected by its route (it did not add up, an unknown account) is no
+the period are listed.  Statements ``bsp ledger archive`` moved out are read from the archive files beside
+the ledger (their names are in its anchors), so a chain goes on across an archive; an archive not there is
+named in the header (the chains then start after it).  A statement rejected by its route (it did not add up, an unknown account) is no
 link of the chain: the next one shows the gap.  The second table is the last statement of each account:
 what the next one must open with.
 """
@@ -91,12 +93,29 @@ def _next(h: Head) -> str:
             else f"opening {bal}")
 
 
-def build(ledger: str | Path, when: Period) -> Report:
-    con = open_read_only(ledger)
+def _statements(path: Path, when: Period) -> tuple[list[tuple], list[str]]:
+    """The committed statement deals of a ledger file up to the period's end, and its archives' names."""
+    from engine.audit import anchors
+
+    con = open_read_only(path)
     try:
-        rows = con.execute(SQL, [when.end]).fetchall()
+        return con.execute(SQL, [when.end]).fetchall(), [a.archive for a in anchors(con)]
     finally:
         con.close()
+
+
+def build(ledger: str | Path, when: Period) -> Report:
+    ledger = Path(ledger)
+    rows, archives = _statements(ledger, when)
+    earlier: list[tuple] = []
+    missing: list[str] = []
+    for name in archives:          # oldest first: the chain goes on from the statements `bsp ledger archive` moved
+        path = ledger.parent / name
+        if path.is_file():
+            earlier += _statements(path, when)[0]
+        else:
+            missing.append(name)
+    rows = earlier + rows
     heads: list[Head] = []
     meta: list[tuple[Any, str]] = []
     for deal_id, at, party, request, key in rows:
@@ -125,8 +144,14 @@ def build(ledger: str | Path, when: Period) -> Report:
         (s.replace("_", " "), f"{n:,}") for s, n in sorted(counts.items()) if s not in PASSED]
     cols = COLUMNS if when.clock.is_utc_midnight else tuple(
         Column(c.name, c.kind, f"received ({when.clock.title()})") if c.name == "received_at" else c for c in COLUMNS)
+    params = {"ledger": str(ledger), **when.params()}
+    if archives:
+        read = [a for a in archives if a not in missing]
+        params["archives"] = (", ".join(read) + " read" if read else "") + (
+            ("; " if read else "") + f"not beside the ledger, so the chains start after them: {', '.join(missing)}"
+            if missing else "")
     return Report(name="statement-continuity", title="Statement continuity",
-                  params={"ledger": str(ledger), **when.params()},
+                  params=params,
                   tables=[Table("statements", "Statements received, checked as a chain per account", cols, shown),
                           Table("accounts", "Last statement per account (all the ledger holds up to the period's "
                                             "end)", LAST_COLUMNS, last)],

@@ -43,12 +43,12 @@ def mt940(ref: str, number: str, opening: str, entries: list[str], closing: str,
                        {"tag": "60F", "value": bal(opening)}, *lines, {"tag": "62F", "value": bal(closing)}]}
 
 
-async def _run(ledger_path: Path, statements: list[dict]) -> list[dict]:
+async def _run(ledger_path: Path, statements: list[dict], audit_key: bytes | None = None) -> list[dict]:
     """One engine run on ``ledger_path``: each statement sent on its own connection; the acks."""
     registry = services_registry()
     program = compile_paths(route_files("account_consolidation"), registry).program
     acks = []
-    async with open_ledger(ledger_path, audit_key=None) as ledger:
+    async with open_ledger(ledger_path, audit_key=audit_key) as ledger:
         async with running_services(program, registry, ledger, SERVICES) as rig:
             codec = rig.switchboard.ctx.codec("Mt940")
             for values in statements:
@@ -116,3 +116,31 @@ async def test_a_statement_the_route_rejects_is_no_link_of_the_chain(tmp_path):
     rows = build_report("statement-continuity", ledger, period("2026-01-01", "2099-12-31")).tables[0].dicts()
     assert [(r["statement"], r["status"]) for r in rows] == [("101/1", "first"), ("103/1", "gap")]
     assert "statement(s) 102 missing" in rows[1]["note"] and "(difference +6.00)" in rows[1]["note"]
+
+
+async def test_the_chain_goes_on_across_an_archive(tmp_path):
+    """101 and 102 are moved to an archive by `bsp ledger archive`; 104 then comes: the report reads the
+    archive beside the ledger and still sees 103 missing. Without the archive there, the header says so."""
+    from engine.ledger_archive import prepare
+
+    key = bytes(range(32))
+    ledger = tmp_path / "bsp.duckdb"
+    await _run(ledger, [mt940("STA0101", "00101/001", "1000.00", [], "1000.00", D),
+                        mt940("STA0102", "00102/001", "1000.00", ["-1.00"], "999.00", D + dt.timedelta(days=1))],
+               audit_key=key)
+    job = prepare(ledger, tmp_path / "arc-1.duckdb", dt.datetime.now(dt.timezone.utc), key)
+    try:
+        assert not job.refusals, job.refusals
+        job.run()
+    finally:
+        job.close()
+    await _run(ledger, [mt940("STA0104", "00104/001", "999.00", [], "999.00", D + dt.timedelta(days=3))],
+               audit_key=key)
+    rep = build_report("statement-continuity", ledger, period("2026-01-01", "2099-12-31"))
+    assert [(r["statement"], r["status"]) for r in rep.tables[0].dicts()] == [
+        ("101/1", "first"), ("102/1", "ok"), ("104/1", "gap")]
+    assert rep.params["archives"] == "arc-1.duckdb read"
+    (tmp_path / "arc-1.duckdb").rename(tmp_path / "elsewhere.duckdb")
+    rep = build_report("statement-continuity", ledger, period("2026-01-01", "2099-12-31"))
+    assert [(r["statement"], r["status"]) for r in rep.tables[0].dicts()] == [("104/1", "first")]
+    assert rep.params["archives"] == "not beside the ledger, so the chains start after them: arc-1.duckdb"
