@@ -144,3 +144,48 @@ async def test_the_chain_goes_on_across_an_archive(tmp_path):
     rep = build_report("statement-continuity", ledger, period("2026-01-01", "2099-12-31"))
     assert [(r["statement"], r["status"]) for r in rep.tables[0].dicts()] == [("104/1", "first")]
     assert rep.params["archives"] == "not beside the ledger, so the chains start after them: arc-1.duckdb"
+
+
+def camt053(ident: str, seq: int, opening: str, entries: list[str], closing: str, day: dt.date) -> dict:
+    created = dt.datetime(2026, 11, 27, 6, 0, tzinfo=dt.timezone.utc)
+
+    def bal(code: str, amount: str) -> dict:
+        a = Decimal(amount)
+        return {"Tp": {"CdOrPrtry": {"Cd": code}}, "Amt": {"value": abs(a), "Ccy": "EUR"},
+                "CdtDbtInd": "DBIT" if a < 0 else "CRDT", "Dt": {"Dt": day}}
+    ntry = [{"Amt": {"value": abs(Decimal(e)), "Ccy": "EUR"}, "CdtDbtInd": "DBIT" if Decimal(e) < 0 else "CRDT",
+             "Sts": "BOOK", "BookgDt": {"Dt": day}, "ValDt": {"Dt": day}, "BkTxCd": {"Prtry": {"Cd": "NTRF"}}}
+            for e in entries]
+    return {"message": "camt.053.001.02", "BkToCstmrStmt": {
+        "GrpHdr": {"MsgId": "M" + ident, "CreDtTm": created},
+        "Stmt": [{"Id": ident, "ElctrncSeqNb": seq, "CreDtTm": created, "Acct": {"Id": {"IBAN": ACCOUNT}, "Ccy": "EUR"},
+                  "Bal": [bal("OPBD", opening), bal("CLBD", closing)], "Ntry": ntry}]}}
+
+
+async def test_camt053_statements_over_tcp_are_a_chain_too(tmp_path):
+    """camt.053 statements as the ledger keeps them (amounts and dates as JSON text): ElctrncSeqNb 8 missing,
+    and 9 opens where 7 closed, debit balances included."""
+    registry = services_registry()
+    program = compile_paths(route_files("account_consolidation"), registry).program
+    ledger_path = tmp_path / "bsp.duckdb"
+    codes = []
+    async with open_ledger(ledger_path, audit_key=None) as ledger:
+        async with running_services(program, registry, ledger, SERVICES) as rig:
+            codec = rig.switchboard.ctx.codec("Camt053")
+            for values in (camt053("C7", 7, "-10.00", ["-5.25"], "-15.25", D),
+                           camt053("C9", 9, "-15.25", ["20.00"], "4.75", D + dt.timedelta(days=2))):
+                framer = make_framer("length4")
+                stream = await trio.open_tcp_stream("127.0.0.1", rig.port("ac_camt"))
+                async with stream:
+                    await stream.send_all(framer.frame(codec.encode(values)))
+                    replies: list[bytes] = []
+                    with trio.fail_after(30):
+                        while not replies:
+                            replies = framer.feed(await stream.receive_some(65536))
+                codes.append(orjson.loads(replies[0])["code"])
+    assert codes == ["00", "00"]
+    rows = build_report("statement-continuity", ledger_path, period("2026-01-01", "2099-12-31")).tables[0].dicts()
+    assert [(r["account"], r["statement"], r["status"], r["opening"], r["closing"]) for r in rows] == [
+        ("M0002", "7", "first", Decimal("-10.00"), Decimal("-15.25")),
+        ("M0002", "9", "gap", Decimal("-15.25"), Decimal("4.75"))]
+    assert rows[1]["note"] == "statement(s) 8 missing between statement 7 (C7) and statement 9 (C9)"
