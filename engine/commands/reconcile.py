@@ -2,8 +2,8 @@
 instead of ``--ledger``: on a snapshot of a running engine's ledger.
 
 Prints the form (rich tables) and, with ``--format``, writes it out.
-Exit codes: 0 fully matched, 1 breaks found (lines, or statements that do not add up or follow on), 2 usage error (bad statement,
-missing ledger, bad option).
+Exit codes: 0 fully matched, 1 breaks found (lines, or statements that do not add up or follow on),
+2 usage error (bad statement, missing ledger, bad option).
 """
 from __future__ import annotations
 
@@ -177,7 +177,8 @@ def reconcile(
     bad = statement_breaks(report)          # MT940, camt.053: statements that do not add up or follow on
     said = f"{what}, {n} break(s)" if n else f"{what}, fully matched"
     if bad:
-        said += f"; {bad} statement(s) break a control (does not add up, gap, repeat, balance break): see the statements table"
+        said += (f"; {bad} statement(s) break a control (does not add up, gap, repeat, balance break): see the "
+                 f"statements table")
     typer.echo(said, err=to_stdout)
     raise typer.Exit(1 if n or bad else 0)
 

@@ -7,18 +7,19 @@ A nostro clerk's controls over a counterparty's statements, per account:
   currency), else a statement is missing between them or a balance is wrong (``balance_break``);
 * **numbering**: statement numbers (MT940 ``:28C:`` ``nnnnn/sss``, camt.053 ``ElctrncSeqNb`` else
   ``LglSeqNb``) follow on: the next after ``n`` is ``n+1`` (``gap``: some are missing; ``repeat``: the
-  same number and page again; ``out_of_order``: a lower number that is no repeat); a statement number that
-  goes back to 1 (or 0) in a new year restarts the count (banks number per year);
+  same number and page again; ``out_of_order``: a lower number that is no repeat); a statement numbered 1
+  in a new year (by its closing date) restarts the count (banks number per year);
 * **pages**: a statement sent in pages (MT940 ``:62M:`` intermediate closing, the next page opening with
   ``:60M:``, numbered ``n/1``, ``n/2`` ...; camt.053 ``StmtPgntn`` with ``LastPgInd``) is complete: after an
   intermediate closing comes the next page of the same statement (``page_chain`` otherwise).
 
 A statement without an opening or a closing balance (a fragment, a camt.053 without ``Bal``) is
-``unchecked``, and no link of the chain.  A statement number 0 (``:28C:0``, ``:28C:00000``: banks that do not number) or none is not checked for
-numbering; the balances still are.  Statements are taken in the order of their closing balance's date, then
-number and page (when all of the account's statements are numbered), then the order given (so a file or a ledger holding them out of order is checked the same).
+``unchecked``, and no link of the chain.  A statement number 0 (``:28C:0``, ``:28C:00000``: banks that do
+not number) or none is not checked for numbering; the balances still are.  Statements are taken in the order
+of their closing balance's date, then number and page (when all of the account's statements are numbered),
+then the order given (so a file or a ledger holding them out of order is checked the same).
 
-Pure: ``heads_mt940`` / ``head_camt053`` turn a decoded statement (the codecs' values, or the JSON the ledger
+Pure: ``head_mt940`` / ``head_camt053`` turn a decoded statement (the codecs' values, or the JSON the ledger
 keeps of them: amounts as text) into a ``Head``; ``check(heads)`` gives one ``Finding`` per statement.
 """
 from __future__ import annotations
@@ -251,9 +252,10 @@ def check(heads: Iterable[Head]) -> list[Finding]:
                 first = seen.get((h.number, h.page)) if h.numbered else None
                 if first is not None:
                     same = (h.opening, h.closing, h.currency) == (first.opening, first.closing, first.currency)
+                    other = (f", with other balances ({_bal(first.closing_tag, first.closing, first.currency)} "
+                             f"then {_bal(h.closing_tag, h.closing, h.currency)})")
                     f.add("repeat", f"statement {h.statement()} again (first: {first.label or '?'} at {first.place})"
-                                    + ("" if same else f", with other balances ({_bal(first.closing_tag, first.closing, first.currency)} "
-                                                       f"then {_bal(h.closing_tag, h.closing, h.currency)})"))
+                                    + ("" if same else other))
                     continue                # the chain goes on from the first one
                 _follows(f, prev, h)
             if h.numbered:

@@ -11,9 +11,9 @@ Every committed statement received up to the end of the period is checked (engin
 adds up, opens where the one before closed, numbers follow on, pages complete); the statements received in
 the period are listed.  Statements ``bsp ledger archive`` moved out are read from the archive files beside
 the ledger (their names are in its anchors), so a chain goes on across an archive; an archive not there is
-named in the header (the chains then start after it).  A statement rejected by its route (it did not add up, an unknown account) is no
-link of the chain: the next one shows the gap.  The second table is the last statement of each account:
-what the next one must open with.
+named in the header (the chains then start after it).  A statement rejected by its route (it did not add
+up, an unknown account) is no link of the chain: the next one shows the gap.  The second table is the last
+statement of each account: what the next one must open with.
 """
 from __future__ import annotations
 
