@@ -2,8 +2,8 @@
 instead of ``--ledger``: on a snapshot of a running engine's ledger.
 
 Prints the form (rich tables) and, with ``--format``, writes it out.
-Exit codes: 0 fully matched, 1 breaks found, 2 usage error (bad statement,
-missing ledger, bad option).
+Exit codes: 0 fully matched, 1 breaks found (lines, or statements that do not add up or follow on),
+2 usage error (bad statement, missing ledger, bad option).
 """
 from __future__ import annotations
 
@@ -78,10 +78,12 @@ def reconcile(
     codes mapped to deal types with `--codes`) against the committed deals' count and sum.
     A running engine holds its ledger file locked: `--live` reconciles a snapshot the engine takes of
     it (`POST /ledger/snapshot`), in a private temporary file removed afterwards.
-    Exit 0 when fully matched, 1 when there are breaks (or, --live, the engine answered with a problem
+    An MT940 or camt.053 file's statements are checked too (each adds up; each account's open where the one
+    before closed, numbers follow on, pages complete): the form's statements table.
+    Exit 0 when fully matched, 1 when there are breaks, of lines or statements (or, --live, the engine answered with a problem
     or cannot be reached), 2 usage error (a statement that cannot be read, no ledger file, a bad option).
     """
-    from engine.reconcile import breaks, reconcile_file     # DuckDB, the statement readers: loaded to reconcile
+    from engine.reconcile import breaks, reconcile_file, statement_breaks     # DuckDB, the statement readers: loaded to reconcile
     from engine.reports import ReportError, write
     from engine.reports.businessday import business_day
     from engine.reports.source import parse_day
@@ -172,8 +174,13 @@ def reconcile(
         raise typer.Exit(2) from None
     n = count_breaks(rows)
     what = f"{len(rows)} {'rows' if kind == TOTALS else 'lines'}"
-    typer.echo(f"{what}, {n} break(s)" if n else f"{what}, fully matched", err=to_stdout)
-    raise typer.Exit(1 if n else 0)
+    bad = statement_breaks(report)          # MT940, camt.053: statements that do not add up or follow on
+    said = f"{what}, {n} break(s)" if n else f"{what}, fully matched"
+    if bad:
+        said += (f"; {bad} statement(s) break a control (does not add up, gap, repeat, balance break): see the "
+                 f"statements table")
+    typer.echo(said, err=to_stdout)
+    raise typer.Exit(1 if n or bad else 0)
 
 
 def register(app: typer.Typer) -> None:

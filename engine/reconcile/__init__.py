@@ -19,6 +19,7 @@ from engine.reconcile.lines import LedgerDeal, StatementLine
 from engine.reconcile.match import STATUSES, FormRow, breaks, reconcile
 from engine.reconcile.narrow import claimable
 from engine.reconcile.statement_camt053 import load_camt053
+from engine.reconcile.statement_checks import add_statement_checks, statement_breaks
 from engine.reconcile.statement_csv import load_csv
 from engine.reconcile.statement_mt940 import load_mt940
 from engine.reconcile.unmatched import booked_elsewhere, explain
@@ -99,7 +100,11 @@ def reconcile_file(ledger: str | Path, statement: str | Path, kind: str, *, on: 
               "tolerance": f"{tolerance:f}", "date window": f"±{days} day(s)"}
     if party:
         params["party"] = party
-    return build_form(rows, params), rows
+    form = build_form(rows, params)
+    bad = add_statement_checks(form, Path(statement), kind)   # MT940, camt.053: each adds up, the chain follows on
+    if bad:
+        form.title += f", {bad} statement break(s)"
+    return form, rows
 
 
 def _days_text(days: list[date]) -> str:
@@ -112,4 +117,4 @@ def _days_text(days: list[date]) -> str:
 
 
 __all__ = ["FormRow", "LedgerDeal", "STATUSES", "StatementLine", "TYPES", "breaks", "load_statement",
-           "reconcile", "reconcile_file"]
+           "reconcile", "reconcile_file", "statement_breaks"]
