@@ -119,7 +119,11 @@ def run(
     acknowledged deals stay in the journal and the .wal, loaded at the next start); 2 usage error (a
     missing path, bad option values, an unusable key, an audit key that is not the one the ledger's chain
     was sealed with (or none for a keyed chain: nothing is written), no admin token, a --record file that
-    is already there).
+    is already there, --no-mask (record.mask: false) without --clear-reason).
+
+    A capture masks the fields formats classify (pan, secret, personal) unless --no-mask is given with
+    --clear-reason TEXT: the reason, the OS user and the host go into the capture's header, and the
+    recording is warned about loudly at the start and the stop (docs/security.md, captures).
     """
     import trio
 

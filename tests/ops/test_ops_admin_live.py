@@ -207,6 +207,22 @@ async def test_bsp_deals_live_asks_the_engine_that_holds_the_ledger(nursery, tmp
     assert r.returncode == 0 and bytes.fromhex(orjson.loads(r.stdout)["raw"]) == b"{not json", r.stderr
     r = await trio.to_thread.run_sync(show, letter["id"], "--live", "--reveal")
     assert r.returncode == 0 and "9 bytes" in r.stdout and "{not json" in r.stdout, r.stderr
+    # each reveal is in the engine's audit chain (PCI DSS 10.2): the engine sent the message stored in clear
+    # (GET), and the command showed it (POST .../reveals), who the token's name, never the bytes
+    from engine.ops.ledger_reads import read_in_process
+
+    def revealed(path: Path, con: Any, ident: str) -> list[dict[str, Any]]:
+        return [orjson.loads(d) for (d,) in con.execute(
+            "SELECT detail FROM deal_events WHERE deal_id = ? AND to_state = 'revealed' ORDER BY seq",
+            [ident]).fetchall()]
+
+    got = await read_in_process(revealed, ledger, ident=letter["id"])
+    shown = [d for d in got if d.get("request") is None]
+    sent = [d for d in got if d.get("request") is not None]
+    assert len(shown) == 2 and len(sent) == 3 and all(d["via"] == "admin API" for d in got), got
+    assert all(d["by"] == "admin" and d["token"] == "admin" and d["fields"] == ["message"] for d in got)
+    assert all(d["what"] == "dead letter" and d["peer"] == "127.0.0.1" for d in got)
+    assert "not json" not in orjson.dumps(got).decode()
     r = await trio.to_thread.run_sync(show, "f" * 32, "--live")
     assert r.returncode == 1 and f"no dead letter '{'f' * 32}' in the engine at http://127.0.0.1:" in r.stderr
     # the table as the ledger file gives it: a line naming where from, the column names, the rows
