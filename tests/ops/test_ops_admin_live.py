@@ -211,7 +211,7 @@ async def test_bsp_deals_live_asks_the_engine_that_holds_the_ledger(nursery, tmp
     # (GET), and the command showed it (POST .../reveals), who the token's name, never the bytes
     from engine.ops.ledger_reads import read_in_process
 
-    def revealed(path: Path, con: Any, ident: str) -> list[dict[str, Any]]:
+    def revealed(path: Path, con: object, ident: str) -> list[dict]:
         return [orjson.loads(d) for (d,) in con.execute(
             "SELECT detail FROM deal_events WHERE deal_id = ? AND to_state = 'revealed' ORDER BY seq",
             [ident]).fetchall()]
