@@ -14,9 +14,7 @@ import sys
 from pathlib import Path
 
 import trio
-from typer.testing import CliRunner
 
-from engine.cli import app
 from engine.replay.capture import Capture, CaptureWriter
 from formats.framing import LengthPrefixFramer
 
@@ -106,22 +104,38 @@ async def test_no_mask_records_in_clear_with_its_reason_in_the_header_and_loud_w
     assert "TEST-42 lab replay" in err
 
 
+def _refused(cwd: Path, *args: str) -> tuple[int, str]:
+    """`bsp run ARGS` expected to stop before serving: (exit code, stderr); one that serves is stopped and
+    fails the test (it recorded)."""
+    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "run", *args], cwd=str(cwd),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    err = ""
+    try:
+        for line in proc.stderr:
+            err += line
+            assert "bsp: serving" not in line, f"bsp run started recording:\n{err}"
+        return proc.wait(timeout=60), err           # a hang guard only
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
+        proc.stderr.close()
+
+
 def test_no_mask_without_a_reason_is_refused_and_nothing_is_recorded(tmp_path: Path) -> None:
     route = tmp_path / "pay.route"
     route.write_text(ROUTE)
     cap = tmp_path / "cap.duckdb"
-    res = CliRunner().invoke(app, ["run", str(route), "--ledger", str(tmp_path / "l.duckdb"), "--record",
-                                   str(cap), "--no-mask"])
-    assert res.exit_code == 2, res.output
-    assert "error: --no-mask records card numbers, track data, PIN blocks" in res.output
-    assert '--clear-reason "TEXT"' in res.output
+    base = (str(route), "--ledger", str(tmp_path / "l.duckdb"), "--record", str(cap))
+    rc, err = _refused(tmp_path, *base, "--no-mask")
+    assert rc == 2, err
+    assert "error: --no-mask records card numbers, track data, PIN blocks" in err
+    assert '--clear-reason "TEXT"' in err
     assert not cap.exists() and not (tmp_path / "l.duckdb").exists()
-    blank = CliRunner().invoke(app, ["run", str(route), "--ledger", str(tmp_path / "l.duckdb"), "--record",
-                                     str(cap), "--no-mask", "--clear-reason", "  "])
-    assert blank.exit_code == 2 and "--clear-reason" in blank.output
-    alone = CliRunner().invoke(app, ["run", str(route), "--ledger", str(tmp_path / "l.duckdb"), "--record",
-                                     str(cap), "--clear-reason", "TEST-1"])
-    assert alone.exit_code == 2 and "--clear-reason goes with --no-mask" in alone.output
+    rc, err = _refused(tmp_path, *base, "--no-mask", "--clear-reason", "  ")
+    assert rc == 2 and "--clear-reason" in err and "No such option" not in err, err
+    rc, err = _refused(tmp_path, *base, "--clear-reason", "TEST-1")
+    assert rc == 2 and "--clear-reason goes with --no-mask" in err, err
     assert not cap.exists()
 
 
@@ -129,11 +143,15 @@ def test_record_mask_false_in_the_deployment_file_needs_clear_reason(tmp_path: P
     (tmp_path / "pay.route").write_text(ROUTE)
     (tmp_path / "platform.yaml").write_text("routes: [pay.route]\nledger: var/l.duckdb\n"
                                             "record:\n  path: var/cap.duckdb\n  mask: false\n")
-    res = CliRunner().invoke(app, ["run", str(tmp_path / "platform.yaml")])
-    assert res.exit_code == 2, res.output
-    assert "platform.yaml:4:9: record.mask: false records card numbers" in res.output, res.output
-    assert "record.clear_reason" in res.output
+    rc, err = _refused(tmp_path, "platform.yaml")
+    assert rc == 2, err
+    assert "platform.yaml:4:9: record.mask: false records card numbers" in err, err
+    assert "record.clear_reason" in err
     assert not (tmp_path / "var" / "cap.duckdb").exists()
+    with (tmp_path / "platform.yaml").open("a") as f:
+        f.write('  clear_reason: "UAT-7 synthetic cards"\n')
+    from engine.deploy import load_deployment
+    assert load_deployment(tmp_path / "platform.yaml").record.clear_reason == "UAT-7 synthetic cards"
 
 
 def test_a_capture_without_the_header_still_loads(tmp_path: Path) -> None:
