@@ -152,10 +152,11 @@ class AdminSettings:
 
 @dataclass(frozen=True)
 class RecordSettings:
-    """``record: {path, mask}``: ``path`` absolute, ``{started}`` not yet replaced (``capture_path``)."""
+    """``record: {path, mask, clear_reason}``: ``path`` absolute, ``{started}`` not yet replaced (``capture_path``)."""
 
     path: Path | None = None
-    mask: bool | None = None
+    mask: bool | None = None     # None: not set (masked: the default)
+    clear_reason: str | None = None   # why mask: false (written into the capture's header)
     place: str = ""              # file:line:col of record.path (else of record)
     key: str = "record.path"     # its dotted key path
 
@@ -503,7 +504,8 @@ def _record_settings(data: dict[str, Any], env_data: dict[str, Any], env: str | 
     else:
         kp = env_kp if isinstance(mine, dict) else ("record",)
     return RecordSettings(path=_path(base, merged["path"]) if "path" in merged else None,
-                          mask=merged.get("mask"), place=place(kp), key=dotted(kp))
+                          mask=merged.get("mask"), clear_reason=merged.get("clear_reason"),
+                          place=place(kp), key=dotted(kp))
 
 
 def _ledger_settings(top: Any, env_value: Any, base: Path

@@ -34,7 +34,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Mapping
 
 import trio
 
@@ -365,6 +365,13 @@ class Ledger:
         writer's thread: one claim at a time, so two retries of one letter cannot both run it."""
         return await self._run(lambda: self._store.claim_dead_letter(letter_id, at=at, note=note, again=again,
                                                                      deal_id=deal_id))
+
+    async def record_reveal(self, ident: str, event: Mapping[str, Any]) -> datetime:
+        """Append a ``revealed`` event (engine/reveal_log.py) on a deal's or dead letter's id, on the writer's
+        thread: the audit chain continues; its time."""
+        from engine.reveal_log import append
+
+        return await self._run(lambda: append(self._store, ident, event))
 
     async def retrying_dead_letters(self, channel: str) -> list[dict[str, Any]]:
         """The letters of ``channel`` a retry has claimed (``LedgerStore.retrying_dead_letters``)."""

@@ -294,7 +294,74 @@ class AdminApp:
             found["raw_base64"] = None
             found["raw_withheld"] = (f"the stored message is shown to a token with the role {RAW_ROLE!r}; the "
                                      f"token sent does not have it")
+        elif found.get("raw_base64") is not None and found.get("raw_key") is None:
+            # a message stored in clear (no field keyring) leaves the engine as it came: card data, so the
+            # access is recorded first (PCI DSS 10.2, engine/reveal_log.py); not recorded, not sent
+            record = getattr(self.backend, "record_reveal", None)
+            if record is not None:
+                try:
+                    await record("dead letter", found["id"], ["message"], _token_name(request) or "admin API",
+                                 {**_client_of(request), "request": "GET /dead-letters/{id} (stored in clear)"})
+                except Exception as exc:   # noqa: BLE001 - whatever kept it out of the ledger: the bytes stay
+                    log.error("admin: dead letter %s: its message (stored in clear) was not sent: the access "
+                              "could not be recorded: %s", found["id"], exc)
+                    found["raw_base64"] = None
+                    found["raw_withheld"] = ("the stored message (in clear) is sent once the access is recorded in "
+                                             "the audit trail, and it could not be; see the engine's log")
         return Response.json(found)
+
+    async def reveal_deal(self, request: Request) -> Response:
+        return await self._reveal(request, "deal")
+
+    async def reveal_dead_letter(self, request: Request) -> Response:
+        return await self._reveal(request, "dead letter")
+
+    async def _reveal(self, request: Request, kind: str) -> Response:
+        """``POST /deals/{id}/reveals``, ``POST /dead-letters/{id}/reveals``: a client about to show ``fields``
+        of it in clear (``bsp deals show --live --reveal``) has the engine record it in the audit chain first
+        (engine/reveal_log.py); body ``{"fields": [...], "by": ...}``; who is the token's name."""
+        from engine.ledger_store import LedgerError
+        from engine.operator import check_by
+
+        ident = request.path_params["id"]
+        record = getattr(self.backend, "record_reveal", None)
+        if record is None:
+            raise HTTPError(501, "this engine cannot record a reveal; stop it and reveal on its ledger file")
+        try:
+            body = orjson.loads(request.body or b"null")
+        except orjson.JSONDecodeError as exc:
+            raise HTTPError(400, f"the body is not JSON ({exc}); send {{\"fields\": [...], \"by\": ...}}") from None
+        if not isinstance(body, dict):
+            raise HTTPError(400, "the body must be a JSON object: {\"fields\": [...], \"by\": ...}")
+        unknown = sorted(set(body) - {"fields", "by"})
+        if unknown:
+            raise HTTPError(400, f"body: unknown field(s) {', '.join(unknown)}; allowed: fields, by",
+                            extra={"field": unknown[0]})
+        fields = body.get("fields")
+        if (not isinstance(fields, list) or len(fields) > 1000
+                or not all(isinstance(f, str) and 0 < len(f) <= 300 and f.isprintable() for f in fields)):
+            raise HTTPError(400, "body: fields: expected a list of the field paths shown in clear (at most 1000 "
+                                 "texts of 1 to 300 printable characters), never their values",
+                            extra={"field": "fields"})
+        name = _token_name(request)
+        try:
+            stated = check_by(body.get("by", name or "admin API"), "by")
+        except ValueError as exc:
+            raise HTTPError(400, f"body: {exc}", extra={"field": "by"}) from None
+        by = name or stated
+        client = {**_client_of(request), "stated_by": stated if stated != by else None}
+        try:
+            done = await record(kind, ident, fields, by, client)
+        except (ValueError, LookupError) as exc:
+            raise HTTPError(400, str(exc)) from None
+        except LedgerError as exc:
+            raise HTTPError(503, f"{exc}; the reveal was not recorded") from None
+        if done is None:
+            raise await self._missing(kind, ident, "list them with GET /deals" if kind == "deal"
+                                      else "list them with GET /dead-letters")
+        log.info("admin: %s %s revealed (%s) by token %r from %s", kind, done["id"], ", ".join(fields) or "nothing",
+                 by, client["peer"])
+        return Response.json(dict(done))
 
     async def retry_dead_letter(self, request: Request) -> Response:
         letter_id = request.path_params["id"]
@@ -484,6 +551,12 @@ async def _call_by(method: Any, request: Request, *args: Any, **kw: Any) -> Any:
     except (TypeError, ValueError):
         takes = False
     return await (method(*args, **kw, by=name) if takes and name is not None else method(*args, **kw))
+
+
+def _client_of(request: Request) -> dict[str, Any]:
+    """What the audit trail keeps of the client of ``request``: its address, certificate and token's name."""
+    return {"peer": str(request.peer[0]) if request.peer else None, "client_cert": _subject(request.peercert),
+            "token": _token_name(request)}
 
 
 def _subject(peercert: dict[str, Any] | None) -> str | None:

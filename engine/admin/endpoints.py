@@ -116,6 +116,15 @@ ENDPOINTS: tuple[Endpoint, ...] = (
                               "acknowledgement of its flagged reversal (`why`: not_flagged, already_resolved, "
                               "already_settled).", "Problem"),
                         (503, "The deal is not yet loaded into DuckDB from the journal; ask again.", "Problem"))),
+    Endpoint("POST", "/deals/{id}/reveals", "reveal_deal",
+             "Record in the audit chain that the client is about to show fields of this deal in clear (`bsp deals "
+             "show --live --reveal` decrypts them with its own keyring): the event `revealed` on the deal (fields, "
+             "by: the token's name, the client's address and certificate), never the values (PCI DSS 10.2). The "
+             "id may be its first 8 or more hex digits.", body="Reveal",
+             responses=((200, "Recorded.", "Revealed"),
+                        (400, "A bad body (fields, by), or an id too short or matching several deals.", "Problem"),
+                        (404, "No deal with this id.", "Problem"),
+                        (503, "The ledger could not record it: show nothing.", "Problem"))),
     Endpoint("GET", "/dead-letters", "dead_letters", "Exchanges rejected or failed (unrouted and malformed ones too), with their message.",
              params=(Param("channel", "string", "Channel name."), Param("route", "string", "Route name."),
                      Param("status", "string", "Dead letter status.", enum=DEAD_STATUSES),
@@ -138,6 +147,14 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              "message, oldest first, when a retry refused again left it in another (`[{id, status}]`, empty "
              "otherwise). The whole 32-digit id.",
              responses=((200, "The dead letter.", "DeadLetter"), (404, "No dead letter with this id.", "Problem"))),
+    Endpoint("POST", "/dead-letters/{id}/reveals", "reveal_dead_letter",
+             "Record in the audit chain that the client is about to show this dead letter's message (and its deal's "
+             "sealed fields) in clear (`bsp dead show --live --reveal`): the event `revealed` on the letter's id "
+             "(fields, by: the token's name, the client's address and certificate), never the bytes (PCI DSS "
+             "10.2). The whole 32-digit id.", body="Reveal",
+             responses=((200, "Recorded.", "Revealed"), (400, "A bad body (fields, by).", "Problem"),
+                        (404, "No dead letter with this id.", "Problem"),
+                        (503, "The ledger could not record it: show nothing.", "Problem"))),
     Endpoint("POST", "/dead-letters/{id}/retry", "retry_dead_letter",
              "Re-inject a dead letter into its channel through the running configuration; the new deal's "
              "status is the outcome, recorded on the dead letter. The letter is claimed in the ledger first "
@@ -172,6 +189,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
 ENDPOINT_ROLES: dict[str, str] = {
     "ready": "monitor", "status": "monitor", "prometheus_metrics": "monitor", "openapi": "monitor",
     "deals": "read", "deal": "read", "dead_letters": "read", "dead_letter": "read",
+    "reveal_deal": "read", "reveal_dead_letter": "read",
     "reload": "operate", "resolve_deal": "operate", "retry_dead_letter": "operate",
     "ledger_snapshot": "snapshot",
 }

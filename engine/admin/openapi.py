@@ -90,6 +90,19 @@ SCHEMAS: dict[str, Any] = {
                                   "counted: what an outcome applied or written-off counted in them again "
                                   "(a deal that failed, gave its amount back, then had its reversal flagged), "
                                   "alike."},
+    "Reveal": {"type": "object", "required": ["fields"], "additionalProperties": False,
+               "properties": {"fields": {"type": "array", "maxItems": 1000,
+                                         "items": {"type": "string", "minLength": 1, "maxLength": 300},
+                                         "description": "The paths of the fields about to be shown in clear "
+                                                        "(`request.card`; `message` for a dead letter's "
+                                                        "bytes), never their values."},
+                              "by": {"type": "string", "maxLength": MAX_BY,
+                                     "description": "Who says they reveal. Recorded as `stated_by` when it is "
+                                                    "not the token's name."}}},
+    "Revealed": {"type": "object", "required": ["id", "at", "what", "fields", "by", "via"],
+                 "additionalProperties": True,
+                 "description": "The `revealed` event's detail: id, at, what (deal or dead letter), fields, by "
+                                "(the token's name), token, stated_by, via, peer, client_cert (mutual TLS)."},
     "Retry": {"type": "object", "required": ["id", "ok", "outcome"],
               "properties": {"id": {"type": "string"},
                              "ok": {"type": "boolean", "description": "The new deal was committed."},

@@ -1,7 +1,8 @@
 """The admin API's roles: what a named token may do (docs/admin-api.md#roles).
 
     monitor   GET /ready, /status, /metrics, /openapi.json       (a Prometheus scraper, a dashboard)
-    read      GET /deals, /deals/{id}, /dead-letters, /dead-letters/{id} (its message withheld)
+    read      GET /deals, /deals/{id}, /dead-letters, /dead-letters/{id} (its message withheld);
+              POST /deals/{id}/reveals, /dead-letters/{id}/reveals (record a client's reveal)
     raw       with read: a dead letter's stored message (raw_base64) in GET /dead-letters/{id}
     operate   POST /reload, /dead-letters/{id}/retry, /deals/{id}/resolve
     snapshot  POST /ledger/snapshot (a copy of the whole ledger)

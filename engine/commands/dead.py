@@ -174,7 +174,10 @@ def show(
     reveal: bool = typer.Option(False, "--reveal", help="Show the stored message (it may hold card numbers, "
                                 "track data, names): decrypted with the field keyring when it was sealed "
                                 "(--deployment's ledger.field_keys, else BSP_FIELD_KEYS_FILE or BSP_FIELD_KEYS). "
-                                "Without it the message's bytes are withheld."),
+                                "Without it the message's bytes are withheld. Each reveal is recorded in the "
+                                "audit trail first."),
+    by: Optional[str] = typer.Option(None, "--by", help="With --reveal: who reveals, recorded with it (default: "
+                                                        "the OS user running bsp)."),
     live: bool = LIVE_OPT,
     url: str = URL_OPT,
     token_file: Optional[Path] = TOKEN_FILE_OPT,
@@ -200,17 +203,31 @@ def show(
     message comes only to a token with the role raw, sealed as stored); --reveal decrypts here, with this
     shell's field keyring: the deployment file's ledger.field_keys (`--deployment platform.yaml`, as bsp run
     takes it), else BSP_FIELD_KEYS_FILE / BSP_FIELD_KEYS.
+    Every --reveal is recorded first in the ledger's audit trail (PCI DSS 10.2): the event `revealed` on the
+    letter's id, with who (--by, else the OS user), the host and what was shown (`message`, the deal
+    request's sealed fields), never the bytes; on the ledger file with the audit key the engine writes with,
+    with --live by the engine (`POST /dead-letters/{id}/reveals`). When it cannot be recorded, nothing is
+    revealed (exit 2).
     Exit 0 shown; 1 no such dead letter (one that `bsp ledger archive` may have moved is named with the
     archive file to look in), or (--live) the engine cannot be reached or answers with a problem;
-    2 no ledger file, a locked ledger, --reveal of a sealed letter without the field keyring, or a field key
-    that is not the one the ledger sealed with under its id.
+    2 no ledger file, a locked ledger, --reveal of a sealed letter without the field keyring, a field key
+    that is not the one the ledger sealed with under its id, or a reveal that could not be recorded.
     """
     from engine.archive_lookup import archived_where, hint
     from engine.commands.deals import needs_keyring, reveal_check
     from engine.deadletter import raw_bytes
     from engine.fieldcrypt import KeyringError
 
-    found_keys = ledger_keys(ledger, deployment, env, "bsp dead show", fields=reveal)
+    from engine import fieldcrypt, reveal_log
+    from engine.commands.deals import record_reveal
+
+    if by is not None and not reveal:
+        raise typer.BadParameter("--by names who reveals: it goes with --reveal", param_hint="--by")
+    try:
+        who, where = reveal_log.where_offline(by)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc).split(": ", 1)[-1], param_hint="--by") from None
+    found_keys = ledger_keys(ledger, deployment, env, "bsp dead show", fields=reveal, audit=reveal and not live)
     ledger = found_keys.path
     keyring = found_keys.keys.keyring
     if live:
@@ -243,11 +260,19 @@ def show(
     if reveal and stored is not None and r.get("raw_key") is not None and keyring is None:
         needs_keyring(deployment, env, f"--reveal of dead letter {r['id']} (sealed with field key {r['raw_key']!r})")
     if not live:
-        request = _deal_request(ledger, r["id"], keyring if reveal else None, problems)
+        request = _deal_request(ledger, r["id"], None, problems)      # as stored: decrypted once recorded
         if request is not _NO_DEAL:
             r["deal_request"] = request
     withheld = None
-    if reveal:
+    if reveal:        # recorded before anything is shown in clear; not recorded: nothing shown
+        fields = (["message"] if stored is not None else []) + reveal_log.sealed_paths(r.get("deal_request"),
+                                                                                       "deal.request")
+        record_reveal(r["id"], reveal_log.detail("dead letter", fields, who, "bsp dead show", **where),
+                      None if live else ledger, found_keys.keys.audit_key,
+                      (url, token_file, ca, cert, key, f"/dead-letters/{r['id']}/reveals") if live else None)
+        if keyring is not None and "deal_request" in r:
+            r["deal_request"] = fieldcrypt.reveal(r["deal_request"], keyring, context=r["id"], root="request",
+                                                  problems=problems)
         try:
             r["raw"] = raw_bytes(r, keyring)
         except KeyringError as exc:

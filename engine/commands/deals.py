@@ -369,7 +369,10 @@ def show(
     as_json: bool = typer.Option(False, "--json", help="One JSON object instead of text."),
     reveal: bool = typer.Option(False, "--reveal", help="Decrypt encrypted fields (needs the field keyring: "
                                                         "--deployment's ledger.field_keys, else "
-                                                        "BSP_FIELD_KEYS_FILE or BSP_FIELD_KEYS)."),
+                                                        "BSP_FIELD_KEYS_FILE or BSP_FIELD_KEYS); each reveal "
+                                                        "is recorded in the audit trail first."),
+    by: Optional[str] = typer.Option(None, "--by", help="With --reveal: who reveals, recorded with it (default: "
+                                                        "the OS user running bsp)."),
     live: bool = LIVE_OPT,
     url: str = URL_OPT,
     token_file: Optional[Path] = TOKEN_FILE_OPT,
@@ -383,10 +386,16 @@ def show(
     keyring of this shell (the engine never sends clear text of an encrypted field): the deployment
     file's ledger.field_keys (`--deployment platform.yaml`, as bsp run takes it), else
     BSP_FIELD_KEYS_FILE / BSP_FIELD_KEYS.
+    Every --reveal is recorded first in the ledger's audit trail (PCI DSS 10.2): the event `revealed` on
+    the deal, with who (--by, else the OS user), the host and the fields shown in clear, never their
+    values; on the ledger file with the audit key the engine writes with (ledger.audit_key, else
+    BSP_AUDIT_KEY_FILE / BSP_AUDIT_KEY), with --live by the engine (`POST /deals/{id}/reveals`, its token
+    the who). When it cannot be recorded, nothing is revealed (exit 2).
     Exit 0 shown; 1 no such deal (one moved out by `bsp ledger archive` is named with its archive file
     and the command to read it there), or (--live) the engine cannot be reached, or a deployment file
     with errors; 2 no ledger file, an ambiguous id, or no (or an unusable) keyring for --reveal (a key that
-    is not the one the ledger sealed with under its id: docs/security.md#keys-and-rotation).
+    is not the one the ledger sealed with under its id: docs/security.md#keys-and-rotation), or a reveal
+    that could not be recorded (a locked ledger, a keyed chain without its audit key, an archive).
     """
     from engine import fieldcrypt
     from engine.archive_lookup import archived_where, hint
@@ -394,7 +403,15 @@ def show(
     from engine.ledger_store import LedgerError
     from engine.reports.text import printable
 
-    found = ledger_keys(ledger, deployment, env, "bsp deals show", fields=reveal)
+    from engine import reveal_log
+
+    if by is not None and not reveal:
+        raise typer.BadParameter("--by names who reveals: it goes with --reveal", param_hint="--by")
+    try:
+        who, where = reveal_log.where_offline(by)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc).split(": ", 1)[-1], param_hint="--by") from None
+    found = ledger_keys(ledger, deployment, env, "bsp deals show", fields=reveal, audit=reveal and not live)
     ledger = found.path
     if not live:
         require_ledger(ledger)
@@ -426,6 +443,11 @@ def show(
                    f". List deals with `bsp deals --ledger {ledger}`.")
             typer.echo(f"error: {ledger}: no deal {deal_id!r}{why}", err=True)
             raise typer.Exit(1)
+    if reveal:        # recorded before anything is shown in clear; not recorded: nothing shown
+        fields = reveal_log.sealed_paths(d["request"], "request") + reveal_log.sealed_paths(d["response"], "response")
+        record_reveal(d["deal_id"], reveal_log.detail("deal", fields, who, "bsp deals show", **where),
+                      None if live else ledger, found.keys.audit_key,
+                      (url, token_file, ca, cert, key, f"/deals/{d['deal_id']}/reveals") if live else None)
     problems: list[str] = []
     if keyring is not None:
         for k in ("request", "response"):
@@ -437,6 +459,26 @@ def show(
             typer.echo(f"warning: {p}", err=True)
     else:
         typer.echo(printable(_story_text(d, problems)))   # the deal's text may hold terminal controls
+
+
+def record_reveal(ident: str, event: dict[str, Any], ledger: Optional[Path], audit_key: Any,
+                  live: tuple[Any, ...] | None) -> None:
+    """Record a reveal in the audit trail (engine/reveal_log.py) before it is shown: in the ledger file, or
+    (``live``: url, token file, ca, cert, key, path) by the running engine; one ``error:`` line and exit 2
+    when it cannot be (nothing is shown)."""
+    from engine import reveal_log
+
+    if live is None:
+        assert ledger is not None
+        try:
+            reveal_log.record_in_file(ledger, ident, event, audit_key)
+        except reveal_log.NotRecorded as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        return
+    from engine.commands.live import post_reveal
+
+    post_reveal(*live, {"fields": event["fields"], "by": event["by"]})
 
 
 def needs_keyring(deployment: Optional[Path], env: Optional[str], what: str = "--reveal") -> None:
@@ -481,4 +523,5 @@ def register(app: typer.Typer) -> None:
     app.add_typer(group, name="deals")
 
 
-__all__ = ["register", "deals", "parse_when", "require_ledger", "reveal_check", "needs_keyring", "time_range"]
+__all__ = ["register", "deals", "parse_when", "require_ledger", "reveal_check", "needs_keyring", "record_reveal",
+           "time_range"]

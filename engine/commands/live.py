@@ -84,6 +84,30 @@ def fetch_one(url: str, token_file: Optional[Path], ca: Optional[Path], cert: Op
         return typed(api_json(r.text))
 
 
+def post_reveal(url: str, token_file: Optional[Path], ca: Optional[Path], cert: Optional[Path],
+                key: Optional[Path], path: str, body: dict[str, Any]) -> dict[str, Any]:
+    """``POST path`` (``/deals/{id}/reveals``, ``/dead-letters/{id}/reveals``): the running engine records a
+    ``--reveal`` in its audit trail (engine/reveal_log.py) before this command shows anything in clear.  Not
+    recorded (an engine older than this bsp, a token without the role, a problem): one ``error:`` line, exit
+    2, nothing revealed."""
+    from engine.commands.admin import _call, _client, _problem
+
+    with _client(url, token_file, ca, cert, key) as client:
+        r = _call(client, "POST", path, json=body)
+        if r.status_code == 200:
+            return dict(r.json())
+        if r.status_code == 404 and "no " not in r.text:
+            typer.echo(f"error: {url} has no POST {path.rsplit('/', 2)[0].rsplit('/', 1)[0]}/{{id}}/reveals (an engine "
+                       f"older than this bsp?): a --reveal is recorded in the audit trail before anything is shown "
+                       f"(PCI DSS 10.2), and this engine cannot record it; nothing was revealed. Upgrade the engine, "
+                       f"or stop it and reveal on its ledger file", err=True)
+            raise typer.Exit(2)
+        _problem(r)
+        typer.echo("error: the engine did not record the reveal in its audit trail (PCI DSS 10.2), so nothing was "
+                   "revealed", err=True)
+        raise typer.Exit(2)
+
+
 PAGE = 1000       # rows asked per request: the admin API's most (engine.admin.endpoints.MAX_LIMIT)
 
 

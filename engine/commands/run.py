@@ -70,7 +70,13 @@ def run(
                                           "(channels with record = false excepted); see docs/testing.md; "
                                           "platform.yaml record.path does the same."),
     mask: Optional[bool] = typer.Option(None, "--mask/--no-mask", help="With recording: mask classified fields "
-                                        "in the capture (or not); platform.yaml record.mask does the same."),
+                                        "(pan, secret, personal) in the capture: the default; --no-mask records "
+                                        "them in clear and needs --clear-reason; platform.yaml record.mask does "
+                                        "the same."),
+    clear_reason: Optional[str] = typer.Option(None, "--clear-reason", help="With --no-mask: why the capture "
+                                               "holds card numbers, track data and secrets in clear (a ticket, "
+                                               "the test environment); written into the capture's header "
+                                               "(platform.yaml record.clear_reason does the same)."),
     watch: bool = typer.Option(False, "--watch", help="Reload when the deployment file, a route file, included file, copybook, "
                                "spec, table, certificate or secret file (key, token, password) "
                                "changes (see docs/operations.md)."),
@@ -113,7 +119,11 @@ def run(
     acknowledged deals stay in the journal and the .wal, loaded at the next start); 2 usage error (a
     missing path, bad option values, an unusable key, an audit key that is not the one the ledger's chain
     was sealed with (or none for a keyed chain: nothing is written), no admin token, a --record file that
-    is already there).
+    is already there, --no-mask (record.mask: false) without --clear-reason).
+
+    A capture masks the fields formats classify (pan, secret, personal) unless --no-mask is given with
+    --clear-reason TEXT: the reason, the OS user and the host go into the capture's header, and the
+    recording is warned about loudly at the start and the stop (docs/security.md, captures).
     """
     import trio
 
@@ -160,6 +170,7 @@ def run(
         runopts.deployment_secrets(dep, scrub)
     else:
         route_files = _expand(paths)
+    from engine.ops import runsettings
     from engine.ops.runsettings import record_settings, run_keys
     if dep is not None:                 # several files missing: every one now, not one per restart
         from engine.deploy_files import run_blockers
@@ -195,7 +206,7 @@ def run(
     except ValueError as exc:
         typer.echo(f"error: --key-retention {exc}", err=True)
         raise typer.Exit(2)
-    chose_no_mask = mask is False                # --no-mask: recording in clear is a choice, not an oversight
+    cli_mask = mask
     record, mask, record_from = record_settings(record, mask, dep)
     if record is not None and record.exists():
         fix = ("choose a new name" if record_from == "--record" else
@@ -213,6 +224,14 @@ def run(
     # ... and over the deployment's channel overrides (engine/ops/effective.py)
     from engine.ops.effective import with_deployment
     program = with_deployment(with_referenced_files(compile_or_exit(route_files, registry)), overrides, registry)
+    from engine.replay.tap import channels_to_record
+    reason: Optional[str] = None
+    if channels_to_record(program, all_channels=record is not None) or clear_reason is not None:
+        try:        # in clear only by a recorded choice (docs/security.md "Captures")
+            reason = runsettings.clear_reason(mask, clear_reason, cli_mask, dep)
+        except runopts.OpsConfigError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2)
     ledger_path = ledger_path or DEFAULT_LEDGER
     try:
         runopts.check_ledger_files(ledger_path, ledger_sync)
@@ -245,9 +264,8 @@ def run(
     from dsl.clock import engine_clock
     from engine.replay.tap import recording
     try:
-        hint = "--mask" if record_from == "--record" else f"--mask (or record.mask: true in {paths[0]})"
         with recording(program, registry, record, mask=mask, echo=lambda t: typer.echo(t, err=True),
-                       mask_hint=None if chose_no_mask else hint) as (reg, _), engine_clock(start_at):
+                       clear_reason=reason) as (reg, _), engine_clock(start_at):
             sb = trio.run(lambda: run_live(program, reg, ledger_path=ledger_path, load=load, overrides=overrides,
                                            grace=grace, ready=ready, ledger_sync=ledger_sync,
                                            key_retention=retention, keys=keys,

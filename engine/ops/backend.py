@@ -457,6 +457,27 @@ class EngineBackend:
         row["history"] = await read_in_process(letter_history, Path(self.engine.ledger.path), letter_id=letter_id)
         return row
 
+    async def record_reveal(self, kind: str, ident: str, fields: Sequence[str], by: str,
+                            client: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """Record in the audit chain that ``by`` saw ``fields`` of the ``kind`` (``deal``, ``dead letter``)
+        ``ident`` in clear (engine/reveal_log.py): the event ``revealed`` on its id, written by the engine's
+        ledger writer; ``{"id", "at", ...detail}``, None when there is no such deal or dead letter."""
+        from engine.reveal_log import detail
+
+        path = Path(self.engine.ledger.path)
+        if kind == "deal":
+            found = await read_in_process(get_deal, path, deal_id=ident)
+            full = found["deal_id"] if found is not None else None
+        else:
+            rows = await read_in_process(query_dead_letters, path, ids=[ident], limit=1)
+            full = rows[0]["id"] if rows else None
+        if full is None:
+            return None
+        event = detail(kind, fields, by, "admin API", peer=client.get("peer"), client_cert=client.get("client_cert"),
+                       token=client.get("token"), stated_by=client.get("stated_by"), request=client.get("request"))
+        at = await self.engine.ledger.record_reveal(full, event)
+        return {"id": full, "at": at, **event}
+
     async def retry_dead_letter(self, letter_id: str, *, again: bool = False,
                                 by: str | None = None) -> Mapping[str, Any] | None:
         """``by``: the admin token's name, recorded with the outcome (``retry_outcome``: "committed (admin API,

@@ -221,12 +221,44 @@ def admin_access(access_file: Path | None, dep: Any = None) -> Any:
 
 def record_settings(record: Path | None, mask: bool | None, dep: Any = None) -> tuple[Path | None, bool, str]:
     """(capture file or None, mask, where the file came from: "--record" or "platform.yaml:L:C: record.path").
-    ``--record`` replaces ``record.path``; ``--mask`` / ``--no-mask`` replace ``record.mask``."""
+    ``--record`` replaces ``record.path``; ``--mask`` / ``--no-mask`` replace ``record.mask``.  Masking is the
+    default: a capture holds classified fields (pan, secret, personal) in clear only when ``--no-mask`` or
+    ``record.mask: false`` says so (and ``clear_reason`` gives why)."""
     rec = getattr(dep, "record", None)
     if mask is None:
-        mask = bool(rec is not None and rec.mask)
+        mask = not (rec is not None and rec.mask is False)
     if record is not None:
         return record, mask, "--record"
     if rec is not None and rec.path is not None:
         return rec.capture_path(), mask, f"{rec.place}: {rec.key}"
     return None, mask, "--record"
+
+
+MAX_CLEAR_REASON = 500
+
+
+def clear_reason(mask: bool, given: str | None, cli_mask: bool | None, dep: Any = None) -> str | None:
+    """Why a capture is recorded in clear: ``--clear-reason``, else ``record.clear_reason`` of the deployment
+    file; None when it is masked.  ``OpsConfigError`` when it is in clear without a reason (PCI DSS: clear
+    card numbers, track data or PIN blocks on a tester's disk must be a recorded choice), or a reason is given
+    to a masked capture."""
+    rec = getattr(dep, "record", None)
+    if mask:
+        if given is not None:
+            raise OpsConfigError("--clear-reason goes with --no-mask (a capture recorded in clear); the capture is "
+                                 "masked, so drop --clear-reason, or add --no-mask if it must hold clear values")
+        return None
+    reason = given if given is not None else getattr(rec, "clear_reason", None)
+    where = "--no-mask" if cli_mask is False else f"{getattr(rec, 'place', '') or 'platform.yaml'}: record.mask: false"
+    if reason is None or not str(reason).strip():
+        fix = ("--clear-reason \"TEXT\"" if cli_mask is False else
+               "record.clear_reason: \"TEXT\" beside it (or --clear-reason \"TEXT\")")
+        raise OpsConfigError(f"{where} records card numbers, track data, PIN blocks and other classified fields in "
+                             f"clear (a PCI DSS finding on a tester's disk): say why (a ticket, the test environment) "
+                             f"with {fix}; it is written into the capture's header.  Or drop it: captures are "
+                             f"masked by default, and a masked capture replays as well")
+    reason = str(reason).strip()
+    if len(reason) > MAX_CLEAR_REASON or not reason.isprintable():
+        raise OpsConfigError(f"--clear-reason: expected 1 to {MAX_CLEAR_REASON} printable characters on one line "
+                             f"(a ticket reference and a few words), got {len(reason)} character(s)")
+    return reason

@@ -3,6 +3,7 @@
 Schema (``FORMAT_VERSION`` 1; docs/testing.md shows queries):
 
     capture_info(key, value)        format_version, started_at, config_version, masked, channels
+                                    (+ clear_reason, clear_by, clear_host: recorded in clear by choice)
     capture_sources(path, text, config_version)   the route files of each configuration version that ran
     frames(seq, recorded_at, t_ms, channel, role, direction, conn, exchange, call_seq, raw,
            correlation_key, deal_id, deal_status, error, masked, config_version, origin, names, peer, deal,
@@ -112,7 +113,8 @@ class CaptureWriter:
     """``add(row)`` from any task; a thread writes batches.  ``close()`` flushes and joins."""
 
     def __init__(self, path: str | Path, *, program: Any = None, masked: bool = False,
-                 channels: Iterable[str] = (), max_queue: int = 200_000, batch: int = 2000) -> None:
+                 channels: Iterable[str] = (), max_queue: int = 200_000, batch: int = 2000,
+                 clear: dict[str, str] | None = None) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.exists():
@@ -140,6 +142,7 @@ class CaptureWriter:
             "config_version": getattr(program, "version", None) or "",
             "masked": "true" if masked else "false",
             "channels": json.dumps(sorted(channels)),
+            **({} if masked else (clear or {})),    # recorded in clear by choice: why, who, where
         }
         self._con.execute("INSERT INTO capture_info SELECT unnest($1), unnest($2)",
                           [list(info), list(info.values())])
@@ -455,6 +458,19 @@ class Capture:
     @property
     def masked(self) -> bool:
         return self.info.get("masked") == "true"
+
+    def clear_note(self) -> str | None:
+        """What the header says of a capture recorded in clear: ``recorded in clear (--no-mask) by U on H:
+        'reason'``; a capture of before the header kept the reason (or written by a library caller) says
+        ``recorded in clear (no reason recorded)``; None when it is masked."""
+        if self.masked:
+            return None
+        reason = self.info.get("clear_reason")
+        if reason is None:
+            return "recorded in clear (no reason recorded)"
+        who = self.info.get("clear_by") or "?"
+        host = self.info.get("clear_host") or "?"
+        return f"recorded in clear (--no-mask) by {who} on {host}: {reason!r}"
 
     def channels(self) -> list[str]:
         return sorted({f.channel for f in self.frames})

@@ -423,11 +423,15 @@ def default_capture_path() -> Path:
 @contextmanager
 def recording(program: Any, registry: Any, path: Path | None, *, mask: bool = False,
               echo: Callable[[str], Any] | None = None,
-              mask_hint: str | None = "--mask") -> Iterator[tuple[Any, Recorder | None]]:
+              mask_hint: str | None = "--mask",
+              clear_reason: str | None = None) -> Iterator[tuple[Any, Recorder | None]]:
     """``with recording(program, registry, path) as (registry, recorder):`` run with the
     returned registry; the capture file is complete when the block ends.  ``echo`` is told where it
     records and, recording without ``mask`` a configuration that classifies fields, a one-line warning
-    naming ``mask_hint`` (the option or setting that masks them; None: no warning, clear was chosen)."""
+    naming ``mask_hint`` (the option or setting that masks them; None: no warning, clear was chosen).
+    ``clear_reason`` (``bsp run --no-mask --clear-reason``): clear was chosen, for that reason: it is written
+    into the capture's header (``capture_info.clear_reason``, ``clear_by``, ``clear_host``) and the
+    warning is loud, at the start and again at the stop."""
     every = path is not None            # --record FILE: every channel; else those saying `record = true`
     channels = channels_to_record(program, all_channels=every)
     if not channels:
@@ -439,13 +443,28 @@ def recording(program: Any, registry: Any, path: Path | None, *, mask: bool = Fa
         from engine.replay.guide import FormatGuide
         from engine.runtime.binder import Binder
         guide = FormatGuide(program, Binder(program, registry).codec)
-    writer = CaptureWriter(path, program=program, masked=mask, channels=channels)
+    clear = None
+    if not mask and clear_reason is not None:
+        import socket
+
+        from engine.operator import os_user
+        clear = {"clear_reason": clear_reason, "clear_by": os_user(), "clear_host": socket.gethostname()}
+    writer = CaptureWriter(path, program=program, masked=mask, channels=channels, clear=clear)
     rec = Recorder(writer, guide)
+    loud: list[str] = []
     if echo is not None:
         echo(f"recording channel(s) {', '.join(channels)} to {path}" + (" (classified fields masked)" if mask else ""))
-        clear = [] if mask or mask_hint is None else classified_fields(program, registry)
-        if clear:
-            shown = ", ".join(clear[:3]) + (f" and {len(clear) - 3} more" if len(clear) > 3 else "")
+        named = [] if mask or (mask_hint is None and clear is None) else classified_fields(program, registry)
+        shown = ", ".join(named[:3]) + (f" and {len(named) - 3} more" if len(named) > 3 else "")
+        if clear is not None:
+            what = f" ({shown})" if named else ""
+            loud = [f"WARNING: recording IN CLEAR (--no-mask): {path} holds classified fields{what} unmasked: card "
+                    f"numbers, track data, PIN blocks, accounts, secrets; cardholder data under PCI DSS",
+                    f"WARNING: reason recorded in the capture's header: {clear_reason!r} (by {clear['clear_by']} on "
+                    f"{clear['clear_host']}); keep {path} as you keep production data and delete it when done"]
+            for line in loud:
+                echo(line)
+        elif named:
             echo(f"warning: the capture holds classified fields in clear ({shown}: card numbers, accounts, "
                  f"secrets); add {mask_hint} to mask them, and keep {path} as you keep production data")
     refused = False
@@ -466,3 +485,5 @@ def recording(program: Any, registry: Any, path: Path | None, *, mask: bool = Fa
         elif echo is not None:
             echo(f"capture {path}: {writer.rows} frame(s) of {rec.exchanges} exchange(s)"
                  + (f"; {writer.dropped} frame(s) dropped (recorder behind)" if writer.dropped else ""))
+            if loud:
+                echo(loud[0])

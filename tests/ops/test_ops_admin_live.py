@@ -1,6 +1,7 @@
 """The admin API wired to a live engine: status, reload (dry run, ok, failed), deals, metrics, SIGHUP."""
 from __future__ import annotations
 
+import base64
 import os
 import re
 import signal
@@ -174,6 +175,7 @@ async def test_bsp_deals_live_asks_the_engine_that_holds_the_ledger(nursery, tmp
     assert "L2" not in r.stdout
     # one deal's story, by an id prefix
     one = rows[0]
+    one_deal = one["deal_id"]
     r = await trio.to_thread.run_sync(partial(bsp, command=("deals", "show")), one["deal_id"][:30], "--live")
     assert r.returncode == 0, r.stderr
     assert f"deal {one['deal_id']}  ECHO  committed" in r.stdout and f"reference {one['reference']}" in r.stdout
@@ -207,6 +209,40 @@ async def test_bsp_deals_live_asks_the_engine_that_holds_the_ledger(nursery, tmp
     assert r.returncode == 0 and bytes.fromhex(orjson.loads(r.stdout)["raw"]) == b"{not json", r.stderr
     r = await trio.to_thread.run_sync(show, letter["id"], "--live", "--reveal")
     assert r.returncode == 0 and "9 bytes" in r.stdout and "{not json" in r.stdout, r.stderr
+    # each reveal is in the engine's audit chain (PCI DSS 10.2): the engine sent the message stored in clear
+    # (GET), and the command showed it (POST .../reveals), who the token's name, never the bytes
+    from engine.ops.ledger_reads import read_in_process
+
+    def revealed(path: Path, con: object, ident: str) -> list[dict]:
+        return [orjson.loads(d) for (d,) in con.execute(
+            "SELECT detail FROM deal_events WHERE deal_id = ? AND to_state = 'revealed' ORDER BY seq",
+            [ident]).fetchall()]
+
+    got = await read_in_process(revealed, ledger, ident=letter["id"])
+    shown = [d for d in got if d.get("request") is None]
+    sent = [d for d in got if d.get("request") is not None]
+    assert len(shown) == 2 and len(sent) == 3 and all(d["via"] == "admin API" for d in got), got
+    assert all(d["by"] == "admin" and d["token"] == "admin" and d["fields"] == ["message"] for d in got)
+    assert all(d["what"] == "dead letter" and d["peer"] == "127.0.0.1" for d in got)
+    assert "not json" not in orjson.dumps(got).decode()
+    # a deal the same way: `bsp deals show --live --reveal` has the engine record it, then decrypts here
+    env["BSP_FIELD_KEYS"] = "k1:" + base64.b64encode(bytes(32)).decode()
+    r = await trio.to_thread.run_sync(partial(bsp, command=("deals", "show")), one_deal, "--live", "--reveal",
+                                      "--by", "alice")
+    del env["BSP_FIELD_KEYS"]
+    assert r.returncode == 0 and f"deal {one_deal}" in r.stdout, r.stderr
+    (d,) = await read_in_process(revealed, ledger, ident=one_deal)
+    assert d == {"what": "deal", "fields": [], "by": "admin", "via": "admin API", "peer": "127.0.0.1",
+                 "token": "admin", "stated_by": "alice"}
+    env_url = env["BSP_ADMIN_URL"]
+    async with httpx.AsyncClient(base_url=env_url, headers={"authorization": f"Bearer {TOKEN}"}) as api:
+        bad = await api.post(f"/deals/{one_deal}/reveals", json={"fields": "request.card"})
+        assert bad.status_code == 400 and bad.json()["field"] == "fields"
+        bad = await api.post(f"/deals/{one_deal}/reveals", json={"fields": [], "value": "4111111111111111"})
+        assert bad.status_code == 400 and bad.json()["field"] == "value"
+        missing = await api.post(f"/dead-letters/{'f' * 32}/reveals", json={"fields": ["message"]})
+        assert missing.status_code == 404
+    assert len(await read_in_process(revealed, ledger, ident=one_deal)) == 1       # nothing more recorded
     r = await trio.to_thread.run_sync(show, "f" * 32, "--live")
     assert r.returncode == 1 and f"no dead letter '{'f' * 32}' in the engine at http://127.0.0.1:" in r.stderr
     # the table as the ledger file gives it: a line naming where from, the column names, the rows

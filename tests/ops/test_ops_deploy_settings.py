@@ -224,7 +224,7 @@ def test_the_command_line_wins_over_the_file(site: Path) -> None:
     other = new_ca("another CA")
     other.write(site / "tls" / "other-ca")
     other.issue("localhost", dns=["localhost"], ips=["127.0.0.1"], server=True).write(site / "tls" / "cli-server")
-    eng = Engine(site, "platform.yaml", "--record", "explicit.duckdb", "--no-mask",
+    eng = Engine(site, "platform.yaml", "--record", "explicit.duckdb", "--no-mask", "--clear-reason", "TEST-1 test lab",
                  "--admin-cert", "tls/cli-server.pem", "--admin-key", "tls/cli-server.key",
                  env=clean_env(BSP_AUDIT_KEY=b64key()))
     try:
@@ -242,6 +242,7 @@ def test_the_command_line_wins_over_the_file(site: Path) -> None:
     assert not list((site / "var").glob("cap-*.duckdb"))               # --record replaced record.path
     raws = [f.raw for f in Capture(site / "explicit.duckdb").frames if f.raw is not None]
     assert any(PAN.encode() in r for r in raws)                         # --no-mask replaced record.mask
+    assert Capture(site / "explicit.duckdb").info["clear_reason"] == "TEST-1 test lab"
 
 
 def test_keys_and_the_tls_key_from_environment_variables(site: Path) -> None:
