@@ -41,7 +41,7 @@ def generate(folder: Path) -> str:
 
 
 def test_every_shipped_http_service_has_its_document_and_no_other() -> None:
-    assert http_services() == ["claims_payout", "premium_collection"]
+    assert http_services() == ["claims_payout", "customs_duty", "premium_collection"]
     assert sorted(p.stem for p in OUT.glob("*.json")) == http_services()
 
 
