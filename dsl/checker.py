@@ -24,6 +24,7 @@ from dsl.classflow import DEAL_COLUMNS, Flow, Source, format_tags, protects, tag
 from dsl.dealtypes import shared_deal_types
 from dsl.filekeys import unkeyed_file_routes
 from dsl.diagnostics import ERROR, WARNING, Diagnostic, closest, did_you_mean
+from dsl.use_hint import use_hint
 from dsl.functions import SIGNATURES
 from dsl.hookfail import hook_failure
 from dsl.listen import listen_clashes
@@ -763,7 +764,8 @@ class Checker(_TestChecks):
         if found is None:
             cands = [n for n, (c, _) in self.decls.items() if c == category]
             self.error("E020", f"unknown {category} `{name}`", ident.pos,
-                       did_you_mean(name, cands) or (f"declare it: `{category} {name} = ...`"))
+                       did_you_mean(name, cands) or use_hint(name, category, ident.pos.file)
+                       or (f"declare it: `{category} {name} = ...`"))
             return None
         cat, node = found
         self.used.add(name)

@@ -95,7 +95,9 @@ CATALOGUE: tuple[Entry, ...] = (
     Entry("E012", "`use` of a file that is not a route file", "`use` takes a .route file: NAME is not one",
           'use "billers.csv"\n' + _route('reply Req { code = "00" }'), 1, 1, files=_CSV),
     # ------------------------------------------------------------ names
-    Entry("E020", "unknown declaration", "unknown channel `NAME` (with did you mean)",
+    Entry("E020", "unknown declaration", "unknown channel `NAME` (with did you mean; for a name a route file "
+          "beside it or in a sibling folder declares, `routes/common/mainframe.route`'s `MfRsp` say, the help "
+          "names that file and the `use` line to add)",
           _HEAD + 'route r {\n    receive from mff as Req\n    reply Req { code = "00" }\n}\n', 6, 18),
     Entry("E021", "wrong kind of name", "`NAME` is a format, not a channel",
           _HEAD + 'route r {\n    receive from Req as Req\n    reply Req { code = "00" }\n}\n', 6, 18),
