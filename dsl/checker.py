@@ -25,6 +25,7 @@ from dsl.dealtypes import shared_deal_types
 from dsl.filekeys import unkeyed_file_routes
 from dsl.diagnostics import ERROR, WARNING, Diagnostic, closest, did_you_mean
 from dsl.use_hint import use_hint
+from dsl.path_hint import path_help
 from dsl.functions import SIGNATURES
 from dsl.hookfail import hook_failure
 from dsl.listen import listen_clashes
@@ -926,7 +927,7 @@ class Checker(_TestChecks):
         p = p.resolve()
         if not p.is_file():
             self.error("E047", f"file not found: \"{d.path}\" (looked for {p})", d.path_pos,
-                       "paths are relative to the file that declares them")
+                       path_help(_base_dir(d.pos), d.path))
             return
         try:
             with open(p, newline="", encoding="utf-8") as fh:

@@ -187,7 +187,8 @@ CATALOGUE: tuple[Entry, ...] = (
           'channel c = tcp listen {\n    address = "127.0.0.1:7001"\n    framing = length3\n}\n', 3, 15),
     Entry("E047", "referenced file or folder not found", "file not found: \"PATH\" (looked for ABSOLUTE PATH) / "
           "folder not found: ... for a `dir` option (a `file write` or `file watch` folder, `xsd_dir`; help: "
-          "bsp does not create it, mkdir -p ...)",
+          "bsp does not create it, mkdir -p ...); for a file that is there under another path, "
+          "`copybook/REQ.cpy` for `copybooks/REQ.cpy`, the help names it (did you mean \"copybooks/REQ.cpy\"?)",
           'format F = json schema "missing.schema.json"\n', 1, 24),
     Entry("E048", "unexpected format argument", "unexpected value `...` (a quoted string) in format `F`: it follows no option name",
           'format F = fixed "x" {\n    a string(1)\n}\n', 1, 18),
