@@ -32,7 +32,7 @@ from dsl.listen import listen_clashes
 from dsl.muxkeys import mux_key_check
 from dsl.peer import CERT_FIELDS, CERT_MODES, PEER_FIELDS
 from dsl.options import NOT_LITERAL, best_guess, convert, finish_options, group_atoms, literal_of
-from dsl.types import (BOOL, INTEGER, NUMBER, NUMERIC, NULL, STRING, Typer, as_number, body_fields, desc,
+from dsl.types import (BOOL, DATE, INTEGER, NUMBER, NUMERIC, NULL, STRING, TIMESTAMP, Typer, as_number, body_fields, desc,
                        field_type, show)
 from formats.classify import strictest
 
@@ -1532,6 +1532,13 @@ class Checker(_TestChecks):
             if len(a.parts) == 1 and top in fields:
                 Typer(self.error, lambda x: None).assign(fields[top], fmt, decl.kind == "fixed", a.value, t,
                                                           a.value.pos or a.pos)
+            elif typed and fmt and len(a.parts) == 1 and t in (DATE, TIMESTAMP) \
+                    and self._field_kinds(fmt).get(top) in NUMERIC:
+                # a copybook's PIC 9 (the kind's field_types hook): its encoder takes a number, never a date
+                self.error("E074", f"field `{top}` of format `{fmt}` is a number ({self._field_kinds(fmt)[top]}): "
+                           f"it cannot take {desc(t)} ({show(a.value)})", a.value.pos or a.pos,
+                           f"send the number the host reads, e.g. `{top} = number(format_date({show(a.value)}, "
+                           f"\"%Y%m%d\"))` for a PIC 9(8) date")
         required = self.res.format_required.get(fmt) if typed and fmt else None
         missing = [r for r in required or () if r not in {str(a.parts[0]) for a in assigns}]
         if missing:

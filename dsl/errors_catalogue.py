@@ -267,7 +267,8 @@ CATALOGUE: tuple[Entry, ...] = (
           "cannot compare a string (msg.code) > an integer (0) / cannot apply * to ... / ... never holds",
           _route('validate {', '    msg.code > 0 else reject "13" "bad code"', '}', 'reply Req { code = "00" }'),
           8, 9),
-    Entry("E074", "value of the wrong type for a field", "field `F` of format `R` is a string(4): it cannot take a date",
+    Entry("E074", "value of the wrong type for a field", "field `F` of format `R` is a string(4): it cannot take a date "
+          "(also a date sent to a copybook's number field, PIC 9(8): help `number(format_date(d, \"%Y%m%d\"))`)",
           _route('reply Req { code = today() }'), 7, 24),
     Entry("E075", "literal too long for its fixed field", '"TEXT" is N characters, field `F` of format `R` holds W',
           _route('reply Req { code = "TOO LONG" }'), 7, 24),

@@ -10,6 +10,7 @@ COMP-1 / COMP-2.
 """
 from __future__ import annotations
 
+import datetime as dt
 import math
 import struct
 from decimal import ROUND_CEILING, ROUND_FLOOR, Context, Decimal
@@ -57,7 +58,10 @@ def to_stored(ft: FieldType, value, where: str) -> int:
                                  f"and decimal point (no exponent, thousands separator or underscore)")
         else:
             raise ValueError(f"expected int or Decimal, got {type(value).__name__}"
-                             + (" (money is never float: use Decimal)" if isinstance(value, float) else ""))
+                             + (" (money is never float: use Decimal)" if isinstance(value, float) else "")
+                             + (f" (PIC {ft.pic} holds a date as the number the host reads: in a route, "
+                                f"number(format_date(d, \"%Y%m%d\")))" if isinstance(value, (dt.date, dt.time))
+                                else ""))
     # COMP-5 has no digit limit: bound by its bytes (the binary encoder says when it does not fit)
     limit = len(str(1 << (8 * ft.size))) if ft.native else ft.digits
     v = exact_stored(Decimal(value), ft.scale, limit)
