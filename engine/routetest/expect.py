@@ -260,7 +260,7 @@ class Checker:
         status = ctx.extra.get("http_status")
         if e.status is not None and status != e.status:
             out.append(f"{where} reply {e.status}: {label}the HTTP status answered is {status}"
-                       + (f": {bytes(ctx.reply[:120])!r}" if status is not None and status >= 300 else ""))
+                       + (f": {_body(ctx.reply, 120)}" if status is not None and status >= 300 else ""))
         if not e.fields:
             return out
         fmt, values = self.decode(channel, "inbound", "out", ctx.reply, e.format)
@@ -310,6 +310,14 @@ def _unevaluated(exc: Exception, pos: Any) -> str:
     if at is not None and str(at) != str(pos):
         why = f"{why} (at {at})"
     return why + "; fix the expression in the test"
+
+
+def _body(raw: Any, limit: int) -> str:
+    """An HTTP answer's body as the caller reads it: its text (UTF-8; a byte that is not shown as \\xNN),
+    cut at ``limit`` characters with ``...``; never Python's bytes form (b'...')."""
+    text = bytes(raw).decode("utf-8", "backslashreplace")
+    text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _number(v: Any) -> bool:
