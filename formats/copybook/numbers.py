@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 import struct
 from decimal import ROUND_CEILING, ROUND_FLOOR, Context, Decimal
 
@@ -48,6 +49,9 @@ def _scaled(ft: FieldType):
     return out
 
 
+_DATE_TEXT = re.compile(r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}")     # 2026-12-10: a date sent as JSON text
+
+
 def to_stored(ft: FieldType, value, where: str) -> int:
     """A value -> the stored integer (value * 10**scale), exact or an error."""
     if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
@@ -55,7 +59,10 @@ def to_stored(ft: FieldType, value, where: str) -> int:
             text, value = value, plain_decimal(value)
             if value is None:
                 raise ValueError(f"{text!r} is not a finite number written in ASCII digits with an optional sign "
-                                 f"and decimal point (no exponent, thousands separator or underscore)")
+                                 f"and decimal point (no exponent, thousands separator or underscore)"
+                                 + (f"; PIC {ft.pic} holds a date as the number the host reads: in a route, "
+                                    f"number(format_date(parse_date(text, \"%Y-%m-%d\"), \"%Y%m%d\"))"
+                                    if _DATE_TEXT.fullmatch(text.strip()) else ""))
         else:
             raise ValueError(f"expected int or Decimal, got {type(value).__name__}"
                              + (" (money is never float: use Decimal)" if isinstance(value, float) else "")

@@ -49,3 +49,13 @@ def test_at_run_time_the_encoder_says_how_to_write_the_date() -> None:
         codec.encode({"due_date": dt.date(2026, 12, 10)})
     assert 'PIC 9(8) holds a date as the number the host reads: in a route, number(format_date(d, "%Y%m%d"))' \
         in str(exc.value), str(exc.value)
+
+
+def test_a_date_written_as_text_says_how_to_send_it() -> None:
+    codec = CopybookCodec.from_file(CPY, CopybookOptions(encoding="cp037", names="lower", missing_numbers="zero"))
+    with pytest.raises(FormatError) as exc:
+        codec.encode({"due_date": "2026-12-10"})
+    assert 'number(format_date(parse_date(text, "%Y-%m-%d"), "%Y%m%d"))' in str(exc.value), str(exc.value)
+    with pytest.raises(FormatError) as exc:
+        codec.encode({"due_date": "abc"})
+    assert "holds a date" not in str(exc.value), str(exc.value)
