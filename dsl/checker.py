@@ -24,13 +24,15 @@ from dsl.classflow import DEAL_COLUMNS, Flow, Source, format_tags, protects, tag
 from dsl.dealtypes import shared_deal_types
 from dsl.filekeys import unkeyed_file_routes
 from dsl.diagnostics import ERROR, WARNING, Diagnostic, closest, did_you_mean
+from dsl.use_hint import use_hint
+from dsl.path_hint import path_help
 from dsl.functions import SIGNATURES
 from dsl.hookfail import hook_failure
 from dsl.listen import listen_clashes
 from dsl.muxkeys import mux_key_check
 from dsl.peer import CERT_FIELDS, CERT_MODES, PEER_FIELDS
 from dsl.options import NOT_LITERAL, best_guess, convert, finish_options, group_atoms, literal_of
-from dsl.types import (BOOL, INTEGER, NUMBER, NUMERIC, NULL, STRING, Typer, as_number, body_fields, desc,
+from dsl.types import (BOOL, DATE, INTEGER, NUMBER, NUMERIC, NULL, STRING, TIMESTAMP, Typer, as_number, body_fields, desc,
                        field_type, show)
 from formats.classify import strictest
 
@@ -382,7 +384,8 @@ class _TestChecks:
             fmt = (st.reply_format or st.format).name
         elif fmt is not None and steps and s.mode == "values" and s.status is None:
             wanted = list(dict.fromkeys((st.reply_format or st.format).name for st in steps))
-            if fmt not in wanted:
+            # a call whose format is unknown is told there (E020), not here as the test's mistake
+            if fmt not in wanted and all(w in self.decls for w in wanted):
                 self.error("E079", f"the calls to `{chan}` read their answer as "
                            + " or ".join(f"`{w}`" for w in wanted) + f", not `{fmt}`", s.format.pos,
                            f"write `given {chan} answers {wanted[0]} {{ ... }}` (or leave the format out: "
@@ -763,7 +766,8 @@ class Checker(_TestChecks):
         if found is None:
             cands = [n for n, (c, _) in self.decls.items() if c == category]
             self.error("E020", f"unknown {category} `{name}`", ident.pos,
-                       did_you_mean(name, cands) or (f"declare it: `{category} {name} = ...`"))
+                       did_you_mean(name, cands) or use_hint(name, category, ident.pos.file)
+                       or (f"declare it: `{category} {name} = ...`"))
             return None
         cat, node = found
         self.used.add(name)
@@ -923,7 +927,7 @@ class Checker(_TestChecks):
         p = p.resolve()
         if not p.is_file():
             self.error("E047", f"file not found: \"{d.path}\" (looked for {p})", d.path_pos,
-                       "paths are relative to the file that declares them")
+                       path_help(_base_dir(d.pos), d.path))
             return
         try:
             with open(p, newline="", encoding="utf-8") as fh:
@@ -1532,6 +1536,13 @@ class Checker(_TestChecks):
             if len(a.parts) == 1 and top in fields:
                 Typer(self.error, lambda x: None).assign(fields[top], fmt, decl.kind == "fixed", a.value, t,
                                                           a.value.pos or a.pos)
+            elif typed and fmt and len(a.parts) == 1 and t in (DATE, TIMESTAMP) \
+                    and self._field_kinds(fmt).get(top) in NUMERIC:
+                # a copybook's PIC 9 (the kind's field_types hook): its encoder takes a number, never a date
+                self.error("E074", f"field `{top}` of format `{fmt}` is a number ({self._field_kinds(fmt)[top]}): "
+                           f"it cannot take {desc(t)} ({show(a.value)})", a.value.pos or a.pos,
+                           f"send the number the host reads, e.g. `{top} = number(format_date({show(a.value)}, "
+                           f"\"%Y%m%d\"))` for a PIC 9(8) date")
         required = self.res.format_required.get(fmt) if typed and fmt else None
         missing = [r for r in required or () if r not in {str(a.parts[0]) for a in assigns}]
         if missing:

@@ -42,4 +42,6 @@ def shared_deal_types(routes: Iterable[A.RouteAst], warn: Warn) -> None:
                  f"`{r0.name.name}` at {d0.type.pos}, in another file: reports group deals by type, so both "
                  f"routes' deals count as one business", d.type.pos,
                  f"if they are different business, give each its own type (e.g. `{name}_"
-                 f"{r.name.name.upper()}`); if they are the same, record it from routes of one file")
+                 f"{r.name.name.upper()}` here, `{name}_{r0.name.name.upper()}` at route `{r0.name.name}`), or "
+                 f"rename only the one you are adding: the warning is told at the route in the later file, "
+                 f"whichever was there first; if they are the same business, record it from routes of one file")

@@ -95,7 +95,9 @@ CATALOGUE: tuple[Entry, ...] = (
     Entry("E012", "`use` of a file that is not a route file", "`use` takes a .route file: NAME is not one",
           'use "billers.csv"\n' + _route('reply Req { code = "00" }'), 1, 1, files=_CSV),
     # ------------------------------------------------------------ names
-    Entry("E020", "unknown declaration", "unknown channel `NAME` (with did you mean)",
+    Entry("E020", "unknown declaration", "unknown channel `NAME` (with did you mean; for a name a route file "
+          "beside it or in a sibling folder declares, `routes/common/mainframe.route`'s `MfRsp` say, the help "
+          "names that file and the `use` line to add)",
           _HEAD + 'route r {\n    receive from mff as Req\n    reply Req { code = "00" }\n}\n', 6, 18),
     Entry("E021", "wrong kind of name", "`NAME` is a format, not a channel",
           _HEAD + 'route r {\n    receive from Req as Req\n    reply Req { code = "00" }\n}\n', 6, 18),
@@ -191,7 +193,8 @@ CATALOGUE: tuple[Entry, ...] = (
           'channel c = tcp listen {\n    address = "127.0.0.1:7001"\n    framing = length3\n}\n', 3, 15),
     Entry("E047", "referenced file or folder not found", "file not found: \"PATH\" (looked for ABSOLUTE PATH) / "
           "folder not found: ... for a `dir` option (a `file write` or `file watch` folder, `xsd_dir`; help: "
-          "bsp does not create it, mkdir -p ...)",
+          "bsp does not create it, mkdir -p ...); for a file that is there under another path, "
+          "`copybook/REQ.cpy` for `copybooks/REQ.cpy`, the help names it (did you mean \"copybooks/REQ.cpy\"?)",
           'format F = json schema "missing.schema.json"\n', 1, 24),
     Entry("E048", "unexpected format argument", "unexpected value `...` (a quoted string) in format `F`: it follows no option name",
           'format F = fixed "x" {\n    a string(1)\n}\n', 1, 18),
@@ -270,7 +273,8 @@ CATALOGUE: tuple[Entry, ...] = (
           "cannot compare a string (msg.code) > an integer (0) / cannot apply * to ... / ... never holds",
           _route('validate {', '    msg.code > 0 else reject "13" "bad code"', '}', 'reply Req { code = "00" }'),
           8, 9),
-    Entry("E074", "value of the wrong type for a field", "field `F` of format `R` is a string(4): it cannot take a date",
+    Entry("E074", "value of the wrong type for a field", "field `F` of format `R` is a string(4): it cannot take a date "
+          "(also a date sent to a copybook's number field, PIC 9(8): help `number(format_date(d, \"%Y%m%d\"))`)",
           _route('reply Req { code = today() }'), 7, 24),
     Entry("E075", "literal too long for its fixed field", '"TEXT" is N characters, field `F` of format `R` holds W',
           _route('reply Req { code = "TOO LONG" }'), 7, 24),

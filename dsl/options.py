@@ -14,6 +14,7 @@ from typing import Any, Callable
 from dsl import ast as A
 from dsl.diagnostics import ERROR, Diagnostic, closest, did_you_mean
 from dsl.ir import Pos
+from dsl.path_hint import path_help
 
 Report = Callable[[Diagnostic], None]
 
@@ -101,7 +102,7 @@ def convert(opt, value: Any, vtype: str, pos: Pos, base_dir: Path, report: Repor
                                   f"the folder: make it (mkdir -p {p}) or correct the path"))
             else:
                 report(Diagnostic("E047", ERROR, f"file not found: \"{value}\" (looked for {p})", pos,
-                                  "paths are relative to the file that declares them"))
+                                  path_help(base_dir, value)))
             return _NOT_LITERAL
         return str(p)
     elif want == "list":

@@ -155,6 +155,20 @@ def _safe(hint, *args):
         return None
 
 
+def _reject_line(text: str, path: str, tok, line: int, pos: Pos, found: str) -> tuple[Pos, str]:
+    """A ``reject`` whose line ends before its code and text (``else reject "30"``): the place is that
+    ``reject``, not the next line's first token (the next rule, the ``}`` closing ``validate``)."""
+    start = text.rfind("reject", 0, getattr(tok, "start_pos", None) or 0)
+    if start < 0:
+        return pos, found
+    rline = text.count("\n", 0, start) + 1
+    if rline >= line:
+        return pos, found
+    rcol = start - (text.rfind("\n", 0, start) + 1) + 1
+    written = text[start:text.find("\n", start) if "\n" in text[start:] else len(text)].split("#")[0].rstrip()
+    return Pos(path, rline, rcol, rline, rcol + len(written)), f"nothing after `{written}`"
+
+
 def diagnostic_for(e: UnexpectedInput, text: str, path: str, step_kinds=None) -> Diagnostic:
     """``step_kinds``: the registered plugin step kinds, when known (a statement
     starting with another word is then reported as unknown at that word)."""
@@ -208,6 +222,8 @@ def diagnostic_for(e: UnexpectedInput, text: str, path: str, step_kinds=None) ->
         known_tok = _safe(hints.declaration_hint, e)
         if known_tok is not None:
             return Diagnostic(label, ERROR, known_tok[0], pos, known_tok[1])
+    if label == "E004" and tok is not None:
+        pos, found = _reject_line(text, path, tok, line, pos, found)
     if label:
         msg, help_, _ = SYNTAX_ERRORS[label]
         return Diagnostic(label.split()[0], ERROR, f"{msg} (found {found})", pos, help_)

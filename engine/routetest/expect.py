@@ -11,6 +11,7 @@ from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any, Callable
 
+from dsl.diagnostics import closest
 from engine.replay.diff import MISSING, flatten, same
 from engine.replay.report import _show as _show_value
 
@@ -135,9 +136,11 @@ class Checker:
     def value(self, assign: Any) -> Any:
         return self.binder.expr(assign.value)(self.scope)
 
-    def fields(self, e: Any, get: Callable[[str], Any], what: str, contained: tuple[str, ...] = ()) -> list[str]:
+    def fields(self, e: Any, get: Callable[[str], Any], what: str, contained: tuple[str, ...] = (),
+               message: Any = MISSING) -> list[str]:
         """Each ``field = value`` (equal) and ``field ~ value`` (the text contains it) of ``e``; ``contained``:
-        fields whose ``=`` already means "contains" (a deal's or dead letter's ``reason``)."""
+        fields whose ``=`` already means "contains" (a deal's or dead letter's ``reason``); ``message``: the
+        decoded reply or call, whose fields a field it lacks is told with (``_absent``)."""
         out = []
         like = set(getattr(e, "contains", ()))
         for i, a in enumerate(e.fields):
@@ -158,8 +161,9 @@ class Checker:
             else:
                 ok, how = same(want, got), ""
             if not ok:
-                out.append(f"{a.pos}: {what}: field `{a.path}`: expected {_show(want)}{how}, got {_show(got)}"
-                           + ("" if how else _element_differs(a.path, want, got) or _kinds_differ(a.path, want, got)))
+                why = (_absent(a.path, message, what) if got is MISSING
+                       else "" if how else _element_differs(a.path, want, got) or _kinds_differ(a.path, want, got))
+                out.append(f"{a.pos}: {what}: field `{a.path}`: expected {_show(want)}{how}, got {_show(got)}{why}")
         return out
 
     def check(self, e: Any, ctxs: Any, channel: str) -> list[str]:
@@ -198,7 +202,8 @@ class Checker:
                              + " or ".join([e.format, *others] if e.format else others)]
                 else:
                     flat = flatten(values)
-                    fails = self.fields(e, lambda k: _get_flat(flat, k, values), f"expect call {e.target}")
+                    fails = self.fields(e, lambda k: _get_flat(flat, k, values), f"expect call {e.target}",
+                                        message=values)
                     fails += self._names(e, c)
                     if fails and count is not None and len(calls) > 1:
                         fails = [f"{f} (call #{c.seq + 1}{of})" for f in fails]
@@ -261,7 +266,7 @@ class Checker:
         status = ctx.extra.get("http_status")
         if e.status is not None and status != e.status:
             out.append(f"{where} reply {e.status}: {label}the HTTP status answered is {status}"
-                       + (f": {bytes(ctx.reply[:120])!r}" if status is not None and status >= 300 else ""))
+                       + (f": {_body(ctx.reply, 120)}" if status is not None and status >= 300 else ""))
         if not e.fields:
             return out
         fmt, values = self.decode(channel, "inbound", "out", ctx.reply, e.format)
@@ -271,7 +276,7 @@ class Checker:
                           f"{ctx.reply[:60]!r}"]
         flat = flatten(values)
         return out + self.fields(e, lambda k: _get_flat(flat, k, values),
-                                 f"expect reply{' (the repeat)' if label else ''}")
+                                 f"expect reply{' (the repeat)' if label else ''}", message=values)
 
     def repeat_differs(self, pos: Any, channel: str, first: Any, again: Any) -> list[str]:
         """``twice``: the repeat must get the first reply again, byte for byte (and the same HTTP status)."""
@@ -313,8 +318,31 @@ def _unevaluated(exc: Exception, pos: Any) -> str:
     return why + "; fix the expression in the test"
 
 
+def _body(raw: Any, limit: int) -> str:
+    """An HTTP answer's body as the caller reads it: its text (UTF-8; a byte that is not shown as \\xNN),
+    cut at ``limit`` characters with ``...``; never Python's bytes form (b'...')."""
+    text = bytes(raw).decode("utf-8", "backslashreplace")
+    text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def _number(v: Any) -> bool:
     return isinstance(v, (int, Decimal)) and not isinstance(v, bool)
+
+
+def _absent(path: str, message: Any, what: str) -> str:
+    """`` (the reply has no field `statsu`: did you mean `status`? it has ...)`` for a top-level field the
+    decoded message lacks ("" when it has that field, the field is inside one, or the message is no object):
+    a JSON reply has no field list, so `bsp check` cannot tell a misspelt one (E087 tells a call's)."""
+    top = re.split(r"[.\[]", path, maxsplit=1)[0]
+    if not isinstance(message, dict) or not message or top in message or not re.fullmatch(r"\w+", top):
+        return ""
+    keys = sorted(str(k) for k in message)
+    close = closest(top, keys)
+    listed = ", ".join(f"`{k}`" for k in keys[:12]) + (f" and {len(keys) - 12} more" if len(keys) > 12 else "")
+    noun = "reply" if what.startswith("expect reply") else "call"
+    return (f" (the {noun} has no field `{top}`: " + ("did you mean " + " or ".join(f"`{c}`" for c in close)
+                                                      + "? " if close else "") + f"it has {listed})")
 
 
 def _kinds_differ(path: str, want: Any, got: Any) -> str:

@@ -10,7 +10,9 @@ COMP-1 / COMP-2.
 """
 from __future__ import annotations
 
+import datetime as dt
 import math
+import re
 import struct
 from decimal import ROUND_CEILING, ROUND_FLOOR, Context, Decimal
 
@@ -47,6 +49,9 @@ def _scaled(ft: FieldType):
     return out
 
 
+_DATE_TEXT = re.compile(r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}")     # 2026-12-10: a date sent as JSON text
+
+
 def to_stored(ft: FieldType, value, where: str) -> int:
     """A value -> the stored integer (value * 10**scale), exact or an error."""
     if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
@@ -54,10 +59,16 @@ def to_stored(ft: FieldType, value, where: str) -> int:
             text, value = value, plain_decimal(value)
             if value is None:
                 raise ValueError(f"{text!r} is not a finite number written in ASCII digits with an optional sign "
-                                 f"and decimal point (no exponent, thousands separator or underscore)")
+                                 f"and decimal point (no exponent, thousands separator or underscore)"
+                                 + (f"; PIC {ft.pic} holds a date as the number the host reads: in a route, "
+                                    f"number(format_date(parse_date(text, \"%Y-%m-%d\"), \"%Y%m%d\"))"
+                                    if _DATE_TEXT.fullmatch(text.strip()) else ""))
         else:
             raise ValueError(f"expected int or Decimal, got {type(value).__name__}"
-                             + (" (money is never float: use Decimal)" if isinstance(value, float) else ""))
+                             + (" (money is never float: use Decimal)" if isinstance(value, float) else "")
+                             + (f" (PIC {ft.pic} holds a date as the number the host reads: in a route, "
+                                f"number(format_date(d, \"%Y%m%d\")))" if isinstance(value, (dt.date, dt.time))
+                                else ""))
     # COMP-5 has no digit limit: bound by its bytes (the binary encoder says when it does not fit)
     limit = len(str(1 << (8 * ft.size))) if ft.native else ft.digits
     v = exact_stored(Decimal(value), ft.scale, limit)

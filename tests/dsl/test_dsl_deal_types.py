@@ -30,7 +30,9 @@ def test_one_type_from_two_files_warns_at_the_later_naming_the_first(tmp_path, r
     assert w[0].message.startswith("deal type `PAYMENT` is recorded by route `wire` here and by route `cards` at ")
     assert f"{tmp_path / 'cards.route'}:3:10, in another file" in w[0].message
     assert "reports group deals by type" in w[0].message
-    assert w[0].help.startswith("if they are different business, give each its own type (e.g. `PAYMENT_WIRE`)")
+    assert w[0].help.startswith("if they are different business, give each its own type (e.g. `PAYMENT_WIRE` "
+                                "here, `PAYMENT_CARDS` at route `cards`), or rename only the one you are adding: "
+                                "the warning is told at the route in the later file, whichever was there first")
 
 
 def test_routes_of_one_file_share_a_type_quietly(tmp_path, registry):

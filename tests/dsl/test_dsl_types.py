@@ -281,6 +281,19 @@ def test_an_answer_in_another_format_than_the_call_reads(tmp_path):
     assert "given biller answers BillerAck" in found(r)[0].help
 
 
+def test_a_misspelt_reply_format_in_the_route_is_told_once_not_blamed_on_the_tests(tmp_path):
+    """`reply BillerAK` in the route is E020 there; the tests' right `given biller answers BillerAck` is not
+    E079 "read their answer as `BillerAK`, not `BillerAck`" (which would tell the analyst to misspell them)."""
+    shutil.copytree(REPO / "routes" / "bill_payment", tmp_path / "bp")
+    route = tmp_path / "bp" / "bill_payment.route"
+    text = route.read_text()
+    assert "reply BillerAck" in text
+    route.write_text(text.replace("reply BillerAck", "reply BillerAK", 1))
+    r = compile_paths(sorted((tmp_path / "bp").glob("*.route")), default_registry())
+    got = sorted({d.code for d in r.diagnostics if d.severity == "error"})
+    assert got == ["E020"], [str(d) for d in r.diagnostics]
+
+
 def test_a_date_argument_of_a_known_other_type(tmp_path, registry):
     r = check(tmp_path, '    let x = format_date(msg.amount, "%Y")', registry)
     assert diags(r) == [("E072", "format_date(): argument 1 (d) must be a date, got a decimal (msg.amount)")]

@@ -46,6 +46,9 @@ test "refused answer" {
     by = {o.name: o.failures for o in run_paths([d], default_registry()).outcomes}
     f, note = by["status"]                          # the rejected deal's reason follows the failure
     assert f.startswith(f"{d / 't_test.route'}:4:5: expect reply 200: the HTTP status answered is 422: ")
+    # the body as text, as the caller reads it, not Python's bytes (b'{...}')
+    body = f.split("the HTTP status answered is 422: ", 1)[1]
+    assert body.startswith("{") and "b'" not in f, f
     assert note.startswith(f"{d / 't_test.route'}:2:1: note: the deal rejected (code 13): ")
     (f,) = by["no id"]
     assert f == (f"{d / 't_test.route'}:7:5: given api sends: http: the channel's path /payments/{{id}} has "

@@ -28,7 +28,7 @@ from engine.ledger import open_ledger
 from engine.sim.biller import BillerSim
 from engine.sim.mainframe import MainframeSim
 from engine.sim.services import (account_consolidation, bond_cashing, broker_system, card_payments, claims_payout,
-                                 customer_service, fund_brokerage, fund_consolidation, fund_management, fund_subscription,
+                                 customer_service, customs_duty, fund_brokerage, fund_consolidation, fund_management, fund_subscription,
                                  insurance_brokerage, issuance, middle_office, premium_collection, receivables_payables,
                                  remittance, sales, standing_orders, trade_receiving)
 from engine.sim.services.catalog import ROUTES_DIR, route_files
@@ -81,6 +81,8 @@ KEYED: dict[str, tuple[Service, Callable[[Any], bool], Callable[[Any], str]]] = 
     "premium_collection": (insurance_brokerage.SERVICE, lambda v: True,
                            lambda v: f"{v['insurer']}/{_t(v['policy_no'])}/{_t(v['trace_no'])}/{v['due_date']}"),
     "premium_notice": (premium_collection.SERVICE, lambda v: True, lambda v: f"{v['policy_no']}/{v['due_date']}"),
+    "customs_duty_payment": (customs_duty.SERVICE, lambda v: True,
+                             lambda v: f"{v['declaration_no']}/{v['tax_type']}"),
     "remittance_domestic": (remittance.SERVICE, lambda v: v["txn_code"] == "RD01",
                             lambda v: f"{_t(v['trace_no'])}/{v['value_date']}"),
     "remittance_mt103": (remittance.SERVICE, lambda v: v["txn_code"] == "RX01",

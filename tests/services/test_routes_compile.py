@@ -39,9 +39,27 @@ def test_all_routes_compile_into_one_engine():
     assert len(addresses) == len(set(addresses)), sorted(addresses)
 
 
+def unsimulated(folders, simulated) -> str:
+    """What to do about route folders without a simulation and simulations without a folder ("" when none)."""
+    missing, stale = sorted(set(folders) - set(simulated)), sorted(set(simulated) - set(folders))
+    lines = [f"routes/{name}/ has no simulator: add engine/sim/services/{name}.py (a request generator and its "
+             f"counterparts' answers, as engine/sim/services/premium_collection.py) and list its SERVICE in "
+             f"engine/sim/services/catalog.py (docs/tour-analyst.md, section 5)" for name in missing]
+    lines += [f"engine/sim/services/catalog.py lists a service {name!r} that has no folder routes/{name}/"
+              for name in stale]
+    return "\n".join(lines)
+
+
+def test_an_unsimulated_folder_is_told_with_what_to_add():
+    said = unsimulated(["customs_duty", "sales"], ["sales", "gone"])
+    assert "routes/customs_duty/ has no simulator: add engine/sim/services/customs_duty.py" in said
+    assert "engine/sim/services/catalog.py" in said and "'gone' that has no folder routes/gone/" in said
+    assert unsimulated(["sales"], ["sales"]) == ""
+
+
 def test_every_service_folder_has_a_simulation_and_a_page():
     simulated = {s.name for s in SERVICES}
-    assert set(SERVICE_DIRS) == simulated
+    assert set(SERVICE_DIRS) == simulated, unsimulated(SERVICE_DIRS, simulated)
     docs = Path(__file__).resolve().parents[2] / "docs" / "services"
     for name in SERVICE_DIRS:
         assert (docs / f"{name}.md").exists(), f"docs/services/{name}.md is missing"

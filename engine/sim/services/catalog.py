@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine.sim.services import (account_consolidation, bond_cashing, broker_system, card_payments, claims_payout,
-                                 customer_service, fund_brokerage, fund_consolidation, fund_management,
+                                 customer_service, customs_duty, fund_brokerage, fund_consolidation, fund_management,
                                  fund_subscription, insurance_brokerage, issuance, middle_office, premium_collection,
                                  receivables_payables,
                                  remittance, sales, standing_orders, trade_receiving)
@@ -32,6 +32,7 @@ SERVICES: tuple[Service, ...] = (
     fund_subscription.SERVICE,
     claims_payout.SERVICE,
     premium_collection.SERVICE,
+    customs_duty.SERVICE,
 )
 
 
