@@ -208,6 +208,7 @@ class CallStep:
     compensate: Compensate | None = None
     names: NameClause | None = None
     readonly: Pos | None = None         # `readonly`: an enquiry, it changes nothing at the counterpart
+    forward: Pos | None = None          # `store and forward`: an ISO 8583 advice left in doubt is repeated until acknowledged
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,11 @@ RESTART_POLICIES = ("complete", "compensate", "flag")
 REFUSAL_POLICIES = ("keep", "free")       # `on refusal`: the deal key of a deal a counterpart refused (default keep)
 DOUBT_POLICIES = ("flag", "compensate")      # `on doubt`: a call without undo left in doubt (default flag)
 # channel kinds whose every call leaves something behind: never `readonly`
+def _forwardable(mti: str) -> bool:
+    """An MTI a `store and forward` call may send (engine.txn.reversal.is_advice, without importing the engine)."""
+    return len(mti) == 4 and mti[:3] + "0" in ("0120", "0220", "0400", "0420") and mti[3] in "01"
+
+
 _WRITING_KINDS = {"file.write": "writes a file", "nats.publish": "publishes a message to a stream"}
 DEAL_REQUIRED = ("ref", "amount")
 BUILTIN_STEPS = ("receive", "decode", "let", "validate", "deal", "call", "reply", "on")
@@ -56,7 +61,7 @@ _CHANNEL_VALUES = {
     "timer": "`timer` is bound when the route receives from a timer channel",
     "file": "`file` (file.name, file.line, ...) is bound when the route receives from a file watch channel",
 }
-ERROR_FIELDS = ("code", "text", "kind", "detail", "where", "undone", "flagged", "not_undone")
+ERROR_FIELDS = ("code", "text", "kind", "detail", "where", "undone", "flagged", "forwarded", "not_undone")
 TABLE_KINDS = ("csv",)
 
 CATEGORY_WORD = {"format": "format", "channel": "channel", "table": "table"}
@@ -1249,6 +1254,35 @@ class Checker(_TestChecks):
                        f"({decl.kind.replace('.', ' ')}) {_WRITING_KINDS[decl.kind]}: the call changes something",
                        call.readonly, "drop `readonly`")
 
+    def _forward(self, call: A.CallStep, fmt: str | None) -> None:
+        """``store and forward``: an ISO 8583 advice (E124) that the engine repeats until acknowledged, so no
+        `readonly` and no `compensate call` (E125), and a message type it repeats as itself (E126)."""
+        name = call.name.name
+        decl = self.res.formats.get(fmt) if fmt else None
+        if decl is not None and decl.kind != "iso8583":
+            self.error("E124", f"call `{name}` is `store and forward`, but its format `{fmt}` is {decl.kind}, not "
+                       f"ISO 8583: only an ISO 8583 advice (0120, 0220, 0400, 0420) is repeated until the host "
+                       f"acknowledges it", call.forward,
+                       "drop `store and forward`, or send the call in an `iso8583` format")
+            return
+        if call.readonly is not None or call.compensate is not None:
+            what = "`readonly`" if call.readonly is not None else "`compensate call ...`"
+            self.error("E125", f"call `{name}` is `store and forward` and has {what}: an advice left in doubt is "
+                       f"repeated until the host acknowledges it, so it is neither an enquiry nor undone by "
+                       f"another call", call.forward, f"drop {what}, or drop `store and forward`")
+            return
+        t = next((a.value for a in call.assigns if a.parts == ("t",)), None)
+        if t is None:
+            self.error("E126", f"call `{name}` is `store and forward` but sets no message type `t`: say which "
+                       f"advice it sends (0120, 0220, 0400 or 0420)", call.forward,
+                       'add `t = "0420"` (or the advice it sends) to the call\'s body')
+        elif isinstance(t, A.Lit) and isinstance(t.value, str) and not _forwardable(t.value):
+            self.error("E126", f"call `{name}` is `store and forward` but sends a {t.value}: only an advice or a "
+                       f"reversal (0120, 0220, 0400, 0420) is repeated as itself (0121, 0221, 0401, 0421) until "
+                       f"acknowledged; a {t.value} left without an answer is reversed by the engine, never repeated",
+                       t.pos or call.forward, "drop `store and forward` (a 0100 / 0200 is reversed on its own), "
+                       'or send the advice (`t = "0420"`)')
+
     def _compensate(self, call: A.CallStep, scope: dict[str, Binding], later) -> None:
         """``compensate call ...`` after ``call``: its body reads the call's answer (``call.name``, the one to
         undo); its ``expect`` judges the compensation's own answer, bound to the same name (dsl.compexpect)."""
@@ -1419,6 +1453,8 @@ class Checker(_TestChecks):
                 self._compensate(s, scope, later)
             if s.readonly is not None:
                 self._readonly(s)
+            if s.forward is not None:
+                self._forward(s, fmt)
         elif isinstance(s, A.Reply):
             if s.format is not None:
                 fmt = self.ref(s.format, "format")

@@ -32,6 +32,7 @@ _HEAD = _MF + _REQ          # 4 lines
 _OUT = 'channel out = file write {\n    dir  = "."\n    name = "R-{ref}.txt"\n}\n'   # 4 lines
 _CSV = {"billers.csv": "biller_id,api_code,name\nEL0001,ELEC,Electric\n"}
 _KEYED = 'deal PAY { ref = msg.code  amount = 1  key = msg.code }'
+_ISO = 'format Iso = iso8583 iso8583_1987_ascii\n'
 _HOLIDAYS = {"target2.csv": "date,name\n2026-12-25,Christmas Day\n"}
 
 
@@ -164,6 +165,21 @@ CATALOGUE: tuple[Entry, ...] = (
           _route('screen hit { name = msg.code  list = s  on_hit = "park" }',
                  head=_HEAD + 'table s = csv "list.csv" key entry_id\n'), 8, 54,
           files={"list.csv": "entry_id,source,name,aliases,ids\nS1,UN,Viktor Kurganov,,\n"}),
+    Entry("E124", "`store and forward` on a call that is not ISO 8583",
+          "call `NAME` is `store and forward`, but its format `F` is fixed, not ISO 8583: only an ISO 8583 advice "
+          "(0120, 0220, 0400, 0420) is repeated until the host acknowledges it",
+          _route('call d = back as Req { code = msg.code } store and forward',
+                 head=_HEAD + 'channel back = memory\n'), 8, 46),
+    Entry("E125", "`store and forward` with `readonly` or `compensate call`",
+          "call `NAME` is `store and forward` and has `readonly` (or `compensate call ...`): an advice left in "
+          "doubt is repeated until the host acknowledges it, so it is neither an enquiry nor undone by another call",
+          _route('call d = back as Iso readonly { t = "0420" } store and forward',
+                 head=_HEAD + 'channel back = memory\n' + _ISO), 9, 50),
+    Entry("E126", "`store and forward` on a message that is not an advice",
+          "call `NAME` is `store and forward` but sends a 0200: only an advice or a reversal (0120, 0220, 0400, "
+          "0420) is repeated as itself (0121, 0221, 0401, 0421) until acknowledged (also: sets no message type `t`)",
+          _route('call d = back as Iso { t = "0200" } store and forward',
+                 head=_HEAD + 'channel back = memory\n' + _ISO), 9, 32),
     Entry("E036", "deal without ref or amount", "deal `TYPE` needs ref and amount",
           _route('deal PAY { currency = "CNY" }', 'reply Req { code = "00" }'), 7, 10),
     Entry("E037", "body field set twice", "`PATH` is set twice",

@@ -45,6 +45,7 @@ def lower_step(s, name_tags: dict | None = None) -> ir.Step:
             "timeout": s.timeout.value if s.timeout is not None else None,
             # only when declared, so the IR of routes without one reads as before
             **({"readonly": True} if s.readonly is not None else {}),
+            **({"forward": True} if s.forward is not None else {}),
             **({"compensate": _lower_compensate(s.compensate)} if s.compensate is not None else {}),
             # `name { ref = ... }`: the values of a file write's name, and the classification each carries
             **({"names": lower_assigns(s.names.assigns),

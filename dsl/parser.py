@@ -367,14 +367,17 @@ class _Build(Transformer):
         return A.Deal(self._id(ch[0]), ch[1], self._pos(meta))
 
     def call_stmt(self, meta, ch):
-        name, chan, fmt, rfmt, readonly, assigns, names, expect, timeout, comp = ch
+        name, chan, fmt, rfmt, readonly, assigns, names, expect, timeout, forward, comp = ch
         tlit = None
         if timeout is not None:
             tlit = A.Lit(duration_seconds(str(timeout)), "duration", pos=self._tpos(timeout))
         return A.CallStep(self._id(name), self._id(chan), self._id(fmt), self._id(rfmt), assigns,
-                          expect, tlit, self._pos(meta), comp, names, readonly)
+                          expect, tlit, self._pos(meta), comp, names, readonly, forward)
 
     def readonly(self, meta, ch):
+        return self._pos(meta)
+
+    def forward_clause(self, meta, ch):
         return self._pos(meta)
 
     def name_clause(self, meta, ch):

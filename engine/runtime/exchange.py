@@ -108,7 +108,7 @@ class StepFailure(Exception):
         ``flagged`` (and ``not_undone``) say what became of the calls the deal made: as here (nothing was made) until the
         transaction manager tells them, after its compensations and before ``on error`` (``engine.txn.outcome``)."""
         return {"kind": self.kind, "code": self.code, "text": self.text, "detail": self.detail, "where": self.where,
-                "undone": True, "flagged": False, "not_undone": []}
+                "undone": True, "flagged": False, "forwarded": False, "not_undone": []}
 
     def mask(self, known: dict[str, str]) -> None:
         """Mask the classified values ``known`` (``formats.classify.classified_values``) wherever the

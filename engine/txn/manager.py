@@ -92,6 +92,9 @@ class TxnState:
     answered: dict[int, str] = field(default_factory=dict)
     undone: set[int] = field(default_factory=set)
     unproven: set[int] = field(default_factory=set)   # compensations that answered without an `expect` to judge it
+    # advices left in doubt that their call (``store and forward``) handed to store and forward: repeated
+    # (0421) until the host acknowledges them (``error.forwarded``), not flagged for an operator
+    forwarded: set[int] = field(default_factory=set)
     # participants whose compensation failed (index -> why): the deal is flagged for an operator
     # (``engine.txn.flagging``), as a plugin step left in doubt is
     undo_failed: dict[int, str] = field(default_factory=dict)
@@ -1034,17 +1037,25 @@ class TxnManager:
         call = plan.calls[i]
         if call.iso and call.compensation is None:
             values = st.sent.get(i) or _iso_values(call, ex)
-            if values is None or str(values.get("t")) not in REVERSIBLE:
+            # ``call ... store and forward``: an advice left in doubt (sent, no answer) is repeated as itself
+            # (0421) until acknowledged; one answered (or never sent) has nothing to undo or to repeat
+            forward = call.forward and i in st.doubted and values is not None and reversal.is_advice(values.get("t"))
+            if values is None or (str(values.get("t")) not in REVERSIBLE and not forward):
                 return
             saf = self.saf
+            if forward:
+                st.forwarded.add(i)
             if saf is not None:
                 # store and forward: durably queued now, sent by the SAF task until acknowledged
                 st.compensated.add(i)
                 if saf.queued(st.deal_id, call.name):
                     return
-                entry, item = saf.entry(st.deal_id, call.name, plan.route.name, ex.channel, values, call.runner)
+                entry, item = saf.entry(st.deal_id, call.name, plan.route.name, ex.channel, values, call.runner,
+                                        sent=1 if forward else 0)
                 entries = [entry, {"t": "step", "id": st.deal_id, "step": call.name, "phase": "reversing"}]
                 detail = {"call": call.name, "mti": item.mti, "store_and_forward": True}
+                if forward:
+                    detail["forwarded"] = True       # the call's own advice, repeated: not a reversal of it
                 # queued all the same (the call may have happened): sent while the engine runs, in
                 # the log with the next write that works; a crash before then leaves it to recovery
                 exc = await self.write_or_later(entries)
@@ -1053,16 +1064,20 @@ class TxnManager:
                 saf.add(item)
                 st.move("reversal queued", detail)
                 return
-            attempts = await reversal.reverse(values, call.runner)
+            attempts = await reversal.reverse(values, call.runner, sent=1 if forward else 0)
             for n, a in enumerate(attempts):
-                st.trace.append(DealStep(f"{call.name}.reversal" + (".repeat" if n else ""), "reversal",
+                st.trace.append(DealStep(f"{call.name}.reversal" + (".repeat" if n or forward else ""), "reversal",
                                          a.outcome, a.started_at, round(a.duration_ms, 3), None,
                                          {"mti": a.mti, "detail": a.detail}))
                 st.move(f"reversal {a.mti}", {"outcome": a.outcome, "detail": a.detail,
                                               **({"response_code": a.code, "approved": a.approved}
                                                  if a.outcome == "acknowledged" else {})})
             ok = bool(attempts) and attempts[-1].outcome == "acknowledged"
-            if ok:
+            if ok and forward:
+                st.move(f"reversed {call.name}", {"attempts": len(attempts) + 1, "mti": attempts[-1].mti,
+                                                  "response_code": attempts[-1].code,
+                                                  "approved": attempts[-1].approved, "forwarded": True})
+            elif ok:
                 st.undone.add(i)
             else:                                # not reversed: flagged for an operator (engine.txn.flagging)
                 last = attempts[-1] if attempts else None

@@ -20,6 +20,9 @@ the answer can say whether the customer's money is back (docs/language.md, "Scop
                     compensated, it may still be on its way), when one went through with no compensation, or
                     with one that has no ``expect``, or when its ISO 8583 reversal is queued to be stored and
                     forwarded (sent after the answer: not acknowledged yet when ``on error`` runs)
+    error.forwarded true when a call ``store and forward`` left in doubt (its ISO 8583 advice sent, no answer) was
+                    handed to store and forward: the engine repeats it (0421) until the host acknowledges it,
+                    so the route may answer "accepted for forwarding" (the switch took responsibility for it)
 
 These are the rules that decide whether the failed deal keeps its key (``engine.txn.keyhold``): ``undone`` true
 is a key freed, except for a call the counterpart answered with a refusal (it did nothing: undone, but its
@@ -52,7 +55,7 @@ def not_undone(plan: Any, st: Any) -> list[str]:
 
 
 def tell(states: Any, group: list[Any], left: dict[Any, list[str]] | None = None) -> None:
-    """Set ``error.undone``, ``error.flagged`` and ``error.not_undone`` of each failed exchange of ``group``
+    """Set ``error.undone``, ``error.flagged``, ``error.forwarded`` and ``error.not_undone`` of each failed exchange of ``group``
     from its transaction state; one without a state (a light route's, not reversed nor flagged) from
     ``left``: the names of its calls that went through or may have (nothing on a light route undoes them)."""
     for ex in group:
@@ -64,6 +67,7 @@ def tell(states: Any, group: list[Any], left: dict[Any, list[str]] | None = None
         st = states.get(ex)
         if st is not None:
             err["flagged"] = flagged(st)
+            err["forwarded"] = bool(st.forwarded)
             err["undone"] = undone(st)
             if ex.route is not None:
                 err["not_undone"] = not_undone(plan_of(ex.route), st)

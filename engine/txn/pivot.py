@@ -71,6 +71,8 @@ def without_undo(plan: Any, st: Any, i: int) -> bool:
         return False
     if call.iso:
         values = st.sent.get(i)
+        if call.forward:                        # `store and forward`: its advice is repeated until acknowledged
+            return False
         return not (isinstance(values, dict) and str(values.get("t")) in REVERSIBLE)
     return True
 

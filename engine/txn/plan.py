@@ -39,6 +39,9 @@ class CallPlan:
     # `readonly` (an enquiry): it changes nothing at the counterpart: never a pivot, nothing to undo, and
     # in doubt it leaves nothing to flag or to keep a key for (an ISO 8583 one is not reversed)
     readonly: bool = False
+    # `store and forward` (an ISO 8583 advice, 0420 ...): left in doubt it is handed to the engine's store and
+    # forward, repeated (0421) until the host acknowledges it, not flagged (engine.txn.saf)
+    forward: bool = False
 
 
 @dataclass
@@ -127,7 +130,8 @@ def plan_of(br: Any) -> RoutePlan:
                 comp_runner.answer_as = runner.name
             readonly = bool(ir_step.options.get("readonly"))
             call = plan.calls[i] = CallPlan(i, runner.name, runner, comp_runner,
-                                            _is_iso(runner.codec) and not readonly, readonly=readonly)
+                                            _is_iso(runner.codec) and not readonly, readonly=readonly,
+                                            forward=bool(ir_step.options.get("forward")))
             if call.iso:
                 call.build = runner.build_values
                 runner.build_values = _sent_values(call)
@@ -142,7 +146,7 @@ def plan_of(br: Any) -> RoutePlan:
     # a `limit` step (engine/totals.py): its reservations ride in the deal's begin, so a crash keeps them
     counts = plan.counts = any(getattr(runner, "counts_total", False) for runner in br.steps)
     full = (plan.key is not None or getattr(route, "on_restart", None) is not None or bool(plan.effects) or counts
-            or any(c.compensation is not None or (c.iso and i != plan.first_call)
+            or any(c.compensation is not None or c.forward or (c.iso and i != plan.first_call)
                    for i, c in plan.calls.items()))
     firsts = [i for i in (plan.first_call, min(plan.effects, default=None)) if i is not None]
     # a keyed route with neither a call nor such a step: after its last step

@@ -34,6 +34,18 @@ from formats.iso8583.mux import mux_key
 # the fields a reversal copies from its original (no PIN, track or chip data)
 KEEP = ("2", "3", "4", "7", "11", "12", "13", "32", "33", "37", "41", "42", "49")
 DEFAULT_ATTEMPTS = 5
+# advices a route hands to store and forward (``call ... store and forward``): sent again as their own repeat
+# (0420 -> 0421), not reversed; what the repeat carries is the advice as sent, less these (track 2 and 3, track
+# 1, PIN block, chip data: never kept while queued)
+ADVICES = frozenset({"0120", "0220", "0400", "0420"})
+SECRET = ("35", "36", "45", "52", "55")
+
+
+def is_advice(mti: Any) -> bool:
+    """An advice (or reversal) that is repeated as itself (``call ... store and forward``): 0120, 0220, 0400, 0420
+    and their repeats."""
+    t = str(mti or "")
+    return len(t) == 4 and t[:3] + "0" in ADVICES and t[3] in "01"
 
 
 @dataclass
@@ -72,13 +84,22 @@ def original_data_elements(values: dict[str, Any]) -> str:
 def kept(values: dict[str, Any]) -> dict[str, Any]:
     """What a queued reversal keeps of its original's values (the ``rev`` entry of the transaction log,
     which stays until the host acknowledges): the MTI and ``KEEP``, all that ``reversal_of`` reads.
-    Never the track data, PIN block or chip data of the original (``secret`` in the specs)."""
+    Never the track data, PIN block or chip data of the original (``secret`` in the specs).  An advice handed
+    to store and forward by its route (``is_advice``) keeps every field it was sent with but those."""
+    if is_advice(values.get("t")):
+        return {k: v for k, v in values.items() if k not in SECRET}
     return {k: values[k] for k in ("t", *KEEP) if k in values}
 
 
 def reversal_of(values: dict[str, Any], *, repeat: bool = False) -> dict[str, Any]:
-    """The reversal (or its repeat) of an original request's values."""
-    mti = REVERSIBLE.get(str(values.get("t")))
+    """The reversal (or its repeat) of an original request's values; of an advice (``is_advice``), the advice
+    itself (or its repeat: 0420 -> 0421), its fields as sent."""
+    t = str(values.get("t"))
+    if is_advice(t):
+        out = {k: v for k, v in values.items() if k not in SECRET and v not in (None, "")}
+        out["t"] = t[:3] + ("1" if repeat else "0")
+        return out
+    mti = REVERSIBLE.get(t)
     if mti is None:
         raise ValueError(f"MTI {values.get('t')!r} is not reversible (only {', '.join(REVERSIBLE)})")
     out = {k: values[k] for k in KEEP if values.get(k) not in (None, "")}
@@ -88,17 +109,18 @@ def reversal_of(values: dict[str, Any], *, repeat: bool = False) -> dict[str, An
 
 
 async def reverse(values: dict[str, Any], call: Any, *, attempts: int = DEFAULT_ATTEMPTS,
-                  timeout: float | None = None) -> list[Attempt]:
+                  timeout: float | None = None, sent: int = 0) -> list[Attempt]:
     """Send the reversal of ``values`` through ``call``'s channel until acknowledged, inline (at
     most ``attempts``; route tests and replays: an engine's own reversals are stored and
     forwarded by ``engine.txn.saf``, which calls ``attempt`` until acknowledged).
 
     Returns every attempt; the last one's outcome is ``acknowledged`` when the
-    host answered 0410/0430 (any response code: the host has the reversal).
+    host answered 0410/0430 (any response code: the host has the reversal).  ``sent``: attempts already
+    made (an advice its call sent once: every attempt here is a repeat).
     """
     out: list[Attempt] = []
     for n in range(attempts):
-        a = await attempt(values, call, repeat=n > 0, timeout=timeout)
+        a = await attempt(values, call, repeat=n + sent > 0, timeout=timeout)
         out.append(a)
         if a.outcome == "acknowledged":
             break

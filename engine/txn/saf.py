@@ -193,9 +193,10 @@ class Saf:
 
     # ------------------------------------------------------------ queueing
     def entry(self, deal_id: str, step: str, route: str, channel: str, values: dict[str, Any],
-              runner: Any) -> tuple[dict[str, Any], Item]:
+              runner: Any, *, sent: int = 0) -> tuple[dict[str, Any], Item]:
         """The log entry of a new reversal and its queue item (queued with ``add`` once the entry
-        is durable)."""
+        is durable).  ``sent``: attempts already made (1: an advice its call sent and got no answer to,
+        ``call ... store and forward``; the queue's first attempt is its repeat, 0421, also after a restart)."""
         from engine.txn.manager import _jsonable
         now = datetime.now(_UTC).isoformat()
         values = reversal.kept(values)        # no track 2, PIN block or chip data kept while queued
@@ -204,7 +205,9 @@ class Saf:
         target = target_of(runner)
         if target is not None:
             e["o"] = target                  # the counterpart (outbound channel) it is owed to
-        return e, Item(deal_id, step, route, channel, values, now, runner=runner, target=target)
+        if sent:
+            e["n"] = sent
+        return e, Item(deal_id, step, route, channel, values, now, n=sent, runner=runner, target=target)
 
     def queued(self, deal_id: str, step: str) -> bool:
         return f"{deal_id}|{step}" in self.items
@@ -646,6 +649,12 @@ class Saf:
         else:
             late = (f"is not acknowledged within the time {self.alert_after} attempts take on their schedule "
                     f"({item.n} made: the channel's other reversals held its reversal_in_flight places)")
+        if reversal.is_advice(original):     # the call's own advice (``call ... store and forward``), repeated
+            why = (f"call {item.step} (ISO 8583 {original}{to}, store and forward) got no answer it can trust and "
+                   f"its repeats ({original[:3]}1) {late.replace('is not', 'are not')}: the host may not have the "
+                   f"{original}; ask the host whether it holds it and settle it there; it is still repeated until "
+                   f"the host acknowledges it (event `reversed {item.step}` on the deal)")
+            return {"attempts": item.n, "why": why, "not_undone": [item.step]}
         why = (f"call {item.step} (ISO 8583 {original}{to}) got no answer it can trust and its reversal ({rev}) "
                f"{late}: the host may have applied the {original} (the customer charged) and not have its "
                f"reversal; ask the host whether it holds the {original} and its reversal and settle it there; "
