@@ -10,6 +10,7 @@ waited for.  docs/services/card_payments.md#reversals-from-the-front-end"""
 from __future__ import annotations
 
 import functools
+import json
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
@@ -322,15 +323,19 @@ async def test_a_bitmap_that_is_not_hex_is_answered_30_and_dead_lettered_with_it
     assert "byte 6, field bitmap" in dl["reason"], dl["reason"]
 
 
-async def test_a_reversal_the_card_host_does_not_answer_is_flagged_and_not_sent_again(
-        program, tmp_path, nursery, mock_clock) -> None:
-    # a 0420 the host leaves unanswered may have been applied: the deal is flagged for an operator and its
-    # repeat (0421) gets the first answer (68) without a second 0420 (docs/services/card_payments.md: a known
-    # gap, the engine does not store and forward a reversal it forwards)
+@pytest.mark.parametrize("ack", ["00", "25"])
+async def test_a_reversal_the_card_host_does_not_answer_is_stored_and_forwarded_until_acknowledged(
+        program, tmp_path, nursery, mock_clock, ack) -> None:
+    # a 0420 the host leaves unanswered is handed to the engine's store and forward (`store and forward` on the
+    # route's call): the front end gets 0430 00 ("accepted for forwarding") at once, and so does its repeat
+    # (0421), which sends nothing more; the engine repeats the 0420 as 0421 until the host acknowledges it
+    # (here the second 0421; 00 or 25 alike), the attempts and the acknowledgement are on the deal, and the
+    # deal is not flagged for an operator (docs/services/card_payments.md#a-reversal-the-card-host-does-not-answer)
     mock_clock.autojump_threshold = 0.1
 
     async def answer(msg, send):
-        return                                     # silent
+        if len(host.seen) >= 3:                    # silent to the 0420 and the first 0421
+            await send(answered(msg, ack))
 
     host = Host(answer)
     port = await host.serve(nursery)
@@ -338,12 +343,29 @@ async def test_a_reversal_the_card_host_does_not_answer_is_flagged_and_not_sent_
     advice = {**REVERSAL, "t": "0420"}
     async with running(program, ledger, overrides(port, "3s")) as sb:
         first, repeat = await ask(sb.channel("cp_mainframe").port, advice, {**advice, "t": "0421"})
+        (queue,) = sb.saf
+        with trio.fail_after(600):                 # a guard against a hang (MockClock time), not a timing
+            await queue.wait_empty()
+        assert queue.status()["acknowledged"] == 1 and queue.status()["flagged_total"] == 0
     got = strict(first)
-    assert (got["t"], got["39"], got["90"]) == ("0430", "68", DE90) and repeat == first
-    assert host.mtis() == ["0420"]
+    assert (got["t"], got["39"], got["90"]) == ("0430", "00", DE90) and repeat == first
+    assert host.mtis() == ["0420", "0421", "0421"]
+    sent = {k: v for k, v in advice.items() if k != "t"}
+    assert all({k: m.get(k) for k in sent} == sent for m in host.seen)     # the advice as forwarded, DE 90 too
     failed, dup = deals(ledger)
     assert (failed["status"], failed["response_code"], dup["status"]) == ("failed", "68", "duplicate")
-    assert "flagged for an operator" in failed["reason"]
+    assert "flagged" not in failed["reason"]
+    events = rows(ledger, "SELECT to_state, detail FROM deal_events WHERE deal_id = ? ORDER BY seq",
+                  [failed["deal_id"]])
+    names = [e["to_state"] for e in events]
+    assert names[-4:] == ["failed", "reversal 0421", "reversal 0421", "reversed rev"], names
+    assert "reversal queued" in names and not [n for n in names if "flagged" in n], names
+    done = json.loads(events[-1]["detail"])
+    assert (done["attempts"], done["mti"], done["response_code"], done["approved"]) == \
+        (3, "0421", ack, ack == "00"), done
+    steps = rows(ledger, "SELECT step, outcome FROM deal_steps WHERE deal_id = ? ORDER BY seq", [failed["deal_id"]])
+    assert [(s["step"], s["outcome"]) for s in steps][-2:] == [("rev.reversal.repeat", "timeout"),
+                                                               ("rev.reversal.repeat", "acknowledged")]
 
 
 async def test_a_malformed_reversal_is_answered_0410_30_with_its_de90(program, tmp_path) -> None:
