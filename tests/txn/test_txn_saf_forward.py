@@ -1,0 +1,112 @@
+"""A route's advice handed to store and forward (``call ... store and forward``, engine/txn/saf.py): an 0420 the
+host leaves unanswered is queued as it was sent and repeated as 0421 until acknowledged, also across a SIGKILL
+of `bsp run` (its ``rev`` entry and ``revtry`` marks in the transaction log).  Real TCP host, real `bsp run`,
+real DuckDB ledger and transaction log; the host is driven by events."""
+from __future__ import annotations
+
+import base64
+import signal
+from pathlib import Path
+
+import trio
+
+from engine.sim.reversal_host import CODEC
+from engine.txn.log import TxnLog, log_path, read
+from safkit import Host, story
+from txnkit import AUDIT_KEY, Client, audit_clean, deals, engine_serving, start_engine
+
+ADVICE = {"t": "0420", "2": "4111111111111111", "3": "000000", "4": "000000001000", "7": "0501120105",
+          "11": "000124", "37": "R00000000124", "41": "TERM0001", "49": "978",
+          "90": "0200" + "000123" + "0501120000" + "0" * 22}      # the 0200 it reverses
+
+# the front end's reversal advice, forwarded to the issuer as it came; `store and forward` on the call
+ROUTE = """
+format Iso = iso8583 iso8583_1987_ascii
+channel pos = tcp listen { address = "127.0.0.1:0" framing = length2 }
+channel issuer = tcp connect {
+    address = "127.0.0.1:%d"  framing = length2  pool = 1  match = iso8583  timeout = %s
+}
+route advice {
+    receive from pos as Iso when msg.t in ["0420", "0421"]
+    deal ADVICE { ref = msg["37"]  amount = 0  key = msg["41"] + "/" + msg["90"] }
+    call fwd = issuer as Iso reply Iso {
+        t = "0420"  "2" = msg["2"]  "3" = msg["3"]  "4" = msg["4"]  "7" = msg["7"]  "11" = msg["11"]
+        "37" = msg["37"]  "41" = msg["41"]  "49" = msg["49"]  "90" = msg["90"]
+    } expect fwd["39"] == "00" store and forward
+    reply Iso {
+        t = "0430"  "2" = msg["2"]  "3" = msg["3"]  "4" = msg["4"]  "7" = msg["7"]  "11" = msg["11"]
+        "39" = "00"  "41" = msg["41"]  "49" = msg["49"]  "90" = msg["90"]
+    }
+    on error reply Iso {
+        t = "0430"  "2" = msg["2"]  "3" = msg["3"]  "4" = msg["4"]  "7" = msg["7"]  "11" = msg["11"]
+        "39" = if error.forwarded then "00" else error.code  "41" = msg["41"]  "49" = msg["49"]  "90" = msg["90"]
+    }
+}
+"""
+
+
+async def _ask(port: int, values: dict) -> dict:
+    c = await Client.open(port)
+    await c.send(CODEC.encode(values))
+    with trio.fail_after(20):                 # a guard against a hang, not a timing
+        (raw,) = await c.recv(1)
+    await c.aclose()
+    return CODEC.decode(raw)
+
+
+async def test_a_forwarded_advice_survives_sigkill_and_is_repeated_until_acknowledged(
+        nursery, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("BSP_AUDIT_KEY", base64.b64encode(AUDIT_KEY).decode())
+    restarted = trio.Event()
+    second = trio.Event()
+
+    async def ack(n: int, msg: dict) -> bool:
+        if n >= 2:
+            second.set()                          # the first 0421 of store and forward: kill the engine there
+        return restarted.is_set()                 # nothing is acknowledged before the restart
+
+    host = Host(ack)
+    port = await host.serve(nursery)
+    route = tmp_path / "advice.route"
+    route.write_text(ROUTE % (port, "2s"))
+    ledger = tmp_path / "ledger.duckdb"
+
+    served = await start_engine(route, ledger)
+    try:
+        answer = await _ask(served.ports["pos"], ADVICE)
+        with trio.fail_after(30):
+            await second.wait()
+        served.proc.send_signal(signal.SIGKILL)
+        await served.proc.wait()
+    finally:
+        if served.proc.returncode is None:
+            served.proc.kill()
+            await served.proc.wait()
+        await served.proc.stderr.aclose()
+    assert (answer["t"], answer["39"]) == ("0430", "00")          # accepted for forwarding
+    assert [m["t"] for m in host.seen] == ["0420", "0421"]
+    txlog = TxnLog(log_path(ledger))
+    (pending,) = txlog.reversals.values()
+    txlog.close()
+    assert pending["step"] == "fwd" and pending["n"] >= 2 and pending["ack"] is None
+    assert pending["values"]["90"] == ADVICE["90"]                # the advice as sent, DE 90 and all
+
+    restarted.set()
+    async with engine_serving(route, ledger):
+        with trio.fail_after(30):                    # the log says when the acknowledgement is on the deal
+            while not any(e.get("t") == "revrec" for e in read(log_path(ledger))[0]):
+                await trio.sleep(0.05)
+    assert [m["t"] for m in host.seen] == ["0420", "0421", "0421"]    # resumed as a repeat, once
+    assert all({k: m.get(k) for k in ADVICE if k != "t"} == {k: v for k, v in ADVICE.items() if k != "t"}
+               for m in host.seen)
+    assert TxnLog(log_path(ledger)).reversals == {}               # acknowledged: never sent again
+    (deal,) = deals(ledger)
+    assert (deal["status"], deal["response_code"]) == ("failed", "68")
+    assert "flagged" not in deal["reason"]
+    steps, events = story(ledger, deal["deal_id"])
+    names = [e[2] for e in events]
+    assert names[:4] == ["accepted", "calling fwd", "reversal queued", "failed"], names
+    assert names[-2:] == ["reversal 0421", "reversed fwd"], names
+    assert not [n for n in names if "flagged" in n], names
+    assert steps[-1] == ("fwd.reversal.repeat", "reversal", "acknowledged")
+    audit_clean(ledger)
