@@ -102,7 +102,7 @@ def test_check_explain_shows_the_field_of_every_shipped_route():
     routes = {r["name"]: r["response_code"] for r in orjson.loads(res.stdout)["routes"]}
     # the echo's failures are answered by its channel's error reply, in CardIsoAnswer: the same spec as its
     # reply's CardIso but `validate false`, so one format for the rule, and DE 39 is its field
-    assert routes == {"card_purchase": '["39"]', "card_echo": '["39"]'}
+    assert routes == {"card_purchase": '["39"]', "card_reversal": '["39"]', "card_echo": '["39"]'}
 
 
 def test_every_shipped_route_with_an_error_reply_and_a_reply_has_a_code_field(registry):
