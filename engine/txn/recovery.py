@@ -320,7 +320,8 @@ async def _resolve(mgr: Any, disp: Any, p: Any) -> None:
         # `on doubt flag` (the default), as in a running engine: a call that nothing can undo left `sending` may
         # have gone through, so the undoable calls before it are kept, not compensated (engine.txn.pivot)
         for i in doubt:
-            if pivot.without_undo(plan, st, i):
+            # (a `store and forward` call's advice: queued in store and forward by its compensation step)
+            if pivot.without_undo(plan, st, i) or plan.calls[i].forward:
                 st.doubted[i] = "sent before the crash, no answer logged"
         pivot.hold_doubt(plan, st)
         undo = pivot.split(plan, st)

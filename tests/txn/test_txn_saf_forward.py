@@ -110,3 +110,53 @@ async def test_a_forwarded_advice_survives_sigkill_and_is_repeated_until_acknowl
     assert not [n for n in names if "flagged" in n], names
     assert steps[-1] == ("fwd.reversal.repeat", "reversal", "acknowledged")
     audit_clean(ledger)
+
+
+async def test_an_advice_in_flight_at_a_sigkill_is_stored_and_forwarded_on_restart_under_on_restart_compensate(
+        nursery, tmp_path: Path, monkeypatch) -> None:
+    # the engine is killed while the host holds the call's own 0420 (before its time-out): on restart the route's
+    # `on restart compensate` hands the advice, sent and unanswered, to store and forward: one 0421, acknowledged,
+    # the deal recovered and not flagged
+    monkeypatch.setenv("BSP_AUDIT_KEY", base64.b64encode(AUDIT_KEY).decode())
+    restarted = trio.Event()
+
+    async def ack(n: int, msg: dict) -> bool:
+        return restarted.is_set()
+
+    host = Host(ack)
+    port = await host.serve(nursery)
+    route = tmp_path / "advice.route"
+    route.write_text((ROUTE % (port, "30s")).replace("    deal ADVICE", "    on restart compensate\n    deal ADVICE"))
+    ledger = tmp_path / "ledger.duckdb"
+
+    served = await start_engine(route, ledger)
+    try:
+        c = await Client.open(served.ports["pos"])
+        await c.send(CODEC.encode(ADVICE))
+        with trio.fail_after(20):
+            await host.saw_reversal.wait()            # the call's 0420 is at the host, unanswered: kill there
+        served.proc.send_signal(signal.SIGKILL)
+        await served.proc.wait()
+        await c.aclose()
+    finally:
+        if served.proc.returncode is None:
+            served.proc.kill()
+            await served.proc.wait()
+        await served.proc.stderr.aclose()
+    assert [m["t"] for m in host.seen] == ["0420"]
+
+    restarted.set()
+    async with engine_serving(route, ledger):
+        with trio.fail_after(30):
+            while not any(e.get("t") == "revrec" for e in read(log_path(ledger))[0]):
+                await trio.sleep(0.05)
+    assert [m["t"] for m in host.seen] == ["0420", "0421"]
+    assert host.seen[1]["90"] == ADVICE["90"] and host.seen[1]["37"] == ADVICE["37"]
+    (deal,) = deals(ledger)
+    assert deal["status"] == "failed" and "flagged" not in deal["reason"], deal["reason"]
+    _, events = story(ledger, deal["deal_id"])
+    names = [e[2] for e in events]
+    assert "recovered" in names and "reversal queued" in names, names
+    assert names[-2:] == ["reversal 0421", "reversed fwd"], names
+    assert not [n for n in names if "flagged" in n], names
+    audit_clean(ledger)
