@@ -162,7 +162,10 @@ COMPONENT = ComponentSpec(
     doc=(
         "Name the deal this exchange is: its type and the reference, amount (Decimal), "
         "currency and party columns of its ledger row. Every exchange is recorded, with or "
-        "without a deal step (without one, the deal type is the route's name)."
+        "without a deal step (without one, the deal type is the route's name). An amount with "
+        "more decimals than its currency's ISO 4217 minor units (100.5 JPY, 12.345 EUR) is "
+        "refused (13), never rounded: by the validate steps right after the deal step once "
+        "their own rules pass, else by the deal step itself."
     ),
     options=(
         OptionSpec("type", "ident", "The deal type, e.g. BILL_PAYMENT.", required=True),
