@@ -76,6 +76,7 @@ ROUTE = REPO / "routes" / "card_payments" / "card_payments.route"
 CODEC = codec_for("iso8583_1987_ascii", validate=False)
 DECLINED = "000000066600"
 BINS = ("622848", "621700", "436742")
+BILLING = {"622848": "156", "621700": "156", "436742": "978"}      # card_bins.csv limit_currency
 REVERSALS = ("0420", "0421", "0400", "0401")
 
 
@@ -141,6 +142,7 @@ class Client:
         values = {"t": "0200", "2": self.rng.choice(BINS) + f"{self.rng.randrange(10**10):010d}", "3": "000000",
                   "4": f"{self.rng.randrange(100, 1_000_000):012d}", "7": datetime.now().strftime("%m%d%H%M%S"),
                   "11": f"{self.n % 1_000_000:06d}", "37": ref, "41": f"ATM{self.n % 7:05d}", "49": "156"}
+        values["49"] = BILLING[values["2"][:6]]      # the card's limit currency (card_bins.csv), else refused (57)
         if kind == "rejected":
             values["2"] = "4000000000" + values["2"][-6:]
         elif kind == "declined":

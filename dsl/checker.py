@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from dsl import ast as A
+from dsl.dealamount import check_deal_amount
 from dsl.limits import check_limit
 from dsl import calendars, compexpect, ir
 from dsl.clock import instant_text, parse_instant
@@ -1430,6 +1431,7 @@ class Checker(_TestChecks):
                 if a.parts == ("amount",) and t is not None and t not in NUMERIC and t != NULL:
                     self.error("E074", f"a deal's amount is a number: it cannot take {desc(t)} "
                                f"({show(a.value)})", a.value.pos, "give it a decimal, e.g. msg.amount")
+            check_deal_amount(self, s, r)          # W014: a product or quotient recorded unrounded
             if "match" in seen and "key" not in seen:
                 m = next(a for a in s.assigns if a.parts[0] == "match")
                 self.error("E116", f"deal `{s.type.name}` has a `match` but no `key`", _name_pos(m),

@@ -408,6 +408,14 @@ CATALOGUE: tuple[Entry, ...] = (
           "amount is counted once)",
           _route('deal PAY { ref = msg.code  amount = 1 }', 'limit cap { key = msg.code  max = 100 }'), 8, 5,
           severity="warning"),
+    Entry("W014", "deal amount computed with `*` or `/` and not rounded",
+          "deal `TYPE`: amount `EXPR` is computed with `*` (`msg.amount * 0.015`) and not rounded: a recorded "
+          "amount with more decimals than its currency has (100.5 JPY, 12.345 EUR) is refused (13) (help: round "
+          "it where the business rule says so: `round(msg.amount * 0.015, minor_units(ccy))` (half up), or cut "
+          "it: `x - x % 0.01`)",
+          _route('let fee = msg.amount * 0.015', 'deal PAY { ref = msg.ref  amount = fee  currency = "EUR" }',
+                 head=_MF + 'format Req = json\n'),
+          6, 40, severity="warning"),
     Entry("W011", "format definition its kind accepts with a warning",
           "format `F`: (the format kind's own message, e.g. a copybook item `AMT: SIGN LEADING SEPARATE on an "
           "unsigned item (PIC 9(5)): IBM's compiler refuses it; read as signed, with its sign byte`; help: write "

@@ -7,7 +7,6 @@ Exit codes: 0 fully matched, 1 breaks found (lines, or statements that do not ad
 """
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Optional
 
@@ -36,7 +35,10 @@ def reconcile(
                                      "default: the statement's days."),
     tz: Optional[str] = TZ_OPT,
     cutoff: Optional[str] = CUTOFF_OPT,
-    tolerance: str = typer.Option("0", "--tolerance", help="Largest amount difference still matched, e.g. 0.01."),
+    tolerance: Optional[list[str]] = typer.Option(
+        None, "--tolerance", help="Largest amount difference still matched: an amount for every currency "
+        "(0.01); minor:N, N minor units of each currency (minor:1 is 0.01 EUR, 1 JPY, 0.001 BHD); CCY=AMOUNT "
+        "for one currency (JPY=1), over the default. Repeatable. Default 0: exact."),
     days: int = typer.Option(1, "--days", help="Days a booking may lie from the deal's day."),
     party: Optional[str] = typer.Option(None, "--party", help="Only deals of this party (the `party` column)."),
     xsd_dir: Optional[Path] = typer.Option(None, "--xsd-dir", help="camt053: validate against the XSDs here."),
@@ -98,12 +100,8 @@ def reconcile(
         if to_stdout and fmt != "json":
             raise ReportError("--out -: standard output takes the form as --format json; give --format json, "
                               "or a file name with --out")
-        try:
-            tol = Decimal(tolerance)
-            if not tol.is_finite():
-                raise InvalidOperation
-        except InvalidOperation:
-            raise ReportError(f"--tolerance {tolerance!r}: expected a decimal amount such as 0.01") from None
+        from engine.reconcile.tolerance import Tolerance
+        tol = Tolerance.parse(tolerance)
         if fmt is None and out is not None:
             fmt = out.suffix.lstrip(".").lower()
             if fmt not in FORMATS:

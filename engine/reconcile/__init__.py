@@ -18,6 +18,7 @@ from engine.reconcile.ledger_side import check_party, committed_deals
 from engine.reconcile.lines import LedgerDeal, StatementLine
 from engine.reconcile.match import STATUSES, FormRow, breaks, reconcile
 from engine.reconcile.narrow import claimable
+from engine.reconcile.tolerance import Tolerance
 from engine.reconcile.statement_camt053 import load_camt053
 from engine.reconcile.statement_checks import add_statement_checks, statement_breaks
 from engine.reconcile.statement_csv import load_csv
@@ -57,7 +58,7 @@ def load_statement(path: str | Path, kind: str, *, xsd_dir: str | Path | None = 
 
 
 def reconcile_file(ledger: str | Path, statement: str | Path, kind: str, *, on: date | None = None,
-                   tolerance: Decimal = Decimal("0"), days: int = 1, party: str | None = None,
+                   tolerance: Decimal | Tolerance | str = Decimal("0"), days: int = 1, party: str | None = None,
                    xsd_dir: str | Path | None = None,
                    progress: Callable[[int, int], None] | None = None,
                    clock: BusinessDay = UTC_DAY) -> tuple[Report, list[FormRow]]:
@@ -65,8 +66,7 @@ def reconcile_file(ledger: str | Path, statement: str | Path, kind: str, *, on: 
     days are business days of ``clock`` (zone and cut-off; default UTC days), a deal's day is the one it
     was received in on that clock; ``progress(done, total)``: the ledger rows read
     (``ledger_side.committed_deals``)."""
-    if tolerance < 0:
-        raise ReportError(f"--tolerance {tolerance}: must be zero or more (an absolute amount, e.g. 0.01)")
+    tolerance = Tolerance.coerce(tolerance)       # one amount, minor:N or per currency (tolerance.py)
     if days < 0:
         raise ReportError(f"--days {days}: must be zero or more")
     lines = load_statement(statement, kind, xsd_dir=xsd_dir)
@@ -97,7 +97,7 @@ def reconcile_file(ledger: str | Path, statement: str | Path, kind: str, *, on: 
         rows = booked_elsewhere(rows, others, on, days)
     params = {"ledger": str(ledger), "statement": f"{statement} ({kind})",
               "days": str(first) if first == last else f"{first} .. {last}", "business day": clock.describe(),
-              "tolerance": f"{tolerance:f}", "date window": f"±{days} day(s)"}
+              "tolerance": str(tolerance), "date window": f"±{days} day(s)"}
     if party:
         params["party"] = party
     form = build_form(rows, params)

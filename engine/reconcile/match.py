@@ -28,6 +28,7 @@ from decimal import Decimal
 from typing import Iterable, Iterator
 
 from engine.reconcile.lines import LedgerDeal, StatementLine, norm_ref, usable
+from engine.reconcile.tolerance import Tolerance
 from engine.reports.text import money
 
 STATUSES = ("matched", "amount_mismatch", "date_mismatch", "only_in_ledger", "only_in_statement")
@@ -58,10 +59,12 @@ def _date_gap(deal: LedgerDeal, line: StatementLine) -> int | None:
     return min(abs((d - deal.day).days) for d in days) if days else None
 
 
-def judge(deal: LedgerDeal, line: StatementLine, tolerance: Decimal, days: int) -> tuple[str, str]:
-    """(status, note) of a pair that shares a reference."""
+def judge(deal: LedgerDeal, line: StatementLine, tolerance: Decimal | Tolerance, days: int) -> tuple[str, str]:
+    """(status, note) of a pair that shares a reference; ``tolerance``: one amount, or per currency."""
     if deal.currency != line.currency:
         return "amount_mismatch", f"currency: ledger {deal.currency}, statement {line.currency}"
+    if isinstance(tolerance, Tolerance):
+        tolerance = tolerance.of(deal.currency)
     diff = abs(line.amount) - abs(deal.amount)
     if abs(diff) > tolerance:
         return "amount_mismatch", (f"statement {'+' if diff > 0 else '-'}{money(abs(diff), deal.currency)} "
@@ -100,8 +103,8 @@ def _refs_in_text(text: str, by_ref: dict[str, list[int]], lengths: list[int]) -
                 yield from hit
 
 
-def reconcile(deals: Iterable[LedgerDeal], lines: Iterable[StatementLine], *, tolerance: Decimal = Decimal("0"),
-              days: int = 1) -> list[FormRow]:
+def reconcile(deals: Iterable[LedgerDeal], lines: Iterable[StatementLine], *,
+              tolerance: Decimal | Tolerance = Decimal("0"), days: int = 1) -> list[FormRow]:
     deals = list(deals)
     lines = list(lines)
     free_deals: dict[int, LedgerDeal] = dict(enumerate(deals))
@@ -206,7 +209,7 @@ def reconcile(deals: Iterable[LedgerDeal], lines: Iterable[StatementLine], *, to
 
 
 def _unpaired_note(line: StatementLine, lines: list[StatementLine], deals: list[LedgerDeal],
-                   by_ref: dict[str, list[int]], paired_with: dict[int, int], tolerance: Decimal,
+                   by_ref: dict[str, list[int]], paired_with: dict[int, int], tolerance: Decimal | Tolerance,
                    days: int) -> str:
     """Why a statement line has no deal: none with its reference, or that deal is already another line's."""
     if not line.reference:

@@ -23,6 +23,7 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
+from engine.reconcile.tolerance import Tolerance
 from engine.reconcile.totals_file import Codes, TotalRow
 from engine.reports.businessday import UTC_DAY, BusinessDay
 from engine.reports.model import Bar, Chart, Column, Report, ReportError, Table
@@ -131,7 +132,7 @@ def _amount_text(diff: Decimal, currency: str) -> str:
 
 
 def compare(totals: list[TotalRow], ledger: str | Path, *, codes: Codes | None = None, clock: BusinessDay = UTC_DAY,
-            party: str | None = None, tolerance: Decimal = Decimal("0"),
+            party: str | None = None, tolerance: Decimal | Tolerance = Decimal("0"),
             deals_where: str = "") -> tuple[list[TotalsRow], dict[str, int]]:
     """The form's rows (breaks before matched, each by day, deal type, currency) and, with ``codes``, the
     deal types of the ledger the mapping does not name (not compared) with their deal counts."""
@@ -187,14 +188,15 @@ def compare(totals: list[TotalRow], ledger: str | Path, *, codes: Codes | None =
                                                   + _mapped(codes, t))
             else:
                 dn, da = m.count - g.count, m.amount - g.amount
-                amount_off = abs(da) > tolerance
+                allowed = Tolerance.coerce(tolerance).of(c)
+                amount_off = abs(da) > allowed
                 bits = []
                 if dn:
                     bits.append(f"mainframe {dn:+d} deal(s)")
                 if da and amount_off:
                     bits.append(f"mainframe {_amount_text(da, c)}")
                 elif da:
-                    bits.append(f"difference {_amount_text(da, c)} within tolerance {tolerance:f}")
+                    bits.append(f"difference {_amount_text(da, c)} within tolerance {allowed:f}")
                 status = "count_differs" if dn else "amount_differs" if amount_off else "matched"
                 note = ", ".join(bits)
             out.append(TotalsRow(status, day, t, c, m, g, note, cmd if status != "matched" else ""))
@@ -252,13 +254,12 @@ def build_totals_form(rows: list[TotalsRow], params: dict[str, str]) -> Report:
 def reconcile_totals(ledger: str | Path, against: str | Path, *, route: str | Path | None = None,
                      name: str | None = None, columns: dict[str, str] | None = None,
                      codes: str | Path | None = None, on: date | None = None, clock: BusinessDay = UTC_DAY,
-                     party: str | None = None, tolerance: Decimal = Decimal("0"),
+                     party: str | None = None, tolerance: Decimal | Tolerance | str = Decimal("0"),
                      deals_where: str | None = None) -> tuple[Report, list[TotalsRow]]:
     """Read the totals file (and the mapping), compare with the ledger; ``on``: only that business day."""
     from engine.reconcile.ledger_side import check_party
     from engine.reconcile.totals_file import load_codes, load_totals
-    if tolerance < 0:
-        raise ReportError(f"--tolerance {tolerance}: must be zero or more (an absolute amount, e.g. 0.01)")
+    tolerance = Tolerance.coerce(tolerance)       # one amount, minor:N or per currency (tolerance.py)
     mapping = load_codes(codes) if codes is not None else None
     rows = load_totals(against, route=route, name=name, columns=columns)
     if not rows:
@@ -282,7 +283,7 @@ def reconcile_totals(ledger: str | Path, against: str | Path, *, route: str | Pa
               "totals": f"{against}" + (f" ({name} in {route})" if name else " (csv)"),
               "codes": str(codes) if codes else "none: the code is the deal type",
               "days": str(days[0]) if len(days) == 1 else f"{days[0]} .. {days[-1]}",
-              "business day": clock.describe(), "tolerance": f"{tolerance:f}"}
+              "business day": clock.describe(), "tolerance": str(tolerance)}
     if party:
         params["party"] = party
     if skipped:

@@ -128,7 +128,7 @@ class Exchange:
         "channel", "conn", "raw", "received_at", "scope", "route", "msg",
         "deal_type", "reference", "amount", "currency", "party",
         "failure", "reply", "reply_values", "index", "raw_msg", "reply_json", "header", "error_route",
-        "request_tags", "request_codec", "unrecorded", "repeats", "holds", "notes",
+        "request_tags", "request_codec", "unrecorded", "repeats", "holds", "notes", "unfit_amount",
     )
 
     def __init__(self, channel: str, conn: Any, raw: bytes, received_at: datetime, index: int) -> None:
@@ -167,6 +167,9 @@ class Exchange:
         # events a step gives its deal, ``(to_state, detail)``: recorded with the deal's row, before its own
         # (a `screen` step's ``screening hit``: engine/steps/screen.py); never a classified value in clear
         self.notes: list[tuple[str, Any]] | None = None
+        # the deal step found its amount finer than its currency; the validate steps right after it reject it
+        # (with the route's own text when one of their rules does) before anything else runs (engine/steps/deal.py)
+        self.unfit_amount: StepFailure | None = None
 
     def fail(self, failure: StepFailure) -> None:
         if self.failure is None:

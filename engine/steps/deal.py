@@ -10,6 +10,7 @@ from engine.ledger_store import AMOUNT_MAX_INT_DIGITS, AMOUNT_SCALE, amount_prob
 from engine.runtime.exchange import StepFailure
 from engine.steps.base import SyncStep
 from formats.component import ComponentSpec, OptionSpec
+from formats.currencies import too_fine
 
 # key: engine/txn (idempotency); match: what a repeat of the key must carry unchanged, compared by its digest
 # and never stored (engine/txn/fingerprint.py)
@@ -33,6 +34,9 @@ class DealStep(SyncStep):
         self.currency, self.party = f.get("currency"), f.get("party")
         self.key = f.get("key")     # evaluated by engine/txn before the first call, not stored here
         self.match = f.get("match")  # evaluated by engine/txn when the key is looked up; only its digest is kept
+        # an amount finer than its currency is refused by the validate steps right after this one, when there
+        # are: their own rule (a route's "more decimals than the currency has") answers first
+        self.deferred = settling_step(route, step) is not None
 
     def run(self, ex: Any) -> None:
         scope = ex.scope
@@ -64,6 +68,7 @@ class DealStep(SyncStep):
                     raise StepFailure("rejected", f"deal {self.type}: amount {problem}", code="13",
                                       text="invalid amount", where=self.where)
             ex.amount = v
+            ex.unfit_amount = None
         if self.currency is not None:
             v = self._text("currency", self.currency(scope))
             if v is not None and not v.strip():
@@ -73,8 +78,34 @@ class DealStep(SyncStep):
                                   f"(EUR) or 3 digits (978), got {got(v)}", code="30", text="invalid currency",
                                   where=self.where)
             ex.currency = v
+            if v is not None and ex.amount is not None:
+                self._fits(ex, ex.amount, v)
         if self.party is not None:
             ex.party = self._text("party", self.party(scope))
+
+    def _fits(self, ex: Any, amount: Decimal, currency: str) -> None:
+        """A recorded amount is an accounting fact: one finer than its currency (100.5 JPY, 12.345 EUR) is
+        refused, never rounded (docs/money.md).  A currency the ISO 4217 table does not list is not checked."""
+        fine = too_fine(amount, currency)
+        if fine is None:
+            return
+        alpha, places, have = fine
+        sent = self.sent.get("amount")
+        named = f" ({sent})" if sent else ""
+        shown = str(amount) if len(str(amount)) <= 40 else f"{str(amount)[:12]}..."
+        unit = "no decimals" if places == 0 else f"{places} decimal{'s' if places > 1 else ''}"
+        failure = StepFailure(
+            "rejected",
+            f"deal {self.type}: amount{named} {shown} has {have} decimal{'s' if have > 1 else ''}, but {alpha} "
+            f"has {unit} (ISO 4217 minor units); a recorded amount is never rounded: round it in the route "
+            f"where the business rule says so, round(x, minor_units(ccy)), or refuse it: "
+            f"fits_currency(x, ccy) else reject \"13\" \"too many decimals for the currency\"",
+            code="13", text=f"invalid amount (more decimals than {alpha} has)", where=self.where)
+        failure.field = sent
+        if self.deferred:
+            ex.unfit_amount = failure
+            return
+        raise failure
 
     def _text(self, name: str, v: Any) -> str | None:
         """A text column's value: text as it is, a number as its digits; anything else (an object, a list, a
@@ -87,6 +118,32 @@ class DealStep(SyncStep):
         told = f" ({sent}: expected text or a number, got {got(v)})" if sent else ""
         raise StepFailure("rejected", f"deal {self.type}: {name} must be text or a number, got {got(v)}",
                           code="30", text=f"invalid {name}{told}", where=self.where)
+
+
+# the steps that may stand between a deal step and the validate step that settles its amount's currency check
+_BETWEEN = frozenset({"validate", "let"})
+
+
+def settling_step(route: Any, step: Any) -> Any:
+    """The validate step that refuses a deal step's amount finer than its currency (the last of the validate and
+    let steps right after the deal step, if one is a validate), or None: the deal step refuses it itself."""
+    steps = getattr(route, "steps", None) or ()
+    at = next((i for i, s in enumerate(steps) if s is step), None)
+    if at is None:
+        return None
+    found = None
+    for later in steps[at + 1:]:
+        if later.kind not in _BETWEEN:
+            break
+        if later.kind == "validate":
+            found = later
+    return found
+
+
+def settles(route: Any, step: Any) -> bool:
+    """Whether the validate step ``step`` is the one that refuses the amount of the deal step before it."""
+    steps = getattr(route, "steps", None) or ()
+    return any(s.kind == "deal" and settling_step(route, s) is step for s in steps)
 
 
 def _plain_fit(v: Decimal) -> bool:
@@ -105,7 +162,10 @@ COMPONENT = ComponentSpec(
     doc=(
         "Name the deal this exchange is: its type and the reference, amount (Decimal), "
         "currency and party columns of its ledger row. Every exchange is recorded, with or "
-        "without a deal step (without one, the deal type is the route's name)."
+        "without a deal step (without one, the deal type is the route's name). An amount with "
+        "more decimals than its currency's ISO 4217 minor units (100.5 JPY, 12.345 EUR) is "
+        "refused (13), never rounded: by the validate steps right after the deal step once "
+        "their own rules pass, else by the deal step itself."
     ),
     options=(
         OptionSpec("type", "ident", "The deal type, e.g. BILL_PAYMENT.", required=True),

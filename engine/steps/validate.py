@@ -6,6 +6,7 @@ from typing import Any
 
 from engine.runtime.exchange import StepFailure
 from engine.steps.base import SyncStep
+from engine.steps.deal import settles
 from formats.component import ComponentSpec, OptionSpec
 
 
@@ -17,6 +18,9 @@ class ValidateStep(SyncStep):
              ctx.expr(r.more) if getattr(r, "more", None) is not None else None)
             for r in step.options["rules"]
         ]
+        # the last validate step right after a deal step refuses the deal's amount finer than its currency
+        # once its own rules pass (engine/steps/deal.py)
+        self.settles = settles(route, step)
 
     def run(self, ex: Any) -> None:
         scope = ex.scope
@@ -25,6 +29,8 @@ class ValidateStep(SyncStep):
                 if more is not None:
                     text = text + _more(more, scope)
                 raise StepFailure("rejected", text, code=code, where=where, text=text)
+        if self.settles and ex.unfit_amount is not None:
+            raise ex.unfit_amount
 
 
 def _more(fn: Any, scope: Any) -> str:

@@ -29,7 +29,7 @@ from typing import Any, Mapping
 
 from lxml import etree
 
-from formats.currencies import MINOR_UNITS
+from formats.currencies import MINOR_UNITS, too_fine
 from formats.errors import FormatError, SpecError
 from formats.iso20022.schema import ANY, NS_PREFIX, Catalog, Schema, TypeShape, load_schema, matches, message_id
 from formats.iso20022.totals import check_totals
@@ -82,12 +82,32 @@ def _scalar_out(kind: str, v: Any, path: str) -> str:
     raise FormatError(f"expected {kind}, got {type(v).__name__} {v!r}", field=path)
 
 
+_PLAIN = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)")
+
+
+def _fits_currency(v: Any, ccy: Any, path: str) -> None:
+    """Refuse an amount with more decimals than its currency's ISO 4217 minor units (``100.5`` JPY, ``12.345``
+    EUR): the XSD's ``fractionDigits`` 5 allows it, CBPR+ and the clearings do not, and a non-zero digit is
+    never dropped.  A Decimal, an int or plain text digits; a currency the table does not list is not checked."""
+    if isinstance(v, str) and v.isascii() and _PLAIN.fullmatch(v.strip()):
+        v = Decimal(v.strip())
+    fine = too_fine(v, ccy)
+    if fine is None:
+        return
+    alpha, places, have = fine
+    unit = "no decimals" if places == 0 else f"{places} decimal{'s' if places > 1 else ''}"
+    raise FormatError(f"amount {v} {alpha} has {have} decimal{'s' if have > 1 else ''}, but {alpha} has {unit} "
+                      f"(ISO 4217 minor units); it is never rounded", field=path or None,
+                      hint="round it where the business rule says so (round(x, minor_units(ccy))) or refuse it "
+                           "(fits_currency(x, ccy) else reject)")
+
+
 def _currency_scale(text: str, ccy: Any) -> str:
     """An amount's text without the trailing zeros its currency has no decimals for (ISO 4217 minor units,
     the table SWIFT's rule C03 uses): ``150000.00`` JPY is written ``150000``, ``12.500`` KWD stays, ``12.5000``
     KWD is ``12.500``; a currency the table does not list keeps the text.  CBPR+ and the clearings refuse an
-    amount with more fraction digits than its currency has; a non-zero digit is never dropped (the route
-    rejects such an amount, e.g. ``msg.amount == round(msg.amount, 0)`` for JPY)."""
+    amount with more fraction digits than its currency has; a non-zero digit is never dropped: ``_fits_currency``
+    refuses such an amount first."""
     places = MINOR_UNITS.get(ccy) if isinstance(ccy, str) else None
     if places is None or "." not in text:
         return text
@@ -360,6 +380,7 @@ class Iso20022Codec:
             for k, v in value.items():
                 if k == "value":
                     el.text = _scalar_out(shape.value_kind if kind == "amount" else "str", v, path)
+                    _fits_currency(v, value.get("Ccy"), path)
                     if isinstance(v, Decimal):
                         el.text = _currency_scale(el.text, value.get("Ccy"))
                 elif kind == "amount" and k not in shape.attrs:

@@ -52,7 +52,7 @@ class SwiftAmount(Decimal):
 _MAX_AMOUNT = 15      # "15d": digits and the decimal comma
 
 
-def _check_decimals(text: str, currency: str | None, field: str, offset: int | None) -> None:
+def check_decimals(text: str, currency: str | None, field: str, offset: int | None) -> None:
     places = MINOR_UNITS.get(currency or "")
     if places is not None and len(text) - text.index(",") - 1 > places:
         raise FormatError(f"amount {text!r} has more decimals than {currency} allows ({places})", offset=offset,
@@ -69,7 +69,7 @@ def parse_amount(text: str, field: str, offset: int, lenient: bool = False, curr
         raise FormatError(f"amount {text!r} is not digits with a decimal comma (e.g. 1234,56)",
                           offset=offset, field=field, hint="SWIFT amounts use a comma and at most 15 characters")
     if not lenient:
-        _check_decimals(text, currency, field, offset)
+        check_decimals(text, currency, field, offset)
     try:
         value = Decimal(text.replace(",", "."))
     except InvalidOperation:  # pragma: no cover - the pattern above rules it out
@@ -98,7 +98,7 @@ def write_amount(value: Any, field: str, currency: str | None = None) -> str:
         raise FormatError(f"amount {value} takes {len(text)} characters ({text!r}); SWIFT allows at most 15",
                           field=field, hint="SWIFT amounts (15d) have at most 15 characters, the decimal comma "
                                             "included; the reader refuses longer ones")
-    _check_decimals(text, currency, field, None)
+    check_decimals(text, currency, field, None)
     return text
 
 
@@ -202,7 +202,8 @@ def p_61(text: str, f: str, off: int, lenient: bool = False) -> dict:
             "supplementary": m["sup"]}
 
 
-def w_61(v: Any, f: str) -> str:
+def w_61(v: Any, f: str, currency: str | None = None) -> str:
+    """``currency``: the statement's (its 60a or 34F), for the entry's decimals (rule C03) and trailing zeros."""
     v = _need(v, f, ("value_date", "mark", "amount", "type", "customer_reference"))
     if not isinstance(v["customer_reference"], str) or not v["customer_reference"]:
         raise FormatError(f"a statement line needs a customer reference, got {v['customer_reference']!r}",
@@ -211,7 +212,7 @@ def w_61(v: Any, f: str) -> str:
     if not isinstance(v["type"], str):
         raise FormatError(f"a statement line needs a transaction type (e.g. NTRF), got {v['type']!r}", field=f)
     out = write_date6(v["value_date"], f) + (v.get("entry_date") or "") + v["mark"] + (v.get("funds_code") or "")
-    out += write_amount(v["amount"], f) + v["type"] + v["customer_reference"]
+    out += write_amount(v["amount"], f, currency) + v["type"] + v["customer_reference"]
     if v.get("bank_reference"):
         out += "//" + v["bank_reference"]
     if v.get("supplementary"):

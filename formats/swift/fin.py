@@ -24,8 +24,11 @@ from typing import Any
 from formats.errors import FormatError
 from formats.swift.charset import check_x
 from formats.swift.details86 import add_details
-from formats.swift.fields import parse_field, write_field
+from formats.swift.fields import parse_field, w_61, write_field
 from formats.swift.messages import MESSAGES
+
+# the fields whose currency a statement's :61: entries are in (MT940 60a, MT942 34F): rule C03 for them too
+_STATEMENT_CCY = frozenset({"60F", "60M", "34F"})
 
 _TAG_LINE = re.compile(r"^:(\d{2}[A-Z]?):", re.M)
 _BLOCK_START = re.compile(r"\{([1-5]):")
@@ -199,6 +202,8 @@ def write_fin(values: dict[str, Any]) -> str:
         eol = values.get("eol", "\r\n")
         typed = isinstance(b2, dict) and b2.get("type") in MESSAGES
         lines = []
+        ccy: str | None = None       # a statement's currency (60a, 34F), that of its :61: entries (rule C03)
+        entries = 0
         for item in b4:
             tag = item.get("tag") if isinstance(item, dict) else None
             if not isinstance(tag, str) or not re.fullmatch(r"\d{2}[A-Z]?", tag):
@@ -208,8 +213,19 @@ def write_fin(values: dict[str, Any]) -> str:
                 text = value
                 if typed:
                     parse_field(tag, value, 0)       # a typed field given as text must still be valid
+            elif tag == "61" and isinstance(value, dict) and isinstance(ccy, str):
+                entries += 1
+                try:                 # in the statement's currency: its decimals (C03), its trailing zeros dropped
+                    text = w_61(value, tag, ccy)
+                except FormatError as exc:
+                    tail = ", the statement's currency" if "decimals than" in exc.message else ""
+                    exc.message = f"statement entry {entries}: {exc.message}{tail}"
+                    exc.args = (exc.message,)
+                    raise
             else:
                 text = write_field(tag, value)
+                if tag in _STATEMENT_CCY and isinstance(value, dict) and ccy is None:
+                    ccy = value.get("currency") if isinstance(value.get("currency"), str) else None
             check_x(text, field=tag)
             lines.append(f":{tag}:{text}")
         body = eol.join(line.replace("\n", eol) for line in lines)

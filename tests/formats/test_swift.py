@@ -114,6 +114,26 @@ def test_mt940_fin_message_typed_fields() -> None:
     assert write_fin(values) == text
 
 
+def test_mt940_entry_is_written_only_within_the_statements_currency() -> None:
+    """A :61: entry carries no currency of its own: it is in the statement's (60a; MT942: 34F), and rule C03
+    holds for it too.  A fraction of a yen is refused, never rounded; 12,5 EUR and 12,50 JPY's zero are fine."""
+    text = ("{1:F01BANKBEBBAXXX0000000000}{2:O9401200190101BANKDEFFAXXX00000000001901011200N}{4:\r\n"
+            ":20:STMT1\r\n:25:DE89370400440532013000\r\n:28C:1/1\r\n:60F:C190101JPY1000,\r\n"
+            ":61:1901020102D12,NTRFNONREF//B123\r\n:61:1901020102D13,NTRFNONREF//B124\r\n"
+            ":62F:C190102JPY975,\r\n-}")
+    values = SwiftCodec("mt940").decode(text.encode())
+    values["block4"][4]["value"]["amount"] = Decimal("12.00")
+    assert SwiftCodec("mt940").encode(values) == text.encode()
+    values["block4"][5]["value"]["amount"] = Decimal("12.5")
+    with pytest.raises(FormatError) as info:
+        SwiftCodec("mt940").encode(values)
+    assert info.value.field == "61"
+    assert info.value.message == ("statement entry 2: amount '12,5' has more decimals than JPY allows (0), the "
+                                  "statement's currency"), info.value.message
+    values["block4"][3]["value"]["currency"] = "EUR"
+    assert b":61:1901020102D12,5NTRF" in SwiftCodec("mt940").encode(values)
+
+
 def test_component() -> None:
     assert COMPONENT.name == "swift" and COMPONENT.positional == "message"
     codec = COMPONENT.build(FormatDecl("Pay", "swift", {"message": "mt103"}))

@@ -85,6 +85,22 @@ def test_card_currencies_minor_units_are_the_ones_the_route_applies() -> None:
         assert minor_units(r["numeric"]) == int(r["minor_units"]), r
 
 
+
+def test_card_limits_name_a_permitted_currency_and_fit_it() -> None:
+    """card_bins.csv's single_limit is an amount in its limit_currency (the card's billing currency): each row
+    names a currency card_currencies.csv permits (else every purchase on the card is refused, 57), and the
+    limit has no more decimals than that currency has."""
+    from decimal import Decimal
+    from formats.currencies import too_fine
+    with (ROUTES / "card_payments" / "card_currencies.csv").open(newline="", encoding="utf-8") as f:
+        permitted = {r["alpha"] for r in csv.DictReader(f)}
+    with (ROUTES / "card_payments" / "card_bins.csv").open(newline="", encoding="utf-8") as f:
+        bins = list(csv.DictReader(f))
+    assert bins and all(r.get("limit_currency") for r in bins), "card_bins.csv: a limit_currency for every row"
+    for r in bins:
+        assert r["limit_currency"] in permitted, r
+        assert too_fine(Decimal(r["single_limit"]), r["limit_currency"]) is None, r
+
 CUTOFF_ROWS = _rows("cutoff")
 
 

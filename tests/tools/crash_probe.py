@@ -86,7 +86,7 @@ async def main(work: Path, keyring: bool, mask: bool) -> None:
     for name in ("card_payments", "customer_service", "common"):
         shutil.copytree(ROOT / "routes" / name, dst / name)
     with open(dst / "card_payments" / "card_bins.csv", "a") as f:
-        f.write("499999,PCI TEST BIN,VISA,50000.00\n")
+        f.write("499999,PCI TEST BIN,VISA,50000.00,USD\n")
     card = codec_for("iso8583_1987_ascii", validate=False)
     env = dict(os.environ, BSP_ADMIN_TOKEN=ss.ADMIN_TOKEN, COLUMNS="200")
     for k in ("BSP_FIELD_KEYS", "BSP_FIELD_KEYS_FILE", "BSP_AUDIT_KEY", "BSP_AUDIT_KEY_FILE"):

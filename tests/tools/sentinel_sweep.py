@@ -89,7 +89,7 @@ def copy_routes(work: Path) -> Path:
                                   'mac_exempt ["0800", "0810"]', 1))
     (dst / "card_payments" / "card_payments_test.route").unlink()     # MAC'd now: its tests do not apply
     with open(dst / "card_payments" / "card_bins.csv", "a") as f:
-        f.write("499999,SWEEP TEST BIN,VISA,50000.00\n")
+        f.write("499999,SWEEP TEST BIN,VISA,50000.00,USD\n")
     (dst / "claims_payout" / "results").mkdir()
     (work / "tests").mkdir()
     (work / "tests" / "sweep_test.route").write_text(SWEEP_TEST)

@@ -17,7 +17,8 @@ from engine.sim.services.model import Request, Service, trace
 
 DECLINED_AMOUNT = DECLINED_AMOUNTS[0]      # 666.00: the card host declines it (engine.sim.iso_host)
 BINS = ("622848", "621700", "436742")     # routes/card_payments/card_bins.csv
-CURRENCIES = ("156", "840", "978")        # routes/card_payments/card_currencies.csv
+# each BIN's limit_currency (card_bins.csv): a purchase in another currency is refused (57), not approved
+BILLING = {"622848": "156", "621700": "156", "436742": "978"}
 LIMIT_MINOR = 1_000_000                   # 10,000.00: below the smallest single-payment limit
 
 
@@ -27,7 +28,7 @@ def make(kind: str, n: int, rng: random.Random, run: str = "") -> Request:
     values: dict[str, Any] = {
         "t": "0200", "2": pan, "3": "000000", "4": f"{rng.randrange(100, LIMIT_MINOR):012d}",
         "7": datetime.now().strftime("%m%d%H%M%S"), "11": f"{n % 1_000_000:06d}", "37": ref,
-        "41": f"ATM{rng.randrange(1, 99999):05d}", "49": rng.choice(CURRENCIES),
+        "41": f"ATM{rng.randrange(1, 99999):05d}", "49": BILLING[pan[:6]],
     }
     code = "00"
     if kind == "rejected":
