@@ -1581,6 +1581,8 @@ class Checker(_TestChecks):
                            f"it cannot take {desc(t)} ({show(a.value)})", a.value.pos or a.pos,
                            f"send the number the host reads, e.g. `{top} = number(format_date({show(a.value)}, "
                            f"\"%Y%m%d\"))` for a PIC 9(8) date")
+        if typed and fmt and what == "call":
+            self._left_out(assigns, fmt, at or (assigns[0].pos if assigns else None))
         required = self.res.format_required.get(fmt) if typed and fmt else None
         missing = [r for r in required or () if r not in {str(a.parts[0]) for a in assigns}]
         if missing:
@@ -1608,6 +1610,32 @@ class Checker(_TestChecks):
         else:
             at = lit.pos if lit is not None and got.kind == "misfit" else None
             self.error("E112", f"format `{fmt}`: {got.message}", at or _path_pos(a), got.hint)
+
+    def _left_out(self, assigns, fmt: str, at) -> None:
+        """W015: a call body in a copybook format that leaves out a PIC X or DISPLAY-number field (the
+        hook's ``missing``, formats/copybook/bodymissing.py): the host gets LOW-VALUES or spaces there."""
+        check = self._body_checker(fmt)
+        find = getattr(check, "missing", None)
+        if find is None:
+            return
+        try:
+            left = find([tuple(a.parts) for a in assigns])
+        except Exception:   # noqa: BLE001 - a hook that cannot tell says nothing
+            return
+        if not left:
+            return
+        shown = left[:6]
+        names = ", ".join(f"`{x.path}` ({x.picture})" for x in shown) + (
+            f" and {len(left) - len(shown)} more" if len(left) > len(shown) else "")
+        written = sorted({x.written for x in left}, reverse=True)
+        first = left[0]
+        numeric = any(x.numeric for x in left)
+        self.warn("W015", f"the call body in copybook format `{fmt}` leaves out {names}: the host gets "
+                  f"{' or '.join(written)} there" + (", which a DISPLAY number (PIC 9) cannot hold: the "
+                                                      "host program abends (S0C7) or misreads it" if numeric
+                                                      else ""), at,
+                  _left_out_help(first.path if ".." not in first.path else "FIELD", first.written,
+                                 any(not x.numeric for x in left), numeric))
 
     def _body_checker(self, fmt: str):
         cache = self.__dict__.setdefault("_body_checks", {})
@@ -1982,6 +2010,17 @@ def _lit_desc(a: A.Lit) -> str:
     if a.type == "string":
         return f'the string "{a.value}"'
     return f"{a.type} {a.value}"
+
+
+def _left_out_help(path: str, written: str, text: bool, numeric: bool) -> str:
+    """W015's help: how to send a field empty on purpose (``null`` keeps today's bytes: tested)."""
+    out = f"set each field the host reads; to send one empty on purpose, say so: `{path} = null` sends " \
+          f"the bytes sent now ({written})"
+    if text:
+        out += ', `= ""` writes spaces into a PIC X field'
+    if numeric:
+        out += ", `= 0` writes zeros into a PIC 9 field"
+    return out
 
 
 def lower_assigns(assigns) -> tuple[ir.Assign, ...]:

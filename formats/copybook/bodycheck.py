@@ -101,6 +101,11 @@ class BodyCheck:
             return None
         return self._fits(node, _render(parts), value, len(parts) - 1)
 
+    def missing(self, paths) -> list:
+        """The text and DISPLAY-number fields a body setting ``paths`` leaves out (``LeftOut``, W015)."""
+        from formats.copybook.bodymissing import left_out
+        return left_out(self.codec.layout.roots, self.collapsed, self.opts, self.codec.layout.renames, paths)
+
     def _fits(self, n: Node, path: str, value: Any, last: int) -> BodyProblem | None:
         pic = _picture(n)
         try:
