@@ -1627,13 +1627,12 @@ class Checker(_TestChecks):
         shown = left[:6]
         names = ", ".join(f"`{x.path}` ({x.picture})" for x in shown) + (
             f" and {len(left) - len(shown)} more" if len(left) > len(shown) else "")
-        written = sorted({x.written for x in left}, reverse=True)
+        written = [w for w in ("LOW-VALUES", "spaces") if any(x.written == w for x in left)]
         first = left[0]
         numeric = any(x.numeric for x in left)
         self.warn("W015", f"the call body in copybook format `{fmt}` leaves out {names}: the host gets "
-                  f"{' or '.join(written)} there" + (", which a DISPLAY number (PIC 9) cannot hold: the "
-                                                      "host program abends (S0C7) or misreads it" if numeric
-                                                      else ""), at,
+                  f"{' or '.join(written)} there" + ("; spaces in a DISPLAY number (PIC 9) make the host "
+                                                      "program abend (S0C7) or misread it" if numeric else ""), at,
                   _left_out_help(first.path if ".." not in first.path else "FIELD", first.written,
                                  any(not x.numeric for x in left), numeric))
 

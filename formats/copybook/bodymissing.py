@@ -107,13 +107,13 @@ class _Walk:
             return
         run: list[int] = []
         for i in range(count or 0):
-            if i in given and not self.whole(path + (i,)):
-                self._run(t, path, run)
-                run = []
-                if t.is_group:
-                    self.group(t, path + (i,))
-            elif i not in given:
+            if i not in given:
                 run.append(i)
+                continue
+            self._run(t, path, run)
+            run = []
+            if t.is_group and not self.whole(path + (i,)):
+                self.group(t, path + (i,))
         self._run(t, path, run)
 
     def _run(self, t: Node, path: tuple, run: list[int]) -> None:
