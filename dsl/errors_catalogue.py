@@ -416,6 +416,19 @@ CATALOGUE: tuple[Entry, ...] = (
           _route('let fee = msg.amount * 0.015', 'deal PAY { ref = msg.ref  amount = fee  currency = "EUR" }',
                  head=_MF + 'format Req = json\n'),
           6, 40, severity="warning"),
+    Entry("W015", "copybook call body that leaves out a text or DISPLAY-number field",
+          "the call body in copybook format `F` leaves out `FIELD` (PIC X(n)): the host gets LOW-VALUES there "
+          "(spaces with `low_values_null false`; spaces in a DISPLAY number, PIC 9, make the host program abend "
+          "(S0C7) or misread it; not told: COMP-3 / COMP numbers (`missing_numbers`), FILLERs, OCCURS DEPENDING ON "
+          "counters and elements past the last one given, a field whose level-88 name is set; help: set each "
+          "field the host reads; to send one empty on purpose, say so: `FIELD = null` sends the bytes sent now, "
+          "`= \"\"` writes spaces into a PIC X field, `= 0` zeros into a PIC 9 one)",
+          _MF + 'channel host = tcp connect {\n    address = "127.0.0.1:7001"\n}\nformat Req = json\n'
+          'format Cb = copybook "req.cpy"\nroute r {\n    receive from mf as Req\n'
+          '    call h = host as Cb { TXN = "T001" }\n    reply Req { code = "00" }\n}\n', 9, 22,
+          severity="warning",
+          files={"req.cpy": "       01  REQ.\n           05  TXN       PIC X(4).\n"
+                            "           05  ORIG-REF  PIC X(12).\n"}),
     Entry("W011", "format definition its kind accepts with a warning",
           "format `F`: (the format kind's own message, e.g. a copybook item `AMT: SIGN LEADING SEPARATE on an "
           "unsigned item (PIC 9(5)): IBM's compiler refuses it; read as signed, with its sign byte`; help: write "

@@ -124,7 +124,9 @@ class ComponentSpec:
       description is a tree of typed fields (a copybook): the callable takes a body line's path (``parts``)
       and, when the line's value is a literal, that value, and returns a ``BodyProblem`` or None.
       ``bsp check`` reports a path naming no field at any depth (E061) and a literal the field cannot hold
-      (E112), which would otherwise fail the exchange when it is encoded (code 96).
+      (E112), which would otherwise fail the exchange when it is encoded (code 96).  When the callable has
+      a ``missing(paths)`` method (a copybook's), ``bsp check`` hands it the paths a ``call`` body sets and
+      warns (W015) of the fields it returns: left out, they are sent as LOW-VALUES or spaces.
     ``required``: optional pure hook ``required(decl, base_dir) -> list[str] | None``
       naming the top-level fields every message of the format must have (a JSON
       Schema's ``required``): ``bsp check`` reports a message body without them (E076).
