@@ -51,10 +51,12 @@ def test_text_against_a_number_and_a_number_against_text_are_told_at_check_time(
 }
 ''')
     res = compile_paths(sorted(tmp_path.glob("*.route")), default_registry())
-    got = {(d.pos.line, d.pos.col): d for d in res.diagnostics}
-    assert all(d.code == "E103" for d in res.diagnostics), [(d.code, d.message) for d in res.diagnostics]
+    # the route's call leaves fields of the collection copybook out (W015): not this test's point
+    diags = [d for d in res.diagnostics if d.code != "W015"]
+    got = {(d.pos.line, d.pos.col): d for d in diags}
+    assert all(d.code == "E103" for d in diags), [(d.code, d.message) for d in diags]
     assert sorted(got) == [(6, 35), (7, 35), (8, 30), (8, 42), (9, 39), (9, 52)], \
-        [(d.pos.line, d.pos.col, d.message) for d in res.diagnostics]
+        [(d.pos.line, d.pos.col, d.message) for d in diags]
     computed = got[(6, 35)]
     assert computed.message == ("field `due_date` of format `Coll` is a number (integer): the text format_date(...) "
                                 "is never equal to it")
