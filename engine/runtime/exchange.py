@@ -62,6 +62,7 @@ SHORT_TEXTS = {
     "in_doubt": "outcome unknown",                # may have been done: flagged for an operator
     "recovered": "undone after a restart",
     "key_conflict": "deal key already used for another deal",   # the manager's text names the fields too
+    "held": "held for compliance review",         # the screen step's default text (its reason names the hit)
 }
 # ``rejected`` (a validate rule's own text) and ``duplicate`` ("repeats deal ID (key ...)": which deal the
 # request repeats, for the sender) keep their whole text as ``error.text``
