@@ -219,14 +219,9 @@ def show(
     from engine.fieldcrypt import KeyringError
 
     from engine import fieldcrypt, reveal_log
-    from engine.commands.deals import record_reveal
+    from engine.commands.deals import record_reveal, who_reveals
 
-    if by is not None and not reveal:
-        raise typer.BadParameter("--by names who reveals: it goes with --reveal", param_hint="--by")
-    try:
-        who, where = reveal_log.where_offline(by)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc).split(": ", 1)[-1], param_hint="--by") from None
+    who, where = who_reveals(by, reveal)
     found_keys = ledger_keys(ledger, deployment, env, "bsp dead show", fields=reveal, audit=reveal and not live)
     ledger = found_keys.path
     keyring = found_keys.keys.keyring

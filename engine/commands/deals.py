@@ -405,12 +405,7 @@ def show(
 
     from engine import reveal_log
 
-    if by is not None and not reveal:
-        raise typer.BadParameter("--by names who reveals: it goes with --reveal", param_hint="--by")
-    try:
-        who, where = reveal_log.where_offline(by)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc).split(": ", 1)[-1], param_hint="--by") from None
+    who, where = who_reveals(by, reveal)
     found = ledger_keys(ledger, deployment, env, "bsp deals show", fields=reveal, audit=reveal and not live)
     ledger = found.path
     if not live:
@@ -525,3 +520,16 @@ def register(app: typer.Typer) -> None:
 
 __all__ = ["register", "deals", "parse_when", "require_ledger", "reveal_check", "needs_keyring", "record_reveal",
            "time_range"]
+
+
+def who_reveals(by: Optional[str], reveal: bool) -> tuple[Any, Any]:
+    """Who a show command's ``--reveal`` is recorded as (engine/reveal_log.py), and from where; ``--by``
+    without ``--reveal``, or a ``--by`` the audit trail cannot take, is a usage error (exit 2)."""
+    from engine import reveal_log
+
+    if by is not None and not reveal:
+        raise typer.BadParameter("--by names who reveals: it goes with --reveal", param_hint="--by")
+    try:
+        return reveal_log.where_offline(by)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc).split(": ", 1)[-1], param_hint="--by") from None

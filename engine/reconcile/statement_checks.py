@@ -16,7 +16,9 @@ from formats.swift import iter_statements
 from engine.reconcile.continuity import PASSED, Finding, Head, check, head_camt053, head_mt940
 from engine.reports.model import Column, Report, Table
 
-COLUMNS = (
+# a statement's figures and what the checks found, as the ledger report (engine/reports/statement_continuity.py)
+# shows them too
+STATEMENT_COLUMNS = (
     Column("account", "text"),
     Column("statement", "text", "statement/page"),
     Column("reference", "text"),
@@ -28,8 +30,8 @@ COLUMNS = (
     Column("currency", "text"),
     Column("status", "text"),
     Column("note", "text"),
-    Column("where", "text", "statement at"),
 )
+COLUMNS = (*STATEMENT_COLUMNS, Column("where", "text", "statement at"))
 
 
 def file_heads(path: Path, kind: str) -> list[Head]:

@@ -23,24 +23,12 @@ from typing import Any
 import orjson
 
 from engine.reconcile.continuity import PASSED, Head, check, head_camt053, head_mt940, summary
+from engine.reconcile.statement_checks import STATEMENT_COLUMNS
 from engine.reports.model import Column, Report, Table
 from engine.reports.source import Period, open_read_only
 
-COLUMNS = (
-    Column("received_at", "timestamp", "received (UTC)"),
-    Column("account", "text"),
-    Column("statement", "text", "statement/page"),
-    Column("reference", "text"),
-    Column("day", "date", "closing date"),
-    Column("opening", "money", currency="currency"),
-    Column("entries", "int"),
-    Column("entries_total", "money", "entries (net)", currency="currency"),
-    Column("closing", "money", currency="currency"),
-    Column("currency", "text"),
-    Column("status", "text"),
-    Column("note", "text"),
-    Column("deal_id", "text", "deal id"),
-)
+COLUMNS = (Column("received_at", "timestamp", "received (UTC)"), *STATEMENT_COLUMNS,
+           Column("deal_id", "text", "deal id"))
 
 LAST_COLUMNS = (
     Column("account", "text"),
