@@ -17,10 +17,11 @@ wrong) is not re-injected: its outcome says so.
 from __future__ import annotations
 
 import re
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Mapping, Sequence
+from typing import Any, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 
 from engine.fieldcrypt import Keyring, KeyringError
 
@@ -272,6 +273,31 @@ def duplicate_outcome(deal_id: str | None, reason: str | None) -> str:
     if not reason:
         return DUPLICATE + "; settle it with the counterpart instead (`bsp deals show` tells the deal's story)"
     return f"{DUPLICATE}: deal {deal_id}: {reason}" if deal_id else f"{DUPLICATE}: {reason}"
+
+
+@asynccontextmanager
+async def offline_injector(program: Any, registry: Any, led: Any, overrides: Mapping[str, Any]
+                           ) -> AsyncIterator[Injector]:
+    """An injector over ``program`` run in this process against its counterparts (``bsp dead retry`` and a
+    held deal released without ``--live``): the configuration recorded in ``led``, its outbound channels
+    started, and the task that writes what waits for a transaction log that could not be written (the
+    switchboard is not run: its dispatchers are fed directly).  Its channels stop when the block ends."""
+    import trio
+
+    from engine.runtime.switchboard import Switchboard
+    from engine.txn import backlog
+
+    await led.record_config(program.version, program.sources)
+    sb = Switchboard(program, registry, ledger=led, overrides={k: dict(v) for k, v in overrides.items()})
+    async with trio.open_nursery() as nursery:
+        for ch in sb.channels.values():
+            if ch.role in ("connect", "both"):
+                await nursery.start(ch.run)
+        backlog.keep_all_up(nursery, sb.dispatchers.values())
+        try:
+            yield switchboard_injector(sb)
+        finally:
+            nursery.cancel_scope.cancel()
 
 
 def switchboard_injector(sb: Any, handlers: Mapping[str, Any] | None = None) -> Injector:

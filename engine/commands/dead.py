@@ -432,26 +432,13 @@ def _retry_admin(url: str, ids: list[str], token_file: Optional[Path], ca: Optio
 
 async def _retry_in_process(ledger: Path, program: Any, registry: Any, overrides: Any, rows: list[dict[str, Any]],
                             keys: Any, report: Any = None, again: bool = False, by: str | None = None) -> list[Any]:
-    import trio
-
-    from engine.deadletter import retry_once, switchboard_injector
+    from engine.deadletter import offline_injector, retry_once
     from engine.ledger import open_ledger
-    from engine.runtime.switchboard import Switchboard
-    from engine.txn import backlog
 
     keyring = keys.keyring
     results = []
     async with open_ledger(ledger, audit_key=keys.audit_key, keyring=keyring) as led:
-        await led.record_config(program.version, program.sources)
-        sb = Switchboard(program, registry, ledger=led, overrides={k: dict(v) for k, v in overrides.items()})
-        async with trio.open_nursery() as nursery:
-            for ch in sb.channels.values():
-                if ch.role in ("connect", "both"):
-                    await nursery.start(ch.run)
-            # the switchboard is not run (its dispatchers are fed directly): the task that writes what waits
-            # for a transaction log that could not be written is started here (and tries once more on the way out)
-            backlog.keep_all_up(nursery, sb.dispatchers.values())
-            inject = switchboard_injector(sb)
+        async with offline_injector(program, registry, led, overrides) as inject:
             for r in rows:
                 # claimed in the ledger (status retrying) before it runs: one already retried, or being
                 # retried, is refused unless again (engine.deadletter.retry_once)
@@ -462,7 +449,6 @@ async def _retry_in_process(ledger: Path, program: Any, registry: Any, overrides
                 results.append(res)
                 if report is not None:
                     report(res.id, res.ok, res.outcome, res.skipped)
-            nursery.cancel_scope.cancel()
     return results
 
 

@@ -79,23 +79,12 @@ def decide_offline(found: Any, deal_id: str, outcome: str, note: str, by: str, *
             if program is None:
                 return await decide(led, deal_id, outcome, note, by, via="ledger file", host=host,
                                     os_user=os_user, hint_list=f"bsp deals --held --ledger {path}")
-            from engine.deadletter import switchboard_injector
-            from engine.runtime.switchboard import Switchboard
-            from engine.txn import backlog
+            from engine.deadletter import offline_injector
 
-            await led.record_config(program.version, program.sources)
-            sb = Switchboard(program, registry, ledger=led, overrides={k: dict(v) for k, v in overrides.items()})
-            async with trio.open_nursery() as nursery:
-                for ch in sb.channels.values():
-                    if ch.role in ("connect", "both"):
-                        await nursery.start(ch.run)
-                backlog.keep_all_up(nursery, sb.dispatchers.values())
-                try:
-                    return await decide(led, deal_id, outcome, note, by, via="ledger file", host=host,
-                                        os_user=os_user, injector=switchboard_injector(sb), keyring=keys.keyring,
-                                        hint_list=f"bsp deals --held --ledger {path}")
-                finally:
-                    nursery.cancel_scope.cancel()
+            async with offline_injector(program, registry, led, overrides) as inject:
+                return await decide(led, deal_id, outcome, note, by, via="ledger file", host=host,
+                                    os_user=os_user, injector=inject, keyring=keys.keyring,
+                                    hint_list=f"bsp deals --held --ledger {path}")
 
     return trio.run(run)
 
