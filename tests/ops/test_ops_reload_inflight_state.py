@@ -12,6 +12,7 @@ from pathlib import Path
 
 import orjson
 import trio
+import trio.testing
 
 from engine.ops.backend import EngineBackend
 from engine.totals import existing_totals
@@ -289,3 +290,104 @@ async def test_a_list_change_while_screened_deals_are_in_flight_and_a_held_one_r
     assert by_ref == {"H1": [("rejected", v1), ("committed", v2)], **{f"S{i}": [("committed", v1)] for i in range(4)},
                       "S9": [("rejected", v2)]}
 
+
+
+async def _many_at_once(port: int, bodies: list[dict]) -> dict[str, dict]:
+    """Each body on its own connection, every frame written into the kernel before the engine runs at all
+    (blocking sends, no checkpoint between them): the engine then reads them all as concurrent batches."""
+    import socket
+
+    from formats.framing import LengthPrefixFramer
+
+    socks = []
+    for body in bodies:
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(LengthPrefixFramer(2).frame(orjson.dumps(body)))
+        socks.append(s)
+    out: dict[str, dict] = {}
+
+    async def read(s: socket.socket) -> None:
+        s.setblocking(False)
+        c = Client(trio.SocketStream(trio.socket.from_stdlib_socket(s)), 2)
+        try:
+            (r,) = await c.recv_json()
+            out[r["ref"]] = r
+        finally:
+            await c.aclose()
+
+    async with trio.open_nursery() as n:
+        for s in socks:
+            n.start_soon(read, s)
+    return out
+
+
+async def test_a_reload_bringing_a_limit_back_counts_what_the_ledger_holds_for_concurrent_first_deals(
+        nursery, tmp_path: Path) -> None:
+    """The ledger holds 80.00 counted on LC-1 (an earlier run).  The engine runs without the `limit` (taken
+    out for a while); a reload puts it back with max 100.00 and ten drawings of 5.00 arrive at once on ten
+    connections: the figures are read from the ledger once, before any of them is checked, so exactly four
+    pass (80 + 4 x 5 = 100).  (They were read by the first batch only, which let the batches running meanwhile
+    count from nothing: all ten passed, 130.00 drawn on an LC of 100.00.)"""
+    gate = Gate()
+    gate.open.set()
+    back = await gate.serve(nursery)
+    route = tmp_path / "pay.route"
+    ledger = tmp_path / "l.duckdb"
+    route.write_text(LIMIT % {"back": back, "max": "100.00", "tag": "v1"})
+    async with live([route], ledger) as eng:
+        got = await _many_at_once(eng.channels["front"].port,
+                                  [{"ref": f"E{i}", "amount": 10.00, "lc": "LC-1"} for i in range(8)])
+        assert {r["code"] for r in got.values()} == {"00"}
+    without = LIMIT.replace('    limit lc_drawn { key = msg.lc  max = %(max)s  code = "61"  text = "over the LC amount" }\n',
+                            "")
+    assert without != LIMIT
+    route.write_text(without % {"back": back, "tag": "v1"})
+    async with live([route], ledger) as eng:
+        got = await _many_at_once(eng.channels["front"].port, [{"ref": "U1", "amount": 1.00, "lc": "LC-9"}])
+        assert got["U1"]["code"] == "00"            # served without the limit meanwhile
+        route.write_text(LIMIT % {"back": back, "max": "100.00", "tag": "v2"})
+        result = await eng.reload()
+        assert result.ok, result.diagnostics
+        with trio.fail_after(20):
+            got = await _many_at_once(eng.channels["front"].port,
+                                      [{"ref": f"F{i}", "amount": 5.00, "lc": "LC-1"} for i in range(10)])
+        codes = sorted(r["code"] for r in got.values())
+        assert codes == ["00"] * 4 + ["61"] * 6, codes
+        (fullest,) = existing_totals(eng.ledger).view()["fullest"]
+        assert (Decimal(fullest["confirmed"]), Decimal(fullest["reserved"])) == (Decimal("100"), Decimal("0"))
+    counted = rows(ledger, "SELECT sum(CAST(json_extract_string(detail, '$.amount') AS DECIMAL(18,2))) "
+                           "FROM deal_events WHERE to_state = 'counted'")
+    assert counted == [(Decimal("100"),)]
+
+
+async def test_batches_arriving_while_the_totals_are_read_wait_for_them(nursery, tmp_path: Path) -> None:
+    """The same, step by step: the first batch's rebuild is reading the ledger (in its thread) when a second
+    batch asks; the second waits and finds the figures read, not an empty total."""
+    from engine.ledger import open_ledger
+    from engine.totals import totals_for
+
+    gate = Gate()
+    gate.open.set()
+    back = await gate.serve(nursery)
+    route = tmp_path / "pay.route"
+    ledger_path = tmp_path / "l.duckdb"
+    route.write_text(LIMIT % {"back": back, "max": "100.00", "tag": "v1"})
+    async with live([route], ledger_path) as eng:
+        await _ask(eng.channels["front"].port, {"ref": "E1", "amount": 80.00, "lc": "LC-1"}, {})
+    async with open_ledger(ledger_path) as ledger:
+        totals = totals_for(ledger)
+        seen: list[str] = []
+
+        async def first() -> None:
+            await totals.rebuild(ledger, [])
+
+        async def second() -> None:
+            await totals.rebuild(ledger, [])
+            seen.append(str(totals.used(("lc_drawn", "LC-1", "EUR", ""))))
+
+        async with trio.open_nursery() as n:
+            n.start_soon(first)
+            await trio.testing.wait_all_tasks_blocked()      # the first is reading, in the ledger's thread
+            n.start_soon(second)
+        assert [Decimal(s) for s in seen] == [Decimal("80")]
+        assert totals.loaded
