@@ -391,3 +391,72 @@ async def test_batches_arriving_while_the_totals_are_read_wait_for_them(nursery,
             n.start_soon(second)
         assert [Decimal(s) for s in seen] == [Decimal("80")]
         assert totals.loaded
+
+
+NATS = '''
+format Order = json
+channel orders = nats consume {
+    url         = "%(url)s"
+    subject     = "orders.new"
+    stream      = "ORDERS"
+    durable     = "bsp-orders"
+    fetch_wait  = 100ms
+    workers     = 8
+    ack_wait    = %(ack_wait)s
+    nak_delay   = 50ms
+}
+channel back = tcp connect { address = "127.0.0.1:%(back)d"  framing = length4  timeout = 20s }
+route take {
+    receive from orders as Order
+    deal ORDER { ref = msg.ref  amount = 1.00  currency = "EUR"  key = msg.ref }
+    call post = back as Order reply Order { op = "post"  ref = msg.ref } expect post.status == "OK"
+}
+'''
+
+
+async def test_a_reload_changing_a_nats_consumer_with_messages_in_flight_acks_each_once(
+        nursery, tmp_path: Path) -> None:
+    """Eight messages fetched and their deals waiting at the counterpart when a reload changes the consume
+    channel (a new consumer object on the same durable; the old one drains): each deal finishes on the old
+    version and its message is acknowledged by the old consumer, none is delivered again, none reaches the
+    counterpart twice; messages published after the reload are taken by the new consumer."""
+    from engine.testing.nats_server import eventually, nats_client, nats_server
+
+    gate = Gate()
+    back = await gate.serve(nursery)
+    route = tmp_path / "orders.route"
+    ledger = tmp_path / "l.duckdb"
+    async with nats_server(tmp_path / "nats") as srv, nats_client(srv.url) as nc:
+        route.write_text(NATS % {"url": srv.url, "back": back, "ack_wait": "30s"})
+        async with live([route], ledger) as eng:
+            old = eng.channels["orders"]
+            v1 = eng.version
+            await eventually(lambda: _v(old.ready.is_set()), "consumer set up")
+            for i in range(8):
+                await nc.publish("orders.new", b'{"ref": "M%d"}' % i)
+            with trio.fail_after(20):
+                await gate.wait_for(8)          # all eight fetched, their deals at the counterpart
+            route.write_text(NATS % {"url": srv.url, "back": back, "ack_wait": "29s"})
+            with trio.fail_after(20):
+                result = await eng.reload()
+            assert result.ok and result.plan["channels"]["changed"] == ["orders"], result
+            new = eng.channels["orders"]
+            assert new is not old
+            v2 = eng.version
+            gate.open.set()
+            await eventually(lambda: _v(old.acked + new.acked == 8), "the eight acked")
+            await eventually(lambda: _v(new.ready.is_set()), "the new consumer set up")
+            for i in range(3):
+                await nc.publish("orders.new", b'{"ref": "N%d"}' % i)
+            await eventually(lambda: _v(old.acked + new.acked == 11), "the three more acked")
+            assert old.naked + new.naked == 0 and old.termed + new.termed == 0
+    assert dict(gate.seen) == {**{f"M{i}": 1 for i in range(8)}, **{f"N{i}": 1 for i in range(3)}}
+    deals = rows(ledger, "SELECT reference, status, config_version FROM deals")
+    assert sorted(r for r, _, _ in deals) == sorted(gate.seen), deals
+    assert {r: s for r, s, _ in deals} == {r: "committed" for r in gate.seen}
+    assert {r: v for r, _, v in deals if r.startswith("N")} == {f"N{i}": v2 for i in range(3)}
+    assert {r: v for r, _, v in deals if r.startswith("M")} == {f"M{i}": v1 for i in range(8)}
+
+
+async def _v(value: object) -> object:
+    return value
