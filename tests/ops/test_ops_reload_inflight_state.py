@@ -460,3 +460,68 @@ async def test_a_reload_changing_a_nats_consumer_with_messages_in_flight_acks_ea
 
 async def _v(value: object) -> object:
     return value
+
+
+DESK = """
+format J = json
+channel front = tcp listen { address = "127.0.0.1:0" framing = length2 }
+channel back = tcp connect { address = "127.0.0.1:%(back)d" framing = length4 timeout = %(timeout)s }
+route pay {
+    receive from front as J
+    deal PAY { ref = msg.ref  amount = 1.00  currency = "EUR"  key = msg.ref }
+    call post = back as J reply J { op = "post"  ref = msg.ref } expect post.status == "OK"
+    reply J { ref = msg.ref  code = "00"  tag = "%(tag)s" }
+    on error reply J { ref = msg.ref  code = error.code  tag = "%(tag)s" }
+}
+"""
+
+
+async def test_a_dead_letter_retried_while_a_reload_changes_its_channel_runs_once(
+        nursery, tmp_path: Path, dead_port: int) -> None:
+    """Three payments failed unreachable (the counterpart's port refused them): dead letters.  A reload points
+    the channel at the counterpart; the three are retried through the admin API and wait at the counterpart
+    when a reload changes that channel again (its timeout) and the route's reply, and a second retry of each
+    is asked meanwhile: the second ones are refused (a retry is running), the first ones commit, each as one
+    deal on the version it began on, each sent once."""
+    gate = Gate()
+    back = await gate.serve(nursery)
+    route = tmp_path / "pay.route"
+    ledger = tmp_path / "l.duckdb"
+    route.write_text(DESK % {"back": dead_port, "timeout": "20s", "tag": "v1"})
+    replies: dict[str, dict] = {}
+    async with live([route], ledger) as eng:
+        backend = EngineBackend(eng, eng.observer)
+        for i in range(3):
+            await _ask(eng.channels["front"].port, {"ref": f"L{i}"}, replies)
+        assert {r["code"] for r in replies.values()} == {"91"}
+        from engine.admin.backend import DeadLetterQuery
+        letters = await backend.dead_letters(DeadLetterQuery(limit=10))
+        assert len(letters) == 3
+        route.write_text(DESK % {"back": back, "timeout": "20s", "tag": "v2"})
+        assert (await eng.reload()).ok
+        v2 = eng.version
+        first: dict[str, dict] = {}
+        second: dict[str, dict] = {}
+
+        async def retry(letter_id: str, into: dict) -> None:
+            into[letter_id] = await backend.retry_dead_letter(letter_id, by="ops")
+
+        with trio.fail_after(20):
+            async with trio.open_nursery() as n:
+                for letter in letters:
+                    n.start_soon(retry, letter["id"], first)
+                await gate.wait_for(3)
+                route.write_text(DESK % {"back": back, "timeout": "19s", "tag": "v3"})
+                result = await eng.reload()
+                assert result.ok and result.plan["channels"]["changed"] == ["back"], result
+                for letter in letters:
+                    await retry(letter["id"], second)
+                gate.open.set()
+        assert all(r["ok"] and r["outcome"].startswith("committed") for r in first.values()), first
+        assert all(r["skipped"] and not r["ok"] for r in second.values()), second
+    assert dict(gate.seen) == {f"L{i}": 1 for i in range(3)}
+    deals = rows(ledger, "SELECT reference, status, config_version FROM deals ORDER BY received_at")
+    assert sorted((r, s) for r, s, _ in deals) == sorted([(f"L{i}", "failed") for i in range(3)] +
+                                                         [(f"L{i}", "committed") for i in range(3)])
+    assert {v for _, s, v in deals if s == "committed"} == {v2}
+    assert rows(ledger, "SELECT DISTINCT status FROM dead_letters") == [("retried",)]
