@@ -719,10 +719,13 @@ class LiveEngine:
     async def _close_after(self, old: Generation, new: Generation) -> None:
         """Once the old generation's last batch is done, close the channels only it used."""
         await old.idle.wait()
+        kept = {id(ch) for ch in new.channels.values()}
+        gone = [ch for ch in old.channels.values() if id(ch) not in kept]
+        for q in self.saf:        # a reversal waiting for its answer on one of them: read it there first
+            await q.done_with(gone)
         if old in self._retiring:
             self._retiring.remove(old)
         self._forget(old)
-        kept = {id(ch) for ch in new.channels.values()}
         for ch in old.channels.values():
             if id(ch) not in kept:
                 if hasattr(ch, "stop_accepting"):
