@@ -525,3 +525,52 @@ async def test_a_dead_letter_retried_while_a_reload_changes_its_channel_runs_onc
                                                          [(f"L{i}", "committed") for i in range(3)])
     assert {v for _, s, v in deals if s == "committed"} == {v2}
     assert rows(ledger, "SELECT DISTINCT status FROM dead_letters") == [("retried",)]
+
+
+async def test_the_list_screened_against_is_the_one_the_version_holds_when_the_file_changes_meanwhile(
+        nursery, tmp_path: Path) -> None:
+    """The version is computed over the list file as read then (its text kept in the ledger's
+    config_versions); the list file is replaced before the engine binds that configuration (a feed job
+    writing the list while a reload, or `bsp run`, loads it).  The engine screens against the list the
+    version holds, not the one read again: a deal recorded under that version was screened by the list its
+    sources show.  (The bind read the file again: the deal named a version whose list did not have the
+    name that held it.)  The next reload takes the new list, under its own version."""
+    from dsl.load import compile_paths
+    from engine.ledger import open_ledger
+    from engine.metrics import Metrics
+    from engine.ops.files import with_referenced_files
+    from engine.ops.live import LiveEngine
+    from engine.ops.observe import Observer
+    from engine.registry import default_registry
+
+    gate = Gate()
+    gate.open.set()
+    back = await gate.serve(nursery)
+    listed = tmp_path / "list.csv"
+    listed.write_text(HEAD, encoding="utf-8")
+    route = tmp_path / "pay.route"
+    route.write_text(SCREEN % {"back": back})
+    registry = default_registry()
+    program = with_referenced_files(compile_paths([route], registry).program)
+    assert program.sources[str(listed)] == HEAD
+    listed.write_text(HEAD + "SYN-2,OFAC SDN,Dragan Miloradović,,\n", encoding="utf-8")    # replaced meanwhile
+    replies: dict[str, dict] = {}
+    ledger_path = tmp_path / "l.duckdb"
+    async with open_ledger(ledger_path) as ledger:
+        eng = LiveEngine(registry, ledger, load=lambda: ([route], {}), observer=Observer(Metrics()), grace=5.0)
+        async with trio.open_nursery() as n:
+            await n.start(eng.run, program, None)
+            assert eng.version == program.version
+            port = eng.channels["front"].port
+            await _ask(port, {"ref": "A1", "name": "Dragan Miloradovic"}, replies)
+            assert replies["A1"]["code"] == "00"          # the version's list has no such entry
+            result = await eng.reload()
+            assert result.ok and result.plan["tables"]["changed"] == ["sanctions"], result
+            await _ask(eng.channels["front"].port, {"ref": "A2", "name": "Dragan Miloradovic"}, replies)
+            assert replies["A2"]["code"] == "62"          # the new list, under the new version
+            v2 = eng.version
+            eng.drain()
+    deals = dict((r, v) for r, v in rows(ledger_path, "SELECT reference, config_version FROM deals"))
+    assert deals == {"A1": program.version, "A2": v2}
+    (kept,) = rows(ledger_path, f"SELECT sources FROM config_versions WHERE version = '{program.version}'")
+    assert "Miloradovi" not in str(kept[0])
