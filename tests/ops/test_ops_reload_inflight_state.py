@@ -574,3 +574,48 @@ async def test_the_list_screened_against_is_the_one_the_version_holds_when_the_f
     assert deals == {"A1": program.version, "A2": v2}
     (kept,) = rows(ledger_path, f"SELECT sources FROM config_versions WHERE version = '{program.version}'")
     assert "Miloradovi" not in str(kept[0])
+
+
+async def test_a_held_deal_released_while_a_reload_changes_its_route_runs_once(nursery, tmp_path: Path) -> None:
+    """A compliance officer releases a held deal; its run waits at the counterpart when a reload changes the
+    route's channel and the list; a second release is asked meanwhile: it is refused at once (the run is under
+    way), the first run commits on the version it began on, the counterpart sees the payment once.  (The
+    second waited for the first's run to end: the admin API's resolutions were held one at a time for the
+    whole run of a release, up to its counterpart's timeout, every other resolution waiting behind it.)"""
+    gate = Gate()
+    back = await gate.serve(nursery)
+    (tmp_path / "list.csv").write_text(HEAD, encoding="utf-8")
+    route = tmp_path / "pay.route"
+    route.write_text(SCREEN % {"back": back})
+    ledger = tmp_path / "l.duckdb"
+    replies: dict[str, dict] = {}
+    async with live([route], ledger) as eng:
+        backend = EngineBackend(eng, eng.observer)
+        await _ask(eng.channels["front"].port, {"ref": "H1", "name": "Viktor Kurganov"}, replies)
+        assert replies["H1"]["code"] == "62"
+        (held,) = [d["deal_id"] for d in await backend.held_deals(False, 10)]
+        v1 = eng.version
+        out: dict[str, object] = {}
+
+        async def release(key: str) -> None:
+            try:
+                out[key] = await backend.resolve_deal(held, "release", "namesake", "officer", {})
+            except Exception as exc:      # noqa: BLE001 - a refusal, kept to look at
+                out[key] = exc
+
+        with trio.fail_after(20):
+            async with trio.open_nursery() as n:
+                n.start_soon(release, "first")
+                await gate.wait_for(1)
+                (tmp_path / "list.csv").write_text(HEAD + "SYN-2,OFAC SDN,Dragan Miloradović,,\n", encoding="utf-8")
+                route.write_text((SCREEN % {"back": back}).replace("timeout = 20s", "timeout = 19s"))
+                result = await eng.reload()
+                assert result.ok and result.plan["channels"]["changed"] == ["back"], result
+                await release("second")
+                gate.open.set()
+        first, second = out["first"], out["second"]
+        assert isinstance(first, dict) and first["run"]["ok"], first
+        assert isinstance(second, Exception) and "is running now as deal" in str(second), second
+    assert dict(gate.seen) == {"H1": 1}
+    deals = rows(ledger, "SELECT reference, status, config_version FROM deals ORDER BY received_at")
+    assert deals == [("H1", "rejected", v1), ("H1", "committed", v1)]
