@@ -449,7 +449,9 @@ async def test_a_reload_changing_a_nats_consumer_with_messages_in_flight_acks_ea
             for i in range(3):
                 await nc.publish("orders.new", b'{"ref": "N%d"}' % i)
             await eventually(lambda: _v(old.acked + new.acked == 11), "the three more acked")
-            assert old.naked + new.naked == 0 and old.termed + new.termed == 0
+            # (the old consumer may hand back, not run, a message its open pull got as it drained: a nak the
+            # new consumer then takes; never one it ran)
+            assert old.termed + new.termed == 0 and new.naked == 0
     assert dict(gate.seen) == {**{f"M{i}": 1 for i in range(8)}, **{f"N{i}": 1 for i in range(3)}}
     deals = rows(ledger, "SELECT reference, status, config_version FROM deals")
     assert sorted(r for r, _, _ in deals) == sorted(gate.seen), deals
