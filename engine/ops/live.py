@@ -625,6 +625,10 @@ class LiveEngine:
             log.warning("reload: admin API tokens: %s", token_change.summary())
         for q in self.saf:           # queued reversals go by the new configuration's calls (or are stranded)
             q.reconfigured()
+        for name, ch in gen.channels.items():      # kept channels read with the new formats from now on (MUX keys)
+            adopt = getattr(ch, "adopt", None)
+            if adopt is not None and ch is old.channels.get(name):
+                adopt(gen.sb.ctx)
         for name in rebind:          # a channel object replaced: its counts since start go on in the new one
             was, now = old.channels.get(name), gen.channels.get(name)
             take_over = getattr(now, "take_over", None)

@@ -339,8 +339,8 @@ async def test_a_reload_bringing_a_limit_back_counts_what_the_ledger_holds_for_c
         got = await _many_at_once(eng.channels["front"].port,
                                   [{"ref": f"E{i}", "amount": 10.00, "lc": "LC-1"} for i in range(8)])
         assert {r["code"] for r in got.values()} == {"00"}
-    without = LIMIT.replace('    limit lc_drawn { key = msg.lc  max = %(max)s  code = "61"  text = "over the LC amount" }\n',
-                            "")
+    step = '    limit lc_drawn { key = msg.lc  max = %(max)s  code = "61"  text = "over the LC amount" }\n'
+    without = LIMIT.replace(step, "")
     assert without != LIMIT
     route.write_text(without % {"back": back, "tag": "v1"})
     async with live([route], ledger) as eng:
@@ -622,3 +622,79 @@ async def test_a_held_deal_released_while_a_reload_changes_its_route_runs_once(n
     assert dict(gate.seen) == {"H1": 1}
     deals = rows(ledger, "SELECT reference, status, config_version FROM deals ORDER BY received_at")
     assert deals == [("H1", "rejected", v1), ("H1", "committed", v1)]
+
+
+MUXSCHEMA = """
+format Req = json
+format Rsp = json schema "%(schema)s"
+channel front = tcp listen { address = "127.0.0.1:0" framing = length2 }
+channel host = tcp connect {
+    address = "127.0.0.1:%(back)d"  framing = length4  pool = 1  match = ["ref"]  timeout = 3s
+}
+route pay {
+    receive from front as Req
+    deal PAY { ref = msg.ref  amount = 1.00  currency = "EUR"  key = msg.ref }
+    call post = host as Req reply Rsp { op = "post"  ref = msg.ref } expect post.status == "OK"
+    reply Req { ref = msg.ref  code = "00" }
+    on error reply Req { ref = msg.ref  code = error.code }
+}
+"""
+SCHEMA = ('{"type": "object", "required": %s, "properties": {"ref": {"type": "string"}, '
+          '"status": {"type": "string"}}}')
+
+
+async def test_a_dry_run_or_refused_reload_leaves_a_match_channel_reading_replies_as_before(
+        nursery, tmp_path: Path) -> None:
+    """A `match` channel reads each reply's key with the reply format.  The next version's reply format
+    requires a field the counterpart does not send yet (its schema changed): `bsp reload --dry-run`, then a
+    reload refused (another channel's port taken), bind that version without switching to it.  The running
+    configuration's calls go on being answered: the channel kept reads its replies with the format in force.
+    (The bind gave the kept channel the new version's reply format at once: every reply was `garbled`, each
+    call timed out, its deal failed in doubt, from a dry run on.)"""
+    import socket
+
+    gate = Gate()
+    gate.open.set()
+    back = await gate.serve(nursery)
+    (tmp_path / "rsp1.json").write_text(SCHEMA % '["ref"]')
+    (tmp_path / "rsp2.json").write_text(SCHEMA % '["ref", "value_date"]')
+    route = tmp_path / "pay.route"
+    route.write_text(MUXSCHEMA % {"back": back, "schema": "rsp1.json"})
+    ledger = tmp_path / "l.duckdb"
+    replies: dict[str, dict] = {}
+    async with live([route], ledger) as eng:
+        port = eng.channels["front"].port
+        host = eng.channels["host"]
+        await _ask(port, {"ref": "K1"}, replies)
+        assert replies["K1"]["code"] == "00"
+        route.write_text(MUXSCHEMA % {"back": back, "schema": "rsp2.json"})
+        dry = await eng.reload(dry_run=True)
+        assert dry.ok and dry.plan["channels"].get("kept") == ["front", "host"], dry.plan
+        with trio.fail_after(20):
+            await _ask(port, {"ref": "K2"}, replies)
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            busy = taken.getsockname()[1]
+            extra = f'channel side = tcp listen {{ address = "127.0.0.1:{busy}" framing = length2 }}\n'
+            route.write_text(MUXSCHEMA % {"back": back, "schema": "rsp2.json"} + extra)
+            refused = await eng.reload()
+            assert not refused.ok and refused.refused == "start", refused
+        with trio.fail_after(20):
+            await _ask(port, {"ref": "K3"}, replies)
+        assert eng.channels["host"] is host
+        assert host.garbled == 0
+        v1 = eng.version
+        gate.open = trio.Event()                    # K4 waits at the counterpart across the reload
+        with trio.fail_after(20):
+            async with trio.open_nursery() as n:
+                n.start_soon(_ask, port, {"ref": "K4"}, replies)
+                await gate.wait_for(4)
+                route.write_text(MUXSCHEMA % {"back": back, "schema": "rsp2.json"})
+                switched = await eng.reload()
+                assert switched.ok and eng.channels["host"] is host, switched
+                gate.open.set()
+        assert host.garbled == 0                    # K4's answer read with the format its call was made with
+        assert {r: v["code"] for r, v in replies.items()} == {"K1": "00", "K2": "00", "K3": "00", "K4": "00"}
+    deals = dict((r, (s, v)) for r, s, v in rows(ledger, "SELECT reference, status, config_version FROM deals"))
+    assert deals == {f"K{i}": ("committed", v1) for i in range(1, 5)}
