@@ -698,3 +698,39 @@ async def test_a_dry_run_or_refused_reload_leaves_a_match_channel_reading_replie
         assert {r: v["code"] for r, v in replies.items()} == {"K1": "00", "K2": "00", "K3": "00", "K4": "00"}
     deals = dict((r, (s, v)) for r, s, v in rows(ledger, "SELECT reference, status, config_version FROM deals"))
     assert deals == {f"K{i}": ("committed", v1) for i in range(1, 5)}
+
+
+HTTP = """
+format In = %(kind)s
+format Out = json
+channel api = http listen { address = "127.0.0.1:0"  path = "/pay" }
+route pay {
+    receive from api as In
+    deal PAY { ref = "P1"  amount = 1.00  currency = "EUR" }
+    reply Out { code = "00" }
+}
+"""
+
+
+async def test_a_dry_run_leaves_a_kept_http_listen_reading_the_content_types_in_force(tmp_path: Path) -> None:
+    """The next version reads the requests of an http listen as XML (the route's receive format changed);
+    `bsp reload --dry-run` binds it without switching: JSON requests, which the running version reads, go on
+    being taken.  (The bind set the kept channel's accepted Content-Types at once: from a dry run on, every
+    JSON request was answered 415 by the running configuration.)  The reload switches them."""
+    import httpx
+
+    route = tmp_path / "pay.route"
+    route.write_text(HTTP % {"kind": "json"})
+    async with live([route], tmp_path / "l.duckdb") as eng:
+        url = f"http://127.0.0.1:{eng.channels['api'].port}/pay"
+        async with httpx.AsyncClient() as client:
+            assert (await client.post(url, json={"a": 1})).status_code == 200
+            route.write_text(HTTP % {"kind": "xml"})
+            dry = await eng.reload(dry_run=True)
+            assert dry.ok and dry.plan["channels"].get("kept") == ["api"], dry.plan
+            assert (await client.post(url, json={"a": 2})).status_code == 200
+            assert (await eng.reload()).ok
+            r = await client.post(url, json={"a": 3})
+            assert r.status_code == 415, r.text
+            r = await client.post(url, content=b"<a>4</a>", headers={"content-type": "application/xml"})
+            assert r.status_code == 200, r.text
