@@ -6,6 +6,9 @@ strings (a missing key raises ``EvalError`` naming the table and the key).
 from __future__ import annotations
 
 import csv
+import hashlib
+import io
+import re
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
@@ -68,13 +71,17 @@ def _key(key: Any) -> str:
     return "" if key is None else str(key)
 
 
-def load_table(decl: Any) -> Table:
-    """Read a ``dsl.ir.TableDecl`` (``.name .path .key``) from its CSV file."""
+def load_table(decl: Any, text: str | None = None) -> Table:
+    """Read a ``dsl.ir.TableDecl`` (``.name .path .key``) from its CSV file, or from ``text``: the file's
+    content as read before (``load_versioned``)."""
     path = str(decl.path)
-    try:
-        fh = open(path, newline="", encoding="utf-8")
-    except OSError as e:
-        raise TableError(f"cannot open table {decl.name}: {e.strerror}", path=path) from None
+    if text is not None:
+        fh: Any = io.StringIO(text, newline="")
+    else:
+        try:
+            fh = open(path, newline="", encoding="utf-8")
+        except OSError as e:
+            raise TableError(f"cannot open table {decl.name}: {e.strerror}", path=path) from None
     with fh:
         reader = csv.reader(fh)
         try:
@@ -107,3 +114,34 @@ def load_table(decl: Any) -> Table:
         except csv.Error as e:
             raise TableError(f"table {decl.name}: {e}", path=path, line=reader.line_num) from None
     return Table(decl.name, decl.key, rows, tuple(header), path)
+
+
+_DIGEST = re.compile(r"sha256:([0-9a-f]{64})")
+_KEY_LEFT_OUT = "(a private key: not kept)"      # engine/ops/files.py PRIVATE_KEY_LEFT_OUT
+
+
+def load_versioned(decl: Any, sources: Mapping[str, str]) -> Table:
+    """The table as the configuration's version holds it: parsed from the text ``sources`` (a program's,
+    ``engine.ops.files.with_referenced_files``) kept of its file when the version was computed, not read
+    again, so that a file rewritten between the compile and the bind of a reload (a sanctions list a feed
+    replaces, a rate table) cannot be the one the engine uses while the deals name a version whose sources
+    hold another.  A file kept only as its digest (over 1 MB) is read and must still have that digest;
+    otherwise it changed meanwhile and the bind is refused (reload again).  Not in ``sources``: read."""
+    path = str(decl.path)
+    text = sources.get(path)
+    if text is None or _KEY_LEFT_OUT in text:
+        return load_table(decl)
+    digest = _DIGEST.fullmatch(text)
+    if digest is None:
+        return load_table(decl, text)
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise TableError(f"cannot open table {decl.name}: {e.strerror}", path=path) from None
+    if hashlib.sha256(data).hexdigest() != digest.group(1):
+        raise TableError(f"table {decl.name}: the file changed after the configuration was read (while it was "
+                         f"being loaded); nothing of it is used: reload again", path=path)
+    try:
+        return load_table(decl, data.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise TableError(f"table {decl.name}: not UTF-8 text (byte {e.start})", path=path) from None

@@ -25,6 +25,7 @@ the admin API, else ``--by`` or the OS user.
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -68,6 +69,10 @@ def _refuse(deal: Mapping[str, Any], state: str, ev: Mapping[str, Any] | None, l
     if letter is not None and letter.get("status") == "new":
         return          # released, but its run never began: it runs now (the event stays the one written)
     outcome = (letter or {}).get("retry_outcome") or "no outcome recorded"
+    if letter is not None and letter.get("status") == "retrying":
+        raise Refused(f"deal {did} is already released by {said}: its request is running now as deal "
+                      f"{d.get('deal')} ({outcome}); it is not run twice: see `bsp deals show {d.get('deal')}` "
+                      f"once it ends", "already_released")
     raise Refused(f"deal {did} is already released by {said}: its request ran as deal {d.get('deal')} "
                   f"({outcome}); it is not run twice", "already_released")
 
@@ -78,11 +83,12 @@ def check_decision(outcome: str) -> bool:
 
 async def decide(ledger: Any, deal_id: str, outcome: str, note: str, by: str, *, via: str,
                  injector: Any = None, keyring: Any = None, hint_list: str = "bsp deals --held",
-                 **where: Any) -> dict[str, Any] | None:
+                 lock: Any = None, **where: Any) -> dict[str, Any] | None:
     """Record the decision on the held deal ``deal_id`` in ``ledger`` (an open ``engine.ledger.Ledger``: the
     engine's, or this process's on the ledger file) and, on release, run its request through ``injector``
     (``engine.deadletter.switchboard_injector``).  None when there is no such deal; ``Refused`` when it is not
-    held, or decided already.  ``where``: what the recorder can tell of the operator (host, peer, token ...)."""
+    held, or decided already.  ``where``: what the recorder can tell of the operator (host, peer, token ...).
+    ``lock``: held while the decision is read and recorded, not while a release runs."""
     from engine.deal import DealEvent, new_deal_id
     from engine.deal_resolve import event_detail
     from engine.deadletter import retry_once
@@ -90,41 +96,45 @@ async def decide(ledger: Any, deal_id: str, outcome: str, note: str, by: str, *,
     from engine.ops.ledger_reads import read_in_process
 
     path = Path(ledger.path)
-    deal = await read_in_process(get_deal, path, deal_id=deal_id)
-    if deal is None:
-        return None
-    full = deal["deal_id"]
-    events = deal.get("events") or ()
-    letters = await read_in_process(query_dead_letters, path, ids=[full], limit=1, with_raw=True)
-    letter = letters[0] if letters else None
-    state, ev = hold_state(events)
-    _refuse(deal, state, ev, letter, hint_list)
-    at = datetime.now(timezone.utc)
-    if outcome == "reject":
-        if state == "released":
-            raise Refused(f"deal {full} is already released: its request is being run; it cannot be rejected now",
-                          "already_released")
-        detail = event_detail(outcome, note, by, via, **where)
-        await ledger.append_story(full, [], [DealEvent(at, None, HOLD_REJECTED, detail)], unless=HOLD_REJECTED)
-        if letter is not None and letter.get("status") == "new":
-            await ledger.mark_dead_letters([full], status="retried", retried_at=at,
-                                           retry_outcome=f"not run: the hold was rejected by {by} at {stamp(at)} "
-                                                         f"({note!r}) ({via})")
-        return {"deal_id": full, "at": at, **detail, "hits": hits(events)}
-    if letter is None or letter.get("raw") is None:
-        raise Refused(f"deal {full}: its request is not in the ledger (no dead letter {full}, or it was purged): "
-                      f"nothing to run; have the sender send it again", "no_request")
-    if injector is None:
-        raise ValueError("release runs the deal's request: it needs the configuration to run it with")
-    held = [[h.get("step"), h.get("entry")] for h in hits(events)]
-    if state == "held":
-        new_id = new_deal_id()
-        detail = event_detail(outcome, note, by, via, **where, deal=new_id, hits=held)
-        await ledger.append_story(full, [], [DealEvent(at, None, HOLD_RELEASED, detail)], unless=HOLD_RELEASED)
-    else:           # released before, its run never began (stopped between): the recorded release runs now
-        assert ev is not None
-        detail = dict(ev["detail"])
-        new_id = str(detail.get("deal") or new_deal_id())
+    # the decision is read and recorded under ``lock`` (one decision at a time: a release and a reject of one
+    # deal at once cannot both be recorded); the run of a release goes on outside it (it may wait for a
+    # counterpart up to its timeout): its dead letter's claim makes it run once
+    async with lock if lock is not None else nullcontext():
+        deal = await read_in_process(get_deal, path, deal_id=deal_id)
+        if deal is None:
+            return None
+        full = deal["deal_id"]
+        events = deal.get("events") or ()
+        letters = await read_in_process(query_dead_letters, path, ids=[full], limit=1, with_raw=True)
+        letter = letters[0] if letters else None
+        state, ev = hold_state(events)
+        _refuse(deal, state, ev, letter, hint_list)
+        at = datetime.now(timezone.utc)
+        if outcome == "reject":
+            if state == "released":
+                raise Refused(f"deal {full} is already released: its request is being run; it cannot be rejected now",
+                              "already_released")
+            detail = event_detail(outcome, note, by, via, **where)
+            await ledger.append_story(full, [], [DealEvent(at, None, HOLD_REJECTED, detail)], unless=HOLD_REJECTED)
+            if letter is not None and letter.get("status") == "new":
+                await ledger.mark_dead_letters([full], status="retried", retried_at=at,
+                                               retry_outcome=f"not run: the hold was rejected by {by} at {stamp(at)} "
+                                                             f"({note!r}) ({via})")
+            return {"deal_id": full, "at": at, **detail, "hits": hits(events)}
+        if letter is None or letter.get("raw") is None:
+            raise Refused(f"deal {full}: its request is not in the ledger (no dead letter {full}, or it was purged): "
+                          f"nothing to run; have the sender send it again", "no_request")
+        if injector is None:
+            raise ValueError("release runs the deal's request: it needs the configuration to run it with")
+        held = [[h.get("step"), h.get("entry")] for h in hits(events)]
+        if state == "held":
+            new_id = new_deal_id()
+            detail = event_detail(outcome, note, by, via, **where, deal=new_id, hits=held)
+            await ledger.append_story(full, [], [DealEvent(at, None, HOLD_RELEASED, detail)], unless=HOLD_RELEASED)
+        else:           # released before, its run never began (stopped between): the recorded release runs now
+            assert ev is not None
+            detail = dict(ev["detail"])
+            new_id = str(detail.get("deal") or new_deal_id())
     res = await retry_once(ledger, letter, injector, keyring=keyring, by=by, via=via, by_what="by",
                            who=f"release of held deal {full} by {by!r}", deal_id=new_id,
                            release={"deal": full, "hits": held})

@@ -213,6 +213,8 @@ class Deployment:
                 "admin.access": (str(self.admin.access) if isinstance(self.admin.access, Path)
                                  else self.admin.access),
                 "record": (str(self.record.path), self.record.mask) if self.record else None,
+                # the day `limit` totals with per = "day" start again (engine/ops/serve.py, engine/totals.py)
+                "business_day": (self.business_day.tz, self.business_day.cutoff) if self.business_day else None,
                 **self._key_files()}
 
     def _key_files(self) -> dict[str, str | None]:

@@ -81,6 +81,7 @@ class Totals:
         self.reserved: dict[tuple[str, str, str, str], Decimal] = {}
         self.clock: BusinessDay = business_day()      # UTC calendar days unless the deployment says otherwise
         self.loaded = False
+        self._loading: Any = None                     # a trio.Event while the first rebuild reads the ledger
         self.today: str = ""                          # the newest day seen: older days' buckets are dropped
         self._span: tuple[datetime, datetime, str] | None = None    # [start, end) of the day found last
         self.keys = LimitKeys()                       # classified keys' digests (engine/limit_key.py)
@@ -212,10 +213,31 @@ class Totals:
     async def rebuild(self, ledger: Any, in_flight: list[dict[str, Any]]) -> None:
         """The confirmed figures from the ledger's ``counted`` events (today's and yesterday's for daily
         totals, all for others), and ``in_flight`` (holds of deals the transaction log has in flight) as
-        reserved.  Once per engine, before the first deal of a route with a limit."""
-        if self.loaded:
-            return
-        self.loaded = True
+        reserved.  Once per engine, before the first deal of a route with a limit.
+
+        Batches that arrive while the first one reads the ledger (connections of a channel, or the first
+        batches after a reload that brings a ``limit``) wait for the figures; none checks a cap against a
+        total not read yet (they counted from nothing, so concurrent first deals passed the cap).  A read
+        that fails leaves the totals unloaded: the next batch reads again."""
+        import trio
+
+        while not self.loaded:
+            if self._loading is not None:
+                await self._loading.wait()
+                continue
+            self._loading = trio.Event()
+            saved = dict(self.confirmed), dict(self.reserved), dict(self.moved), set(self.versions)
+            try:
+                await self._read(ledger, in_flight)
+                self.loaded = True
+            except BaseException:           # nothing half read stays: the next read starts from the same point
+                self.confirmed, self.reserved, self.moved, self.versions = saved
+                raise
+            finally:
+                done, self._loading = self._loading, None
+                done.set()
+
+    async def _read(self, ledger: Any, in_flight: list[dict[str, Any]]) -> None:
         today = self.day_of(clock.now())        # the engine's clock (bsp run --at), as the steps read it
         since = date.fromordinal(date.fromisoformat(today).toordinal() - 1).isoformat()
         read = getattr(ledger, "counted_totals", None)

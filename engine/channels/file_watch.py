@@ -67,6 +67,7 @@ import trio
 from watchfiles import awatch
 
 from engine.channels.base import ConnInfo, ExchangeHandler
+from engine.channels.staged import Staging
 from engine.channels.file_change import (ChangedWhileRead, Settling, TooBig, change_text, changed_reason,
                                          read_unchanged, records_text, signature)
 from engine.channels.file_index import NOT_READ, FileIndex, content_id, free_name
@@ -158,6 +159,7 @@ class FileWatcher:
         _check_trailer(name, self.trailer, self.trailer_count, self.trailer_total, self.total_field,
                        self.total_format, self.skip_trailer)
         self.controls: ControlTotals | None = None      # bind_codecs makes it
+        self.staging = Staging()        # what bind_codecs takes from a configuration bound meanwhile
         if (self.skip_header or self.skip_trailer) and self.record == "whole":
             raise ChannelConfigError(f"channel {name}: skip_header / skip_trailer need records to skip; "
                                      f"record = whole makes the file one record")
@@ -213,8 +215,14 @@ class FileWatcher:
                 if names and field.split(".")[0] not in names:
                     raise ChannelConfigError(f"option {option}: format {fmt} has no field {field!r} "
                                              f"(its fields: {', '.join(names)})")
-            self.controls = ControlTotals(trailer, count_field=self.trailer_count, total_field=self.trailer_total,
-                                          sum_field=self.total_field, sum_codec=records)
+            controls = ControlTotals(trailer, count_field=self.trailer_count, total_field=self.trailer_total,
+                                     sum_field=self.total_field, sum_codec=records)
+            # a configuration bound while another runs on this channel: in force from the swap (``adopt``)
+            self.staging.bind(ctx, lambda: setattr(self, "controls", controls))
+
+    def adopt(self, ctx: Any) -> None:
+        """The configuration bound by ``ctx`` runs now (a reload kept this channel): its trailer formats."""
+        self.staging.adopt(ctx)
 
     # -- Listener -----------------------------------------------------------
     async def serve(self, handler: ExchangeHandler, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:

@@ -37,6 +37,7 @@ import trio
 from engine.channels.base import ConnInfo, ExchangeHandler
 from engine.channels.http_listen_dispatch import dispatch_one, refuse_one
 from engine.channels.http_media import accepted_types, charset_of, refusal as media_refusal
+from engine.channels.staged import Staging
 from engine.channels.listen_handoff import ListenSockets
 from engine.channels.options import ADDRESS, ChannelConfigError, built_check, parse_address, seconds
 from engine.channels.tcp_tls import (HANDSHAKE_TIMEOUT, handshake_timeout, listen_security, listen_tls_reason,
@@ -126,6 +127,7 @@ class HttpListener:
             raise ChannelConfigError(f"channel {name}: option check_content_type: expected true or false, "
                                      f"got {check!r}")
         self.check_content_type = check
+        self.staging = Staging()        # what bind_codecs takes from a configuration bound meanwhile
         # the media types the routes' formats read (bind_codecs); None: not checked (engine/channels/http_media.py)
         self.accepted: tuple[str, ...] | None = None
         cap = options.get("max_connections", HTTPLimits.max_connections)
@@ -180,7 +182,13 @@ class HttpListener:
             return
         routes = program.routes_for(self.name)
         kinds = [getattr(program.formats.get(r.format or ""), "kind", None) for r in routes]
-        self.accepted = accepted_types(kinds) if kinds else None
+        accepted = accepted_types(kinds) if kinds else None
+        # a configuration bound while another runs on this channel: in force from the swap (``adopt``)
+        self.staging.bind(ctx, lambda: setattr(self, "accepted", accepted))
+
+    def adopt(self, ctx: Any) -> None:
+        """The configuration bound by ``ctx`` runs now (a reload kept this channel): its Content-Types."""
+        self.staging.adopt(ctx)
 
     def attach_metrics(self, metrics: Any) -> None:
         """Count connections closed for room (``bsp_channel_evictions_total``) and pauses at the cap

@@ -145,9 +145,9 @@ class _MemoCodec:
 
     def decode(self, data: bytes) -> Any:
         if self._seen is not None:
-            values = self._seen.pop(data, None)
-            if values is not None:
-                return values
+            got = self._seen.pop(data, None)
+            if got is not None and got[0] is self.inner:    # decoded by this codec (not another version's)
+                return got[1]
         return self.inner.decode(data)
 
 
@@ -232,6 +232,9 @@ class MuxConnector:
                          backoff_max=seconds(options.get("reconnect_max"), 2.0))
         self.codec: Any = None
         self.reply_codec: Any = None
+        self._bound: Any = None          # the binder (configuration) whose formats keys are read with
+        self._staged: Any = None         # (binder, codec, reply codec) of one bound meanwhile, until ``adopt``
+        self._previous: Any = None       # (codec, reply codec) before the last ``adopt``
         self._pending: dict[Any, _Slot] = {}
         self._sent: dict[bytes, Any] = {}      # request bytes -> values, from the call's encode
         self._seen: dict[bytes, Any] = {}      # matched reply bytes -> values, for the call's decode
@@ -324,13 +327,31 @@ class MuxConnector:
             raise ChannelConfigError(
                 f"channel {self.name} matches replies by {', '.join(self.key_fields)} but the call sends raw "
                 f"bytes; call it `as FORMAT`, or give the channel `format = FORMAT`")
-        if self.codec is None or self.format_name is None:
-            self.use_codecs(ctx.codec(fmt), ctx.codec(rfmt))
-        if codec is not None and codec is self.codec:
+        mine = (ctx.codec(fmt), ctx.codec(rfmt))
+        if self.codec is None or self._bound is ctx:
+            self.use_codecs(*mine)
+            self._bound = ctx
+        else:
+            # a configuration bound while another runs on this channel (a reload keeping it, a dry run, one
+            # refused later): its formats are read with from the swap on (``adopt``), not before
+            self._staged = (ctx, *mine)
+        if codec is not None and codec is mine[0]:
             codec = _MemoCodec(codec, self._sent, None)
-        if reply_codec is not None and reply_codec is self.reply_codec:
+        if reply_codec is not None and reply_codec is (mine[1] if mine[1] is not None else mine[0]):
             reply_codec = _MemoCodec(reply_codec, None, self._seen)
         return codec, reply_codec
+
+    def adopt(self, ctx: Any) -> None:
+        """The configuration bound by ``ctx`` is the running one now (a reload swapped to it, keeping this
+        channel): read keys with its formats.  The replies of calls the previous one still has in flight are
+        read with its formats when the new ones cannot read them (``_previous``)."""
+        staged = self._staged
+        if staged is None or staged[0] is not ctx:
+            return
+        self._staged = None
+        self._previous = (self.codec, self.reply_codec)
+        self.use_codecs(staged[1], staged[2])
+        self._bound = ctx
 
     def use_codecs(self, codec: Any, reply_codec: Any = None) -> None:
         """The codecs request and reply keys (and echoes) are read and written with."""
@@ -545,7 +566,7 @@ class MuxConnector:
             try:
                 if codec is None:
                     raise FormatError("no reply format bound to read the key with")
-                values = codec.decode(f)
+                values, used = self._decode_reply(codec, f)
                 key = key_of(values)
             except MacError as exc:     # not authentic: it may still name the request it claims to answer
                 self._unauthentic(conn, f, codec, exc)
@@ -572,8 +593,26 @@ class MuxConnector:
                 continue
             if len(seen) >= MEMO_MAX:
                 seen.clear()
-            seen[f] = values
+            seen[f] = (used, values)
             slot.resolve(f)
+
+    def _decode_reply(self, codec: Any, frame: bytes) -> tuple[Any, Any]:
+        """(the reply's values, the codec that read them): the running configuration's reply format, else,
+        after a reload changed it, the previous one's (a reply to a call that configuration has in flight)."""
+        try:
+            return codec.decode(frame), codec
+        except MacError:
+            raise
+        except Exception:
+            prev = self._previous
+            old = (prev[1] or prev[0]) if prev is not None else None
+            if old is None or old is codec:
+                raise
+            try:
+                return old.decode(frame), old
+            except Exception:           # noqa: BLE001 - neither reads it: the current format's error stands
+                pass
+            raise
 
     def _unauthentic(self, conn: PoolConn, frame: bytes, codec: Any, exc: MacError) -> None:
         """A reply whose MAC is missing or wrong.  Its values are never used: the request its key names

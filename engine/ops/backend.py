@@ -347,8 +347,9 @@ class EngineBackend:
         if self._resolving is None:
             self._resolving = trio.Lock()
         if outcome in HOLD_OUTCOMES:        # a deal held by a screening: released (run on) or rejected
-            async with self._resolving:
-                return await self._decide_hold(deal_id, outcome, note, by, client)
+            # one decision at a time, but not one resolution for the whole run of a release (its call may wait
+            # for a counterpart up to its timeout): the lock is held while the decision is recorded only
+            return await self._decide_hold(deal_id, outcome, note, by, client)
         async with self._resolving:
             wait = getattr(ledger, "wait_loaded", None)
             if wait is not None:
@@ -411,7 +412,8 @@ class EngineBackend:
             raise ValueError("the engine is not serving (starting or stopping): release the deal once it serves")
         inject = switchboard_injector(gen.sb, eng.refs) if gen is not None else None
         return await decide(eng.ledger, deal_id, outcome, note, by, via="admin API", injector=inject,
-                            keyring=getattr(eng.ledger, "keyring", None), hint_list="bsp deals --held --live",
+                            lock=self._resolving, keyring=getattr(eng.ledger, "keyring", None),
+                            hint_list="bsp deals --held --live",
                             peer=client.get("peer"), client_cert=client.get("client_cert"), token=client.get("token"),
                             stated_by=client.get("stated_by"))
 

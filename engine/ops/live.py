@@ -625,6 +625,10 @@ class LiveEngine:
             log.warning("reload: admin API tokens: %s", token_change.summary())
         for q in self.saf:           # queued reversals go by the new configuration's calls (or are stranded)
             q.reconfigured()
+        for name, ch in gen.channels.items():      # kept channels read with the new formats from now on (MUX keys)
+            adopt = getattr(ch, "adopt", None)
+            if adopt is not None and ch is old.channels.get(name):
+                adopt(gen.sb.ctx)
         for name in rebind:          # a channel object replaced: its counts since start go on in the new one
             was, now = old.channels.get(name), gen.channels.get(name)
             take_over = getattr(now, "take_over", None)
@@ -719,10 +723,13 @@ class LiveEngine:
     async def _close_after(self, old: Generation, new: Generation) -> None:
         """Once the old generation's last batch is done, close the channels only it used."""
         await old.idle.wait()
+        kept = {id(ch) for ch in new.channels.values()}
+        gone = [ch for ch in old.channels.values() if id(ch) not in kept]
+        for q in self.saf:        # a reversal waiting for its answer on one of them: read it there first
+            await q.done_with(gone)
         if old in self._retiring:
             self._retiring.remove(old)
         self._forget(old)
-        kept = {id(ch) for ch in new.channels.values()}
         for ch in old.channels.values():
             if id(ch) not in kept:
                 if hasattr(ch, "stop_accepting"):

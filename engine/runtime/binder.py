@@ -38,8 +38,10 @@ class Binder:
             from dsl.compiler import compile_assigns as _ca, compile_expr as _ce
             compile_expr, self._compile_assigns = _ce, _ca
         if load_table is None and program.tables:
-            from dsl.tables import load_table as _lt
-            load_table = _lt
+            # as the version holds them: the text read when it was computed, not the file read again
+            from dsl.tables import load_versioned
+            sources = getattr(program, "sources", None) or {}
+            load_table = lambda decl: load_versioned(decl, sources)      # noqa: E731
         self.program = program
         self.registry = registry
         self._compile_expr = compile_expr

@@ -51,4 +51,8 @@ async def prepare(program: Any, load_table: Callable[[Any], Any] | None = None) 
     decls = screened_tables(program)
     if not decls:
         return 0
+    if load_table is None:      # as the bind reads them: from the text the version holds (dsl.tables.load_versioned)
+        from dsl.tables import load_versioned
+        sources = getattr(program, "sources", None) or {}
+        load_table = lambda decl: load_versioned(decl, sources)      # noqa: E731
     return await trio.to_thread.run_sync(build_indexes, decls, load_table)

@@ -190,6 +190,10 @@ class Saf:
         self._nursery: trio.Nursery | None = None
         self._empty = trio.Event()
         self._empty.set()
+        # channel objects an attempt is waiting on now (id -> attempts): a reload closes a channel object it
+        # replaced only once none waits on it (``done_with``), so the host's answer is read, not cut off
+        self.sending: dict[int, int] = {}
+        self._sent = trio.Event()
 
     # ------------------------------------------------------------ queueing
     def entry(self, deal_id: str, step: str, route: str, channel: str, values: dict[str, Any],
@@ -261,6 +265,13 @@ class Saf:
         if n:
             log.warning("store and forward: %d reversal(s) left by the previous run resumed", n)
         return n
+
+    async def done_with(self, channels: Iterable[Any]) -> None:
+        """Return once no attempt waits for its answer on any of ``channels`` (objects a reload replaced,
+        which it then closes): at most the channel's timeout, as an attempt waits no longer."""
+        ids = {id(ch) for ch in channels}
+        while ids & self.sending.keys():
+            await self._sent.wait()
 
     async def wait_empty(self) -> None:
         """Return once every queued reversal is acknowledged and on its deal (tests, drain reports)."""
@@ -524,6 +535,8 @@ class Saf:
             else:
                 self._strand(item)
             return
+        via = id(getattr(runner, "channel", None))
+        self.sending[via] = self.sending.get(via, 0) + 1
         try:
             repeat = item.n > 0
             item.n += 1
@@ -533,6 +546,11 @@ class Saf:
         finally:
             item.busy = False
             lane.release()
+            left = self.sending.pop(via) - 1
+            if left:
+                self.sending[via] = left
+            done, self._sent = self._sent, trio.Event()
+            done.set()
         self.attempts += 1
         if a.outcome != "acknowledged" and self.resolve is not None and self._runner(item) is None:
             # in flight when a reload took its channel away (``lost: engine stopping`` once it closed)

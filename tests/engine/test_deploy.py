@@ -412,3 +412,17 @@ def test_the_documented_production_example_is_valid(tmp_path: Path) -> None:
     for line, col, key in shown:
         if key != "admin.tls":            # that one is shown for the file without its admin.listen line
             assert prod.where(*key.split(".")) == f"{path}:{line}:{col}", (line, col, key)
+
+
+def test_a_reload_that_changes_the_business_day_says_it_takes_a_restart(site: Path) -> None:
+    """`business_day` is read at start (the day a `limit` total with per = "day" starts again): a reload that
+    finds it changed applies the rest and says so, as for the ledger (it used to say nothing: an admin who
+    moved the cut-off and reloaded saw "reload ok" while the totals kept the old day)."""
+    from engine.ops.live import restart_warning
+    path = write(site, "routes: [svc/a.route]\nbusiness_day: {tz: Asia/Shanghai}\n")
+    before = load_deployment(path).channel_overrides.settings
+    path.write_text(path.read_text().replace("{tz: Asia/Shanghai}", '{tz: Asia/Shanghai, cutoff: "17:00"}'))
+    after = load_deployment(path).channel_overrides.settings
+    assert restart_warning(before, after, "platform.yaml") == [
+        "business_day changed in platform.yaml: it takes effect at the next restart"]
+    assert restart_warning(after, load_deployment(path).channel_overrides.settings, "platform.yaml") == []

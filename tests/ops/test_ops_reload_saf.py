@@ -268,3 +268,46 @@ async def test_a_stranded_reversal_stays_in_the_log_across_restarts_until_its_ch
     issuer.acking.set()
     await run(both, with_issuer)
     assert issuer.host.acked == 1
+
+
+async def test_a_reversal_in_flight_when_a_reload_changes_its_channel_is_answered_there_not_sent_again(
+        nursery, tmp_path: Path) -> None:
+    """A reversal attempt waits for the host's answer on channel issuer when a reload changes that channel
+    (its timeout: a new channel object).  The old object stays open until that attempt has its answer: the
+    host answers it there and the reversal is acknowledged, sent that once.  (The old object was closed as
+    soon as no batch ran on the old configuration, which cut the attempt: `lost: engine stopping` on the deal,
+    one attempt more counted towards the flag, and the reversal sent again on the new object.)"""
+    answer = trio.Event()
+
+    async def ack(n: int, msg: dict) -> bool:
+        if n == 1:
+            return False                           # the first attempt is never answered: it times out
+        await answer.wait()
+        return True
+
+    host = ReversalHost(ack)
+    port = await host.serve(nursery)
+    back = await json_counterpart(nursery, lambda req: {"status": "OK", "ref": req["ref"]})
+    base = CALL % {"back": back, "timeout": "5s", "reply": ""}
+    engine, route = await _start(nursery, tmp_path,
+                                 base + ISSUER % {"port": port, "timeout": "1s", "route": "purchase"})
+    (q,) = engine.saf
+    await _purchase(engine, "000126")               # the 0200 times out: a reversal is queued
+    with trio.fail_after(10):
+        await host.saw_reversal.wait()              # its first attempt, in flight on the 1 s channel
+    route.write_text(base + ISSUER % {"port": port, "timeout": "20s", "route": "purchase"})
+    assert (await engine.reload()).ok
+    with trio.fail_after(10):
+        while host.reversals < 2 or host.held < 1:  # the next attempt, on the 20 s channel, held by the host
+            await trio.sleep(0.01)
+    held_on = engine.current.channels["issuer"]
+    route.write_text(base + ISSUER % {"port": port, "timeout": "19s", "route": "purchase"})
+    result = await engine.reload()
+    assert result.ok and result.plan["channels"]["changed"] == ["issuer"], result
+    assert engine.current.channels["issuer"] is not held_on
+    answer.set()
+    with trio.fail_after(10):
+        await q.wait_empty()
+    assert q.acknowledged == 1
+    assert host.reversals == 2, host.at             # the second attempt answered; none sent again
+    engine.drain()
