@@ -39,6 +39,7 @@ import orjson
 from formats.classify import classified_values, mask_text, parse_spec
 from formats.component import ComponentSpec, OptionSpec
 from formats.errors import FormatError, SpecError
+from formats.versioned import read_bytes
 
 
 def _reject_constant(name: str) -> Any:
@@ -377,7 +378,7 @@ def load_schema(path: str | Path) -> Any:
 
     p = Path(path)
     try:
-        text = p.read_bytes()
+        text = read_bytes(p)        # as the configuration's version holds it (formats/versioned.py)
     except OSError as exc:
         raise SpecError(f"cannot read JSON Schema: {exc.strerror}", path=str(p),
                         hint="the path is relative to the route file that declares the format") from None
@@ -459,7 +460,7 @@ def _schema_key(decl: Any, key: str) -> Any:
     if not schema:
         return None
     try:
-        return json.loads(Path(schema).read_bytes()).get(key)
+        return json.loads(read_bytes(schema)).get(key)
     except (OSError, ValueError, AttributeError):
         return None
 

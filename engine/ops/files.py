@@ -21,8 +21,7 @@ from typing import Any, Iterator
 
 from dsl.lower import program_version
 from engine.registry import default_registry
-
-MAX_DIR_FILES = 500          # a spec folder (e.g. an XSD set) is fingerprinted file by file, up to this many
+from formats.versioned import MAX_DIR_FILES      # a spec folder (an XSD set) is versioned file by file, up to this many
 
 
 def _paths_in(value: Any) -> Iterator[str]:

@@ -10,6 +10,7 @@ from typing import Any, Callable, Mapping
 from engine.runtime.assign import compile_assigns
 from engine.runtime.fastpath import fast_expr, flat_assigns
 from engine.runtime.plugin_codec import CheckedCodec
+from formats.versioned import versioned
 
 Compiled = Callable[[Mapping[str, Any]], Any]
 
@@ -72,7 +73,9 @@ class Binder:
                 f"{_where(decl)}format {name}: no format kind {decl.kind!r} in the registry; "
                 f"known kinds: {', '.join(self.registry.names('format'))}")
         try:
-            codec = spec.build(decl)
+            # the files it names (a copybook, a spec, a schema) as the version holds them, not read again
+            with versioned(getattr(self.program, "sources", None)):
+                codec = spec.build(decl)
         except Exception as exc:
             note = plugin_note(self.registry, "format", decl.kind)
             text = f"{type(exc).__name__}: {exc}" if note else str(exc)

@@ -12,6 +12,7 @@ from formats.copybook.layout import parse_copybook
 from formats.copybook.options import CopybookOptions
 from formats.copybook.records import RECORD_FORMATS
 from formats.errors import SpecError
+from formats.versioned import read_bytes
 
 ENCODINGS = ebcdic.PAGES + ("utf-8",)
 
@@ -51,9 +52,8 @@ def parse_occurs_mappings(items: Any) -> dict[str, dict[str, int]]:
 
 def _read(decl: Any):
     path = decl.options["path"]
-    try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            text = fh.read()
+    try:        # as the configuration's version holds it (formats/versioned.py), not read again
+        text = read_bytes(path).decode("utf-8", errors="replace")
     except OSError as exc:
         raise SpecError(f"cannot read copybook: {exc.strerror}", path=path, line=1, col=1,
                         hint="the path is relative to the route file that declares the format") from None

@@ -243,13 +243,24 @@ class Iso20022Codec:
             raise SpecError(f"the XSD is for {self._fixed.message}, the format says {message}", path=str(xsd),
                             hint="point xsd at the schema of the declared message")
         self.catalog = Catalog.default([xsd_dir] if xsd_dir else [])
+        self._schemas: dict[str, Schema] = {}     # a catalog's, loaded when a message first needs it
 
     # ---------------------------------------------------------- schemas
     def schema_for(self, msg: str) -> Schema | None:
         if self._fixed is not None:
             return self._fixed if self._fixed.message == msg else None
-        path = self.catalog.by_message.get(msg)
-        return load_schema(path) if path else None
+        return self._catalog_schema(msg)
+
+    def _catalog_schema(self, msg: str) -> Schema | None:
+        """The catalog's schema of ``msg``, parsed from the bytes read when the codec was built (in the
+        engine, the configuration version's: ``Catalog``), once."""
+        schema = self._schemas.get(msg)
+        if schema is None:
+            path = self.catalog.by_message.get(msg)
+            if path is None:
+                return None
+            schema = self._schemas[msg] = load_schema(path, self.catalog.data.get(msg))
+        return schema
 
     def _check_message(self, msg: str | None, *, offset: int | None) -> None:
         if msg is None:
@@ -318,7 +329,7 @@ class Iso20022Codec:
             if len(found) > 1:
                 raise FormatError(f"{msg} names {len(found)} schema versions ({', '.join(found)})", field="message",
                                   hint="give the full message id, e.g. " + found[-1])
-            schema = load_schema(self.catalog.by_message[found[0]]) if found else None
+            schema = self._catalog_schema(found[0]) if found else None
         if msg and schema is not None:
             self._check_message(schema.message, offset=None)
             msg = schema.message

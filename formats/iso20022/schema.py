@@ -15,16 +15,19 @@ and then applied to lxml trees (fast):
 """
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 from lxml import etree
 
 from formats.errors import SpecError
+from formats.versioned import CHANGED, MAX_DIR_FILES, FileChanged, check_unchanged, held, held_under, read_bytes
 
 NS_PREFIX = "urn:iso:std:iso:20022:tech:xsd:"
 _MSG_ID = re.compile(r"([a-z]{4}\.\d{3}\.\d{3}\.\d{2}(?:\.[A-Za-z0-9]+)*?)(?:\.xsd)?$")
@@ -126,14 +129,67 @@ def _refuse_urls(doc: Any, p: Path) -> None:
                                                      "schemaLocation as a relative file name")
 
 
-@lru_cache(maxsize=64)
-def load_schema(path: str) -> Schema:
-    """Load an XSD once (cached by path): lxml validator + value shapes.  Raises SpecError."""
+_CACHE: dict[tuple[str, bytes], tuple[Schema, tuple[tuple[str, str], ...]]] = {}
+_CACHE_SIZE = 64
+
+
+def load_schema(path: str, data: bytes | None = None) -> Schema:
+    """Load an XSD (lxml validator + value shapes), from ``data`` or the bytes the configuration's version
+    holds (``formats.versioned``; outside the engine's bind, the file's).  Cached by path and bytes, and by
+    the bytes of the files it includes or imports (read by the XSD libraries themselves: in the engine's
+    bind, checked against the version afterwards).  Raises SpecError (``FileChanged``: reload again)."""
+    p = Path(path)
+    if data is None:
+        try:
+            data = read_bytes(p)
+        except OSError as exc:
+            raise SpecError(f"cannot read XSD: {exc}", path=str(p)) from None
+    key = (str(p), data)
+    hit = _CACHE.get(key)
+    if hit is not None and all(_digest(Path(f)) == d for f, d in hit[1]):
+        schema, included = hit
+    else:
+        schema, included = _parse_schema(p, data)
+        if len(_CACHE) >= _CACHE_SIZE:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[key] = (schema, included)
+    for f, _d in included:          # what the libraries read: the version's, or the bind is refused
+        check_unchanged(f)
+    return schema
+
+
+def _digest(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as exc:
+        return f"unreadable: {exc.strerror}"
+
+
+def _included(xs: Any, main: Path) -> tuple[tuple[str, str], ...]:
+    """``(path, sha256)`` of the local files, other than ``main``, an XSD set was read from (its
+    ``xs:include`` / ``xs:import``), the XSD library's own meta-schemas left out."""
     import xmlschema
 
-    p = Path(path)
+    own = Path(xmlschema.__file__).parent
+    out = []
+    for schema in xs.maps.iter_schemas():
+        url = getattr(schema, "url", None)
+        if not url:
+            continue
+        parsed = urlparse(url)
+        f = Path(unquote(parsed.path)) if parsed.scheme in ("", "file") else None
+        if f is None or f == main or own in f.parents:
+            continue
+        out.append((str(f), _digest(f)))
+    return tuple(sorted(set(out)))
+
+
+def _parse_schema(p: Path, data: bytes) -> tuple[Schema, tuple[tuple[str, str], ...]]:
+    import xmlschema
+
     try:
-        doc = etree.parse(str(p), etree.XMLParser(resolve_entities=False, no_network=True))
+        doc = etree.ElementTree(etree.fromstring(data, etree.XMLParser(resolve_entities=False, no_network=True),
+                                                 base_url=str(p)))
         _refuse_urls(doc, p)
         validator = etree.XMLSchema(doc)
     except OSError as exc:
@@ -148,7 +204,7 @@ def load_schema(path: str) -> Schema:
     ns = doc.getroot().get("targetNamespace") or ""
     try:
         # local files only (a URL was refused above; nothing reaches the network), no DTDs or entities
-        xs = xmlschema.XMLSchema(str(p), allow="local", defuse="always")
+        xs = xmlschema.XMLSchema(io.BytesIO(data), base_url=str(p.parent), allow="local", defuse="always")
     except Exception as exc:  # xmlschema raises many kinds; all mean a bad schema here
         raise SpecError(f"not a usable XSD: {exc}", path=str(p)) from None
     document = xs.elements.get("Document")
@@ -156,35 +212,59 @@ def load_schema(path: str) -> Schema:
         raise SpecError("the XSD declares no global <Document> element", path=str(p),
                         hint="an ISO 20022 message schema declares <xs:element name=\"Document\">")
     msg = message_id(ns) or p.stem
-    return Schema(str(p), ns, msg, _shape(document.type, {}), validator)
+    return Schema(str(p), ns, msg, _shape(document.type, {}), validator), _included(xs, p)
 
 
-def _target_namespace(path: Path) -> str | None:
+def _target_namespace(data: bytes) -> str | None:
     """The xs:schema root's targetNamespace, read without parsing the whole file."""
     try:
-        with open(path, "rb") as fh:
-            for _event, el in etree.iterparse(fh, events=("start",), resolve_entities=False, no_network=True):
-                return el.get("targetNamespace")
-    except (OSError, etree.XMLSyntaxError):
+        for _event, el in etree.iterparse(io.BytesIO(data), events=("start",), resolve_entities=False,
+                                          no_network=True):
+            return el.get("targetNamespace")
+    except etree.XMLSyntaxError:
         return None
     return None
 
 
+def _versioned_files(folder: Path) -> int | None:
+    """How many files of ``folder`` the configuration's version in force holds; None without one, or when
+    it holds none (a folder not named by the route: the bundled XSDs, BSP_XSD_PATH)."""
+    n = held_under(folder)
+    return n or None
+
+
 class Catalog:
-    """Message id -> XSD path, from files and directories (searched recursively)."""
+    """Message id -> XSD path, from files and directories (searched recursively).
+
+    Read in a ``formats.versioned`` block (the engine's bind), a folder's files are the ones the
+    configuration's version holds, as it holds them (``data``: what ``load_schema`` parses later, when a
+    message first needs its schema); a file the version lacks that appeared after it was computed refuses
+    the bind (``FileChanged``); beyond the files a version holds of a folder (``MAX_DIR_FILES``), read."""
 
     def __init__(self, paths: list[str | Path] = ()) -> None:
         self.by_message: dict[str, str] = {}
+        self.data: dict[str, bytes] = {}
         for p in paths:
             self.add(p)
 
     def add(self, path: str | Path) -> None:
         p = Path(path)
         files = sorted(p.rglob("*.xsd")) if p.is_dir() else [p]
+        versioned_here = _versioned_files(p) if p.is_dir() else None
         for f in files:
-            mid = message_id(_target_namespace(f))
+            kept = held(f) is not None
+            if versioned_here is not None and not kept and versioned_here < MAX_DIR_FILES:
+                raise FileChanged(f"{f}: {CHANGED} (the file is not in the configuration's version)",
+                                  path=str(p))
+            try:
+                data = read_bytes(f)
+            except OSError:
+                continue
+            mid = message_id(_target_namespace(data))
             if mid and mid not in self.by_message:
                 self.by_message[mid] = str(f)
+                if kept:
+                    self.data[mid] = data
 
     def find(self, wanted: str | None) -> list[str]:
         return sorted(m for m in self.by_message if matches(wanted, m))

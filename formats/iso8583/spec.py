@@ -25,6 +25,7 @@ from formats.errors import SpecError
 from formats.iso8583.content import FORMAT_HELP, format_length, parse_date_format
 from formats.iso8583.rules import MessageRule, RuleBuilder
 from formats.iso8583.yamlmarks import load_with_marks
+from formats.versioned import held, read_bytes
 
 SPECS_DIR = Path(__file__).resolve().parent.parent / "specs"
 
@@ -134,8 +135,8 @@ def load_spec(ref: str | Path) -> IsoSpec:
 
 def check_spec(ref: str | Path) -> tuple[IsoSpec | None, list[SpecError]]:
     try:
-        path = resolve_spec_path(ref)
-        text = path.read_text(encoding="utf-8")
+        path = Path(ref) if held(ref) is not None else resolve_spec_path(ref)
+        text = read_bytes(path).decode("utf-8")      # as the configuration's version holds it (formats/versioned.py)
     except SpecError as exc:
         return None, [exc]
     except (OSError, UnicodeDecodeError) as exc:
