@@ -139,3 +139,26 @@ async def test_a_schema_replaced_before_the_bind_is_not_the_one_validating_under
     (kept,) = rows(tmp_path / "l.duckdb", f"SELECT sources FROM config_versions WHERE version = '{program.version}'")
     assert "iban" not in str(kept[0])
     assert v2 != program.version
+
+
+def test_a_schema_kept_as_its_digest_and_changed_meanwhile_refuses_the_bind(tmp_path: Path) -> None:
+    """A schema over 1 MB is kept in the version as its digest: read again to bind, it must still have it;
+    replaced meanwhile, the bind (a reload's: the running configuration stays) is refused, naming the file."""
+    import pytest
+
+    from engine.runtime.binder import BindError, Binder
+
+    schema = tmp_path / "req.schema.json"
+    big = dict(SCHEMA_V1, description="x" * 1_100_000)
+    schema.write_text(json.dumps(big), encoding="utf-8")
+    route = tmp_path / "pay.route"
+    route.write_text(SCHEMA)
+    registry, program = _versioned(route)
+    assert program.sources[str(schema)].startswith("sha256:")
+    assert Binder(program, registry).codec("J").decode(b'{"ref": "A"}') == {"ref": "A"}
+    schema.write_text(json.dumps(dict(big, required=["ref", "iban"])), encoding="utf-8")     # replaced meanwhile
+    with pytest.raises(BindError) as info:
+        Binder(program, registry).codec("J")
+    text = str(info.value)
+    assert str(schema) in text and "changed after the configuration was read" in text and "reload again" in text
+    assert "pay.route:2:" in text                                          # the format's declaration
