@@ -69,6 +69,9 @@ DEFAULT_STATUS = {
     # a deal key repeated with another amount, currency or party (engine/txn/fingerprint.py): the request is
     # not the one the key was first used for (422, as for an idempotency key reused with another payload)
     "key_conflict": 422,
+    # a `screen` step holding a hit for a compliance officer (deal rejected, kind held): 422 as a rejection
+    # unless the channel says otherwise (claims payout answers 202: pending, not refused)
+    "held": 422,
 }
 
 
@@ -409,7 +412,7 @@ COMPONENT = ComponentSpec(
                    default=200),
         OptionSpec("status_map", "list",
                    "KIND:STATUS entries over the defaults malformed:400, unauthenticated:401, unrouted:404, rejected:422, "
-                   "refused:502, unreachable:502, timeout:504, lost:502, internal:500, failed:502, duplicate:409; "
+                   "refused:502, unreachable:502, timeout:504, lost:502, internal:500, failed:502, duplicate:409, key_conflict:422, held:422; "
                    "KIND is an error kind or a deal status (rejected, failed).", default=None),
         OptionSpec("content_type", "string", "Content-Type of replies (default: guessed from the body: "
                    "JSON, XML or octet-stream).", default=None),

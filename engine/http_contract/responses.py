@@ -82,10 +82,20 @@ KIND_TEXT = {
     "timeout": "a bank system did not answer in time (a step that cannot be undone may stay in doubt)",
     "lost": "the connection to a bank system broke (a step that cannot be undone may stay in doubt)",
     "failed": "processing failed",
+    "held": "a name screened against a sanctions list is held for a compliance officer: nothing was done; the "
+            "officer releases it (it runs then, once) or rejects it; do not send it again",
     "internal": "an error in the bank (never a request of the wrong shape)",
     "duplicate": "the key repeats a request answered past the key retention, or one that ended without an "
                  "answer to repeat: not run again",
 }
+
+
+def _literal(step: ir.Step, name: str) -> Any:
+    """A step option written as a literal (a `screen` step's `code`, `on_hit`), else None."""
+    for a in step.options.get("fields", ()):
+        if a.path == name:
+            return getattr(a.value, "value", None)
+    return None
 
 
 def _deal_status(kind: str) -> str:
@@ -182,6 +192,11 @@ def responses(program: ir.Program, channel: str, decl: ir.ChannelDecl, routes: l
             kinds.append("duplicate")
         for kind in kinds:
             failure(kind, body, whose, _rule_codes(r) if kind == "rejected" else None)
+        # a `screen` step that holds its hits for a compliance officer (docs/screening.md#holding-a-hit)
+        holds = sorted({str(_literal(s, "code") or "62") for s in r.steps
+                        if s.kind == "screen" and _literal(s, "on_hit") == "hold"})
+        if holds:
+            failure("held", body, whose, holds)
     failure("malformed", channel_reply, "")
     if routes and all(r.when is not None for r in routes):
         failure("unrouted", channel_reply, "")

@@ -130,6 +130,18 @@ def program_of(name: str) -> tuple[Any, Any]:
     return res.program, registry
 
 
+def first_decoded(binder: Any, formats: list[str], payload: bytes) -> tuple[str, Any]:
+    """(format, decoded) for the first of ``formats`` that reads ``payload`` (a fixed-length record of another
+    layout fails on its length)."""
+    for i, fmt in enumerate(formats):
+        try:
+            return fmt, binder.codec(fmt).decode(payload)
+        except Exception:
+            if i == len(formats) - 1:
+                raise
+    raise AssertionError(f"no format among {formats}")
+
+
 async def traffic(name: str, tmp_path: Any) -> tuple[Any, dict[str, list[Any]]]:
     """format name -> decoded messages of that format the service really exchanged."""
     program, registry = program_of(name)
@@ -150,10 +162,15 @@ async def traffic(name: str, tmp_path: Any) -> tuple[Any, dict[str, list[Any]]]:
                     add(svc.reply_format, o.reply)
                 rng = random.Random(f"{name}:classify")
                 codec = binder.codec(svc.request_format)
+                # a channel that takes more than one record (insurance brokerage's PREMIUM-REQ and CANCEL-REQ):
+                # a request is decoded with the first of its routes' formats that reads it, the service's first
+                inbound = [svc.request_format] + sorted({r.format for r in program.routes
+                                                         if r.channel == svc.inbound and r.format
+                                                         and r.format != svc.request_format})
                 for n in range(1, len(GOOD) + 1):       # requests as the client sends them, decoded
                     req = svc.make("good", n, rng)
                     payload = svc.encode(codec, req.values) if svc.encode else codec.encode(req.values)
-                    add(svc.request_format, codec.decode(payload))
+                    add(*first_decoded(binder, inbound, payload))
             for channel, (fmt, reply_fmt) in FILE_WRITES.get(name, {}).items():
                 for path in sorted(rig.dirs[channel].iterdir()):
                     data = path.read_bytes()

@@ -78,8 +78,11 @@ KEYED: dict[str, tuple[Service, Callable[[Any], bool], Callable[[Any], str]]] = 
     "settled_subscription": (fund_subscription.SERVICE, lambda v: True,
                              lambda v: f"{_t(v['trace_no'])}/{v['trade_date']}"),
     "claim_payout": (claims_payout.SERVICE, lambda v: True, lambda v: _t(v["claim_id"])),
-    "premium_collection": (insurance_brokerage.SERVICE, lambda v: True,
+    "premium_collection": (insurance_brokerage.SERVICE, lambda v: v["txn_code"] == "IP01",
                            lambda v: f"{v['insurer']}/{_t(v['policy_no'])}/{_t(v['trace_no'])}/{v['due_date']}"),
+    # a cooling-off cancellation: one per policy, whatever trace number carries it
+    "cooling_off_cancel": (insurance_brokerage.SERVICE, lambda v: v["txn_code"] == "IP02",
+                           lambda v: f"{v['insurer']}/{_t(v['policy_no'])}"),
     "premium_notice": (premium_collection.SERVICE, lambda v: True, lambda v: f"{v['policy_no']}/{v['due_date']}"),
     "customs_duty_payment": (customs_duty.SERVICE, lambda v: True,
                              lambda v: f"{v['declaration_no']}/{v['tax_type']}"),
