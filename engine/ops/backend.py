@@ -164,6 +164,10 @@ class EngineBackend:
         totals = existing_totals(getattr(eng, "ledger", None))
         if totals is not None and totals.loaded:     # `limit` running totals (engine/totals.py)
             out["totals"] = totals.view()
+        from engine.statement_chains import existing_chains
+        chains = existing_chains(getattr(eng, "ledger", None))
+        if chains is not None and chains.loaded and (chains.confirmed or chains.statements):
+            out["statement_chains"] = chains.view()      # `continuity` steps (engine/statement_chains.py)
         queues = [q.status() for q in getattr(eng, "saf", ())]
         if queues:       # ISO 8583 reversals stored and forwarded (engine/txn/saf.py)
             out["reversals"] = {
