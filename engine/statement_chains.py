@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
@@ -114,6 +114,7 @@ class Chains:
     def judge(self, name: str, items: list[tuple[str, Head]]) -> list[Link]:
         """Each statement against its chain: the last committed, the pending ones and the others of
         ``items`` of the same key, in ``check``'s order; each is then pending until ``settle``."""
+        items = [(key, h if h.account == key else replace(h, account=key)) for key, h in items]   # one chain
         by_key: dict[str, list[int]] = {}
         for i, (key, _) in enumerate(items):
             by_key.setdefault(key, []).append(i)

@@ -19,7 +19,7 @@ from dsl.inbound import got
 from engine.reconcile.continuity import Head, head_camt053, head_mt940
 from engine.runtime.exchange import StepFailure
 from engine.runtime.stepfail import input_failure
-from engine.statement_chains import Chains, Link
+from engine.statement_chains import Chains
 from engine.steps.base import SyncStep
 from formats.component import ComponentSpec, OptionSpec
 
