@@ -267,8 +267,8 @@ def render(now: dict[str, Any], before: dict[str, Any] | None, seconds: float,
     if sc.get("breaks"):               # `continuity` steps: statements posted that did not follow on
         kinds = ", ".join(f"{k.replace('_', ' ')} {n:,}" for k, n in (sc.get("breaks_by_kind") or {}).items())
         parts.append(Text(f"statement breaks since start: {sc['breaks']:,} of {sc.get('statements', 0):,} statements "
-                          f"({kinds}): posted all the same; each deal carries an event `statement break` (bsp deals "
-                          f"show ID); bsp report statement-continuity lists them", style="yellow"))
+                          f"({kinds}): posted all the same; bsp deals --statement-breaks --live lists them "
+                          f"(each deal's event `statement break` names the statement before it)", style="yellow"))
     if now.get("dead_letters_new"):    # dead letters waiting now, whatever run wrote them (engine/ops/deadcount.py)
         kinds = ", ".join(f"{k} {n:,}" for k, n in sorted((now.get("dead_letters_new_by_kind") or {}).items(),
                                                           key=lambda kv: -kv[1]) if n)

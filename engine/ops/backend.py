@@ -315,7 +315,8 @@ class EngineBackend:
                                      until=query.until, limit=query.limit,
                                      flagged=getattr(query, "flagged", False), before=getattr(query, "before", None),
                                      resolved=getattr(query, "resolved", False),
-                                     currency=getattr(query, "currency", None), party=getattr(query, "party", None))
+                                     currency=getattr(query, "currency", None), party=getattr(query, "party", None),
+                                     statement_breaks=getattr(query, "statement_breaks", False))
 
     async def deal(self, deal_id: str) -> Mapping[str, Any] | None:
         return await read_in_process(get_deal, Path(self.engine.ledger.path), deal_id=deal_id)

@@ -87,6 +87,12 @@ async def test_a_break_after_a_restart_is_posted_and_named_on_its_deal(tmp_path)
     assert "statement(s) 103 missing between statement 102/1 (STA0102) and statement 104/1 (STA0104)" in b["note"]
     assert "(difference +1.00)" in b["note"]
     assert set(_events(ledger, "statement link")) == {"STA0101", "STA0102", "STA0104", "STA0105"}
+    # the clerk's list: bsp deals --statement-breaks (the ledger file, after the engine stopped)
+    from typer.testing import CliRunner
+    from engine.cli import app
+    result = CliRunner().invoke(app, ["deals", "--ledger", str(ledger), "--statement-breaks", "--json"])
+    assert result.exit_code == 0, result.output
+    assert [orjson.loads(line)["reference"] for line in result.stdout.splitlines()] == ["STA0104"]
     # the personal account number is in no event: the member number names the account
     con = duckdb.connect(str(ledger), read_only=True)
     try:
@@ -154,3 +160,26 @@ def test_judge_orders_one_batch_and_settles_by_outcome():
     assert c.confirmed[("s", "M1")].statement() == "4"
     (five,) = c.judge("s", [("M1", _head("6", "31.00", "31.00", D + 5 * DAY))])
     assert five.broken and five.finding.status == "gap" and not c.pending.get(("s", "M2"))
+
+
+def test_a_break_is_counted_in_the_metrics_and_shown_by_bsp_status_table():
+    from rich.console import Console
+
+    from engine.commands.top import render
+    from engine.deal import DealEvent, DealRecord
+    from engine.metrics import Metrics
+    from engine.ops.observe import Observer
+
+    at = dt.datetime(2026, 11, 27, 8, 0, tzinfo=dt.timezone.utc)
+    obs = Observer(Metrics())
+    brk = DealEvent(at, None, "statement break", {"kinds": ["gap"]})
+    recs = [DealRecord("STATEMENT_MT940", "statement_mt940", "v1", "ac_swift", "committed", at, at,
+                       events=[DealEvent(at, None, "statement link", {})] + extra) for extra in ([brk], [])]
+    obs.deals(recs, [None, None])
+    assert obs.metrics.value("bsp_route_statement_breaks_total", {"route": "statement_mt940"}) == 1
+    assert obs.routes["statement_mt940"].as_dict()["statement_breaks"] == 1
+    console = Console(width=250, record=True)
+    console.print(render({"statement_chains": {"chains": 1, "statements": 5, "breaks": 2, "pending": 0,
+                                               "breaks_by_kind": {"balance_break": 1, "gap": 1}}}, None, 0, {}))
+    assert ("statement breaks since start: 2 of 5 statements (balance break 1, gap 1): posted all the same; "
+            "bsp deals --statement-breaks --live lists them") in console.export_text()
