@@ -47,3 +47,26 @@ def release(chains: Chains, exs: list[Any]) -> None:
     for ex in exs:
         if ex.links:
             chains.settle(ex.links, False)
+
+
+def logged(links: list[Any]) -> list[list[Any]]:
+    """The events of a committed deal's links as its transaction log ``end`` keeps them (``[state, detail]``),
+    for a row written again from the log after a crash (engine/txn/recovery.py ``_rerecord``)."""
+    out: list[list[Any]] = []
+    for link in links:
+        out.append([LINK, link.detail()])
+        if link.broken:
+            out.append([BREAK, link.break_detail()])
+    return out
+
+
+def rerecorded(chains: Chains | None, ends: list[dict[str, Any]]) -> None:
+    """Rows written again from the log after the chains were read: their links move the chains on."""
+    if chains is None or not chains.loaded:
+        return          # read with the ledger's rows when the chains are rebuilt
+    from engine.statement_chains import head_of
+
+    for e in ends:
+        for state, d in e.get("links") or ():
+            if state == LINK:
+                chains._move_on((str(d.get("chain")), str(d.get("key"))), head_of(d, f"deal {e['id']}"))

@@ -37,6 +37,7 @@ def head(s: Any, place: str) -> Head | None:
 
 class ContinuityStep(SyncStep):
     batch = True
+    again_on_recovery = True     # a deal recovery runs on after a crash is judged again (engine/txn/recovery.py)
 
     def __init__(self, step: Any, ctx: Any, route: Any) -> None:
         super().__init__(step)
@@ -78,8 +79,8 @@ class ContinuityStep(SyncStep):
 
     def _item(self, ex: Any) -> tuple[str, Head] | None:
         held = ex.holds
-        if held is not None and (held.recovered or held.repeat):
-            return None         # a repeat of a key already answered, or a deal recovery resolves: no link
+        if held is not None and held.repeat:
+            return None         # a repeat of a key already answered (a duplicate at its admission): no link
         scope = ex.scope
         try:
             key = self.key(scope)

@@ -26,11 +26,11 @@ DAY = dt.timedelta(days=1)
 
 
 async def _run(ledger_path: Path, statements: list[dict], audit_key: bytes | None = None,
-               pipelined: bool = False) -> tuple[list[dict], dict]:
+               pipelined: bool = False, files: list[Path] | None = None) -> tuple[list[dict], dict]:
     """One engine run on ``ledger_path``: the statements each on its own connection (or all on one, written at
     once: ``pipelined``); the acks and the engine's chains as `bsp status` shows them."""
     registry = services_registry()
-    program = compile_paths(route_files("account_consolidation"), registry).program
+    program = compile_paths(files or route_files("account_consolidation"), registry).program
     acks = []
     async with open_ledger(ledger_path, audit_key=audit_key) as ledger:
         async with running_services(program, registry, ledger, SERVICES) as rig:
@@ -183,3 +183,61 @@ def test_a_break_is_counted_in_the_metrics_and_shown_by_bsp_status_table():
                                                "breaks_by_kind": {"balance_break": 1, "gap": 1}}}, None, 0, {}))
     assert ("statement breaks since start: 2 of 5 statements (balance break 1, gap 1): posted all the same; "
             "bsp deals --statement-breaks --live lists them") in console.export_text()
+
+
+async def test_a_statement_row_written_again_from_the_log_keeps_its_link(tmp_path):
+    """A crash between the transaction log's ``end`` of committed statement 102 and its ledger row: the restart
+    writes the row from the log with its ``statement link``, and 104 is then judged against 102 (103 missing),
+    not as the account's first statement."""
+    from engine.txn.log import TxnLog, log_path
+
+    ledger = tmp_path / "bsp.duckdb"
+    link = {"chain": "statements", "key": "M0002", "number": 102, "page": 1, "opening": "1250.00",
+            "opening_tag": ":60F:", "closing": "1200.00", "closing_tag": ":62F:", "currency": "EUR",
+            "day": "2026-11-24", "last_page": None, "reference": "STA0102"}
+    log = TxnLog(log_path(ledger))
+    log.append([{"t": "end", "id": "0" * 31 + "1", "key": "statement_mt940|M0002/STA0102/20261124",
+                 "status": "committed", "code": "00", "reason": None, "reply": b'{"code":"00"}'.hex(),
+                 "route": "statement_mt940", "channel": "ac_swift", "version": "v0",
+                 "at": "2026-11-24T08:00:00+00:00", "type": "STATEMENT_MT940", "ref": "STA0102", "amount": "1200.00",
+                 "currency": "EUR", "party": "COBADEFF", "fin": 0.0, "links": [["statement link", link]]}])
+    log.close()
+    acks, _ = await _run(ledger, [mt940("STA0104", "00104/001", "1200.00", [], "1200.00", D + 3 * DAY)])
+    assert [a["code"] for a in acks] == ["00"]
+    assert set(_events(ledger, "statement link")) == {"STA0102", "STA0104"}
+    b = _events(ledger, "statement break")["STA0104"]
+    assert b["kinds"] == ["gap"] and b["previous"]["statement"] == "102/1"
+
+
+async def test_a_statement_recovery_completes_after_a_crash_is_judged_and_linked(tmp_path):
+    """A route with `on restart complete`: statement 103 was in flight at a crash (its `begin` logged, no call
+    made); the restart runs it on and posts it, its `continuity` step judging it again: 103 gets its link, so
+    104 after it follows on (without the step run again, 104 would show 103 missing)."""
+    import shutil
+
+    from engine.runtime.binder import Binder
+    from engine.txn.log import TxnLog, log_path
+
+    for folder in ("account_consolidation", "common"):
+        shutil.copytree(Path("routes") / folder, tmp_path / folder)
+    route = tmp_path / "account_consolidation" / "account_consolidation.route"
+    text = route.read_text()
+    route.write_text(text.replace("    receive from ac_swift as Mt940\n", "    receive from ac_swift as Mt940\n"
+                                  "    on restart complete\n", 1))
+    files = route_files("account_consolidation")
+    files = [tmp_path / "account_consolidation" / Path(f).name for f in files]
+    ledger = tmp_path / "bsp.duckdb"
+    await _run(ledger, [mt940("STA0102", "00102/001", "1000.00", [], "1000.00", D)], files=files)
+    registry = services_registry()
+    codec = Binder(compile_paths(files, registry).program, registry).codec("Mt940")
+    raw = codec.encode(mt940("STA0103", "00103/001", "1000.00", [], "1000.00", D + DAY))
+    log = TxnLog(log_path(ledger))
+    log.append([{"t": "begin", "id": "0" * 31 + "3", "route": "statement_mt940", "channel": "ac_swift",
+                 "key": "statement_mt940|M0002/STA0103/20261124", "at": "2026-11-24T08:00:00+00:00",
+                 "logged": 0.0, "raw": bytes(raw).hex()}])
+    log.close()
+    acks, _ = await _run(ledger, [mt940("STA0104", "00104/001", "1000.00", [], "1000.00", D + 2 * DAY)],
+                         files=files)
+    assert [a["code"] for a in acks] == ["00"]
+    assert set(_events(ledger, "statement link")) == {"STA0102", "STA0103", "STA0104"}
+    assert _events(ledger, "statement break") == {}
