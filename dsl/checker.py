@@ -18,6 +18,7 @@ from typing import Any
 
 from dsl import ast as A
 from dsl.dealamount import check_deal_amount
+from dsl.continuity import check_continuity
 from dsl.limits import check_limit
 from dsl import calendars, compexpect, ir
 from dsl.clock import instant_text, parse_instant
@@ -68,10 +69,11 @@ TABLE_KINDS = ("csv",)
 CATEGORY_WORD = {"format": "format", "channel": "channel", "table": "table"}
 # Route tests: the fields an ``expect deal`` / ``expect dead letter`` may check.
 EXPECT_DEAL_FIELDS = ("status", "amount", "ref", "currency", "party", "response_code", "reason", "route",
-                      "flagged")
+                      "flagged", "statement_break")
 # the types of a deal's fields, for E103 (``reason`` is "contains": any text)
 DEAL_FIELD_KINDS = {"status": "string", "amount": "decimal", "ref": "string", "currency": "string",
-                    "party": "string", "response_code": "string", "route": "string", "flagged": BOOL}
+                    "party": "string", "response_code": "string", "route": "string", "flagged": BOOL,
+                    "statement_break": "string"}
 EXPECT_DEAD_FIELDS = ("channel", "route", "error_kind", "error_code", "reason", "status")
 # Format kinds whose decoded message has exactly the top-level fields its body set (no header, envelope
 # or default added): an `expect call` field no call body sets is certainly missing (E087).
@@ -1506,6 +1508,8 @@ class Checker(_TestChecks):
                                    f"{opt.name}: {opt.doc}" if opt.doc else None)
                 if kind == "limit":         # a running total (dsl/limits.py)
                     check_limit(self, s, r)
+                elif kind == "continuity":  # a statement chain (dsl/continuity.py)
+                    check_continuity(self, s, r)
                 if spec.check is not None and not suggested:
                     self._run_step_check(spec, s)
             if s.name is not None:

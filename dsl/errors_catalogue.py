@@ -6,7 +6,7 @@ the table for ``docs/language.md`` (a test checks the doc is current); and
 analysts look codes up there.  Examples compile as ``main.route`` in an
 empty folder holding ``files`` (name -> text), against the test registry
 (channels ``tcp listen``, ``tcp connect``, ``memory``, ``file watch``, ``file write``; formats ``json``,
-``fixed``, ``csv``, ``iso8583``, ``copybook``; steps ``audit``, ``limit`` and ``screen``).
+``fixed``, ``csv``, ``iso8583``, ``copybook``; steps ``audit``, ``limit``, ``continuity`` and ``screen``).
 """
 from __future__ import annotations
 
@@ -180,6 +180,13 @@ CATALOGUE: tuple[Entry, ...] = (
           "0420) is repeated as itself (0121, 0221, 0401, 0421) until acknowledged (also: sets no message type `t`)",
           _route('call d = back as Iso { t = "0200" } store and forward',
                  head=_HEAD + 'channel back = memory\n' + _ISO), 9, 32),
+    Entry("E127", "`continuity` without a name", "`continuity` needs a name: the chain its accounts' statements "
+          "follow",
+          _route(_KEYED, 'continuity { key = msg.code  statement = msg.code }'), 8, 5),
+    Entry("E128", "`continuity` before the `deal` step, after a call, or in `on error`",
+          "`continuity NAME` comes before the route's `deal` step (or the route has none): the chain moves on when "
+          "the statement's deal commits / comes after call `C`: the statement is posted by then / inside `on error`",
+          _route('continuity stmts { key = msg.code  statement = msg.code }', _KEYED), 7, 5),
     Entry("E036", "deal without ref or amount", "deal `TYPE` needs ref and amount",
           _route('deal PAY { currency = "CNY" }', 'reply Req { code = "00" }'), 7, 10),
     Entry("E037", "body field set twice", "`PATH` is set twice",

@@ -240,6 +240,10 @@ class Ledger:
         """The ``counted`` events of ``limit`` totals (engine/totals.py): daily ones of ``since`` or later."""
         return await self._run(self._store.counted_totals, since)
 
+    async def statement_links(self) -> list[tuple[Any, ...]]:
+        """The ``statement link`` events of ``continuity`` steps (engine/statement_chains.py)."""
+        return await self._run(self._store.statement_links)
+
     async def append_story(self, deal_id: str, steps: list[Any], events: list[Any],
                            unless: str | None = None) -> bool:
         """Add trace lines (``DealStep``) and events (``DealEvent``) to a deal already committed, after

@@ -460,6 +460,7 @@ class ArchiveJob:
                         [a.chain_seq, a.mac, a.first_seq, a.archive, a.sha256, a.archived_at, a.keys, a.keys_sha256,
                          a.seal, a.key_fp]).fetchall()
             carry_totals(con, p)
+            carry_links(con, p)
             con.execute("DELETE FROM deal_keys WHERE deal_id IN (SELECT deal_id FROM deals WHERE chain_seq BETWEEN "
                         "? AND ?)", rng).fetchall()
             for t in CHAINED:
@@ -500,6 +501,23 @@ def carry_totals(con: Any, p: Plan) -> int:
         "SELECT ?, t, k, c, d, sum(v), i FROM r WHERE t IS NOT NULL AND v IS NOT NULL AND (d = '' OR d >= ?) "
         "GROUP BY t, k, c, d, i HAVING sum(v) <> 0",
         [p.first, p.cut, p.cut, since]).fetchall()[0][0] or 0)
+
+
+def carry_links(con: Any, p: Plan) -> int:
+    """Keep in the live ledger the last ``statement link`` of each chain of a ``continuity`` step among the
+    moved deals (``archived_links``, anchor ``p.cut``): the next statement of the account is still checked
+    against it after the archive (engine/statement_chains.py).  The last by closing day, number and page,
+    as the engine orders them; in the transaction that anchors the archive."""
+    return int(con.execute(
+        "INSERT INTO archived_links (anchor_seq, deal_id, detail) "
+        "SELECT ?, deal_id, detail FROM (SELECT e.deal_id, e.detail, row_number() OVER (PARTITION BY "
+        "json_extract_string(e.detail, '$.chain'), json_extract_string(e.detail, '$.key') ORDER BY "
+        "coalesce(json_extract_string(e.detail, '$.day'), '') DESC, "
+        "coalesce(CAST(json_extract_string(e.detail, '$.number') AS BIGINT), 0) DESC, "
+        "coalesce(CAST(json_extract_string(e.detail, '$.page') AS BIGINT), 0) DESC, e.chain_seq DESC) AS n "
+        "FROM deal_events e JOIN deals d ON d.deal_id = e.deal_id WHERE e.chain_seq BETWEEN ? AND ? "
+        "AND e.to_state = 'statement link' AND d.status = 'committed') WHERE n = 1",
+        [p.cut, p.first, p.cut]).fetchall()[0][0] or 0)
 
 
 def _compact(path: Path) -> None:

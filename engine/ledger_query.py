@@ -130,6 +130,7 @@ def query_deals(
     resolved: bool = False,
     currency: str | None = None,
     party: str | None = None,
+    statement_breaks: bool = False,
 ) -> list[dict[str, Any]]:
     """Deals matching every given filter, newest first (by received_at).
 
@@ -152,10 +153,12 @@ def query_deals(
     as the key-conflict fingerprint compares them).  ``party``: only deals whose ``party`` column is exactly this
     text, as the route's ``deal`` step stored it (as the reports' ``--party`` matches it): the column only, never
     the request's (possibly encrypted) fields; a route that stores a mask (``mask_pan(...)``) is found by its mask.
+    ``statement_breaks``: only deals with an event ``statement break`` (a statement a ``continuity`` step found
+    not following on from its account's last one: engine/statement_chains.py).
     """
     return list(iter_deals(path, deal_type=deal_type, status=status, reference=reference, since=since,
                            until=until, limit=limit, con=con, flagged=flagged, before=before, resolved=resolved,
-                           currency=currency, party=party))
+                           currency=currency, party=party, statement_breaks=statement_breaks))
 
 
 # the events that flag a deal for an operator (``flagged``, ``reversal flagged``: appended later by the
@@ -292,6 +295,7 @@ def iter_deals(
     resolved: bool = False,
     currency: str | None = None,
     party: str | None = None,
+    statement_breaks: bool = False,
 ) -> Iterator[dict[str, Any]]:
     """``query_deals`` as a generator: rows are fetched ``FETCH_ROWS`` at a time, so memory stays
     bounded whatever the ledger holds (``bsp deals --limit 0 --json`` on millions of deals).
@@ -304,6 +308,8 @@ def iter_deals(
          (f"deal_id IN (SELECT deal_id FROM deal_events WHERE to_state IN ({_FLAGGED_IN}))",
           list(FLAGGED_EVENTS) if flagged and resolved else None),
          (_OPEN_FLAG, _OPEN_PARAMS if flagged and not resolved else None),
+         ("deal_id IN (SELECT deal_id FROM deal_events WHERE to_state = ?)",
+          "statement break" if statement_breaks else None),
          ("(received_at < ? OR (received_at = ? AND deal_id < ?))", _after(before, "before"))],
         "received_at DESC, deal_id DESC", limit, "query_deals")
     return _iter_deals(Path(path), sql, params, con, flagged)

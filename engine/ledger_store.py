@@ -206,6 +206,14 @@ CREATE TABLE IF NOT EXISTS archived_totals (
     amount     DECIMAL(38,4) NOT NULL,
     into_key   VARCHAR
 );
+-- the last `statement link` of each chain of a `continuity` step among the deals bsp ledger archive moved out
+-- (engine/statement_chains.py, engine/ledger_archive.py carry_links): read back with the live links at an
+-- engine's start (LedgerStore.statement_links).  Not chained: the archive the anchor seals holds the events
+CREATE TABLE IF NOT EXISTS archived_links (
+    anchor_seq BIGINT NOT NULL,
+    deal_id    VARCHAR NOT NULL,
+    detail     VARCHAR NOT NULL
+);
 """
 
 # The deal key index (past the key store's retention a repeat is looked up here: ``deals_by_key``).
@@ -1108,6 +1116,15 @@ class LedgerStore:
             "UNION ALL SELECT t, f, c, d, '-' || a, k FROM e WHERE s = 'rekeyed' AND (d = '' OR d >= ?) "
             "UNION ALL SELECT total, key, currency, day, CAST(amount AS VARCHAR), into_key FROM archived_totals "
             "WHERE day = '' OR day >= ?", [since, since, since]).fetchall()
+
+    def statement_links(self) -> list[tuple[Any, ...]]:
+        """``(detail, place)`` of each ``statement link`` event of a committed deal (``continuity`` steps,
+        engine/statement_chains.py), then of the links ``bsp ledger archive`` carried forward
+        (``archived_links``).  Read once when an engine with such a route starts."""
+        return self._con.execute(
+            "SELECT e.detail, 'deal ' || e.deal_id FROM deal_events e JOIN deals d ON d.deal_id = e.deal_id "
+            "WHERE e.to_state = 'statement link' AND d.status = 'committed' "
+            "UNION ALL SELECT detail, 'deal ' || deal_id || ' (archived)' FROM archived_links").fetchall()
 
     def deals_by_key(self, keys: list[str], digests: Any = None) -> dict[str, dict[str, Any]]:
         """The first non-duplicate deal that carried each of ``keys`` (a deal key, ``route|value``):

@@ -84,6 +84,11 @@ class Metrics:
         self.route_resolved = Counter("route_resolved", "Flagged deals an operator resolved through the admin API "
                                       "(POST /deals/{id}/resolve; bsp deals resolve --live).", ["route"],
                                       namespace=ns, registry=r)
+        self.route_statement_breaks = Counter("route_statement_breaks", "Statements posted that did not follow on "
+                                              "from their account's last one (a `continuity` step: a gap, a repeat, "
+                                              "opening != previous closing, a broken page chain, not adding up); "
+                                              "each deal carries an event `statement break`.", ["route"],
+                                              namespace=ns, registry=r)
         self.route_in_flight = Gauge("route_in_flight", "Exchanges a route is processing now.", ["route"],
                                      namespace=ns, registry=r)
         self.route_latency = Histogram("route_latency_seconds", "Time from receipt to answer, per route.",
@@ -152,6 +157,7 @@ class Metrics:
             "route": ((self.route_received, ("route",)), (self.route_outcomes, ("route", "outcome")),
                       (self.route_flagged, ("route",)), (self.route_resolved, ("route",)),
                       (self.route_key_conflicts, ("route",)),
+                      (self.route_statement_breaks, ("route",)),
                       (self.route_in_flight, ("route",)), (self.route_latency, ("route",))),
             "channel": ((self.channel_received, ("channel",)), (self.channel_sent, ("channel",)),
                         (self.channel_errors, ("channel", "kind")), (self.channel_in_flight, ("channel",)),

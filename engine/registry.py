@@ -38,6 +38,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "engine.steps.call",
     "engine.steps.reply",
     "engine.steps.limit",
+    "engine.steps.continuity",
     "engine.steps.screen",
     # formats
     "formats.fixed",

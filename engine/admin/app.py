@@ -188,7 +188,8 @@ class AdminApp:
         query = DealQuery(deal_type=q["type"], status=q["status"], reference=q["reference"],
                           currency=q["currency"], party=q["party"],
                           since=q["since"], until=q["until"], limit=q["limit"] + 1, flagged=bool(q["flagged"]),
-                          before=_cursor(q["cursor"]), resolved=bool(q["resolved"]))
+                          before=_cursor(q["cursor"]), resolved=bool(q["resolved"]),
+                          statement_breaks=bool(q["statement_breaks"]))
         if query.resolved and not query.flagged:
             raise HTTPError(400, "query parameter 'resolved': it adds the resolved deals to a `flagged` listing; "
                                  "add flagged=1", extra={"parameter": "resolved"})

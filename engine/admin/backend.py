@@ -57,6 +57,7 @@ class DealQuery:
     resolved: bool = False                   # with flagged: the resolved ones too
     currency: str | None = None              # in any case (cny finds CNY)
     party: str | None = None                 # the party column, exactly as stored
+    statement_breaks: bool = False           # only deals with an event ``statement break`` (a ``continuity`` step)
 
 
 @dataclass(frozen=True)

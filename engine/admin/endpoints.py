@@ -85,6 +85,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
                      Param("resolved", "boolean", "With `flagged`: the flagged deals an operator resolved too. "
                            "With `held`: the held deals released or rejected too.",
                            default=False, example="1"),
+                     Param("statement_breaks", "boolean", "Only deals with an event `statement break`: "
+                           "statements a `continuity` step found not following on from their account's last one "
+                           "(posted all the same).", default=False, example="1"),
                      Param("held", "boolean", "Only deals a `screen` step held for a compliance officer (event "
                            "`held`) and not decided yet (release or reject: `POST /deals/{id}/resolve` with outcome "
                            "`release` or `reject`). Each row then has `hits` (step, list, entry, on, score, "

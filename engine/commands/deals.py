@@ -177,6 +177,12 @@ def deals(
                               "(on_hit = \"hold\": event `held`) and not decided yet, each with its hits (the step, "
                               "the list, the entry's id, the score, what matched: name, alias or id): release or "
                               "reject each with `bsp deals resolve ID --outcome release|reject --note REASON`."),
+    statement_breaks: bool = typer.Option(False, "--statement-breaks", help="Only statements posted although they "
+                                          "did not follow on from their account's last one (event `statement "
+                                          "break` of a `continuity` step: a gap, a repeat, a late one, opening "
+                                          "balance not the previous closing, a page missing): `bsp deals show ID` "
+                                          "names the statement before it; `bsp report statement-continuity` "
+                                          "shows the whole chain."),
     include_resolved: bool = typer.Option(False, "--all", help="With --flagged: the flagged deals an operator "
                                           "resolved, or whose flagged reversal the host acknowledged since, too, "
                                           "with their resolution. With --held: the held deals released or "
@@ -222,6 +228,9 @@ def deals(
                                  param_hint="--all")
     if held and flagged:
         raise typer.BadParameter("--held and --flagged list two kinds of deals: give one", param_hint="--held")
+    if held and statement_breaks:
+        raise typer.BadParameter("--held and --statement-breaks list two kinds of deals: give one",
+                                 param_hint="--statement-breaks")
     if status is not None and status not in STATUSES:
         raise typer.BadParameter(f"{status!r} is not a status; use one of {', '.join(STATUSES)}",
                                  param_hint="--status")
@@ -237,14 +246,15 @@ def deals(
         rows = fetch(url, token_file, ca, cert, key, "/deals", "deals",
                      {"type": deal_type, "status": status, "reference": ref, "currency": currency, "party": party,
                       "since": t_since, "until": t_until,
-                      "flagged": "1" if flagged else None, "resolved": "1" if include_resolved else None},
+                      "flagged": "1" if flagged else None, "resolved": "1" if include_resolved else None,
+                      "statement_breaks": "1" if statement_breaks else None},
                      limit, streamed=as_json)
         title = f"{_what(flagged, include_resolved)} in the engine at {url}"
     else:
         require_ledger(ledger)
         stream = iter_deals(ledger, deal_type=deal_type, status=status, reference=ref, currency=currency,
                             party=party, since=t_since, until=t_until, limit=limit or None, flagged=flagged,
-                            resolved=include_resolved)
+                            resolved=include_resolved, statement_breaks=statement_breaks)
         try:
             first = next(stream, None)      # the query runs here: a locked or foreign file says so now
             rows = stream if first is None else itertools.chain((first,), stream)

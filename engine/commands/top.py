@@ -263,6 +263,12 @@ def render(now: dict[str, Any], before: dict[str, Any] | None, seconds: float,
         parts.append(Text(f"deals waiting for an operator: {now['open_flags']} (flag open, not resolved: "
                           f"bsp deals --flagged --live lists them; settle each, then bsp deals resolve)",
                           style="bold red"))
+    sc = now.get("statement_chains") or {}
+    if sc.get("breaks"):               # `continuity` steps: statements posted that did not follow on
+        kinds = ", ".join(f"{k.replace('_', ' ')} {n:,}" for k, n in (sc.get("breaks_by_kind") or {}).items())
+        parts.append(Text(f"statement breaks since start: {sc['breaks']:,} of {sc.get('statements', 0):,} statements "
+                          f"({kinds}): posted all the same; bsp deals --statement-breaks --live lists them "
+                          f"(each deal's event `statement break` names the statement before it)", style="yellow"))
     if now.get("dead_letters_new"):    # dead letters waiting now, whatever run wrote them (engine/ops/deadcount.py)
         kinds = ", ".join(f"{k} {n:,}" for k, n in sorted((now.get("dead_letters_new_by_kind") or {}).items(),
                                                           key=lambda kv: -kv[1]) if n)

@@ -164,6 +164,10 @@ class EngineBackend:
         totals = existing_totals(getattr(eng, "ledger", None))
         if totals is not None and totals.loaded:     # `limit` running totals (engine/totals.py)
             out["totals"] = totals.view()
+        from engine.statement_chains import existing_chains
+        chains = existing_chains(getattr(eng, "ledger", None))
+        if chains is not None and chains.loaded and (chains.confirmed or chains.statements):
+            out["statement_chains"] = chains.view()      # `continuity` steps (engine/statement_chains.py)
         queues = [q.status() for q in getattr(eng, "saf", ())]
         if queues:       # ISO 8583 reversals stored and forwarded (engine/txn/saf.py)
             out["reversals"] = {
@@ -311,7 +315,8 @@ class EngineBackend:
                                      until=query.until, limit=query.limit,
                                      flagged=getattr(query, "flagged", False), before=getattr(query, "before", None),
                                      resolved=getattr(query, "resolved", False),
-                                     currency=getattr(query, "currency", None), party=getattr(query, "party", None))
+                                     currency=getattr(query, "currency", None), party=getattr(query, "party", None),
+                                     statement_breaks=getattr(query, "statement_breaks", False))
 
     async def deal(self, deal_id: str) -> Mapping[str, Any] | None:
         return await read_in_process(get_deal, Path(self.engine.ledger.path), deal_id=deal_id)

@@ -28,7 +28,7 @@ MAX_LOGGED_VALUE = 200          # characters of a sender's reference or code sho
 
 class RouteCounts:
     __slots__ = ("received", "committed", "rejected", "failed", "duplicate", "unrecorded", "flagged", "resolved",
-                 "latency_sum")
+                 "statement_breaks", "latency_sum")
 
     def __init__(self) -> None:
         self.received = 0
@@ -39,6 +39,7 @@ class RouteCounts:
         self.unrecorded = 0         # the ledger could not store the deal (a full disk): no reply was sent
         self.flagged = 0            # of the failed: flagged for an operator (event ``flagged``: engine.txn.flagging)
         self.resolved = 0           # flagged deals an operator resolved through this engine (engine.deal_resolve)
+        self.statement_breaks = 0   # of the committed: statements that did not follow on (engine/statement_chains.py)
         self.latency_sum = 0.0
 
     def as_dict(self) -> dict[str, Any]:
@@ -47,6 +48,7 @@ class RouteCounts:
                 "failed": self.failed, "duplicate": self.duplicate, "unrecorded": self.unrecorded,
                 "flagged": self.flagged,
                 "resolved": self.resolved,
+                "statement_breaks": self.statement_breaks,
                 "avg_latency_ms": round(1000 * self.latency_sum / done, 3) if done else None}
 
 
@@ -120,6 +122,9 @@ class Observer:
             seconds = max((rec.finished_at - rec.received_at).total_seconds(), 0.0)
             c.latency_sum += seconds
             by_outcome[(route, status)] += 1
+            if status == "committed" and rec.events and any(e.to_state == "statement break" for e in rec.events):
+                c.statement_breaks += 1         # a `continuity` step's break (engine/statement_chains.py)
+                m.route_statement_breaks.labels(route).inc()
             if status != "committed" and rec.events:
                 states = [e.to_state for e in rec.events]
                 if "flagged" in states:

@@ -101,9 +101,13 @@ DEAL_ATTRS = {"status": "status", "amount": "amount", "ref": "reference", "curre
 
 def deal_field(d: Any, name: str) -> Any:
     """An ``expect deal`` field of the deal record ``d``; ``flagged``: it has the event ``flagged`` (for an
-    operator: engine.txn.flagging)."""
+    operator: engine.txn.flagging); ``statement_break``: the kinds of its event ``statement break``, "" without
+    one (a ``continuity`` step: engine/statement_chains.py)."""
     if name == "flagged":
         return any(e.to_state == "flagged" for e in d.events or ())
+    if name == "statement_break":       # a `continuity` step's break: its kinds ("gap", "balance_break"), or ""
+        return ", ".join(k for e in d.events or () if e.to_state == "statement break"
+                         for k in ((e.detail or {}).get("kinds") or ()))
     return getattr(d, DEAL_ATTRS[name], MISSING)
 DEAD_ATTRS = ("channel", "route", "error_kind", "error_code", "reason", "status")
 def _show(v: Any) -> str:

@@ -21,7 +21,7 @@ from engine.deal import DeadLetter, DealError, DealEvent, DealRecord, new_deal_i
 from engine.runtime.exchange import Exchange, StepFailure, preset_deal_id
 from engine.runtime.internal_log import internal, new_faults, on_error_failed
 from engine.runtime.limits import CountLimiter
-from engine.runtime import counting
+from engine.runtime import chaining, counting
 from engine.runtime.stepfail import input_failure, step_failure
 from engine.sad import kept_raw
 from engine.txn import manager_for
@@ -106,12 +106,16 @@ class Dispatcher:
         # the running totals its routes' `limit` steps count into (engine/totals.py); None: no route counts,
         # and nothing below costs anything
         self.totals = counting.totals_of(routes)
+        # the statement chains its routes' `continuity` steps check against (engine/statement_chains.py)
+        self.chains = chaining.chains_of(routes)
 
     # -- ExchangeHandler ----------------------------------------------------
     async def handle(self, conn: ConnInfo, frames: list[bytes]) -> list[bytes | None]:
         txn = self.txn
         if self.totals is not None and not self.totals.loaded:
             await counting.rebuild(self)    # the totals as the ledger and the deals in flight leave them
+        if self.chains is not None and not self.chains.loaded:
+            await self.chains.rebuild(self.ledger)      # each account's last statement, from the ledger
         if txn is not None:
             await txn.ready(self)           # deals left in flight by a crash are resolved first
         now = datetime.now(_UTC)
@@ -147,6 +151,8 @@ class Dispatcher:
                 txn.forget(exs)           # a failed batch leaves no state behind (engine/txn/manager.py)
             if self.totals is not None:
                 counting.release(self.totals, exs)      # nothing of it was recorded: nothing counts
+            if self.chains is not None:
+                chaining.release(self.chains, exs)
             raise
         finally:
             for ri, group in groups.items():
@@ -362,6 +368,8 @@ class Dispatcher:
             kept = [ex for ex in exs if not deferred(ex)]
             if self.totals is not None:      # handed back: another engine runs its deal
                 counting.release(self.totals, [ex for ex in exs if deferred(ex)])
+            if self.chains is not None:
+                chaining.release(self.chains, [ex for ex in exs if deferred(ex)])
             if self.txn is not None:
                 for ex in exs:
                     if deferred(ex):
@@ -383,6 +391,8 @@ class Dispatcher:
             self.txn.attach_dead_letters(exs, records)     # stored with their deals, in one transaction
         if self.totals is not None:
             counting.mark(exs, records, finished)          # a `counted` event per total on the deals that count
+        if self.chains is not None:
+            chaining.mark(exs, records, finished)          # a `statement link` (and `statement break`) event
         for ex, rec in zip(exs, records):                 # events the steps gave (a screening hit)
             if ex.notes:
                 rec.events[:0] = [DealEvent(finished, None, to, detail) for to, detail in ex.notes]
@@ -394,6 +404,8 @@ class Dispatcher:
         if self.ledger is None:
             if self.totals is not None:
                 counting.settle(self.totals, exs, records)
+            if self.chains is not None:
+                chaining.settle(self.chains, exs, records)
             _report_outcomes(every, exs, records, None)
             return
         try:
@@ -424,6 +436,8 @@ class Dispatcher:
                 log.error("dead letter %s not stored either: %s", letter.id, exc)
         if self.totals is not None:
             counting.settle(self.totals, exs, records)
+        if self.chains is not None:
+            chaining.settle(self.chains, exs, records, errors)
         held: dict[int, str] = {}
         try:
             if self.txn is not None:

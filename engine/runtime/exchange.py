@@ -129,7 +129,7 @@ class Exchange:
         "channel", "conn", "raw", "received_at", "scope", "route", "msg",
         "deal_type", "reference", "amount", "currency", "party",
         "failure", "reply", "reply_values", "index", "raw_msg", "reply_json", "header", "error_route",
-        "request_tags", "request_codec", "unrecorded", "repeats", "holds", "notes", "unfit_amount",
+        "request_tags", "request_codec", "unrecorded", "repeats", "holds", "links", "notes", "unfit_amount",
     )
 
     def __init__(self, channel: str, conn: Any, raw: bytes, received_at: datetime, index: int) -> None:
@@ -165,6 +165,7 @@ class Exchange:
         self.repeats: tuple[str, str | None, str | None] | None = None
         # what its `limit` steps reserved (engine/totals.py: Holds), settled when its deal is recorded
         self.holds: Any = None
+        self.links: Any = None       # `continuity` steps' statement links (engine/statement_chains.py)
         # events a step gives its deal, ``(to_state, detail)``: recorded with the deal's row, before its own
         # (a `screen` step's ``screening hit``: engine/steps/screen.py); never a classified value in clear
         self.notes: list[tuple[str, Any]] | None = None

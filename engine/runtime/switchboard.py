@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 import trio
 
+from engine.statement_chains import chains_for
 from engine.totals import totals_for
 from engine.runtime.binder import Binder, BindError, plugin_note
 from engine.runtime.dispatch import BoundRoute, Dispatcher, DispatchStats
@@ -58,6 +59,8 @@ class Switchboard:
         self.ctx.faults = self.faults
         # the running totals `limit` steps count into: one per ledger, kept across reloads (engine/totals.py)
         self.ctx.totals = totals_for(ledger)
+        # the statement chains `continuity` steps check against: one per ledger (engine/statement_chains.py)
+        self.ctx.chains = chains_for(ledger)
         overrides = overrides or {}
         unknown = set(overrides) - set(program.channels)
         if unknown:

@@ -32,7 +32,7 @@ from typing import Any
 import trio
 
 from engine.deal import DealError, DealEvent
-from engine.runtime import counting
+from engine.runtime import chaining, counting
 from engine.txn.backlog import CATCH_UP_EVERY
 
 log = logging.getLogger("bsp.txn")
@@ -53,6 +53,8 @@ def light_end(mgr: Any, ex: Any, rec: Any) -> dict[str, Any]:
                          "amount": rec.amount, "currency": rec.currency, "party": rec.party, "fin": mgr.clock()}
     if getattr(ex, "holds", None) and counting.counts(rec):
         e["holds"] = [h.detail() for h in ex.holds]
+    if getattr(ex, "links", None) and rec.status == "committed":
+        e["links"] = chaining.logged(ex.links)
     d = rec.dead_letter
     if d is not None and rec.status in ("rejected", "failed"):
         e.update(raw=mgr.seal(d.raw, f"raw|{rec.deal_id}"), kind=d.error_kind, dcode=d.error_code)

@@ -41,7 +41,7 @@ import trio
 from dsl.eval_error import InputError
 from engine.deal import DeadLetter, DealEvent, DealStep, new_deal_ids
 from engine.faultlog import RESUMES, FaultLog
-from engine.runtime import counting
+from engine.runtime import chaining, counting
 from engine.runtime.exchange import StepFailure, preset_deal_id
 from engine.runtime.stepfail import input_failure, step_failure
 from engine.sad import kept_raw
@@ -1206,6 +1206,9 @@ class TxnManager:
                 if ex.holds and counting.counts(rec):
                     # what it counts in `limit` totals, should a crash come before its row (``recovery._rerecord``)
                     ended[-1][2]["holds"] = [h.detail() for h in ex.holds]
+                if ex.links and rec.status == "committed":
+                    # its statement links (and breaks), should a crash come before its row (``recovery._rerecord``)
+                    ended[-1][2]["links"] = chaining.logged(ex.links)
                 if rec.status in ("rejected", "failed") and self.ledger is not None:
                     # its dead letter, should a crash come before its row (``recovery._rerecord``): dropped
                     # from the log with the rest of the entry once the row is recorded (``log._answer_only``)

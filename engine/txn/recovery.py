@@ -56,6 +56,8 @@ from engine.runtime.exchange import Exchange, StepFailure
 from engine.txn import fingerprint, pivot, shared_keys
 from engine.txn.plan import plan_of
 from engine.txn.typed_values import untagged
+from engine.runtime import chaining
+from engine.statement_chains import existing_chains
 from engine.totals import COUNTED, Hold, Holds, existing_totals
 
 log = logging.getLogger("bsp.txn.recovery")
@@ -118,6 +120,8 @@ async def _rerecord(mgr: Any, disp: Any) -> None:
     for e, r in zip(ends, records):       # what it counted in `limit` totals (engine/totals.py), with its row
         if e.get("holds"):
             r.events[:0] = [DealEvent(now, None, COUNTED, d) for d in e["holds"]]
+        if e.get("links"):                # its statement links and breaks (engine/statement_chains.py)
+            r.events[:0] = [DealEvent(now, None, state, d) for state, d in e["links"]]
     shared_keys.recovered_ends(getattr(disp, "keys", None), ends)   # their final state may be missing there too
     # deal ids have no unique index (ledger schema 3): ask which rows exist rather than rely on a refusal
     known = await mgr.ledger.known_deal_ids([r.deal_id for r in records])
@@ -128,6 +132,7 @@ async def _rerecord(mgr: Any, disp: Any) -> None:
     if totals is not None and totals.loaded:      # read back before these rows were: count them now
         done = set(written)
         totals.confirm([Hold.of(d) for e in ends if e["id"] in done for d in e.get("holds") or ()])
+    chaining.rerecorded(existing_chains(mgr.ledger), [e for e in ends if e["id"] in set(written)])
     # after a clean stop the last answers' `recorded` marks are not in the log yet (they travel with the
     # next write): their rows are all stored, which is no news; a row written again is (a crash came
     # between the answer and its row)
@@ -277,6 +282,8 @@ async def _resolve(mgr: Any, disp: Any, p: Any) -> None:
         step = br.steps[i]
         if not step.batch and i not in plan.effects:
             disp._run_sync(step, ex)
+        elif getattr(step, "again_on_recovery", False) and ex.failure is None:
+            await disp.run_step(br, step, [ex])     # a `continuity` step: the statement judged again
     made = [i for i, c in plan.calls.items() if p.phases.get(c.name) in ("sending", "done")]
     # an enquiry (`readonly`) left `sending` changed nothing: not in doubt
     doubt = [i for i in made if p.phases.get(plan.calls[i].name) == "sending" and not plan.calls[i].readonly]

@@ -336,7 +336,7 @@ async def test_openapi_describes_every_route(admin):
     assert doc["paths"]["/health"]["get"]["security"] == []
     assert "401" in doc["paths"]["/deals"]["get"]["responses"]
     deal_params = {p["name"] for p in doc["paths"]["/deals"]["get"]["parameters"]}
-    assert deal_params == {"type", "status", "reference", "currency", "party", "flagged", "resolved", "held", "since", "until",
+    assert deal_params == {"type", "status", "reference", "currency", "party", "flagged", "resolved", "held", "statement_breaks", "since", "until",
                            "limit", "cursor"}
     # every $ref resolves
     refs = []
