@@ -514,8 +514,8 @@ async def main(a: argparse.Namespace) -> int:
             if phase in (("sending", "done") if call == "auth" else ("sending",)):
                 ok = ok and "reversal queued" in names and names.count(f"reversed {call}") == 1
                 outcome[f"{rt} {'reversed' if call == 'auth' else 'forwarded'}"] += 1
-            else:
-                outcome[f"{rt} nothing sent"] += 1
+            else:       # no call sent, or the 0200's reversal already queued (`reversing`) before the kill
+                outcome[f"{rt} {call} {phase or 'not sent'}"] += 1
         if not ok:
             violations.append(f"in doubt: deal {i} ({rt}, kill {doubt_at[i]}, {call} {phase}, policy {pol}) "
                               f"events {names}")

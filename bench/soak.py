@@ -13,9 +13,13 @@ and starts ``bsp run`` on it with the admin API on.  Then, for ``--minutes``:
   rejected, unrouted, malformed), every other TCP service from its request
   generator (good, rejected, refused by the counterpart), about 2% of the good
   requests to keyed routes sent again (duplicates), card payments whose card
-  host never answers (they time out and are reversed), batch files for
-  receivables and payables, and now and then a frame longer than the channel
-  allows (a framing error: error reply, connection closed);
+  host never answers (they time out and are reversed), the card front end's
+  own 0420 reversals (forwarded by card_reversal, 00), remittances whose
+  ordering customer is on the sanctions list (held for compliance, 62), the
+  HTTP services (customs duty, premium collection, claims payout), batch files
+  (receivables and payables, standing orders), and now and then a frame longer
+  than the channel allows (a framing error: error reply, connection closed);
+  each round of a service's requests has its own seed (its own customers);
 - a hot reload (``POST /reload``) every ``--reload-every`` seconds,
   alternating two route versions (the ``biller`` and ``cp_host`` channels'
   timeouts change, so both outbound channels are rebuilt each time);
