@@ -19,7 +19,11 @@ crash left in flight are flagged for an operator instead of reversed on restart)
   happen).  It records, per DE41/DE37/DE11, every 0200 and 0420/0421 it received, in order.
 * The client (the mainframe's card front end) keeps ``--conns`` connections with ``--window`` requests
   in flight each (pipelined; replies matched by DE 37).  ~86% good, ~7% rejected by `validate`, ~7%
-  declined.  After each restart it first resends every request it has no answer for (same bytes, as a
+  declined; and ``--reversals`` (8%) of the new requests are the front end's own 0420 advice of an earlier
+  0200 (DE 90 naming it; its own DE 37 ``V...`` and STAN), which `card_reversal` forwards to the card host
+  (`store and forward`: one the host leaves unanswered is answered 00 and repeated as 0421 until
+  acknowledged).  ``--reversal-on-restart`` runs a copy of the route with another `on restart` for
+  `card_reversal` (the shipped route has none: flag).  After each restart it first resends every request it has no answer for (same bytes, as a
   mainframe does after a time-out) and repeats a few it has (the answer must be byte for byte the first).
 * Each cycle: start the engine, drive it for a random time (``--min-run``..``--max-run`` s, seeded), SIGKILL.
   The transaction log is then read (a copy of it: the engine's own file is not touched) for the deals in
@@ -36,12 +40,16 @@ Checks (each violation is listed; exit 1 if any):
   3 in doubt    each deal in flight at a kill ends as transactions.md says for the route's `on restart`:
                 failed, 96, an `in flight at restart` event, then `flagged` (flag; nothing sent for it after the
                 crash) or `recovered` (compensate; a call that may have left is reversed: `reversal queued`,
-                `reversed auth`, and the host saw the 0420)
+                `reversed auth`, and the host saw the 0420; a front end's 0420 left `sending` is queued:
+                `reversal queued`, `reversed rev`)
   4 audit       `bsp audit verify` passes (the ledger has an audit key: BSP_AUDIT_KEY)
   5 dead        the dead-letter store holds one letter per rejected or failed deal and nothing else
                 (transactions.md "Every rejected or failed exchange is also a dead letter", id = deal id)
   6 settled     after the last stop the log has no deal in flight and no reversal queued; every request sent has
                 exactly one non-duplicate deal row
+  7 forwarded   a front end's 0420 answered 00 reached the card host (at once, or stored and forwarded); the
+                host got only 0420/0421 for it.  Printed: how each ended, how many the host saw more than once,
+                how many were flagged for an operator (in flight at a kill under `on restart flag`)
 """
 from __future__ import annotations
 
@@ -112,10 +120,10 @@ class ChaosHost(IsoHost):
 
 
 class Req:
-    __slots__ = ("ref", "kind", "values", "data", "key")
+    __slots__ = ("ref", "kind", "values", "data", "key", "orig")
 
-    def __init__(self, ref: str, kind: str, values: dict[str, Any]) -> None:
-        self.ref, self.kind, self.values = ref, kind, values
+    def __init__(self, ref: str, kind: str, values: dict[str, Any], orig: str = "") -> None:
+        self.ref, self.kind, self.values, self.orig = ref, kind, values, orig
         self.data = CODEC.encode(values)
         self.key = hkey(values)
 
@@ -123,9 +131,11 @@ class Req:
 class Client:
     """The mainframe's card front end: pipelined requests, replies matched by DE 37."""
 
-    def __init__(self, rng: random.Random, tag: str) -> None:
+    def __init__(self, rng: random.Random, tag: str, reversals: float = 0.0) -> None:
         self.rng = rng
         self.tag = tag
+        self.reversals = reversals             # share of new requests that are a front end's 0420 of an earlier 0200
+        self.purchases: list[Req] = []         # 0200s sent not yet reversed by the front end
         self.n = 0
         self.reqs: dict[str, Req] = {}
         self.answers: dict[str, bytes] = {}        # ref -> the first reply's bytes
@@ -136,6 +146,8 @@ class Client:
 
     def new(self) -> Req:
         self.n += 1
+        if self.purchases and self.rng.random() < self.reversals:
+            return self.reversal()
         r = self.rng.random()
         kind = "good" if r < 0.86 else "rejected" if r < 0.93 else "declined"
         ref = f"C{self.tag}{self.n:07d}"[:12]
@@ -148,6 +160,23 @@ class Client:
         elif kind == "declined":
             values["4"] = DECLINED
         req = Req(ref, kind, values)
+        self.reqs[ref] = req
+        if kind != "rejected":
+            self.purchases.append(req)
+        return req
+
+    def reversal(self) -> Req:
+        """The front end's 0420 advice of an earlier 0200 (answered or not): DE 90 names the original (its MTI,
+        STAN, DE 7, acquirer and forwarder ids).  Its own DE 37 (``V...``) and STAN, so replies and the card
+        host's record keep it apart from the purchase."""
+        o = self.purchases.pop(self.rng.randrange(len(self.purchases)))
+        ov = o.values
+        ref = f"V{self.tag}{self.n:07d}"[:12]
+        values = {"t": "0420", "2": ov["2"], "3": ov["3"], "4": ov["4"],
+                  "7": datetime.now().strftime("%m%d%H%M%S"), "11": f"{(self.n + 500_000) % 1_000_000:06d}",
+                  "37": ref, "41": ov["41"], "49": ov["49"],
+                  "90": "0200" + ov["11"] + ov["7"] + "0" * 22}
+        req = Req(ref, "reversal", values, orig=o.ref)
         self.reqs[ref] = req
         return req
 
@@ -269,7 +298,8 @@ def log_state(ledger: Path, work: Path) -> tuple[dict[str, Any], dict[str, Any]]
     shutil.copyfile(src, copy)
     log = TxnLog(copy)
     try:
-        pending = {p.id: {"key": p.begin.get("key"), "phases": dict(p.phases), "light": p.light}
+        pending = {p.id: {"key": p.begin.get("key"), "phases": dict(p.phases), "light": p.light,
+                          "route": p.begin.get("route")}
                    for p in log.pending.values()}
         revs = dict(log.reversals)
     finally:
@@ -277,6 +307,13 @@ def log_state(ledger: Path, work: Path) -> tuple[dict[str, Any], dict[str, Any]]
         for p in (copy, Path(str(copy) + ".spare")):
             p.unlink(missing_ok=True)
     return pending, revs
+
+
+def route_policy(text: str, route: str) -> str:
+    """The `on restart` policy of ``route`` in a route file's text (flag when it says none)."""
+    body = text.split(f"route {route} {{", 1)[1].split("\nroute ", 1)[0]
+    m = re.search(r"^\s*on restart (\w+)", body, re.M)
+    return m.group(1) if m else "flag"
 
 
 def q(con: Any, sql: str, params: list | None = None) -> list[dict[str, Any]]:
@@ -294,11 +331,19 @@ async def main(a: argparse.Namespace) -> int:
     for p in work.glob("chaos.duckdb*"):
         shutil.rmtree(p) if p.is_dir() else p.unlink()
     route = ROUTE
+    text = ROUTE.read_text()
+    shipped_rev = route_policy(text, "card_reversal")
     if a.on_restart != "compensate":          # the shipped route says `on restart compensate`
-        text = ROUTE.read_text()
         if "    on restart compensate\n" not in text:
             raise SystemExit(f"{ROUTE}: no `on restart compensate` line to replace with {a.on_restart!r}")
         text = text.replace("    on restart compensate\n", f"    on restart {a.on_restart}\n", 1)
+    if a.reversal_on_restart and a.reversal_on_restart != shipped_rev:     # a copy with card_reversal's policy
+        head, rest = text.split("route card_reversal {", 1)
+        body, tail = rest.split("\nroute ", 1)
+        body = re.sub(r"\n    on restart \w+\n", "\n", body)
+        body = body.replace("\n    let amount", f"\n    on restart {a.reversal_on_restart}\n\n    let amount", 1)
+        text = head + "route card_reversal {" + body + "\nroute " + tail
+    if text != ROUTE.read_text():
         route = work / "card_payments.route"
         route.write_text(text)
         for f in ROUTE.parent.glob("*.csv"):
@@ -307,7 +352,8 @@ async def main(a: argparse.Namespace) -> int:
     env = dict(os.environ, BSP_AUDIT_KEY=audit_key)
     env.pop("BSP_FIELD_KEYS", None)
     host = ChaosHost(random.Random(a.seed + 1), a.drop)
-    client = Client(random.Random(a.seed + 2), f"{a.seed % 100:02d}{int(time.time()) % 100:02d}")
+    client = Client(random.Random(a.seed + 2), f"{a.seed % 100:02d}{int(time.time()) % 100:02d}", a.reversals)
+    policy = {"card_purchase": a.on_restart, "card_reversal": route_policy(Path(route).read_text(), "card_reversal")}
     doubt: dict[str, dict[str, Any]] = {}          # deal id -> what the log said at the kill
     doubt_at: dict[str, int] = {}
     queued_at_kill = Counter()
@@ -403,6 +449,8 @@ async def main(a: argparse.Namespace) -> int:
             continue
         st = rows[0]["status"]
         want = {"00": ("committed",), "94": ("failed",)}.get(code, ("failed", "rejected"))
+        if client.reqs[ref].kind == "reversal" and code == "00":
+            want = ("committed", "failed")      # failed: stored and forwarded ("accepted for forwarding"), check 7
         if st not in want:
             violations.append(f"acked: {ref} answered DE 39 {code} but its deal {rows[0]['deal_id']} is {st}")
     # 2 once
@@ -425,6 +473,8 @@ async def main(a: argparse.Namespace) -> int:
     for key, mtis in host.seen.items():
         ref = ref_of_key.get(key)
         rows = by_ref.get(ref or "", [])
+        if ref and client.reqs[ref].kind == "reversal":
+            continue                            # the front end's own reversal: check 7
         if rows and rows[0]["status"] == "committed" and any(m in REVERSALS for m in mtis):
             violations.append(f"once: committed deal {rows[0]['deal_id']} ({ref}) was reversed at the host: {mtis}")
     queued = 0
@@ -432,7 +482,7 @@ async def main(a: argparse.Namespace) -> int:
         names = ev.get(d["deal_id"], [])
         if "reversal queued" in names:
             queued += 1
-            n_rev = names.count("reversed auth")
+            n_rev = names.count("reversed auth") + names.count("reversed rev")
             seen = host.seen.get(client.reqs[d["reference"].strip()].key, []) if d["reference"].strip() in client.reqs else []
             if n_rev != 1 or not any(m in REVERSALS for m in seen):
                 violations.append(f"once: deal {d['deal_id']} queued a reversal: {n_rev} `reversed auth` event(s), "
@@ -446,24 +496,48 @@ async def main(a: argparse.Namespace) -> int:
             violations.append(f"in doubt: deal {i} (in flight at kill {doubt_at[i]}) has no row")
             continue
         names = ev.get(i, [])
-        phase = p["phases"].get("auth")
+        rt = p.get("route") or "card_purchase"
+        call = "rev" if rt == "card_reversal" else "auth"
+        pol = policy.get(rt, a.on_restart)
+        phase = p["phases"].get(call)
         if d["status"] != "failed" or d["response_code"] != "96" or "in flight at restart" not in names:
-            violations.append(f"in doubt: deal {i} (kill {doubt_at[i]}, auth {phase}) ended {d['status']} "
+            violations.append(f"in doubt: deal {i} ({rt}, kill {doubt_at[i]}, {call} {phase}) ended {d['status']} "
                               f"{d['response_code']} events {names}")
             continue
-        if a.on_restart == "flag":
+        if pol == "flag":
             ok = "flagged" in names and "reversal queued" not in names
-            outcome["flagged"] += 1
+            outcome[f"{rt} flagged"] += 1
         else:
             ok = "recovered" in names
-            if phase in ("sending", "done"):
-                ok = ok and "reversal queued" in names and names.count("reversed auth") == 1
-                outcome["reversed"] += 1
-            else:
-                outcome["nothing sent"] += 1
+            # a 0200 sent (answered or not) is reversed; the front end's advice is queued only when left
+            # `sending` (no answer logged): one the host answered (`done`) is acknowledged, nothing to repeat
+            if phase in (("sending", "done") if call == "auth" else ("sending",)):
+                ok = ok and "reversal queued" in names and names.count(f"reversed {call}") == 1
+                outcome[f"{rt} {'reversed' if call == 'auth' else 'forwarded'}"] += 1
+            else:       # no call sent, or the 0200's reversal already queued (`reversing`) before the kill
+                outcome[f"{rt} {call} {phase or 'not sent'}"] += 1
         if not ok:
-            violations.append(f"in doubt: deal {i} (kill {doubt_at[i]}, auth {phase}, policy {a.on_restart}) "
+            violations.append(f"in doubt: deal {i} ({rt}, kill {doubt_at[i]}, {call} {phase}, policy {pol}) "
                               f"events {names}")
+    # 7 forwarded: a front end's reversal answered 00 reached the card host (at once, or stored and forwarded)
+    fwd = Counter()
+    for ref, r in client.reqs.items():
+        if r.kind != "reversal":
+            continue
+        code = client.codes.get(ref)
+        seen = host.seen.get(r.key, [])
+        fwd[f"answered {code}"] += 1
+        fwd["host saw it"] += bool(seen)
+        fwd["host saw it more than once"] += len(seen) > 1
+        rows = by_ref.get(ref, [])
+        names = ev.get(rows[0]["deal_id"], []) if rows else []
+        if "flagged" in names:
+            fwd["flagged for an operator"] += 1
+        if code == "00" and not seen:
+            violations.append(f"forwarded: reversal {ref} (of {r.orig}) was answered 00 but the card host never "
+                              f"got it; its deal: {rows[0]['status'] if rows else None} events {names}")
+        if any(m not in ("0420", "0421") for m in seen):
+            violations.append(f"forwarded: reversal {ref}: the card host got {seen}")
     # 5 dead
     want_dead = {d["deal_id"] for d in deals if d["status"] in ("rejected", "failed")}
     missing, extra = sorted(want_dead - dead), sorted(dead - want_dead)
@@ -494,6 +568,7 @@ async def main(a: argparse.Namespace) -> int:
     print(f"  card host           0200s {sum(m.count('0200') for m in host.seen.values())}, reversals "
           f"{sum(sum(1 for x in m if x in REVERSALS) for m in host.seen.values())} for {reversed_keys} keys, "
           f"0200 twice without reversal {twice}; deals with `reversal queued` {queued}")
+    print(f"  front-end 0420s     {dict(fwd)}")
     print(f"  rejected again      {rejected_again} (repeats of rejected requests: a rejected request takes no key)")
     print(f"  dead letters        {len(dead)} (rejected+failed deals {len(want_dead)})")
     print(f"  bsp audit verify    {'ok' if verify.returncode == 0 else 'FAILED'}")
@@ -519,6 +594,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--min-run", type=float, default=0.3, help="shortest run before a kill, s (default 0.3)")
     p.add_argument("--max-run", type=float, default=3.0, help="longest run before a kill, s (default 3)")
     p.add_argument("--timeout", type=float, default=0.5, help="cp_host's call timeout, s (default 0.5)")
+    p.add_argument("--reversal-on-restart", choices=("flag", "compensate"),
+                   help="card_reversal's `on restart` policy, when not the shipped route's (a patched copy)")
+    p.add_argument("--reversals", type=float, default=0.08,
+                   help="share of new requests that are the front end's 0420 reversal of an earlier 0200 (default 0.08)")
     p.add_argument("--drop", type=float, default=0.03, help="share of 0200s the card host never answers (default 0.03)")
     p.add_argument("--settle", type=float, default=4.0, help="quiet seconds at the host before the last stop (default 4)")
     p.add_argument("--deadline", type=float, default=240.0, help="no new kill after this many seconds (default 240)")

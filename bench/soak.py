@@ -13,9 +13,13 @@ and starts ``bsp run`` on it with the admin API on.  Then, for ``--minutes``:
   rejected, unrouted, malformed), every other TCP service from its request
   generator (good, rejected, refused by the counterpart), about 2% of the good
   requests to keyed routes sent again (duplicates), card payments whose card
-  host never answers (they time out and are reversed), batch files for
-  receivables and payables, and now and then a frame longer than the channel
-  allows (a framing error: error reply, connection closed);
+  host never answers (they time out and are reversed), the card front end's
+  own 0420 reversals (forwarded by card_reversal, 00), remittances whose
+  ordering customer is on the sanctions list (held for compliance, 62), the
+  HTTP services (customs duty, premium collection, claims payout), batch files
+  (receivables and payables, standing orders), and now and then a frame longer
+  than the channel allows (a framing error: error reply, connection closed);
+  each round of a service's requests has its own seed (its own customers);
 - a hot reload (``POST /reload``) every ``--reload-every`` seconds,
   alternating two route versions (the ``biller`` and ``cp_host`` channels'
   timeouts change, so both outbound channels are rebuilt each time);
@@ -59,16 +63,20 @@ from engine.sim.biller import BillerSim  # noqa: E402
 from engine.sim.iso_host import IsoHost  # noqa: E402
 from engine.sim.ledger_count import SentRequest, count_lost, ledger_rows  # noqa: E402
 from engine.sim.mainframe import MainframeSim  # noqa: E402
-from engine.sim.services import card_payments  # noqa: E402
+from engine.sim.services import card_payments, remittance  # noqa: E402
 from engine.sim.services.batch_files import BatchFileClient  # noqa: E402
 from engine.sim.services.catalog import SERVICES  # noqa: E402
-from engine.sim.services.counterpart import CounterpartSim  # noqa: E402
 from engine.sim.services.driver import ServiceClient  # noqa: E402
+from engine.sim.services.http_client import HttpServiceClient  # noqa: E402
 from engine.sim.services.model import Request, Service  # noqa: E402
+from engine.sim.services.sims import service_sims  # noqa: E402
 
 TOKEN = "soak-" + os.urandom(12).hex()
 TIMEOUT_AMOUNT = "000000077700"          # 777.00: the card host never answers it (the call times out)
 TIMEOUT_SHARE = 3                         # in 100 card payments
+REVERSAL_SHARE = 5                        # the front end's 0420s, in 100 card payments
+HELD_SHARE = 4                            # in 100 remittances: a sanctioned ordering customer, held (62)
+SANCTIONED = "KURGANOV VIKTOR ALEXANDROVICH"     # SYN-UN-0001 of routes/remittance/sanctions.csv, reordered
 ROUND = 120                               # requests per client connection set (then new connections)
 FILE_BATCH = 12                           # records per batch file
 SWAPS = (("bill_payment/bill_payment.route", "timeout = 3s", "timeout = 4s"),
@@ -128,6 +136,7 @@ class Tally:
     by_kind: dict[str, int] = dataclasses.field(default_factory=dict)
     codes: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)     # kind -> code -> n
     unexpected: int = 0
+    unexpected_by: dict[tuple[str, str, str, str], int] = dataclasses.field(default_factory=dict)
     framing_sent: int = 0
     framing_replies: int = 0
 
@@ -144,21 +153,44 @@ class Tally:
         per[str(code)] = per.get(str(code), 0) + 1
         if expect is not None and code != expect:
             self.unexpected += 1
+            k = (service, kind, str(expect), str(code))
+            self.unexpected_by[k] = self.unexpected_by.get(k, 0) + 1
 
 
 def card_service() -> Service:
-    """Card payments with a share of timing-out requests (an amount the card host never answers)."""
+    """Card payments with a share of timing-out requests (an amount the card host never answers) and of the
+    front end's reversals (a 0420 advice naming a 0200 in DE 90: card_reversal forwards it, answered 00)."""
     base = card_payments.SERVICE
 
     def make(kind: str, n: int, rng: Any, run: str = "") -> Request:
-        if kind != "timeout":
+        if kind not in ("timeout", "reversal"):
             return base.make(kind, n, rng, run)
         req = base.make("good", n, rng, run)
+        if kind == "reversal":
+            v = req.values
+            return Request("reversal", {**v, "t": "0420", "90": "0200" + v["11"] + v["7"] + "0" * 22}, "00", req.ref)
         return Request("timeout", {**req.values, "4": TIMEOUT_AMOUNT}, "", req.ref)
 
     mix = {k: v for k, v in base.mix.items()}
     mix["timeout"] = TIMEOUT_SHARE
+    mix["reversal"] = REVERSAL_SHARE
     return dataclasses.replace(base, make=make, mix=mix, hosts=(("cp_host", card_host),))
+
+
+def remittance_service() -> Service:
+    """Remittances with a share whose ordering customer is on the sanctions list (a reordered entry of
+    routes/remittance/sanctions.csv): held for compliance by the screen step, answered 62, nothing sent."""
+    base = remittance.SERVICE
+
+    def make(kind: str, n: int, rng: Any, run: str = "") -> Request:
+        if kind != "held":
+            return base.make(kind, n, rng, run)
+        req = base.make("good", n, rng, run)
+        return Request("held", {**req.values, "debtor_name": SANCTIONED}, "62", req.ref)
+
+    mix = {k: v for k, v in base.mix.items()}
+    mix["held"] = HELD_SHARE
+    return dataclasses.replace(base, make=make, mix=mix)
 
 
 def card_host() -> IsoHost:
@@ -167,9 +199,13 @@ def card_host() -> IsoHost:
 
 
 class AckReader(BatchFileClient):
-    """A batch file client that removes the acknowledgements it read (the folder stays small)."""
+    """A batch file client that removes the acknowledgements it read (the folder stays small); an
+    acknowledgement file with a header line (``Service.ack_header``: the engine appends to it) is read as
+    the base client reads it and left in place."""
 
     def collect(self) -> int:
+        if self.service.ack_header:
+            return super().collect()
         new = 0
         for p in sorted(self.outbox.iterdir()):
             if p.name.startswith(".") or not p.is_file():
@@ -177,7 +213,7 @@ class AckReader(BatchFileClient):
             for line in p.read_bytes().splitlines():
                 if line.strip():
                     v = self.reply_codec.decode(line)
-                    self._acks[(str(v["batch_id"]), int(v["record_no"]))] = v
+                    self._acks[self.key(v)] = v
                     new += 1
             p.unlink()
         return new
@@ -238,30 +274,22 @@ class Soak:
 
     async def start_sims(self, nursery: trio.Nursery) -> dict[str, dict[str, Any]]:
         channels: dict[str, dict[str, Any]] = {}
-        self.services = [card_service() if s.name == "card_payments" else s for s in SERVICES]
+        wrap = {"card_payments": card_service, "remittance": remittance_service}
+        self.services = [wrap[s.name]() if s.name in wrap else s for s in SERVICES]
         started: set[str] = set()
-        for svc in self.services:
-            for cp in svc.counterparts:
-                if cp.channel in started:
-                    continue
-                sim = CounterpartSim(cp.channel, self.binder.codec(cp.request_format),
-                                     self.binder.codec(cp.reply_format), cp.answer, framing=cp.framing, ref=cp.ref)
-                await nursery.start(sim.serve)
-                started.add(cp.channel)
-                channels[cp.channel] = {"address": f"127.0.0.1:{sim.port}"}
-            for channel, factory in svc.hosts:
+        for svc in self.services:       # the demo's simulators (engine.sim.services.sims), one per channel
+            for channel, sim in service_sims(svc, self.binder.codec):
                 if channel in started:
                     continue
-                host = factory()
-                await nursery.start(host.serve)
+                await nursery.start(sim.serve)
                 started.add(channel)
-                channels[channel] = {"address": f"127.0.0.1:{host.port}"}
+                channels[channel] = {"address": f"127.0.0.1:{sim.port}"}
         biller = BillerSim()
         await nursery.start(biller.serve)
         channels["biller"] = {"address": f"127.0.0.1:{biller.port}"}
         self.ports: dict[str, int] = {}
         for name, decl in self.program.channels.items():
-            if decl.kind == "tcp.listen":
+            if decl.kind in ("tcp.listen", "http.listen"):
                 self.ports[name] = free_port()
                 channels[name] = {"address": f"127.0.0.1:{self.ports[name]}"}
             elif decl.kind in ("file.watch", "file.write"):
@@ -307,8 +335,12 @@ class Soak:
 
     async def drive(self, svc: Service) -> None:
         req, rep = self.binder.codec(svc.request_format), self.binder.codec(svc.reply_format)
+        rounds = 0
         while self.running():
-            client = ServiceClient(svc, req, rep)
+            # a seed per round: the same seed each round sent the same customers again, so a 3-minute soak
+            # took a remittance customer past the route's daily cap (61) by repeating the same accounts
+            rounds += 1
+            client = (HttpServiceClient if svc.transport == "http" else ServiceClient)(svc, req, rep, seed=rounds)
             res = await client.run(self.ports[svc.inbound], total=ROUND, connections=2, window=8,
                                    repeats=0.02, deadline=120)
             for o in res.outcomes:
@@ -319,8 +351,10 @@ class Soak:
         inbox = self.work / "files" / svc.inbound
         outbox = self.work / "files" / svc.ack_channel
         req, rep = self.binder.codec(svc.request_format), self.binder.codec(svc.reply_format)
+        rounds = 0
         while self.running():
-            client = AckReader(svc, req, rep, inbox=inbox, outbox=outbox)
+            rounds += 1
+            client = AckReader(svc, req, rep, inbox=inbox, outbox=outbox, seed=rounds)
             res = await client.run(total=FILE_BATCH, deadline=60)
             for o in res.outcomes:
                 self.tally.add(svc.name, svc.inbound, o.kind, o.ref, o.code, o.expect_code, False)
@@ -437,6 +471,11 @@ class Soak:
               f"{self.tally.framing_sent} oversized frames ({self.tally.framing_replies} answered); "
               f"{self.tally.unexpected:,} reply codes not the expected one; "
               f"{acc.replies / max(elapsed, 1e-9):,.0f} msgs/s over {elapsed:.0f}s")
+        for (svc, kind, want, got), n in sorted(self.tally.unexpected_by.items(), key=lambda kv: -kv[1])[:12]:
+            print(f"  not the expected code: {svc} {kind}: {n:,} answered {got}, expected {want}")
+        for kind in ("held", "reversal"):
+            if self.tally.codes.get(kind):
+                print(f"{kind} requests, by reply code: {self.tally.codes[kind]}")
         timeouts = self.tally.codes.get("timeout", {})
         if timeouts:
             print(f"timing-out card payments, by reply code: {timeouts}")

@@ -189,3 +189,67 @@ def test_offline_release_runs_the_request_with_the_deployment_and_reject_closes_
     assert back.refs == ["H1"]
     r = bsp(admin, "audit", "verify", "--ledger", ledger)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+class HoldingCounterpart(Counterpart):
+    """Notes each request's ref; answers none until ``answer`` is set (the engine is killed meanwhile)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.answer = threading.Event()
+        super().__init__()
+
+    def _conn(self, conn: socket.socket) -> None:
+        rx, tx = LengthPrefixFramer(4), LengthPrefixFramer(4)
+        with conn:
+            while data := conn.recv(65536):
+                for frame in rx.feed(data):
+                    self.refs.append(orjson.loads(frame)["ref"])
+                    if not self.answer.is_set():
+                        continue
+                    conn.sendall(tx.frame(b'{"status":"OK"}'))
+
+
+def test_a_release_cut_by_a_sigkill_is_not_run_again_and_leaves_the_deal_in_doubt(tmp_path: Path) -> None:
+    # the released request's call is at the counterpart when the engine is killed: after the restart the deal
+    # of the release is resolved as any deal in flight at a crash (flagged, 96), a second release is refused,
+    # and the counterpart never gets the request twice
+    back = HoldingCounterpart()
+    front, admin = free_port(), free_port()
+    (tmp_path / "list.csv").write_text(LIST, encoding="utf-8")
+    (tmp_path / "pay.route").write_text(ROUTE % (front, back.port))
+    proc = start(tmp_path, admin)
+    release = None
+    try:
+        assert ask(front, "H1", "Viktor Alexandrovich Kurganov")["code"] == "09"
+        r = bsp(admin, "deals", "--held", "--live", "--json")
+        (held,) = [orjson.loads(line) for line in r.stdout.splitlines()]
+        env = {**os.environ, "BSP_ADMIN_TOKEN": TOKEN, "BSP_ADMIN_URL": f"http://127.0.0.1:{admin}",
+               "BSP_AUDIT_KEY": AUDIT_KEY}
+        release = subprocess.Popen([sys.executable, "-m", "engine.cli", "deals", "resolve", held["deal_id"], "--live",
+                                    "--outcome", "release", "--note", "false positive"], cwd=str(REPO), env=env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60          # a guard against a hang, not a timing assertion
+        while back.refs != ["H1"]:
+            assert time.monotonic() < deadline and release.poll() is None, (back.refs, release.poll())
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)          # the release's call is at the counterpart, unanswered
+        proc.wait(timeout=30)
+        release.communicate(timeout=120)
+        back.answer.set()
+        proc = start(tmp_path, admin)
+        r = bsp(admin, "deals", "resolve", held["deal_id"], "--live", "--outcome", "release", "--note", "again")
+        assert r.returncode == 1 and "already released" in r.stderr, (r.stdout, r.stderr)
+        assert back.refs == ["H1"]                # never sent twice
+    finally:
+        if release is not None and release.poll() is None:
+            release.kill()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    r = bsp(admin, "deals", "--ledger", str(tmp_path / "l.duckdb"), "--json")
+    rows = [orjson.loads(line) for line in r.stdout.splitlines()]
+    ran = [d for d in rows if d["deal_id"] != held["deal_id"] and d.get("reference") == "H1"]
+    assert len(ran) == 1 and ran[0]["status"] == "failed" and ran[0]["response_code"] == "96", rows
+    r = bsp(admin, "audit", "verify", "--ledger", str(tmp_path / "l.duckdb"))
+    assert r.returncode == 0, r.stdout + r.stderr

@@ -160,3 +160,76 @@ async def test_an_advice_in_flight_at_a_sigkill_is_stored_and_forwarded_on_resta
     assert names[-2:] == ["reversal 0421", "reversed fwd"], names
     assert not [n for n in names if "flagged" in n], names
     audit_clean(ledger)
+
+
+SHIPPED = Path(__file__).resolve().parents[2] / "routes" / "card_payments"
+
+
+def shipped_card_route(tmp_path: Path, host_port: int) -> Path:
+    """routes/card_payments as shipped, only its two channels moved to loopback ports (the front end's on
+    port 0, the card host's on ``host_port``)."""
+    text = (SHIPPED / "card_payments.route").read_text()
+    for old, new in (('address = "127.0.0.1:7350"', 'address = "127.0.0.1:0"'),
+                     ('address = "127.0.0.1:7351"', f'address = "127.0.0.1:{host_port}"')):
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    for f in SHIPPED.glob("*.csv"):
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    route = tmp_path / "card_payments.route"
+    route.write_text(text)
+    return route
+
+
+async def test_the_shipped_card_reversal_forwards_a_front_end_0420_in_flight_at_a_sigkill(
+        nursery, tmp_path: Path, monkeypatch) -> None:
+    # bench/chaos.py found it: a front end's 0420 that card_reversal had forwarded, left without the card host's
+    # answer by a SIGKILL, was flagged for an operator on restart (the route had no `on restart`: flag) and
+    # never sent again; the front end's repeats got 96.  Now (`on restart compensate`) the advice goes to store
+    # and forward: one 0421 after the restart, acknowledged, the deal recovered and not flagged
+    monkeypatch.setenv("BSP_AUDIT_KEY", base64.b64encode(AUDIT_KEY).decode())
+    restarted = trio.Event()
+
+    async def ack(n: int, msg: dict) -> bool:
+        return restarted.is_set()
+
+    host = Host(ack)
+    route = shipped_card_route(tmp_path, await host.serve(nursery))
+    ledger = tmp_path / "ledger.duckdb"
+
+    served = await start_engine(route, ledger)
+    try:
+        c = await Client.open(served.ports["cp_mainframe"])
+        await c.send(CODEC.encode(ADVICE))
+        with trio.fail_after(20):
+            await host.saw_reversal.wait()            # the forwarded 0420 is at the host, unanswered: kill there
+        served.proc.send_signal(signal.SIGKILL)
+        await served.proc.wait()
+        await c.aclose()
+    finally:
+        if served.proc.returncode is None:
+            served.proc.kill()
+            await served.proc.wait()
+        await served.proc.stderr.aclose()
+    assert [m["t"] for m in host.seen] == ["0420"]
+
+    restarted.set()
+    async with engine_serving(route, ledger) as again:
+        # the front end repeats its advice: answered from the deal key (once the restart has resolved the deal)
+        repeat = await _ask(again.ports["cp_mainframe"], {**ADVICE, "t": "0421"})
+        assert any(e.get("t") == "rev" for e in read(log_path(ledger))[0]), \
+            "the advice left in flight was not queued in store and forward on restart"
+        with trio.fail_after(30):
+            while not any(e.get("t") == "revrec" for e in read(log_path(ledger))[0]):
+                await trio.sleep(0.05)
+    assert [m["t"] for m in host.seen] == ["0420", "0421"]     # the front end's 0421 sent nothing more
+    assert host.seen[1]["90"] == ADVICE["90"] and host.seen[1]["37"] == ADVICE["37"]
+    assert repeat["t"] == "0430" and repeat["90"] == ADVICE["90"]
+    first = [d for d in deals(ledger) if d["status"] != "duplicate"]
+    assert len(first) == 1 and first[0]["route"] == "card_reversal", first
+    assert first[0]["status"] == "failed" and "flagged" not in first[0]["reason"], first[0]["reason"]
+    _, events = story(ledger, first[0]["deal_id"])
+    names = [e[2] for e in events]
+    assert "recovered" in names and "reversal queued" in names, names
+    assert names[-2:] == ["reversal 0421", "reversed rev"], names
+    assert not [n for n in names if "flagged" in n], names
+    audit_clean(ledger)
