@@ -31,6 +31,8 @@ Metric families (all prefixed ``bsp_``):
   channel_circuit_state{channel}           0 closed, 1 half-open, 2 open
   channel_up{channel}                      outbound: 1 the counterpart answers (or not tried yet), 0 down;
                                            nats consume: 1 connected to its NATS server, 0 cut off
+  event_loop_lag_seconds                   how late the event loop woke a task that asked to (histogram;
+                                           engine/ops/looplag.py): high, every timeout waits with it
   ledger_batch_size                        deals per group commit (histogram)
   ledger_commit_seconds                    one group commit (histogram)
   reloads_total{result,source}             result: ok, failed; source: admin, watch, signal, ...
@@ -130,6 +132,10 @@ class Metrics:
                                 "been tried), 0 while it is down (failed connects or calls without an answer); "
                                 "nats consume: 1 while connected to its NATS server, 0 while cut off.",
                                 ["channel"], namespace=ns, registry=r)
+        self.loop_lag = Histogram("event_loop_lag_seconds", "How late the event loop woke a task that asked to "
+                                  "(engine/ops/looplag.py): every timer and reply waits that long.",
+                                  namespace=ns, registry=r,
+                                  buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0))
         self.ledger_batch = Histogram("ledger_batch_size", "Deals written per ledger group commit.",
                                       buckets=BATCH_BUCKETS, namespace=ns, registry=r)
         self.ledger_commit = Histogram("ledger_commit_seconds", "Duration of one ledger group commit.",

@@ -263,6 +263,12 @@ def render(now: dict[str, Any], before: dict[str, Any] | None, seconds: float,
         parts.append(Text(f"deals waiting for an operator: {now['open_flags']} (flag open, not resolved: "
                           f"bsp deals --flagged --live lists them; settle each, then bsp deals resolve)",
                           style="bold red"))
+    loop = now.get("event_loop") or {}
+    if loop.get("stalls"):             # the loop woke a task over 0.5 s late (engine/ops/looplag.py)
+        parts.append(Text(f"event loop stalls since start: {loop['stalls']:,} (worst {loop.get('max_lag_ms', 0):,.0f} "
+                          f"ms at {loop.get('max_lag_at')}; now {loop.get('lag_ms', 0):,.1f} ms): every timeout and "
+                          f"reply waited with it; a counterpart's timeouts then may be the engine's own (look at the "
+                          f"CPU)", style="yellow"))
     sc = now.get("statement_chains") or {}
     if sc.get("breaks"):               # `continuity` steps: statements posted that did not follow on
         kinds = ", ".join(f"{k.replace('_', ' ')} {n:,}" for k, n in (sc.get("breaks_by_kind") or {}).items())

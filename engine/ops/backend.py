@@ -124,6 +124,7 @@ class EngineBackend:
             "generation": gen.number if gen else 0,
             "generation_started_at": _iso(gen.started_at) if gen else None,
             "uptime_s": round(time.time() - eng.started_at, 3),
+            "event_loop": eng.loop_lag.as_dict(),       # how late the loop runs (engine/ops/looplag.py)
             "draining": eng.draining,
             "generations_in_flight": eng.generations_in_flight(),
             "reloads": [{**r, "at": _iso(r["at"])} for r in eng.history[-10:]],

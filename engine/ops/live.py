@@ -229,6 +229,8 @@ class LiveEngine:
         self.started_at = time.time()
         self.draining = False
         self.admin_port: int | None = None                 # set by engine.ops.serve when the admin API runs
+        from engine.ops.looplag import LoopLag
+        self.loop_lag = LoopLag()                          # the probe engine.ops.serve runs: bsp status "event_loop"
         self.finished = trio.Event()
         self._lock = trio.Lock()
         self._drain = trio.Event()

@@ -129,6 +129,8 @@ async def _serve(engine: LiveEngine, program: Any, overrides: Any, ops: OpsOptio
     async with trio.open_nursery() as nursery:
         nursery.start_soon(on_stop)
         await nursery.start(engine.run, program, overrides)
+        from engine.ops.looplag import watch_loop_lag
+        nursery.start_soon(watch_loop_lag, engine.loop_lag, metrics)                # bsp_event_loop_lag_seconds
         from engine.ops.openflags import load_open_flags
         nursery.start_soon(load_open_flags, observer.open_flags, engine.ledger)    # bsp_deals_flagged_open
         from engine.ops.deadcount import watch_new_dead_letters
