@@ -127,3 +127,31 @@ def rows(ledger_path: Path, sql: str) -> list[tuple]:
         return con.execute(sql).fetchall()
     finally:
         con.close()
+
+
+async def serve_with_admin(route: Path, tmp_path: Path, nursery: trio.Nursery, token: str) -> tuple[Any, Any]:
+    """``run_live`` of ``route`` (ledger ``tmp_path/l.duckdb``) with its admin API on a loopback port: the engine,
+    and an ``httpx.AsyncClient`` for that API holding ``token``."""
+    from functools import partial
+
+    import httpx
+
+    from engine.ops.serve import AdminOptions, OpsOptions, run_live
+
+    registry = default_registry()
+    program = compile_file(route, registry)
+    ready = trio.Event()
+    box: list = []
+
+    def hook(engine: Any) -> None:
+        box.append(engine)
+        ready.set()
+
+    ops = OpsOptions(admin=AdminOptions(listen="127.0.0.1:0", token=token), hooks=[hook])
+    nursery.start_soon(partial(run_live, program, registry, ledger_path=tmp_path / "l.duckdb",
+                               load=lambda: ([route], {}), grace=2.0, ops=ops))
+    with trio.fail_after(10):
+        await ready.wait()
+    engine = box[0]
+    return engine, httpx.AsyncClient(base_url=f"http://127.0.0.1:{engine.admin_port}",
+                                     headers={"authorization": f"Bearer {token}"})

@@ -6,19 +6,15 @@ from __future__ import annotations
 
 import re
 import socket
-from functools import partial
 from pathlib import Path
 
-import httpx
 import orjson
 import pytest
 import trio
 
 from engine.commands.top import render
-from engine.ops.serve import AdminOptions, OpsOptions, run_live
-from engine.registry import default_registry
 from formats.framing import LengthPrefixFramer
-from opskit import CALL, compile_file
+from opskit import CALL, serve_with_admin
 
 TOKEN = "ops-degraded-token-" + "d" * 20
 
@@ -33,23 +29,7 @@ async def _refused_port() -> int:
 
 
 async def _serve(route: Path, tmp_path: Path, nursery: trio.Nursery) -> tuple:
-    registry = default_registry()
-    program = compile_file(route, registry)
-    ready = trio.Event()
-    box: list = []
-
-    def hook(engine) -> None:
-        box.append(engine)
-        ready.set()
-
-    ops = OpsOptions(admin=AdminOptions(listen="127.0.0.1:0", token=TOKEN), hooks=[hook])
-    nursery.start_soon(partial(run_live, program, registry, ledger_path=tmp_path / "l.duckdb",
-                               load=lambda: ([route], {}), grace=2.0, ops=ops))
-    with trio.fail_after(10):
-        await ready.wait()
-    engine = box[0]
-    return engine, httpx.AsyncClient(base_url=f"http://127.0.0.1:{engine.admin_port}",
-                                     headers={"authorization": f"Bearer {TOKEN}"})
+    return await serve_with_admin(route, tmp_path, nursery, TOKEN)
 
 
 def _up(text: str, channel: str) -> float | None:

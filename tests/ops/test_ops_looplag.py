@@ -5,18 +5,14 @@ from __future__ import annotations
 
 import logging
 import re
-from functools import partial
 from pathlib import Path
 
-import httpx
 import pytest
 import trio
 import trio.testing
 
 from engine.ops.looplag import LoopLag, watch_loop_lag
-from engine.ops.serve import AdminOptions, OpsOptions, run_live
-from engine.registry import default_registry
-from opskit import compile_file
+from opskit import serve_with_admin
 
 TOKEN = "ops-looplag-token-" + "z" * 20
 
@@ -78,23 +74,8 @@ def test_an_ordinary_wake_is_no_stall() -> None:
 async def test_status_and_metrics_show_the_loop_lag(nursery, tmp_path: Path) -> None:
     route = tmp_path / "pay.route"
     route.write_text(ROUTE)
-    registry = default_registry()
-    program = compile_file(route, registry)
-    ready = trio.Event()
-    box: list = []
-
-    def hook(engine) -> None:
-        box.append(engine)
-        ready.set()
-
-    ops = OpsOptions(admin=AdminOptions(listen="127.0.0.1:0", token=TOKEN), hooks=[hook])
-    nursery.start_soon(partial(run_live, program, registry, ledger_path=tmp_path / "l.duckdb",
-                               load=lambda: ([route], {}), grace=2.0, ops=ops))
-    with trio.fail_after(10):
-        await ready.wait()
-    engine = box[0]
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{engine.admin_port}",
-                                 headers={"authorization": f"Bearer {TOKEN}"}) as client:
+    engine, client = await serve_with_admin(route, tmp_path, nursery, TOKEN)
+    async with client:
         with trio.fail_after(10):
             while True:                # the probe's first wake has been observed
                 text = (await client.get("/metrics")).text
