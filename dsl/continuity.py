@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from dsl import ast as A
+from dsl.placement import placement
 
 
 def check_continuity(chk: Any, s: A.PluginStep, r: A.RouteAst) -> None:
@@ -18,21 +19,20 @@ def check_continuity(chk: Any, s: A.PluginStep, r: A.RouteAst) -> None:
                   "check the same accounts' statements together (an MT940 route and a camt.053 route of one bank)")
         return
     where = f"`continuity {name}`"
-    body = list(r.body)
-    at = next((i for i, x in enumerate(body) if x is s), None)
-    if at is None:
+    at = placement(s, r)
+    if at.in_on_error:
         chk.error("E128", f"{where} inside `on error`: a statement is checked against its account's chain before "
                   f"it is posted, not after it failed", s.kind.pos,
                   "move it into the route's steps, after the `deal` step")
         return
-    deal = next((x for x in body[:at] if isinstance(x, A.Deal)), None)
+    deal = at.deal
     if deal is None:
         chk.error("E128", f"{where} comes before the route's `deal` step (or the route has none): the chain moves "
                   f"on when the statement's deal commits, and a statement sent again is a duplicate of its deal, "
                   f"not a repeat in the chain", s.kind.pos,
                   "put it after `deal TYPE { ref = ...  key = ... }`")
         return
-    call = next((x for x in body[:at] if isinstance(x, A.CallStep)), None)
+    call = at.call
     if call is not None:
         chk.error("E128", f"{where} comes after call `{call.name.name}`: the statement is posted by then, so a "
                   f"route that refuses a break (validate {{ {name}.ok else reject ... }}) could not", s.kind.pos,

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from dsl import ast as A
+from dsl.placement import placement
 from dsl import ir
 
 LITERALS = ("per", "code", "text")
@@ -20,19 +21,18 @@ def check_limit(chk: Any, s: A.PluginStep, r: A.RouteAst) -> None:
                   "write `limit investor_day { ... }`: routes that name one total count into it together")
         return
     where = f"`limit {name}`"
-    body = list(r.body)
-    at = next((i for i, x in enumerate(body) if x is s), None)
-    if at is None:
+    at = placement(s, r)
+    if at.in_on_error:
         chk.error("E118", f"{where} inside `on error`: a limit is checked before a deal is done, not after it "
                   f"failed", s.kind.pos, "move it into the route's steps, after the `deal` step")
         return
-    deal = next((x for x in body[:at] if isinstance(x, A.Deal)), None)
+    deal = at.deal
     if deal is None:
         chk.error("E118", f"{where} comes before the route's `deal` step (or the route has none): it counts the "
                   f"deal's amount and currency", s.kind.pos,
                   "put the limit after `deal TYPE { ref = ...  amount = ...  currency = ... }`")
         return
-    call = next((x for x in body[:at] if isinstance(x, A.CallStep)), None)
+    call = at.call
     if call is not None:
         chk.error("E119", f"{where} comes after call `{call.name.name}`: by then the money may have moved, and a "
                   f"deal the limit refuses would leave that call standing", s.kind.pos,
