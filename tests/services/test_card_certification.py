@@ -19,8 +19,10 @@ import iso8583
 import pytest
 import trio
 from iso8583.specs import default_ascii
+from typer.testing import CliRunner
 
 from dsl.load import compile_paths
+from engine.cli import app
 from engine.registry import default_registry
 from formats.framing import LengthPrefixFramer
 from formats.iso8583 import codec_for
@@ -157,8 +159,19 @@ async def test_a_reversal_of_an_original_nobody_knows_is_acknowledged_25(program
                    "11": "000043", "37": "CP000000042G", "39": "25", "41": "ATM00001", "49": "156", "90": DE90}
     (sent,) = host.seen                            # forwarded once to the card host as a reversal advice
     assert sent["t"] == "0420" and sent["90"] == DE90 and sent["11"] == "000043" and "52" not in sent
-    (d,) = deals(ledger)          # a refusal of the call: the ledger keeps the failure's code (05), the answer 25
-    assert (d["route"], d["status"], d["response_code"]) == ("card_reversal", "failed", "05")
+    # a refusal of the call recorded with the host's own code, the one the terminal got: 25, not the engine's 05
+    # for a refusal (before 2026-11-27 the row said 05 while the 0410 said 25)
+    (d,) = deals(ledger)
+    assert (d["route"], d["status"], d["response_code"]) == ("card_reversal", "failed", "25")
+    (dl,) = _dead(ledger)
+    assert (dl["error_kind"], dl["error_code"]) == ("refused", "25")
+    shown = CliRunner().invoke(app, ["deals", "show", d["deal_id"], "--ledger", str(ledger)])
+    assert shown.exit_code == 0, shown.output
+    assert "CARD_REVERSAL  failed  code 25\n" in shown.output, shown.output       # the headline
+    assert "reason: refused: call rev: cp_host refused with DE 39 25 (expect at " in shown.output, shown.output
+    as_json = json.loads(CliRunner().invoke(app, ["deals", "show", d["deal_id"], "--ledger", str(ledger),
+                                                  "--json"]).output)
+    assert as_json["response_code"] == "25" and as_json["response"]["39"] == "25", as_json
 
 
 async def test_a_reversal_is_applied_once_and_its_repeats_acknowledged_with_the_same_answer(
