@@ -17,7 +17,10 @@ set the key fields is a compile-time error (E066, ``dsl/muxkeys.py``) where the
 format shows its fields; at run time a request without its key fields (a null
 value, a format without a field list) fails at once (kind ``internal``, the
 message names the field), never a silent timeout; two requests in flight with
-the same key: the second fails.
+the same key: the second fails, unless it is the same ISO 8583 reversal
+(``match = iso8583``, MTI class 04x0, the same DE 90): then it is not sent and
+shares the answer (or the time-out) of the one in flight (``_Slot.riders``,
+counted in ``joined``).
 A reply whose key matches nothing waiting (late after a timeout, or never
 asked for) is logged and counted in ``unmatched``; a reply that cannot be
 decoded is logged and counted in ``garbled`` (its request then times out).
