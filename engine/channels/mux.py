@@ -17,7 +17,10 @@ set the key fields is a compile-time error (E066, ``dsl/muxkeys.py``) where the
 format shows its fields; at run time a request without its key fields (a null
 value, a format without a field list) fails at once (kind ``internal``, the
 message names the field), never a silent timeout; two requests in flight with
-the same key: the second fails.
+the same key: the second fails, unless it is the same ISO 8583 reversal
+(``match = iso8583``, MTI class 04x0, the same DE 90): then it is not sent and
+shares the answer (or the time-out) of the one in flight (``_Slot.riders``,
+counted in ``joined``).
 A reply whose key matches nothing waiting (late after a timeout, or never
 asked for) is logged and counted in ``unmatched``; a reply that cannot be
 decoded is logged and counted in ``garbled`` (its request then times out).
@@ -162,23 +165,33 @@ class _Waiter:
 
 
 class _Slot:
-    __slots__ = ("waiter", "key", "conn", "result", "echo")
+    __slots__ = ("waiter", "key", "conn", "result", "echo", "same", "riders", "rider")
 
-    def __init__(self, waiter: _Waiter, key: Any, conn: PoolConn, echo: str | None = None) -> None:
+    def __init__(self, waiter: _Waiter, key: Any, conn: PoolConn, echo: str | None = None,
+                 same: str | None = None) -> None:
         self.waiter = waiter
         self.key = key
         self.conn = conn
         self.result: bytes | ChannelError | None = None
         self.echo = echo            # match = iso8583: the request's DE 37, which its reply must not contradict
+        # match = iso8583, a reversal or advice (MTI class 04x0): its DE 90, the original it reverses; another
+        # request with its key and this DE 90 is the same reversal and rides on it (``riders``) instead of failing
+        self.same = same
+        self.riders: list[_Slot] | None = None
+        self.rider = False          # not sent: it shares the outcome of the slot it rides on
 
     def resolve(self, result: bytes | ChannelError) -> None:
         if self.result is None:
             self.result = result
-            self.conn.in_flight -= 1
+            if not self.rider:
+                self.conn.in_flight -= 1
             w = self.waiter
             w.left -= 1
             if w.left <= 0:
                 w.event.set()
+            riders, self.riders = self.riders, None
+            for r in riders or ():
+                r.resolve(result)   # the answer (or the time-out, the lost connection) of the one request sent
 
 
 # ----------------------------------------------------------------- the channel
@@ -249,6 +262,9 @@ class MuxConnector:
         self.garbled = 0
         self.unauthentic = 0                   # replies whose message MAC is missing or wrong
         self.keyless = 0
+        # requests not sent because the same ISO 8583 reversal (key and DE 90) was at the counterpart: they
+        # waited for its answer (``_Slot.riders``)
+        self.joined = 0
         self.retried = 0
         self.echoes = 0
         self.echo_failures = 0
@@ -441,19 +457,33 @@ class MuxConnector:
         waiter = _Waiter()
         slots: list[tuple[int, _Slot]] = []
         frames: list[bytes] = []
+        riders: list[tuple[int, _Slot]] = []
         for i in go:
             p = payloads[i]
-            key = echo = None
+            key = echo = same = None
             if key_of is not None:
                 try:
-                    key, echo = self._request_key(p)
+                    key, echo, same = self._request_key(p)
                 except FormatError as exc:
                     self.keyless += 1
                     out[i] = KeyMissing(f"channel {self.name}: request not sent: {exc}"
                                         + (f" (hint: {exc.hint})" if getattr(exc, "hint", None) else ""),
                                         channel=self.name)
                     continue
-                if key in pending:
+                first = pending.get(key)
+                if first is not None and same is not None and first.same == same and first.result is None:
+                    # the same reversal (its key and its original, DE 90) is at the counterpart: a second one
+                    # with that key could not be told apart from it, and the host applies one; not sent, it
+                    # waits for that one's answer and gets it (or its time-out)
+                    rider = _Slot(waiter, key, first.conn, echo, same)
+                    rider.rider = True
+                    if first.riders is None:
+                        first.riders = []
+                    first.riders.append(rider)
+                    self.joined += 1
+                    riders.append((i, rider))
+                    continue
+                if first is not None:
                     self.keyless += 1
                     out[i] = KeyMissing(f"channel {self.name}: request not sent: another request with key "
                                         f"{'/'.join(key)} is still waiting for its reply; keys "
@@ -465,23 +495,27 @@ class MuxConnector:
             except FramingError as exc:
                 out[i] = ChannelError(f"channel {self.name}: request not sent: {exc}", channel=self.name)
                 continue
-            slot = _Slot(waiter, key, conn, echo)
+            slot = _Slot(waiter, key, conn, echo, same)
             if key is not None:
                 pending[key] = slot
             slots.append((i, slot))
-        if not slots:
+        if not slots and not riders:
             return
-        waiter.left = len(slots)
-        conn.in_flight += len(slots)
-        if key_of is None:
-            if conn.fifo is None:
-                conn.fifo = deque()
-            conn.fifo.extend(s for _, s in slots)
-        data = frames[0] if len(frames) == 1 else b"".join(frames)
-        conn.send(data, [s for _, s in slots])
+        waiter.left = len(slots) + len(riders)
+        data = b""
+        if slots:
+            conn.in_flight += len(slots)
+            if key_of is None:
+                if conn.fifo is None:
+                    conn.fifo = deque()
+                conn.fifo.extend(s for _, s in slots)
+            data = frames[0] if len(frames) == 1 else b"".join(frames)
+            conn.send(data, [s for _, s in slots])
         with trio.move_on_after(limit):
             await waiter.event.wait()
-        if not waiter.event.is_set() and conn.withdraw(data):
+        if riders:
+            self._riders_done(riders, out, limit)
+        if slots and not waiter.event.is_set() and conn.withdraw(data):
             # its time is up before it was written (the writer blocked behind a counterpart that reads nothing):
             # not sent, not in doubt; left there it was failed timeout and written later all the same
             err = Rejected(f"channel {self.name}: request not sent: it could not be written to {self.address} "
@@ -516,8 +550,22 @@ class MuxConnector:
             if conn.scope is not None:       # at once, even with its writer blocked (a counterpart not reading)
                 conn.scope.cancel()
 
-    def _request_key(self, payload: bytes) -> tuple[tuple[str, ...], str | None]:
-        """(the request's key, its DE 37 with match = iso8583, else None)."""
+    def _riders_done(self, riders: list[tuple[int, _Slot]], out: list[Any], limit: float) -> None:
+        """Requests that rode on the same reversal sent before them: its outcome, or, at their own time limit
+        (the one they rode on still waiting), a time-out of their own."""
+        for i, rider in riders:
+            if rider.result is None:
+                first = self._pending.get(rider.key)
+                if first is not None and first.riders is not None and rider in first.riders:
+                    first.riders.remove(rider)
+                rider.resolve(CallTimeout(f"channel {self.name}: no reply from {self.address} within {limit:g}s "
+                                          f"(to the same reversal sent before, this one rode on)",
+                                          channel=self.name))
+            out[i] = rider.result
+
+    def _request_key(self, payload: bytes) -> tuple[tuple[str, ...], str | None, str | None]:
+        """(the request's key, its DE 37 with match = iso8583, else None, and, with match = iso8583, a reversal's
+        or advice's DE 90 (MTI class 04x0): the original it reverses, else None)."""
         if self.codec is None:
             raise FormatError(f"channel {self.name} matches by {', '.join(self.key_fields)} but has no format "
                               f"to read them with", hint="give the channel `format = FORMAT`")
@@ -525,7 +573,11 @@ class MuxConnector:
         values = self._sent.pop(payload, None)
         if values is None:
             values = self.codec.decode(payload)
-        return self.key_of(values), (iso_echo(values) if self.key_of is iso_key else None)
+        key = self.key_of(values)
+        if self.key_of is not iso_key:
+            return key, None, None
+        same = values.get("90") if key[0][:2] == "04" else None
+        return key, iso_echo(values), (str(same) if same not in (None, "") else None)
 
     def _contradicts(self, slot: _Slot, values: Any) -> str | None:
         """Why a reply whose key names ``slot`` is not its answer (None: it is): with match = iso8583, a

@@ -17,6 +17,7 @@ from engine.runtime.exchange import StepFailure
 from engine.runtime.stepfail import input_failure
 from engine.steps.call_results import contract_problem, fail_in_doubt, label_for
 from engine.steps.base import where as where_of
+from engine.txn.approval import approves
 from formats.classify import mask_digit_runs, safe_error_text, tags_of
 from formats.component import ComponentSpec, OptionSpec
 from formats.errors import FormatError
@@ -28,6 +29,18 @@ class Answer(dict):
     ``http_header(NAME, "name")`` read."""
 
     __slots__ = ("http_status", "http_headers")
+
+
+def refusal_code(iso: bool, answer: Any) -> str | None:
+    """The code of a call the counterpart refused (its ``expect`` false): an ISO 8583 answer's own DE 39 when it
+    carries one that is not an approval (``25`` unable to locate the original, ``51`` insufficient funds), so
+    that ``error.code`` and the deal's ``response_code`` are the host's code, the one an ISO 8583 route passes
+    to its front end; None otherwise (the engine's ``05``)."""
+    if not iso or not isinstance(answer, dict):
+        return None
+    code = answer.get("39")
+    code = str(code).strip() if code is not None else ""
+    return code if code and not approves(code) else None
 
 
 class CallStep:
@@ -59,6 +72,8 @@ class CallStep:
         if self.reply_format is None and not self.own_answer:
             self.reply_format = self.format
         self.reply_codec = ctx.codec(self.reply_format)
+        # an ISO 8583 answer: a refusal takes its DE 39 as its code (``refusal_code``)
+        self.iso_reply = type(self.reply_codec).__module__.startswith("formats.iso8583")
         bind = getattr(self.channel, "bind_formats", None)
         if bind is not None:      # a MUX channel reads its match keys with the call's formats
             self.codec, self.reply_codec = bind(ctx, self.format, self.reply_format, self.codec, self.reply_codec)
@@ -156,8 +171,10 @@ class CallStep:
                     ex.fail(failure)
                     continue
                 if not ok:
-                    ex.fail(StepFailure("refused", f"call {name}: {self.channel_name} refused "
-                                        f"(expect {self.expect_text} is false)", where=self.where))
+                    code = refusal_code(self.iso_reply, res)
+                    said = f" with DE 39 {code}" if code is not None else ""
+                    ex.fail(StepFailure("refused", f"call {name}: {self.channel_name} refused{said} "
+                                        f"(expect {self.expect_text} is false)", where=self.where, code=code))
 
     def _unevaluated(self, exc: Exception) -> str:
         """``call post: its expect at bp.route:82:14 could not be evaluated on the answer of biller: number:

@@ -54,6 +54,7 @@ from engine.txn.late_record import LateRecords
 from engine.txn.typed_values import tagged
 from engine.txn.log import KEY_RETENTION, TxnLog, TxnLogError, log_path
 from engine.txn.plan import REVERSIBLE, RoutePlan, plan_of
+from engine.txn.safroute import target_of
 
 log = logging.getLogger("bsp.txn")
 _UTC = timezone.utc
@@ -1050,6 +1051,15 @@ class TxnManager:
                 st.compensated.add(i)
                 if saf.queued(st.deal_id, call.name):
                     return
+                other = saf.same(target_of(call.runner), values) if forward else None
+                if other is not None:
+                    # the same reversal (key and original) is queued already, another deal's (the engine's own
+                    # reversal of the purchase, which the front end's reversal reuses the STAN of): joined, not
+                    # queued twice; that deal's story tells its attempts and acknowledgement
+                    st.move("reversal queued", {"call": call.name, "mti": item_mti(values, forward),
+                                                "store_and_forward": True, "forwarded": True,
+                                                "joined": other.deal_id, "joined_call": other.step})
+                    return
                 entry, item = saf.entry(st.deal_id, call.name, plan.route.name, ex.channel, values, call.runner,
                                         sent=1 if forward else 0)
                 entries = [entry, {"t": "step", "id": st.deal_id, "step": call.name, "phase": "reversing"}]
@@ -1375,6 +1385,14 @@ def dead_letter_of(ex: Any, rec: Any) -> DeadLetter:
         error_kind=f.kind if f is not None else None,
         error_code=(f.code if f is not None else None) if ex.reply is not None else None,
         id=rec.deal_id)
+
+
+def item_mti(values: dict[str, Any], forward: bool) -> str:
+    """The MTI a queued reversal goes as next: an advice's repeat (0421) when its call sent it once."""
+    try:
+        return reversal.reversal_of(values, repeat=forward)["t"]
+    except ValueError:
+        return str(values.get("t"))
 
 
 def _refused_note(refused: dict[str, Any] | None) -> str:

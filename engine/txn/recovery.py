@@ -360,6 +360,8 @@ async def _resolve(mgr: Any, disp: Any, p: Any) -> None:
             ex.fail(StepFailure("in_doubt", f"{text}; {half}; flagged for an operator", code="96"))
         else:
             ex.fail(StepFailure("recovered", text, code="96"))
+            if st.forwarded:
+                _answer_forwarded(disp, br, ex, st)
     else:
         whys = []
         if doubt:
@@ -377,6 +379,29 @@ async def _resolve(mgr: Any, disp: Any, p: Any) -> None:
         ex.failure = None
         ex.fail(StepFailure("in_doubt", f"in flight at crash; flagged for an operator: {why}", code="96"))
     await _finish(mgr, disp, ex)
+
+
+def _answer_forwarded(disp: Any, br: Any, ex: Any, st: Any) -> None:
+    """A deal whose advice (``call ... store and forward``) a crash left at the counterpart without its answer,
+    handed to store and forward here: the answer its sender would have got had the call timed out while the engine
+    ran is built now, by the route's ``on error`` with ``error.forwarded`` true (the shipped card_reversal: 0430
+    with 00, "accepted for forwarding"), and kept with the deal's key, so that the sender's repeat (a front end's
+    0421) gets it byte for byte instead of the restart's 96, and sends nothing.  It is not sent (the request's
+    connection went with the crash): the deal's event ``answer kept`` says so.  Only an ``on error`` of replies and
+    ``let``s is run (nothing there acts outside bsp); another keeps no answer (its repeats get 96, as before)."""
+    from engine.steps.let import LetStep
+    from engine.steps.reply import ReplyStep
+    from engine.txn import outcome
+
+    if not br.on_error or not all(isinstance(s, (ReplyStep, LetStep)) for s in br.on_error):
+        return
+    outcome.tell({ex: st}, [ex])           # error.forwarded (and undone, flagged) as a running engine tells them
+    for step in br.on_error:
+        disp._run_sync(step, ex, during_error=True)
+    if ex.reply is not None:
+        st.move("answer kept", {"why": "the advice is stored and forwarded: this answer, not sent (the request's "
+                                       "connection went with the crash), answers the sender's repeats",
+                                "forwarded": True})
 
 
 def _effects_in_doubt(plan: Any, br: Any, p: Any) -> tuple[list[int], str]:

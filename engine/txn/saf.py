@@ -216,6 +216,24 @@ class Saf:
     def queued(self, deal_id: str, step: str) -> bool:
         return f"{deal_id}|{step}" in self.items
 
+    def same(self, target: str | None, values: dict[str, Any]) -> Item | None:
+        """A reversal queued for outbound channel ``target``, not acknowledged nor cancelled, that is the same
+        reversal as the one ``values`` would be sent as: the same MUX key (MTI class, DE 11, DE 41) and the same
+        original (DE 90).  A front end's reversal of a purchase whose own reversal the engine is repeating (it
+        reuses the purchase's STAN) is not queued a second time: it joins that one (``TxnManager.compensate_step``),
+        so the host gets one reversal of the original, repeated until acknowledged.  A scan of the queue, made
+        only when an advice is handed to store and forward."""
+        if target is None:
+            return None
+        want = _identity(values)
+        if want is None:
+            return None
+        for item in self.items.values():
+            if item.target == target and item.ack is None and item.cancel is None and not item.dropped \
+                    and _identity(item.values) == want:
+                return item
+        return None
+
     def add(self, item: Item) -> None:
         if item.key in self.items:
             return
@@ -757,3 +775,15 @@ async def serve(saf: Saf) -> None:
                         "their channel); they stay in %s and resume at the next start (the stranded ones once the configuration has a call "
                         "for their channel)", len(saf.items),
                         len(saf.stranded), saf.mgr.log.path)
+
+
+def _identity(values: dict[str, Any]) -> tuple[Any, ...] | None:
+    """What makes two reversals the same at the host: the MUX key of the reversal (MTI class, DE 11, DE 41) and
+    its DE 90 (the original); None when it cannot be told (no key fields, no DE 90)."""
+    from formats.iso8583.mux import mux_key
+    try:
+        rev = reversal.reversal_of(values)
+        de90 = rev.get("90")
+        return None if de90 in (None, "") else (*mux_key(rev), str(de90))
+    except Exception:       # noqa: BLE001 - an MTI that is not reversible, a key field missing: not comparable
+        return None

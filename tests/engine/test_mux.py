@@ -114,6 +114,47 @@ async def test_duplicate_key_in_flight_is_refused(nursery) -> None:
     assert isinstance(b, ChannelError) and "key 020/000005/TERM0001 is still waiting" in str(b)
 
 
+def rev(mti: str = "0420", de90: str = "0200" + "000005" + "0101120000" + "0" * 22, de7: str = "0101120100") -> bytes:
+    return ISO.encode({"t": mti, "2": "4111111111111111", "3": "000000", "4": "000000001000", "7": de7,
+                       "11": "000005", "41": "TERM0001", "49": "978", "90": de90})
+
+
+async def test_the_same_reversal_in_flight_is_not_sent_twice_it_shares_the_answer(nursery) -> None:
+    # two 0420s with one key (MTI class, DE 11, DE 41) and one original (DE 90): the second, built by another
+    # sender (its own DE 7), is the same reversal at the host: not sent, it gets the first one's answer
+    host = await start_host(nursery, delay=0.05)
+    ch = await start_mux(nursery, host.port)
+    a, b = await ch.request_many([rev(), rev("0421", de7="0101120200")])
+    assert not isinstance(a, ChannelError) and b == a
+    assert (ISO.decode(a)["t"], ISO.decode(a)["11"]) == ("0430", "000005")
+    assert host.requests == 1 and ch.joined == 1
+    # another original (DE 90) with that key: two requests the host could not tell apart, refused as before
+    c, d = await ch.request_many([rev(), rev(de90="0200" + "000006" + "0101120000" + "0" * 22)])
+    assert not isinstance(c, ChannelError)
+    assert isinstance(d, ChannelError) and "key 042/000005/TERM0001 is still waiting" in str(d)
+    # a 0200 is never joined, even with the same key and fields
+    e, f = await ch.request_many([req(5), req(5)])
+    assert isinstance(f, ChannelError) and "is still waiting" in str(f)
+    assert ch.joined == 1
+
+
+async def test_a_reversal_riding_on_one_unanswered_times_out_with_it(nursery, autojump_clock) -> None:
+    host = await start_host(nursery, drop=lambda r: r["t"] == "0420")
+    ch = await start_mux(nursery, host.port, timeout=3)
+    got: dict[str, object] = {}
+
+    async def first() -> None:
+        (got["first"],) = await ch.request_many([rev()])
+
+    async with trio.open_nursery() as n:
+        n.start_soon(first)
+        await trio.sleep(1)                        # the first is at the host
+        (got["second"],) = await ch.request_many([rev("0421", de7="0101120200")], 10)
+    assert isinstance(got["first"], ChannelError) and got["first"].kind == "timeout"
+    assert isinstance(got["second"], ChannelError) and got["second"].kind == "timeout"
+    assert (host.dropped, host.requests, ch.joined, ch._pending) == (1, 0, 1, {})     # one 0420 at the host
+
+
 async def test_garbled_reply_counted_and_request_times_out(nursery, autojump_clock) -> None:
     host = await start_host(nursery, garble=lambda r: r["11"] == "000002")
     ch = await start_mux(nursery, host.port, timeout=3)

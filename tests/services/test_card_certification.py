@@ -19,8 +19,10 @@ import iso8583
 import pytest
 import trio
 from iso8583.specs import default_ascii
+from typer.testing import CliRunner
 
 from dsl.load import compile_paths
+from engine.cli import app
 from engine.registry import default_registry
 from formats.framing import LengthPrefixFramer
 from formats.iso8583 import codec_for
@@ -157,8 +159,19 @@ async def test_a_reversal_of_an_original_nobody_knows_is_acknowledged_25(program
                    "11": "000043", "37": "CP000000042G", "39": "25", "41": "ATM00001", "49": "156", "90": DE90}
     (sent,) = host.seen                            # forwarded once to the card host as a reversal advice
     assert sent["t"] == "0420" and sent["90"] == DE90 and sent["11"] == "000043" and "52" not in sent
-    (d,) = deals(ledger)          # a refusal of the call: the ledger keeps the failure's code (05), the answer 25
-    assert (d["route"], d["status"], d["response_code"]) == ("card_reversal", "failed", "05")
+    # a refusal of the call recorded with the host's own code, the one the terminal got: 25, not the engine's 05
+    # for a refusal (before 2026-11-27 the row said 05 while the 0410 said 25)
+    (d,) = deals(ledger)
+    assert (d["route"], d["status"], d["response_code"]) == ("card_reversal", "failed", "25")
+    (dl,) = _dead(ledger)
+    assert (dl["error_kind"], dl["error_code"]) == ("refused", "25")
+    shown = CliRunner().invoke(app, ["deals", "show", d["deal_id"], "--ledger", str(ledger)])
+    assert shown.exit_code == 0, shown.output
+    assert "CARD_REVERSAL  failed  code 25\n" in shown.output, shown.output       # the headline
+    assert "reason: refused: call rev: cp_host refused with DE 39 25 (expect at " in shown.output, shown.output
+    as_json = json.loads(CliRunner().invoke(app, ["deals", "show", d["deal_id"], "--ledger", str(ledger),
+                                                  "--json"]).output)
+    assert as_json["response_code"] == "25" and as_json["response"]["39"] == "25", as_json
 
 
 async def test_a_reversal_is_applied_once_and_its_repeats_acknowledged_with_the_same_answer(
@@ -366,6 +379,134 @@ async def test_a_reversal_the_card_host_does_not_answer_is_stored_and_forwarded_
     steps = rows(ledger, "SELECT step, outcome FROM deal_steps WHERE deal_id = ? ORDER BY seq", [failed["deal_id"]])
     assert [(s["step"], s["outcome"]) for s in steps][-2:] == [("rev.reversal.repeat", "timeout"),
                                                                ("rev.reversal.repeat", "acknowledged")]
+
+
+async def _crash_while_the_host_holds(program, ledger: Path, port: int, held: trio.Event, request: dict) -> None:
+    """Serve the route, send ``request`` and stop the engine as a crash would (no drain, no answer, no deal row)
+    once the card host holds what the engine sent for it (``held``)."""
+    with trio.CancelScope() as crash:
+        async with running(program, ledger, overrides(port, "30s")) as sb:
+            c = await Client.open(sb.channel("cp_mainframe").port)
+            try:
+                await c.send(frame(request))
+                with trio.fail_after(30):          # a guard against a hang (MockClock time), not a timing
+                    await held.wait()
+                crash.cancel()
+                await trio.sleep_forever()
+            finally:
+                await trio.aclose_forcefully(c.stream)
+    assert deals(ledger) == []
+
+
+async def test_a_repeat_of_a_reversal_a_crash_left_at_the_host_gets_00_accepted_for_forwarding(
+        program, tmp_path, nursery, mock_clock) -> None:
+    # the engine stops (a crash) while the card host holds the 0420 it forwarded; on restart `on restart
+    # compensate` hands the advice to store and forward (0421 until acknowledged). The front end, which never got
+    # its 0430, repeats (0421): it must get 0430 00 "accepted for forwarding", as a repeat does while the engine
+    # runs, and nothing more goes to the host than the store-and-forward 0421. Before 2026-11-27 it got 96 (the
+    # restart kept no answer for the deal key), and a front end repeats a 96 until its own limit.
+    mock_clock.autojump_threshold = 0.1
+    restarted, held = trio.Event(), trio.Event()
+
+    async def answer(msg, send):
+        if restarted.is_set():
+            await send(answered(msg, "00"))
+        else:
+            held.set()                             # held unanswered: the engine stops meanwhile
+
+    host = Host(answer)
+    port = await host.serve(nursery)
+    ledger = tmp_path / "l.duckdb"
+    advice = {**REVERSAL, "t": "0420"}
+    await _crash_while_the_host_holds(program, ledger, port, held, advice)
+    assert host.mtis() == ["0420"]
+    restarted.set()
+    async with running(program, ledger, overrides(port, "30s")) as sb:
+        repeat, again = await ask(sb.channel("cp_mainframe").port, {**advice, "t": "0421"},
+                                  {**advice, "t": "0421"})
+        (queue,) = sb.saf
+        with trio.fail_after(600):                 # a guard against a hang (MockClock time), not a timing
+            await queue.wait_empty()
+        assert queue.status()["acknowledged"] == 1 and queue.status()["flagged_total"] == 0
+    got = strict(repeat)
+    assert got == {"t": "0430", "2": REVERSAL["2"], "3": "000000", "4": "000000012550", "7": "1125120105",
+                   "11": "000043", "37": "CP000000042G", "39": "00", "41": "ATM00001", "49": "156", "90": DE90}
+    assert again == repeat
+    assert host.mtis() == ["0420", "0421"]         # the store-and-forward 0421 alone: the repeats sent nothing
+    original, *dups = deals(ledger)
+    assert (original["status"], original["response_code"]) == ("failed", "96")
+    assert "flagged" not in original["reason"], original["reason"]
+    assert [(d["status"], d["response_code"]) for d in dups] == [("duplicate", "96")] * 2
+    names = [e["to_state"] for e in rows(ledger, "SELECT to_state FROM deal_events WHERE deal_id = ? ORDER BY seq",
+                                         [original["deal_id"]])]
+    assert "recovered" in names and "reversal queued" in names and names[-1] == "reversed rev", names
+    assert not [n for n in names if "flagged" in n], names
+
+
+@pytest.mark.parametrize("host_answers", [True, False], ids=["answered", "unanswered"])
+async def test_a_front_end_reversal_reusing_the_stan_while_the_engines_own_0420_is_in_flight_shares_it(
+        program, tmp_path, nursery, mock_clock, host_answers) -> None:
+    # the 0200 times out (68): the engine reverses it itself (0420, stored and forwarded, DE 11 and DE 41 the
+    # 0200's). While that 0420 is at the card host, the front end sends its own reversal of the same purchase
+    # (DE 90 the same) reusing the purchase's STAN, as many front ends do: on the one MUX connection its 0420
+    # would have the key (MTI class, DE 11, DE 41) of the one in flight. It is the same reversal: it waits for
+    # the in-flight one's answer and gets the host's code (00 here), or, when the host leaves that attempt
+    # unanswered, 00 "accepted for forwarding", the engine's store and forward repeating the one 0420 as 0421
+    # until acknowledged. No second 0420 goes to the host. Before 2026-11-27 it failed at once with 96 (the MUX
+    # refused a second request with a key in flight) and the front end repeated it.
+    mock_clock.autojump_threshold = 0.1
+    rev_held, joined = trio.Event(), trio.Event()
+
+    async def answer(msg, send):
+        if msg["t"] == "0200":
+            return                                 # never answered: the engine times out and reverses it
+        if msg["t"] == "0420" and not rev_held.is_set():
+            rev_held.set()
+            await joined.wait()                    # the front end's reversal is waiting beside it
+            await trio.sleep(1)                    # within the 3 s time-out
+            if not host_answers:
+                return
+        await send(answered(msg, "00"))
+
+    host = Host(answer)
+    port = await host.serve(nursery)
+    ledger = tmp_path / "l.duckdb"
+    front = {**REVERSAL, "11": PURCHASE["11"]}     # the purchase's STAN again
+    async with running(program, ledger, overrides(port, "3s")) as sb:
+        (timed_out,) = await ask(sb.channel("cp_mainframe").port, PURCHASE)
+        with trio.fail_after(60):
+            await rev_held.wait()                  # the engine's own 0420 is at the host
+        c = await Client.open(sb.channel("cp_mainframe").port)
+        await c.send(frame(front))
+        with trio.move_on_after(30):               # (none ever joined before 2026-11-27: it failed at once)
+            while not getattr(sb.channel("cp_host"), "joined", 0):
+                await trio.sleep(0.25)
+        joined.set()
+        with trio.fail_after(60):
+            (raw,) = await c.recv()
+        await c.aclose()
+        (queue,) = sb.saf
+        with trio.fail_after(600):                 # a guard against a hang (MockClock time), not a timing
+            await queue.wait_empty()
+        assert queue.status()["acknowledged"] == 1
+    assert strict(timed_out)["39"] == "68"
+    got = strict(raw)
+    assert (got["t"], got["39"], got["11"], got["90"]) == ("0410", "00", PURCHASE["11"], DE90)
+    # one reversal of the purchase: the engine's 0420 (and, unanswered, its 0421); never the front end's own
+    assert host.mtis() == (["0200", "0420"] if host_answers else ["0200", "0420", "0421"])
+    assert [m["7"] for m in host.seen if m["t"] != "0200"] == [PURCHASE["7"]] * (1 if host_answers else 2)
+    rev = [d for d in deals(ledger) if d["route"] == "card_reversal"]
+    assert len(rev) == 1
+    if host_answers:                               # the host's answer to the 0420 in flight, shared
+        assert (rev[0]["status"], rev[0]["response_code"]) == ("committed", "00")
+    else:                                          # stored and forwarded: the engine's own 0420 is repeated
+        assert (rev[0]["status"], rev[0]["response_code"]) == ("failed", "68")
+        assert "flagged" not in rev[0]["reason"], rev[0]["reason"]
+        events = rows(ledger, "SELECT to_state, detail FROM deal_events WHERE deal_id = ? ORDER BY seq",
+                      [rev[0]["deal_id"]])
+        (queued,) = [json.loads(e["detail"]) for e in events if e["to_state"] == "reversal queued"]
+        purchase, = [d for d in deals(ledger) if d["route"] == "card_purchase"]
+        assert queued["joined"] == purchase["deal_id"], queued
 
 
 async def test_a_malformed_reversal_is_answered_0410_30_with_its_de90(program, tmp_path) -> None:
