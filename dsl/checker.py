@@ -2003,7 +2003,8 @@ class Checker(_TestChecks):
 
 
 PATTERN_HELP = ("matches() takes a pattern bsp can run safely: no backreference, lookahead or lookbehind, no "
-                "repeat or `|` inside a repeated part, repeats of known length ({1,35} rather than +) beyond two; "
+                "repeat or `|` inside a repeated part, repeats of known length ({1,35} rather than +) beyond two, "
+                "a long fixed part before varying repeats rather than after them; "
                 "docs/language.md#regular-expressions")
 PATTERN_SYNTAX = ("the pattern is Python's regular expression syntax (re); the position counts characters of the "
                   "pattern as the route string reads it (\\\\ is one); docs/language.md#regular-expressions")

@@ -317,8 +317,9 @@ CATALOGUE: tuple[Entry, ...] = (
           "matches(): argument 2 (pattern) is not a valid regular expression: (Python's message) at position N of "
           "the pattern / has a repeat inside a repeated part (`(a+)+`, `(a*)*`) / has alternatives inside a "
           "repeated part (`(a|a)*`) / has a backreference / has a lookahead or lookbehind / has repeats that "
-          "together can try more than 1,000,000 ways (`a+b+c+`); see Regular expressions (a pattern written with "
-          "`\\d` rather than `\\\\d` is E111, said alone)",
+          "together can try more than 1,000,000 ways (`a+b+c+`) / can take more than 10,000,000 steps on a "
+          "1,000-character text (`\\d{0,99}\\d{0,99}\\d{0,99}\\d{700}x`); see Regular expressions (a pattern "
+          "written with `\\d` rather than `\\\\d` is E111, said alone)",
           _route('validate {', '    matches(msg.code, "([A-Z]+)+") else reject "13" "bad code"', '}',
                  'reply Req { code = "00" }'), 8, 27),
     Entry("E080", "channel option is not a literal", "option `NAME` of channel `C` must be a literal value",
