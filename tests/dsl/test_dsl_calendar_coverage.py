@@ -105,3 +105,16 @@ def test_bsp_check_warns_and_still_exits_0(tmp_path: Path) -> None:
     assert "warning[W020]: calendar `hols` (hols.csv) lists dates for 2026 and runs out on 2027-01-01" in plain.output
     assert plain.output.strip().splitlines()[-1].startswith("0 errors, 1 warning;")
     assert later.exit_code == 0 and "W020" not in later.output
+
+
+def test_bsp_run_at_warns_from_that_day(tmp_path: Path) -> None:
+    """`bsp run --at` moves the engine's clock: W020, printed with the compile's diagnostics at start, reckons
+    from that day as the engine's calendar log does (here the route does not compile: nothing starts)."""
+    (tmp_path / "hols.csv").write_text("date,kind\n2030-12-25,holiday\n")
+    (tmp_path / "rates.csv").write_text("ccy,rate\nEUR,7.80\n")
+    (tmp_path / "r.route").write_text(ROUTE.replace("receive from front", "receive from frnt"))
+    got = CliRunner().invoke(app, ["run", str(tmp_path / "r.route"), "--ledger", str(tmp_path / "l.duckdb"),
+                                   "--at", "2030-12-30T08:00:00Z"])
+    assert got.exit_code == 1, got.output
+    assert "warning[W020]: calendar `hols` (hols.csv) lists dates for 2030 and runs out on 2031-01-01, in 2 days " \
+           "(today is 2030-12-30)" in got.output, got.output
