@@ -199,6 +199,52 @@ def f_value_date(ts: Any, cutoff: Any, calendar: Any, tz: Any = None) -> date | 
 
 # ------------------------------------------------------------------ bsp check
 
+WARN_DAYS = 60                 # W020 (bsp check) and the engine's log warn this many days before a calendar runs out
+
+
+def runs_out(years: frozenset[int], today: date) -> date:
+    """The first day from ``today`` on in a year ``years`` does not hold (``today`` itself when this year is not
+    among them): the day from which a calendar listing ``years`` fails every deal that asks about a date."""
+    year = today.year
+    if year not in years:
+        return today
+    while year in years:
+        year += 1
+    return date(year, 1, 1)
+
+
+def file_years(path: str) -> frozenset[int] | None:
+    """The years a calendar CSV lists a date for; None when it cannot be read or a row is not a date
+    (E068 and the table's loader say what is wrong)."""
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            return build("", path, list(csv.DictReader(fh))).years
+    except (OSError, UnicodeDecodeError, csv.Error, FunctionError, KeyError, AttributeError):
+        return None
+
+
+def coverage_warning(name: str, path: str, years: frozenset[int], today: date,
+                     warn_days: int) -> tuple[str, str] | None:
+    """W020's (message, help) for calendar table ``name`` when it runs out within ``warn_days`` of ``today``
+    (or has); None otherwise."""
+    end = runs_out(years, today)
+    left = (end - today).days
+    if left > warn_days:
+        return None
+    file, year = Path(path).name, end.year
+    head = f"calendar `{name}` ({file}) lists dates for {years_text(years)}"
+    if left <= 0:
+        said = (f"{head} and none for {year} (today is {today.isoformat()}): every deal that asks about a {year} "
+                f"date fails now (96, naming the calendar, its file and the year)")
+    else:
+        said = (f"{head} and runs out on {end.isoformat()}, in {left} day{'s' if left != 1 else ''} (today is "
+                f"{today.isoformat()}): from then every deal that asks about a {year} date fails (96, naming the "
+                f"calendar, its file and the year), and one reckoning a value date ahead into {year} a few days "
+                f"before")
+    return said, (f"add {year}'s closing days to {file} (one a row, YYYY-MM-DD) as the exchange or central bank "
+                  f"publishes them, citing the source in the table's declaration, then `bsp reload`; "
+                  f"`bsp check --calendar-warn-days N` sets how early this warns ({WARN_DAYS} days unless told)")
+
 CALENDAR, CUTOFF, TIMESTAMP = "calendar", "cutoff", "timestamp"     # Sig types of this module
 
 

@@ -683,8 +683,10 @@ class _TestChecks:
 
 
 class Checker(_TestChecks):
-    def __init__(self, registry: Any) -> None:
+    def __init__(self, registry: Any, calendar_warn_days: int | None = calendars.WARN_DAYS) -> None:
         self.registry = registry
+        self.calendar_warn_days = calendar_warn_days     # W020 within so many days of a calendar's end; None: never
+        self.calendars_seen: set[str] = set()
         self.diags: list[Diagnostic] = []
         self.decls: dict[str, tuple[str, Any]] = {}      # name -> (category, ast)
         self.routes: dict[str, A.RouteAst] = {}
@@ -1960,9 +1962,26 @@ class Checker(_TestChecks):
             lambda n: self.res.tables[n].path if n in self.res.tables else None, self.error)
         if name is not None:
             self.used.add(name)
+            self._calendar_coverage(name)
         elif not isinstance(a, A.Name):
             self._walk(a, scope, later)
         return True
+
+    def _calendar_coverage(self, name: str) -> None:
+        """W020, once per calendar table, at its file in the declaration: it runs out (a year it does not list
+        starts) within ``calendar_warn_days`` of today (the engine's clock, ``bsp run --at``'s day)."""
+        if self.calendar_warn_days is None or name in self.calendars_seen or name not in self.res.tables:
+            return
+        self.calendars_seen.add(name)
+        path = self.res.tables[name].path
+        years = calendars.file_years(path)
+        decl = self.decls.get(name, (None, None))[1]
+        if not years or not isinstance(decl, A.TableAst):
+            return
+        from dsl.clock import now
+        said = calendars.coverage_warning(name, path, years, now().astimezone().date(), self.calendar_warn_days)
+        if said is not None:
+            self.warn("W020", said[0], decl.path_pos, said[1])
 
     def _call_arg(self, e: A.Call, sig, a, scope, later) -> None:
         """``http_status(NAME)``: NAME is a call result whose channel answers with a status."""
@@ -2003,7 +2022,8 @@ class Checker(_TestChecks):
 
 
 PATTERN_HELP = ("matches() takes a pattern bsp can run safely: no backreference, lookahead or lookbehind, no "
-                "repeat or `|` inside a repeated part, repeats of known length ({1,35} rather than +) beyond two; "
+                "repeat or `|` inside a repeated part, repeats of known length ({1,35} rather than +) beyond two, "
+                "a long fixed part before varying repeats rather than after them; "
                 "docs/language.md#regular-expressions")
 PATTERN_SYNTAX = ("the pattern is Python's regular expression syntax (re); the position counts characters of the "
                   "pattern as the route string reads it (\\\\ is one); docs/language.md#regular-expressions")

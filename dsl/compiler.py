@@ -411,10 +411,10 @@ def _call(e: ir.Call) -> Evaluator:
     if fn is None:
         raise EvalError(f"unknown function {e.func!r}", pos)
     args = tuple(compile_expr(a) for a in e.args)
-    # number(msg.amount), round(msg.amount, 2): a reader of the request's value, its other arguments
-    # literals (checked by `bsp check`): failing, it is the sender's value that cannot be read
-    sent = inbound.path_of(e.args[0]) if e.func in inbound.READERS and e.args and all(
-        type(a) is ir.Lit for a in e.args[1:]) else None
+    # number(msg.amount), round(msg.amount, 2), matches(msg.ref, "..."): a reader of the request's value, its
+    # other arguments literals (checked by `bsp check`): failing, it is the sender's value that cannot be read
+    reads = e.func in inbound.READERS or e.func in inbound.BOUNDED
+    sent = inbound.path_of(e.args[0]) if reads and e.args and all(type(a) is ir.Lit for a in e.args[1:]) else None
     # trim(msg.beneficiary.name): the sender's object or list where text is read
     as_text = inbound.path_of(e.args[0]) if e.func in inbound.TEXT_READERS and e.args else None
 

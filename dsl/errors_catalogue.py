@@ -317,8 +317,9 @@ CATALOGUE: tuple[Entry, ...] = (
           "matches(): argument 2 (pattern) is not a valid regular expression: (Python's message) at position N of "
           "the pattern / has a repeat inside a repeated part (`(a+)+`, `(a*)*`) / has alternatives inside a "
           "repeated part (`(a|a)*`) / has a backreference / has a lookahead or lookbehind / has repeats that "
-          "together can try more than 1,000,000 ways (`a+b+c+`); see Regular expressions (a pattern written with "
-          "`\\d` rather than `\\\\d` is E111, said alone)",
+          "together can try more than 1,000,000 ways (`a+b+c+`) / can take more than 10,000,000 steps on a "
+          "1,000-character text (`\\d{0,99}\\d{0,99}\\d{0,99}\\d{700}x`); see Regular expressions (a pattern "
+          "written with `\\d` rather than `\\\\d` is E111, said alone)",
           _route('validate {', '    matches(msg.code, "([A-Z]+)+") else reject "13" "bad code"', '}',
                  'reply Req { code = "00" }'), 8, 27),
     Entry("E080", "channel option is not a literal", "option `NAME` of channel `C` must be a literal value",
@@ -436,6 +437,16 @@ CATALOGUE: tuple[Entry, ...] = (
           severity="warning",
           files={"req.cpy": "       01  REQ.\n           05  TXN       PIC X(4).\n"
                             "           05  ORIG-REF  PIC X(12).\n"}),
+    Entry("W020", "business-day calendar that runs out soon, or has",
+          "calendar `T` (FILE) lists dates for 2026 and runs out on 2027-01-01, in 35 days (today is 2026-11-27): "
+          "from then every deal that asks about a 2027 date fails (96, naming the calendar, its file and the "
+          "year) / ... and none for 2027: every deal that asks about a 2027 date fails now (help: add the year's "
+          "closing days as published, then `bsp reload`; `bsp check --calendar-warn-days N`, 60 unless told); "
+          "at the file in the table's declaration, which a route passes to is_business_day, next_business_day, "
+          "add_business_days or value_date",
+          _route('let ok = is_business_day(today(), hols)', 'reply Req { code = "00" }',
+                 head=_HEAD + 'table hols = csv "hols.csv" key date\n'), 5, 18, severity="warning",
+          files={"hols.csv": "date,name\n2020-12-25,Christmas Day\n"}),
     Entry("W011", "format definition its kind accepts with a warning",
           "format `F`: (the format kind's own message, e.g. a copybook item `AMT: SIGN LEADING SEPARATE on an "
           "unsigned item (PIC 9(5)): IBM's compiler refuses it; read as signed, with its sign byte`; help: write "

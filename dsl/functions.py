@@ -348,13 +348,16 @@ def _date_fmt_literal(i: int, value: Any) -> str | None:
 
 def f_matches(s: Any, pattern: Any) -> bool:
     """True when the whole of ``s`` matches the regular expression (dsl/regexsafe.py: fullmatch, ASCII classes);
-    null, a list or a record, and a text longer than MAX_INPUT characters are false; a number is its text."""
+    null, a list or a record are false; a number is its text.  A text longer than MAX_INPUT characters fails
+    (never false: ``not matches(...)`` would let it through); on a request's field the sender's error."""
     from dsl.regexsafe import MAX_INPUT, PatternError, compile_safe
     if s is None or isinstance(s, (list, tuple, dict, bool)):
         return False
     text = _str(s, "matches")
     if len(text) > MAX_INPUT:
-        return False
+        raise FunctionError(f"matches: the text is {len(text):,} characters long, more than the {MAX_INPUT:,} a "
+                            f"pattern is matched against: send it shorter, or cut it first "
+                            f"(substr(s, 0, {MAX_INPUT})) if the route means to look at its start only")
     try:
         compiled = compile_safe(_str(pattern, "matches"))
     except PatternError as e:         # `bsp check` refuses it first (E078): only a program built around the checker
@@ -521,8 +524,8 @@ SIGNATURES: dict[str, Sig] = {
     "matches": Sig(2, 2, ("s", "pattern"), ("string", "string"), "true when the whole of s matches the regular "
                    "expression pattern, a string literal that bsp check compiles and vets (a regular expression's "
                    "`\\d` is written `\"\\\\d\"` in a route): `matches(msg.ref, \"[A-Z]{3}\\\\d{8}\")`; `\\d` and "
-                   "`\\w` are ASCII; null and a text of more than 1,000 characters are false (see [Regular "
-                   "expressions](#regular-expressions))", literal=_pattern_literal, literal_code="E078", constant=(1,)),
+                   "`\\w` are ASCII; null is false; a text of more than 1,000 characters is not matched: the "
+                   "request is rejected naming its field (see [Regular expressions](#regular-expressions))", literal=_pattern_literal, literal_code="E078", constant=(1,)),
     "uuid": Sig(0, 0, (), (), "a random UUID string"),
     "round": Sig(1, 2, ("x", "n=0"), ("number", "int"), "x rounded to n decimals, half up (2.345 -> 2.35, "
                  "2.5 -> 3; not half even), at any size; -0.004 -> 0.00 ([money](money.md#arithmetic-and-rounding))"),

@@ -36,6 +36,9 @@ from dsl.types import show
 ROOTS_HTTP = ("query", "params", "headers")   # http.query / http.params / http.headers: the client's
 # functions that read a value as a number or a date: one failing on the sender's value is the sender's
 READERS = frozenset({"number", "round", "abs", "parse_date"})
+# functions that refuse a value too long to work on (matches: a text over 1,000 characters, never answered
+# false): the sender's too when it is the request's (their result is a test, no value read from it)
+BOUNDED = frozenset({"matches"})
 # functions that read their first argument as text: an object or a list the sender put there is the sender's
 # ("beneficiary.name: expected text, got an object", 30), never Python's rendering of it sent on
 TEXT_READERS = frozenset({"trim", "upper", "lower", "substr", "pad_left", "pad_right", "replace"})

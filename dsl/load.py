@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from dsl import ast as A
+from dsl.calendars import WARN_DAYS
 from dsl.checker import Checker
 from dsl.diagnostics import ERROR, Diagnostic, did_you_mean
 from dsl.escapes import misread
@@ -138,21 +139,24 @@ def _not_a_route(path: Path, at: Pos) -> Diagnostic:
 
 
 def compile_paths(paths: Iterable[str | Path], registry: Any, *,
-                  sources: Mapping[str | Path, str] | None = None) -> CompileResult:
+                  sources: Mapping[str | Path, str] | None = None,
+                  calendar_warn_days: int | None = WARN_DAYS) -> CompileResult:
     """Compile the route files ``paths`` (and the files they ``use``).  ``sources``: texts to compile
     in place of reading some of these files, by path; such a file need not exist (its path places its
     diagnostics and resolves its relative references), e.g. a generated test compiled with the route
-    files it tests (``bsp replay --answers``, engine/replay/script.py)."""
+    files it tests (``bsp replay --answers``, engine/replay/script.py).  ``calendar_warn_days``: W020 for a
+    business-day calendar that runs out within so many days of today (None: never)."""
     given = {str(Path(k).resolve()): text for k, text in (sources or {}).items()}
-    return _compile(paths, registry, given)
+    return _compile(paths, registry, given, calendar_warn_days)
 
 
-def _compile(paths: Iterable[str | Path], registry: Any, overrides: dict[str, str]) -> CompileResult:
+def _compile(paths: Iterable[str | Path], registry: Any, overrides: dict[str, str],
+             calendar_warn_days: int | None = WARN_DAYS) -> CompileResult:
     loader = _Loader(overrides, frozenset(registry.names("step")))
     for p in paths:
         loader.load(Path(p).resolve(), (), None)
     diags = list(loader.diags)
-    checker = Checker(registry)
+    checker = Checker(registry, calendar_warn_days)
     checker.included = frozenset(loader.included)
     if not any(d.is_error for d in diags):
         res = checker.check(loader.decls)

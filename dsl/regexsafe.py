@@ -12,10 +12,16 @@ when it has
   class (``(a|b)*`` is ``[ab]*``);
 * more than ``MAX_WAYS`` ways to try: each repeat of varying count is a choice among ``MAX_INPUT`` (``*``,
   ``+``, ``{n,}``), ``m - n + 1`` (``{n,m}``) or 2 (``?``) counts, each ``|`` among its alternatives, and the
-  choices multiply (``\\d*\\d*x`` is 1,000 x 1,000): write the known length (``{1,35}``) for the others.
+  choices multiply (``\\d*\\d*x`` is 1,000 x 1,000): write the known length (``{1,35}``) for the others;
+* more than ``MAX_STEPS`` steps in the worst case on a ``MAX_INPUT``-character text (``steps``): every way
+  the repeats can go is tried against what follows them, so what follows costs once per way:
+  ``\\d{0,99}\\d{0,99}\\d{0,99}\\d{700}x`` has 1,000,000 ways and tries the 700 digits after each (2 s
+  measured, 700,000,000 steps), where ``\\d{0,99}\\d{0,99}\\d{0,99}x`` tries one ``x`` (2,000,000 steps).
 
-Texts longer than ``MAX_INPUT`` characters never match.  With these rules the worst pattern on the longest
-text takes a few milliseconds (tests/dsl/test_dsl_matches.py runs such ones).
+A text longer than ``MAX_INPUT`` characters is not matched at all: ``f_matches`` fails on it (the sender's
+error, naming the field, when the text is a field of the request), so that ``not matches(...)`` never lets
+an over-long text through.  With these rules the worst pattern on the longest text takes a few tens of
+milliseconds (tests/dsl/test_dsl_matches.py runs such ones).
 
 Matching is ``fullmatch`` (the whole text, as if the pattern were ``^(?:...)$``) with ``re.ASCII``: ``\\d`` is
 0-9, ``\\w`` is ``[A-Za-z0-9_]``, ``\\s`` ASCII white space.
@@ -33,6 +39,7 @@ except ImportError:                    # pragma: no cover  (3.10: the same modul
 
 MAX_INPUT = 1000
 MAX_WAYS = 1_000_000
+MAX_STEPS = 10_000_000            # about 30 ms of Python's re on the slowest pattern allowed (measured)
 FLAGS = re.ASCII
 
 _REPEATS = (C.MAX_REPEAT, C.MIN_REPEAT) + ((C.POSSESSIVE_REPEAT,) if hasattr(C, "POSSESSIVE_REPEAT") else ())
@@ -99,7 +106,54 @@ def compile_safe(pattern: str) -> re.Pattern:
                            f"allowed (each *, + or {{n,}} counts {MAX_INPUT:,}, {{n,m}} m-n+1, ? 2, and they "
                            f"multiply), which can make matching slow: give repeats their known length, e.g. "
                            f"{{1,35}} for +")
+    worst = steps(tree)
+    if worst > MAX_STEPS:
+        raise PatternError(f"can take {worst:,} steps on a {MAX_INPUT:,}-character text, more than the "
+                           f"{MAX_STEPS:,} allowed: each way its repeats can go is tried against the rest of the "
+                           f"pattern, so a long part after varying repeats is tried many times over; give the "
+                           f"repeats their known length, fewer of them, or put the long fixed part first")
     return compiled
+
+
+def _width(sub) -> tuple[int, int]:
+    low, high = sub.getwidth()
+    return min(low, MAX_INPUT), min(high, MAX_INPUT)
+
+
+def _sequence(sub) -> tuple[int, int]:
+    """(ways, steps) of a sequence of nodes entered once: ``steps`` the characters and choices the matcher
+    may look at over every way, each node's cost counted once per way the nodes before it can go."""
+    ways, cost = 1, 0
+    for op, av in sub:
+        if op in _REPEATS:
+            low, high, body = av
+            if high <= 1:                               # x? : x or nothing
+                w, c = _sequence(body)
+                cost += ways * (c + 1)
+                ways *= w + (1 if low == 0 else 0)
+                continue
+            wmin, wmax = _width(body)
+            top = min(high, MAX_INPUT // wmin if wmin else MAX_INPUT)
+            counts = max(top - low + 1, 1)
+            cost += ways * (top * max(wmax, 1) + counts)
+            ways *= counts
+        elif op is C.BRANCH:
+            alts = [_sequence(a) for a in av[1]]
+            cost += ways * sum(c for _, c in alts)
+            ways *= sum(w for w, _ in alts)
+        elif op is C.SUBPATTERN or op is getattr(C, "ATOMIC_GROUP", None):
+            w, c = _sequence(av[-1] if op is C.SUBPATTERN else av)
+            cost += ways * c
+            ways *= w
+        else:
+            cost += ways
+    return ways, cost
+
+
+def steps(tree) -> int:
+    """An upper bound of the steps a backtracking match of ``tree`` (parsed, refused of nested repeats and
+    alternatives under a repeat) takes on a ``MAX_INPUT``-character text."""
+    return _sequence(tree)[1]
 
 
 def problem(pattern: str) -> str | None:

@@ -22,13 +22,13 @@ does not change with the day it runs.
 """
 from __future__ import annotations
 
-import csv
 import logging
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Callable, Iterable
 
-WARN_DAYS = 60               # days before a calendar runs out from which the engine warns
+WARN_DAYS = 60               # days before a calendar runs out from which the engine warns (dsl.calendars.WARN_DAYS,
+                             # bsp check's W020; not imported: the dsl stays out of light commands)
 REMIND_EVERY = 86400.0       # seconds between two reminders while the engine runs (once a day)
 
 log = logging.getLogger("bsp.calendars")
@@ -44,12 +44,8 @@ class CalendarSpan:
     def runs_out(self, today: date) -> date:
         """The first day from ``today`` on in a year the calendar does not list (``today`` itself when it
         does not list this year)."""
-        year = today.year
-        if year not in self.years:
-            return today
-        while year in self.years:
-            year += 1
-        return date(year, 1, 1)
+        from dsl.calendars import runs_out
+        return runs_out(self.years, today)
 
     def days_left(self, today: date) -> int:
         """Days from ``today`` until it runs out (0: it has)."""
@@ -105,13 +101,8 @@ def calendar_tables(program: Any) -> dict[str, list[str]]:
 def read_years(path: str) -> frozenset[int] | None:
     """The years a calendar CSV lists a date for; None when it cannot be read or a row is not a date
     (the table's loader and ``bsp check`` (E068) say what is wrong)."""
-    from dsl.calendars import build
-    from dsl.functions import FunctionError
-    try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            return build("", path, list(csv.DictReader(fh))).years
-    except (OSError, UnicodeDecodeError, csv.Error, FunctionError, KeyError, AttributeError):
-        return None
+    from dsl.calendars import file_years
+    return file_years(path)
 
 
 def program_calendars(program: Any) -> list[CalendarSpan]:

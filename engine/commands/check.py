@@ -114,7 +114,7 @@ def route_files(paths: List[Path]) -> List[Path]:
 
 
 def run_check(paths: List[Path], *, explain: bool, as_json: bool, registry=None, env: str | None = None,
-              calendars: bool = False) -> int:
+              calendars: bool = False, calendar_warn_days: int = 60) -> int:
     from dsl.diagnostics import render, summary
     from dsl.load import compile_paths      # the compiler (lark, the checker): loaded when a check runs
 
@@ -168,7 +168,7 @@ def run_check(paths: List[Path], *, explain: bool, as_json: bool, registry=None,
     if not files:
         typer.echo("error: no .route files found in " + ", ".join(str(p) for p in paths), err=True)
         return 2
-    result: CompileResult = compile_paths(files, registry)
+    result: CompileResult = compile_paths(files, registry, calendar_warn_days=calendar_warn_days)
     if result.program is not None and overrides:
         from engine.ops.overrides import check_overrides
         problems = list(dict.fromkeys(line for o in overrides for line in check_overrides(o, result.program,
@@ -230,7 +230,7 @@ def run_check(paths: List[Path], *, explain: bool, as_json: bool, registry=None,
 
 def calendar_lines(program: object) -> list[str]:
     """``bsp check --calendars``: a note per calendar table the routes use, the years it lists and the day it
-    runs out, reckoned from today (never a warning: the check's verdict does not depend on the day)."""
+    runs out, reckoned from today (the one within --calendar-warn-days is warned all the same: W020)."""
     from engine.calexpiry import engine_today, program_calendars
     today = engine_today()
     spans = program_calendars(program)
@@ -287,7 +287,12 @@ def register(app: typer.Typer) -> None:
                                           "environment's overrides are checked all the same."),
         calendars: bool = typer.Option(False, "--calendars", help="Also list each business-day calendar table the "
                                        "routes use: the years its file lists and the day it runs out, from today "
-                                       "(notes, never warnings: without it the check does not depend on the day)."),
+                                       "(notes; one running out within --calendar-warn-days is warned without it)."),
+        calendar_warn_days: int = typer.Option(60, "--calendar-warn-days", min=0, help="Warn (W020, at the table's "
+                                               "file) of a business-day calendar that runs out within this many "
+                                               "days of today: from the first day of a year it does not list "
+                                               "every deal asking about a date fails. A warning: the exit code "
+                                               "does not depend on the day."),
     ) -> None:
         """Compile route files and report every problem (exit 1 on errors, 2 on a missing path).
 
@@ -302,4 +307,5 @@ def register(app: typer.Typer) -> None:
         gives a hint; its code (E020, W001, ...) is explained in the error catalogue of
         docs/language.md. Warnings (W...) do not fail the check (exit 0).
         """
-        raise typer.Exit(run_check(paths, explain=explain, as_json=as_json, env=env, calendars=calendars))
+        raise typer.Exit(run_check(paths, explain=explain, as_json=as_json, env=env, calendars=calendars,
+                                   calendar_warn_days=calendar_warn_days))

@@ -223,7 +223,10 @@ def run(
     # records and the ledger keeps
     # ... and over the deployment's channel overrides (engine/ops/effective.py)
     from engine.ops.effective import with_deployment
-    program = with_deployment(with_referenced_files(compile_or_exit(route_files, registry)), overrides, registry)
+    from dsl.clock import engine_clock
+    with engine_clock(start_at):        # W020 reckons from --at's day, as the engine's calendar warnings do
+        compiled = compile_or_exit(route_files, registry)
+    program = with_deployment(with_referenced_files(compiled), overrides, registry)
     from engine.replay.tap import channels_to_record
     reason: Optional[str] = None
     if channels_to_record(program, all_channels=record is not None) or clear_reason is not None:
@@ -261,7 +264,6 @@ def run(
         typer.echo(f"bsp: serving {len(program.routes)} route(s), version {sb.version}, "
                    f"ledger {shown_ledger} (schema {SCHEMA_VERSION}, sync {ledger_sync}); Ctrl-C or SIGTERM drains and stops, SIGHUP reloads", err=True)
 
-    from dsl.clock import engine_clock
     from engine.replay.tap import recording
     try:
         with recording(program, registry, record, mask=mask, echo=lambda t: typer.echo(t, err=True),

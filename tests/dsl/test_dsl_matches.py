@@ -8,7 +8,7 @@ import re
 import pytest
 
 from dsl.compiler import compile_expr
-from dsl.eval_error import EvalError
+from dsl.eval_error import EvalError, InputError
 from dsl.load import compile_source
 from dsl.parser import parse
 from dsl.regexsafe import FLAGS, MAX_INPUT, problem
@@ -47,9 +47,19 @@ def test_values(text, want):
     assert ev(text, msg={"items": [1]}) is want
 
 
-def test_a_text_longer_than_the_cap_never_matches():
+def test_a_text_longer_than_the_cap_is_never_matched_nor_let_through():
+    """Over MAX_INPUT characters the text is not matched at all: answering false let it through a deny-list,
+    `not matches(msg.narrative, ".*DROP.*")`; the sender's field is named (a rejected request, 30)."""
     assert ev('matches(msg.t, "a*")', msg={"t": "a" * MAX_INPUT}) is True
-    assert ev('matches(msg.t, "a*")', msg={"t": "a" * (MAX_INPUT + 1)}) is False
+    with pytest.raises(InputError) as got:
+        ev('not matches(msg.narrative, ".*DROP.*")', msg={"narrative": "DROP" + "x" * MAX_INPUT})
+    assert got.value.path == "narrative"
+    assert got.value.message == ("narrative: matches: the text is 1,004 characters long, more than the 1,000 a "
+                                 "pattern is matched against: send it shorter, or cut it first "
+                                 "(substr(s, 0, 1000)) if the route means to look at its start only")
+    with pytest.raises(EvalError, match=r"matches: the text is 1,001 characters long") as got:   # the route's own
+        ev('matches(trim(msg.t), "a*")', msg={"t": "a" * (MAX_INPUT + 1)})
+    assert not isinstance(got.value, InputError)
 
 
 def test_an_unsafe_pattern_fails_at_run_time_when_no_checker_stopped_it():
@@ -117,6 +127,10 @@ def test_a_pattern_that_is_not_a_literal_is_E077(tmp_path, registry, cond, col):
     ("a+b+c+", "1,000,000,000 ways"),
     (r"[A-Z]+-\\d+(-\\d+)?", "2,000,000,000 ways"),
     (r"\\d{0,99}\\d{0,99}\\d{0,99}\\d{0,99}", "100,000,000 ways"),
+    # few ways, but a long part tried after each of them (1.5-2 s each on 1,000 characters, measured)
+    (r"\\d{0,99}\\d{0,99}\\d{0,99}\\d{700}x", "can take 704,010,099 steps on a 1,000-character text"),
+    (r"\\d?" * 19 + r"\\d{980}x", "more than the 10,000,000 allowed"),
+    (r"\\d{0,9}" * 6 + r"\\d{900}x", "can take 904,111,109 steps"),
     ("[A-Z", "is not a valid regular expression: unterminated character set at position 0 of the pattern"),
     ("AB(C", "is not a valid regular expression: missing ), unterminated subpattern at position 2 of the pattern"),
     (r"\\d{5,2}", "min repeat greater than max repeat at position"),
@@ -195,6 +209,8 @@ WORST = [
     (r"\d{0,9}\d{0,9}\d{0,9}\d{0,9}\d{0,9}\d{0,9}x", "1" * MAX_INPUT),
     (r"(\d{3}-)*\d*x", "123-" * (MAX_INPUT // 4)),
     (r"[a-z]{1,35}[a-z]{1,35}[a-z]{1,35}!", "a" * MAX_INPUT),
+    (r"\d{0,9}" * 6 + r"\d{4}x", "1" * MAX_INPUT),                 # 8,111,109 steps: near MAX_STEPS
+    (r"\d*\d*\d{4}x", "1" * MAX_INPUT),
 ]
 
 

@@ -166,17 +166,26 @@ def test_the_demo_moves_to_days_its_calendars_list() -> None:
     assert rehearsal_day(spans, date(2027, 1, 5)) == date(2026, 12, 11)
 
 
-def test_bsp_check_says_nothing_of_the_day_unless_asked(tmp_path: Path, capsys) -> None:
+def test_bsp_check_warns_of_the_day_but_its_exit_code_does_not_depend_on_it(tmp_path: Path, capsys) -> None:
+    """W020 (tests/dsl/test_dsl_calendar_coverage.py) within 60 days; the notes of every calendar only when
+    asked (--calendars); exit 0 either way, as far off."""
     from engine.commands.check import run_check
     route = files(tmp_path)
-    with engine_clock(at("2026-12-30T09:00:00")):             # 2 days left: the check stays the same
+    with engine_clock(at("2026-06-30T09:00:00")):             # 185 days left: nothing said
+        assert run_check([route], explain=False, as_json=False) == 0
+        far = capsys.readouterr().out
+        assert "W020" not in far and "note: calendar" not in far
+    with engine_clock(at("2026-12-30T09:00:00")):             # 2 days left: warned, exit 0 all the same
         assert run_check([route], explain=False, as_json=False) == 0
         plain = capsys.readouterr().out
-        assert "note: calendar" not in plain and "runs out" not in plain
+        assert "warning[W020]: calendar `hols` (hols.csv) lists dates for 2026 and runs out on 2027-01-01, in 2 days" \
+            in plain and "note: calendar" not in plain
+        assert far.splitlines()[-1].startswith("0 errors, 1 warning;")     # W010: the route's own
+        assert plain.splitlines()[-1].startswith("0 errors, 2 warnings;")
         assert run_check([route], explain=False, as_json=False, calendars=True) == 0
         out = capsys.readouterr().out
         assert "note: calendar hols (" in out and "lists 2026; runs out on 2027-01-01 (in 2 days); used by pay" in out
-        assert out.splitlines()[-1] == plain.splitlines()[-1]          # the same summary: no warning added
+        assert out.splitlines()[-1] == plain.splitlines()[-1]          # the same summary: the notes add no warning
 
 
 def test_at_that_is_not_an_instant_is_a_usage_error(tmp_path: Path) -> None:
@@ -186,3 +195,29 @@ def test_at_that_is_not_an_instant_is_a_usage_error(tmp_path: Path) -> None:
     got = CliRunner().invoke(app, ["run", str(files(tmp_path)), "--at", "2026-12-30 08:00"])
     assert got.exit_code == 2
     assert "--at '2026-12-30 08:00' has no time zone" in got.output
+
+
+async def test_a_date_the_calendar_does_not_list_fails_the_deal_and_keeps_its_dead_letter(tmp_path: Path) -> None:
+    """Never a silent business day: the deal fails (96) with a reason naming the calendar, its file and the
+    year, and the request is kept as a dead letter with that reason, as for any run-time failure."""
+    from kit import Client
+
+    from opskit import rows
+    route = files(tmp_path)                                    # hols.csv lists 2026
+    route.write_text(ROUTE.replace("    framing = length2\n}", "    framing = length2\n"
+                                   "    on error reply Req { ref = error.code  value = error.text }\n}"))
+    ledger = tmp_path / "l.duckdb"
+    with engine_clock(at("2026-12-30T09:00:00")):              # two business days ahead is 2027
+        async with live([route], ledger) as eng:
+            c = await Client.open(eng.current.channels["front"].port)
+            with trio.fail_after(10):
+                await c.send(b'{"ref":"C1","ccy":"EUR"}')
+                (reply,) = await c.recv_json()
+            await c.aclose()
+    assert reply["ref"] == "96", reply
+    (status, code, reason), = rows(ledger, "SELECT status, response_code, reason FROM deals")
+    assert (status, code) == ("failed", "96")
+    assert "add_business_days: calendar hols (hols.csv) has no dates for 2027 (asked about 2027-01-01); it " \
+           "covers 2026: add 2027's holidays to hols.csv" in reason
+    (letter_reason, raw), = rows(ledger, "SELECT reason, raw FROM dead_letters")
+    assert letter_reason == reason and b'"ref":"C1"' in bytes(raw)
