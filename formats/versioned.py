@@ -10,8 +10,10 @@ keeps (``config_versions``); the engine binds a configuration some time after it
 decodes with while the deals name a version whose sources hold another: a format reads its files through
 ``read_bytes``, which, in a ``versioned`` block, gives the text the version holds.  A file kept only as its
 digest (over 1 MB, or not UTF-8 text) is read and must still have that digest, else ``FileChanged`` (the
-bind is refused: reload again).  A file the version does not hold (a built-in spec; outside a ``versioned``
-block: ``bsp check``, ``bsp codec``) is read from disk.  Pure: no engine import.
+bind is refused: reload again).  A certificate file that also holds its private key is kept without the
+key (``without_private_keys``): it is read, and must still be what the version holds once the key is left
+out, else ``FileChanged``.  A file the version does not hold (a built-in spec; a key file, a secret; outside
+a ``versioned`` block: ``bsp check``, ``bsp codec``) is read from disk.  Pure: no engine import.
 """
 from __future__ import annotations
 
@@ -28,7 +30,9 @@ MAX_DIR_FILES = 500      # a configuration folder (an XSD set) is versioned file
 
 _SOURCES: ContextVar[Mapping[str, str] | None] = ContextVar("bsp_versioned_sources", default=None)
 _DIGEST = re.compile(r"sha256:([0-9a-f]{64})")
-_KEY_LEFT_OUT = "(a private key: not kept)"      # engine/ops/files.py PRIVATE_KEY_LEFT_OUT
+PRIVATE_KEY_LEFT_OUT = "(a private key: not kept)\n"
+_KEY_LEFT_OUT = PRIVATE_KEY_LEFT_OUT.rstrip("\n")
+_PRIVATE_KEY_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]*PRIVATE KEY)-----.*?-----END \1-----\n?", re.S)
 
 
 class FileChanged(SpecError):
@@ -67,16 +71,48 @@ def held_under(folder: str | Path) -> int:
     return sum(1 for k in sources if k.startswith(prefix))
 
 
+def without_private_keys(text: str) -> str:
+    """``text`` whose PEM private key blocks (a certificate file that also holds its key, which OpenSSL
+    reads when no ``key`` option is given) are replaced by a line saying so; a key block cut short
+    takes the rest of the text with it."""
+    text = _PRIVATE_KEY_BLOCK.sub(PRIVATE_KEY_LEFT_OUT, text)
+    start = text.find("-----BEGIN ")
+    while start != -1:
+        line_end = text.find("-----", start + 11)
+        if line_end != -1 and "PRIVATE KEY" in text[start:line_end]:
+            return text[:start] + PRIVATE_KEY_LEFT_OUT
+        start = text.find("-----BEGIN ", start + 11)
+    return text
+
+
+def kept_text(data: bytes) -> str | None:
+    """What a version keeps of a file holding a private key (its text, the key left out), None for
+    a file without one."""
+    if b"PRIVATE KEY" not in data:
+        return None
+    try:
+        return without_private_keys(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        return PRIVATE_KEY_LEFT_OUT
+
+
+def _same(data: bytes, text: str) -> bool:
+    """Whether ``data`` (a file's bytes now) is what the version holds as ``text``."""
+    if _KEY_LEFT_OUT in text:
+        return kept_text(data) == text
+    digest = _DIGEST.fullmatch(text)
+    return (hashlib.sha256(data).hexdigest() == digest.group(1)) if digest else data == text.encode("utf-8")
+
+
 def read_bytes(path: str | Path) -> bytes:
     """The file's bytes as the version in force holds them (see the module); OSError as reading would."""
     text = held(path)
-    if text is None or _KEY_LEFT_OUT in text:
+    if text is None:
         return Path(path).read_bytes()
-    digest = _DIGEST.fullmatch(text)
-    if digest is None:
+    if _KEY_LEFT_OUT not in text and _DIGEST.fullmatch(text) is None:
         return text.encode("utf-8")          # kept as the strict UTF-8 decoding of the bytes hashed
-    data = Path(path).read_bytes()
-    if hashlib.sha256(data).hexdigest() != digest.group(1):
+    data = Path(path).read_bytes()           # kept as its digest, or without its private key: read, checked
+    if not _same(data, text):
         raise FileChanged(CHANGED, path=str(path))
     return data
 
@@ -85,13 +121,11 @@ def check_unchanged(path: str | Path) -> None:
     """``FileChanged`` when the version in force holds ``path`` and the file now differs from it: for a
     file a library reads itself (an XSD's ``xs:include``), checked after it was read."""
     text = held(path)
-    if text is None or _KEY_LEFT_OUT in text:
+    if text is None:
         return
     try:
         data = Path(path).read_bytes()
     except OSError:
         raise FileChanged(CHANGED, path=str(path)) from None
-    digest = _DIGEST.fullmatch(text)
-    same = (hashlib.sha256(data).hexdigest() == digest.group(1)) if digest else data == text.encode("utf-8")
-    if not same:
+    if not _same(data, text):
         raise FileChanged(CHANGED, path=str(path))

@@ -15,13 +15,13 @@ import dataclasses
 import functools
 import hashlib
 import os
-import re
 from pathlib import Path
 from typing import Any, Iterator
 
 from dsl.lower import program_version
 from engine.registry import default_registry
 from formats.versioned import MAX_DIR_FILES      # a spec folder (an XSD set) is versioned file by file, up to this many
+from formats.versioned import kept_text     # a certificate file's text without its private key
 
 
 def _paths_in(value: Any) -> Iterator[str]:
@@ -86,34 +86,14 @@ def file_digest(path: Path) -> str:
         return f"unreadable: {exc.strerror or exc}"
 
 
-_PRIVATE_KEY_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]*PRIVATE KEY)-----.*?-----END \1-----\n?", re.S)
-PRIVATE_KEY_LEFT_OUT = "(a private key: not kept)\n"
-
-
-def without_private_keys(text: str) -> str:
-    """``text`` whose PEM private key blocks (a certificate file that also holds its key, which OpenSSL
-    reads when no ``key`` option is given) are replaced by a line saying so; a key block cut short
-    takes the rest of the text with it."""
-    text = _PRIVATE_KEY_BLOCK.sub(PRIVATE_KEY_LEFT_OUT, text)
-    start = text.find("-----BEGIN ")
-    while start != -1:
-        line_end = text.find("-----", start + 11)
-        if line_end != -1 and "PRIVATE KEY" in text[start:line_end]:
-            return text[:start] + PRIVATE_KEY_LEFT_OUT
-        start = text.find("-----BEGIN ", start + 11)
-    return text
-
-
 def _text_or_digest(path: str, digest: str) -> str:
     try:
         data = Path(path).read_bytes()
     except OSError:
         return f"sha256:{digest}"
-    if b"PRIVATE KEY" in data:             # never kept, nor fingerprinted: only what surrounds it
-        try:
-            return without_private_keys(data.decode("utf-8"))
-        except UnicodeDecodeError:
-            return PRIVATE_KEY_LEFT_OUT
+    kept = kept_text(data)                 # a private key: never kept, nor fingerprinted; only what surrounds it
+    if kept is not None:
+        return kept
     if len(data) <= 1_000_000:
         try:
             return data.decode("utf-8")
