@@ -53,6 +53,12 @@ CHANGED = ("the file changed after the configuration was read (while it was bein
            "used: reload again")
 
 
+def in_force() -> Mapping[str, str] | None:
+    """The sources of the ``versioned`` block in force (None outside one): what a format that reads a file
+    later (an XSD catalog's schema, when a message first needs it) enters ``versioned`` with again."""
+    return _SOURCES.get()
+
+
 def held(path: str | Path) -> str | None:
     """The text the version in force (a ``versioned`` block) holds of ``path``: its text, ``sha256:HEX``,
     or None when there is no block or the version does not hold the file."""
@@ -115,17 +121,3 @@ def read_bytes(path: str | Path) -> bytes:
     if not _same(data, text):
         raise FileChanged(CHANGED, path=str(path))
     return data
-
-
-def check_unchanged(path: str | Path) -> None:
-    """``FileChanged`` when the version in force holds ``path`` and the file now differs from it: for a
-    file a library reads itself (an XSD's ``xs:include``), checked after it was read."""
-    text = held(path)
-    if text is None:
-        return
-    try:
-        data = Path(path).read_bytes()
-    except OSError:
-        raise FileChanged(CHANGED, path=str(path)) from None
-    if not _same(data, text):
-        raise FileChanged(CHANGED, path=str(path))
