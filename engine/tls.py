@@ -81,24 +81,29 @@ def _read_pem(path: str | os.PathLike[str], role: str, marker: str, option: str)
 
 
 @contextmanager
-def _private_files(*blobs: bytes | None) -> Iterator[list[str | None]]:
-    """Paths OpenSSL reads ``blobs`` from (None stays None), gone when the block ends: anonymous memory
-    files where the system has them (Linux ``memfd``: never on a disk, reached through this process's own
-    /proc/self/fd), else temporary files created 0600 and removed right after.  What OpenSSL loads is then
-    the bytes read (and checked) once, not a file that may have been rewritten since."""
+def _private_files(*files: tuple[bytes, Path] | None) -> Iterator[list[str | None]]:
+    """Paths OpenSSL reads the bytes of ``files`` (``(bytes, the file they were read from)``; None stays
+    None) from, gone when the block ends: anonymous memory files where the system has them (Linux
+    ``memfd``: never on a disk, reached through this process's own /proc/self/fd), else temporary files
+    created 0600 and removed right after -- but never a private key on a disk: bytes holding one are then
+    read from their own file (checked against the version a moment before).  What OpenSSL loads is the
+    bytes read (and checked) once, not a file that may have been rewritten since."""
     fds: list[int] = []
     temps: list[str] = []
     paths: list[str | None] = []
     try:
-        for blob in blobs:
-            if blob is None:
+        for item in files:
+            if item is None:
                 paths.append(None)
                 continue
+            blob, origin = item
             fd = _memfd()
             if fd is not None:
                 fds.append(fd)
                 os.write(fd, blob)
                 paths.append(f"/proc/self/fd/{fd}")
+            elif b"PRIVATE KEY" in blob:
+                paths.append(str(origin))
             else:
                 fd, name = tempfile.mkstemp(prefix="bsp-tls-", suffix=".pem")     # 0600
                 temps.append(name)
@@ -131,7 +136,8 @@ def _load_chain(ctx: ssl.SSLContext, cert: str | os.PathLike[str], key: str | os
     key_p, key_data = (_read_pem(key, "private key", "PRIVATE KEY-----", f"{side} tls key") if key is not None
                        else (None, None))
     try:
-        with _private_files(cert_data, key_data) as (cert_f, key_f):
+        key_file = (key_data, key_p) if key_p is not None and key_data is not None else None
+        with _private_files((cert_data, cert_p), key_file) as (cert_f, key_f):
             ctx.load_cert_chain(cert_f, key_f, password=password)
     except ssl.SSLError as exc:
         reason = getattr(exc, "reason", None) or str(exc)
@@ -163,7 +169,7 @@ def _on_disk(path: Path, data: bytes) -> bool:
 def _load_ca(ctx: ssl.SSLContext, ca: str | os.PathLike[str], side: str) -> None:
     ca_p, data = _read_pem(ca, "CA bundle", "CERTIFICATE-----", f"{side} tls ca")
     try:
-        with _private_files(data) as (ca_f,):
+        with _private_files((data, ca_p)) as (ca_f,):
             ctx.load_verify_locations(cafile=ca_f)
     except ssl.SSLError as exc:
         raise TLSConfigError(f"{side} tls ca: OpenSSL refused CA bundle {str(ca_p)!r}: {exc}",
