@@ -26,7 +26,11 @@ from typing import Iterator, Mapping
 
 from formats.errors import SpecError
 
-MAX_DIR_FILES = 500      # a configuration folder (an XSD set) is versioned file by file, up to this many
+# a configuration folder (an XSD set) is versioned file by file, every file the format reads of it; one of
+# more files than this is refused (bsp check E132, a reload, bsp run): each configuration version the ledger
+# records keeps the text of all of them (an ISO 20022 catalogue's XSDs: ~0.1 MB each, ~110 MB per version
+# at this limit), and the bind reads them all (measured in docs/operations.md, "Configuration folders")
+MAX_DIR_FILES = 2000
 
 _SOURCES: ContextVar[Mapping[str, str] | None] = ContextVar("bsp_versioned_sources", default=None)
 _DIGEST = re.compile(r"sha256:([0-9a-f]{64})")
@@ -68,13 +72,18 @@ def held(path: str | Path) -> str | None:
     return sources.get(str(Path(path)))
 
 
-def held_under(folder: str | Path) -> int:
-    """How many files under ``folder`` the version in force holds (0 without a ``versioned`` block)."""
-    sources = _SOURCES.get()
-    if not sources:
-        return 0
-    prefix = str(Path(folder)) + "/"
-    return sum(1 for k in sources if k.startswith(prefix))
+def folder_files(folder: str | Path, pattern: str | None = None) -> list[Path]:
+    """The files of a configuration folder a format reads (``pattern``: ``OptionSpec.folder_files``, a
+    glob searched recursively; None: every file), sorted: what is versioned of it, all of them."""
+    return sorted(q for q in Path(folder).rglob(pattern or "*") if q.is_file())
+
+
+def too_many_files(folder: str | Path, count: int, pattern: str | None = None) -> str:
+    """What a configuration folder of more than ``MAX_DIR_FILES`` files is refused with."""
+    what = f"files ({pattern})" if pattern and pattern != "*" else "files"
+    return (f"folder {str(folder)!r} holds {count} {what} the format reads; a configuration folder is versioned "
+            f"file by file (each configuration version keeps their text in the ledger) and may hold at most "
+            f"{MAX_DIR_FILES}")
 
 
 def without_private_keys(text: str) -> str:

@@ -20,7 +20,7 @@ from typing import Any, Iterator
 
 from dsl.lower import program_version
 from engine.registry import default_registry
-from formats.versioned import MAX_DIR_FILES      # a spec folder (an XSD set) is versioned file by file, up to this many
+from formats.versioned import folder_files       # a configuration folder (an XSD set): every file a format reads
 from formats.versioned import kept_text     # a certificate file's text without its private key
 
 
@@ -49,27 +49,40 @@ def _options(category: str, decl: Any) -> dict[str, Any]:
     return {k: v for k, v in decl.options.items() if (category, decl.kind, k) not in secret}
 
 
-def _candidates(program: Any) -> Iterator[tuple[str, bool]]:
-    """``(path, folder_is_configuration)`` for every path an option names.  A folder a format names
-    (an XSD set) is configuration; a folder a channel names (``file watch`` / ``file write`` ``dir``,
-    ``done_dir``) is where it reads or writes data: its files are neither versioned nor watched.
-    Options naming a secret (``OptionSpec.secret``: key files) are left out."""
+@functools.lru_cache(maxsize=1)
+def _folder_patterns() -> dict[tuple[str, str], str | None]:
+    """``(kind, option) -> glob`` of the format options whose folder holds only some files the format
+    reads (``OptionSpec.folder_files``: ``xsd_dir`` reads ``*.xsd``)."""
+    return {(c.name, o.name): o.folder_files for c in default_registry().walk()
+            if c.category == "format" for o in c.options if o.folder_files}
+
+
+def _candidates(program: Any) -> Iterator[tuple[str, str | None]]:
+    """``(path, folder_files)`` for every path an option names; ``folder_files``: the glob of the files
+    versioned when the path is a folder (``"*"``: all), None when a folder there is not configuration.  A
+    folder a format names (an XSD set) is configuration; a folder a channel names (``file watch`` /
+    ``file write`` ``dir``, ``done_dir``) is where it reads or writes data: its files are neither
+    versioned nor watched.  Options naming a secret (``OptionSpec.secret``: key files) are left out."""
+    patterns = _folder_patterns()
     for decl in program.formats.values():
-        yield from ((p, True) for p in _paths_in(_options("format", decl)))
+        for option, value in _options("format", decl).items():
+            pattern = patterns.get((decl.kind, option)) or "*"
+            yield from ((p, pattern) for p in _paths_in(value))
     for decl in program.channels.values():
-        yield from ((p, False) for p in _paths_in(_options("channel", decl)))
+        yield from ((p, None) for p in _paths_in(_options("channel", decl)))
     for decl in program.tables.values():
-        yield decl.path, True
+        yield decl.path, "*"
 
 
 def _referenced_paths(program: Any) -> Iterator[Path]:
-    """Every existing file (or file in a named configuration folder) the program's options name."""
-    for raw, folder_is_configuration in _candidates(program):
+    """Every existing file (or file a format reads in a named configuration folder: all of them, however
+    many; ``bsp check`` refuses a folder of more than ``MAX_DIR_FILES``, E132) the program's options name."""
+    for raw, pattern in _candidates(program):
         p = Path(raw)
         if p.is_file():
             yield p
-        elif folder_is_configuration and p.is_dir():
-            yield from sorted(q for q in p.rglob("*") if q.is_file())[:MAX_DIR_FILES]
+        elif pattern is not None and p.is_dir():
+            yield from folder_files(p, pattern)
 
 
 def referenced_files(program: Any) -> dict[str, str]:

@@ -261,7 +261,7 @@ class Iso20022Codec:
             path = self.catalog.by_message.get(msg)
             if path is None:
                 return None
-            with versioned(self.catalog.sources):      # its includes as the codec's version holds them
+            with versioned(self.catalog.sources):      # it and its includes as the codec's version holds them
                 schema = self._schemas[msg] = load_schema(path, self.catalog.data.get(msg))
         return schema
 

@@ -27,7 +27,7 @@ from urllib.parse import unquote, urlparse
 from lxml import etree
 
 from formats.errors import SpecError
-from formats.versioned import CHANGED, MAX_DIR_FILES, FileChanged, held, held_under, in_force, read_bytes
+from formats.versioned import CHANGED, FileChanged, folder_files, held, in_force, read_bytes
 
 NS_PREFIX = "urn:iso:std:iso:20022:tech:xsd:"
 _MSG_ID = re.compile(r"([a-z]{4}\.\d{3}\.\d{3}\.\d{2}(?:\.[A-Za-z0-9]+)*?)(?:\.xsd)?$")
@@ -293,48 +293,47 @@ def _target_namespace(data: bytes) -> str | None:
     return None
 
 
-def _versioned_files(folder: Path) -> int | None:
-    """How many files of ``folder`` the configuration's version in force holds; None without one, or when
-    it holds none (a folder not named by the route: the bundled XSDs, BSP_XSD_PATH)."""
-    n = held_under(folder)
-    return n or None
-
-
 class Catalog:
     """Message id -> XSD path, from files and directories (searched recursively).
 
-    Read in a ``formats.versioned`` block (the engine's bind), a folder's files are the ones the
-    configuration's version holds, as it holds them (``data``: what ``load_schema`` parses later, when a
-    message first needs its schema); a file the version lacks that appeared after it was computed refuses
-    the bind (``FileChanged``); beyond the files a version holds of a folder (``MAX_DIR_FILES``), read."""
+    Read in a ``formats.versioned`` block (the engine's bind), a folder the configuration's version holds
+    files of is those files, as it holds them, every one (engine/ops/files.py versions all of a folder's
+    ``*.xsd``, up to ``MAX_DIR_FILES``, else the configuration is refused): a file the version lacks that
+    appeared after it was computed refuses the bind (``FileChanged``), and one removed since is still
+    there.  A schema is parsed later, when a message first needs it, from the same version (``sources``).
+    A folder the version holds nothing of (the bundled XSDs, ``BSP_ISO20022_XSD_PATH``) is read."""
 
     def __init__(self, paths: list[str | Path] = ()) -> None:
         self.by_message: dict[str, str] = {}
-        self.data: dict[str, bytes] = {}
+        self.data: dict[str, bytes] = {}        # a file the version keeps as its digest: the bytes checked
         # the configuration version's sources (None outside the engine's bind): a schema loaded later, when a
-        # message first needs it, reads its includes / imports as this version holds them (Iso20022Codec)
+        # message first needs it, is read as this version holds it, its includes / imports too (Iso20022Codec)
         self.sources = in_force()
         for p in paths:
             self.add(p)
 
     def add(self, path: str | Path) -> None:
         p = Path(path)
-        files = sorted(p.rglob("*.xsd")) if p.is_dir() else [p]
-        versioned_here = _versioned_files(p) if p.is_dir() else None
-        for f in files:
-            kept = held(f) is not None
-            if versioned_here is not None and not kept and versioned_here < MAX_DIR_FILES:
-                raise FileChanged(f"{f}: {CHANGED} (the file is not in the configuration's version)",
-                                  path=str(p))
-            try:
-                data = read_bytes(f)
-            except OSError:
-                continue
-            mid = message_id(_target_namespace(data))
-            if mid and mid not in self.by_message:
-                self.by_message[mid] = str(f)
-                if kept:
-                    self.data[mid] = data
+        if not p.is_dir():
+            self._add(p, held(p))
+            return
+        kept = {Path(k) for k in (self.sources or {}) if k.startswith(f"{p}/") and k.endswith(".xsd")}
+        for f in sorted(set(folder_files(p, "*.xsd")) | kept):
+            text = held(f)
+            if kept and text is None:
+                raise FileChanged(f"{f}: {CHANGED} (the file is not in the configuration's version)", path=str(p))
+            self._add(f, text)
+
+    def _add(self, f: Path, text: str | None) -> None:
+        try:
+            data = read_bytes(f)
+        except OSError:
+            return
+        mid = message_id(_target_namespace(data))
+        if mid and mid not in self.by_message:
+            self.by_message[mid] = str(f)
+            if text is not None and text.startswith("sha256:"):
+                self.data[mid] = data
 
     def find(self, wanted: str | None) -> list[str]:
         return sorted(m for m in self.by_message if matches(wanted, m))
