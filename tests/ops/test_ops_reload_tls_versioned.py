@@ -214,3 +214,29 @@ async def test_a_certificate_and_key_rewritten_before_the_bind_refuse_it_naming_
     text = str(info.value)
     assert f"certificate file '{cert}' changed after the configuration was read" in text, text
     assert "reload again" in text and "echo.route:" in text, text
+
+
+def test_a_certificate_file_holding_its_key_rewritten_before_the_bind_refuses_it_naming_the_file(tmp_path: Path) -> None:
+    """One PEM holding the certificate and its key (no `key` option): the version keeps it without the key,
+    so the bind reads the file; rewritten meanwhile (a new pair), it no longer is what the version holds,
+    and the bind is refused naming it, instead of serving a certificate the version does not hold."""
+    from engine.ops.generation import build_generation
+    from engine.runtime.binder import BindError
+
+    ca = new_ca("versioned CA")
+    both = tmp_path / "server-with-key.pem"
+    first = ca.issue("localhost", dns=["localhost"], server=True)
+    both.write_bytes(first.cert_pem + first.key_pem)
+    route = tmp_path / "echo.route"
+    route.write_text(TLS_ECHO % {"tls": f'    cert = "{both}"\n'})
+    registry, program = versioned_program(route)
+    assert "(a private key: not kept)" in program.sources[str(both)]
+    assert "PRIVATE KEY" not in program.sources[str(both)].replace("(a private key: not kept)", "")
+    build_generation(1, program, registry, ledger=None)                 # the same file: bound
+    second = ca.issue("renewed", dns=["localhost"], server=True)
+    both.write_bytes(second.cert_pem + second.key_pem)                   # rewritten meanwhile
+    with pytest.raises(BindError) as info:
+        build_generation(1, program, registry, ledger=None)
+    text = str(info.value)
+    assert f"certificate file '{both}' changed after the configuration was read" in text, text
+    assert "reload again" in text and "BEGIN" not in text, text
