@@ -18,6 +18,7 @@ from typing import Any
 
 from dsl import ast as A
 from dsl.dealamount import check_deal_amount
+from dsl.configfolders import check_config_folders
 from dsl.continuity import check_continuity
 from dsl.limits import check_limit
 from dsl import calendars, compexpect, ir
@@ -823,6 +824,7 @@ class Checker(_TestChecks):
                 fields = self._fields(d, names)
         decl = ir.FormatDecl(d.name.name, kind, opts, tuple(fields), pos=d.pos)
         self.res.formats[d.name.name] = decl
+        check_config_folders(self, spec, decl, where, d.pos)      # E132: a folder too large to version
         # a field whose type is wrong (E052) is still a field: reads and bodies naming it are fine
         known: list[str] | None = names or None
         if self._errors() == errors_at_start:      # hooks only see declarations that are fine so far

@@ -187,6 +187,13 @@ CATALOGUE: tuple[Entry, ...] = (
           "`continuity NAME` comes before the route's `deal` step (or the route has none): the chain moves on when "
           "the statement's deal commits / comes after call `C`: the statement is posted by then / inside `on error`",
           _route('continuity stmts { key = msg.code  statement = msg.code }', _KEYED), 7, 5),
+    Entry("E132", "configuration folder with too many files to version",
+          "format `F`: option xsd_dir: folder 'DIR' holds N files (*.xsd) the format reads; a configuration folder "
+          "is versioned file by file (each configuration version keeps their text in the ledger) and may hold at "
+          "most 2000 (help: point the option at a folder holding only the files the routes use, or split the "
+          "format in several, each with its own folder)",
+          'format J = json schema "."\n', 1, 17,
+          files={f"s{i:04d}.json": "{}" for i in range(2000)}),
     Entry("E036", "deal without ref or amount", "deal `TYPE` needs ref and amount",
           _route('deal PAY { currency = "CNY" }', 'reply Req { code = "00" }'), 7, 10),
     Entry("E037", "body field set twice", "`PATH` is set twice",

@@ -57,8 +57,10 @@ class CertExpiry:
 def read_certs(path: str | Path) -> list[tuple[str, float]]:
     """(subject, notAfter as Unix time) of every PEM certificate in ``path``; [] when it cannot be read."""
     from cryptography import x509
+
+    from formats.versioned import read_bytes      # in the engine's bind: the configuration version's text
     try:
-        data = Path(path).read_bytes()
+        data = read_bytes(path)
         certs = x509.load_pem_x509_certificates(data)
     except (OSError, ValueError):
         return []

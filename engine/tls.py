@@ -9,13 +9,25 @@ no compression and no renegotiation.
 Files are checked before OpenSSL sees them, so a missing, unreadable or
 non-PEM file gives a ``TLSConfigError`` that names the file, says what was
 expected there and how to fix it (``bsp certs dev DIR`` writes a working set).
+
+Each file is read once, through ``formats.versioned.read_bytes``: while the engine binds a configuration
+(``versioned`` around the channels' build, and around a renewed certificate's read) a ``cert`` or ``ca``
+file is the text the configuration's version holds, not the file read again, so the running TLS is the
+recorded one even when the file is rewritten meanwhile (a certificate file holding its private key is read
+and must still match the version, else the bind is refused naming it: reload again).  OpenSSL is then given
+exactly those bytes (``_private_files``: anonymous memory files, or private temporary files removed right
+after), never the path to read again.  A key file is a secret, never versioned: it is read once too.
 """
 from __future__ import annotations
 
 import os
 import ssl
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
+
+from formats.versioned import FileChanged, read_bytes
 
 CLIENT_CERT_MODES = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
 
@@ -40,16 +52,22 @@ class TLSConfigError(ValueError):
         super().__init__(message + (f" (hint: {hint})" if hint else ""))
 
 
-def _read_pem(path: str | os.PathLike[str], role: str, marker: str, option: str) -> Path:
+def _read_pem(path: str | os.PathLike[str], role: str, marker: str, option: str) -> tuple[Path, bytes]:
+    """The file's path and bytes: the configuration version's while the engine binds (see the module)."""
     p = Path(path)
-    if not p.exists():
-        raise TLSConfigError(f"{option}: {role} file {str(p)!r} does not exist", path=str(p), role=role, hint=_FIX)
-    if p.is_dir():
-        raise TLSConfigError(f"{option}: {role} path {str(p)!r} is a directory; expected a PEM file",
-                             path=str(p), role=role, hint=_FIX)
     try:
-        data = p.read_bytes()
+        data = read_bytes(p)
+    except FileChanged:
+        raise TLSConfigError(f"{option}: {role} file {str(p)!r} changed after the configuration was read (while "
+                             f"it was being loaded); nothing of it is used", path=str(p), role=role,
+                             hint="reload again: the next configuration version holds the file as it is now") from None
     except OSError as exc:
+        if not p.exists():
+            raise TLSConfigError(f"{option}: {role} file {str(p)!r} does not exist", path=str(p), role=role,
+                                 hint=_FIX) from None
+        if p.is_dir():
+            raise TLSConfigError(f"{option}: {role} path {str(p)!r} is a directory; expected a PEM file",
+                                 path=str(p), role=role, hint=_FIX) from None
         raise TLSConfigError(f"{option}: {role} file {str(p)!r} cannot be read: {exc.strerror or exc}",
                              path=str(p), role=role,
                              hint="check the file's permissions for the user running bsp") from None
@@ -59,17 +77,76 @@ def _read_pem(path: str | os.PathLike[str], role: str, marker: str, option: str)
             path=str(p), role=role,
             hint="the file must be PEM (text starting with -----BEGIN ...); convert DER with "
                  "`openssl x509 -inform der -in FILE -out FILE.pem`")
-    return p
+    return p, data
+
+
+@contextmanager
+def _private_files(*files: tuple[bytes, Path] | None) -> Iterator[list[str | None]]:
+    """Paths OpenSSL reads the bytes of ``files`` (``(bytes, the file they were read from)``; None stays
+    None) from, gone when the block ends: anonymous memory files where the system has them (Linux
+    ``memfd``: never on a disk, reached through this process's own /proc/self/fd), else temporary files
+    created 0600 and removed right after -- but never a private key on a disk: bytes holding one are then
+    read from their own file (checked against the version a moment before).  What OpenSSL loads is the
+    bytes read (and checked) once, not a file that may have been rewritten since."""
+    fds: list[int] = []
+    temps: list[str] = []
+    paths: list[str | None] = []
+    try:
+        for item in files:
+            if item is None:
+                paths.append(None)
+                continue
+            blob, origin = item
+            fd = _memfd()
+            if fd is not None:
+                fds.append(fd)
+                os.write(fd, blob)
+                paths.append(f"/proc/self/fd/{fd}")
+            elif b"PRIVATE KEY" in blob:
+                paths.append(str(origin))
+            else:
+                fd, name = tempfile.mkstemp(prefix="bsp-tls-", suffix=".pem")     # 0600
+                temps.append(name)
+                with os.fdopen(fd, "wb") as f:
+                    f.write(blob)
+                paths.append(name)
+        yield paths
+    finally:
+        for fd in fds:
+            os.close(fd)
+        for name in temps:
+            try:
+                os.unlink(name)
+            except OSError:
+                pass
+
+
+def _memfd() -> int | None:
+    if not hasattr(os, "memfd_create") or not os.path.isdir("/proc/self/fd"):
+        return None
+    try:
+        return os.memfd_create("bsp-tls", os.MFD_CLOEXEC)
+    except OSError:
+        return None
 
 
 def _load_chain(ctx: ssl.SSLContext, cert: str | os.PathLike[str], key: str | os.PathLike[str] | None,
                 password: str | None, side: str) -> None:
-    cert_p = _read_pem(cert, "certificate", "CERTIFICATE-----", f"{side} tls cert")
-    key_p = _read_pem(key, "private key", "PRIVATE KEY-----", f"{side} tls key") if key is not None else None
+    cert_p, cert_data = _read_pem(cert, "certificate", "CERTIFICATE-----", f"{side} tls cert")
+    key_p, key_data = (_read_pem(key, "private key", "PRIVATE KEY-----", f"{side} tls key") if key is not None
+                       else (None, None))
     try:
-        ctx.load_cert_chain(str(cert_p), str(key_p) if key_p else None, password=password)
+        key_file = (key_data, key_p) if key_p is not None and key_data is not None else None
+        with _private_files((cert_data, cert_p), key_file) as (cert_f, key_f):
+            ctx.load_cert_chain(cert_f, key_f, password=password)
     except ssl.SSLError as exc:
         reason = getattr(exc, "reason", None) or str(exc)
+        if reason == "KEY_VALUES_MISMATCH" and not _on_disk(cert_p, cert_data):
+            raise TLSConfigError(
+                f"{side} tls cert: certificate file {str(cert_p)!r} changed after the configuration was read "
+                f"(while it was being loaded): the version holds a certificate that private key "
+                f"{str(key_p)!r} does not belong to; nothing of it is used", path=str(cert_p), role="certificate",
+                hint="reload again: the next configuration version holds the certificate as it is now") from None
         if reason == "KEY_VALUES_MISMATCH":
             raise TLSConfigError(
                 f"{side} tls key: private key {str(key_p)!r} does not belong to certificate {str(cert_p)!r}",
@@ -80,10 +157,20 @@ def _load_chain(ctx: ssl.SSLContext, cert: str | os.PathLike[str], key: str | os
             path=str(cert_p), role="certificate", hint=_FIX) from None
 
 
-def _load_ca(ctx: ssl.SSLContext, ca: str | os.PathLike[str], side: str) -> None:
-    ca_p = _read_pem(ca, "CA bundle", "CERTIFICATE-----", f"{side} tls ca")
+def _on_disk(path: Path, data: bytes) -> bool:
+    """Whether the file still holds ``data``: a key that does not belong to the version's certificate is a
+    certificate and its key rewritten after the configuration was read when it does not."""
     try:
-        ctx.load_verify_locations(cafile=str(ca_p))
+        return path.read_bytes() == data
+    except OSError:
+        return False
+
+
+def _load_ca(ctx: ssl.SSLContext, ca: str | os.PathLike[str], side: str) -> None:
+    ca_p, data = _read_pem(ca, "CA bundle", "CERTIFICATE-----", f"{side} tls ca")
+    try:
+        with _private_files((data, ca_p)) as (ca_f,):
+            ctx.load_verify_locations(cafile=ca_f)
     except ssl.SSLError as exc:
         raise TLSConfigError(f"{side} tls ca: OpenSSL refused CA bundle {str(ca_p)!r}: {exc}",
                              path=str(ca_p), role="CA bundle", hint=_FIX) from None

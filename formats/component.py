@@ -39,6 +39,10 @@ class OptionSpec:
     # names a secret (a key or token file): a path need not exist for `bsp check`, and the file is
     # never read into the configuration's versioned sources (engine/ops/files.py)
     secret: bool = False
+    # a "path" option that may name a configuration folder (an XSD set): the files of it the component
+    # reads (a glob, searched recursively), the ones versioned with the configuration (engine/ops/files.py)
+    # and counted against formats.versioned.MAX_DIR_FILES (bsp check E132); None: every file
+    folder_files: str | None = None
 
     def __post_init__(self) -> None:
         if self.type not in OPTION_TYPES:

@@ -9,7 +9,9 @@ connections; the files are read into a new server context before the swap, and t
 channel accepts from then on get it.  Rebinding instead closed the port for a few milliseconds (connects
 refused, connections waiting in the old socket's accept queue reset: measured in the commit that added
 this module).  Files that cannot be used (missing, a key that does not belong to the certificate) or a
-certificate already expired refuse the reload: the channel keeps serving the certificate it has.
+certificate already expired refuse the reload: the channel keeps serving the certificate it has.  The
+files are read as the new configuration's version holds them (``formats.versioned``), not read again: a
+certificate rewritten once more after the reload read the configuration waits for the next reload.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from typing import Any, Iterable
 import trio
 
 from engine.certexpiry import OWN, expired_certs, expired_text
+from formats.versioned import versioned
 
 log = logging.getLogger("bsp.ops")
 
@@ -38,10 +41,11 @@ async def read_renewed(gen: Any, names: Iterable[str], now: float | None = None)
     now = time.time() if now is None else now
     out: dict[str, Any] = {}
     problems: list[str] = []
+    sources = getattr(gen.program, "sources", None)
     for name in names:
         ch = gen.channels[name]
         try:
-            out[name] = await trio.to_thread.run_sync(ch.read_tls)
+            out[name] = await trio.to_thread.run_sync(_read_versioned, ch, sources)
         except ValueError as exc:            # ChannelConfigError: names the channel and the file
             problems.append(f"{exc}; the channel keeps serving the certificate it has")
             continue
@@ -52,6 +56,13 @@ async def read_renewed(gen: Any, names: Iterable[str], now: float | None = None)
     if problems:
         raise TLSRenewRefused(problems)
     return out
+
+
+def _read_versioned(ch: Any, sources: Any) -> Any:
+    """The channel's new context from its files as the generation's version holds them (engine/tls.py):
+    a file rewritten after the reload read the configuration is not the one served."""
+    with versioned(sources):
+        return ch.read_tls()
 
 
 def renew(gen: Any, contexts: dict[str, Any]) -> None:

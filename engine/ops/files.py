@@ -15,13 +15,13 @@ import dataclasses
 import functools
 import hashlib
 import os
-import re
 from pathlib import Path
 from typing import Any, Iterator
 
 from dsl.lower import program_version
 from engine.registry import default_registry
-from formats.versioned import MAX_DIR_FILES      # a spec folder (an XSD set) is versioned file by file, up to this many
+from formats.versioned import folder_files       # a configuration folder (an XSD set): every file a format reads
+from formats.versioned import kept_text     # a certificate file's text without its private key
 
 
 def _paths_in(value: Any) -> Iterator[str]:
@@ -49,27 +49,40 @@ def _options(category: str, decl: Any) -> dict[str, Any]:
     return {k: v for k, v in decl.options.items() if (category, decl.kind, k) not in secret}
 
 
-def _candidates(program: Any) -> Iterator[tuple[str, bool]]:
-    """``(path, folder_is_configuration)`` for every path an option names.  A folder a format names
-    (an XSD set) is configuration; a folder a channel names (``file watch`` / ``file write`` ``dir``,
-    ``done_dir``) is where it reads or writes data: its files are neither versioned nor watched.
-    Options naming a secret (``OptionSpec.secret``: key files) are left out."""
+@functools.lru_cache(maxsize=1)
+def _folder_patterns() -> dict[tuple[str, str], str | None]:
+    """``(kind, option) -> glob`` of the format options whose folder holds only some files the format
+    reads (``OptionSpec.folder_files``: ``xsd_dir`` reads ``*.xsd``)."""
+    return {(c.name, o.name): o.folder_files for c in default_registry().walk()
+            if c.category == "format" for o in c.options if o.folder_files}
+
+
+def _candidates(program: Any) -> Iterator[tuple[str, str | None]]:
+    """``(path, folder_files)`` for every path an option names; ``folder_files``: the glob of the files
+    versioned when the path is a folder (``"*"``: all), None when a folder there is not configuration.  A
+    folder a format names (an XSD set) is configuration; a folder a channel names (``file watch`` /
+    ``file write`` ``dir``, ``done_dir``) is where it reads or writes data: its files are neither
+    versioned nor watched.  Options naming a secret (``OptionSpec.secret``: key files) are left out."""
+    patterns = _folder_patterns()
     for decl in program.formats.values():
-        yield from ((p, True) for p in _paths_in(_options("format", decl)))
+        for option, value in _options("format", decl).items():
+            pattern = patterns.get((decl.kind, option)) or "*"
+            yield from ((p, pattern) for p in _paths_in(value))
     for decl in program.channels.values():
-        yield from ((p, False) for p in _paths_in(_options("channel", decl)))
+        yield from ((p, None) for p in _paths_in(_options("channel", decl)))
     for decl in program.tables.values():
-        yield decl.path, True
+        yield decl.path, "*"
 
 
 def _referenced_paths(program: Any) -> Iterator[Path]:
-    """Every existing file (or file in a named configuration folder) the program's options name."""
-    for raw, folder_is_configuration in _candidates(program):
+    """Every existing file (or file a format reads in a named configuration folder: all of them, however
+    many; ``bsp check`` refuses a folder of more than ``MAX_DIR_FILES``, E132) the program's options name."""
+    for raw, pattern in _candidates(program):
         p = Path(raw)
         if p.is_file():
             yield p
-        elif folder_is_configuration and p.is_dir():
-            yield from sorted(q for q in p.rglob("*") if q.is_file())[:MAX_DIR_FILES]
+        elif pattern is not None and p.is_dir():
+            yield from folder_files(p, pattern)
 
 
 def referenced_files(program: Any) -> dict[str, str]:
@@ -86,34 +99,14 @@ def file_digest(path: Path) -> str:
         return f"unreadable: {exc.strerror or exc}"
 
 
-_PRIVATE_KEY_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]*PRIVATE KEY)-----.*?-----END \1-----\n?", re.S)
-PRIVATE_KEY_LEFT_OUT = "(a private key: not kept)\n"
-
-
-def without_private_keys(text: str) -> str:
-    """``text`` whose PEM private key blocks (a certificate file that also holds its key, which OpenSSL
-    reads when no ``key`` option is given) are replaced by a line saying so; a key block cut short
-    takes the rest of the text with it."""
-    text = _PRIVATE_KEY_BLOCK.sub(PRIVATE_KEY_LEFT_OUT, text)
-    start = text.find("-----BEGIN ")
-    while start != -1:
-        line_end = text.find("-----", start + 11)
-        if line_end != -1 and "PRIVATE KEY" in text[start:line_end]:
-            return text[:start] + PRIVATE_KEY_LEFT_OUT
-        start = text.find("-----BEGIN ", start + 11)
-    return text
-
-
 def _text_or_digest(path: str, digest: str) -> str:
     try:
         data = Path(path).read_bytes()
     except OSError:
         return f"sha256:{digest}"
-    if b"PRIVATE KEY" in data:             # never kept, nor fingerprinted: only what surrounds it
-        try:
-            return without_private_keys(data.decode("utf-8"))
-        except UnicodeDecodeError:
-            return PRIVATE_KEY_LEFT_OUT
+    kept = kept_text(data)                 # a private key: never kept, nor fingerprinted; only what surrounds it
+    if kept is not None:
+        return kept
     if len(data) <= 1_000_000:
         try:
             return data.decode("utf-8")

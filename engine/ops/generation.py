@@ -204,6 +204,7 @@ def build_generation(number: int, program: Any, registry: Any, *, ledger: Any,
     raises ``OverrideError`` naming its place in the deployment file."""
     from engine.certexpiry import expired_own, program_certs
     from engine.ops.overrides import OverrideError, check_overrides, resolve_paths
+    from formats.versioned import versioned
     problems = check_overrides(overrides, program, registry)
     if problems:
         raise OverrideError(problems)
@@ -212,7 +213,8 @@ def build_generation(number: int, program: Any, registry: Any, *, ledger: Any,
                      overrides=resolved, grace=grace, faults=faults)
     # the certificates' expiry, read once here (start and reload); a channel built now whose own
     # certificate has expired cannot work: refused (one kept running is reported, not refused)
-    certs = program_certs(program, resolved)
+    with versioned(getattr(program, "sources", None)):     # the certificates the channels were built with
+        certs = program_certs(program, resolved)
     expired = expired_own(certs, time.time(), [n for n in program.channels if n not in (reuse or {})])
     if expired:
         err = BindError("; ".join(expired))

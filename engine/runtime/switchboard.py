@@ -27,6 +27,7 @@ from engine.runtime.internal_log import new_faults
 from engine.runtime.stepfail import label_of
 from engine.txn import recover as recover_in_flight
 from engine.txn import backlog, saf
+from formats.versioned import versioned
 
 log = logging.getLogger("bsp.switchboard")
 
@@ -75,7 +76,9 @@ class Switchboard:
                 raise BindError(f"{_where(decl)}channel {name}: no channel kind {decl.kind!r} in the registry; "
                                 f"known kinds: {', '.join(registry.names('channel'))}")
             try:
-                self.channels[name] = spec.build(decl)
+                # the files it names (a TLS cert / ca) as the version holds them, not read again (engine/tls.py)
+                with versioned(getattr(program, "sources", None)):
+                    self.channels[name] = spec.build(decl)
             except (ValueError, TypeError) as exc:
                 note = plugin_note(registry, "channel", decl.kind)
                 raise BindError(f"{_where(decl)}channel {name}{note}: {type(exc).__name__}: {exc}" if note

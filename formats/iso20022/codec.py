@@ -34,6 +34,7 @@ from formats.errors import FormatError, SpecError
 from formats.iso20022.schema import ANY, NS_PREFIX, Catalog, Schema, TypeShape, load_schema, matches, message_id
 from formats.iso20022.totals import check_totals
 from formats.iso20022.xsd_decimal import xs_decimal
+from formats.versioned import versioned
 from formats.xml_codec import line_offset, parse, split
 
 
@@ -253,13 +254,15 @@ class Iso20022Codec:
 
     def _catalog_schema(self, msg: str) -> Schema | None:
         """The catalog's schema of ``msg``, parsed from the bytes read when the codec was built (in the
-        engine, the configuration version's: ``Catalog``), once."""
+        engine, the configuration version's: ``Catalog``), once; the files it includes or imports are read
+        as that version holds them too (``Catalog.sources``), however long after the bind."""
         schema = self._schemas.get(msg)
         if schema is None:
             path = self.catalog.by_message.get(msg)
             if path is None:
                 return None
-            schema = self._schemas[msg] = load_schema(path, self.catalog.data.get(msg))
+            with versioned(self.catalog.sources):      # it and its includes as the codec's version holds them
+                schema = self._schemas[msg] = load_schema(path, self.catalog.data.get(msg))
         return schema
 
     def _check_message(self, msg: str | None, *, offset: int | None) -> None:

@@ -27,7 +27,7 @@ from urllib.parse import unquote, urlparse
 from lxml import etree
 
 from formats.errors import SpecError
-from formats.versioned import CHANGED, MAX_DIR_FILES, FileChanged, check_unchanged, held, held_under, read_bytes
+from formats.versioned import CHANGED, FileChanged, folder_files, held, in_force, read_bytes
 
 NS_PREFIX = "urn:iso:std:iso:20022:tech:xsd:"
 _MSG_ID = re.compile(r"([a-z]{4}\.\d{3}\.\d{3}\.\d{2}(?:\.[A-Za-z0-9]+)*?)(?:\.xsd)?$")
@@ -135,9 +135,10 @@ _CACHE_SIZE = 64
 
 def load_schema(path: str, data: bytes | None = None) -> Schema:
     """Load an XSD (lxml validator + value shapes), from ``data`` or the bytes the configuration's version
-    holds (``formats.versioned``; outside the engine's bind, the file's).  Cached by path and bytes, and by
-    the bytes of the files it includes or imports (read by the XSD libraries themselves: in the engine's
-    bind, checked against the version afterwards).  Raises SpecError (``FileChanged``: reload again)."""
+    holds (``formats.versioned``; outside the engine's bind, the file's).  The files it includes or imports
+    are read by the XSD libraries through ``_VersionedReads``: as the version holds them too (a file the
+    version does not hold: from disk).  Cached by path and bytes, and by the bytes of the files it includes
+    or imports as read.  Raises SpecError (``FileChanged``: reload again)."""
     p = Path(path)
     if data is None:
         try:
@@ -146,28 +147,87 @@ def load_schema(path: str, data: bytes | None = None) -> Schema:
             raise SpecError(f"cannot read XSD: {exc}", path=str(p)) from None
     key = (str(p), data)
     hit = _CACHE.get(key)
-    if hit is not None and all(_digest(Path(f)) == d for f, d in hit[1]):
-        schema, included = hit
-    else:
-        schema, included = _parse_schema(p, data)
-        if len(_CACHE) >= _CACHE_SIZE:
-            _CACHE.pop(next(iter(_CACHE)))
-        _CACHE[key] = (schema, included)
-    for f, _d in included:          # what the libraries read: the version's, or the bind is refused
-        check_unchanged(f)
+    if hit is not None and all(_read_digest(Path(f)) == d for f, d in hit[1]):
+        return hit[0]
+    schema, included = _parse_schema(p, data)
+    if len(_CACHE) >= _CACHE_SIZE:
+        _CACHE.pop(next(iter(_CACHE)))
+    _CACHE[key] = (schema, included)
     return schema
 
 
-def _digest(path: Path) -> str:
+def _read_digest(path: Path) -> str:
+    """The sha256 of the file as an XSD library is given it (the version's text in a ``versioned`` block);
+    ``FileChanged`` as ``read_bytes`` raises it."""
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        return hashlib.sha256(read_bytes(path)).hexdigest()
     except OSError as exc:
         return f"unreadable: {exc.strerror}"
 
 
+class _VersionedReads:
+    """What lxml (a ``Resolver``) and xmlschema (an ``opener``) read an XSD's ``xs:include`` /
+    ``xs:import`` files through: ``read_bytes``, so that in the engine's bind, and in a catalog's schema
+    loaded when a message first needs it (``Catalog.sources``), a file the configuration's version holds is
+    its text there, not the file read again.  Both libraries swallow an exception raised while reading
+    (lxml makes it "failed to parse"): the first ``FileChanged`` is kept in ``changed`` and raised after."""
+
+    def __init__(self) -> None:
+        import urllib.request
+
+        self.changed: FileChanged | None = None
+        reads = self
+
+        class Resolver(etree.Resolver):
+            def resolve(self, url: str, pubid: Any, context: Any) -> Any:
+                f = _local(url)
+                if f is None or held(f) is None:
+                    return None                  # not the version's: lxml reads it (local files only)
+                data = reads.read(f)
+                return None if data is None else self.resolve_string(data, context, base_url=url)
+
+        class Handler(urllib.request.BaseHandler):
+            def file_open(self, req: Any) -> Any:
+                import email.message
+                import urllib.response
+
+                f = _local(req.full_url)
+                data = reads.read(f) if f is not None else None
+                if data is None:
+                    raise urllib.request.URLError(f"cannot read {req.full_url}")
+                return urllib.response.addinfourl(io.BytesIO(data), email.message.Message(), req.full_url)
+
+        self.resolver = Resolver()
+        self.opener = urllib.request.OpenerDirector()
+        self.opener.add_handler(Handler())
+
+    def read(self, f: Path) -> bytes | None:
+        try:
+            return read_bytes(f)
+        except FileChanged as exc:
+            self.changed = self.changed or exc
+        except OSError:
+            pass
+        return None
+
+    def raise_changed(self) -> None:
+        if self.changed is not None:
+            raise self.changed
+
+
+def _local(url: str) -> Path | None:
+    """The local file a URL (or a plain path) an XSD library asks for names; None for another scheme."""
+    parsed = urlparse(url)
+    if parsed.scheme in ("", "file"):
+        return Path(unquote(parsed.path))
+    if len(parsed.scheme) == 1:                  # a Windows drive letter
+        return Path(url)
+    return None
+
+
 def _included(xs: Any, main: Path) -> tuple[tuple[str, str], ...]:
     """``(path, sha256)`` of the local files, other than ``main``, an XSD set was read from (its
-    ``xs:include`` / ``xs:import``), the XSD library's own meta-schemas left out."""
+    ``xs:include`` / ``xs:import``) as they were read, the XSD library's own meta-schemas left out."""
     import xmlschema
 
     own = Path(xmlschema.__file__).parent
@@ -176,22 +236,26 @@ def _included(xs: Any, main: Path) -> tuple[tuple[str, str], ...]:
         url = getattr(schema, "url", None)
         if not url:
             continue
-        parsed = urlparse(url)
-        f = Path(unquote(parsed.path)) if parsed.scheme in ("", "file") else None
+        f = _local(url)
         if f is None or f == main or own in f.parents:
             continue
-        out.append((str(f), _digest(f)))
+        out.append((str(f), _read_digest(f)))
     return tuple(sorted(set(out)))
 
 
 def _parse_schema(p: Path, data: bytes) -> tuple[Schema, tuple[tuple[str, str], ...]]:
     import xmlschema
 
+    reads = _VersionedReads()          # its includes / imports: as the configuration's version holds them
+    parser = etree.XMLParser(resolve_entities=False, no_network=True)
+    parser.resolvers.add(reads.resolver)
     try:
-        doc = etree.ElementTree(etree.fromstring(data, etree.XMLParser(resolve_entities=False, no_network=True),
-                                                 base_url=str(p)))
+        doc = etree.ElementTree(etree.fromstring(data, parser, base_url=str(p)))
         _refuse_urls(doc, p)
-        validator = etree.XMLSchema(doc)
+        try:
+            validator = etree.XMLSchema(doc)
+        finally:
+            reads.raise_changed()
     except OSError as exc:
         raise SpecError(f"cannot read XSD: {exc}", path=str(p)) from None
     except etree.XMLSyntaxError as exc:
@@ -204,9 +268,12 @@ def _parse_schema(p: Path, data: bytes) -> tuple[Schema, tuple[tuple[str, str], 
     ns = doc.getroot().get("targetNamespace") or ""
     try:
         # local files only (a URL was refused above; nothing reaches the network), no DTDs or entities
-        xs = xmlschema.XMLSchema(io.BytesIO(data), base_url=str(p.parent), allow="local", defuse="always")
+        xs = xmlschema.XMLSchema(io.BytesIO(data), base_url=str(p.parent), allow="local", defuse="always",
+                                 opener=reads.opener)
     except Exception as exc:  # xmlschema raises many kinds; all mean a bad schema here
+        reads.raise_changed()
         raise SpecError(f"not a usable XSD: {exc}", path=str(p)) from None
+    reads.raise_changed()
     document = xs.elements.get("Document")
     if document is None:
         raise SpecError("the XSD declares no global <Document> element", path=str(p),
@@ -226,45 +293,47 @@ def _target_namespace(data: bytes) -> str | None:
     return None
 
 
-def _versioned_files(folder: Path) -> int | None:
-    """How many files of ``folder`` the configuration's version in force holds; None without one, or when
-    it holds none (a folder not named by the route: the bundled XSDs, BSP_XSD_PATH)."""
-    n = held_under(folder)
-    return n or None
-
-
 class Catalog:
     """Message id -> XSD path, from files and directories (searched recursively).
 
-    Read in a ``formats.versioned`` block (the engine's bind), a folder's files are the ones the
-    configuration's version holds, as it holds them (``data``: what ``load_schema`` parses later, when a
-    message first needs its schema); a file the version lacks that appeared after it was computed refuses
-    the bind (``FileChanged``); beyond the files a version holds of a folder (``MAX_DIR_FILES``), read."""
+    Read in a ``formats.versioned`` block (the engine's bind), a folder the configuration's version holds
+    files of is those files, as it holds them, every one (engine/ops/files.py versions all of a folder's
+    ``*.xsd``, up to ``MAX_DIR_FILES``, else the configuration is refused): a file the version lacks that
+    appeared after it was computed refuses the bind (``FileChanged``), and one removed since is still
+    there.  A schema is parsed later, when a message first needs it, from the same version (``sources``).
+    A folder the version holds nothing of (the bundled XSDs, ``BSP_ISO20022_XSD_PATH``) is read."""
 
     def __init__(self, paths: list[str | Path] = ()) -> None:
         self.by_message: dict[str, str] = {}
-        self.data: dict[str, bytes] = {}
+        self.data: dict[str, bytes] = {}        # a file the version keeps as its digest: the bytes checked
+        # the configuration version's sources (None outside the engine's bind): a schema loaded later, when a
+        # message first needs it, is read as this version holds it, its includes / imports too (Iso20022Codec)
+        self.sources = in_force()
         for p in paths:
             self.add(p)
 
     def add(self, path: str | Path) -> None:
         p = Path(path)
-        files = sorted(p.rglob("*.xsd")) if p.is_dir() else [p]
-        versioned_here = _versioned_files(p) if p.is_dir() else None
-        for f in files:
-            kept = held(f) is not None
-            if versioned_here is not None and not kept and versioned_here < MAX_DIR_FILES:
-                raise FileChanged(f"{f}: {CHANGED} (the file is not in the configuration's version)",
-                                  path=str(p))
-            try:
-                data = read_bytes(f)
-            except OSError:
-                continue
-            mid = message_id(_target_namespace(data))
-            if mid and mid not in self.by_message:
-                self.by_message[mid] = str(f)
-                if kept:
-                    self.data[mid] = data
+        if not p.is_dir():
+            self._add(p, held(p))
+            return
+        kept = {Path(k) for k in (self.sources or {}) if k.startswith(f"{p}/") and k.endswith(".xsd")}
+        for f in sorted(set(folder_files(p, "*.xsd")) | kept):
+            text = held(f)
+            if kept and text is None:
+                raise FileChanged(f"{f}: {CHANGED} (the file is not in the configuration's version)", path=str(p))
+            self._add(f, text)
+
+    def _add(self, f: Path, text: str | None) -> None:
+        try:
+            data = read_bytes(f)
+        except OSError:
+            return
+        mid = message_id(_target_namespace(data))
+        if mid and mid not in self.by_message:
+            self.by_message[mid] = str(f)
+            if text is not None and text.startswith("sha256:"):
+                self.data[mid] = data
 
     def find(self, wanted: str | None) -> list[str]:
         return sorted(m for m in self.by_message if matches(wanted, m))

@@ -91,9 +91,48 @@ def test_an_xsd_and_its_include_are_the_version_s(tmp_path: Path) -> None:
         codec = ISO20022.build(decl)
     assert list(codec.schema_for("pacs.999.001.01").root.children) == ["Amt"]
     types.write_text(MAIN % (DOC_TYPE % "Amount"))                      # the include replaced meanwhile
-    with versioned({str(main): v1_main, str(types): v1_types}), pytest.raises(FileChanged) as info:
+    with versioned({str(main): v1_main, str(types): v1_types}):       # read as the version holds it
+        codec = ISO20022.build(decl)
+    assert list(codec.schema_for("pacs.999.001.01").root.children) == ["Amt"]
+    assert list(ISO20022.build(decl).schema_for("pacs.999.001.01").root.children) == ["Other"]   # outside: the files
+
+
+def test_an_xsd_include_kept_as_its_digest_and_changed_refuses_the_build(tmp_path: Path) -> None:
+    """An include the version keeps as its digest (over 1 MB) is read and must still have it."""
+    main, types = tmp_path / "pacs.999.xsd", tmp_path / "types.xsd"
+    v1_main = MAIN % ('  <xs:include schemaLocation="types.xsd"/>\n' + DOC)
+    main.write_text(v1_main)
+    types.write_text(MAIN % (DOC_TYPE % "Amt"))
+    kept = {str(main): v1_main, str(types): _digest(types)}
+    decl = FormatDecl("X", "iso20022", {"xsd": str(main)})
+    with versioned(kept):
+        assert list(ISO20022.build(decl).schema_for("pacs.999.001.01").root.children) == ["Amt"]
+    types.write_text(MAIN % (DOC_TYPE % "Amount"))                      # the include replaced meanwhile
+    with versioned(kept), pytest.raises(FileChanged) as info:
         ISO20022.build(decl)
     assert str(types) in str(info.value) and "reload again" in str(info.value)
+
+
+def test_a_catalog_schema_loaded_after_the_bind_reads_its_include_as_the_version_holds_it(tmp_path: Path) -> None:
+    """An ``xsd_dir`` schema is parsed when a message first needs it, after the bind (outside its
+    ``versioned`` block): its include used to be read from disk then, unchecked, so a file rewritten after
+    the version was computed validated the messages of a version whose sources hold another."""
+    folder = tmp_path / "xsd"
+    folder.mkdir()
+    main, types = folder / "pacs.999.001.01.xsd", folder / "types.xsd"
+    v1_main = MAIN % ('  <xs:include schemaLocation="types.xsd"/>\n' + DOC)
+    v1_types = MAIN % (DOC_TYPE % "Amt")
+    main.write_text(v1_main)
+    types.write_text(v1_types)
+    decl = FormatDecl("X", "iso20022", {"xsd_dir": str(folder)})
+    with versioned({str(main): v1_main, str(types): v1_types}):
+        codec = ISO20022.build(decl)
+    types.write_text(MAIN % (DOC_TYPE % "Amount"))                      # after the bind, before the first message
+    doc = f'<Document xmlns="{NS}"><Amt>1.50</Amt></Document>'.encode()
+    assert str(codec.decode(doc)["Amt"]) == "1.50"                     # validated by the version's include
+    other = f'<Document xmlns="{NS}"><Amount>1.50</Amount></Document>'.encode()
+    with pytest.raises(Exception, match="not valid pacs.999.001.01"):
+        codec.decode(other)
 
 
 def test_an_xsd_folder_is_the_files_the_version_holds(tmp_path: Path) -> None:
