@@ -783,7 +783,9 @@ def verify(con: Any, path: Path, key: bytes | None, *, max_breaks: int = 20,
     if blind is None and not report.stopped_early:    # the head names the last record: only a check that read it
         _check_head(con, cur if cur is not None else keys.head_key(), last, prev, report)
         _check_current(cur, keys, report)
+        _check_outside_head(con, path, key, last, prev, report)
     _check_orphans(con, report)
+    _check_audit_breaks(con, report)
     _check_raw(con, report)
     _check_keys(con, report)
     _check_letters(con, report)
@@ -916,6 +918,32 @@ def _times(con: Any, spans: list[Unprotected], most: int = 20) -> None:
                 setattr(span, attr, rows[0][0])
 
 
+def _check_outside_head(con: Any, path: Path, key: bytes, last: int, last_mac: bytes, report: VerifyReport) -> None:
+    """The chain against the head every writer keeps beside the ledger (``<ledger>.audit-head``,
+    engine/audit_cut.py): records deleted from its end and a head row copied back in the file show here before
+    any writer opens it again (the writer's open then records them as an ``audit break``)."""
+    from engine import audit_cut
+
+    if report.archive is not None or any(b.table == "audit_head" for b in report.breaks):
+        return                  # the head in the file named the problem already
+    found = audit_cut.problem(con, Path(path), key, last, last_mac, head_row=False)
+    if found is not None:
+        report.breaks.append(Break(found[1], "audit_head", "kept outside the ledger", found[0]))
+
+
+def _check_audit_breaks(con: Any, report: VerifyReport) -> None:
+    """Each chained ``audit break`` record (engine/audit_cut.py): a writer found, when it opened the ledger,
+    records deleted from the chain's end while none had it open, recorded it and wrote on.  Its own mac is
+    checked with the chain; it stays a break for as long as the ledger is kept."""
+    if "deal_events" not in report.by_table:
+        return
+    for seq, at, what in con.execute(
+            "SELECT chain_seq, \"at\", json_extract_string(detail, '$.what') FROM deal_events "
+            "WHERE to_state = 'audit break' ORDER BY chain_seq").fetchall():
+        report.breaks.append(Break(seq, "audit break", None,
+                                   f"recorded by the writer that opened the ledger at {_iso(at)}: {what}"))
+
+
 def _check_raw(con: Any, report: VerifyReport) -> None:
     """A dead letter's stored message must still hash to its (mac-covered) ``raw_sha256``."""
     if "dead_letters" not in report.by_table:
@@ -935,6 +963,8 @@ def _check_orphans(con: Any, report: VerifyReport) -> None:
         # ``unrecorded``, which has no deal row
         mine = (" AND deal_id NOT IN (SELECT id FROM dead_letters)"
                 if table == "deal_events" and "dead_letters" in report.by_table else "")
+        if table == "deal_events":        # an ``audit break`` record is on an id of its own (_check_audit_breaks)
+            mine += " AND to_state <> 'audit break'"
         rows = con.execute(f"SELECT DISTINCT deal_id FROM {table} WHERE deal_id NOT IN "
                            f"(SELECT deal_id FROM deals){mine} ORDER BY 1 LIMIT 5").fetchall()
         for (deal_id,) in rows:
