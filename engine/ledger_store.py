@@ -179,6 +179,9 @@ CREATE TABLE IF NOT EXISTS audit_keys (
     mac                  BLOB
 );
 ALTER TABLE audit_anchor ADD COLUMN IF NOT EXISTS key_fp VARCHAR;
+-- the digest of the archived_totals and archived_links rows carried forward for the anchor (engine/audit.py
+-- carried_digest), under its seal, NULL in anchors made before it (added without a schema change)
+ALTER TABLE audit_anchor ADD COLUMN IF NOT EXISTS carried_sha256 VARCHAR;
 -- schema 8: one check value per field key id that sealed values in this ledger (engine/field_key_checks.py),
 -- not chained (docs/ledger.md#field_key_checks): bsp ledger archive leaves it in the live ledger
 CREATE TABLE IF NOT EXISTS field_key_checks (
