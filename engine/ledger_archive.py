@@ -405,6 +405,10 @@ class ArchiveJob:
                         "ON d.deal_id = k.deal_id WHERE d.chain_seq BETWEEN ? AND ?", [p.first, p.cut]).fetchall()
             con.execute(f"INSERT INTO arc.audit_anchor ({ANCHOR_COLUMNS}) SELECT {ANCHOR_COLUMNS} "
                         f"FROM main.audit_anchor").fetchall()
+            # the field keys' check values (engine/field_key_checks.py): a reveal from the archive, and bsp audit
+            # verify with a field keyring, check the keyring against them as against the live ledger's
+            con.execute("INSERT INTO arc.field_key_checks (key_id, token, created_at) "
+                        "SELECT key_id, token, created_at FROM main.field_key_checks").fetchall()
             head_key = key_at(con, self.store.audit_key, p.cut) if self.store.audit_key else None
             head = head_mac(head_key, p.cut, p.mac or ZERO_MAC) if head_key is not None else None
             con.execute("INSERT INTO arc.audit_head VALUES (?, ?)", [p.cut, head]).fetchall()
