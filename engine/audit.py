@@ -20,7 +20,9 @@ says the ledger is not protected.
 
 ``audit_head`` holds one row: the last ``chain_seq`` and
 ``HMAC(key, "head" || seq || last mac)``, updated in every write
-transaction, so deleting the newest records is detected too.
+transaction, so deleting the newest records is detected too; the head each writer keeps outside the file
+(``<ledger>.audit-head``, engine/audit_cut.py) catches a head row deleted or put back from an earlier copy with
+them, and a writer open that finds such a cut records a chained ``audit break`` that ``verify`` reports.
 
 A run of records with a NULL ``mac`` (written while the engine had no key: the
 key was configured later; a keyed chain is not opened for writing without its key,
