@@ -155,3 +155,17 @@ def test_verify_cli_exits_1_on_a_cut_after_a_restart(tmp_path: Path, monkeypatch
     res = cli(monkeypatch, path, KEY)
     assert res.exit_code == 1, res.output
     assert "audit chain BROKEN" in res.output and "(audit break)" in res.output
+
+
+async def test_the_tail_record_edited_with_the_head_row_deleted_stays_named(tmp_path: Path) -> None:
+    path = tmp_path / "l.duckdb"
+    await fill(path, 3)
+    last = sql(path, "SELECT chain_seq FROM audit_head")[0][0]
+    sql(path, f"UPDATE dead_letters SET reason = 'nothing happened' WHERE chain_seq = {last}")
+    sql(path, "DELETE FROM audit_head")
+    head_path(path).unlink()          # the kept head too: the head row's absence alone tells
+    await _restart_and_write(path)
+    report = check(path)
+    tables = [b.table for b in report.breaks]
+    assert tables == ["dead_letters", "audit break"], _texts(report)
+    assert "modified" in _texts(report)[0] and "head row is gone" in _texts(report)[1]
