@@ -63,8 +63,8 @@ def verify(
     """
     from engine.commands.deals import no_ledger
 
-    found = ledger_keys(ledger, deployment, env, "bsp audit verify", audit=True, fields=True)
-    ledger, key, keyring = found.path, found.keys.audit_key, found.keys.keyring
+    found = ledger_keys(ledger, deployment, env, "bsp audit verify", audit=True)
+    ledger, key, keyring = found.path, found.keys.audit_key, _field_keyring(found.deployment)
     problems = [] if live or ledger.is_file() else [no_ledger(ledger)]
     problems += [f"--archive {a}: no such file" for a in archive or () if not a.is_file()]
     if key is None:
@@ -88,6 +88,19 @@ def verify(
 
     with live_ledger(url, token_file, ca, cert, key_file, "bsp audit verify") as (path, snap):
         _verify(path, snap.describe(), key, max_breaks, progress_every, archive or [], keyring)
+
+
+def _field_keyring(dep: Any) -> Any:
+    """The field keyring of the deployment file (``ledger.field_keys``), else BSP_FIELD_KEYS(_FILE), or None: only
+    to check it against the check values (``_field_keys``); one that cannot be read is a warning, not a failure
+    of the chain check (an auditor may hold the audit key only)."""
+    from engine.ops.runsettings import OpsConfigError, run_keys
+
+    try:
+        return run_keys(dep, audit=False, fields=True, command="bsp audit verify").keyring
+    except OpsConfigError as exc:
+        typer.echo(f"warning: the field keys are not checked: {exc}", err=True)
+        return None
 
 
 def _field_keys(files: list[tuple[Path, str]], keyring: Any) -> bool:

@@ -71,3 +71,13 @@ async def test_an_archive_made_before_the_copy_is_checked_on_its_sealed_values(t
     _keys(monkeypatch, A)
     res = bsp("audit", "verify", "--ledger", str(arc))
     assert res.exit_code == 0, res.output
+
+
+async def test_a_field_keyring_that_cannot_be_read_does_not_fail_the_chain_check(tmp_path: Path, bsp,
+                                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    led, arc = await _sealed_archive(tmp_path, bsp)
+    monkeypatch.delenv("BSP_FIELD_KEYS", raising=False)
+    monkeypatch.setenv("BSP_FIELD_KEYS_FILE", str(tmp_path / "no-such-keys.json"))
+    res = bsp("audit", "verify", "--ledger", str(led), "--archive", str(arc))
+    assert res.exit_code == 0, res.output
+    assert "warning: the field keys are not checked" in res.output and "audit chain intact" in res.output
