@@ -183,7 +183,7 @@ ALTER TABLE audit_anchor ADD COLUMN IF NOT EXISTS key_fp VARCHAR;
 -- carried_digest), under its seal, NULL in anchors made before it (added without a schema change)
 ALTER TABLE audit_anchor ADD COLUMN IF NOT EXISTS carried_sha256 VARCHAR;
 -- schema 8: one check value per field key id that sealed values in this ledger (engine/field_key_checks.py),
--- not chained (docs/ledger.md#field_key_checks): bsp ledger archive leaves it in the live ledger
+-- not chained (docs/ledger.md#field_key_checks): bsp ledger archive leaves it in the live ledger and copies it into the archive
 CREATE TABLE IF NOT EXISTS field_key_checks (
     key_id     VARCHAR NOT NULL,
     token      VARCHAR NOT NULL,
