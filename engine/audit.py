@@ -20,7 +20,9 @@ says the ledger is not protected.
 
 ``audit_head`` holds one row: the last ``chain_seq`` and
 ``HMAC(key, "head" || seq || last mac)``, updated in every write
-transaction, so deleting the newest records is detected too.
+transaction, so deleting the newest records is detected too; the head each writer keeps outside the file
+(``<ledger>.audit-head``, engine/audit_cut.py) catches a head row deleted or put back from an earlier copy with
+them, and a writer open that finds such a cut records a chained ``audit break`` that ``verify`` reports.
 
 A run of records with a NULL ``mac`` (written while the engine had no key: the
 key was configured later; a keyed chain is not opened for writing without its key,
@@ -331,13 +333,17 @@ class Anchor:
     keys_sha256: str
     seal: bytes | None
     key_fp: str | None = None     # the fingerprint of the audit key that sealed it (ledger schema 7; None before)
+    # the digest of the ``limit`` totals and statement links carried forward for it (``carried_digest``), sealed
+    # with it; None in an anchor made before 2026-11-27 (those rows not covered)
+    carried_sha256: str | None = None
 
     def __str__(self) -> str:
         return (f"records {self.first_seq}..{self.chain_seq} archived to {self.archive} "
                 f"(sha256 {self.sha256[:16]}...)")
 
 
-ANCHOR_COLUMNS = "chain_seq, mac, first_seq, archive, sha256, archived_at, keys, keys_sha256, seal, key_fp"
+ANCHOR_COLUMNS = ("chain_seq, mac, first_seq, archive, sha256, archived_at, keys, keys_sha256, seal, key_fp, "
+                  "carried_sha256")
 
 
 def anchor_seal(key: bytes, a: Anchor) -> bytes:
@@ -347,6 +353,8 @@ def anchor_seal(key: bytes, a: Anchor) -> bytes:
              a.keys_sha256]
     if a.key_fp:             # schema 7 on: the sealing key's fingerprint is sealed too
         parts.append(a.key_fp)
+    if a.carried_sha256:     # the totals and links carried forward for it (``carried_digest``)
+        parts.append("carried:" + a.carried_sha256)
     text = "\x00".join(parts)
     return hmac.digest(key, b"anchor\x00" + text.encode(), "sha256")
 
@@ -358,13 +366,34 @@ def anchors(con: Any) -> list[Anchor]:
         return []
     out = []
     columns = ANCHOR_COLUMNS
-    if not con.execute("SELECT count(*) FROM information_schema.columns WHERE table_name = 'audit_anchor' "
-                       "AND column_name = 'key_fp'").fetchall()[0][0]:
-        columns = columns.replace("key_fp", "NULL")        # a file of schema 6, read-only
+    have = {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns "
+                                      "WHERE table_name = 'audit_anchor'").fetchall()}
+    for optional in ("key_fp", "carried_sha256"):        # a file of schema 6, or made before, read-only
+        if optional not in have:
+            columns = columns.replace(optional, "NULL")
     for r in con.execute(f"SELECT {columns} FROM audit_anchor ORDER BY chain_seq").fetchall():
         out.append(Anchor(int(r[0]), bytes(r[1]) if r[1] is not None else None, int(r[2]), r[3], r[4], r[5],
-                          int(r[6]), r[7], bytes(r[8]) if r[8] is not None else None, r[9]))
+                          int(r[6]), r[7], bytes(r[8]) if r[8] is not None else None, r[9], r[10]))
     return out
+
+
+# The digest of what ``bsp ledger archive`` carried forward into the live ledger for one anchor: its
+# ``archived_totals`` rows (the ``limit`` totals the moved deals count in) and its ``archived_links`` rows (the
+# last statement of each ``continuity`` chain), each field length-prefixed (``~`` for NULL), the amounts as their
+# DECIMAL(38,4) text; the same SQL when the archive seals it and when verify checks it.
+CARRIED_DIGEST = """
+SELECT sha256(coalesce(string_agg(line, chr(10) ORDER BY line), '')) FROM (
+  SELECT 'total|' || concat_ws('|', {f_total}, {f_key}, {f_cur}, {f_day}, {f_amount}, {f_into}) AS line
+  FROM archived_totals WHERE anchor_seq = $1
+  UNION ALL SELECT 'link|' || concat_ws('|', {f_deal}, {f_detail}) FROM archived_links WHERE anchor_seq = $1)
+""".format(**{f"f_{n}": f"coalesce(length({c}) || ':' || {c}, '~')" for n, c in (
+    ("total", "total"), ("key", "key"), ("cur", "currency"), ("day", "day"),
+    ("amount", "CAST(amount AS VARCHAR)"), ("into", "into_key"), ("deal", "deal_id"), ("detail", "detail"))})
+
+
+def carried_digest(con: Any, anchor_seq: int) -> str:
+    """``CARRIED_DIGEST`` of the rows carried forward for the anchor at ``anchor_seq``."""
+    return str(con.execute(CARRIED_DIGEST, [anchor_seq]).fetchall()[0][0])
 
 
 # The digest of a set of (key, deal_id, status, response_code, finished_at) rows, as ``bsp ledger archive``
@@ -783,7 +812,9 @@ def verify(con: Any, path: Path, key: bytes | None, *, max_breaks: int = 20,
     if blind is None and not report.stopped_early:    # the head names the last record: only a check that read it
         _check_head(con, cur if cur is not None else keys.head_key(), last, prev, report)
         _check_current(cur, keys, report)
+        _check_outside_head(con, path, key, last, prev, report)
     _check_orphans(con, report)
+    _check_audit_breaks(con, report)
     _check_raw(con, report)
     _check_keys(con, report)
     _check_letters(con, report)
@@ -916,6 +947,32 @@ def _times(con: Any, spans: list[Unprotected], most: int = 20) -> None:
                 setattr(span, attr, rows[0][0])
 
 
+def _check_outside_head(con: Any, path: Path, key: bytes, last: int, last_mac: bytes, report: VerifyReport) -> None:
+    """The chain against the head every writer keeps beside the ledger (``<ledger>.audit-head``,
+    engine/audit_cut.py): records deleted from its end and a head row copied back in the file show here before
+    any writer opens it again (the writer's open then records them as an ``audit break``)."""
+    from engine import audit_cut
+
+    if report.archive is not None or any(b.table == "audit_head" for b in report.breaks):
+        return                  # the head in the file named the problem already
+    found = audit_cut.problem(con, Path(path), key, last, last_mac, head_row=False)
+    if found is not None:
+        report.breaks.append(Break(found[1], "audit_head", "kept outside the ledger", found[0]))
+
+
+def _check_audit_breaks(con: Any, report: VerifyReport) -> None:
+    """Each chained ``audit break`` record (engine/audit_cut.py): a writer found, when it opened the ledger,
+    records deleted from the chain's end while none had it open, recorded it and wrote on.  Its own mac is
+    checked with the chain; it stays a break for as long as the ledger is kept."""
+    if "deal_events" not in report.by_table:
+        return
+    for seq, at, what in con.execute(
+            "SELECT chain_seq, \"at\", json_extract_string(detail, '$.what') FROM deal_events "
+            "WHERE to_state = 'audit break' ORDER BY chain_seq").fetchall():
+        report.breaks.append(Break(seq, "audit break", None,
+                                   f"recorded by the writer that opened the ledger at {_iso(at)}: {what}"))
+
+
 def _check_raw(con: Any, report: VerifyReport) -> None:
     """A dead letter's stored message must still hash to its (mac-covered) ``raw_sha256``."""
     if "dead_letters" not in report.by_table:
@@ -935,6 +992,8 @@ def _check_orphans(con: Any, report: VerifyReport) -> None:
         # ``unrecorded``, which has no deal row
         mine = (" AND deal_id NOT IN (SELECT id FROM dead_letters)"
                 if table == "deal_events" and "dead_letters" in report.by_table else "")
+        if table == "deal_events":        # an ``audit break`` record is on an id of its own (_check_audit_breaks)
+            mine += " AND to_state <> 'audit break'"
         rows = con.execute(f"SELECT DISTINCT deal_id FROM {table} WHERE deal_id NOT IN "
                            f"(SELECT deal_id FROM deals){mine} ORDER BY 1 LIMIT 5").fetchall()
         for (deal_id,) in rows:
@@ -1060,12 +1119,23 @@ def _check_anchors(con: Any, keys: "_Keys", report: VerifyReport, final: bytes |
                                        f"the deal keys kept for the archived deals ({n} rows) are not the {a.keys} "
                                        f"the anchor sealed: rows deleted, added or changed (a repeat of an archived "
                                        f"deal could run again)"))
+        if a.carried_sha256 and carried_digest(con, a.chain_seq) != a.carried_sha256:
+            report.breaks.append(Break(a.chain_seq, "archived_totals", a.archive,
+                                       "the limit totals and statement links carried forward for the archived deals "
+                                       "(archived_totals, archived_links) are not those the anchor sealed: rows "
+                                       "deleted, added or changed (a total without a period, an LC's drawings, "
+                                       "would count the archived deals wrong: compare with the archive's counted "
+                                       "and released events, docs/ledger.md#archiving)"))
     known = [a.chain_seq for a in report.anchors]
-    stray = con.execute("SELECT count(*) FROM archived_deals WHERE NOT list_contains(?, anchor_seq)",
-                        [known]).fetchall()[0][0]
-    if stray:
-        report.breaks.append(Break(None, "archived_deals", None,
-                                   f"{stray} row(s) name no archive anchor: added outside bsp ledger archive"))
+    for table in ("archived_deals", "archived_totals", "archived_links"):
+        if not con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?",
+                           [table]).fetchall()[0][0]:
+            continue
+        stray = con.execute(f"SELECT count(*) FROM {table} WHERE NOT list_contains(?, anchor_seq)",
+                            [known]).fetchall()[0][0]
+        if stray:
+            report.breaks.append(Break(None, table, None,
+                                       f"{stray} row(s) name no archive anchor: added outside bsp ledger archive"))
 
 
 def _fp_label(keys: "_Keys", fp: str) -> str:

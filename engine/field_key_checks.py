@@ -71,7 +71,7 @@ def check(con: Any, path: Path, keyring: Any, *, after: str = "Nothing was writt
                 f"under that id were sealed with (its check value, recorded{when} when the id first sealed here, "
                 f"does not open with it): values sealed with it now could never be read with the ones before. "
                 f"{HOW}. {after}")
-    warnings = _check_unrecorded(con, path, keyring, after)
+    warnings = _check_unrecorded(con, path, keyring, after) + _check_old_archive(con, path, keyring, after)
     if not missing:
         return warnings
     return warnings + [f"{path}: the ledger holds values sealed with field key{'s' if len(missing) > 1 else ''} "
@@ -122,6 +122,41 @@ def _check_unrecorded(con: Any, path: Path, keyring: Any, after: str) -> list[st
                 f"(written before the ledger kept key checks) opens with it; if the engine sealed them (not a "
                 f"client's text), values sealed now could never be read with them. {HOW}"]
     return []
+
+
+def _check_old_archive(con: Any, path: Path, keyring: Any, after: str) -> list[str]:
+    """An archive written by ``bsp ledger archive`` before it carried the check values into the archive (its
+    ``field_key_checks`` empty): each key id of the ring is tried on the values sealed under it there (``TRIES``
+    of each kind, as ``_check_unrecorded``): a dead letter's message that does not open refuses the keyring, a
+    deal's value a warning.  An archive made since holds the live ledger's check values (checked above)."""
+    from engine.ledger_store import KeyMismatch, archive_of
+
+    if archive_of(con) is None or con.execute(f"SELECT count(*) FROM {TABLE}").fetchall()[0][0]:
+        return []
+    out: list[str] = []
+    for kid in sorted(keyring.keys):
+        failed = {"dead": 0, "deal": 0}
+        opened = False
+        for kind, token, context in _sealed_before(con, kid, None):
+            try:
+                keyring.decrypt(token, context.encode())
+                opened = True
+                break
+            except KeyringError:
+                failed[kind] += 1
+        if opened:
+            continue
+        said = (f"field key {kid!r} of the keyring{_from(keyring)} is not the key this archive's values under that "
+                f"id were sealed with (the archive carries no check values: made before bsp ledger archive copied "
+                f"them)")
+        if failed["dead"]:
+            raise KeyMismatch(f"{path}: {said}: none of the {failed['dead']} dead letter message(s) sealed under it "
+                              f"opens with it. {HOW}. {after}")
+        if failed["deal"]:
+            out.append(f"{path}: {said}, it seems: none of the {failed['deal']} deal value(s) that look sealed under "
+                       f"it opens with it; if the engine sealed them (not a client's text), they cannot be revealed "
+                       f"with this keyring. {HOW}")
+    return out
 
 
 def _sealed_before(con: Any, kid: str, cutoff: Any) -> Any:
@@ -189,6 +224,34 @@ def check_file(path: Path, keyring: Any) -> list[str]:
         return []
     try:
         return check(con, Path(path), keyring, after="Nothing was revealed")
+    finally:
+        con.close()
+
+
+def verify_file(path: Path, keyring: Any) -> tuple[str | None, list[str]]:
+    """``bsp audit verify``'s field key check of a ledger or an archive (read-only): ``(error, warnings)``, the
+    error the refusal a writer or a reveal would meet with this keyring (None: each key opens its id's check
+    value)."""
+    from engine.ledger_store import LedgerError, connect
+
+    con = connect(Path(path), read_only=True)
+    try:
+        return None, check(con, Path(path), keyring, after="Its values cannot be revealed with this keyring")
+    except LedgerError as exc:
+        return str(exc), []
+    finally:
+        con.close()
+
+
+def checked_ids(path: Path) -> list[str]:
+    """The key ids ``path`` holds a check value for (read-only)."""
+    from engine.ledger_store import connect
+
+    con = connect(Path(path), read_only=True)
+    try:
+        if not _has_table(con):
+            return []
+        return [r[0] for r in con.execute(f"SELECT key_id FROM {TABLE} ORDER BY key_id").fetchall()]
     finally:
         con.close()
 

@@ -35,8 +35,8 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from engine.audit import (ANCHOR_COLUMNS, CHAINED, ZERO_MAC, Anchor, anchor_seal, anchors, fingerprint,
-                          head_mac, keys_digest, ring_of, seal, verify)
+from engine.audit import (ANCHOR_COLUMNS, CHAINED, ZERO_MAC, Anchor, anchor_seal, anchors, carried_digest,
+                          fingerprint, head_mac, keys_digest, ring_of, seal, verify)
 from engine.durable import fsync_dir
 from engine.ledger_store import (ARCHIVED_KEYS, DDL, JOURNAL_DDL, KEYS_INDEX_DDL, SCHEMA_VERSION, LedgerError,
                                  LedgerStore, archive_of, connect)
@@ -405,6 +405,10 @@ class ArchiveJob:
                         "ON d.deal_id = k.deal_id WHERE d.chain_seq BETWEEN ? AND ?", [p.first, p.cut]).fetchall()
             con.execute(f"INSERT INTO arc.audit_anchor ({ANCHOR_COLUMNS}) SELECT {ANCHOR_COLUMNS} "
                         f"FROM main.audit_anchor").fetchall()
+            # the field keys' check values (engine/field_key_checks.py): a reveal from the archive, and bsp audit
+            # verify with a field keyring, check the keyring against them as against the live ledger's
+            con.execute("INSERT INTO arc.field_key_checks (key_id, token, created_at) "
+                        "SELECT key_id, token, created_at FROM main.field_key_checks").fetchall()
             head_key = key_at(con, self.store.audit_key, p.cut) if self.store.audit_key else None
             head = head_mac(head_key, p.cut, p.mac or ZERO_MAC) if head_key is not None else None
             con.execute("INSERT INTO arc.audit_head VALUES (?, ?)", [p.cut, head]).fetchall()
@@ -453,14 +457,15 @@ class ArchiveJob:
                         f"FROM ({keys_sql}) a JOIN deals d ON d.deal_id = a.deal_id", [p.cut, *rng]).fetchall()
             n, keys_sha = keys_digest(con, "SELECT key, deal_id, status, response_code, finished_at FROM "
                                            "archived_deals WHERE anchor_seq = ?", [p.cut])
-            a = Anchor(p.cut, p.mac, p.first, self.out.name, digest, datetime.now(timezone.utc), n, keys_sha, None,
-                       fingerprint(store.audit_key) if store.audit_key else None)
-            a.seal = anchor_seal(store.audit_key, a) if store.audit_key else None
-            con.execute(f"INSERT INTO audit_anchor ({ANCHOR_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [a.chain_seq, a.mac, a.first_seq, a.archive, a.sha256, a.archived_at, a.keys, a.keys_sha256,
-                         a.seal, a.key_fp]).fetchall()
+            # the totals and links carried forward first: the anchor seals their digest
             carry_totals(con, p)
             carry_links(con, p)
+            a = Anchor(p.cut, p.mac, p.first, self.out.name, digest, datetime.now(timezone.utc), n, keys_sha, None,
+                       fingerprint(store.audit_key) if store.audit_key else None, carried_digest(con, p.cut))
+            a.seal = anchor_seal(store.audit_key, a) if store.audit_key else None
+            con.execute(f"INSERT INTO audit_anchor ({ANCHOR_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [a.chain_seq, a.mac, a.first_seq, a.archive, a.sha256, a.archived_at, a.keys, a.keys_sha256,
+                         a.seal, a.key_fp, a.carried_sha256]).fetchall()
             con.execute("DELETE FROM deal_keys WHERE deal_id IN (SELECT deal_id FROM deals WHERE chain_seq BETWEEN "
                         "? AND ?)", rng).fetchall()
             for t in CHAINED:

@@ -21,7 +21,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.json as pa_json
 
-from engine import field_key_checks, filemodes
+from engine import audit_cut, field_key_checks, filemodes
 from engine.audit import (CHAINED, ENV_KEY, ENV_KEY_FILE, ZERO_MAC, anchor_seal, anchors, fingerprint, head_mac,
                           key_label, key_source, ring_labels, ring_of, seal)
 from engine.duckdb_open import open_problem
@@ -179,8 +179,11 @@ CREATE TABLE IF NOT EXISTS audit_keys (
     mac                  BLOB
 );
 ALTER TABLE audit_anchor ADD COLUMN IF NOT EXISTS key_fp VARCHAR;
+-- the digest of the archived_totals and archived_links rows carried forward for the anchor (engine/audit.py
+-- carried_digest), under its seal, NULL in anchors made before it (added without a schema change)
+ALTER TABLE audit_anchor ADD COLUMN IF NOT EXISTS carried_sha256 VARCHAR;
 -- schema 8: one check value per field key id that sealed values in this ledger (engine/field_key_checks.py),
--- not chained (docs/ledger.md#field_key_checks): bsp ledger archive leaves it in the live ledger
+-- not chained (docs/ledger.md#field_key_checks): bsp ledger archive leaves it in the live ledger and copies it into the archive
 CREATE TABLE IF NOT EXISTS field_key_checks (
     key_id     VARCHAR NOT NULL,
     token      VARCHAR NOT NULL,
@@ -801,11 +804,20 @@ class LedgerStore:
                     f"writes to the live ledger. Nothing was written")
             state = chain_state(con)
             starts, old = check_audit_key(con, path, audit_key, *state) if found is not None else (False, None)
+            # records deleted from the chain's end while no writer had it open (engine/audit_cut.py): named by a
+            # chained ``audit break`` record, never continued from silently
+            cut = audit_cut.problem(con, path, audit_key, *state, head_row=found is not None)
+            starts = starts and cut is None
             rotated = None
             if old is not None:
                 assert audit_key is not None
                 rotated = state[0] + 1
                 state = rotate_audit_key(con, old, audit_key, *state)
+            if cut is not None:
+                assert audit_key is not None
+                state = audit_cut.record_break(con, audit_key, cut[0], cut[1], *state)
+                con.execute("DELETE FROM audit_head").fetchall()
+                con.execute("INSERT INTO audit_head VALUES (?, ?)", [state[0], head_mac(audit_key, *state)]).fetchall()
             first_keyed = state[0] + 1
             if found is not None and found < 10:
                 # schema 10: the status of each letter a retry or purge already changed starts its chained
@@ -822,12 +834,18 @@ class LedgerStore:
             if found is None or found < SCHEMA_VERSION:
                 con.execute("INSERT INTO schema_version VALUES (?, ?)",
                             [SCHEMA_VERSION, datetime.now(timezone.utc)]).fetchall()
-            if found is None:
+            if found is None and cut is None:
                 # a new ledger's chain head exists from its creation (seq 0), so that a ledger whose records
                 # and head were all deleted does not pass for a new one (bsp audit verify)
                 con.execute("INSERT INTO audit_head VALUES (0, ?)",
                             [head_mac(audit_key, 0, ZERO_MAC) if audit_key is not None else None]).fetchall()
             con.execute("COMMIT").fetchall()
+            audit_cut.write_head(path, audit_key, *state)
+            if cut is not None:
+                _log.error("%s: AUDIT BREAK: %s. Recorded in the audit chain as an `audit break` event at seq %d: "
+                           "bsp audit verify reports it from now on. Find out who changed the ledger file while "
+                           "the engine was stopped; restore it from a backup if the records must be back "
+                           "(docs/security.md#a-cut-while-the-engine-was-stopped)", path, cut[0], state[0])
             if found is not None and found < SCHEMA_VERSION:
                 _log.warning("%s: ledger schema %d migrated to %d in %.2f s (one transaction); a bsp of schema %d "
                              "refuses this file from now on: to roll back, restore the copy taken before the "
@@ -1316,6 +1334,8 @@ class LedgerStore:
                               f"file with the ledger, and {storage_fix(exc)} before starting again") from None
         finally:
             self._con.close()
+            # where the chain ends now, kept outside the file: the next open compares (engine/audit_cut.py)
+            audit_cut.write_head(self.path, self.audit_key, self._seq, self._prev)
             if self._private:
                 self._private = False
                 filemodes.release()

@@ -56,13 +56,15 @@ def verify(
     Exit 0: the chain is intact.  1: a break (tampering: a record modified, deleted or moved); with
     --live also when the engine answered with a problem or cannot be reached (said on stderr).
     2: no key, no file, a file that is not a bsp ledger, or records sealed with a key the ring lacks
-    (cannot verify: the message names its id and fingerprint).  3: no break, but records written without an
+    (cannot verify: the message names its id and fingerprint), or a field key of the field keyring (given
+    with the deployment file or BSP_FIELD_KEYS(_FILE)) that does not open its key id's check value in the
+    ledger or an archive.  3: no break, but records written without an
     audit key (no mac) are not protected.  130: interrupted (Ctrl-C): nothing is proven.
     """
     from engine.commands.deals import no_ledger
 
     found = ledger_keys(ledger, deployment, env, "bsp audit verify", audit=True)
-    ledger, key = found.path, found.keys.audit_key
+    ledger, key, keyring = found.path, found.keys.audit_key, _field_keyring(found.deployment)
     problems = [] if live or ledger.is_file() else [no_ledger(ledger)]
     problems += [f"--archive {a}: no such file" for a in archive or () if not a.is_file()]
     if key is None:
@@ -80,18 +82,70 @@ def verify(
         typer.echo(f"error: {lead}" + "\n  ".join(problems), err=True)
         raise typer.Exit(2)
     if not live:
-        _verify(ledger, str(ledger), key, max_breaks, progress_every, archive or [])
+        _verify(ledger, str(ledger), key, max_breaks, progress_every, archive or [], keyring)
         return
     from engine.commands.live_snapshot import live_ledger
 
     with live_ledger(url, token_file, ca, cert, key_file, "bsp audit verify") as (path, snap):
-        _verify(path, snap.describe(), key, max_breaks, progress_every, archive or [])
+        _verify(path, snap.describe(), key, max_breaks, progress_every, archive or [], keyring)
+
+
+def _field_keyring(dep: Any) -> Any:
+    """The field keyring of the deployment file (``ledger.field_keys``), else BSP_FIELD_KEYS(_FILE), or None: only
+    to check it against the check values (``_field_keys``); one that cannot be read is a warning, not a failure
+    of the chain check (an auditor may hold the audit key only)."""
+    from engine.ops.runsettings import OpsConfigError, run_keys
+
+    try:
+        return run_keys(dep, audit=False, fields=True, command="bsp audit verify").keyring
+    except OpsConfigError as exc:
+        typer.echo(f"warning: the field keys are not checked: {exc}", err=True)
+        return None
+
+
+def _field_keys(files: list[tuple[Path, str]], keyring: Any) -> bool:
+    """With a field keyring (the deployment file's ledger.field_keys, else BSP_FIELD_KEYS(_FILE)): each file's
+    check values against it (engine/field_key_checks.py), as a writer's open and a reveal check the live ledger;
+    archives too.  One line per file; True when a key does not open its id's check value."""
+    from engine.field_key_checks import checked_ids, verify_file
+    from engine.ledger_store import LedgerError
+
+    wrong = False
+    for path, label in files:
+        try:
+            error, warnings = verify_file(path, keyring)
+            ids = checked_ids(path)
+        except LedgerError:
+            continue                   # the chain check says why the file cannot be read
+        for w in warnings:
+            typer.echo(f"warning: {w}", err=True)
+        if error is not None:
+            wrong = True
+            typer.echo(f"error: {error}", err=True)
+        elif ids:
+            typer.echo(f"{label}: field keys: the keyring opens the check value of each key id it holds "
+                       f"({', '.join(i for i in ids if i in keyring.keys) or 'none'})")
+    return wrong
 
 
 def _verify(ledger: Path, label: str, key: bytes, max_breaks: int, progress_every: float,
-            archives: tuple[Path, ...] | list[Path] = ()) -> None:
+            archives: tuple[Path, ...] | list[Path] = (), keyring: Any = None) -> None:
     """Each archive first (its own chain, then its continuity into ``ledger``), then ``ledger``; exit 1 at the
-    end when any of them broke."""
+    end when any of them broke; with a field keyring, each file's field key check values too (exit 2 when a key
+    does not open its id's, unless a chain broke)."""
+    wrong_keys = keyring is not None and _field_keys([(a, str(a)) for a in archives] + [(ledger, label)], keyring)
+    try:
+        _verify_chains(ledger, label, key, max_breaks, progress_every, archives)
+    except typer.Exit as exc:
+        if exc.exit_code == 0 and wrong_keys:
+            raise typer.Exit(2) from None
+        raise
+    if wrong_keys:
+        raise typer.Exit(2)
+
+
+def _verify_chains(ledger: Path, label: str, key: bytes, max_breaks: int, progress_every: float,
+                   archives: tuple[Path, ...] | list[Path] = ()) -> None:
     broken = False
     for arc in archives:
         try:
