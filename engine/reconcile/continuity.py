@@ -10,8 +10,10 @@ A nostro clerk's controls over a counterparty's statements, per account:
   same number and page again; ``out_of_order``: a lower number that is no repeat); a statement numbered 1
   in a new year (by its closing date) restarts the count (banks number per year);
 * **pages**: a statement sent in pages (MT940 ``:62M:`` intermediate closing, the next page opening with
-  ``:60M:``, numbered ``n/1``, ``n/2`` ...; camt.053 ``StmtPgntn`` with ``LastPgInd``) is complete: after an
-  intermediate closing comes the next page of the same statement (``page_chain`` otherwise).
+  ``:60M:``, numbered ``n/1``, ``n/2`` ...; camt.053 ``StmtPgntn`` with ``LastPgInd``, pages closing and
+  opening with an interim booked ``ITBD`` or an ``OPBD`` / ``CLBD`` of sub-type ``INTM``) is complete: after
+  an intermediate closing comes the next page of the same statement (``page_chain`` otherwise), opening with
+  that intermediate balance (``balance_break`` otherwise).
 
 A statement without an opening or a closing balance (a fragment, a camt.053 without ``Bal``) is
 ``unchecked``, and no link of the chain.  A statement number 0 (``:28C:0``, ``:28C:00000``: banks that do
@@ -57,11 +59,11 @@ class Head:
 
     @property
     def intermediate_open(self) -> bool:
-        return self.opening_tag == ":60M:"
+        return _intermediate(self.opening_tag)
 
     @property
     def intermediate_close(self) -> bool:
-        return self.closing_tag == ":62M:" or self.last_page is False
+        return _intermediate(self.closing_tag) or self.last_page is False
 
     @property
     def numbered(self) -> bool:
@@ -71,6 +73,16 @@ class Head:
         if not self.number:
             return self.label or "?"             # not numbered: its reference (field 20, Stmt Id)
         return f"{self.number}/{self.page}" if self.page is not None else str(self.number)
+
+
+INTERMEDIATE_TAGS = (":60M:", ":62M:", "ITBD")     # and a camt.053 OPBD / CLBD of sub-type INTM: "OPBD/INTM"
+
+
+def _intermediate(tag: str) -> bool:
+    """An intermediate (interim) balance: a page's, not the statement's final one.  MT940 ``:60M:`` /
+    ``:62M:``; camt.053 ``ITBD`` (interim booked) or an ``OPBD`` / ``CLBD`` of sub-type ``INTM``, as SWIFT's
+    MT940-to-camt.053 translation writes ``:60M:`` / ``:62M:``."""
+    return tag in INTERMEDIATE_TAGS or tag.endswith("/INTM")
 
 
 @dataclass
@@ -162,7 +174,7 @@ def head_mt940(fields: list[Mapping[str, Any]], *, place: str, account: str | No
 
 def head_camt053(stmt: Mapping[str, Any], *, place: str, account: str | None = None) -> Head:
     """A Head of a camt.053 ``Stmt`` (the ISO 20022 codec's values, or the ledger's JSON of them)."""
-    from formats.iso20022.camt_balance import CLOSING, OPENING, account_of, balance, balance_code, booked_total
+    from formats.iso20022.camt_balance import CLOSING, OPENING, account_of, balance, booked_total
 
     def signed(node: Any) -> Decimal | None:
         if not isinstance(node, Mapping):
@@ -181,6 +193,7 @@ def head_camt053(stmt: Mapping[str, Any], *, place: str, account: str | None = N
         return dict(node) if isinstance(node, Mapping) else {}
 
     opening, closing = balance(stmt, *OPENING), balance(stmt, *CLOSING)
+    opening, closing = _interim(stmt, opening, closing)
     entries = stmt.get("Ntry") or []
     entries = entries if isinstance(entries, list) else [entries]
     total, count = booked_total({"Ntry": [plain(e) for e in entries]})
@@ -192,12 +205,54 @@ def head_camt053(stmt: Mapping[str, Any], *, place: str, account: str | None = N
     return Head(account=account or account_of(stmt) or "?",
                 number=int(str(seq)) if seq is not None and str(seq).strip().isdigit() else None,
                 page=int(str(pg["PgNb"])) if str(pg.get("PgNb") or "").strip().isdigit() else None,
-                opening=signed(opening), opening_tag=balance_code(opening) or "" if opening else "",
-                closing=signed(closing), closing_tag="CLBD" if closing else "",
+                opening=signed(opening), opening_tag=_camt_tag(opening),
+                closing=signed(closing), closing_tag=_camt_tag(closing),
                 currency=str(amt.get("Ccy") or "") if isinstance(amt, Mapping) else "",
                 day=_day((dt_.get("Dt") or dt_.get("DtTm")) if isinstance(dt_, Mapping) else None),
                 total=total, entries=count, label=str(stmt.get("Id") or ""), place=place,
                 last_page=None if last is None else str(last).lower() in ("true", "1"))
+
+
+def _camt_tag(bal: Any) -> str:
+    """How a camt.053 balance is named in the notes and the chain: ``OPBD``, ``PRCD``, ``CLBD``, ``ITBD``, and
+    ``OPBD/INTM`` / ``CLBD/INTM`` for an opening or closing of sub-type INTM (intermediate: a page's)."""
+    from formats.iso20022.camt_balance import balance_code
+
+    if not isinstance(bal, Mapping):
+        return ""
+    code = balance_code(bal) or ""
+    sub = ((bal.get("Tp") or {}).get("SubTp") or {}) if isinstance(bal.get("Tp"), Mapping) else {}
+    sub_code = sub.get("Cd") if isinstance(sub, Mapping) else None
+    return f"{code}/INTM" if sub_code == "INTM" and code != "ITBD" else code
+
+
+def _interim(stmt: Mapping[str, Any], opening: Any, closing: Any) -> tuple[Any, Any]:
+    """A page of a statement in pages carries interim booked balances (``ITBD``) where the statement's own
+    opening or closing is not: the first page OPBD .. ITBD, a middle page ITBD .. ITBD, the last ITBD .. CLBD.
+    An ITBD stands for the missing one: with two, the earlier (by date, then as written) opens and the later
+    closes; with one, it opens a page that has a closing (CLBD), else it closes (a page without an opening
+    booked balance, as an interim report OPAV + ITBD, is then unchecked).  A statement with both an opening
+    and a closing booked balance keeps them (an ITBD beside them is the bank's information only)."""
+    from formats.iso20022.camt_balance import balance_code
+
+    if opening is not None and closing is not None:
+        return opening, closing
+    bals = stmt.get("Bal") or []
+    bals = bals if isinstance(bals, list) else [bals]
+    interim = [b for b in bals if balance_code(b) == "ITBD"]
+    if not interim:
+        return opening, closing
+
+    def when(b: Any) -> str:
+        d = b.get("Dt") or {}
+        return str((d.get("Dt") or d.get("DtTm") or "") if isinstance(d, Mapping) else "")
+
+    interim = sorted(interim, key=when)            # stable: as written on the same day
+    if opening is None and closing is None:
+        return (interim[0], interim[-1]) if len(interim) > 1 else (None, interim[0])
+    if opening is None:
+        return interim[0], closing
+    return opening, interim[-1]
 
 
 def _bal(tag: str, amount: Decimal | None, ccy: str) -> str:
