@@ -56,6 +56,9 @@ class Head:
     label: str                    # field 20 / Stmt Id
     place: str                    # where it is: file:line, file: Stmt 2, a deal id
     last_page: bool | None = None  # camt.053 LastPgInd
+    # an MT942 interim report's :90D: / :90C: (number and sum of its debit / credit entries) against its :61:
+    # lines: ((said debits, said debit sum), (said credits, said credit sum), (debits, sum), (credits, sum))
+    sums: tuple | None = None
 
     @property
     def intermediate_open(self) -> bool:
@@ -145,6 +148,9 @@ def head_mt940(fields: list[Mapping[str, Any]], *, place: str, account: str | No
     opening = closing = None
     total, count = Decimal(0), 0
     label, acct, number = "", None, (None, None)
+    lines: list[list[Any]] = [[0, Decimal(0)], [0, Decimal(0)]]      # the :61: debits and credits: count, sum
+    said: dict[str, tuple[int, Decimal]] = {}
+    interim_ccy = ""
     for f in fields:
         tag, v = f.get("tag"), f.get("value")
         if tag == "20":
@@ -160,16 +166,27 @@ def head_mt940(fields: list[Mapping[str, Any]], *, place: str, account: str | No
         elif tag in ("62F", "62M") and isinstance(v, Mapping):
             closing = (tag, v)
         elif tag == "61" and isinstance(v, Mapping):
-            total += _signed(v["mark"], v["amount"])
+            amount = _signed(v["mark"], v["amount"])
+            total += amount
             count += 1
+            side = lines[0] if amount < 0 else lines[1]
+            side[0] += 1
+            side[1] += abs(amount)
+        elif tag in ("90D", "90C") and isinstance(v, Mapping):
+            said[tag] = (int(str(v.get("count") or 0)), _dec(v.get("amount")) or Decimal(0))
+            interim_ccy = interim_ccy or str(v.get("currency") or "")
     cv = closing[1] if closing else {}
+    sums = None
+    if said:
+        zero = (0, Decimal(0))
+        sums = (said.get("90D", zero), said.get("90C", zero), tuple(lines[0]), tuple(lines[1]))
     return Head(account=account or acct or "?", number=number[0], page=number[1],
                 opening=_signed(opening[1]["mark"], opening[1]["amount"]) if opening else None,
                 opening_tag=f":{opening[0]}:" if opening else "",
                 closing=_signed(cv["mark"], cv["amount"]) if closing else None,
                 closing_tag=f":{closing[0]}:" if closing else "",
-                currency=str(cv.get("currency") or (opening[1].get("currency") if opening else "") or ""),
-                day=_day(cv.get("date")), total=total, entries=count, label=label, place=place)
+                currency=str(cv.get("currency") or (opening[1].get("currency") if opening else "") or interim_ccy),
+                day=_day(cv.get("date")), total=total, entries=count, label=label, place=place, sums=sums)
 
 
 def head_camt053(stmt: Mapping[str, Any], *, place: str, account: str | None = None) -> Head:
@@ -290,6 +307,9 @@ def check(heads: Iterable[Head]) -> list[Finding]:
         for i, h in _ordered(chain):
             f = found[i]
             if h.opening is None or h.closing is None:
+                if h.sums is not None and h.opening is None and h.closing is None:
+                    _interim_report(f, h)
+                    continue
                 f.status = UNCHECKED
                 f.problems.append((UNCHECKED, f"no {'opening' if h.opening is None else 'closing'} balance: "
                                               f"not checked, and no link of the account's chain"))
@@ -319,6 +339,23 @@ def check(heads: Iterable[Head]) -> list[Finding]:
         if prev is not None:
             found[next(i for i, h in chain if h is prev)].last = True
     return found
+
+
+def _interim_report(f: Finding, h: Head) -> None:
+    """An MT942 interim report carries no balance, only the number and sum of its debit and credit entries
+    (:90D: / :90C:): those must be its :61: lines' (``does_not_add_up`` otherwise).  No link of the chain."""
+    said_d, said_c, got_d, got_c = h.sums                 # type: ignore[misc]
+    wrong = []
+    for tag, what, said, got in ((":90D:", "debit", said_d, got_d), (":90C:", "credit", said_c, got_c)):
+        if tuple(said) != tuple(got):
+            wrong.append(f"{tag} says {said[0]} {what}(s) of {said[1]} {h.currency}, but the :61: lines hold "
+                         f"{got[0]} of {got[1]} (difference {said[1] - got[1]:+})".replace("  ", " "))
+    if wrong:
+        f.add("does_not_add_up", "interim report (MT942): " + "; ".join(wrong))
+        return
+    f.status = UNCHECKED
+    f.problems.append((UNCHECKED, f"interim report (MT942): no balances, no link of the account's chain; its "
+                                  f"{h.entries} entr{'y' if h.entries == 1 else 'ies'} agree with :90D: / :90C:"))
 
 
 def _follows(f: Finding, prev: Head, h: Head) -> None:

@@ -109,3 +109,28 @@ def test_mt940_second_page_must_open_with_the_first_pages_intermediate_closing()
     assert ("statement 999/2 opens with :60M: 229.3 CHF of 2014-04-07, but statement 999/1 before it "
             "(2014040708285927 at postfinance.sta:1) closed with :62M: 229.2 CHF of 2014-04-07 (difference +0.1)"
             ) in second.note
+
+
+MBANK = CORPUS / "swift" / "mt942_mbank" / "input" / "mt942.sta"
+
+
+def _sta(text: str, name: str):
+    return check([head_mt940(fields, place=f"{name}:{text.count(chr(10), 0, start) + 1}")
+                  for start, fields in iter_statements(text)])
+
+
+def test_mt942_interim_report_entries_agree_with_its_90d_90c():
+    """mBank's MT942 carries no balance, only :90D:0PLN0,00 and :90C:3PLN0,03 over three credits of 0.01:
+    no link of the chain (unchecked), and it says its entries agree."""
+    (f,) = _sta(_read(MBANK), "mt942.sta")
+    assert (f.status, f.head.currency, f.head.entries) == ("unchecked", "PLN", 3)
+    assert f.note == ("interim report (MT942): no balances, no link of the account's chain; its 3 entries agree "
+                      "with :90D: / :90C:")
+
+
+def test_mt942_interim_report_whose_sums_differ_from_its_lines_does_not_add_up():
+    text = _read(MBANK).replace(":90C:3PLN0,03", ":90C:4PLN0,05")      # a credit line missing from the report
+    (f,) = _sta(text, "mt942.sta")
+    assert f.status == "does_not_add_up"
+    assert f.note == ("interim report (MT942): :90C: says 4 credit(s) of 0.05 PLN, but the :61: lines hold 3 of "
+                      "0.03 (difference +0.02)")
