@@ -191,7 +191,7 @@ def head_mt940(fields: list[Mapping[str, Any]], *, place: str, account: str | No
 
 def head_camt053(stmt: Mapping[str, Any], *, place: str, account: str | None = None) -> Head:
     """A Head of a camt.053 ``Stmt`` (the ISO 20022 codec's values, or the ledger's JSON of them)."""
-    from formats.iso20022.camt_balance import CLOSING, OPENING, account_of, balance, booked_total
+    from formats.iso20022.camt_balance import account_of, booked_total, opening_closing
 
     def signed(node: Any) -> Decimal | None:
         if not isinstance(node, Mapping):
@@ -209,8 +209,7 @@ def head_camt053(stmt: Mapping[str, Any], *, place: str, account: str | None = N
                 return {**node, "Amt": {**amt, "value": Decimal(amt["value"])}}
         return dict(node) if isinstance(node, Mapping) else {}
 
-    opening, closing = balance(stmt, *OPENING), balance(stmt, *CLOSING)
-    opening, closing = _interim(stmt, opening, closing)
+    opening, closing = opening_closing(stmt)        # an ITBD on a page of a statement in pages
     entries = stmt.get("Ntry") or []
     entries = entries if isinstance(entries, list) else [entries]
     total, count = booked_total({"Ntry": [plain(e) for e in entries]})
@@ -241,35 +240,6 @@ def _camt_tag(bal: Any) -> str:
     sub = ((bal.get("Tp") or {}).get("SubTp") or {}) if isinstance(bal.get("Tp"), Mapping) else {}
     sub_code = sub.get("Cd") if isinstance(sub, Mapping) else None
     return f"{code}/INTM" if sub_code == "INTM" and code != "ITBD" else code
-
-
-def _interim(stmt: Mapping[str, Any], opening: Any, closing: Any) -> tuple[Any, Any]:
-    """A page of a statement in pages carries interim booked balances (``ITBD``) where the statement's own
-    opening or closing is not: the first page OPBD .. ITBD, a middle page ITBD .. ITBD, the last ITBD .. CLBD.
-    An ITBD stands for the missing one: with two, the earlier (by date, then as written) opens and the later
-    closes; with one, it opens a page that has a closing (CLBD), else it closes (a page without an opening
-    booked balance, as an interim report OPAV + ITBD, is then unchecked).  A statement with both an opening
-    and a closing booked balance keeps them (an ITBD beside them is the bank's information only)."""
-    from formats.iso20022.camt_balance import balance_code
-
-    if opening is not None and closing is not None:
-        return opening, closing
-    bals = stmt.get("Bal") or []
-    bals = bals if isinstance(bals, list) else [bals]
-    interim = [b for b in bals if balance_code(b) == "ITBD"]
-    if not interim:
-        return opening, closing
-
-    def when(b: Any) -> str:
-        d = b.get("Dt") or {}
-        return str((d.get("Dt") or d.get("DtTm") or "") if isinstance(d, Mapping) else "")
-
-    interim = sorted(interim, key=when)            # stable: as written on the same day
-    if opening is None and closing is None:
-        return (interim[0], interim[-1]) if len(interim) > 1 else (None, interim[0])
-    if opening is None:
-        return interim[0], closing
-    return opening, interim[-1]
 
 
 def _bal(tag: str, amount: Decimal | None, ccy: str) -> str:

@@ -134,3 +134,22 @@ def test_mt942_interim_report_whose_sums_differ_from_its_lines_does_not_add_up()
     assert f.status == "does_not_add_up"
     assert f.note == ("interim report (MT942): :90C: says 4 credit(s) of 0.05 PLN, but the :61: lines hold 3 of "
                       "0.03 (difference +0.02)")
+
+
+def test_a_page_with_interim_booked_balances_adds_up_for_the_route_and_bsp_codec():
+    """`statement_check` (the account consolidation route's test of a statement before it is posted) and
+    `bsp decode --statements --check-balances` read an ITBD page as the continuity checks do: page 1 OPBD
+    18.15 + 8.85 = ITBD 27.00 adds up (it was refused: no CLBD), page 2 ITBD 27.00 - 7.00 = CLBD 20.00 too;
+    and a page that does not add up names its ITBD."""
+    from formats.iso20022.camt_balance import balance_problem, continuity_problem
+
+    xml = _pages(_read(GENKGO), ITBD, ITBD)
+    doc = Iso20022Codec(message="camt.053", validate=False).decode(xml.encode())
+    first, second = doc["BkToCstmrStmt"]["Stmt"]
+    assert balance_problem(first) is None and balance_problem(second) is None
+    closed: dict = {}
+    assert continuity_problem(first, closed) is None and continuity_problem(second, closed) is None
+    bad = xml.replace('<Amt Ccy="EUR">8.85</Amt>', '<Amt Ccy="EUR">8.86</Amt>', 1)
+    first = Iso20022Codec(message="camt.053", validate=False).decode(bad.encode())["BkToCstmrStmt"]["Stmt"][0]
+    assert balance_problem(first) == ("opening balance OPBD 18.15 EUR + 1 booked entry (+8.86) = 27.01 EUR, but "
+                                      "the closing balance ITBD is 27.00 EUR (difference -0.01)")
