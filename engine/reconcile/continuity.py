@@ -347,7 +347,9 @@ def _follows(f: Finding, prev: Head, h: Head) -> None:
                 and h.opening_tag != ":60F:"):
             f.add("page_chain", f"statement {prev.statement()} ({prev.label or '?'}) closes with an intermediate "
                                 f"balance {prev.closing_tag}, but the next is statement {h.statement()} opening with "
-                                f"{h.opening_tag or 'no balance'}: page {prev.number}/{want_page} is missing")
+                                f"{h.opening_tag or 'no balance'}: "
+                                + (f"page {prev.number}/{want_page} is missing" if prev.page is not None else
+                                   f"the next page of statement {prev.statement()} is missing"))
     else:
         if h.intermediate_open:
             f.add("page_chain", f"statement {h.statement()} opens with an intermediate balance {h.opening_tag}, "

@@ -153,3 +153,16 @@ def test_a_page_with_interim_booked_balances_adds_up_for_the_route_and_bsp_codec
     first = Iso20022Codec(message="camt.053", validate=False).decode(bad.encode())["BkToCstmrStmt"]["Stmt"][0]
     assert balance_problem(first) == ("opening balance OPBD 18.15 EUR + 1 booked entry (+8.86) = 27.01 EUR, but "
                                       "the closing balance ITBD is 27.00 EUR (difference -0.01)")
+
+
+def test_a_page_closing_with_itbd_and_no_page_number_names_the_missing_page_plainly():
+    """A camt.053 page that closes with an ITBD but gives no PgNb, followed by another statement: the note
+    says the next page is missing (not "page 12312/1", which would be the page itself)."""
+    xml = _pages(_read(GENKGO), ITBD, "<Cd>OPBD</Cd>").replace("<PgNb>1</PgNb>", "")
+    xml = xml.replace("<PgNb>2</PgNb><LastPgInd>true</LastPgInd></StmtPgntn><ElctrncSeqNb>12312",
+                      "<PgNb>1</PgNb><LastPgInd>true</LastPgInd></StmtPgntn><ElctrncSeqNb>12313")
+    first, second = _camt(xml)
+    assert second.status == "page_chain"
+    assert second.note.startswith("statement 12312 (253EURNL26VAYB8060476890) closes with an intermediate balance "
+                                  "ITBD, but the next is statement 12313/1 opening with OPBD: the next page of "
+                                  "statement 12312 is missing")
