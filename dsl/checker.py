@@ -20,6 +20,7 @@ from dsl import ast as A
 from dsl.dealamount import check_deal_amount
 from dsl.configfolders import check_config_folders
 from dsl.continuity import check_continuity
+from dsl.records import check_record
 from dsl.limits import check_limit
 from dsl import calendars, compexpect, ir
 from dsl.clock import instant_text, parse_instant
@@ -1498,7 +1499,7 @@ class Checker(_TestChecks):
                 suggested: set[str] = set()
                 for a in s.assigns:
                     key = str(a.parts[0])
-                    if spec.option(key) is None:      # a kind that declares no options takes none
+                    if spec.option(key) is None and not spec.open_options:   # a kind that declares none takes none
                         self.error("E043", f"unknown option `{key}` for step `{kind}`", a.pos,
                                    did_you_mean(key, spec.option_names)
                                    or ("options: " + ", ".join(spec.option_names) if spec.options
@@ -1514,6 +1515,8 @@ class Checker(_TestChecks):
                     check_limit(self, s, r)
                 elif kind == "continuity":  # a statement chain (dsl/continuity.py)
                     check_continuity(self, s, r)
+                elif kind == "record":      # the route's own values kept with the deal (dsl/records.py)
+                    check_record(self, s, scope)
                 if spec.check is not None and not suggested:
                     self._run_step_check(spec, s)
             if s.name is not None:

@@ -187,6 +187,10 @@ CATALOGUE: tuple[Entry, ...] = (
           "`continuity NAME` comes before the route's `deal` step (or the route has none): the chain moves on when "
           "the statement's deal commits / comes after call `C`: the statement is posted by then / inside `on error`",
           _route('continuity stmts { key = msg.code  statement = msg.code }', _KEYED), 7, 5),
+    Entry("E130", "`record` without a name or a field",
+          "`record` needs a name and at least one field: the deal's event names the record, the fields are what "
+          "it keeps",
+          _route(_KEYED, 'record { fee = 1 }'), 8, 5),
     Entry("E132", "configuration folder with too many files to version",
           "format `F`: option xsd_dir: folder 'DIR' holds N files (*.xsd) the format reads; a configuration folder "
           "is versioned file by file (each configuration version keeps their text in the ledger) and may hold at "
@@ -383,6 +387,13 @@ CATALOGUE: tuple[Entry, ...] = (
           "mask_pan(...))",
           _MF + 'format Card = fixed {\n    pan string(16) pan\n}\nformat Rsp = fixed {\n    card string(16)\n}\n'
           'route r {\n    receive from mf as Card\n    reply Rsp { card = msg.pan }\n}\n', 10, 24, severity="warning"),
+    Entry("W017", "classified value kept by a `record` step",
+          "`record NAME`: msg.pan, classified pan in format `Card`, is kept in field `F` of the deal's `recorded` "
+          "event, which the ledger stores as it is: the value is kept in clear (help: record a value that is not "
+          "classified, or its mask or digest)",
+          _MF + 'format Card = fixed {\n    pan string(16) pan\n}\n'
+          'route r {\n    receive from mf as Card\n    deal PAY { ref = "1"  amount = 1 }\n'
+          '    record card { pan = msg.pan }\n}\n', 8, 25, severity="warning"),
     Entry("W007", "ISO 8583 calls paired in order",
           "ISO 8583 call `NAME` goes to channel `C`, which pairs answers with requests in the order they were "
           "sent: a host that answers out of order, or twice, gives deals each other's answers (help: match = "

@@ -72,7 +72,8 @@ _SIGNATURES: dict[str, Sig] = {
     "statement_check": Sig(1, 1, ("s",), ("any",),
                            "\"\" when the bank statement s adds up: opening balance + its entries (credits minus "
                            "debits) = closing balance, exactly (decimal); otherwise what is wrong, with the "
-                           "amounts. s is a camt.053 Stmt (OPBD, or PRCD, + booked entries = CLBD; a reversal "
+                           "amounts. s is a camt.053 Stmt (OPBD, or PRCD, + booked entries = CLBD; a page of a "
+                           "statement in pages has an interim ITBD for the one it lacks; a reversal "
                            "counts by its CdtDbtInd) or an MT940's msg.block4 (60F/60M + :61: = 62F/62M; RC "
                            "is a debit, RD a credit); a statement without either balance is a problem too "
                            "(docs/services/account_consolidation.md)"),

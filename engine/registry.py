@@ -40,6 +40,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "engine.steps.limit",
     "engine.steps.continuity",
     "engine.steps.screen",
+    "engine.steps.record",
     # formats
     "formats.fixed",
     "formats.json_codec",

@@ -172,6 +172,9 @@ class ComponentSpec:
     body_check: Callable[..., Any] | None = None
     classification: Callable[..., Any] | None = None
     side_effects: bool = False       # a step kind: see above
+    # a step kind that takes any option name (``record NAME { policy = ..  commission = .. }``: the route's own
+    # values); its ``options`` then list none, and ``bsp check`` refuses no name (no E043)
+    open_options: bool = False
     call_names: Callable[..., Any] | None = None
 
     def option(self, name: str) -> OptionSpec | None:

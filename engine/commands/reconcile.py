@@ -18,7 +18,8 @@ from engine.commands.report import CUTOFF_OPT, LIVE_SNAPSHOT_OPT, TZ_OPT, day_op
 from engine.defaults import REPORT_FORMATS as FORMATS, STATEMENT_TYPES
 
 TOTALS = "totals"           # the mainframe's end-of-day control totals (engine/reconcile/totals.py)
-TYPES = (*STATEMENT_TYPES, TOTALS)
+BORDEREAU = "bordereau"     # an insurer's premium bordereau (engine/reconcile/bordereau.py)
+TYPES = (*STATEMENT_TYPES, TOTALS, BORDEREAU)
 _T = "End-of-day totals (--type totals)"
 
 
@@ -27,9 +28,10 @@ def reconcile(
     deployment: Optional[Path] = DEPLOYMENT_LEDGER_OPT,
     env: Optional[str] = ENV_OPT,
     against: Path = typer.Option(..., "--against", help="The counterparty's statement file (--type totals: the "
-                                 "mainframe's end-of-day totals file)."),
+                                 "mainframe's end-of-day totals file; --type bordereau: the insurer's bordereau)."),
     kind: str = typer.Option(..., "--type", help=f"Statement type: {', '.join(TYPES)} (totals: the mainframe's "
-                             "end-of-day control totals per day, code and currency)."),
+                             "end-of-day control totals per day, code and currency; bordereau: an insurer's CSV of "
+                             "policy, premium, commission, against the commission the deals recorded)."),
     on: Optional[str] = typer.Option(None, "--date", help="Only this business day (YYYY-MM-DD, today or "
                                      "yesterday; UTC unless --tz / --cutoff or the deployment file's business_day); "
                                      "default: the statement's days."),
@@ -78,6 +80,8 @@ def reconcile(
     `--type totals` checks the mainframe's end-of-day control totals instead (count and amount per business
     day, transaction code and currency; a CSV, or a copybook file read with `--route FILE --name FORMAT`,
     codes mapped to deal types with `--codes`) against the committed deals' count and sum.
+    `--type bordereau` pairs an insurer's bordereau (a CSV: policy, premium, commission, date) with the
+    committed deals that recorded a commission (`record bordereau` in the route) and compares both amounts.
     A running engine holds its ledger file locked: `--live` reconciles a snapshot the engine takes of
     it (`POST /ledger/snapshot`), in a private temporary file removed afterwards.
     An MT940 or camt.053 file's statements are checked too (each adds up; each account's open where the one
@@ -130,6 +134,18 @@ def reconcile(
             def run(path: Path, where: str | None, progress: object) -> tuple:
                 return reconcile_totals(path, against, route=route, name=name, columns=wanted, codes=codes, on=day,
                                         clock=clock, party=party, tolerance=tol, deals_where=where)
+        elif kind == BORDEREAU:
+            from engine.reconcile.bordereau import breaks as count_breaks, reconcile_bordereau    # type: ignore[assignment]
+            if xsd_dir is not None:
+                raise ReportError("--xsd-dir validates a camt.053 statement; it does not apply to --type bordereau")
+            given = [flag for flag, v in (("--route", route), ("--name", name), ("--columns", columns),
+                                          ("--codes", codes)) if v is not None]
+            if given:
+                raise ReportError(f"{given[0]} reads a mainframe totals file: it applies to --type totals only, "
+                                  f"not --type {kind}")
+
+            def run(path: Path, where: str | None, progress: object) -> tuple:
+                return reconcile_bordereau(path, against, on=day, days=days, clock=clock, party=party, tolerance=tol)
         else:
             count_breaks = breaks
             given = [flag for flag, v in (("--route", route), ("--name", name), ("--columns", columns),
@@ -144,7 +160,8 @@ def reconcile(
         if live:
             # what reconcile_file would say after the snapshot, said before it is taken
             if not against.is_file():
-                raise ReportError(f"{against}: no {'totals' if kind == TOTALS else 'statement'} file here (--against)")
+                raise ReportError(f"{against}: no {'statement' if kind in STATEMENT_TYPES else kind} file here "
+                                  f"(--against)")
             from engine.commands.live_snapshot import live_ledger
 
             with live_ledger(url, token_file, ca, cert, key, "bsp reconcile") as (path, snap), \
@@ -171,7 +188,7 @@ def reconcile(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     n = count_breaks(rows)
-    what = f"{len(rows)} {'rows' if kind == TOTALS else 'lines'}"
+    what = f"{len(rows)} {'lines' if kind in STATEMENT_TYPES else 'rows'}"
     bad = statement_breaks(report)          # MT940, camt.053: statements that do not add up or follow on
     said = f"{what}, {n} break(s)" if n else f"{what}, fully matched"
     if bad:

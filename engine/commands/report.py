@@ -1,8 +1,10 @@
 """``bsp report NAME --ledger FILE --from DATE --to DATE [--format ...] [--out PATH] [--party P]``,
 or ``--live`` instead of ``--ledger``: on a snapshot of a running engine's ledger.
 
-Exit codes: 0 written, 1 (--live) the engine answered with a problem or cannot be reached,
-2 usage error (unknown report, bad date, missing ledger, locked ledger, no such party).
+Exit codes, as ``bsp reconcile``'s: 0 written and no break found, 1 written and the report found breaks
+(``statement-continuity``: a statement that does not add up or follow on; the reports of totals find none)
+or (--live) the engine answered with a problem or cannot be reached, 2 usage error (unknown report, bad
+date, missing ledger, locked ledger, no such party).
 """
 from __future__ import annotations
 
@@ -69,8 +71,10 @@ def report(
     platform.yaml`; a flag wins over it), say otherwise; the header says which day was reported. A running engine holds its ledger file locked:
     `--live` reports on a snapshot the engine takes of it (`POST /ledger/snapshot`, as `bsp ledger
     snapshot --live`), in a private temporary file removed afterwards.
-    Exit 0 written; 1 (--live) the engine answered with a problem or cannot be reached; 2 usage error
-    (unknown report or format, bad dates, no ledger).
+    Exit 0 written, no break found; 1 written, and the report found breaks (statement-continuity: a
+    statement that does not add up or follow on), as bsp reconcile exits on breaks, or (--live) the engine
+    answered with a problem or cannot be reached; 2 usage error (unknown report or format, bad dates, no
+    ledger).
     """
     from engine.reports import ReportError, period   # DuckDB, Arrow: loaded to report
     from engine.reports.businessday import business_day
@@ -90,18 +94,23 @@ def report(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     if not live:
-        _report(name, ledger, None, when, fmt, out, party)
-        return
-    from engine.commands.live_snapshot import live_ledger
+        breaks = _report(name, ledger, None, when, fmt, out, party)
+    else:
+        from engine.commands.live_snapshot import live_ledger
 
-    with live_ledger(url, token_file, ca, cert, key, "bsp report") as (path, snap):
-        _report(name, path, snap.describe(), when, fmt, out, party)
+        with live_ledger(url, token_file, ca, cert, key, "bsp report") as (path, snap):
+            breaks = _report(name, path, snap.describe(), when, fmt, out, party)
+    if breaks:
+        # the verdict, as bsp reconcile gives it: a scheduled job alerts on a non-zero status
+        typer.echo(f"{name}: {breaks:,} break(s) found (exit 1)", err=True)
+        raise typer.Exit(1)
 
 
 def _report(name: str, ledger: Path, label: Optional[str], when: Any, fmt: str, out: Optional[Path],
-            party: Optional[str]) -> None:
+            party: Optional[str]) -> int:
     """Build and write the report from ``ledger``; ``label`` names it instead of its path (a snapshot).
-    A report of a period that holds no deal at all ends with a note naming the days the ledger holds."""
+    A report of a period that holds no deal at all ends with a note naming the days the ledger holds.
+    Returns how many breaks the report found (0 for a report that finds none)."""
     from engine.reports import ReportError, build_report
     from engine.reports.source import empty_period_note
 
@@ -119,6 +128,7 @@ def _report(name: str, ledger: Path, label: Optional[str], when: Any, fmt: str, 
             note = empty_period_note(ledger, when, label or str(ledger))
             if note:
                 typer.echo(note, err=True)
+        return rep.breaks or 0
     except ReportError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -10,8 +10,10 @@ A nostro clerk's controls over a counterparty's statements, per account:
   same number and page again; ``out_of_order``: a lower number that is no repeat); a statement numbered 1
   in a new year (by its closing date) restarts the count (banks number per year);
 * **pages**: a statement sent in pages (MT940 ``:62M:`` intermediate closing, the next page opening with
-  ``:60M:``, numbered ``n/1``, ``n/2`` ...; camt.053 ``StmtPgntn`` with ``LastPgInd``) is complete: after an
-  intermediate closing comes the next page of the same statement (``page_chain`` otherwise).
+  ``:60M:``, numbered ``n/1``, ``n/2`` ...; camt.053 ``StmtPgntn`` with ``LastPgInd``, pages closing and
+  opening with an interim booked ``ITBD`` or an ``OPBD`` / ``CLBD`` of sub-type ``INTM``) is complete: after
+  an intermediate closing comes the next page of the same statement (``page_chain`` otherwise), opening with
+  that intermediate balance (``balance_break`` otherwise).
 
 A statement without an opening or a closing balance (a fragment, a camt.053 without ``Bal``) is
 ``unchecked``, and no link of the chain.  A statement number 0 (``:28C:0``, ``:28C:00000``: banks that do
@@ -54,14 +56,17 @@ class Head:
     label: str                    # field 20 / Stmt Id
     place: str                    # where it is: file:line, file: Stmt 2, a deal id
     last_page: bool | None = None  # camt.053 LastPgInd
+    # an MT942 interim report's :90D: / :90C: (number and sum of its debit / credit entries) against its :61:
+    # lines: ((said debits, said debit sum), (said credits, said credit sum), (debits, sum), (credits, sum))
+    sums: tuple | None = None
 
     @property
     def intermediate_open(self) -> bool:
-        return self.opening_tag == ":60M:"
+        return _intermediate(self.opening_tag)
 
     @property
     def intermediate_close(self) -> bool:
-        return self.closing_tag == ":62M:" or self.last_page is False
+        return _intermediate(self.closing_tag) or self.last_page is False
 
     @property
     def numbered(self) -> bool:
@@ -71,6 +76,16 @@ class Head:
         if not self.number:
             return self.label or "?"             # not numbered: its reference (field 20, Stmt Id)
         return f"{self.number}/{self.page}" if self.page is not None else str(self.number)
+
+
+INTERMEDIATE_TAGS = (":60M:", ":62M:", "ITBD")     # and a camt.053 OPBD / CLBD of sub-type INTM: "OPBD/INTM"
+
+
+def _intermediate(tag: str) -> bool:
+    """An intermediate (interim) balance: a page's, not the statement's final one.  MT940 ``:60M:`` /
+    ``:62M:``; camt.053 ``ITBD`` (interim booked) or an ``OPBD`` / ``CLBD`` of sub-type ``INTM``, as SWIFT's
+    MT940-to-camt.053 translation writes ``:60M:`` / ``:62M:``."""
+    return tag in INTERMEDIATE_TAGS or tag.endswith("/INTM")
 
 
 @dataclass
@@ -133,6 +148,9 @@ def head_mt940(fields: list[Mapping[str, Any]], *, place: str, account: str | No
     opening = closing = None
     total, count = Decimal(0), 0
     label, acct, number = "", None, (None, None)
+    lines: list[list[Any]] = [[0, Decimal(0)], [0, Decimal(0)]]      # the :61: debits and credits: count, sum
+    said: dict[str, tuple[int, Decimal]] = {}
+    interim_ccy = ""
     for f in fields:
         tag, v = f.get("tag"), f.get("value")
         if tag == "20":
@@ -148,21 +166,32 @@ def head_mt940(fields: list[Mapping[str, Any]], *, place: str, account: str | No
         elif tag in ("62F", "62M") and isinstance(v, Mapping):
             closing = (tag, v)
         elif tag == "61" and isinstance(v, Mapping):
-            total += _signed(v["mark"], v["amount"])
+            amount = _signed(v["mark"], v["amount"])
+            total += amount
             count += 1
+            side = lines[0] if amount < 0 else lines[1]
+            side[0] += 1
+            side[1] += abs(amount)
+        elif tag in ("90D", "90C") and isinstance(v, Mapping):
+            said[tag] = (int(str(v.get("count") or 0)), _dec(v.get("amount")) or Decimal(0))
+            interim_ccy = interim_ccy or str(v.get("currency") or "")
     cv = closing[1] if closing else {}
+    sums = None
+    if said:
+        zero = (0, Decimal(0))
+        sums = (said.get("90D", zero), said.get("90C", zero), tuple(lines[0]), tuple(lines[1]))
     return Head(account=account or acct or "?", number=number[0], page=number[1],
                 opening=_signed(opening[1]["mark"], opening[1]["amount"]) if opening else None,
                 opening_tag=f":{opening[0]}:" if opening else "",
                 closing=_signed(cv["mark"], cv["amount"]) if closing else None,
                 closing_tag=f":{closing[0]}:" if closing else "",
-                currency=str(cv.get("currency") or (opening[1].get("currency") if opening else "") or ""),
-                day=_day(cv.get("date")), total=total, entries=count, label=label, place=place)
+                currency=str(cv.get("currency") or (opening[1].get("currency") if opening else "") or interim_ccy),
+                day=_day(cv.get("date")), total=total, entries=count, label=label, place=place, sums=sums)
 
 
 def head_camt053(stmt: Mapping[str, Any], *, place: str, account: str | None = None) -> Head:
     """A Head of a camt.053 ``Stmt`` (the ISO 20022 codec's values, or the ledger's JSON of them)."""
-    from formats.iso20022.camt_balance import CLOSING, OPENING, account_of, balance, balance_code, booked_total
+    from formats.iso20022.camt_balance import account_of, booked_total, opening_closing
 
     def signed(node: Any) -> Decimal | None:
         if not isinstance(node, Mapping):
@@ -180,7 +209,7 @@ def head_camt053(stmt: Mapping[str, Any], *, place: str, account: str | None = N
                 return {**node, "Amt": {**amt, "value": Decimal(amt["value"])}}
         return dict(node) if isinstance(node, Mapping) else {}
 
-    opening, closing = balance(stmt, *OPENING), balance(stmt, *CLOSING)
+    opening, closing = opening_closing(stmt)        # an ITBD on a page of a statement in pages
     entries = stmt.get("Ntry") or []
     entries = entries if isinstance(entries, list) else [entries]
     total, count = booked_total({"Ntry": [plain(e) for e in entries]})
@@ -192,12 +221,25 @@ def head_camt053(stmt: Mapping[str, Any], *, place: str, account: str | None = N
     return Head(account=account or account_of(stmt) or "?",
                 number=int(str(seq)) if seq is not None and str(seq).strip().isdigit() else None,
                 page=int(str(pg["PgNb"])) if str(pg.get("PgNb") or "").strip().isdigit() else None,
-                opening=signed(opening), opening_tag=balance_code(opening) or "" if opening else "",
-                closing=signed(closing), closing_tag="CLBD" if closing else "",
+                opening=signed(opening), opening_tag=_camt_tag(opening),
+                closing=signed(closing), closing_tag=_camt_tag(closing),
                 currency=str(amt.get("Ccy") or "") if isinstance(amt, Mapping) else "",
                 day=_day((dt_.get("Dt") or dt_.get("DtTm")) if isinstance(dt_, Mapping) else None),
                 total=total, entries=count, label=str(stmt.get("Id") or ""), place=place,
                 last_page=None if last is None else str(last).lower() in ("true", "1"))
+
+
+def _camt_tag(bal: Any) -> str:
+    """How a camt.053 balance is named in the notes and the chain: ``OPBD``, ``PRCD``, ``CLBD``, ``ITBD``, and
+    ``OPBD/INTM`` / ``CLBD/INTM`` for an opening or closing of sub-type INTM (intermediate: a page's)."""
+    from formats.iso20022.camt_balance import balance_code
+
+    if not isinstance(bal, Mapping):
+        return ""
+    code = balance_code(bal) or ""
+    sub = ((bal.get("Tp") or {}).get("SubTp") or {}) if isinstance(bal.get("Tp"), Mapping) else {}
+    sub_code = sub.get("Cd") if isinstance(sub, Mapping) else None
+    return f"{code}/INTM" if sub_code == "INTM" and code != "ITBD" else code
 
 
 def _bal(tag: str, amount: Decimal | None, ccy: str) -> str:
@@ -235,6 +277,9 @@ def check(heads: Iterable[Head]) -> list[Finding]:
         for i, h in _ordered(chain):
             f = found[i]
             if h.opening is None or h.closing is None:
+                if h.sums is not None and h.opening is None and h.closing is None:
+                    _interim_report(f, h)
+                    continue
                 f.status = UNCHECKED
                 f.problems.append((UNCHECKED, f"no {'opening' if h.opening is None else 'closing'} balance: "
                                               f"not checked, and no link of the account's chain"))
@@ -266,6 +311,23 @@ def check(heads: Iterable[Head]) -> list[Finding]:
     return found
 
 
+def _interim_report(f: Finding, h: Head) -> None:
+    """An MT942 interim report carries no balance, only the number and sum of its debit and credit entries
+    (:90D: / :90C:): those must be its :61: lines' (``does_not_add_up`` otherwise).  No link of the chain."""
+    said_d, said_c, got_d, got_c = h.sums                 # type: ignore[misc]
+    wrong = []
+    for tag, what, said, got in ((":90D:", "debit", said_d, got_d), (":90C:", "credit", said_c, got_c)):
+        if tuple(said) != tuple(got):
+            wrong.append(f"{tag} says {said[0]} {what}(s) of {said[1]} {h.currency}, but the :61: lines hold "
+                         f"{got[0]} of {got[1]} (difference {said[1] - got[1]:+})".replace("  ", " "))
+    if wrong:
+        f.add("does_not_add_up", "interim report (MT942): " + "; ".join(wrong))
+        return
+    f.status = UNCHECKED
+    f.problems.append((UNCHECKED, f"interim report (MT942): no balances, no link of the account's chain; its "
+                                  f"{h.entries} entr{'y' if h.entries == 1 else 'ies'} agree with :90D: / :90C:"))
+
+
 def _follows(f: Finding, prev: Head, h: Head) -> None:
     """The numbering first (a missing statement explains a balance break), then the balances."""
     def balance() -> None:
@@ -285,7 +347,9 @@ def _follows(f: Finding, prev: Head, h: Head) -> None:
                 and h.opening_tag != ":60F:"):
             f.add("page_chain", f"statement {prev.statement()} ({prev.label or '?'}) closes with an intermediate "
                                 f"balance {prev.closing_tag}, but the next is statement {h.statement()} opening with "
-                                f"{h.opening_tag or 'no balance'}: page {prev.number}/{want_page} is missing")
+                                f"{h.opening_tag or 'no balance'}: "
+                                + (f"page {prev.number}/{want_page} is missing" if prev.page is not None else
+                                   f"the next page of statement {prev.statement()} is missing"))
     else:
         if h.intermediate_open:
             f.add("page_chain", f"statement {h.statement()} opens with an intermediate balance {h.opening_tag}, "

@@ -93,6 +93,9 @@ class Report:
     tables: list[Table]
     figures: list[tuple[str, str]] = field(default_factory=list)   # (label, exact text)
     charts: list[Chart] = field(default_factory=list)
+    # how many breaks the report found (statements that do not follow on, unmatched or differing lines): `bsp
+    # report` exits 1 when there are any, as `bsp reconcile` does; None: a report with no breaks to find (totals)
+    breaks: int | None = None
 
     @property
     def main(self) -> Table:

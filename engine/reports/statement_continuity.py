@@ -143,7 +143,7 @@ def build(ledger: str | Path, when: Period) -> Report:
                   tables=[Table("statements", "Statements received, checked as a chain per account", cols, shown),
                           Table("accounts", "Last statement per account (all the ledger holds up to the period's "
                                             "end)", LAST_COLUMNS, last)],
-                  figures=figures)
+                  figures=figures, breaks=breaks)
 
 
 __all__ = ["build", "COLUMNS", "LAST_COLUMNS", "account_of_key", "heads_of"]

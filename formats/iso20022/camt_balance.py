@@ -8,7 +8,8 @@ of ``Bal`` (banks order them as they like: OPBD, CLBD, CLAV, FWAV ... or PRCD fi
 The rules a reconciliation clerk applies (ISO 20022 camt.053 MDR, CGI-MP / DK usage):
 
 * the opening balance is ``OPBD`` (opening booked) or, as German and Swiss banks write it,
-  ``PRCD`` (previously closed booked); the closing balance is ``CLBD``;
+  ``PRCD`` (previously closed booked); the closing balance is ``CLBD``; a page of a statement in pages
+  carries an interim booked ``ITBD`` in place of the one it lacks (``opening_closing``);
 * only **booked** entries move the booked balance: ``Sts`` ``BOOK`` (in camt.053.001.02-07 a code,
   from .08 on ``<Sts><Cd>BOOK</Cd></Sts>``); pending (``PDNG``) and information (``INFO``)
   entries do not;
@@ -57,6 +58,32 @@ def balance(stmt: Any, *codes: str) -> dict[str, Any] | None:
     return None
 
 
+def opening_closing(stmt: Any) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The statement's opening (``OPBD``, else ``PRCD``) and closing (``CLBD``) booked balances; a page of a
+    statement in pages carries an interim booked balance (``ITBD``) where the statement's own is not (the
+    first page OPBD .. ITBD, a middle one ITBD .. ITBD, the last ITBD .. CLBD): it stands for the missing one.
+    With two ITBD, the earlier (by date, then as written) opens and the later closes; with one, it opens a page
+    that has a CLBD, else it closes.  Beside both booked balances an ITBD is the bank's information only."""
+    opening, closing = balance(stmt, *OPENING), balance(stmt, *CLOSING)
+    if opening is not None and closing is not None:
+        return opening, closing
+    bals = _many(stmt.get("Bal")) if isinstance(stmt, Mapping) else []
+    interim = [b for b in bals if balance_code(b) == "ITBD"]
+    if not interim:
+        return opening, closing
+
+    def when(b: Mapping[str, Any]) -> str:
+        d = b.get("Dt") or {}
+        return str((d.get("Dt") or d.get("DtTm") or "") if isinstance(d, Mapping) else "")
+
+    interim = sorted(interim, key=when)            # stable: as written on the same day
+    if opening is None and closing is None:
+        return (interim[0], interim[-1]) if len(interim) > 1 else (None, interim[0])
+    if opening is None:
+        return interim[0], closing
+    return opening, interim[-1]
+
+
 def signed(node: Any) -> Decimal | None:
     """A balance's or an entry's amount, negative when its ``CdtDbtInd`` is ``DBIT``."""
     if not isinstance(node, Mapping):
@@ -102,7 +129,7 @@ def balance_problem(stmt: Any) -> str | None:
     a missing opening or closing booked balance, or the two amounts, the entries and the difference."""
     if not isinstance(stmt, Mapping):
         return "not a camt.053 statement (Stmt)"
-    opening, closing = balance(stmt, *OPENING), balance(stmt, *CLOSING)
+    opening, closing = opening_closing(stmt)
     if opening is None:
         return "no opening booked balance (OPBD or PRCD): the statement cannot be checked"
     if closing is None:
@@ -116,7 +143,8 @@ def balance_problem(stmt: Any) -> str | None:
         return None
     ccy = _ccy(closing)
     return (f"opening balance {balance_code(opening)} {start} {ccy} + {count} booked "
-            f"entr{'y' if count == 1 else 'ies'} ({total:+}) = {want} {ccy}, but the closing balance CLBD is "
+            f"entr{'y' if count == 1 else 'ies'} ({total:+}) = {want} {ccy}, but the closing balance "
+            f"{balance_code(closing)} is "
             f"{end} {ccy} (difference {end - want:+})")
 
 
@@ -145,7 +173,7 @@ def continuity_problem(stmt: Any, closed: dict[str, tuple[dict[str, Any], str]])
     account = account_of(stmt)
     if account is None:
         return None
-    opening, closing = balance(stmt, *OPENING), balance(stmt, *CLOSING)
+    opening, closing = opening_closing(stmt)
     before = closed.get(account)
     if closing is not None:
         closed[account] = (closing, str(stmt.get("Id") or "?"))

@@ -9,6 +9,7 @@ import pytest
 
 from engine.steps import limit as limit_component
 from engine.steps import continuity as continuity_component
+from engine.steps import record as record_component
 from engine.steps import screen as screen_component
 
 from engine.channels import file_watch, file_write
@@ -72,6 +73,7 @@ def build_test_registry() -> Registry:
     reg.register(copybook_component.COMPONENT)  # the real kind (pure, in formats/): its field tree (E061, E112)
     reg.register(limit_component.COMPONENT)   # the real kind: a running total (dsl/limits.py checks it)
     reg.register(continuity_component.COMPONENT)   # the real kind: a statement chain (dsl/continuity.py)
+    reg.register(record_component.COMPONENT)   # the real kind: any field names (dsl/records.py checks it)
     reg.register(screen_component.COMPONENT)  # the real kind: its check hook (E122)
     reg.register(ComponentSpec("step", "audit", "writes an audit line", (
         OptionSpec("text", "expr", "what to write", required=True),
