@@ -348,10 +348,11 @@ def _date_fmt_literal(i: int, value: Any) -> str | None:
 
 def f_matches(s: Any, pattern: Any) -> bool:
     """True when the whole of ``s`` matches the regular expression (dsl/regexsafe.py: fullmatch, ASCII classes);
-    null, a list or a record are false; a number is its text.  A text longer than MAX_INPUT characters fails
-    (never false: ``not matches(...)`` would let it through); on a request's field the sender's error."""
+    null and a bool are false; a number is its text.  A list or a record, and a text longer than MAX_INPUT
+    characters, fail (never false: ``not matches(msg.narrative, ".*DROP.*")`` would let ``["DROP TABLE"]`` or
+    an over-long text through); on a request's field the sender's error."""
     from dsl.regexsafe import MAX_INPUT, PatternError, compile_safe
-    if s is None or isinstance(s, (list, tuple, dict, bool)):
+    if s is None or isinstance(s, bool):
         return False
     text = _str(s, "matches")
     if len(text) > MAX_INPUT:

@@ -32,7 +32,6 @@ def ev(text: str, **scope):
     (r'matches("", ".*")', True),
     (r'matches(123, "\\d+")', True),                           # a number is its text
     (r'matches(12.50, "\\d+\\.\\d{2}")', True),
-    (r'matches(msg.items, ".*")', False),                      # a list
     ('is_date("20261231", "%Y%m%d")', True),
     ('is_date("20261331", "%Y%m%d")', False),
     ('is_date("2026-12-1", "%Y-%m-%d")', True),                # as lenient as parse_date
@@ -60,6 +59,20 @@ def test_a_text_longer_than_the_cap_is_never_matched_nor_let_through():
     with pytest.raises(EvalError, match=r"matches: the text is 1,001 characters long") as got:   # the route's own
         ev('matches(trim(msg.t), "a*")', msg={"t": "a" * (MAX_INPUT + 1)})
     assert not isinstance(got.value, InputError)
+
+
+def test_a_list_or_a_record_is_never_matched_nor_let_through():
+    """A list or a record is not text: answering false let ``["DROP TABLE"]`` through a deny-list, `not
+    matches(msg.narrative, ".*DROP.*")`; the sender's field is named (a rejected request, 30)."""
+    for value, kind in ((["DROP TABLE"], "a list"), ({"t": "DROP TABLE"}, "an object")):
+        with pytest.raises(InputError) as got:
+            ev('not matches(msg.narrative, ".*DROP.*")', msg={"narrative": value})
+        assert got.value.path == "narrative"
+        assert got.value.message == f"narrative: matches: expected text, got {kind}"
+    with pytest.raises(EvalError, match="matches: expected text, got a list") as got:      # the route's own
+        ev('matches([1, 2], "a*")')
+    assert not isinstance(got.value, InputError)
+    assert ev('matches(null, "a*")') is False and ev('matches(true, "a*")') is False
 
 
 def test_an_unsafe_pattern_fails_at_run_time_when_no_checker_stopped_it():

@@ -38,13 +38,17 @@ async def test_an_over_long_field_is_rejected_naming_it(tmp_path: Path) -> None:
         with trio.fail_after(10):
             await c.send(b'{"ref":"A1","narrative":"pay rent"}',
                          b'{"ref":"A2","narrative":"DROP TABLE"}',
-                         b'{"ref":"A3","narrative":"DROP TABLE ' + b"x" * 1000 + b'"}')
-            replies = await c.recv_json(3)
+                         b'{"ref":"A3","narrative":"DROP TABLE ' + b"x" * 1000 + b'"}',
+                         b'{"ref":"A4","narrative":["DROP TABLE"]}')
+            replies = await c.recv_json(4)
         await c.aclose()
     assert replies[0] == {"ref": "A1", "code": "00"}
     assert replies[1]["ref"] == "13"
     assert replies[2]["ref"] == "30", replies[2]
+    assert replies[3]["ref"] == "30", replies[3]                 # a list is not text: not let through either
     got = sorted(rows(ledger, "SELECT status, response_code, reason FROM deals"))
-    assert [(s, c) for s, c, _ in got][1:] == [("rejected", "13"), ("rejected", "30")] and got[0][0] == "committed"
-    assert "narrative: matches: the text is 1,011 characters long, more than the 1,000 a pattern is matched " \
-           "against" in got[2][2]
+    assert [(s, c) for s, c, _ in got][1:] == [("rejected", "13"), ("rejected", "30"), ("rejected", "30")] \
+        and got[0][0] == "committed"
+    assert any("narrative: matches: expected text, got a list" in (r or "") for _, _, r in got), got
+    assert any("narrative: matches: the text is 1,011 characters long, more than the 1,000 a pattern is matched "
+               "against" in (r or "") for _, _, r in got), got
