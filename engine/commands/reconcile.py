@@ -138,21 +138,13 @@ def reconcile(
             from engine.reconcile.bordereau import breaks as count_breaks, reconcile_bordereau    # type: ignore[assignment]
             if xsd_dir is not None:
                 raise ReportError("--xsd-dir validates a camt.053 statement; it does not apply to --type bordereau")
-            given = [flag for flag, v in (("--route", route), ("--name", name), ("--columns", columns),
-                                          ("--codes", codes)) if v is not None]
-            if given:
-                raise ReportError(f"{given[0]} reads a mainframe totals file: it applies to --type totals only, "
-                                  f"not --type {kind}")
+            _totals_only(kind, route=route, name=name, columns=columns, codes=codes)
 
             def run(path: Path, where: str | None, progress: object) -> tuple:
                 return reconcile_bordereau(path, against, on=day, days=days, clock=clock, party=party, tolerance=tol)
         else:
             count_breaks = breaks
-            given = [flag for flag, v in (("--route", route), ("--name", name), ("--columns", columns),
-                                          ("--codes", codes)) if v is not None]
-            if given:
-                raise ReportError(f"{given[0]} reads a mainframe totals file: it applies to --type totals only, "
-                                  f"not --type {kind}")
+            _totals_only(kind, route=route, name=name, columns=columns, codes=codes)
 
             def run(path: Path, where: str | None, progress: object) -> tuple:
                 return reconcile_file(path, against, kind, on=day, tolerance=tol, days=days, party=party,
@@ -203,3 +195,12 @@ def register(app: typer.Typer) -> None:
 
 
 __all__ = ["register", "reconcile"]
+
+
+def _totals_only(kind: str, **flags: object) -> None:
+    """``--route`` / ``--name`` / ``--columns`` / ``--codes`` given with a ``--type`` that is not totals."""
+    from engine.reports import ReportError
+    given = [f"--{k}" for k, v in flags.items() if v is not None]
+    if given:
+        raise ReportError(f"{given[0]} reads a mainframe totals file: it applies to --type totals only, "
+                          f"not --type {kind}")

@@ -8,6 +8,21 @@ from engine.runtime.exchange import Exchange, StepFailure
 from engine.runtime.stepfail import input_failure
 
 
+def evaluate_fields(build: Any, scope: Any, where: str | None, what: str = "") -> dict[str, Any]:
+    """A step's ``{ a = expr }`` fields for ``scope`` (``build``: ``ctx.assigns(...)``).  An expression that fails
+    is a clean failure, nothing done: a request's value of the wrong shape is the sender's (rejected, 30), any
+    other the route's (internal); ``what`` starts its text (``record bordereau: ``)."""
+    try:
+        return build(scope)
+    except StepFailure:
+        raise
+    except InputError as exc:       # a request's value of the wrong shape: the sender's (rejected, 30)
+        raise input_failure(exc, where) from exc
+    except Exception as exc:
+        text = str(exc) if isinstance(exc, EvalError) else f"{type(exc).__name__}: {exc}"
+        raise StepFailure("internal", what + text, where=where) from exc
+
+
 class SyncStep:
     """Base for synchronous steps: override ``run(ex)``; ``name`` binds the result if not None."""
 
@@ -47,15 +62,7 @@ class FunctionStep(SyncStep):
     def values(self, scope: Any) -> dict[str, Any]:
         """The step's fields for ``scope``.  An expression that fails is a clean failure: ``fn`` was
         not called, so nothing was done (never in doubt)."""
-        try:
-            values = self.build_values(scope)
-        except StepFailure:
-            raise
-        except InputError as exc:       # a request's value of the wrong shape: the sender's (rejected, 30)
-            raise input_failure(exc, self.where) from exc
-        except Exception as exc:
-            text = str(exc) if isinstance(exc, EvalError) else f"{type(exc).__name__}: {exc}"
-            raise StepFailure("internal", text, where=self.where) from exc
+        values = evaluate_fields(self.build_values, scope, self.where)
         return {**self.defaults, **values} if self.defaults else values
 
     def run(self, ex: Exchange) -> None:

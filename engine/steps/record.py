@@ -21,9 +21,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
-from dsl.eval_error import EvalError, InputError
-from engine.runtime.stepfail import input_failure
-from engine.steps.base import StepFailure, SyncStep
+from engine.steps.base import SyncStep, evaluate_fields
 from formats.component import ComponentSpec
 
 EVENT = "recorded"
@@ -58,15 +56,7 @@ class RecordStep(SyncStep):
 
     def run(self, ex: Any) -> None:
         scope = ex.scope
-        try:
-            values = self.values(scope)
-        except StepFailure:
-            raise
-        except InputError as exc:        # a request's value of the wrong shape: the sender's (rejected, 30)
-            raise input_failure(exc, self.where) from exc
-        except Exception as exc:
-            text = str(exc) if isinstance(exc, EvalError) else f"{type(exc).__name__}: {exc}"
-            raise StepFailure("internal", f"record {self.name}: {text}", where=self.where) from exc
+        values = evaluate_fields(self.values, scope, self.where, f"record {self.name}: ")
         kept = {str(k): plain(v) for k, v in values.items()}
         notes = ex.notes if ex.notes is not None else []
         ex.notes = notes
