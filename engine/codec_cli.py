@@ -176,7 +176,11 @@ def _component(kind: str) -> Any:
 
 
 def _usage_from_spec(exc: SpecError, what: str) -> UsageError:
-    return UsageError(f"{what}: {exc}", exc.hint)
+    text, hint = str(exc), exc.hint
+    for route_words, cli_words in _HINT_FLAGS:        # said the command line's way
+        text = text.replace(route_words, cli_words)
+        hint = hint.replace(route_words, cli_words) if hint else hint
+    return UsageError(f"{what}: {text}", hint)
 
 
 def _require_file(p: Path | None, what: str) -> str | None:
@@ -568,7 +572,9 @@ def _camt_statement_records(setup: Setup, data: bytes) -> Iterator[Result]:
 
 # Hints written for route files, said the command line's way.
 _HINT_FLAGS = (("give the format option xsd (or xsd_dir)", "give --xsd FILE (or --xsd-dir DIR)"),
-               ("validate = false", "--no-validate"))
+               ("validate = false", "--no-validate"),
+               ("xsd_dir folder", "--xsd-dir folder"), ("point xsd_dir at", "point --xsd-dir at"),
+               ("name the file with the option xsd", "name the file with --xsd FILE"))
 
 
 def _one(codec: Any, data: bytes, no: int, base: int) -> Any:

@@ -9,7 +9,7 @@ from formats.classify import parse_spec
 from formats.component import ComponentSpec, FieldKind, OptionSpec
 from formats.errors import SpecError
 from formats.iso20022.codec import ENVELOPE_DEFAULT, HEADER_DEFAULT, Iso20022Codec
-from formats.iso20022.schema import TypeShape, load_schema, matches
+from formats.iso20022.schema import Catalog, TypeShape, load_schema, matches
 
 _MSG = re.compile(r"[a-z]{4}\.\d{3}(?:\.\d{3}\.\d{2}(?:\.[A-Za-z0-9]+)*)?\Z")
 _HEAD = re.compile(r"head\.001\.001\.\d{2}\Z")
@@ -57,6 +57,10 @@ def check(decl: Any, base_dir: Any = None) -> list[SpecError]:
                                 **_where(decl)))
     if opts.get("xsd_dir") and not Path(opts["xsd_dir"]).is_dir():
         errors.append(SpecError(f"xsd_dir {opts['xsd_dir']!r} is not a directory", **_where(decl)))
+    elif opts.get("xsd_dir") and not opts.get("xsd"):
+        catalog = Catalog([opts["xsd_dir"]])          # several schemas of a message the format reads: refused
+        errors += [catalog.refusal(mid) for mid in sorted(catalog.ambiguous)
+                   if not isinstance(msg, str) or matches(msg, mid)]
     return errors
 
 
