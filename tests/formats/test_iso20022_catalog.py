@@ -193,3 +193,18 @@ def test_bsp_reconcile_reads_the_catalogue_and_refuses_an_ambiguous_one(tmp_path
     text = str(info.value)
     assert text.startswith(f"--xsd-dir {folder}: folder ") and "camt.053.001.08.xsd, copy.xsd" in text
     assert "Traceback" not in text and "option" not in text
+
+
+def test_copies_of_one_schema_are_one_schema(tmp_path: Path) -> None:
+    """The same XSD copied into several places of a catalogue (the corpus has camt.053.001.02 three times) is
+    not ambiguous: the first in name order is taken; copies whose includes differ are refused."""
+    folder = tmp_path / "xsd"
+    split_schema(folder, "a/camt.053.001.08.xsd", "a/types.xsd")
+    split_schema(folder, "b/camt.053.001.08.xsd", "b/types.xsd")
+    codec = Iso20022Codec(xsd_dir=str(folder))
+    assert codec.catalog.by_message["camt.053.001.08"] == str(folder / "a" / "camt.053.001.08.xsd")
+    assert isinstance(_decoded_amount(codec), Decimal)
+    types_b = folder / "b" / "types.xsd"
+    types_b.write_text(types_b.read_text().replace("</xs:schema>", "<!-- another guideline --></xs:schema>"))
+    with pytest.raises(SpecError, match="a/camt.053.001.08.xsd, b/camt.053.001.08.xsd"):
+        Iso20022Codec(xsd_dir=str(folder))
