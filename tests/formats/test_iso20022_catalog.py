@@ -10,6 +10,7 @@ message schema and a same-namespace include of its simple types."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from decimal import Decimal
 from pathlib import Path
@@ -136,13 +137,17 @@ def test_no_schema_for_the_namespace_names_the_folder_the_namespace_and_the_file
 
 
 def test_the_choice_is_made_on_the_text_the_version_holds(tmp_path: Path) -> None:
-    """In the engine's bind the files are read as the configuration's version holds them: an include rewritten
-    after the version was computed (now declaring a Document) does not change which file is the schema."""
+    """In the engine's bind the files are read as the configuration's version holds them: files rewritten
+    after the version was computed (the schema's Document moved to the include) do not change which file is
+    the schema."""
     folder = tmp_path / "xsd"
     main, types = split_schema(folder, "camt.053.001.08.xsd", "aaa_types.xsd")
     held = {str(main): main.read_text(), str(types): types.read_text()}
-    types.write_text(types.read_text().replace("</xs:schema>", '<xs:element name="Document" type="xs:string"/>'
-                                               "</xs:schema>"))
+    document = '<xs:element name="Document" type="Document"/>'
+    assert document in held[str(main)]
+    main.write_text(re.sub(r"<xs:include [^>]*/>", "", held[str(main)].replace(document, "")))
+    types.write_text(held[str(types)].replace("</xs:schema>", document + "</xs:schema>"))
+    assert Iso20022Codec(xsd_dir=str(folder)).catalog.by_message["camt.053.001.08"] == str(types)   # on disk
     with versioned(held):
         codec = ISO20022.build(FormatDecl("S", "iso20022", {"xsd_dir": str(folder)}))
     assert codec.catalog.by_message["camt.053.001.08"] == str(main)
