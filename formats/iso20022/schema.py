@@ -367,8 +367,8 @@ class Catalog:
             return
         self.folders.append(str(p))
         kept = {Path(k) for k in (self.sources or {}) if k.startswith(f"{p}/") and k.endswith(".xsd")}
-        # message -> normalised path -> (path, head, sha256, the bytes when the version keeps the file's digest)
-        found: dict[str, dict[str, tuple[str, _Head, str, bytes | None]]] = {}
+        # message -> normalised path -> (path, head, the bytes when the version keeps the file's digest)
+        found: dict[str, dict[str, tuple[str, _Head, bytes | None]]] = {}
         for f in sorted(set(folder_files(p, "*.xsd")) | kept):
             text = held(f)
             if kept and text is None:
@@ -382,8 +382,7 @@ class Catalog:
             mid = message_id(head.namespace)
             if mid:
                 digest_kept = text is not None and text.startswith("sha256:")
-                found.setdefault(mid, {})[os.path.normpath(f)] = (str(f), head, hashlib.sha256(data).hexdigest(),
-                                                                  data if digest_kept else None)
+                found.setdefault(mid, {})[os.path.normpath(f)] = (str(f), head, data if digest_kept else None)
         for mid, files in found.items():
             if mid not in self.by_message and mid not in self.ambiguous:
                 self._choose(str(p), mid, files)
@@ -401,7 +400,7 @@ class Catalog:
             if text is not None and text.startswith("sha256:"):
                 self.data[mid] = data
 
-    def _choose(self, folder: str, mid: str, files: dict[str, tuple[str, _Head, str, bytes | None]]) -> None:
+    def _choose(self, folder: str, mid: str, files: dict[str, tuple[str, _Head, bytes | None]]) -> None:
         """The schema of ``mid`` among a folder's ``files`` of its namespace: the one declaring ``<Document>``
         (itself or through its includes) that no other includes; none: no schema here; several: ambiguous,
         unless they are copies (the same bytes, their includes too): then the first in name order."""
@@ -416,13 +415,13 @@ class Catalog:
         with_doc = [f for f in files if any(files[g][1].document for g in sets[f])]
         included = {g for f in files for g in files[f][1].includes if g != f}
         roots = [f for f in with_doc if f not in included] or with_doc
-        if len({tuple(files[g][2] for g in sets[f]) for f in roots}) == 1:
+        if len(roots) > 1 and len({tuple(_read_digest(Path(files[g][0])) for g in sets[f]) for f in roots}) == 1:
             roots = roots[:1]                                     # copies of one schema
         if len(roots) > 1:
             ns = files[roots[0]][1].namespace or ""
             self.ambiguous[mid] = (folder, ns, tuple(files[f][0] for f in roots))
         elif roots:
-            path, _, _, data = files[roots[0]]
+            path, _, data = files[roots[0]]
             self.by_message[mid] = path
             if data is not None:
                 self.data[mid] = data
@@ -430,8 +429,10 @@ class Catalog:
     def refusal(self, mid: str) -> SpecError:
         """What a catalog whose folder holds several schemas of ``mid`` is refused with."""
         folder, ns, files = self.ambiguous[mid]
+        named = ", ".join(_rel(f, folder) for f in files[:_SHOWN])
+        more = f" and {len(files) - _SHOWN} more" if len(files) > _SHOWN else ""
         return SpecError(f"xsd_dir folder {folder!r}: {len(files)} XSDs declare a global <Document> for namespace "
-                         f"{ns} ({mid}): {', '.join(_rel(f, folder) for f in files)}; the catalog cannot tell which "
+                         f"{ns} ({mid}): {named}{more}; the catalog cannot tell which "
                          f"is the message's schema",
                          hint="point xsd_dir at a folder holding only one of them (move the others, e.g. another "
                               "usage guideline's, to a folder of their own), or name the file with the option xsd")
