@@ -351,7 +351,8 @@ class Catalog:
     def __init__(self, paths: list[str | Path] = ()) -> None:
         self.by_message: dict[str, str] = {}
         self.data: dict[str, bytes] = {}        # a file the version keeps as its digest: the bytes checked
-        self.ambiguous: dict[str, tuple[str, str, tuple[str, ...]]] = {}   # message -> (folder, namespace, files)
+        # message -> (folder, ((file, namespace), ...)): several schemas of it in one folder
+        self.ambiguous: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {}
         self.seen: list[tuple[str, str, str | None, bool]] = []   # (folder, file, namespace, declares Document)
         self.folders: list[str] = []
         # the configuration version's sources (None outside the engine's bind): a schema loaded later, when a
@@ -418,8 +419,7 @@ class Catalog:
         if len(roots) > 1 and len({tuple(_read_digest(Path(files[g][0])) for g in sets[f]) for f in roots}) == 1:
             roots = roots[:1]                                     # copies of one schema
         if len(roots) > 1:
-            ns = files[roots[0]][1].namespace or ""
-            self.ambiguous[mid] = (folder, ns, tuple(files[f][0] for f in roots))
+            self.ambiguous[mid] = (folder, tuple((files[f][0], files[f][1].namespace or "") for f in roots))
         elif roots:
             path, _, data = files[roots[0]]
             self.by_message[mid] = path
@@ -428,12 +428,14 @@ class Catalog:
 
     def refusal(self, mid: str) -> SpecError:
         """What a catalog whose folder holds several schemas of ``mid`` is refused with."""
-        folder, ns, files = self.ambiguous[mid]
-        named = ", ".join(_rel(f, folder) for f in files[:_SHOWN])
+        folder, files = self.ambiguous[mid]
+        spaces = sorted({ns for _, ns in files})
+        one = len(spaces) == 1                # else: namespaces that name one message (an ISO and a SIX one)
+        named = ", ".join(_rel(f, folder) + ("" if one else f" ({ns})") for f, ns in files[:_SHOWN])
         more = f" and {len(files) - _SHOWN} more" if len(files) > _SHOWN else ""
-        return SpecError(f"xsd_dir folder {folder!r}: {len(files)} XSDs declare a global <Document> for namespace "
-                         f"{ns} ({mid}): {named}{more}; the catalog cannot tell which "
-                         f"is the message's schema",
+        what = f"namespace {spaces[0]} ({mid})" if one else mid
+        return SpecError(f"xsd_dir folder {folder!r}: {len(files)} XSDs declare a global <Document> for {what}: "
+                         f"{named}{more}; the catalog cannot tell which is the message's schema",
                          hint="point xsd_dir at a folder holding only one of them (move the others, e.g. another "
                               "usage guideline's, to a folder of their own), or name the file with the option xsd")
 

@@ -213,3 +213,20 @@ def test_copies_of_one_schema_are_one_schema(tmp_path: Path) -> None:
     types_b.write_text(types_b.read_text().replace("</xs:schema>", "<!-- another guideline --></xs:schema>"))
     with pytest.raises(SpecError, match="a/camt.053.001.08.xsd, b/camt.053.001.08.xsd"):
         Iso20022Codec(xsd_dir=str(folder))
+
+
+def test_two_namespaces_of_one_message_are_refused_naming_each(tmp_path: Path) -> None:
+    """A SIX namespace ``.../pain.001.001.03.xsd`` names the same message as the ISO one: the catalog, keyed
+    by message, cannot hold both; the refusal says which namespace each file declares."""
+    folder = tmp_path / "xsd"
+    folder.mkdir()
+    iso = CORPUS / "sepa_king_pain_001_001_03" / "xsd" / "pain.001.001.03.xsd"
+    shutil.copy(iso, folder / "pain.001.001.03.xsd")
+    six = "http://www.six-interbank-clearing.com/de/pain.001.001.03.xsd"
+    (folder / "six").mkdir()
+    (folder / "six" / "pain.001.001.03.xsd").write_text(
+        iso.read_text().replace("urn:iso:std:iso:20022:tech:xsd:pain.001.001.03", six))
+    with pytest.raises(SpecError) as info:
+        Iso20022Codec(xsd_dir=str(folder))
+    assert (f"for pain.001.001.03: pain.001.001.03.xsd (urn:iso:std:iso:20022:tech:xsd:pain.001.001.03), "
+            f"six/pain.001.001.03.xsd ({six})") in str(info.value)
