@@ -26,6 +26,21 @@ def _where(decl: Any) -> dict[str, Any]:
 
 
 def check(decl: Any, base_dir: Any = None) -> list[SpecError]:
+    """The options (``_check_options``), and an ``xsd_dir`` holding several schemas of a message the format
+    reads (``Catalog.ambiguous``: refused, naming them; ``bsp check`` E050)."""
+    opts = _opts(decl)
+    errors = _check_options(decl, base_dir)
+    xsd_dir = opts.get("xsd_dir")
+    if not errors and xsd_dir and not opts.get("xsd"):
+        if base_dir is not None and not Path(xsd_dir).is_absolute():
+            xsd_dir = str(Path(base_dir) / xsd_dir)
+        msg = opts.get("message")
+        catalog = Catalog([xsd_dir])
+        errors += [catalog.refusal(mid) for mid in sorted(catalog.ambiguous) if matches(msg, mid)]
+    return errors
+
+
+def _check_options(decl: Any, base_dir: Any = None) -> list[SpecError]:
     opts = _opts(decl)
     errors: list[SpecError] = []
     msg = opts.get("message")
@@ -57,15 +72,11 @@ def check(decl: Any, base_dir: Any = None) -> list[SpecError]:
                                 **_where(decl)))
     if opts.get("xsd_dir") and not Path(opts["xsd_dir"]).is_dir():
         errors.append(SpecError(f"xsd_dir {opts['xsd_dir']!r} is not a directory", **_where(decl)))
-    elif opts.get("xsd_dir") and not opts.get("xsd"):
-        catalog = Catalog([opts["xsd_dir"]])          # several schemas of a message the format reads: refused
-        errors += [catalog.refusal(mid) for mid in sorted(catalog.ambiguous)
-                   if not isinstance(msg, str) or matches(msg, mid)]
     return errors
 
 
 def build(decl: Any) -> Iso20022Codec:
-    errors = check(decl)
+    errors = _check_options(decl)          # the catalog's refusals: the codec's, reading it once
     if errors:
         raise errors[0]
     o = _opts(decl)
