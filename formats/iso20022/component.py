@@ -140,8 +140,10 @@ COMPONENT = ComponentSpec(
     options=(
         OptionSpec("message", "ident", "the accepted message: pacs.008 (any version) or pacs.008.001.08"),
         OptionSpec("xsd", "path", "the message's XSD"),
-        OptionSpec("xsd_dir", "path", "a folder searched (recursively) for XSDs (*.xsd) by target namespace; "
-                   "every one is versioned with the configuration (at most 2000)", folder_files="*.xsd"),
+        OptionSpec("xsd_dir", "path", "a folder searched (recursively) for XSDs (*.xsd) by target namespace: a "
+                   "message's schema is the file declaring its global Document (its includes may share the "
+                   "namespace); every one is versioned with the configuration (at most 2000)",
+                   folder_files="*.xsd"),
         OptionSpec("validate", "bool", "validate against the XSD (false: parse only, leaves stay text)",
                    default=True),
         OptionSpec("classify", "list", 'classified paths: ["FIToFICstmrCdtTrf.CdtTrfTxInf.Dbtr:personal"]'),
