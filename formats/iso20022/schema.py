@@ -295,6 +295,7 @@ class _Head:
     namespace: str | None
     document: bool = False
     includes: tuple[str, ...] = ()
+    broken: bool = False         # not well-formed before a <Document> was seen
 
 
 def _head(data: bytes, f: Path) -> _Head:
@@ -305,26 +306,33 @@ def _head(data: bytes, f: Path) -> _Head:
     includes: list[str] = []
     parser = etree.XMLPullParser(events=("start", "end"), resolve_entities=False, no_network=True)
     depth = 0
+
+    def read() -> bool:                  # the events parsed so far; True once <Document> is seen
+        nonlocal depth
+        for event, el in parser.read_events():
+            if event == "end":
+                depth -= 1
+                if depth == 1:
+                    el.clear()
+                continue
+            depth += 1
+            if depth == 1:
+                head.namespace = el.get("targetNamespace")
+            elif depth == 2 and el.tag in _DECLARES and el.get("schemaLocation"):
+                includes.append(os.path.normpath(f.parent / el.get("schemaLocation")))
+            elif depth == 2 and el.tag == f"{_XS}element" and el.get("name") == "Document":
+                return True
+        return False
+
     try:
         for at in range(0, len(data), _CHUNK):
             parser.feed(data[at:at + _CHUNK])
-            for event, el in parser.read_events():
-                if event == "end":
-                    depth -= 1
-                    if depth == 1:
-                        el.clear()
-                    continue
-                depth += 1
-                if depth == 1:
-                    head.namespace = el.get("targetNamespace")
-                elif depth == 2 and el.tag in _DECLARES and el.get("schemaLocation"):
-                    includes.append(os.path.normpath(f.parent / el.get("schemaLocation")))
-                elif depth == 2 and el.tag == f"{_XS}element" and el.get("name") == "Document":
-                    head.document = True
-                    head.includes = tuple(includes)
-                    return head
+            if read():
+                head.document = True
+                break
     except etree.XMLSyntaxError:
-        pass
+        head.document = read()           # what was parsed before the error
+        head.broken = not head.document
     head.includes = tuple(includes)
     return head
 
@@ -419,6 +427,8 @@ class Catalog:
 
         sets = {f: reached(f, []) for f in files}
         with_doc = [f for f in files if any(files[g][1].document for g in sets[f])]
+        # none: a file that is not well-formed XML may be the schema; taken, its parse says where it breaks
+        with_doc = with_doc or [f for f in files if files[f][1].broken]
         included = {g for f in files for g in files[f][1].includes if g != f}
         roots = [f for f in with_doc if f not in included] or with_doc
         if len(roots) > 1 and len({tuple(_read_digest(Path(files[g][0])) for g in sets[f]) for f in roots}) == 1:

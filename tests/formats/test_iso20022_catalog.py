@@ -230,3 +230,21 @@ def test_two_namespaces_of_one_message_are_refused_naming_each(tmp_path: Path) -
         Iso20022Codec(xsd_dir=str(folder))
     assert (f"for pain.001.001.03: pain.001.001.03.xsd (urn:iso:std:iso:20022:tech:xsd:pain.001.001.03), "
             f"six/pain.001.001.03.xsd ({six})") in str(info.value)
+
+
+def test_a_schema_broken_before_its_document_is_still_taken_and_its_parse_says_where(tmp_path: Path) -> None:
+    """A message schema cut short (a half-copied file) is not taken for a types file: its parse names the line."""
+    folder = tmp_path / "xsd"
+    split_schema(folder, "camt.053.001.08.xsd", "aaa_types.xsd")
+    main = folder / "camt.053.001.08.xsd"
+    main.write_text(main.read_text().replace('<xs:element name="Document"', '<xs:element name="Document" <'))
+    codec = Iso20022Codec(xsd_dir=str(folder))
+    with pytest.raises(SpecError, match="not well-formed") as info:
+        codec.decode(_statement())
+    assert info.value.path == str(main) and info.value.line
+    data = tmp_path / "statement.xml"
+    data.write_bytes(_statement())
+    r = CliRunner().invoke(app, ["decode", "-f", "iso20022", "--xsd-dir", str(folder), str(data)])
+    assert r.exit_code == 1 and (r.exception is None or isinstance(r.exception, SystemExit)), r.exception
+    assert f"record 1, byte 0: the message's schema cannot be used: {main}:" in r.output
+    assert "XSD is not well-formed XML" in r.output
