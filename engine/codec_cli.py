@@ -176,7 +176,11 @@ def _component(kind: str) -> Any:
 
 
 def _usage_from_spec(exc: SpecError, what: str) -> UsageError:
-    return UsageError(f"{what}: {exc}", exc.hint)
+    text, hint = str(exc), exc.hint
+    for route_words, cli_words in _HINT_FLAGS:        # said the command line's way
+        text = text.replace(route_words, cli_words)
+        hint = hint.replace(route_words, cli_words) if hint else hint
+    return UsageError(f"{what}: {text}", hint)
 
 
 def _require_file(p: Path | None, what: str) -> str | None:
@@ -568,12 +572,25 @@ def _camt_statement_records(setup: Setup, data: bytes) -> Iterator[Result]:
 
 # Hints written for route files, said the command line's way.
 _HINT_FLAGS = (("give the format option xsd (or xsd_dir)", "give --xsd FILE (or --xsd-dir DIR)"),
-               ("validate = false", "--no-validate"))
+               ("validate = false", "--no-validate"),
+               ("xsd_dir folder", "--xsd-dir folder"), ("point xsd_dir at", "point --xsd-dir at"),
+               ("name the file with the option xsd", "name the file with --xsd FILE"))
+
+
+def _unusable_schema(exc: SpecError) -> FormatError:
+    """A schema the codec loads when a message first needs it (an ISO 20022 ``--xsd-dir``'s) that cannot be
+    used: every record would fail alike, so the run stops at the first (``fatal``), naming the file."""
+    err = FormatError(f"the message's schema cannot be used: {exc}", hint=exc.hint or "fix that file, or give "
+                      "--xsd FILE with the message's schema")
+    err.fatal = True  # type: ignore[attr-defined]
+    return err
 
 
 def _one(codec: Any, data: bytes, no: int, base: int) -> Any:
     try:
         return codec.decode(data)
+    except SpecError as exc:
+        return _placed(_unusable_schema(exc), no, base)
     except FormatError as exc:
         if exc.hint:
             for route_words, cli_words in _HINT_FLAGS:
@@ -759,6 +776,9 @@ def encode_records(setup: Setup, records: Iterable[tuple[int, int, Any]], *, str
     for no, off, v in records:
         try:
             payload = frame_one(setup, codec.encode(revive(setup, v)))
+        except SpecError as exc:
+            yield no, off, _located(_unusable_schema(exc), no, off)
+            continue
         except FormatError as exc:
             yield no, off, _located(exc, no, off)
             continue

@@ -19,7 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from formats.errors import FormatError
+from formats.errors import FormatError, SpecError
 from formats.iso20022 import Iso20022Codec
 
 from engine.reconcile.lines import StatementLine
@@ -79,14 +79,18 @@ def load_camt053(path: Path, xsd_dir: Path | None = None) -> list[StatementLine]
         raise ReportError(f"--xsd-dir {xsd_dir}: {'not a folder' if xsd_dir.exists() else 'no such folder'}; "
                           f"give the folder that holds the camt.053 XSD (e.g. camt.053.001.02.xsd), or leave "
                           f"--xsd-dir out to read the statement without validation")
-    codec = Iso20022Codec(message="camt.053", xsd_dir=str(xsd_dir) if xsd_dir else None,
-                          validate=xsd_dir is not None)
+    try:
+        codec = Iso20022Codec(message="camt.053", xsd_dir=str(xsd_dir) if xsd_dir else None,
+                              validate=xsd_dir is not None)
+    except SpecError as exc:          # several camt.053 schemas of one version in the folder
+        raise ReportError(f"--xsd-dir {xsd_dir}: {exc.message.replace('xsd_dir folder', 'folder')}; give a folder "
+                          f"holding one of them (move the others to a folder of their own)") from None
     data = path.read_bytes()
     try:
         doc = codec.decode(data)
     except FormatError as exc:
         if exc.message.startswith("no XSD for") and xsd_dir is not None:
-            raise ReportError(f"--xsd-dir {xsd_dir}: {exc.message} in this folder; put that XSD there, or "
+            raise ReportError(f"--xsd-dir {xsd_dir}: {exc.message}; put that XSD there, or "
                               f"leave --xsd-dir out to read the statement without validation") from None
         place = _locate(data, exc) if exc.field and exc.offset is None else None
         if place is not None:

@@ -244,6 +244,10 @@ class Iso20022Codec:
             raise SpecError(f"the XSD is for {self._fixed.message}, the format says {message}", path=str(xsd),
                             hint="point xsd at the schema of the declared message")
         self.catalog = Catalog.default([xsd_dir] if xsd_dir else [])
+        if self._fixed is None:       # a folder with several schemas of a message the format reads: refused
+            for mid in sorted(self.catalog.ambiguous):
+                if matches(message, mid):
+                    raise self.catalog.refusal(mid)
         self._schemas: dict[str, Schema] = {}     # a catalog's, loaded when a message first needs it
 
     # ---------------------------------------------------------- schemas
@@ -264,6 +268,11 @@ class Iso20022Codec:
             with versioned(self.catalog.sources):      # it and its includes as the codec's version holds them
                 schema = self._schemas[msg] = load_schema(path, self.catalog.data.get(msg))
         return schema
+
+    def _no_xsd(self, msg: str, namespace: str | None = None) -> str:
+        """``no XSD for MSG``, and, from a catalog's folders, why: the folders, the namespace, the files seen."""
+        why = self.catalog.missing(msg, namespace) if self._fixed is None and _FULL_ID.fullmatch(msg) else ""
+        return f"no XSD for {msg}: {why}" if why else f"no XSD for {msg}"
 
     def _check_message(self, msg: str | None, *, offset: int | None) -> None:
         if msg is None:
@@ -294,7 +303,7 @@ class Iso20022Codec:
         self._check_message(msg, offset=where)
         schema = self.schema_for(msg)
         if schema is None and self.validate:
-            raise FormatError(f"no XSD for {msg}", offset=where,
+            raise FormatError(self._no_xsd(msg, ns), offset=where,
                               hint="give the format option xsd (or xsd_dir), or validate = false to parse "
                                    "without a schema")
         if schema is not None and self.validate:
@@ -337,7 +346,7 @@ class Iso20022Codec:
             self._check_message(schema.message, offset=None)
             msg = schema.message
         elif self.validate:
-            raise FormatError(f"no XSD for {msg}", field="message", hint="give the format option xsd or xsd_dir")
+            raise FormatError(self._no_xsd(msg), field="message", hint="give the format option xsd or xsd_dir")
         elif not _FULL_ID.match(msg):
             header = value.get("AppHdr")
             defined = header.get("MsgDefIdr") if isinstance(header, Mapping) else None

@@ -9,7 +9,7 @@ from formats.classify import parse_spec
 from formats.component import ComponentSpec, FieldKind, OptionSpec
 from formats.errors import SpecError
 from formats.iso20022.codec import ENVELOPE_DEFAULT, HEADER_DEFAULT, Iso20022Codec
-from formats.iso20022.schema import TypeShape, load_schema, matches
+from formats.iso20022.schema import Catalog, TypeShape, load_schema, matches
 
 _MSG = re.compile(r"[a-z]{4}\.\d{3}(?:\.\d{3}\.\d{2}(?:\.[A-Za-z0-9]+)*)?\Z")
 _HEAD = re.compile(r"head\.001\.001\.\d{2}\Z")
@@ -26,6 +26,21 @@ def _where(decl: Any) -> dict[str, Any]:
 
 
 def check(decl: Any, base_dir: Any = None) -> list[SpecError]:
+    """The options (``_check_options``), and an ``xsd_dir`` holding several schemas of a message the format
+    reads (``Catalog.ambiguous``: refused, naming them; ``bsp check`` E050)."""
+    opts = _opts(decl)
+    errors = _check_options(decl, base_dir)
+    xsd_dir = opts.get("xsd_dir")
+    if not errors and xsd_dir and not opts.get("xsd"):
+        if base_dir is not None and not Path(xsd_dir).is_absolute():
+            xsd_dir = str(Path(base_dir) / xsd_dir)
+        msg = opts.get("message")
+        catalog = Catalog([xsd_dir])
+        errors += [catalog.refusal(mid) for mid in sorted(catalog.ambiguous) if matches(msg, mid)]
+    return errors
+
+
+def _check_options(decl: Any, base_dir: Any = None) -> list[SpecError]:
     opts = _opts(decl)
     errors: list[SpecError] = []
     msg = opts.get("message")
@@ -61,7 +76,7 @@ def check(decl: Any, base_dir: Any = None) -> list[SpecError]:
 
 
 def build(decl: Any) -> Iso20022Codec:
-    errors = check(decl)
+    errors = _check_options(decl)          # the catalog's refusals: the codec's, reading it once
     if errors:
         raise errors[0]
     o = _opts(decl)
@@ -125,8 +140,10 @@ COMPONENT = ComponentSpec(
     options=(
         OptionSpec("message", "ident", "the accepted message: pacs.008 (any version) or pacs.008.001.08"),
         OptionSpec("xsd", "path", "the message's XSD"),
-        OptionSpec("xsd_dir", "path", "a folder searched (recursively) for XSDs (*.xsd) by target namespace; "
-                   "every one is versioned with the configuration (at most 2000)", folder_files="*.xsd"),
+        OptionSpec("xsd_dir", "path", "a folder searched (recursively) for XSDs (*.xsd) by target namespace: a "
+                   "message's schema is the file declaring its global Document (its includes may share the "
+                   "namespace); every one is versioned with the configuration (at most 2000)",
+                   folder_files="*.xsd"),
         OptionSpec("validate", "bool", "validate against the XSD (false: parse only, leaves stay text)",
                    default=True),
         OptionSpec("classify", "list", 'classified paths: ["FIToFICstmrCdtTrf.CdtTrfTxInf.Dbtr:personal"]'),

@@ -282,19 +282,77 @@ def _parse_schema(p: Path, data: bytes) -> tuple[Schema, tuple[tuple[str, str], 
     return Schema(str(p), ns, msg, _shape(document.type, {}), validator), _included(xs, p)
 
 
-def _target_namespace(data: bytes) -> str | None:
-    """The xs:schema root's targetNamespace, read without parsing the whole file."""
+_SHOWN = 12                  # files named in a "no XSD" message
+_CHUNK = 4096
+_DECLARES = (f"{_XS}include", f"{_XS}redefine", f"{_XS}override")
+
+
+@dataclass
+class _Head:
+    """What the catalog reads of an XSD: its targetNamespace, whether it declares a global ``<Document>``
+    element itself, and the files of its namespace it includes (``xs:include`` / ``redefine`` / ``override``,
+    which come before any declaration)."""
+    namespace: str | None
+    document: bool = False
+    includes: tuple[str, ...] = ()
+    broken: bool = False         # not well-formed before a <Document> was seen
+
+
+def _head(data: bytes, f: Path) -> _Head:
+    """The schema's head, read up to its global ``<Document>`` (the first declaration of an ISO 20022 message
+    schema), else to its end (an included types file); fed 4 KB at a time, so a message schema's head costs
+    a few KB of parsing (~0.06 ms), not the file."""
+    head = _Head(None)
+    includes: list[str] = []
+    parser = etree.XMLPullParser(events=("start", "end"), resolve_entities=False, no_network=True)
+    depth = 0
+
+    def read() -> bool:                  # the events parsed so far; True once <Document> is seen
+        nonlocal depth
+        for event, el in parser.read_events():
+            if event == "end":
+                depth -= 1
+                if depth == 1:
+                    el.clear()
+                continue
+            depth += 1
+            if depth == 1:
+                head.namespace = el.get("targetNamespace")
+            elif depth == 2 and el.tag in _DECLARES and el.get("schemaLocation"):
+                includes.append(os.path.normpath(f.parent / el.get("schemaLocation")))
+            elif depth == 2 and el.tag == f"{_XS}element" and el.get("name") == "Document":
+                return True
+        return False
+
     try:
-        for _event, el in etree.iterparse(io.BytesIO(data), events=("start",), resolve_entities=False,
-                                          no_network=True):
-            return el.get("targetNamespace")
+        for at in range(0, len(data), _CHUNK):
+            parser.feed(data[at:at + _CHUNK])
+            if read():
+                head.document = True
+                break
     except etree.XMLSyntaxError:
-        return None
-    return None
+        head.document = read()           # what was parsed before the error
+        head.broken = not head.document
+    head.includes = tuple(includes)
+    return head
+
+
+def _rel(f: str, folder: str) -> str:
+    try:
+        return Path(f).relative_to(folder).as_posix()
+    except ValueError:
+        return f
 
 
 class Catalog:
     """Message id -> XSD path, from files and directories (searched recursively).
+
+    A folder may hold several files of one namespace (a message schema and the types files it includes, as
+    ISO 20022 catalogues and usage guidelines ship them): the message's schema is the file that declares the
+    global ``<Document>`` element, itself or through the files it includes, and that no other file of the
+    namespace includes (``_choose``).  Several such files in one folder are ``ambiguous`` (refused by the codec
+    and ``bsp check``, naming them); a namespace whose files declare no ``<Document>`` has no schema there
+    (``missing`` says which files were seen).  Of several folders, the first that has the message's schema wins.
 
     Read in a ``formats.versioned`` block (the engine's bind), a folder the configuration's version holds
     files of is those files, as it holds them, every one (engine/ops/files.py versions all of a folder's
@@ -306,6 +364,10 @@ class Catalog:
     def __init__(self, paths: list[str | Path] = ()) -> None:
         self.by_message: dict[str, str] = {}
         self.data: dict[str, bytes] = {}        # a file the version keeps as its digest: the bytes checked
+        # message -> (folder, ((file, namespace), ...)): several schemas of it in one folder
+        self.ambiguous: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {}
+        self.seen: list[tuple[str, str, str | None, bool]] = []   # (folder, file, namespace, declares Document)
+        self.folders: list[str] = []
         # the configuration version's sources (None outside the engine's bind): a schema loaded later, when a
         # message first needs it, is read as this version holds it, its includes / imports too (Iso20022Codec)
         self.sources = in_force()
@@ -315,25 +377,100 @@ class Catalog:
     def add(self, path: str | Path) -> None:
         p = Path(path)
         if not p.is_dir():
-            self._add(p, held(p))
+            self._add_file(p)
             return
+        self.folders.append(str(p))
         kept = {Path(k) for k in (self.sources or {}) if k.startswith(f"{p}/") and k.endswith(".xsd")}
+        # message -> normalised path -> (path, head, the bytes when the version keeps the file's digest)
+        found: dict[str, dict[str, tuple[str, _Head, bytes | None]]] = {}
         for f in sorted(set(folder_files(p, "*.xsd")) | kept):
             text = held(f)
             if kept and text is None:
                 raise FileChanged(f"{f}: {CHANGED} (the file is not in the configuration's version)", path=str(p))
-            self._add(f, text)
+            try:
+                data = read_bytes(f)
+            except OSError:
+                continue
+            head = _head(data, f)
+            self.seen.append((str(p), str(f), head.namespace, head.document))
+            mid = message_id(head.namespace)
+            if mid:
+                digest_kept = text is not None and text.startswith("sha256:")
+                found.setdefault(mid, {})[os.path.normpath(f)] = (str(f), head, data if digest_kept else None)
+        for mid, files in found.items():
+            if mid not in self.by_message and mid not in self.ambiguous:
+                self._choose(str(p), mid, files)
 
-    def _add(self, f: Path, text: str | None) -> None:
+    def _add_file(self, f: Path) -> None:
+        text = held(f)
         try:
             data = read_bytes(f)
         except OSError:
             return
-        mid = message_id(_target_namespace(data))
-        if mid and mid not in self.by_message:
+        head = _head(data, f)
+        mid = message_id(head.namespace)
+        if mid and mid not in self.by_message and mid not in self.ambiguous:
             self.by_message[mid] = str(f)
             if text is not None and text.startswith("sha256:"):
                 self.data[mid] = data
+
+    def _choose(self, folder: str, mid: str, files: dict[str, tuple[str, _Head, bytes | None]]) -> None:
+        """The schema of ``mid`` among a folder's ``files`` of its namespace: the one declaring ``<Document>``
+        (itself or through its includes) that no other includes; none: no schema here; several: ambiguous,
+        unless they are copies (the same bytes, their includes too): then the first in name order."""
+        def reached(f: str, seen: list[str]) -> list[str]:       # f and the files of the namespace it includes
+            seen.append(f)
+            for g in files[f][1].includes:
+                if g in files and g not in seen:
+                    reached(g, seen)
+            return seen
+
+        sets = {f: reached(f, []) for f in files}
+        with_doc = [f for f in files if any(files[g][1].document for g in sets[f])]
+        # none: a file that is not well-formed XML may be the schema; taken, its parse says where it breaks
+        with_doc = with_doc or [f for f in files if files[f][1].broken]
+        included = {g for f in files for g in files[f][1].includes if g != f}
+        roots = [f for f in with_doc if f not in included] or with_doc
+        if len(roots) > 1 and len({tuple(_read_digest(Path(files[g][0])) for g in sets[f]) for f in roots}) == 1:
+            roots = roots[:1]                                     # copies of one schema
+        if len(roots) > 1:
+            self.ambiguous[mid] = (folder, tuple((files[f][0], files[f][1].namespace or "") for f in roots))
+        elif roots:
+            path, _, data = files[roots[0]]
+            self.by_message[mid] = path
+            if data is not None:
+                self.data[mid] = data
+
+    def refusal(self, mid: str) -> SpecError:
+        """What a catalog whose folder holds several schemas of ``mid`` is refused with."""
+        folder, files = self.ambiguous[mid]
+        spaces = sorted({ns for _, ns in files})
+        one = len(spaces) == 1                # else: namespaces that name one message (an ISO and a SIX one)
+        named = ", ".join(_rel(f, folder) + ("" if one else f" ({ns})") for f, ns in files[:_SHOWN])
+        more = f" and {len(files) - _SHOWN} more" if len(files) > _SHOWN else ""
+        what = f"namespace {spaces[0]} ({mid})" if one else mid
+        return SpecError(f"xsd_dir folder {folder!r}: {len(files)} XSDs declare a global <Document> for {what}: "
+                         f"{named}{more}; the catalog cannot tell which is the message's schema",
+                         hint="point xsd_dir at a folder holding only one of them (move the others, e.g. another "
+                              "usage guideline's, to a folder of their own), or name the file with the option xsd")
+
+    def missing(self, mid: str, namespace: str | None = None) -> str:
+        """Why the catalog has no schema of ``mid`` (``namespace``: the Document's): the folders searched, the
+        files of that namespace seen (declaring no ``<Document>``) or else the XSDs the folders hold."""
+        if not self.folders:
+            return ""
+        ns = namespace or f"{NS_PREFIX}{mid}"
+        where = ", ".join(repr(f) for f in self.folders)
+        same = [(folder, f) for folder, f, fns, _ in self.seen if message_id(fns) == mid]
+        if same:
+            files = ", ".join(_rel(f, folder) for folder, f in same)
+            return (f"no file in {where} declares a global <Document> for namespace {ns}; seen of that namespace: "
+                    f"{files} (no global <Document>: types files the message's schema includes)")
+        shown = [f"{_rel(f, folder)} ({message_id(fns) or fns or 'no targetNamespace'})"
+                 for folder, f, fns, _ in self.seen[:_SHOWN]]
+        more = f" and {len(self.seen) - _SHOWN} more" if len(self.seen) > _SHOWN else ""
+        files = f"{', '.join(shown)}{more}" if shown else "no *.xsd file"
+        return f"no XSD in {where} has targetNamespace {ns}; seen: {files}"
 
     def find(self, wanted: str | None) -> list[str]:
         return sorted(m for m in self.by_message if matches(wanted, m))

@@ -149,3 +149,42 @@ async def test_an_include_rewritten_after_the_start_is_not_the_one_a_late_parse_
         result = await eng.reload(source="test")
         assert result.ok, result
         assert await ask(eng, amount) == {"code": "00"}                   # the new version's
+
+
+async def test_an_include_of_the_message_namespace_sorting_first_and_a_second_schema_refusing_the_reload(
+        tmp_path: Path) -> None:
+    """The include declares the message's own namespace (as ISO 20022 usage guidelines ship them) and sorts
+    before the message schema (``common/`` < ``pacs...``): the catalog used to take it for the schema and the
+    first message failed ("declares no global Document").  A second schema of that message copied into the
+    folder refuses the reload (E050, naming both files); the running version goes on answering."""
+    folder = tmp_path / "xsd"
+    (folder / "common").mkdir(parents=True)
+    mid = "pacs.999.001.01"
+    (folder / f"{mid}.xsd").write_text(INCLUDING.format(ns=NS + mid))
+    typed = TYPES.format(leaf="Amt").replace('elementFormDefault', f'xmlns="{NS}{mid}" targetNamespace="{NS}{mid}" '
+                                             'elementFormDefault')
+    (folder / "common" / "types.xsd").write_text(typed)
+    route = tmp_path / "iso.route"
+    route.write_text(XML_ROUTE)
+    amt = f'<Document xmlns="{NS}{mid}"><Amt>1.50</Amt></Document>'.encode()
+
+    async def ask(eng, body: bytes) -> dict:
+        c = await Client.open(eng.current.channels["front"].port)
+        try:
+            await c.send(body)
+            (r,) = await c.recv_json()
+            return r
+        finally:
+            await c.aclose()
+
+    async with live([route], tmp_path / "l.duckdb") as eng:
+        assert await ask(eng, amt) == {"code": "00"}
+        before = eng.version
+        (folder / "cbpr").mkdir()
+        (folder / "cbpr" / f"{mid}.xsd").write_text(MAIN.format(ns=NS + mid, leaf="Amount"))
+        result = await eng.reload(source="test")
+        assert not result.ok
+        text = "\n".join(map(str, result.diagnostics))
+        assert "E050" in text and f"cbpr/{mid}.xsd, {mid}.xsd" in text, text
+        assert eng.version == before
+        assert await ask(eng, amt) == {"code": "00"}
