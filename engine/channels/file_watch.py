@@ -410,6 +410,8 @@ class FileWatcher:
                 return
             if path.resolve() in _RUNNING:          # another watcher (a reload's) runs it now
                 continue
+            if not path.exists():                   # listed before another watcher (a reload's) ran it to done/
+                continue                            # or error/: not shown as running while its read fails
             try:
                 await self.process(path, handler)
             except FileNotFoundError as exc:
@@ -646,6 +648,7 @@ class FileWatcher:
             log.info("channel %s: %s -> done/%s (%d records)", self.name, path.name, archived, len(records))
             self.processed.append(path.name)
             self.files_done += 1
+        self.running = None          # in done/ or error/ now (bsp status): what follows is the index's note
         # a refused repeat is noted as such: it does not replace the run it repeats
         status = "repeat" if before is not None and self.run_once else "done" if ok else "error"
         await trio.to_thread.run_sync(index.note, sha, status, path.name, archived)
