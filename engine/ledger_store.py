@@ -99,7 +99,7 @@ ALTER TABLE config_versions ADD COLUMN IF NOT EXISTS mac BLOB;
 -- schema 11: a version's sources content-addressed (engine/config_sources.py): the row holds the manifest
 -- (path -> sha256) (chained), each distinct text is stored once in config_files (checked by its hash)
 ALTER TABLE config_versions ADD COLUMN IF NOT EXISTS manifest JSON;
--- true: a row written before schema 11 that the migration split; its mac covers the whole sources JSON, which
+-- true: a row written before schema 11 that the migration split, whose mac covers the whole sources JSON, which
 -- bsp audit verify rebuilds from the manifest and config_files (outside the mac: any other value fails it)
 ALTER TABLE config_versions ADD COLUMN IF NOT EXISTS sealed_whole BOOLEAN;
 CREATE TABLE IF NOT EXISTS config_files (
