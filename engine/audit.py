@@ -576,20 +576,17 @@ def _rebuilt(con: Any, t: pa.Table) -> pa.Table:
     its migration) as it was sealed: its whole ``sources`` JSON rebuilt from the manifest and ``config_files``,
     no manifest.  A text missing leaves ``sources`` NULL: the row then fails its mac (and
     ``_check_config_files`` names the file)."""
-    from engine.config_sources import rebuild_json
+    from engine.config_sources import rebuild_json, texts_of
 
     flags = t.column("sealed_whole").to_pylist()
     if not any(flags):
         return t
     sources, manifests = t.column("sources").to_pylist(), t.column("manifest").to_pylist()
-    for i, flag in enumerate(flags):
-        if flag and manifests[i] is not None:
-            m = json.loads(manifests[i])
-            hashes = sorted(set(m.values()))
-            texts = dict(con.execute("SELECT sha256, text FROM config_files WHERE list_contains(?, sha256)",
-                                     [hashes]).fetchall())
-            sources[i] = rebuild_json(m, texts) if len(texts) == len(hashes) else None
-            manifests[i] = None
+    parsed = {i: json.loads(manifests[i]) for i, flag in enumerate(flags) if flag and manifests[i] is not None}
+    texts = texts_of(con, sorted({h for m in parsed.values() for h in m.values()}))    # each text once per batch
+    for i, m in parsed.items():
+        sources[i] = rebuild_json(m, texts) if all(h in texts for h in m.values()) else None
+        manifests[i] = None
     t = t.set_column(t.column_names.index("sources"), "sources", pa.array(sources, pa.string()))
     return t.set_column(t.column_names.index("manifest"), "manifest", pa.array(manifests, pa.string()))
 

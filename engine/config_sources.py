@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["split", "sources_of", "paths_of", "all_sources", "has_manifest", "rebuild_json", "MANIFEST_HASHES"]
+__all__ = ["texts_of", "split", "sources_of", "paths_of", "all_sources", "has_manifest", "rebuild_json", "MANIFEST_HASHES"]
 
 # every hash the manifests of the config_versions rows selected by ``{where}`` name
 MANIFEST_HASHES = ("SELECT DISTINCT unnest(json_extract_string(manifest, '$.*')) AS sha256 FROM {table} "
@@ -56,18 +56,20 @@ def has_manifest(con: Any) -> bool:
                             "AND column_name = 'manifest' AND table_catalog = current_database()").fetchall()[0][0])
 
 
-def _texts(con: Any, hashes: list[str]) -> dict[str, str]:
+def texts_of(con: Any, hashes: list[str], column: str = "text") -> dict[str, str]:
+    """``{sha256: text}`` of the ``hashes`` config_files holds (a join: ``list_contains`` with a list parameter
+    costs seconds per call on a few hundred rows)."""
     if not hashes:
         return {}
-    return dict(con.execute("SELECT sha256, text FROM config_files WHERE list_contains(?, sha256)",
-                            [hashes]).fetchall())
+    return dict(con.execute(f"SELECT f.sha256, f.{column} FROM config_files f SEMI JOIN (SELECT unnest(?::VARCHAR[]) "
+                            f"AS h) x ON f.sha256 = x.h", [list(hashes)]).fetchall())
 
 
 def _sources(con: Any, sources: str | None, manifest: str | None, where: str) -> Any:
     if manifest is None:
         return orjson.loads(sources) if sources else None
     m = orjson.loads(manifest)
-    texts = _texts(con, sorted(set(m.values())))
+    texts = texts_of(con, sorted(set(m.values())))
     missing = [p for p, h in m.items() if h not in texts]
     if missing:
         from engine.ledger_store import LedgerError

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.json as pa_json
 
 from engine import audit_cut, field_key_checks, filemodes
-from engine.config_sources import rebuild_json, split
+from engine.config_sources import rebuild_json, split, texts_of
 from engine.audit import (CHAINED, ENV_KEY, ENV_KEY_FILE, ZERO_MAC, anchor_seal, anchors, fingerprint, head_mac,
                           key_label, key_source, ring_labels, ring_of, seal)
 from engine.duckdb_open import open_problem
@@ -1386,8 +1386,7 @@ def _store_texts(con: duckdb.DuckDBPyConnection, texts: dict[str, str]) -> None:
     """Insert the texts (``{sha256: text}``) ``config_files`` does not hold yet."""
     if not texts:
         return
-    have = {r[0] for r in con.execute("SELECT sha256 FROM config_files WHERE list_contains(?, sha256)",
-                                      [list(texts)]).fetchall()}
+    have = set(texts_of(con, list(texts), "sha256"))
     new = [h for h in texts if h not in have]
     if not new:
         return
