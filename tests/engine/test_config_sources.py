@@ -232,3 +232,30 @@ async def test_archive_round_trip_keeps_the_texts_of_both_files(tmp_path: Path, 
     sql(arc, f"UPDATE config_files SET text = '<evil/>' WHERE sha256 = '{digest('<only v0/>')}'")
     out = CliRunner().invoke(app(), ["audit", "verify", "--ledger", str(arc)])
     assert out.exit_code != 0 and "config_files" in out.output, out.output
+
+
+def test_a_real_old_ledger_keeps_its_sources_through_the_migration(tmp_path: Path) -> None:
+    """The schema 4 ledger a real older bsp wrote (old_ledgers/README.md): its configuration version's sources
+    read the same before (the file read-only, as an old archive is) and after the migration, and its chain,
+    sealed by that bsp over the whole sources, still verifies."""
+    from test_upgrade_old_ledger import AUDIT_KEY, old_ledger
+
+    key = base64.b64decode(AUDIT_KEY)
+    path = old_ledger(tmp_path)
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        before = all_sources(con)
+        assert verify(con, path, key).ok
+    finally:
+        con.close()
+    assert before and all(isinstance(s, dict) and s for s in before.values())
+    LedgerStore.open(path, key).close()
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        assert all_sources(con) == before
+        assert con.execute("SELECT count(*) FROM config_versions WHERE sealed_whole AND sources IS NULL"
+                           ).fetchall() == [(len(before),)]
+        rep = verify(con, path, key)
+        assert rep.ok, [str(b) for b in rep.breaks]
+    finally:
+        con.close()
