@@ -140,6 +140,11 @@ async def test_a_schema_10_ledger_migrates_and_reads_the_same_sources(tmp_path: 
     rep = report(path)
     assert rep.ok, [str(b) for b in rep.breaks]           # the old macs verify over the rebuilt sources
     assert rep.by_table["config_versions"] == 4
+    # the flag is outside the mac, but either value other than the one written fails it
+    sql(path, "UPDATE config_versions SET sealed_whole = NULL WHERE version = 'v2'")
+    breaks = [str(b) for b in report(path).breaks]
+    assert len(breaks) == 1 and "config_versions v2" in breaks[0] and "does not match its mac" in breaks[0], breaks
+    sql(path, "UPDATE config_versions SET sealed_whole = true WHERE version = 'v2'")
 
     # a split row's file edited: its rebuilt sources no longer match the row's mac, and the file its hash
     sql(path, f"UPDATE config_files SET text = 'route a {{ evil }}' WHERE sha256 = '{digest('route a { 1 }')}'")
@@ -259,3 +264,31 @@ def test_a_real_old_ledger_keeps_its_sources_through_the_migration(tmp_path: Pat
         assert rep.ok, [str(b) for b in rep.breaks]
     finally:
         con.close()
+
+
+async def test_an_archive_of_a_migrated_ledger_seals_its_kept_version_again_as_a_manifest(tmp_path: Path,
+                                                                                        monkeypatch) -> None:
+    monkeypatch.delenv("BSP_AUDIT_KEY_FILE", raising=False)
+    monkeypatch.setenv("BSP_AUDIT_KEY", base64.b64encode(KEY).decode())
+    led, arc = tmp_path / "bsp.duckdb", tmp_path / "2026-01.duckdb"
+    v0 = {"/r/a.route": "route a { 0 }", "/r/x.xsd": BIG}
+    v1 = {"/r/a.route": "route a { 1 }", "/r/x.xsd": BIG}
+    _old_ledger(led, {"v0": v0, "v1": v1})
+    async with open_ledger(led, audit_key=KEY, keyring=None) as ledger:       # migrates: both rows split
+        for i in range(3):
+            await ledger.commit(dataclasses.replace(deal(i, JAN + timedelta(days=i)), config_version="v0"))
+        await ledger.commit(deal(100, FEB))
+    assert q(led, "SELECT count(*) FROM config_versions WHERE sealed_whole") == [(2,)]
+    res = CliRunner().invoke(app(), ["ledger", "archive", "--before", "2026-02-01", "--out", str(arc),
+                                     "--ledger", str(led), "--yes"])
+    assert res.exit_code == 0, res.output
+    assert q(arc, "SELECT version, sealed_whole FROM config_versions ORDER BY version") == [("v0", True), ("v1", True)]
+    assert q(led, "SELECT version, sealed_whole, sources IS NULL FROM config_versions") == [("v1", None, True)]
+    for f, want in ((arc, {"v0": v0, "v1": v1}), (led, {"v1": v1})):
+        con = duckdb.connect(str(f), read_only=True)
+        try:
+            assert all_sources(con) == want, f
+        finally:
+            con.close()
+        out = CliRunner().invoke(app(), ["audit", "verify", "--ledger", str(f)])
+        assert out.exit_code == 0, out.output
