@@ -1240,9 +1240,12 @@ class LedgerStore:
         ``sources``: ``{path: text}`` (or its JSON text): the row holds the manifest ``{path: sha256}``, each text
         not stored yet goes into ``config_files`` (engine/config_sources.py); any other value is kept whole in
         ``sources``, as before schema 11."""
-        if isinstance(sources, str):
-            parsed = orjson.loads(sources)
-            parts = split(parsed) if orjson.dumps(parsed).decode() == sources else None
+        if isinstance(sources, str):      # JSON text: split only when it is what bsp writes (rebuilt as is)
+            try:
+                parsed = orjson.loads(sources)
+            except orjson.JSONDecodeError:
+                parsed = None
+            parts = split(parsed) if parsed is not None and orjson.dumps(parsed).decode() == sources else None
         else:
             parts = split(sources)
         if parts is None and not isinstance(sources, (str, type(None))):
