@@ -85,7 +85,8 @@ CHAINED: dict[str, tuple[str, tuple[str, ...]]] = {
     "dead_letters": ("id", (
         "chain_seq", "id", "at", "route", "channel", "reason", "error_kind", "error_code",
         "raw_sha256", "config_version")),
-    "config_versions": ("version", ("chain_seq", "version", "loaded_at", "sources")),
+    # ``manifest`` (ledger schema 11, engine/config_sources.py) is an OPTIONAL column: see ``canonical``
+    "config_versions": ("version", ("chain_seq", "version", "loaded_at", "sources", "manifest")),
     # a rotation of the audit key (ledger schema 7): sealed with the old key, the records after it with the new
     "audit_keys": ("'rotation to ' || key_id", (
         "chain_seq", "at", "key_id", "fingerprint", "previous_key_id", "previous_fingerprint")),
@@ -278,19 +279,36 @@ def load_audit_key(environ: Mapping[str, str] | None = None) -> AuditKey | None:
 
 # ------------------------------------------------------------------ canonical form
 
+# Columns added to a chained table after rows were sealed without them: a NULL one adds nothing to the canonical
+# form (the rows sealed before it verify as they did), a value adds ``|len:text``; a table without the column (an
+# older file) is read as all NULL.  config_versions.manifest (schema 11): a row holds either its whole ``sources``
+# (field 4) or a ``manifest`` (field 5, ``sources`` NULL), so the two forms never canonicalise alike.
+OPTIONAL_COLUMNS = frozenset({"manifest"})
+
+
 def canonical(table: pa.Table, columns: Sequence[str]) -> list[bytes]:
-    """One canonical byte string per row: ``len:text`` (``~`` for NULL) per column, joined by ``|``."""
+    """One canonical byte string per row: ``len:text`` (``~`` for NULL) per column, joined by ``|``; an
+    ``OPTIONAL_COLUMNS`` column only when not NULL."""
     if table.num_rows == 0:
         return []
     fields = []
+    optional = []
     for name in columns:
+        if name in OPTIONAL_COLUMNS and name not in table.column_names:
+            continue
         col = table.column(name)
         if pa.types.is_timestamp(col.type):
             col = pc.cast(col, pa.timestamp("us", tz="UTC")).cast(pa.int64())
         text = pc.cast(col, pa.string())
         n = pc.cast(pc.binary_length(text), pa.string())
-        fields.append(pc.fill_null(pc.binary_join_element_wise(n, text, ":"), "~"))
+        field = pc.binary_join_element_wise(n, text, ":")
+        if name in OPTIONAL_COLUMNS:
+            optional.append(pc.fill_null(pc.binary_join_element_wise("", field, "|"), ""))
+        else:
+            fields.append(pc.fill_null(field, "~"))
     joined = pc.binary_join_element_wise(*fields, "|")
+    if optional:
+        joined = pc.binary_join_element_wise(joined, *optional, "")
     return pc.cast(joined, pa.binary()).to_pylist()
 
 
@@ -533,18 +551,44 @@ def _stream(con: Any, table: str, batch: int) -> Iterator[tuple[int, Any, bytes,
     """``(chain_seq, mac, canonical, record id, tag)`` of the chained rows of ``table`` in seq order, read
     ``batch`` rows at a time on a cursor of its own (the tables are merged by seq as they stream)."""
     rid, cols = CHAINED[table]
+    have = {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = ? "
+                                      "AND table_catalog = current_database()", [table]).fetchall()}
+    cols = tuple(c for c in cols if c in have or c not in OPTIONAL_COLUMNS)
     quoted = ", ".join(f'"{c}"' for c in cols)
+    whole = table == "config_versions" and "sealed_whole" in have
     cur = con.cursor()
     try:
-        reader = cur.sql(f"SELECT {rid} AS _rid, mac, {quoted} FROM {table} "
+        reader = cur.sql(f"SELECT {rid} AS _rid, mac, {quoted}{', sealed_whole' if whole else ''} FROM {table} "
                              f"WHERE chain_seq IS NOT NULL ORDER BY chain_seq").to_arrow_reader(batch)
         tag = table.encode() + b"\x00"
         for rb in reader:
             t = pa.Table.from_batches([rb])
+            if whole:
+                t = _rebuilt(con, t)
             yield from zip(t.column("chain_seq").to_pylist(), t.column("mac").to_pylist(), canonical(t, cols),
                            t.column("_rid").to_pylist(), itertools.repeat(tag))
     finally:
         cur.close()
+
+
+def _rebuilt(con: Any, t: pa.Table) -> pa.Table:
+    """A batch of config_versions rows with each ``sealed_whole`` row (written before ledger schema 11, split by
+    its migration) as it was sealed: its whole ``sources`` JSON rebuilt from the manifest and ``config_files``,
+    no manifest.  A text missing leaves ``sources`` NULL: the row then fails its mac (and
+    ``_check_config_files`` names the file)."""
+    from engine.config_sources import rebuild_json, texts_of
+
+    flags = t.column("sealed_whole").to_pylist()
+    if not any(flags):
+        return t
+    sources, manifests = t.column("sources").to_pylist(), t.column("manifest").to_pylist()
+    parsed = {i: json.loads(manifests[i]) for i, flag in enumerate(flags) if flag and manifests[i] is not None}
+    texts = texts_of(con, sorted({h for m in parsed.values() for h in m.values()}))    # each text once per batch
+    for i, m in parsed.items():
+        sources[i] = rebuild_json(m, texts) if all(h in texts for h in m.values()) else None
+        manifests[i] = None
+    t = t.set_column(t.column_names.index("sources"), "sources", pa.array(sources, pa.string()))
+    return t.set_column(t.column_names.index("manifest"), "manifest", pa.array(manifests, pa.string()))
 
 
 @dataclass
@@ -816,6 +860,7 @@ def verify(con: Any, path: Path, key: bytes | None, *, max_breaks: int = 20,
     _check_orphans(con, report)
     _check_audit_breaks(con, report)
     _check_raw(con, report)
+    _check_config_files(con, report)
     _check_keys(con, report)
     _check_letters(con, report)
     _check_anchors(con, keys, report, cur if blind is None and not report.stopped_early else None)
@@ -982,6 +1027,33 @@ def _check_raw(con: Any, report: VerifyReport) -> None:
     for seq, lid in rows:
         report.breaks.append(Break(seq, "dead_letters", lid,
                                    "the stored message (raw) does not match its sha256: it was replaced"))
+
+
+# (chain_seq, version, path, h) per file of each manifest (engine/config_sources.py)
+_MANIFEST_ROWS = ("SELECT chain_seq, version, unnest(map_keys(m)) AS path, unnest(map_values(m)) AS h FROM (SELECT "
+                  "chain_seq, version, CAST(manifest AS MAP(VARCHAR, VARCHAR)) AS m FROM config_versions "
+                  "WHERE manifest IS NOT NULL)")
+
+
+def _check_config_files(con: Any, report: VerifyReport) -> None:
+    """A configuration text (``config_files``, ledger schema 11, outside the chain) must still hash to its
+    sha256, which the chained manifests name; every text a manifest names must be there."""
+    if "config_versions" not in report.by_table or not con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'config_files' "
+            "AND table_catalog = current_database()").fetchall()[0][0]:
+        return
+    for (h,) in con.execute("SELECT sha256 FROM config_files WHERE sha256(text) <> sha256 ORDER BY sha256 LIMIT 5"
+                            ).fetchall():
+        names = con.execute(f"SELECT version, path FROM ({_MANIFEST_ROWS}) WHERE h = ? ORDER BY chain_seq, path "
+                            f"LIMIT 3", [h]).fetchall()
+        named = "; ".join(f"version {v}: {p}" for v, p in names) or "no version names it"
+        report.breaks.append(Break(None, "config_files", h, f"the stored file text does not match its sha256: it "
+                                                           f"was replaced ({named})"))
+    for seq, version, path, h in con.execute(
+            f"SELECT * FROM ({_MANIFEST_ROWS}) WHERE h NOT IN (SELECT sha256 FROM config_files) "
+            f"ORDER BY chain_seq, path LIMIT 5").fetchall():
+        report.breaks.append(Break(seq, "config_versions", version, f"the text of {path} (sha256 {h}) is missing "
+                                                                   f"from config_files: it was deleted"))
 
 
 def _check_orphans(con: Any, report: VerifyReport) -> None:

@@ -428,9 +428,8 @@ class Ledger:
 
         The first load of a version is kept; returns True when it was new.
         """
-        text = to_json(sources)
-        now = datetime.now(timezone.utc)
-        return await self._run(self._store.record_config, version, text, now)
+        now = datetime.now(timezone.utc)      # {path: text}: stored as a manifest and each text once (schema 11)
+        return await self._run(self._store.record_config, version, sources, now)
 
     @property
     def pending(self) -> int:

@@ -37,6 +37,7 @@ from typing import Any, Callable
 
 from engine.audit import (ANCHOR_COLUMNS, CHAINED, ZERO_MAC, Anchor, anchor_seal, anchors, carried_digest,
                           fingerprint, head_mac, keys_digest, ring_of, seal, verify)
+from engine.config_sources import MANIFEST_HASHES
 from engine.durable import fsync_dir
 from engine.ledger_store import (ARCHIVED_KEYS, DDL, JOURNAL_DDL, KEYS_INDEX_DDL, SCHEMA_VERSION, LedgerError,
                                  LedgerStore, archive_of, connect)
@@ -401,6 +402,10 @@ class ArchiveJob:
                     done += int(n)
                     if prog is not None:
                         prog(done, p.records)
+            # the texts the archived configuration versions name (schema 11, engine/config_sources.py)
+            con.execute("INSERT INTO arc.config_files (sha256, text) SELECT sha256, text FROM main.config_files "
+                        "WHERE sha256 IN (" + MANIFEST_HASHES.format(table="arc.config_versions", where="") + ")"
+                        ).fetchall()
             con.execute("INSERT INTO arc.deal_keys (key, deal_id) SELECT k.key, k.deal_id FROM deal_keys k JOIN deals d "
                         "ON d.deal_id = k.deal_id WHERE d.chain_seq BETWEEN ? AND ?", [p.first, p.cut]).fetchall()
             con.execute(f"INSERT INTO arc.audit_anchor ({ANCHOR_COLUMNS}) SELECT {ANCHOR_COLUMNS} "
@@ -480,8 +485,12 @@ class ArchiveJob:
                                                    store.audit_key, tail.seq, tail.prev)
                 for version, s, mac in zip(sealed.column("version").to_pylist(), sealed.column("chain_seq").to_pylist(),
                                            sealed.column("mac").to_pylist()):
-                    con.execute("UPDATE config_versions SET chain_seq = ?, mac = ? WHERE version = ?",
-                                [s, mac, version]).fetchall()
+                    # a row the schema 11 migration split is sealed again as a manifest row
+                    con.execute("UPDATE config_versions SET chain_seq = ?, mac = ?, sealed_whole = NULL "
+                                "WHERE version = ?", [s, mac, version]).fetchall()
+            # the texts no version left in the ledger names (they are in the archive)
+            con.execute("DELETE FROM config_files WHERE sha256 NOT IN (" +
+                        MANIFEST_HASHES.format(table="config_versions", where="") + ")").fetchall()
 
 
 def carry_totals(con: Any, p: Plan) -> int:

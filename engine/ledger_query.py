@@ -18,8 +18,8 @@ from typing import Any
 
 
 import duckdb
-import orjson
 
+from engine.config_sources import paths_of
 from engine.deal_resolve import (ACKED, FLAGGED_EVENTS, REVERSAL_FLAGGED, RESOLVED, acks_after, approved, code_of,
                                  flag_state, resolution_of, stamp)
 from engine.exact_json import stored_json
@@ -499,8 +499,10 @@ def get_deal(path: str | Path, deal_id: str, *, con: Any | None = None) -> dict[
                                      "FROM deal_steps WHERE deal_id = ? ORDER BY seq", [full])
             d["events"] = _dicts(con, 'SELECT seq, "at", from_state, to_state, detail '
                                       "FROM deal_events WHERE deal_id = ? ORDER BY seq", [full])
-            cfg = _dicts(con, "SELECT version, loaded_at, sources FROM config_versions WHERE version = ?",
+            cfg = _dicts(con, "SELECT version, loaded_at FROM config_versions WHERE version = ?",
                          [d["config_version"]])
+            if cfg:        # the manifest's paths (schema 11) or the whole sources' (engine/config_sources.py)
+                cfg[0]["files"] = paths_of(con, d["config_version"]) or []
         except duckdb.Error as exc:
             raise LedgerError(f"{path}: cannot read deal {deal_id}: {exc}") from exc
     _deal_values(d)
@@ -515,9 +517,8 @@ def get_deal(path: str | Path, deal_id: str, *, con: Any | None = None) -> dict[
     d["calls"] = [s for s in d["steps"] if s["kind"] == "call"]
     if cfg:
         c = cfg[0]
-        sources = orjson.loads(c["sources"]) if c["sources"] else {}
         d["config"] = {"version": c["version"], "loaded_at": c["loaded_at"].astimezone(timezone.utc),
-                       "files": sorted(sources) if isinstance(sources, dict) else []}
+                       "files": c["files"]}
     else:
         d["config"] = None
     return d

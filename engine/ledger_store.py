@@ -22,12 +22,13 @@ import pyarrow as pa
 import pyarrow.json as pa_json
 
 from engine import audit_cut, field_key_checks, filemodes
+from engine.config_sources import rebuild_json, split, texts_of
 from engine.audit import (CHAINED, ENV_KEY, ENV_KEY_FILE, ZERO_MAC, anchor_seal, anchors, fingerprint, head_mac,
                           key_label, key_source, ring_labels, ring_of, seal)
 from engine.duckdb_open import open_problem
 from engine.faultlog import storage_fix
 
-SCHEMA_VERSION = 10    # 2: deal_steps, deal_events, dead_letters, audit_head; chain_seq + mac everywhere
+SCHEMA_VERSION = 11    # 2: deal_steps, deal_events, dead_letters, audit_head; chain_seq + mac everywhere
                        # 3: deals without PRIMARY KEY and secondary indexes (see _MIGRATE_3)
                        # 4: deal_keys, the deal key index (see _MIGRATE_4)
                        # 5: journal_state.done (a refused load loaded deal by deal: engine/journal.py); a bsp
@@ -49,6 +50,10 @@ SCHEMA_VERSION = 10    # 2: deal_steps, deal_events, dead_letters, audit_head; c
                        #    migration appends one per letter whose status is not ``new`` (``letter_events``); a bsp
                        #    of schema 9 would change statuses without the event, which verify reports, so it must
                        #    refuse the file
+                       # 11: configuration sources content-addressed: config_versions.manifest {path: sha256}
+                       #    (chained) and config_files (sha256, text), each text once (engine/config_sources.py);
+                       #    the migration splits the rows it can rebuild byte for byte (``_migrate_to_11``); a bsp
+                       #    of schema 10 would read a manifest row's sources as NULL, so it must refuse the file
 
 # Money column: DECIMAL(24,4).  20 digits before the point hold any bank
 # amount (incl. high-nominal currencies such as IDR, VND, IRR summed over a
@@ -91,6 +96,16 @@ ALTER TABLE deals ADD COLUMN IF NOT EXISTS chain_seq BIGINT;
 ALTER TABLE deals ADD COLUMN IF NOT EXISTS mac BLOB;
 ALTER TABLE config_versions ADD COLUMN IF NOT EXISTS chain_seq BIGINT;
 ALTER TABLE config_versions ADD COLUMN IF NOT EXISTS mac BLOB;
+-- schema 11: a version's sources content-addressed (engine/config_sources.py): the row holds the manifest
+-- (path -> sha256) (chained), each distinct text is stored once in config_files (checked by its hash)
+ALTER TABLE config_versions ADD COLUMN IF NOT EXISTS manifest JSON;
+-- true: a row written before schema 11 that the migration split, whose mac covers the whole sources JSON, which
+-- bsp audit verify rebuilds from the manifest and config_files (outside the mac: any other value fails it)
+ALTER TABLE config_versions ADD COLUMN IF NOT EXISTS sealed_whole BOOLEAN;
+CREATE TABLE IF NOT EXISTS config_files (
+    sha256 VARCHAR PRIMARY KEY,
+    text   VARCHAR NOT NULL
+);
 CREATE TABLE IF NOT EXISTS deal_steps (
     deal_id     VARCHAR NOT NULL,
     seq         INTEGER NOT NULL,
@@ -283,7 +298,8 @@ DEAD_SCHEMA = pa.schema([
     ("raw", pa.binary()), ("raw_key", pa.string()), ("raw_sha256", pa.string()),
     ("config_version", pa.string()), ("status", pa.string()),
 ])
-CONFIG_SCHEMA = pa.schema([("version", pa.string()), ("loaded_at", _TS), ("sources", pa.string())])
+CONFIG_SCHEMA = pa.schema([("version", pa.string()), ("loaded_at", _TS), ("sources", pa.string()),
+                           ("manifest", pa.string())])
 DEAD_COLUMNS: tuple[str, ...] = tuple(DEAD_SCHEMA.names) + ("retried_at", "retry_outcome")
 STEP_COLUMNS: tuple[str, ...] = tuple(STEP_SCHEMA.names)
 EVENT_COLUMNS: tuple[str, ...] = tuple(EVENT_SCHEMA.names)
@@ -828,6 +844,12 @@ class LedgerStore:
                     con.execute("DELETE FROM audit_head").fetchall()
                     con.execute("INSERT INTO audit_head VALUES (?, ?)", [
                         state[0], head_mac(audit_key, *state) if audit_key is not None else None]).fetchall()
+            if found is not None and found < 11:
+                # schema 11: the sources of each version stored once per distinct text (engine/config_sources.py)
+                n_split, n_kept = _migrate_to_11(con)
+                if n_split or n_kept:
+                    _log.info("%s: %d configuration version(s) split into a manifest and config_files, %d kept "
+                              "whole (not rebuilt byte for byte)", path, n_split, n_kept)
             key_warnings: list[str] = []
             if keyring is not NO_FIELD_CHECK:
                 key_warnings = field_key_checks.check(con, path, keyring)
@@ -1212,12 +1234,34 @@ class LedgerStore:
                 out.append(exc)
         return out
 
-    def record_config(self, version: str, sources_json: str | None, loaded_at: datetime) -> bool:
-        """Store a configuration version once (the first load is kept).  True when new."""
+    def record_config(self, version: str, sources: Any, loaded_at: datetime) -> bool:
+        """Store a configuration version once (the first load is kept).  True when new.
+
+        ``sources``: ``{path: text}`` (or its JSON text): the row holds the manifest ``{path: sha256}``, each text
+        not stored yet goes into ``config_files`` (engine/config_sources.py); any other value is kept whole in
+        ``sources``, as before schema 11."""
+        if isinstance(sources, str):      # JSON text: split only when it is what bsp writes (rebuilt as is)
+            try:
+                parsed = orjson.loads(sources)
+            except orjson.JSONDecodeError:
+                parsed = None
+            parts = split(parsed) if parsed is not None and orjson.dumps(parsed).decode() == sources else None
+        else:
+            parts = split(sources)
+        if parts is None and not isinstance(sources, (str, type(None))):
+            from engine.deal import to_json
+
+            sources = to_json(sources)
+
         def body(seq: int, prev: bytes) -> tuple[int, bytes, bool]:
             if self._con.execute("SELECT 1 FROM config_versions WHERE version = ?", [version]).fetchall():
                 return seq, prev, False
-            row = {"version": version, "loaded_at": loaded_at, "sources": sources_json}
+            if parts is None:
+                row = {"version": version, "loaded_at": loaded_at, "sources": sources, "manifest": None}
+            else:
+                manifest, texts = parts
+                _store_texts(self._con, texts)
+                row = {"version": version, "loaded_at": loaded_at, "sources": None, "manifest": manifest}
             seq, prev = self._append("config_versions", _table(CONFIG_SCHEMA, [row]), seq, prev)
             return seq, prev, True
         return bool(self._transaction(body))
@@ -1339,6 +1383,46 @@ class LedgerStore:
             if self._private:
                 self._private = False
                 filemodes.release()
+
+
+def _store_texts(con: duckdb.DuckDBPyConnection, texts: dict[str, str]) -> None:
+    """Insert the texts (``{sha256: text}``) ``config_files`` does not hold yet."""
+    if not texts:
+        return
+    have = set(texts_of(con, list(texts), "sha256"))
+    new = [h for h in texts if h not in have]
+    if not new:
+        return
+    con.register("_bsp_files", pa.table({"sha256": pa.array(new, pa.string()),
+                                         "text": pa.array([texts[h] for h in new], pa.string())}))
+    try:
+        con.execute("INSERT INTO config_files (sha256, text) SELECT sha256, text FROM _bsp_files").fetchall()
+    finally:
+        con.unregister("_bsp_files")
+
+
+def _migrate_to_11(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
+    """Split the sources of the rows written before schema 11 into a manifest and ``config_files``, one row at a
+    time; only a row whose whole JSON the manifest rebuilds byte for byte (``rebuild_json``): its mac covers that
+    text, which ``bsp audit verify`` rebuilds (``sealed_whole``).  Any other row keeps its ``sources``.
+    Returns (rows split, rows kept whole)."""
+    split_rows = kept = 0
+    versions = [r[0] for r in con.execute("SELECT version FROM config_versions WHERE sources IS NOT NULL "
+                                          "AND manifest IS NULL ORDER BY version").fetchall()]
+    for version in versions:
+        (text,) = con.execute("SELECT sources FROM config_versions WHERE version = ?", [version]).fetchall()[0]
+        try:
+            parts = split(orjson.loads(text))
+        except orjson.JSONDecodeError:
+            parts = None
+        if parts is None or rebuild_json(orjson.loads(parts[0]), parts[1]) != text:
+            kept += 1
+            continue
+        _store_texts(con, parts[1])
+        con.execute("UPDATE config_versions SET sources = NULL, manifest = ?, sealed_whole = true WHERE version = ?",
+                    [parts[0], version]).fetchall()
+        split_rows += 1
+    return split_rows, kept
 
 
 def _table(schema: pa.Schema, rows: Sequence[dict[str, Any]]) -> pa.Table:

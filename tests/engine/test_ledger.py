@@ -12,8 +12,10 @@ import pytest
 import trio
 import trio.testing
 
+from engine.config_sources import all_sources
 from engine.deal import DealError, DealRecord, new_deal_id
 from engine.ledger import LedgerError, open_ledger
+from engine.ledger_store import SCHEMA_VERSION
 from engine.ledger_query import display_amount, query_deals
 
 T0 = datetime(2026, 3, 1, 9, 0, 0, tzinfo=timezone.utc)
@@ -189,12 +191,12 @@ async def test_record_config_keeps_first_load(tmp_path: Path) -> None:
         assert await ledger.record_config("v1", {"/r/a.route": "changed"}) is False
     con = duckdb.connect(str(path), read_only=True)
     try:
-        rows = con.execute("SELECT version, sources FROM config_versions").fetchall()
+        rows = all_sources(con)
         schema = con.execute("SELECT version FROM schema_version").fetchall()
     finally:
         con.close()
-    assert rows == [("v1", '{"/r/a.route":"route a {}"}')]
-    assert schema == [(10,)]
+    assert rows == {"v1": {"/r/a.route": "route a {}"}}
+    assert schema == [(SCHEMA_VERSION,)]
 
 
 async def test_reopen_keeps_rows_and_schema(tmp_path: Path) -> None:
@@ -337,7 +339,7 @@ async def test_a_v1_ledger_is_migrated(tmp_path: Path) -> None:
         rows = con.execute("SELECT deal_id, chain_seq FROM deals ORDER BY chain_seq NULLS FIRST").fetchall()
     finally:
         con.close()
-    assert versions == [(1,), (10,)]
+    assert versions == [(1,), (SCHEMA_VERSION,)]
     con = duckdb.connect(str(path), read_only=True)
     try:       # schema 5: journal_state with `done` (loads deal by deal), in every ledger
         cols = [r[0] for r in con.execute("SELECT column_name FROM information_schema.columns "
@@ -377,7 +379,7 @@ async def test_a_v2_ledger_loses_the_deals_key_and_indexes_and_keeps_its_rows(tm
         total = con.execute("SELECT count(*) FROM deals").fetchall()
     finally:
         con.close()
-    assert versions == [(2,), (10,)]
+    assert versions == [(2,), (SCHEMA_VERSION,)]
     assert old == [("R-OLD", Decimal("12.5000"), '{"a":1}', 7)]
     assert indexes == [(0,)] and keys == [(0,)] and total == [(2,)]
 

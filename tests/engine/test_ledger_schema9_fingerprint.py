@@ -57,7 +57,7 @@ async def test_archived_keys_keep_their_deal_values_and_a_schema_8_ledger_is_mig
     try:
         assert store.deals_by_key(["transfer|R0"])["transfer|R0"]["fp"] is None
         versions = [v for (v,) in store._con.execute("SELECT version FROM schema_version ORDER BY version").fetchall()]
-        assert versions[-2:] == [8, SCHEMA_VERSION] == [8, 10]
+        assert versions[-2:] == [8, SCHEMA_VERSION]
     finally:
         store.close()
     r = archive(bsp, led, tmp_path / "jan2.duckdb", "2026-01-13")    # archiving goes on on the migrated file

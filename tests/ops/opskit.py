@@ -129,6 +129,17 @@ def rows(ledger_path: Path, sql: str) -> list[tuple]:
         con.close()
 
 
+def recorded_sources(ledger_path: Path) -> dict[str, Any]:
+    """``{version: {path: text}}`` the ledger keeps (engine/config_sources.py: manifest + config_files)."""
+    from engine.config_sources import all_sources
+
+    con = duckdb.connect(str(ledger_path), read_only=True)
+    try:
+        return all_sources(con)
+    finally:
+        con.close()
+
+
 async def serve_with_admin(route: Path, tmp_path: Path, nursery: trio.Nursery, token: str) -> tuple[Any, Any]:
     """``run_live`` of ``route`` (ledger ``tmp_path/l.duckdb``) with its admin API on a loopback port: the engine,
     and an ``httpx.AsyncClient`` for that API holding ``token``."""

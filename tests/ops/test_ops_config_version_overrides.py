@@ -14,7 +14,7 @@ import trio
 
 from engine.ops.files import with_referenced_files
 from formats.framing import LengthPrefixFramer
-from opskit import ECHO, compile_file, live, rows
+from opskit import ECHO, compile_file, live, recorded_sources, rows
 from conftest_tls import PKI, pki  # noqa: F401,E402  (fixture)
 
 
@@ -51,7 +51,7 @@ async def test_an_override_changed_by_a_reload_changes_the_recorded_version(tmp_
         tls_version = result.version
     deals = dict(rows(ledger, "SELECT reference, config_version FROM deals"))
     assert deals == {"before": first, "after": eng.history[0]["version"]}
-    versions = {v: json.loads(s) for v, s in rows(ledger, "SELECT version, sources FROM config_versions")}
+    versions = recorded_sources(ledger)
     assert set(versions) == {first, deals["after"], tls_version}
     key = next(k for k in versions[first] if k.endswith("#channels"))
     assert json.loads(versions[first][key]) == {"front": {"idle_timeout": "30s"}}

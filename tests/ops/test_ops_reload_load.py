@@ -15,7 +15,7 @@ import orjson
 import trio
 
 from formats.framing import LengthPrefixFramer
-from opskit import ECHO, live, rows
+from opskit import ECHO, live, recorded_sources, rows
 
 CONNECTIONS = 4
 PER_CONNECTION = 5000           # 20 000 requests in all
@@ -105,7 +105,7 @@ async def test_reload_under_load_loses_nothing(tmp_path: Path) -> None:
     assert {s for _, _, s in deals} == {"committed"}    # 0 error replies
     mismatched = [(ref, v, replies[ref]) for ref, v, _ in deals if versions[v] != replies[ref]]
     assert mismatched == []
-    recorded = dict(rows(ledger_path, "SELECT version, sources FROM config_versions"))
+    recorded = {v: orjson.dumps(s).decode() for v, s in recorded_sources(ledger_path).items()}
     assert set(versions) <= set(recorded)             # every version's sources are in the ledger
     for v, letter in versions.items():
         assert f'tag = \\"{letter}\\"' in recorded[v]

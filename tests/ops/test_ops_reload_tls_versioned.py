@@ -24,7 +24,7 @@ from cryptography.x509.oid import NameOID
 
 from engine.certs import CA, Issued, new_ca
 from engine.tls import client_context
-from opskit import ECHO, rows
+from opskit import ECHO, recorded_sources, rows
 
 TLS_ECHO = ECHO.replace('    framing = length2\n', '    framing = length2\n%(tls)s', 1).replace('tag = "%s"', 'tag = "x"')
 
@@ -90,8 +90,7 @@ async def echo(stream: trio.SSLStream, ref: str) -> dict:
 
 
 def kept_sources(ledger: Path, version: str) -> dict:
-    (kept,) = rows(ledger, f"SELECT sources FROM config_versions WHERE version = '{version}'")
-    return json.loads(kept[0]) if isinstance(kept[0], str) else kept[0]
+    return recorded_sources(ledger)[version]
 
 
 async def test_a_certificate_rewritten_before_the_bind_is_not_the_one_served_under_that_version(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import orjson
 import trio
 
-from opskit import rows
+from opskit import recorded_sources, rows
 from kit import Client      # noqa: E402 (tests/engine, put on the path by opskit)
 
 COPYBOOK = """
@@ -108,8 +108,8 @@ async def test_a_copybook_replaced_before_the_bind_is_not_the_one_decoding_under
     assert v2 != program.version
     deals = dict(rows(tmp_path / "l.duckdb", "SELECT reference, config_version FROM deals"))
     assert deals == {"A001": program.version, "B0": v2}
-    (kept,) = rows(tmp_path / "l.duckdb", f"SELECT sources FROM config_versions WHERE version = '{program.version}'")
-    assert "PIC X(4)" in str(kept[0]) and "PIC X(2)" not in str(kept[0])   # the copybook that cut A001
+    kept = recorded_sources(tmp_path / "l.duckdb")[program.version]
+    assert "PIC X(4)" in str(kept) and "PIC X(2)" not in str(kept)   # the copybook that cut A001
 
 
 async def test_a_schema_replaced_before_the_bind_is_not_the_one_validating_under_that_version(tmp_path: Path) -> None:
@@ -136,8 +136,8 @@ async def test_a_schema_replaced_before_the_bind_is_not_the_one_validating_under
     assert replies["S2"] != {"ref": "S2", "code": "00"}, replies       # refused by the new schema
     deals = dict(rows(tmp_path / "l.duckdb", "SELECT reference, config_version FROM deals"))
     assert deals == {"S1": program.version, None: v2}      # S2: not decoded (no reference), under the new one
-    (kept,) = rows(tmp_path / "l.duckdb", f"SELECT sources FROM config_versions WHERE version = '{program.version}'")
-    assert "iban" not in str(kept[0])
+    kept = recorded_sources(tmp_path / "l.duckdb")[program.version]
+    assert kept and "iban" not in str(kept)
     assert v2 != program.version
 
 

@@ -148,7 +148,7 @@ async def test_a_schema_3_ledger_gets_its_keys_back_filled_and_a_repeat_is_caugh
     assert orjson.loads(late) == {"ref": "M1", "code": "94"}
     assert debit.counts[("post", "M1")] == 1
     versions = [r["version"] for r in rows(ledger, "SELECT version FROM schema_version ORDER BY version")]
-    assert versions == [3, SCHEMA_VERSION] == [3, 10]
+    assert versions == [3, SCHEMA_VERSION]
     by_ref = {d["reference"]: d["deal_id"] for d in deals(ledger) if d["status"] == "committed"}
     assert deal_keys(ledger) == [("transfer|M1/20240501", by_ref["M1"]), ("transfer|M2/20240501", by_ref["M2"])]
     audit_clean(ledger)
