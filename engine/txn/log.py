@@ -78,12 +78,14 @@ import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
 from engine.durable import ZeroFillError, fsync_dir, make_zeroed, unwrite, write_at
 from engine.faultlog import os_reason, storage_fix
+from engine.txn.kept import Kept, kept
 
 HEADER = struct.Struct(">II")
 MAGIC = b"BSPTXN01"
@@ -162,11 +164,15 @@ def _light_pending(e: dict[str, Any]) -> Pending:
 _ANSWER = ("t", "id", "key", "status", "code", "reply", "fin", "recorded", "held", "kind", "fp")
 
 
-def _answer_only(end: dict[str, Any]) -> dict[str, Any]:
-    """A recorded ``end`` as the key store keeps it (~40 % of the memory of the whole entry)."""
-    kept = {k: end[k] for k in _ANSWER if end.get(k) is not None}
-    kept["recorded"] = True
-    return kept
+def _answer_only(end: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A recorded ``end`` as the key store keeps it: a ``Kept`` (engine/txn/kept.py), ~500 bytes a key
+    (bench/bench_key_memory.py) where the whole entry, or a dict of these fields, cost over 1 KB."""
+    k = kept(end)
+    if k is not None:
+        return k
+    answer = {k: end[k] for k in _ANSWER if end.get(k) is not None}
+    answer["recorded"] = True
+    return answer
 
 
 def _default(value: Any) -> Any:
@@ -175,6 +181,8 @@ def _default(value: Any) -> Any:
         return str(value)
     if isinstance(value, (bytes, bytearray)):
         return bytes(value).hex()
+    if type(value) is Kept:
+        return value.entry()
     raise TypeError(f"cannot log a {type(value).__name__}")
 
 
@@ -240,7 +248,7 @@ class TxnLog:
         self.sync = sync              # False: the ledger is not durable (``--ledger-sync none``): no fdatasync
         self.pending: dict[str, Pending] = {}
         self.accepted: dict[str, dict[str, Any]] = {}      # id -> ``a`` entry of a light deal, until recorded
-        self.ends: dict[str, dict[str, Any]] = {}          # key -> end entry
+        self.ends: dict[str, Mapping[str, Any]] = {}       # key -> end entry (a ``Kept`` once recorded)
         self.unrecorded: dict[str, dict[str, Any]] = {}    # id -> end entry whose ledger row may be missing
         self.reversals: dict[str, dict[str, Any]] = {}     # "id|step" -> rev entry (n, ack), until revrec
         self.writes = 0
@@ -295,8 +303,8 @@ class TxnLog:
             self.accepted.pop(e["id"], None)
             if not e.get("recorded"):
                 self.unrecorded[e["id"]] = e
-            elif len(e) > len(_ANSWER):
-                e = _answer_only(e)              # an end written by an older bsp's compaction
+            elif e.get("key") is not None:
+                e = _answer_only(e)              # recorded: only what answers a repeat (also an older bsp's)
             if e.get("key") is not None:
                 self.ends[e["key"]] = e
         elif t == "rev":
