@@ -150,3 +150,44 @@ async def test_a_repeat_gets_the_original_answer_byte_for_byte_after_a_restart(
     assert debit.counts[("post", "K1")] == 1 and debit.counts[("post", "K2")] == 1
     async with open_ledger(ledger) as led:
         assert manager_for(led).log_exists() and log_path(ledger).exists()
+
+
+def test_a_restart_reads_the_key_store_a_record_at_a_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Opening a log of many keys held every entry of the file as a dict at once (and the file twice, as read
+    and as sliced): ~9.7 KB a key at its peak for 50,000 keys; now the compacted log is written in records of
+    ``CHUNK`` entries, read from a mapping of the file one record at a time: ~2.4 KB a key (the key store
+    itself and the compaction's new file)."""
+    import engine.txn.log as txnlog
+
+    monkeypatch.setattr(txnlog, "CHUNK", 256, raising=False)     # 2,000 keys: 8 records
+    path = tmp_path / "l.duckdb.txn"
+    log = TxnLog(path, sync=False)
+    _fill(log, None)
+    log._compact()
+    log.close()
+    del log
+    gc.collect()
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        log = TxnLog(path, sync=False)
+        peak = (tracemalloc.get_traced_memory()[1] - base) / N
+    finally:
+        tracemalloc.stop()
+    assert len(log.ends) == N and all(type(e) is Kept for e in log.ends.values())
+    log.close()
+    assert peak < 4000, peak
+    assert sum(1 for _ in _records(path)) == N // 256 + 1
+
+
+def _records(path: Path):
+    """The records of a log file (their payloads)."""
+    from engine.txn.log import HEADER, MAGIC
+    data = path.read_bytes()
+    pos = len(MAGIC)
+    while True:
+        length, _ = HEADER.unpack_from(data, pos)
+        if length == 0:
+            return
+        yield data[pos + HEADER.size:pos + HEADER.size + length]
+        pos += HEADER.size + length
