@@ -21,7 +21,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.json as pa_json
 
-from engine import audit_cut, field_key_checks, filemodes
+from engine import audit_cut, field_key_checks, filemodes, ledger_memory
 from engine.config_sources import rebuild_json, split, texts_of
 from engine.audit import (CHAINED, ENV_KEY, ENV_KEY_FILE, ZERO_MAC, anchor_seal, anchors, fingerprint, head_mac,
                           key_label, key_source, ring_labels, ring_of, seal)
@@ -793,6 +793,7 @@ class LedgerStore:
             filemodes.release()
             raise
         try:
+            ledger_memory.apply(con, path)       # DuckDB's cache bounded (engine/ledger_memory.py)
             con.execute("BEGIN TRANSACTION").fetchall()
             row = None
             if con.execute("SELECT count(*) FROM information_schema.tables "

@@ -71,6 +71,7 @@ field keyring when there is one (they hold the PAN, track data, names): values a
 """
 from __future__ import annotations
 
+import mmap
 import os
 import struct
 import threading
@@ -78,12 +79,14 @@ import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
 
 from engine.durable import ZeroFillError, fsync_dir, make_zeroed, unwrite, write_at
 from engine.faultlog import os_reason, storage_fix
+from engine.txn.kept import Kept, kept
 
 HEADER = struct.Struct(">II")
 MAGIC = b"BSPTXN01"
@@ -95,6 +98,7 @@ COMPACT_RETRY = 1.0                 # seconds: after a compaction failed (a full
 # requests of finished deals (raw bytes: PAN, track data, PIN block; sealed with a keyring) do not stay in
 # the file for days at low traffic (PCI DSS 3.3.1; docs/security.md#sensitive-authentication-data)
 COMPACT_AFTER = 300.0
+CHUNK = 4096                        # entries per record of a compacted log (a restart reads one record at a time)
 
 
 def parse_retention(text: str) -> float | None:
@@ -162,11 +166,15 @@ def _light_pending(e: dict[str, Any]) -> Pending:
 _ANSWER = ("t", "id", "key", "status", "code", "reply", "fin", "recorded", "held", "kind", "fp")
 
 
-def _answer_only(end: dict[str, Any]) -> dict[str, Any]:
-    """A recorded ``end`` as the key store keeps it (~40 % of the memory of the whole entry)."""
-    kept = {k: end[k] for k in _ANSWER if end.get(k) is not None}
-    kept["recorded"] = True
-    return kept
+def _answer_only(end: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A recorded ``end`` as the key store keeps it: a ``Kept`` (engine/txn/kept.py), ~500 bytes a key
+    (bench/bench_key_memory.py) where the whole entry, or a dict of these fields, cost over 1 KB."""
+    k = kept(end)
+    if k is not None:
+        return k
+    answer = {k: end[k] for k in _ANSWER if end.get(k) is not None}
+    answer["recorded"] = True
+    return answer
 
 
 def _default(value: Any) -> Any:
@@ -175,38 +183,61 @@ def _default(value: Any) -> Any:
         return str(value)
     if isinstance(value, (bytes, bytearray)):
         return bytes(value).hex()
+    if type(value) is Kept:
+        return value.entry()
     raise TypeError(f"cannot log a {type(value).__name__}")
 
 
-def read(path: Path) -> tuple[list[dict[str, Any]], int]:
-    """Every entry of the log and the offset where its good part ends."""
-    data = path.read_bytes()
-    if not data:
-        return [], 0
-    if not data.startswith(MAGIC):
+def read(path: Path, apply: Callable[[dict[str, Any]], None] | None = None) -> tuple[list[dict[str, Any]], int]:
+    """Every entry of the log and the offset where its good part ends.  ``apply``: called with each entry as its
+    record is read, instead of returning them all (``TxnLog`` opening a log of millions of keys: one record's
+    entries at a time in memory, not the whole file's; the file is mapped, not copied)."""
+    with open(path, "rb") as f:
+        if os.fstat(f.fileno()).st_size == 0:
+            return [], 0
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            return _read(path, data, apply)
+
+
+def _read(path: Path, data: Any, apply: Callable[[dict[str, Any]], None] | None) -> tuple[list[dict[str, Any]], int]:
+    if data[:len(MAGIC)] != MAGIC:
         raise TxnLogError(f"{path}: byte 0: not a bsp transaction log (expected {MAGIC!r}); "
                           f"move it aside if it is not one")
     entries: list[dict[str, Any]] = []
     pos = len(MAGIC)
-    while pos + HEADER.size <= len(data):
-        length, crc = HEADER.unpack_from(data, pos)
-        if length == 0:
-            break                                  # the zeros the file is made of: the end
-        start = pos + HEADER.size
-        payload = data[start:start + length]
-        if len(payload) < length or zlib.crc32(payload) != crc:
-            later = _record_after(data, pos)
-            if later is not None:                  # a torn write leaves nothing after it: this is damage
-                raise TxnLogError(
-                    f"{path}: byte {pos}: record {'cut short' if len(payload) < length else 'CRC mismatch'}, "
-                    f"and a readable record follows at byte {later}, so this is damage, not a torn write: "
-                    f"the deals in flight and the deal keys recorded after it cannot be read. Restore {path} "
-                    f"from a copy and start again; or move it aside (mv {path} {path}.damaged) to start "
-                    f"without it: deals it left in flight are then not resolved (settle them with the "
-                    f"counterparts) and repeats of keys it held run again")
-            break                                  # torn tail: never acknowledged
-        entries.extend(orjson.loads(payload))
-        pos = start + length
+    view = memoryview(data)
+    payload = None
+    try:
+        while pos + HEADER.size <= len(data):
+            length, crc = HEADER.unpack_from(data, pos)
+            if length == 0:
+                break                                  # the zeros the file is made of: the end
+            start = pos + HEADER.size
+            payload = view[start:start + length]
+            if len(payload) < length or zlib.crc32(payload) != crc:
+                later = _record_after(data, pos)
+                if later is not None:                  # a torn write leaves nothing after it: this is damage
+                    raise TxnLogError(
+                        f"{path}: byte {pos}: record {'cut short' if len(payload) < length else 'CRC mismatch'}, "
+                        f"and a readable record follows at byte {later}, so this is damage, not a torn write: "
+                        f"the deals in flight and the deal keys recorded after it cannot be read. Restore {path} "
+                        f"from a copy and start again; or move it aside (mv {path} {path}.damaged) to start "
+                        f"without it: deals it left in flight are then not resolved (settle them with the "
+                        f"counterparts) and repeats of keys it held run again")
+                break                                  # torn tail: never acknowledged
+            batch = orjson.loads(payload)
+            payload.release()
+            if apply is None:
+                entries.extend(batch)
+            else:
+                for e in batch:
+                    apply(e)
+            del batch
+            pos = start + length
+    finally:
+        if payload is not None:
+            payload.release()
+        view.release()
     return entries, pos
 
 
@@ -240,7 +271,7 @@ class TxnLog:
         self.sync = sync              # False: the ledger is not durable (``--ledger-sync none``): no fdatasync
         self.pending: dict[str, Pending] = {}
         self.accepted: dict[str, dict[str, Any]] = {}      # id -> ``a`` entry of a light deal, until recorded
-        self.ends: dict[str, dict[str, Any]] = {}          # key -> end entry
+        self.ends: dict[str, Mapping[str, Any]] = {}       # key -> end entry (a ``Kept`` once recorded)
         self.unrecorded: dict[str, dict[str, Any]] = {}    # id -> end entry whose ledger row may be missing
         self.reversals: dict[str, dict[str, Any]] = {}     # "id|step" -> rev entry (n, ack), until revrec
         self.writes = 0
@@ -258,11 +289,8 @@ class TxnLog:
         self._base = 0                             # the offset it left: what it kept ends there
         for leftover in (self._spare, path.with_name(path.name + ".spare.tmp")):
             leftover.unlink(missing_ok=True)        # may hold a compaction's body: never reuse it
-        entries: list[dict[str, Any]] = []
         if path.exists():
-            entries, _ = read(path)
-        for e in entries:
-            self._apply(e)
+            read(path, self._apply)                # record by record: a restart holds one record's entries
         for i, e in self.accepted.items():          # light deals a crash left in flight
             self.pending[i] = _light_pending(e)
         self.accepted.clear()
@@ -295,8 +323,8 @@ class TxnLog:
             self.accepted.pop(e["id"], None)
             if not e.get("recorded"):
                 self.unrecorded[e["id"]] = e
-            elif len(e) > len(_ANSWER):
-                e = _answer_only(e)              # an end written by an older bsp's compaction
+            elif e.get("key") is not None:
+                e = _answer_only(e)              # recorded: only what answers a repeat (also an older bsp's)
             if e.get("key") is not None:
                 self.ends[e["key"]] = e
         elif t == "rev":
@@ -379,11 +407,12 @@ class TxnLog:
 
     def _compact_now(self) -> None:
         keep = self._keep()
-        body = _frame(keep) if keep else b""
+        # records of at most CHUNK entries: a restart reads (and holds) one at a time, not the whole key store
+        head = b"".join([MAGIC] + [_frame(keep[i:i + CHUNK]) for i in range(0, len(keep), CHUNK)])
+        del keep
         size = self.segment_bytes
-        while len(MAGIC) + len(body) * 2 > size:       # room for as much again before the next compaction
+        while len(head) * 2 - len(MAGIC) > size:       # room for as much again before the next compaction
             size *= 2
-        head = MAGIC + body
         with self._spare_lock:
             fd = -1
             if size == self.segment_bytes and self._spare.exists():
@@ -410,7 +439,7 @@ class TxnLog:
         if self._fd >= 0:
             os.close(self._fd)
         self._fd = fd
-        self._offset, self._size = len(MAGIC) + len(body), size
+        self._offset, self._size = len(head), size
         self._base, self._compacted_at = self._offset, self.monotonic()
         self._spare_asked = False
         self.compactions += 1
