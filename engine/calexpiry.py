@@ -163,17 +163,23 @@ def run_out(spans: Iterable[CalendarSpan], today: date) -> list[str]:
     return [n[1] for s in spans if s.days_left(today) <= 0 and (n := notice(s, today)) is not None]
 
 
-def rehearsal_day(spans: Iterable[CalendarSpan], today: date, ahead: int = 21, back: int = 1100) -> date | None:
+def rehearsal_day(spans: Iterable[CalendarSpan], today: date, ahead: int = 21) -> date | None:
     """None when every calendar covers at least ``ahead`` days from ``today``; else the latest day before
-    it from which they all do (None when there is none within ``back`` days): the day ``bsp demo`` runs
-    on, so that its simulated orders are dated on days the shipped calendars list."""
+    it from which they all do (None when there is none: no year all of them list): the day ``bsp demo``
+    runs on, so that its simulated orders are dated on days the shipped calendars list, however long ago
+    they ran out (it was looked for up to 1100 days back: from 2029-12-15 the demo, finding none, ran on
+    the wall clock and its fund orders and remittances failed 96)."""
     from datetime import timedelta
     spans = list(spans)
-    day = today
-    for _ in range(back):
-        if all(s.days_left(day) >= ahead for s in spans):
-            return None if day == today else day
-        day -= timedelta(days=1)
+    if all(s.days_left(today) >= ahead for s in spans):
+        return None
+    listed = frozenset.intersection(*(s.years for s in spans))
+    for year in sorted((y for y in listed if y <= today.year), reverse=True):
+        # within a year all list, a day is fine up to ``ahead`` days before the first of them runs out
+        last = min(s.runs_out(date(year, 1, 1)) for s in spans) - timedelta(days=ahead)
+        day = min(today, last)
+        if day.year == year:
+            return day
     return None
 
 

@@ -164,6 +164,13 @@ def test_the_demo_moves_to_days_its_calendars_list() -> None:
     assert rehearsal_day(spans, date(2026, 11, 27)) is None             # 35 days left: the wall clock
     assert rehearsal_day(spans, date(2026, 12, 20)) == date(2026, 12, 11)
     assert rehearsal_day(spans, date(2027, 1, 5)) == date(2026, 12, 11)
+    # however long after they ran out (it looked 1100 days back only: None, the wall clock, from 2029-12-15)
+    assert rehearsal_day(spans, date(2029, 12, 20)) == date(2026, 12, 11)
+    assert rehearsal_day(spans, date(2035, 6, 1)) == date(2026, 12, 11)
+    assert rehearsal_day(spans[1:], date(2029, 1, 2)) == date(2028, 12, 11)
+    gap = CalendarSpan("gap", "/x/gap.csv", frozenset({2025, 2027}), ("x",))
+    assert rehearsal_day([gap], date(2026, 3, 1)) == date(2025, 12, 11)      # the latest day before, not after
+    assert rehearsal_day([gap, spans[0]], date(2030, 1, 1)) is None          # no year both list
 
 
 def test_bsp_check_warns_of_the_day_but_its_exit_code_does_not_depend_on_it(tmp_path: Path, capsys) -> None:

@@ -24,6 +24,7 @@ import orjson
 import trio
 from typer.testing import CliRunner
 
+from dsl.clock import engine_clock, parse_instant
 from dsl.load import compile_paths
 from engine.cli import app
 from engine.ledger import open_ledger
@@ -121,11 +122,15 @@ async def test_the_requesting_side_page_holds_against_the_running_engine(tmp_pat
     res = compile_paths(route_files(service.name), registry)
     assert res.program is not None, [str(d.message) for d in res.diagnostics]
     ledger_path = tmp_path / "ledger.duckdb"
-    async with open_ledger(ledger_path, audit_key=None) as ledger:
-        async with running_services(res.program, registry, ledger, [service], work_dir=tmp_path / "up") as rig:
-            sent = await _send(rig.port(service.inbound), up)
-            mainframe = rig.sims["clm_mainframe"]
-        sent += await _with_mainframe_down(res.program, registry, ledger, tmp_path / "down", down)
+    # the engine's clock on a TARGET2 day (what `bsp run --at` does): the route books a claim on
+    # value_date(now(), "15:30", target2, ...), and target2.csv lists 2026-2028 only, so on the wall clock every
+    # claim failed (500, 96) from 2029-01-01
+    with engine_clock(parse_instant("2026-11-25T09:00:00Z")[0]):
+        async with open_ledger(ledger_path, audit_key=None) as ledger:
+            async with running_services(res.program, registry, ledger, [service], work_dir=tmp_path / "up") as rig:
+                sent = await _send(rig.port(service.inbound), up)
+                mainframe = rig.sims["clm_mainframe"]
+            sent += await _with_mainframe_down(res.program, registry, ledger, tmp_path / "down", down)
     ids = [(_check(line, answer, r), r) for line, answer, r in sent]
     assert mainframe.calls == {"CLM-1001": 1}, mainframe.calls        # the repeat paid nothing twice
     first, again = sent[0][2], sent[1][2]

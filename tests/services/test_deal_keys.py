@@ -10,6 +10,11 @@ the same request twice, one after the other on one connection -> the same reply 
 exactly one call to the counterpart, and in the ledger one committed deal plus one ``duplicate``
 deal naming it (same response code, reason "original answer repeated"); the key logged with the
 original's ``accepted`` event is the one the route's comment and docs/services/<service>.md give.
+
+Every test runs on the engine's clock started at AT (dsl.clock.engine_clock, what ``bsp run --at`` does),
+as tests/services/test_services_e2e.py does: the simulators date fund orders and remittances by it and the
+routes reckon them on calendars that list given years only, so on the wall clock the fund and remittance
+cases failed (96) from the first day of a year cn_exchange.csv or cny_holidays.csv does not list.
 """
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ import orjson
 import pytest
 import trio
 
+from dsl.clock import engine_clock, parse_instant
 from dsl.load import compile_paths
 from engine.ledger import open_ledger
 from engine.sim.biller import BillerSim
@@ -38,6 +44,14 @@ from engine.sim.services.registry import services_registry
 from formats.framing import make_framer
 
 AC_MT940, AC_CAMT = account_consolidation.SERVICES
+AT = parse_instant("2026-11-25T02:00:00Z")[0]     # a Wednesday: 10:00 in Shanghai, 03:00 in Berlin
+
+
+@pytest.fixture(autouse=True)
+def _engine_clock_at():
+    """The engine's clock (and the simulators' dates) at AT, whatever the wall clock's date."""
+    with engine_clock(AT):
+        yield
 
 
 def _t(v: Any) -> str:

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 import httpx
 from jsonschema.validators import Draft202012Validator
 
+from dsl.clock import engine_clock, parse_instant
 from dsl.load import compile_paths
 from engine.ledger import open_ledger
 from engine.sim.services import claims_payout, premium_collection
@@ -132,7 +133,11 @@ async def test_claims_payout_document_holds_against_the_running_engine(tmp_path:
     def fresh(body: dict[str, Any], i: int) -> dict[str, Any]:
         return {**body, "claim_id": f"CLM-OA-{i}"}
 
-    answers = await _exercise(tmp_path, claims_payout.SERVICE, doc, example, fresh)
+    # the engine's clock on a TARGET2 day (what `bsp run --at` does): the route books the claim on
+    # value_date(now(), "15:30", target2, ...), and target2.csv lists 2026-2028 only, so on the wall clock the
+    # claim failed (500, 96) from 2029-01-01
+    with engine_clock(parse_instant("2026-11-25T09:00:00Z")[0]):
+        answers = await _exercise(tmp_path, claims_payout.SERVICE, doc, example, fresh)
     assert answers[0].json()["status"] == "PAID"
     # leaving out the amount: the number the route reads, named (422 30)
     refused = [r.json() for r in answers[1:-1]]

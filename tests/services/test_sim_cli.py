@@ -6,6 +6,10 @@ answers 91 to every good claim.  Here `bsp sim counterparts claims_payout` serve
 them, `bsp run` serves the insurer's HTTP channel on a free port, and `bsp sim traffic` posts claims:
 the good ones are committed (00, not 91), the default mix gets exactly the codes the simulator expects.
 Every wait is bounded.
+
+The engine and the traffic run on a clock started at AT (`bsp run --at`, `bsp sim traffic --at`): the claims
+are booked on `value_date(now(), "15:30", target2, ...)`, and target2.csv lists given years only (2026-2028),
+so on the wall clock every claim would fail (96) from the first day of a year it does not list.
 """
 from __future__ import annotations
 
@@ -28,6 +32,7 @@ from formats.framing import LengthPrefixFramer
 from formats.iso8583 import codec_for
 
 BSP = str(Path(sys.executable).parent / "bsp")
+AT = "2026-11-25T09:00:00Z"      # a Wednesday, 10:00 in Berlin: before the 15:30 cut-off, on a TARGET2 day
 WAIT = 60.0          # seconds: a bound on each wait (the machine may be busy), not a timed assertion
 
 DEPLOYMENT = """
@@ -79,20 +84,21 @@ def test_sim_counterparts_and_traffic_with_bsp_run(tmp_path: Path) -> None:
             routes=ROUTES_DIR / "claims_payout", mainframe=where["clm_mainframe"], clearing=where["clm_clearing"],
             results=tmp_path / "results"))
         with run_err.open("w") as se:
-            engine = subprocess.Popen([BSP, "run", "platform.yaml"], cwd=tmp_path, stdout=se, stderr=subprocess.STDOUT)
+            engine = subprocess.Popen([BSP, "run", "platform.yaml", "--at", AT], cwd=tmp_path, stdout=se, stderr=subprocess.STDOUT)
         _wait("bsp run", lambda: "bsp: serving" in run_err.read_text(), engine, run_err)
         banner = run_err.read_text()
         port = banner.split("channel clm_insurer: ")[1].split("\n")[0].split(":")[-1].split()[0]
         to = f"127.0.0.1:{port}"
 
         good = CliRunner().invoke(app, ["sim", "traffic", "claims_payout", "--count", "24", "--mix", "good",
-                                        "--to", to], catch_exceptions=False)
+                                        "--to", to, "--at", AT], catch_exceptions=False)
         assert good.exit_code == 0, good.output
         assert "by code: 00 24" in good.stdout, good.output
         assert " 91 " not in good.stdout and not good.stdout.rstrip().endswith(" 91")   # no code 91 (a port may hold "91")
 
         mixed = CliRunner().invoke(app, ["sim", "traffic", "claims_payout", "--count", "40", "--to", to,
-                                         "--mix", "good=6,rejected=2,failing=2,duplicate=1", "--seed", "3"],
+                                         "--mix", "good=6,rejected=2,failing=2,duplicate=1", "--seed", "3",
+                                          "--at", AT],
                                    catch_exceptions=False)
         assert mixed.exit_code == 0, mixed.output
         assert "every reply code was the one the simulator expects" in mixed.stdout, mixed.output

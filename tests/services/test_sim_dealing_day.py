@@ -53,3 +53,18 @@ def test_without_at_the_order_is_dated_by_the_engines_clock() -> None:
         assert dealing_day() == 20261201
         assert dealing_day(time(17, 0), calendar=CNY_HOLIDAYS) == 20261201
         assert _berlin_today().isoformat() == "2026-12-01"
+
+
+def test_a_simulated_cooling_off_cancellation_is_dated_by_the_engines_clock() -> None:
+    """routes/insurance_brokerage refuses (30) a cancellation requested after its today("Asia/Shanghai"), the
+    engine's clock: the simulator dated it by the wall clock, so under a moved clock (bsp demo near a year a
+    calendar does not list, the deal-key tests pinned to 2026-11-25) its good requests were refused."""
+    import random
+
+    from dsl.clock import engine_clock
+    from engine.sim.services.insurance_brokerage import make_cancel
+    with engine_clock(_at("2026-06-30T17:00:00")):           # 1 July 01:00 in Shanghai
+        good = make_cancel("good", 1, random.Random(1))
+        late = make_cancel("rejected", 2, random.Random(2))
+    assert good.values["request_date"] == late.values["request_date"] == 20260701
+    assert 20260621 <= good.values["delivery_date"] <= 20260701 and late.values["delivery_date"] == 20260601

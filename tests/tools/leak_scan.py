@@ -303,8 +303,11 @@ def admin_get(url: str, token: str, path: str) -> bytes:
 
 def run_platform(work: Path, services: list[str], *, per_service: int, bill: int, seed: int = 7,
                  repeats: float = 0.02, sample: int = 40, formats: Iterable[str] = FORMATS,
-                 echo: Any = print) -> RunResult:
-    """Everything up to and including the CLI exports; ``artefacts`` filled, nothing scanned yet."""
+                 echo: Any = print, at: str | None = None) -> RunResult:
+    """Everything up to and including the CLI exports; ``artefacts`` filled, nothing scanned yet.  ``at``: the
+    instant the engine's clock starts at (``bsp run --at``; the simulators date their requests by the same
+    clock), so that remittances are dated on days the shipped calendars list; None: the wall clock."""
+    from dsl.clock import engine_clock, parse_instant
     from engine.runtime.binder import Binder
     from engine.sim.biller import BillerSim
     from engine.sim.mainframe import MainframeSim
@@ -369,7 +372,7 @@ def run_platform(work: Path, services: list[str], *, per_service: int, bill: int
                     overrides[name] = {"dir": str(dirs[name])}
             dep = write_deployment(work, services, overrides)
             cmd = [BSP, "run", str(dep), "--log-level", "debug", "-v", "--log-file", str(log_file),
-                   "--record", str(capture), "--mask", "--grace", "10"]
+                   "--record", str(capture), "--mask", "--grace", "10", *(["--at", at] if at else [])]
             with open(stdout_path, "wb") as so, open(stderr_path, "wb") as se:
                 proc = await trio.lowlevel.open_process(cmd, stdout=so, stderr=se, env=env, cwd=str(work))
             try:
@@ -414,7 +417,8 @@ def run_platform(work: Path, services: list[str], *, per_service: int, bill: int
                 res.engine_exit = proc.returncode
             nursery.cancel_scope.cancel()
 
-    trio.run(main)
+    with engine_clock(parse_instant(at)[0] if at else None):
+        trio.run(main)
     echo(f"leak scan: engine exit {res.engine_exit}; exporting with the CLI")
     cli, decrypted = exports(work, res.deployment, env, sample, formats)
     save(work / "out", {**out.get("admin", {}), **cli})

@@ -4,7 +4,8 @@
 Two request records on the one mainframe channel: PREMIUM-REQ (IP01) and CANCEL-REQ (IP02, about one
 request in ten). The client's codec is PremiumReq's (``Service.request_format``); ``encode`` writes an
 IP02 request with CANCEL-REQ's, read from the route folder's copybook with the route's options (cp037,
-names lower). A cancellation is dated today in Shanghai (the route refuses a request dated later) and
+names lower). A cancellation is dated today in Shanghai on the engine's clock (``dsl.clock.now()``: the wall
+clock, or where ``--at`` set it, as the route's ``today()``; the route refuses a request dated later) and
 its policy was delivered a few days before (inside every insurer's period); a rejected one was
 delivered 30 days before (31, past the period). The insurer confirms the refund the route worked out
 (premium less its fee, insurers.csv) and refuses, as for a premium, any reference ending in ``F``.
@@ -54,7 +55,8 @@ def make_cancel(kind: str, n: int, rng: random.Random, run: str = "") -> Request
     """An IP02 cooling-off cancellation: its policy number is new per request (the route's key is the
     insurer and the policy), requested today, delivered 0 to 10 days before (30 for a rejected one)."""
     ref = trace("IC", n, kind, run=run)
-    today = dt.datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    from dsl.clock import now                  # the engine's clock (bsp run / demo / sim --at), as the route's today()
+    today = now().astimezone(ZoneInfo("Asia/Shanghai")).date()
     delivered = today - dt.timedelta(days=30 if kind == "rejected" else rng.randrange(0, 11))
     values: dict[str, Any] = {
         "txn_code": "IP02", "trace_no": ref, "policy_no": f"C{rng.randrange(10**12):012d}{ref[-6:]}",
