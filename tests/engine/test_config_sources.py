@@ -21,27 +21,12 @@ from engine.config_sources import all_sources, digest, sources_of
 from engine.deal import to_json
 from engine.ledger import open_ledger
 from engine.ledger_store import CONFIG_SCHEMA, LedgerStore
-from test_ledger_archive import FEB, JAN, deal
+from test_ledger_archive import FEB, JAN, deal, q, tamper as sql
 
 KEY = bytes(range(32))
 BIG = "".join(f'<xs:element name="E{i:06d}" type="xs:string"/>\n' for i in range(60_000))     # ~3 MB
 
 
-def q(path: Path, sql: str, params: list | None = None) -> list:
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
-
-
-def sql(path: Path, *stmts: str) -> None:
-    con = duckdb.connect(str(path))
-    try:
-        for s in stmts:
-            con.execute(s).fetchall()
-    finally:
-        con.close()
 
 
 def report(path: Path):
