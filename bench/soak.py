@@ -34,12 +34,15 @@ stopped with SIGTERM (drain).  It prints the table of samples, the growth from
 the first sample after ``--warmup`` seconds to the idle one (in all, and per
 100k messages), and checks nothing was lost, as ``bsp demo`` counts: every
 request got a reply and has its deal row in the ledger (each repeat as a
-duplicate row).  Exit 0; 1 when a request was lost, a reload failed or the
-engine could not start.
+duplicate row, or by a row of its own when its original freed its deal key:
+nothing of it reached a counterpart, e.g. a first call ``unreachable``, so the
+repeat rightly ran as a new deal; counted as "ran again", not lost).  Exit 0;
+1 when a request was lost, a reload failed or the engine could not start.
 """
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
 import os
 import re
@@ -455,11 +458,11 @@ class Soak:
         return self.report(started_at, proc.returncode)
 
     def report(self, started_at: datetime, rc: int | None) -> int:
-        keys: set[tuple[str, str]] = set()
+        keys: collections.Counter[tuple[str, str]] = collections.Counter()
         dups: dict[tuple[str, str], int] = {}
         for version in self.versions:
             k, d = ledger_rows(self.ledger, version, started_at)
-            keys |= k
+            keys.update(k)          # summed: a repeat that ran as a new deal may be of another version
             for key, n in d.items():
                 dups[key] = dups.get(key, 0) + n
         acc = count_lost(self.tally.sent, keys, duplicates=dups)
@@ -468,6 +471,8 @@ class Soak:
         print()
         print(f"traffic: {acc.sent:,} requests ({', '.join(f'{k} {n:,}' for k, n in sorted(self.tally.by_kind.items()))})"
               f", {acc.replies:,} replies, {acc.in_ledger:,} found in the ledger, {acc.lost:,} lost; "
+              f"{acc.ran_again:,} repeats ran again as new deals (their original freed its key: nothing of it "
+              f"reached a counterpart), found by their own deal rows; "
               f"{self.tally.framing_sent} oversized frames ({self.tally.framing_replies} answered); "
               f"{self.tally.unexpected:,} reply codes not the expected one; "
               f"{acc.replies / max(elapsed, 1e-9):,.0f} msgs/s over {elapsed:.0f}s")

@@ -12,17 +12,22 @@ that text and the trailing run of digits (``GARBAGE000000000034`` ->
 ``000000000034``).  Nothing is assumed: each request is looked up.
 
 A repeat (a request the simulator sent again, ``SentRequest.repeat``) is found
-only by a row of status ``duplicate`` with its key (one row per repeat), and an
-original only by a row of another status: a repeat that ran as a new deal, or
-an original answered as a duplicate, is not found.
+by a row of status ``duplicate`` with its key (one row per repeat), or else by
+a row of its own: a repeat whose original freed its deal key (nothing of the
+original reached a counterpart, e.g. its first call ``unreachable``:
+engine.txn.keyhold) rightly runs as a new deal, recorded with the status it
+ended with, so its key has one more row of another status than its original's
+(counted apart, ``Accounting.ran_again``).  An original is found only by a row
+of another status: an original answered as a duplicate is not found.
 """
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Iterable
+from typing import Collection, Iterable
 
 import duckdb
 import orjson
@@ -48,6 +53,7 @@ class Accounting:
     in_ledger: int = 0
     lost: int = 0
     lost_examples: list[str] = field(default_factory=list)
+    ran_again: int = 0      # repeats found by a row of their own: their original freed its key, they ran anew
     by_service: dict[str, int] = field(default_factory=dict)     # service -> lost
 
 
@@ -73,45 +79,55 @@ def row_keys(reference: str | None, request_json: str | None) -> list[str]:
 
 
 def ledger_rows(ledger_path: Path, config_version: str,
-                since: datetime) -> tuple[set[tuple[str, str]], dict[tuple[str, str], int]]:
-    """(inbound channel, key) of every deal row this run wrote that is not a duplicate, and how many
-    ``duplicate`` rows each (channel, key) has."""
+                since: datetime) -> tuple[Counter[tuple[str, str]], dict[tuple[str, str], int]]:
+    """How many deal rows this run wrote that are not duplicates, by (inbound channel, key) (a
+    ``Counter``: a repeat that ran as a new deal adds one to its original's), and how many ``duplicate``
+    rows each (channel, key) has.  Rows of several configuration versions: add the counters up
+    (``Counter.update``), not ``|`` (which keeps the larger count)."""
     con = duckdb.connect(str(ledger_path), read_only=True)
     try:
         rows = con.execute("SELECT channel, reference, CAST(request AS VARCHAR), status = 'duplicate' FROM deals "
                            "WHERE config_version = ? AND received_at >= ?", [config_version, since]).fetchall()
     finally:
         con.close()
-    keys: set[tuple[str, str]] = set()
+    keys: Counter[tuple[str, str]] = Counter()
     dups: dict[tuple[str, str], int] = {}
     for channel, reference, request, duplicate in rows:
         for key in row_keys(reference, request):
             if duplicate:
                 dups[(channel, key)] = dups.get((channel, key), 0) + 1
             else:
-                keys.add((channel, key))
+                keys[(channel, key)] += 1
     return keys, dups
 
 
 def ledger_keys(ledger_path: Path, config_version: str, since: datetime) -> set[tuple[str, str]]:
     """(inbound channel, key) of every deal row this run wrote, duplicates included."""
     keys, dups = ledger_rows(ledger_path, config_version, since)
-    return keys | set(dups)
+    return set(keys) | set(dups)
 
 
-def count_lost(sent: Iterable[SentRequest], keys: set[tuple[str, str]], *, examples: int = 5,
+def count_lost(sent: Iterable[SentRequest], keys: Collection[tuple[str, str]], *, examples: int = 5,
                duplicates: dict[tuple[str, str], int] | None = None) -> Accounting:
-    """``duplicates`` (from ``ledger_rows``): repeats are looked up there, each taking one row;
-    without it a repeat is looked up in ``keys`` as any request."""
+    """``duplicates`` (from ``ledger_rows``): repeats are looked up there, each taking one row, and
+    else in ``keys`` beyond the original's row (a ``Counter`` from ``ledger_rows``: each row past the
+    first of a key is one repeat that ran as a new deal; a plain set has none); without ``duplicates``
+    a repeat is looked up in ``keys`` as any request."""
     acc = Accounting()
     left = dict(duplicates or {})
+    anew = {k: n - 1 for k, n in keys.items() if n > 1} if isinstance(keys, Counter) else {}
     for s in sent:
         acc.sent += 1
         acc.replies += s.replied
         if s.repeat and duplicates is not None:
-            found = left.get((s.channel, s.key), 0) > 0
+            k = (s.channel, s.key)
+            found = left.get(k, 0) > 0
             if found:
-                left[(s.channel, s.key)] -= 1
+                left[k] -= 1
+            elif anew.get(k, 0) > 0:        # its original freed the key: it ran as a new deal, its own row
+                anew[k] -= 1
+                found = True
+                acc.ran_again += 1
         else:
             found = (s.channel, s.key) in keys
         acc.in_ledger += found
@@ -119,8 +135,8 @@ def count_lost(sent: Iterable[SentRequest], keys: set[tuple[str, str]], *, examp
             acc.lost += 1
             acc.by_service[s.service] = acc.by_service.get(s.service, 0) + 1
             if len(acc.lost_examples) < examples:
-                why = ("no reply and no duplicate deal row" if s.repeat and not (s.replied or found)
-                       else "no duplicate deal row" if s.repeat and s.replied
+                why = ("no reply, no duplicate deal row and no deal row of its own" if s.repeat and not (s.replied or found)
+                       else "no duplicate deal row and no deal row of its own" if s.repeat and s.replied
                        else "no reply and no deal row" if not (s.replied or found)
                        else "no reply" if not s.replied else "no deal row")
                 acc.lost_examples.append(f"{s.service} {s.channel} {s.key}: {why}")

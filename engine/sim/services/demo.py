@@ -280,7 +280,10 @@ def run_all_services_demo(*, per_service: int = 200, bill_count: int | None = No
     codes = ("every reply code was the one the simulators expected" if not unexpected else
              f"{unexpected:,} reply code(s) differed from what the simulators expected")
     console.print(f"{codes}; {acc_all.in_ledger:,} of {acc_all.sent:,} requests found in the ledger by "
-                  f"reference (each repeat as a duplicate deal)", highlight=False)
+                  f"reference (each repeat as a duplicate deal"
+                  + (f", or by its own deal row: {acc_all.ran_again:,} ran again as new deals, their original "
+                     f"having freed its key as nothing of it reached a counterpart" if acc_all.ran_again else "")
+                  + ")", highlight=False)
     console.print()
     reports = write_reports(ledger_path, report_dir, console)
     console.print(f"ledger: {ledger_path.resolve()}", highlight=False)
