@@ -201,3 +201,26 @@ def test_the_count_takes_a_repeat_by_its_own_row_only_beyond_its_originals():
     dup = count_lost(sent, Counter({("c", "K"): 2}), duplicates={("c", "K"): 1})
     assert (dup.lost, dup.ran_again) == (0, 0)      # a duplicate row first: the extra row is not its
     assert count_lost(sent, {("c", "K")}, duplicates={}).lost == 1
+
+
+async def test_a_repeat_whose_order_never_left_and_debit_was_cancelled_runs_again_by_its_own_row(tmp_path):
+    """The fund company unreachable: the debit is made, the order never leaves (91), the debit's cancel is
+    accepted, so nothing of the deal stays and the key is freed: the repeat debits (and cancels) again, as a
+    new deal with a row of its own, which the lost count finds."""
+    program, registry = _program()
+    req = _request()
+    path, since = tmp_path / "ledger.duckdb", dt.datetime.now(dt.timezone.utc)
+    async with open_ledger(path, audit_key=None) as ledger:
+        await ledger.record_config(program.version, program.sources)
+        async with running_services(program, registry, ledger, [SERVICE], extra_sims={"fsub_fundco": Down()}) as rig:
+            payload = rig.switchboard.ctx.codec(SERVICE.request_format).encode(req.values)
+            port = rig.port(SERVICE.inbound)
+            replies = [await _ask(port, payload), await _ask(port, payload)]
+            reply_codec = rig.switchboard.ctx.codec(SERVICE.reply_format)
+            core = rig.sims["fsub_core"]
+    assert [SERVICE.code_of(reply_codec.decode(r)) for r in replies] == ["91", "91"]
+    assert core.calls == {req.ref: 2, f"{req.ref} cancel": 2}
+    rows = _rows(path, req.ref)
+    assert [r["status"] for r in rows] == ["failed", "failed"], rows
+    acc = _count(path, program.version, since, req.ref, replies)
+    assert (acc.lost, acc.in_ledger, acc.ran_again) == (0, 2, 1), acc.lost_examples
