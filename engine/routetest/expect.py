@@ -108,7 +108,24 @@ def deal_field(d: Any, name: str) -> Any:
     if name == "statement_break":       # a `continuity` step's break: its kinds ("gap", "balance_break"), or ""
         return ", ".join(k for e in d.events or () if e.to_state == "statement break"
                          for k in ((e.detail or {}).get("kinds") or ()))
+    if name.startswith("record."):      # record.NAME.FIELD: a value its `record NAME { }` step kept
+        return recorded_value(d, name)
     return getattr(d, DEAL_ATTRS[name], MISSING)
+
+
+_AMOUNT = re.compile(r"-?\d+\.\d+")
+
+
+def recorded_value(d: Any, path: str) -> Any:
+    """``record.NAME.FIELD`` of an ``expect deal``: the value the deal's ``recorded`` event of record NAME kept
+    (engine/steps/record.py); an amount (kept as its exact decimal text, ``-30.00``) as a Decimal."""
+    _, name, field = path.split(".", 2)
+    for e in d.events or ():
+        detail = e.detail or {}
+        if e.to_state == "recorded" and detail.get("record") == name:
+            v = (detail.get("values") or {}).get(field, MISSING)
+            return Decimal(v) if isinstance(v, str) and _AMOUNT.fullmatch(v) else v
+    return MISSING
 DEAD_ATTRS = ("channel", "route", "error_kind", "error_code", "reason", "status")
 def _show(v: Any) -> str:
     """A value as the route language writes it: `null`, `true`, `false` (a test cannot write None)."""
