@@ -113,6 +113,16 @@ def deal_field(d: Any, name: str) -> Any:
     return getattr(d, DEAL_ATTRS[name], MISSING)
 
 
+def _records_kept(d: Any, e: Any, where: str) -> list[str]:
+    """For ``record.NAME.FIELD`` expectations the deal has no value for: the records it did keep, and fields."""
+    if not any(a.path.startswith("record.") and deal_field(d, a.path) is MISSING for a in e.fields):
+        return []
+    kept = [f"{(x.detail or {}).get('record')} ({', '.join(map(str, ((x.detail or {}).get('values') or {})))})"
+            for x in d.events or () if x.to_state == "recorded"]
+    return [f"{where}: " + ("the deal kept the records " + "; ".join(kept) if kept else
+                            "the deal kept no record (no `record NAME { .. }` step ran before the deal ended)")]
+
+
 _AMOUNT = re.compile(r"-?\d+\.\d+")
 
 
@@ -246,6 +256,7 @@ class Checker:
                                f"(status {deal_field(d, 'status')})" + _NO_ROUTE_TYPES.get(d.deal_type, ""))
                 out += self.fields(e, lambda k, d=d: deal_field(d, k), f"expect deal {e.target}",
                                    ("reason",))
+                out += _records_kept(d, e, f"{where} deal {e.target}")
                 if not out:
                     return []
                 tried.append(out)
