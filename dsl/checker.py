@@ -636,7 +636,9 @@ class _TestChecks:
                                did_you_mean(target, facts["deal_types"]) or "deal types: "
                                + ", ".join(sorted(facts["deal_types"])))
             for a in s.assigns:
-                if len(a.parts) > 1 or a.parts[0] not in allowed:
+                # record.NAME.FIELD: a value the deal's `record NAME { FIELD = .. }` step kept
+                kept = kind == "deal" and len(a.parts) == 3 and a.parts[0] == "record"
+                if not kept and (len(a.parts) > 1 or a.parts[0] not in allowed):
                     self.error("E096", f"{what} has no field `{a.path}` to expect", _name_pos(a),
                                did_you_mean(str(a.parts[0]), allowed) or "fields: " + ", ".join(allowed))
                 self._expr(a.value, scope, set())

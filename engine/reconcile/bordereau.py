@@ -4,9 +4,13 @@ The insurer lists, per premium the bank collected for it, the policy, the premiu
 it allows (a CSV with a header row).  The ledger holds each premium as a committed deal (its amount) whose
 route kept the commission with it: a ``record bordereau { policy = ..  commission = .. }`` step, one
 ``recorded`` event per deal (engine/steps/record.py; insurance brokerage's ``premium_collection`` route).
-Each line is paired with a deal of its policy (by the reference when the bordereau gives one, else the same
-premium first, then the nearest day), and premium and commission compared exactly (``Decimal``; within
-``--tolerance`` when given).  One form row per line or deal::
+Each line is paired with a deal of its policy and sign (by the reference when the bordereau gives one, else the
+same premium first, then the nearest day), and premium and commission compared exactly (``Decimal``; within
+``--tolerance`` when given).  A negative line is the insurer's refund/clawback for a cancelled policy: it pairs
+only with a cancellation's deal, one whose ``bordereau`` record kept the premium negative (the cooling-off
+cancellation route ``cooling_off_cancel``: premium and commission reversed; its deal's amount is the premium
+cancelled, positive, so the record's premium is the one compared), and a premium's line only with a premium's
+deal.  One form row per line or deal::
 
     matched             premium and commission agree
     amount_differs      the premium or the commission (or the currency) differs: the note says which, by how much
@@ -49,7 +53,8 @@ REQUIRED = ("policy", "premium", "commission")
 
 LEDGER_SQL = """
 SELECT d.deal_id, d.received_at, d.reference, d.amount, upper(coalesce(d.currency, '')),
-       json_extract_string(e.detail, '$.values.policy'), json_extract_string(e.detail, '$.values.commission')
+       json_extract_string(e.detail, '$.values.policy'), json_extract_string(e.detail, '$.values.commission'),
+       json_extract_string(e.detail, '$.values.premium')
 FROM deals d JOIN deal_events e ON e.deal_id = d.deal_id
 WHERE e.to_state = 'recorded' AND json_extract_string(e.detail, '$.record') = ?
   AND d.status = 'committed' AND d.received_at >= ? AND d.received_at < ? {party}
@@ -214,24 +219,38 @@ def ledger_deals(ledger: str | Path, first: date, last: date, clock: BusinessDay
     finally:
         con.close()
     out = []
-    for deal_id, at, ref, amount, ccy, policy, commission in rows:
-        try:
-            kept = Decimal(commission) if commission is not None else None
-        except InvalidOperation:
-            kept = None
-        out.append(Deal(deal_id, clock.day_of(at), ref, (amount or ZERO) + ZERO, ccy, policy or "", kept))
+    for deal_id, at, ref, amount, ccy, policy, commission, premium in rows:
+        kept, reversed_ = _decimal(commission), _decimal(premium)
+        # a cancellation's record keeps the premium reversed (negative); the deal's amount is the premium cancelled
+        gross = reversed_ if reversed_ is not None and reversed_ < 0 else (amount or ZERO)
+        out.append(Deal(deal_id, clock.day_of(at), ref, gross + ZERO, ccy, policy or "", kept))
     return out
 
 
+def _decimal(text: str | None) -> Decimal | None:
+    try:
+        v = Decimal(text) if text is not None else None
+    except InvalidOperation:
+        return None
+    return v if v is not None and v.is_finite() else None
+
+
+def cancelled(x: Line | Deal) -> bool:
+    """A cancellation's line or deal: its premium negative (the insurer's refund/clawback line; a cooling-off
+    cancellation's record)."""
+    return x.premium < 0
+
+
 def _pair(lines: list[Line], deals: list[Deal]) -> list[tuple[Line, Deal | None]]:
-    """Each line with a deal of its policy: its reference when the line gives one, else the same premium
-    (on its day first), else the nearest day; a deal is paired once."""
-    free: dict[str, list[Deal]] = {}
+    """Each line with a deal of its policy and sign (a negative line, a cancellation's, with a cancellation's
+    deal; a premium's with a premium's): its reference when the line gives one, else the same premium (on its
+    day first), else the nearest day; a deal is paired once."""
+    free: dict[tuple[str, bool], list[Deal]] = {}
     for d in deals:
-        free.setdefault(_key(d.policy), []).append(d)
+        free.setdefault((_key(d.policy), cancelled(d)), []).append(d)
     out: list[tuple[Line, Deal | None]] = []
     for ln in lines:
-        cands = free.get(_key(ln.policy), [])
+        cands = free.get((_key(ln.policy), cancelled(ln)), [])
         if ln.reference:
             by_ref = [d for d in cands if (d.reference or "").strip() == ln.reference]
             cands = by_ref or cands
@@ -241,7 +260,7 @@ def _pair(lines: list[Line], deals: list[Deal]) -> list[tuple[Line, Deal | None]
             return (d.premium != ln.premium, far)
         best = min(cands, key=rank, default=None)
         if best is not None:
-            free[_key(ln.policy)].remove(best)
+            free[(_key(ln.policy), cancelled(ln))].remove(best)
         out.append((ln, best))
     return out
 
@@ -256,8 +275,10 @@ def compare(lines: list[Line], deals: list[Deal], first: date, last: date,
         if d is None:
             if ln.currency is None and alone:
                 ln = replace(ln, currency=alone)
-            rows.append(Row("only_in_bordereau", ln, None, f"no committed deal of policy {ln.policy} kept a "
-                            f"bordereau record on {first}{'' if first == last else f' .. {last}'}"))
+            days = f"{first}{'' if first == last else f' .. {last}'}"
+            rows.append(Row("only_in_bordereau", ln, None, f"a cancellation (negative line): no committed "
+                            f"cancellation of policy {ln.policy} kept a bordereau record on {days}" if cancelled(ln)
+                            else f"no committed deal of policy {ln.policy} kept a bordereau record on {days}"))
             continue
         paired.add(d.deal_id)
         ccy = d.currency
@@ -273,13 +294,15 @@ def compare(lines: list[Line], deals: list[Deal], first: date, last: date,
                 bits.append(f"{what}: bordereau {theirs} {ccy}, ledger {ours} {ccy} (bordereau "
                             f"{'+' if diff > 0 else '-'}{money(abs(diff), ccy)})")
         if ln.day and d.day != ln.day and not bits:
-            note = f"paid {d.day}, the bordereau says {ln.day}"
+            note = f"{'cancelled' if cancelled(d) else 'paid'} {d.day}, the bordereau says {ln.day}"
         else:
             note = "; ".join(bits)
         rows.append(Row("amount_differs" if bits else "matched", ln, d, note))
     for d in deals:
         if d.deal_id not in paired and first <= d.day <= last:
-            rows.append(Row("only_in_ledger", None, d, f"policy {d.policy}: not on the bordereau"))
+            rows.append(Row("only_in_ledger", None, d, f"policy {d.policy}: cancellation (premium {d.premium}, "
+                            f"commission {d.commission}) not on the bordereau" if cancelled(d)
+                            else f"policy {d.policy}: not on the bordereau"))
     order = {s: i for i, s in enumerate(STATUSES)}
     rows.sort(key=lambda r: (r.status == "matched", order[r.status]))
     return rows

@@ -108,7 +108,34 @@ def deal_field(d: Any, name: str) -> Any:
     if name == "statement_break":       # a `continuity` step's break: its kinds ("gap", "balance_break"), or ""
         return ", ".join(k for e in d.events or () if e.to_state == "statement break"
                          for k in ((e.detail or {}).get("kinds") or ()))
+    if name.startswith("record."):      # record.NAME.FIELD: a value its `record NAME { }` step kept
+        return recorded_value(d, name)
     return getattr(d, DEAL_ATTRS[name], MISSING)
+
+
+def _records_kept(d: Any, e: Any, where: str) -> list[str]:
+    """For ``record.NAME.FIELD`` expectations the deal has no value for: the records it did keep, and fields."""
+    if not any(a.path.startswith("record.") and deal_field(d, a.path) is MISSING for a in e.fields):
+        return []
+    kept = [f"{(x.detail or {}).get('record')} ({', '.join(map(str, ((x.detail or {}).get('values') or {})))})"
+            for x in d.events or () if x.to_state == "recorded"]
+    return [f"{where}: " + ("the deal kept the records " + "; ".join(kept) if kept else
+                            "the deal kept no record (no `record NAME { .. }` step ran before the deal ended)")]
+
+
+_AMOUNT = re.compile(r"-?\d+\.\d+")
+
+
+def recorded_value(d: Any, path: str) -> Any:
+    """``record.NAME.FIELD`` of an ``expect deal``: the value the deal's ``recorded`` event of record NAME kept
+    (engine/steps/record.py); an amount (kept as its exact decimal text, ``-30.00``) as a Decimal."""
+    _, name, field = path.split(".", 2)
+    for e in d.events or ():
+        detail = e.detail or {}
+        if e.to_state == "recorded" and detail.get("record") == name:
+            v = (detail.get("values") or {}).get(field, MISSING)
+            return Decimal(v) if isinstance(v, str) and _AMOUNT.fullmatch(v) else v
+    return MISSING
 DEAD_ATTRS = ("channel", "route", "error_kind", "error_code", "reason", "status")
 def _show(v: Any) -> str:
     """A value as the route language writes it: `null`, `true`, `false` (a test cannot write None)."""
@@ -229,6 +256,7 @@ class Checker:
                                f"(status {deal_field(d, 'status')})" + _NO_ROUTE_TYPES.get(d.deal_type, ""))
                 out += self.fields(e, lambda k, d=d: deal_field(d, k), f"expect deal {e.target}",
                                    ("reason",))
+                out += _records_kept(d, e, f"{where} deal {e.target}")
                 if not out:
                     return []
                 tried.append(out)

@@ -10,7 +10,9 @@ docs/ledger.md#deal_events)::
 Amounts are written as exact decimal text (never a float), numbers as they are, text as it is.  The values are
 the ones the step saw when it ran (after the ``let`` steps before it); a deal that fails afterwards keeps them
 too (its status says it was not committed).  NAME is bound to the values.  ``bsp reconcile --type bordereau``
-reads the ``bordereau`` record of committed deals (``policy``, ``commission``) (engine/reconcile/bordereau.py).
+reads the ``bordereau`` record of committed deals (``policy``, ``commission``; ``premium`` when negative: a
+cancellation's line, reversed) (engine/reconcile/bordereau.py).  A route test expects a kept value as
+``expect deal TYPE { record.NAME.FIELD = .. }`` (engine/routetest/expect.py).
 
 Any field name is taken (the kind declares none: ``open_options``); ``bsp check`` requires the name and a field
 (E130) and warns of a classified value, which the event would keep in clear (W017).

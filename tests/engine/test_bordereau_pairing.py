@@ -56,3 +56,35 @@ def test_a_deal_of_the_window_edge_is_paired_but_not_listed_alone():
     assert rows[0].note == "paid 2026-11-27, the bordereau says 2026-11-26"
     mine = deal(3, "P3", "80.00", "2.40")
     assert statuses(compare([], [mine], D, D, EXACT)) == [("only_in_ledger", None, "d3")]
+
+
+def test_a_negative_line_pairs_with_its_policys_cancellation_not_with_the_premium():
+    # a cooling-off cancellation's deal kept its bordereau record negative (the premium reversed, the commission
+    # clawed back); the insurer lists the premium and, a week later, the refund/clawback line
+    paid = deal(1, "P1", "1200.00", "30.00", day=date(2026, 11, 19))
+    cancel = deal(2, "P1", "-1200.00", "-30.00")
+    lines = [line("P1", "-1200.00", "-30.00", n=2), line("P1", "1200.00", "30.00", day=date(2026, 11, 19), n=3)]
+    rows = compare(lines, [paid, cancel], date(2026, 11, 19), D, EXACT)
+    assert statuses(rows) == [("matched", "b.csv:2", "d2"), ("matched", "b.csv:3", "d1")]
+    # the clawback differs by a cent: the cancellation's own amounts, not the premium's
+    (r,) = compare([line("P1", "-1200.00", "-30.01")], [cancel], D, D, EXACT)
+    assert (r.status, r.note) == ("amount_differs", "commission: bordereau -30.01 CNY, ledger -30.00 CNY "
+                                                    "(bordereau -0.01)")
+    # on another day than the bordereau's: paired, the day told
+    (r,) = compare([line("P1", "-1200.00", "-30.00", day=date(2026, 11, 25))], [cancel], date(2026, 11, 25),
+                   date(2026, 11, 25), EXACT)
+    assert (r.status, r.note) == ("matched", "cancelled 2026-11-26, the bordereau says 2026-11-25")
+
+
+def test_a_cancellation_on_one_side_only_is_reported_and_never_paired_with_a_premium():
+    paid = deal(1, "P1", "1200.00", "30.00")
+    # the insurer lists a refund the bank never cancelled: not taken as the premium's line (amount_differs)
+    rows = compare([line("P1", "-1200.00", "-30.00", n=2)], [paid], D, D, EXACT)
+    assert statuses(rows) == [("only_in_ledger", None, "d1"), ("only_in_bordereau", "b.csv:2", None)]
+    assert rows[1].note == ("a cancellation (negative line): no committed cancellation of policy P1 kept a "
+                            "bordereau record on 2026-11-26")
+    # the bank cancelled, the insurer's bordereau lists the premium only
+    cancel = deal(2, "P1", "-1200.00", "-30.00")
+    rows = compare([line("P1", "1200.00", "30.00", n=2)], [paid, cancel], D, D, EXACT)
+    assert statuses(rows) == [("only_in_ledger", None, "d2"), ("matched", "b.csv:2", "d1")]
+    assert rows[0].note == "policy P1: cancellation (premium -1200.00, commission -30.00) not on the bordereau"

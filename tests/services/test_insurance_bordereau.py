@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import duckdb
 import orjson
@@ -33,18 +34,27 @@ PREMIUMS = [   # (trace, policy, insurer, premium): PICC's commission rate 0.030
 ]
 
 
-async def _collect(ledger_path: Path) -> list[str]:
+async def _collect(ledger_path: Path, cancels: tuple = ()) -> list[str]:
+    """The premiums paid (IP01), then ``cancels`` (policy, premium): PICC cooling-off cancellations (IP02)
+    requested and delivered today in Shanghai."""
     registry = services_registry()
     program = compile_paths(route_files("insurance_brokerage"), registry).program
     codes = []
     async with open_ledger(ledger_path) as ledger:
         async with running_services(program, registry, ledger, [insurance_brokerage.SERVICE]) as rig:
             codec = rig.switchboard.ctx.codec("PremiumReq")
+            cancel = rig.switchboard.ctx.codec("CancelReq")
             reply = rig.switchboard.ctx.codec("MfRsp")
-            for trace, policy, insurer, premium in PREMIUMS:
-                values = {"txn_code": "IP01", "trace_no": trace, "policy_no": policy, "insurer": insurer,
-                          "payer_acct": "6222000000000001", "payer_name": "ZHANG WEI", "premium": premium,
-                          "currency": "CNY", "due_date": 20261130, "instalment": 1}
+            today = int(dt.datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y%m%d"))
+            sends = [(codec, {"txn_code": "IP01", "trace_no": trace, "policy_no": policy, "insurer": insurer,
+                              "payer_acct": "6222000000000001", "payer_name": "ZHANG WEI", "premium": premium,
+                              "currency": "CNY", "due_date": 20261130, "instalment": 1})
+                     for trace, policy, insurer, premium in PREMIUMS]
+            sends += [(cancel, {"txn_code": "IP02", "trace_no": f"IC00000000{i:02d}", "policy_no": policy,
+                                "insurer": "PICC", "payer_acct": "6222000000000001", "payer_name": "ZHANG WEI",
+                                "premium": premium, "currency": "CNY", "delivery_date": today,
+                                "request_date": today}) for i, (policy, premium) in enumerate(cancels, 1)]
+            for codec, values in sends:
                 framer = make_framer("length2")
                 stream = await trio.open_tcp_stream("127.0.0.1", rig.port("ib_mainframe"))
                 async with stream:
@@ -134,3 +144,46 @@ def test_a_bordereau_that_cannot_be_read_is_a_usage_error(tmp_path):
     bad.write_text("policy,premium,commission\nP1,1.00,0.03\n", encoding="utf-8")
     res = _reconcile("--ledger", str(ledger), "--against", str(bad), "--type", "bordereau")
     assert res.exit_code == 2 and "no line has a date" in res.stderr
+
+
+def test_a_cooling_off_cancellation_pairs_with_the_insurers_negative_line(tmp_path):
+    # policy 1's premium paid and cancelled in its cooling-off period (PICC: no fee, 3% clawed back); policy 2's
+    # paid, never cancelled, yet the insurer lists a refund for it; policy 3's paid and the bordereau leaves out
+    ledger = tmp_path / "bsp.duckdb"
+    assert trio.run(_collect, ledger, (("P000000000001", Decimal("1000.00")),)) == ["00"] * 5
+    # the cancellation's deal is of today (UTC) as the premiums' are; the bordereau dates the lines so
+    today = dt.datetime.now(dt.timezone.utc).date()
+    (tmp_path / "picc.csv").write_text(
+        "policy,premium,commission,date\n"
+        f"P000000000001,1000.00,30.00,{today}\n"
+        f"P000000000001,-1000.00,-30.00,{today}\n"
+        f"P000000000002,333.33,10.00,{today}\n"
+        f"P000000000002,-333.33,-10.00,{today}\n"
+        f"P000000000003,12345.67,370.37,{today}\n", encoding="utf-8")
+    res = _reconcile("--ledger", str(ledger), "--against", str(tmp_path / "picc.csv"), "--type", "bordereau",
+                     "--party", "PICC", "--format", "json", "--out", "-")
+    assert res.exit_code == 1, res.output
+    rows = orjson.loads(res.stdout)["tables"][0]["rows"]
+    got = sorted((r["policy"], r["status"], r["bordereau_premium"], r["ledger_premium"], r["ledger_commission"])
+                 for r in rows)
+    assert got == [
+        ("P000000000001", "matched", "-1000.00", "-1000.0000", "-30.00"),      # the cancellation's record
+        ("P000000000001", "matched", "1000.00", "1000.0000", "30.00"),
+        ("P000000000002", "matched", "333.33", "333.3300", "10.00"),
+        ("P000000000002", "only_in_bordereau", "-333.33", None, None),      # a refund the bank never cancelled
+        ("P000000000003", "matched", "12345.67", "12345.6700", "370.37")]
+    (alone,) = [r for r in rows if r["status"] == "only_in_bordereau"]
+    assert alone["note"].startswith("a cancellation (negative line): no committed cancellation of policy P000000000002")
+
+    # the insurer's bordereau leaves the cancellation out: the ledger's is listed alone
+    (tmp_path / "picc2.csv").write_text(
+        "policy,premium,commission,date\n"
+        f"P000000000001,1000.00,30.00,{today}\nP000000000002,333.33,10.00,{today}\n"
+        f"P000000000003,12345.67,370.37,{today}\n", encoding="utf-8")
+    res = _reconcile("--ledger", str(ledger), "--against", str(tmp_path / "picc2.csv"), "--type", "bordereau",
+                     "--party", "PICC", "--format", "json", "--out", "-")
+    assert res.exit_code == 1, res.output
+    (alone,) = [r for r in orjson.loads(res.stdout)["tables"][0]["rows"] if r["status"] != "matched"]
+    assert (alone["status"], alone["policy"], alone["ledger_premium"]) == ("only_in_ledger", "P000000000001",
+                                                                           "-1000.0000")
+    assert alone["note"] == "policy P000000000001: cancellation (premium -1000.0000, commission -30.00) not on the bordereau"
