@@ -28,6 +28,9 @@ Metric families (all prefixed ``bsp_``):
   channel_reconnects_total{channel}
   channel_resets_total{channel}            tcp connect without match: connections the engine closed after a call
                                            timed out (replies in order no longer to be trusted; sampled)
+  channel_reversals_joined_total{channel}  ISO 8583 MUX: reversals not sent because the same one (key and DE 90)
+                                           was already at the counterpart; they shared its answer (sampled;
+                                           not an error)
   channel_circuit_state{channel}           0 closed, 1 half-open, 2 open
   channel_up{channel}                      outbound: 1 the counterpart answers (or not tried yet), 0 down;
                                            nats consume: 1 connected to its NATS server, 0 cut off
@@ -126,6 +129,11 @@ class Metrics:
                                       "after a call timed out, its replies matched in order no longer to be trusted "
                                       "(the other calls waiting on it failed lost).", ["channel"], namespace=ns,
                                       registry=r)
+        self.channel_reversals_joined = Counter(
+            "channel_reversals_joined", "ISO 8583 MUX (match = iso8583): reversals not sent because the same one "
+            "(its key and original, DE 90) was already at the counterpart, the engine's own or a front end's; "
+            "they shared its answer (or its time-out). Not an error: the counterpart applies one.", ["channel"],
+            namespace=ns, registry=r)
         self.channel_circuit = Gauge("channel_circuit_state", "Circuit breaker: 0 closed, 1 half-open, 2 open.",
                                      ["channel"], namespace=ns, registry=r)
         self.channel_up = Gauge("channel_up", "Outbound channel: 1 while its counterpart answers (or it has not "
@@ -171,7 +179,8 @@ class Metrics:
                         (self.channel_client_refused, ("channel",)),
                         (self.channel_connections, ("channel",)), (self.channel_accepted, ("channel",)),
                         (self.channel_latency, ("channel",)), (self.channel_reconnects, ("channel",)),
-                        (self.channel_resets, ("channel",)), (self.channel_circuit, ("channel",)), (self.channel_up, ("channel",)),
+                        (self.channel_resets, ("channel",)), (self.channel_reversals_joined, ("channel",)),
+                        (self.channel_circuit, ("channel",)), (self.channel_up, ("channel",)),
                         (self.cert_expiry, ("channel", "role", "subject"))),
         }
 

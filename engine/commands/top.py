@@ -182,9 +182,10 @@ def _calendars(rows: list[dict[str, Any]]) -> Any:
 
 
 def _resets(c: dict) -> str:
-    """A tcp connect's connections closed by bsp after a call timed out (replies in order not to be trusted)."""
-    n = c.get("resets") or 0
-    return f", {n} reset{'s' if n != 1 else ''}" if n else ""
+    """A tcp connect's connections closed by bsp after a call timed out (replies in order not to be trusted),
+    and a MUX's reversals not sent because the same one was in flight (they shared its answer)."""
+    n, j = c.get("resets") or 0, c.get("joined") or 0     # joined: a MUX's reversals sharing one in flight
+    return (f", {n} reset{'s' if n != 1 else ''}" if n else "") + (f", {j} joined" if j else "")
 
 def render(now: dict[str, Any], before: dict[str, Any] | None, seconds: float,
            buckets: dict[str, list[tuple[float, float]]]) -> Group:

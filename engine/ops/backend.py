@@ -20,6 +20,7 @@
                   "biller": {"kind": "tcp.connect", "role": "connect", "address": ..., "connected": false,
                              "connects": 1, "resets": 0, "circuit": "half_open", "up": false,   # ops/health.py
                              # resets: connections closed by bsp after a call timed out (no `match`)
+                             # joined (a MUX): reversals not sent, sharing the same one in flight (not errors)
                              "down_since": "2026-11-26T09:20:01.2+00:00", "failed_calls": 12,
                              "last_error": "cannot connect to 127.0.0.1:7002: ...",   # while down; up again:
                              "last_error_at": "2026-11-26T09:21:40.5+00:00",   # previous_error(_at) instead
@@ -230,6 +231,9 @@ class EngineBackend:
             resets = getattr(ch, "resets", None)
             if isinstance(resets, int):           # closed by the engine after a call timed out (no `match`)
                 row["resets"] = resets
+            joined = getattr(ch, "joined", None)
+            if isinstance(joined, int):           # a MUX: reversals that shared the same one in flight (not errors)
+                row["joined"] = joined
             health = outbound_health(ch)
             row["circuit"], row["up"] = health["circuit"], health["up"]
             if not health["up"]:
