@@ -22,6 +22,7 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Callable
 
+from dsl.calendar_window import WARN_DAYS
 from dsl.functions import FUNCTIONS, SIGNATURES, FunctionError, Sig, _date, _int, _tname, _tz, zone_problem
 
 DATE_COLUMN = "date"
@@ -199,7 +200,7 @@ def f_value_date(ts: Any, cutoff: Any, calendar: Any, tz: Any = None) -> date | 
 
 # ------------------------------------------------------------------ bsp check
 
-WARN_DAYS = 60                 # W020 (bsp check) and the engine's log warn this many days before a calendar runs out
+# WARN_DAYS (dsl/calendar_window.py): W020 (bsp check) and the engine warn so many days before a calendar runs out
 
 
 def runs_out(years: frozenset[int], today: date) -> date:
@@ -243,7 +244,8 @@ def coverage_warning(name: str, path: str, years: frozenset[int], today: date,
                 f"before")
     return said, (f"add {year}'s closing days to {file} (one a row, YYYY-MM-DD) as the exchange or central bank "
                   f"publishes them, citing the source in the table's declaration, then `bsp reload`; "
-                  f"`bsp check --calendar-warn-days N` sets how early this warns ({WARN_DAYS} days unless told)")
+                  f"`bsp check --calendar-warn-days N` (or the deployment file's calendars.warn_days) sets how early "
+                  f"this warns ({WARN_DAYS} days unless told)")
 
 CALENDAR, CUTOFF, TIMESTAMP = "calendar", "cutoff", "timestamp"     # Sig types of this module
 

@@ -459,7 +459,7 @@ CATALOGUE: tuple[Entry, ...] = (
           "calendar `T` (FILE) lists dates for 2026 and runs out on 2027-01-01, in 35 days (today is 2026-11-27): "
           "from then every deal that asks about a 2027 date fails (96, naming the calendar, its file and the "
           "year) / ... and none for 2027: every deal that asks about a 2027 date fails now (help: add the year's "
-          "closing days as published, then `bsp reload`; `bsp check --calendar-warn-days N`, 60 unless told); "
+          "closing days as published, then `bsp reload`; `bsp check --calendar-warn-days N` or the deployment file's calendars.warn_days, 60 unless told); "
           "at the file in the table's declaration, which a route passes to is_business_day, next_business_day, "
           "add_business_days or value_date",
           _route('let ok = is_business_day(today(), hols)', 'reply Req { code = "00" }',

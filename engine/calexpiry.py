@@ -12,7 +12,8 @@ this module only warns the admin before it happens.
 
 It *runs out* on the first day, from today on, of a year it does not list (a calendar listing 2026
 runs out on 2027-01-01; one listing no date for this year has run out).  Within ``WARN_DAYS`` of that
-day the engine logs a warning when the configuration is bound (start, reload) and again every
+day (the deployment file's ``calendars: {warn_days: N}`` when it gives one: ``LiveEngine.calendar_warn_days``)
+the engine logs a warning when the configuration is bound (start, reload) and again every
 ``REMIND_EVERY`` seconds while it runs; once run out, an error (and ``bsp status`` says degraded).
 Deals reckoning a value date ahead (``add_business_days(today(), 2, ...)``) fail a few days before it.
 
@@ -27,8 +28,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Callable, Iterable
 
-WARN_DAYS = 60               # days before a calendar runs out from which the engine warns (dsl.calendars.WARN_DAYS,
-                             # bsp check's W020; not imported: the dsl stays out of light commands)
+from dsl.calendar_window import WARN_DAYS   # days before a calendar runs out from which the engine warns (as
+                                            # bsp check's W020); a deployment's calendars.warn_days replaces it
 REMIND_EVERY = 86400.0       # seconds between two reminders while the engine runs (once a day)
 
 log = logging.getLogger("bsp.calendars")
@@ -150,9 +151,10 @@ def notices(spans: Iterable[CalendarSpan], today: date, warn_days: int = WARN_DA
     return [n for n in (notice(s, today, warn_days) for s in spans) if n is not None]
 
 
-def log_notices(spans: Iterable[CalendarSpan], today: date | None = None, logger: logging.Logger = log) -> int:
+def log_notices(spans: Iterable[CalendarSpan], today: date | None = None, logger: logging.Logger = log,
+                warn_days: int = WARN_DAYS) -> int:
     """Log every notice (today: the engine's); returns how many."""
-    lines = notices(spans, engine_today() if today is None else today)
+    lines = notices(spans, engine_today() if today is None else today, warn_days)
     for level, text in lines:
         logger.log(level, "%s", text)
     return len(lines)
@@ -183,9 +185,11 @@ def rehearsal_day(spans: Iterable[CalendarSpan], today: date, ahead: int = 21) -
     return None
 
 
-async def remind(spans: Callable[[], Iterable[CalendarSpan]], every: Callable[[], float]) -> None:
-    """Every ``every()`` seconds, the notices of the calendars ``spans()`` gives (the running configuration's)."""
+async def remind(spans: Callable[[], Iterable[CalendarSpan]], every: Callable[[], float],
+                 warn_days: Callable[[], int] = lambda: WARN_DAYS) -> None:
+    """Every ``every()`` seconds, the notices of the calendars ``spans()`` gives (the running configuration's),
+    those within ``warn_days()`` days of running out."""
     import trio
     while True:
         await trio.sleep(every())
-        log_notices(spans())
+        log_notices(spans(), warn_days=warn_days())

@@ -8,6 +8,7 @@
     dep.audit_key            # SecretRef | None (ledger.audit_key); dep.field_keys likewise
     dep.record               # RecordSettings(path, mask) | None; record: false gives None
     dep.business_day         # BusinessDaySettings(tz, cutoff) | None: bsp report / reconcile's defaults
+    dep.calendar_warn_days   # calendars: {warn_days: N} | None (not set: WARN_DAYS, dsl/calendar_window.py)
     dep.secrets["biller_key"].value()   # read from the env var / file now
     dep.channel_overrides    # {"mainframe": {"address": "127.0.0.1:7101"}}
     dep.where("channels", "mainframe")  # "routes/platform.yaml:14:5" for your own errors
@@ -188,6 +189,7 @@ class Deployment:
     field_keys: SecretRef | None = None    # ledger: {field_keys: {file: ...}}; None: BSP_FIELD_KEYS(_FILE)
     record: RecordSettings | None = None   # record: {path, mask}; None: not set (or record: false)
     business_day: BusinessDaySettings | None = None   # business_day: {tz, cutoff}; None: not set
+    calendar_warn_days: int | None = None   # calendars: {warn_days: 60}; None: not set (engine/calexpiry.py)
     _marks: dict[KeyPath, tuple[int, int]] = field(default_factory=dict, repr=False)
     _override_origin: dict[str, KeyPath] = field(default_factory=dict, repr=False)
     _keys: dict[KeyPath, tuple[int, int]] = field(default_factory=dict, repr=False)
@@ -215,6 +217,8 @@ class Deployment:
                 "record": (str(self.record.path), self.record.mask) if self.record else None,
                 # the day `limit` totals with per = "day" start again (engine/ops/serve.py, engine/totals.py)
                 "business_day": (self.business_day.tz, self.business_day.cutoff) if self.business_day else None,
+                # days before a calendar runs out from which the engine warns (engine/calexpiry.py)
+                "calendars.warn_days": self.calendar_warn_days,
                 **self._key_files()}
 
     def _key_files(self) -> dict[str, str | None]:
@@ -476,6 +480,8 @@ def load_deployment(path: str | Path, env: str | None = None) -> Deployment:
                                          else _size_bytes(ledger_merged["txn_backlog_bytes"])),
                       audit_key=ledger_keys.get("audit_key"), field_keys=ledger_keys.get("field_keys"),
                       record=record, business_day=business_day,
+                      calendar_warn_days={**(data.get("calendars") or {}),
+                                          **(env_data.get("calendars") or {})}.get("warn_days"),
                       _marks=marks, _override_origin=origin, _keys=keys)
 
 

@@ -72,6 +72,10 @@ def schema_message(err: jsonschema.ValidationError) -> tuple[KeyPath, str, bool]
                "cert": " (the admin API's certificate, e.g. cert: tls/admin.crt)",
                "key": " (the certificate's private key, e.g. key: {file: tls/admin.key})"}
         return path, f"{where}: missing required key {missing[0]!r}" + why.get(missing[0], ""), False
+    if path[-2:] == ("calendars", "warn_days") and v in ("type", "minimum"):
+        return path, (f"{where}: expected a whole number of days, 0 or more, got {_yaml_type(err.instance)} "
+                      f"{err.instance!r}; write how many days before a business-day calendar runs out bsp warns "
+                      f"(e.g. calendars: {{warn_days: 90}}; 60 when not set)"), False
     if v == "type":
         wants = [err.validator_value] if isinstance(err.validator_value, str) else list(err.validator_value)
         want = " or ".join({"object": "a mapping", "array": "a list", "string": "a string", "number": "a number",

@@ -28,6 +28,9 @@ Metric families (all prefixed ``bsp_``):
   channel_reconnects_total{channel}
   channel_resets_total{channel}            tcp connect without match: connections the engine closed after a call
                                            timed out (replies in order no longer to be trusted; sampled)
+  channel_reversals_joined_total{channel}  ISO 8583 MUX: reversals not sent because the same one (key and DE 90)
+                                           was already at the counterpart; they shared its answer (sampled;
+                                           not an error)
   channel_circuit_state{channel}           0 closed, 1 half-open, 2 open
   channel_up{channel}                      outbound: 1 the counterpart answers (or not tried yet), 0 down;
                                            nats consume: 1 connected to its NATS server, 0 cut off
@@ -46,6 +49,8 @@ Metric families (all prefixed ``bsp_``):
   calendar_days_left{table}                days until a business-day calendar a route uses runs out (the first
                                            day of a year its CSV lists no date for; 0: it has, and deals needing
                                            such a date fail); reckoned at each scrape (engine/calexpiry.py)
+  calendar_warn_days                       days before a calendar runs out from which bsp warns (platform.yaml
+                                           calendars.warn_days, 60 unless told): the alert rule's threshold
 
 The series of a route or channel a reload removed go once the old
 generation's last exchange is over (``forget``, called by engine/ops/live.py).
@@ -58,6 +63,8 @@ from typing import Any, Callable, Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from dsl.calendar_window import WARN_DAYS
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 OUTCOMES = ("committed", "rejected", "failed", "duplicate")
@@ -126,6 +133,11 @@ class Metrics:
                                       "after a call timed out, its replies matched in order no longer to be trusted "
                                       "(the other calls waiting on it failed lost).", ["channel"], namespace=ns,
                                       registry=r)
+        self.channel_reversals_joined = Counter(
+            "channel_reversals_joined", "ISO 8583 MUX (match = iso8583): reversals not sent because the same one "
+            "(its key and original, DE 90) was already at the counterpart, the engine's own or a front end's; "
+            "they shared its answer (or its time-out). Not an error: the counterpart applies one.", ["channel"],
+            namespace=ns, registry=r)
         self.channel_circuit = Gauge("channel_circuit_state", "Circuit breaker: 0 closed, 1 half-open, 2 open.",
                                      ["channel"], namespace=ns, registry=r)
         self.channel_up = Gauge("channel_up", "Outbound channel: 1 while its counterpart answers (or it has not "
@@ -155,8 +167,13 @@ class Metrics:
         self._own_certs: set[tuple[str, str, str]] = set()
         self.calendar_days_left = Gauge("calendar_days_left", "Days until a business-day calendar table the routes "
                                         "use runs out: the first day of a year its CSV lists no date for (0: it "
-                                        "has; every deal needing such a date fails with 96). Alert below 60.",
+                                        "has; every deal needing such a date fails with 96). Alert at bsp_calendar_warn_days or below.",
                                         ["table"], namespace=ns, registry=r)
+        self.calendar_warn_days = Gauge("calendar_warn_days", "Days before a business-day calendar runs out from "
+                                        "which bsp warns (platform.yaml calendars.warn_days, 60 unless told): "
+                                        "alert on bsp_calendar_days_left <= ignoring(table) group_left "
+                                        "bsp_calendar_warn_days.", namespace=ns, registry=r)
+        self.calendar_warn_days.set(WARN_DAYS)
         self._calendars: set[str] = set()
         # the families with a series per route / per channel, with their label names in order
         self._per: dict[str, tuple[tuple[Any, tuple[str, ...]], ...]] = {
@@ -171,7 +188,8 @@ class Metrics:
                         (self.channel_client_refused, ("channel",)),
                         (self.channel_connections, ("channel",)), (self.channel_accepted, ("channel",)),
                         (self.channel_latency, ("channel",)), (self.channel_reconnects, ("channel",)),
-                        (self.channel_resets, ("channel",)), (self.channel_circuit, ("channel",)), (self.channel_up, ("channel",)),
+                        (self.channel_resets, ("channel",)), (self.channel_reversals_joined, ("channel",)),
+                        (self.channel_circuit, ("channel",)), (self.channel_up, ("channel",)),
                         (self.cert_expiry, ("channel", "role", "subject"))),
         }
 
@@ -252,9 +270,11 @@ class Metrics:
         self.cert_expiry.labels(entry.channel, entry.role, entry.subject).set(entry.not_after)
 
     # ------------------------------------------------------------ calendars
-    def calendars_bound(self, spans: Iterable[Any], today: Callable[[], Any]) -> None:
+    def calendars_bound(self, spans: Iterable[Any], today: Callable[[], Any], warn_days: int = WARN_DAYS) -> None:
         """The calendar tables of the configuration now running (``engine.calexpiry.CalendarSpan``): their
-        series replace those of the previous configuration; each is reckoned from ``today()`` at a scrape."""
+        series replace those of the previous configuration; each is reckoned from ``today()`` at a scrape.
+        ``warn_days``: the engine's warning window (``bsp_calendar_warn_days``)."""
+        self.calendar_warn_days.set(warn_days)
         spans = {s.table: s for s in spans}
         for name in self._calendars - set(spans):
             try:

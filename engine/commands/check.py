@@ -114,7 +114,7 @@ def route_files(paths: List[Path]) -> List[Path]:
 
 
 def run_check(paths: List[Path], *, explain: bool, as_json: bool, registry=None, env: str | None = None,
-              calendars: bool = False, calendar_warn_days: int = 60) -> int:
+              calendars: bool = False, calendar_warn_days: int | None = None) -> int:
     from dsl.diagnostics import render, summary
     from dsl.load import compile_paths      # the compiler (lark, the checker): loaded when a check runs
 
@@ -156,6 +156,8 @@ def run_check(paths: List[Path], *, explain: bool, as_json: bool, registry=None,
             checked = [d for p in deployments for d in (_deployments(p) or [])]
         from engine.deploy_files import all_file_notes
         files_named = all_file_notes(checked)   # the keys, tokens and certificates it names
+        if calendar_warn_days is None and len(paths) == 1:     # W020 as early as the engine would warn
+            calendar_warn_days = chosen[0].calendar_warn_days      # calendars.warn_days (None: not set)
         paths = expanded
     file_errors = sum(1 for n in files_named if n.level == "error")
     if not as_json:                     # each with its line, before the route files' diagnostics
@@ -168,6 +170,9 @@ def run_check(paths: List[Path], *, explain: bool, as_json: bool, registry=None,
     if not files:
         typer.echo("error: no .route files found in " + ", ".join(str(p) for p in paths), err=True)
         return 2
+    if calendar_warn_days is None:
+        from dsl.calendar_window import WARN_DAYS
+        calendar_warn_days = WARN_DAYS
     result: CompileResult = compile_paths(files, registry, calendar_warn_days=calendar_warn_days)
     if result.program is not None and overrides:
         from engine.ops.overrides import check_overrides
@@ -288,11 +293,11 @@ def register(app: typer.Typer) -> None:
         calendars: bool = typer.Option(False, "--calendars", help="Also list each business-day calendar table the "
                                        "routes use: the years its file lists and the day it runs out, from today "
                                        "(notes; one running out within --calendar-warn-days is warned without it)."),
-        calendar_warn_days: int = typer.Option(60, "--calendar-warn-days", min=0, help="Warn (W020, at the table's "
-                                               "file) of a business-day calendar that runs out within this many "
-                                               "days of today: from the first day of a year it does not list "
-                                               "every deal asking about a date fails. A warning: the exit code "
-                                               "does not depend on the day."),
+        calendar_warn_days: Optional[int] = typer.Option(
+            None, "--calendar-warn-days", min=0, help="Warn (W020, at the table's file) of a business-day calendar "
+            "that runs out within this many days of today: from the first day of a year it does not list every "
+            "deal asking about a date fails. Default: the deployment file's calendars.warn_days (as bsp run warns), "
+            "else 60. A warning: the exit code does not depend on the day."),
     ) -> None:
         """Compile route files and report every problem (exit 1 on errors, 2 on a missing path).
 

@@ -11,7 +11,7 @@ from engine.commands.clockopt import at_line, at_option, parse_at
 from engine.defaults import DEFAULT_LEDGER
 
 
-def compile_or_exit(paths: list[Path], registry: Any) -> Any:
+def compile_or_exit(paths: list[Path], registry: Any, calendar_warn_days: int | None = None) -> Any:
     from dsl.diagnostics import render, summary
     from dsl.load import compile_paths
 
@@ -19,7 +19,8 @@ def compile_or_exit(paths: list[Path], registry: Any) -> Any:
     if missing:
         typer.echo(f"error: no such file or directory: {', '.join(map(str, missing))}", err=True)
         raise typer.Exit(2)
-    res = compile_paths(paths, registry)
+    res = (compile_paths(paths, registry) if calendar_warn_days is None
+           else compile_paths(paths, registry, calendar_warn_days=calendar_warn_days))    # W020's window
     sources: dict[str, str] = {}
     for d in res.diagnostics:
         f = getattr(d.pos, "file", None)
@@ -148,6 +149,7 @@ def run(
     dep: Any = None
     txn_backlog: tuple[int | None, int | None] = (None, None)    # platform.yaml ledger.txn_backlog_*
     business_day: tuple[str | None, str | None] | None = None     # platform.yaml business_day: limit totals' day
+    calendar_warn_days: int | None = None       # platform.yaml calendars.warn_days (engine/calexpiry.py)
     if len(paths) == 1 and paths[0].suffix in (".yaml", ".yml"):
         from engine.deploy import DeploymentError, load_deployment
         if not paths[0].exists():     # a usage error, as a missing route file or folder is
@@ -167,6 +169,7 @@ def run(
         txn_backlog = (dep.txn_backlog_entries, dep.txn_backlog_bytes)
         day = dep.business_day
         business_day = (day.tz, day.cutoff) if day is not None else None
+        calendar_warn_days = dep.calendar_warn_days
         runopts.deployment_secrets(dep, scrub)
     else:
         route_files = _expand(paths)
@@ -225,7 +228,7 @@ def run(
     from engine.ops.effective import with_deployment
     from dsl.clock import engine_clock
     with engine_clock(start_at):        # W020 reckons from --at's day, as the engine's calendar warnings do
-        compiled = compile_or_exit(route_files, registry)
+        compiled = compile_or_exit(route_files, registry, calendar_warn_days)
     program = with_deployment(with_referenced_files(compiled), overrides, registry)
     from engine.replay.tap import channels_to_record
     reason: Optional[str] = None
@@ -273,6 +276,7 @@ def run(
                                            key_retention=retention, keys=keys,
                                            reversal_alert_after=reversal_alert_after,
                                            txn_backlog=txn_backlog, business_day=business_day,
+                                           calendar_warn_days=calendar_warn_days,
                                            ops=OpsOptions(watch=watch, admin=admin_opts)))
     except (BindError, StartError) as exc:
         for line in getattr(exc, "problems", None) or [exc]:

@@ -163,17 +163,18 @@ def _totals(tot: dict[str, Any], most: int = 10) -> Any:
 
 
 def _calendars(rows: list[dict[str, Any]]) -> Any:
-    """The calendar tables and when each runs out: yellow within calexpiry.WARN_DAYS, red once run out."""
+    """The calendar tables and when each runs out: yellow when bsp status warns of it (within the deployment's
+    calendars.warn_days, 60 unless told), red once run out."""
     from rich.table import Table
     from rich.text import Text
 
-    from engine.calexpiry import WARN_DAYS
     table = Table(title="calendars", expand=True)
     for col in ("calendar", "file", "covers", "runs out", "routes"):
         table.add_column(col, no_wrap=col != "routes")
     for c in rows:
         left = c.get("days_left")
-        style = "" if not isinstance(left, int) else "bold red" if left <= 0 else "yellow" if left <= WARN_DAYS else ""
+        style = ("" if not isinstance(left, int) else "bold red" if left <= 0 else "yellow" if c.get("warning")
+                 else "")
         when = f"{c.get('runs_out')} ({'RUN OUT' if isinstance(left, int) and left <= 0 else f'{left}d'})"
         table.add_row(str(c.get("table")), str(c.get("path")), str(c.get("covers")), Text(when, style=style),
                       ", ".join(c.get("routes") or ()))
@@ -182,9 +183,10 @@ def _calendars(rows: list[dict[str, Any]]) -> Any:
 
 
 def _resets(c: dict) -> str:
-    """A tcp connect's connections closed by bsp after a call timed out (replies in order not to be trusted)."""
-    n = c.get("resets") or 0
-    return f", {n} reset{'s' if n != 1 else ''}" if n else ""
+    """A tcp connect's connections closed by bsp after a call timed out (replies in order not to be trusted),
+    and a MUX's reversals not sent because the same one was in flight (they shared its answer)."""
+    n, j = c.get("resets") or 0, c.get("joined") or 0     # joined: a MUX's reversals sharing one in flight
+    return (f", {n} reset{'s' if n != 1 else ''}" if n else "") + (f", {j} joined" if j else "")
 
 def render(now: dict[str, Any], before: dict[str, Any] | None, seconds: float,
            buckets: dict[str, list[tuple[float, float]]]) -> Group:

@@ -20,6 +20,7 @@
                   "biller": {"kind": "tcp.connect", "role": "connect", "address": ..., "connected": false,
                              "connects": 1, "resets": 0, "circuit": "half_open", "up": false,   # ops/health.py
                              # resets: connections closed by bsp after a call timed out (no `match`)
+                             # joined (a MUX): reversals not sent, sharing the same one in flight (not errors)
                              "down_since": "2026-11-26T09:20:01.2+00:00", "failed_calls": 12,
                              "last_error": "cannot connect to 127.0.0.1:7002: ...",   # while down; up again:
                              "last_error_at": "2026-11-26T09:21:40.5+00:00",   # previous_error(_at) instead
@@ -31,7 +32,8 @@
                     "routes": ["fund_order", ...],
                     "warning": "calendar cn_exchange (...) lists dates for 2026 and runs out on ..."}],
                                  # the calendar tables the routes use, first to run out first; "warning" within
-                                 # 60 days (engine/calexpiry.py); one that has run out (days_left 0) is a reason
+                                 # calendars.warn_days of platform.yaml (60 unless told; engine/calexpiry.py);
+                                 # one that has run out (days_left 0) is a reason
      "state": "degraded",        # ready | degraded (an outbound channel is down or flapping, a certificate bsp presents
                                  # expired while it ran, reversals stranded, a ledger file cannot be
                                  # written: ledger.faults) | not_ready (as GET /ready)
@@ -75,7 +77,7 @@ from engine.ops.health import (DEGRADED, READY, down_reason, engine_state, flapp
                                outbound_health, storage_reason, stranded_reason)
 from engine.ledger import storage_faults
 from engine.ledger_store import SCHEMA_VERSION
-from engine.calexpiry import engine_today, run_out
+from engine.calexpiry import WARN_DAYS, engine_today, run_out
 from engine.certexpiry import ADMIN, expired_running, nearest
 from engine.ledger_query import get_deal, letter_history, query_dead_letters, query_deals
 from engine.ops.ledger_reads import read_in_process
@@ -151,7 +153,8 @@ class EngineBackend:
         spans = eng.calendars() if hasattr(eng, "calendars") else []
         today = engine_today()
         if spans:           # business-day calendars by the day they run out (engine/calexpiry.py)
-            out["calendars"] = [s.as_dict(today) for s in sorted(spans, key=lambda s: (s.days_left(today), s.table))]
+            warn_days = getattr(eng, "calendar_warn_days", WARN_DAYS)    # platform.yaml calendars.warn_days
+            out["calendars"] = [s.as_dict(today, warn_days) for s in sorted(spans, key=lambda s: (s.days_left(today), s.table))]
         if self.observer is not None:    # failed deals flagged for an operator since the engine started
             out["flagged_deals"] = sum(c.flagged for c in self.observer.routes.values())
             out["resolved_deals"] = sum(c.resolved for c in self.observer.routes.values())
@@ -230,6 +233,9 @@ class EngineBackend:
             resets = getattr(ch, "resets", None)
             if isinstance(resets, int):           # closed by the engine after a call timed out (no `match`)
                 row["resets"] = resets
+            joined = getattr(ch, "joined", None)
+            if isinstance(joined, int):           # a MUX: reversals that shared the same one in flight (not errors)
+                row["joined"] = joined
             health = outbound_health(ch)
             row["circuit"], row["up"] = health["circuit"], health["up"]
             if not health["up"]:

@@ -9,7 +9,9 @@ are reported as they happen by ``engine.ops.calls``.  Counters that the
 runtime does not report as events are sampled here:
 ``bsp_channel_reconnects_total`` grows by the connector's new connects since
 the last sample (its first connect is not a reconnect), ``bsp_channel_resets_total`` by the connections
-it closed after a call timed out (a ``tcp connect`` without ``match``), and every ledger group
+it closed after a call timed out (a ``tcp connect`` without ``match``),
+``bsp_channel_reversals_joined_total`` by the reversals a MUX did not send because the same one was at the
+counterpart (``MuxConnector.joined``), and every ledger group
 commit since the last sample is observed in ``bsp_ledger_batch_size`` /
 ``bsp_ledger_commit_seconds`` with the mean size and time of those commits
 (the ledger keeps totals, not each batch).  ``bsp_bookkeeping_entries{structure}``
@@ -48,6 +50,7 @@ class EngineMetrics(Metrics):
         self.engine: Any = None
         self._connects: dict[int, int] = {}
         self._resets: dict[int, int] = {}          # each outbound connector's resets at the last sample
+        self._joined: dict[int, int] = {}          # ... and each MUX's reversals joined to one in flight
         self._accepted: dict[int, int] = {}   # tcp listen: connections accepted at the last sample, by channel object
         self._outbound: set[str] = set()     # channels with a bsp_channel_up / circuit series
         self._ledger_seen = (0, 0, 0.0)      # batches, rows, total_commit_ms
@@ -120,6 +123,7 @@ class EngineMetrics(Metrics):
         sampled: dict[int, int] = {}          # the running channels only: a reload's old ones are dropped
         accepted: dict[int, int] = {}
         reset_seen: dict[int, int] = {}
+        joined_seen: dict[int, int] = {}
         outbound = {name for name, ch in gen.channels.items() if is_outbound(ch) or _reaches_out(ch)}
         for name in self._outbound - outbound:     # removed by a reload (or no longer outbound)
             for gauge in (self.channel_up, self.channel_circuit):
@@ -143,11 +147,15 @@ class EngineMetrics(Metrics):
                 resets = getattr(ch, "resets", None)
                 if isinstance(resets, int):
                     _count_up(self.channel_resets, name, ch, resets, self._resets, reset_seen)
+                joined = getattr(ch, "joined", None)
+                if isinstance(joined, int):       # a MUX: reversals that shared one in flight (not errors)
+                    _count_up(self.channel_reversals_joined, name, ch, joined, self._joined, joined_seen)
             elif name in outbound:               # an inbound channel that connects out (nats consume)
                 self.channel_up.labels(name).set(1 if ch.status().get("up") else 0)
             self._sample_accepted(name, ch, accepted)
         self._connects = sampled
         self._resets = reset_seen
+        self._joined = joined_seen
         self._accepted = accepted
         self._sample_ledger(getattr(eng.ledger, "stats", None))
         self._sample_storage(eng.ledger)

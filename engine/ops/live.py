@@ -253,6 +253,7 @@ class LiveEngine:
         self.admin_tokens: Any = None             # engine.ops.admintokens.AdminTokens: a reload reads them again
         self.cert_remind_every = REMIND_EVERY     # seconds between two certificate expiry reminders in the log
         self.calendar_remind_every = calexpiry.REMIND_EVERY   # ... and between two calendar ones (engine/calexpiry.py)
+        self.calendar_warn_days = calexpiry.WARN_DAYS   # days before a calendar runs out it is warned about (calendars.warn_days)
         # internal errors, failed on error steps, calls failed in doubt: one line per kind, then counted
         # (engine/runtime/internal_log.py), for every generation: a reload does not log them in full again
         self.faults = new_faults()
@@ -278,7 +279,8 @@ class LiveEngine:
                 for q in self.saf:
                     nursery.start_soon(saf.serve, q)
                 nursery.start_soon(self._remind_certs)
-                nursery.start_soon(calexpiry.remind, self.calendars, lambda: self.calendar_remind_every)
+                nursery.start_soon(calexpiry.remind, self.calendars, lambda: self.calendar_remind_every,
+                                   lambda: self.calendar_warn_days)
                 backlog.keep_all_up(nursery, gen.dispatchers.values())   # one per ledger: reloads keep it
                 self.current = gen
                 self._loaded(gen)
@@ -454,9 +456,9 @@ class LiveEngine:
         if metrics is not None:
             metrics.config_loaded(gen.version)
             metrics.certs_bound(list(gen.certs) + list(self.admin_certs))
-            metrics.calendars_bound(gen.calendars, calexpiry.engine_today)
+            metrics.calendars_bound(gen.calendars, calexpiry.engine_today, self.calendar_warn_days)
         log_notices(cert_log, gen.certs, time.time())
-        calexpiry.log_notices(gen.calendars)
+        calexpiry.log_notices(gen.calendars, warn_days=self.calendar_warn_days)
 
     def calendars(self) -> list[Any]:
         """The calendar tables the running configuration's routes use (``engine.calexpiry.CalendarSpan``)."""
@@ -509,7 +511,8 @@ class LiveEngine:
         if missing:
             raise ReloadFailed([f"{p}: error: no such file (it was a route file of the running configuration)"
                                 for p in missing])
-        res = await trio.to_thread.run_sync(compile_paths, paths, self.registry)
+        res = await trio.to_thread.run_sync(partial(compile_paths, paths, self.registry,
+                                                              calendar_warn_days=self.calendar_warn_days))
         if res.program is None:
             errors = [d for d in res.diagnostics if d.is_error]
             raise ReloadFailed([render(d, res.sources) for d in errors])

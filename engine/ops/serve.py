@@ -65,7 +65,8 @@ async def run_live(program: Any, registry: Any, *, ledger_path: str | Path, load
                    ledger_sync: str = "journal", key_retention: float | None = KEY_RETENTION,
                    keys: Any = None, reversal_alert_after: int | None = None,
                    txn_backlog: tuple[int | None, int | None] = (None, None),
-                   business_day: tuple[str | None, str | None] | None = None) -> LiveEngine:
+                   business_day: tuple[str | None, str | None] | None = None,
+                   calendar_warn_days: int | None = None) -> LiveEngine:
     """Serve until SIGINT/SIGTERM, then drain and flush the ledger.  Returns the stopped engine.
 
     ``ledger_sync``: journal (default: a reply leaves once its deal is fdatasync'ed in the
@@ -79,6 +80,9 @@ async def run_live(program: Any, registry: Any, *, ledger_path: str | Path, load
     ``ledger.txn_backlog_entries`` / ``txn_backlog_bytes``).
     ``business_day``: (tz, cutoff) of the deployment's ``business_day``: the day ``limit`` totals with
     ``per = "day"`` start again (engine/totals.py); None: the UTC calendar day.
+    ``calendar_warn_days``: days before a business-day calendar runs out from which the engine warns (log,
+    ``bsp status``, ``bsp_calendar_warn_days``); None: ``engine.calexpiry.WARN_DAYS`` (platform.yaml
+    ``calendars.warn_days``).
     ``keys``: the audit key and field keyring to write with (``engine.ops.runsettings.RunKeys``; None:
     the ledger reads BSP_AUDIT_KEY(_FILE) / BSP_FIELD_KEYS(_FILE) itself).
     """
@@ -100,6 +104,8 @@ async def run_live(program: Any, registry: Any, *, ledger_path: str | Path, load
                     from engine.totals import totals_for
                     totals_for(ledger).set_business_day(*business_day)
                 engine = LiveEngine(registry, ledger, load=load, observer=observer, grace=grace)
+                if calendar_warn_days is not None:
+                    engine.calendar_warn_days = calendar_warn_days
                 if ops.admin is not None:      # a reload renews them when their files were rewritten
                     from engine.certexpiry import ADMIN, file_certs
                     engine.admin_tls = ops.admin.tls
