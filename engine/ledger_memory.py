@@ -20,12 +20,28 @@ ENV = "BSP_LEDGER_MEMORY_LIMIT"
 FLOOR = 1 << 30
 
 
-def ram() -> int | None:
-    """The machine's physical memory in bytes, or None when it cannot be told."""
+CGROUP = Path("/sys/fs/cgroup")
+# the limit files of cgroup v2 and v1 (a container's memory: SC_PHYS_PAGES tells the host's, and a quarter of
+# the host's RAM can be more than the container may use, which the kernel then ends by killing the engine)
+CGROUP_FILES = ("memory.max", "memory/memory.limit_in_bytes")
+
+
+def ram(cgroup: Path = CGROUP) -> int | None:
+    """The memory this process may use, in bytes: the machine's physical memory, or its container's (cgroup)
+    limit when that is lower; None when neither can be told."""
     try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        total: int | None = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (AttributeError, ValueError, OSError):
-        return None
+        total = None
+    for name in CGROUP_FILES:
+        try:
+            text = (cgroup / name).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit() and int(text) > 0:          # "max" (v2) or a huge number (v1): no limit
+            total = int(text) if total is None else min(total, int(text))
+        break
+    return total
 
 
 def default_limit(total: int | None) -> str | None:

@@ -52,3 +52,23 @@ def test_the_variable_sets_another_and_a_wrong_one_is_refused(tmp_path: Path, mo
     assert str(tmp_path / "l.duckdb") in text and f"{ENV}='lots'" in text and "2GB" in text
     monkeypatch.delenv(ENV)
     LedgerStore.open(tmp_path / "l.duckdb").close()      # nothing was left open or locked by the refusal
+
+
+def test_a_containers_memory_limit_bounds_the_ram(tmp_path: Path) -> None:
+    # before: the host's RAM (SC_PHYS_PAGES) in a container limited to less, so a quarter of the host's could
+    # be more than the container may use
+    host = ram(tmp_path / "none")
+    assert host is not None
+    v2 = tmp_path / "v2"
+    v2.mkdir()
+    (v2 / "memory.max").write_text(f"{2 * GIB}\n")
+    assert ram(v2) == min(host, 2 * GIB) and default_limit(ram(v2)) == "1024MiB"
+    (v2 / "memory.max").write_text("max\n")                      # no limit
+    assert ram(v2) == host
+    v1 = tmp_path / "v1" / "memory"
+    v1.mkdir(parents=True)
+    (v1 / "memory.limit_in_bytes").write_text(f"{3 * GIB}\n")
+    assert ram(v1.parent) == min(host, 3 * GIB)
+    (v1 / "memory.limit_in_bytes").write_text("9223372036854771712\n")   # v1's "no limit"
+    assert ram(v1.parent) == host
+
