@@ -60,6 +60,17 @@ def test_every_xsd_of_a_folder_of_600_is_versioned_and_bound_as_the_version_hold
         codec.decode(doc.replace(b"Amt>", b"Amount>"))
 
 
+
+async def ask(eng, body: bytes) -> dict:
+    """One request to the engine's ``front`` channel, its JSON answer."""
+    c = await Client.open(eng.current.channels["front"].port)
+    try:
+        await c.send(body)
+        (r,) = await c.recv_json()
+        return r
+    finally:
+        await c.aclose()
+
 async def test_a_folder_grown_past_the_limit_refuses_the_reload_naming_it_and_nothing_is_lost(tmp_path: Path) -> None:
     """A full catalogue copied into the folder of a running configuration: the reload is refused with E132
     naming the folder, the count and the limit; the running version goes on answering."""
@@ -133,15 +144,6 @@ async def test_an_include_rewritten_after_the_start_is_not_the_one_a_late_parse_
     amt = f'<Document xmlns="{NS}{mid}"><Amt>1.50</Amt></Document>'.encode()
     amount = amt.replace(b"Amt>", b"Amount>")
 
-    async def ask(eng, body: bytes) -> dict:
-        c = await Client.open(eng.current.channels["front"].port)
-        try:
-            await c.send(body)
-            (r,) = await c.recv_json()
-            return r
-        finally:
-            await c.aclose()
-
     async with live([route], tmp_path / "l.duckdb") as eng:
         types.write_text(TYPES.format(leaf="Amount"))      # after the bind, before a message
         assert await ask(eng, amt) == {"code": "00"}                      # the version's include
@@ -167,15 +169,6 @@ async def test_an_include_of_the_message_namespace_sorting_first_and_a_second_sc
     route = tmp_path / "iso.route"
     route.write_text(XML_ROUTE)
     amt = f'<Document xmlns="{NS}{mid}"><Amt>1.50</Amt></Document>'.encode()
-
-    async def ask(eng, body: bytes) -> dict:
-        c = await Client.open(eng.current.channels["front"].port)
-        try:
-            await c.send(body)
-            (r,) = await c.recv_json()
-            return r
-        finally:
-            await c.aclose()
 
     async with live([route], tmp_path / "l.duckdb") as eng:
         assert await ask(eng, amt) == {"code": "00"}

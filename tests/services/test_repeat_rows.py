@@ -18,8 +18,6 @@ import datetime as dt
 import random
 from typing import Any
 
-import duckdb
-import orjson
 import pytest
 import trio
 import trio.testing
@@ -36,6 +34,7 @@ from engine.sim.services.model import run_tag
 from engine.sim.services.registry import services_registry
 from engine.sim.services.sims import service_sims
 from formats.framing import make_framer
+from tests.services.test_deal_keys import _rows
 
 SERVICE = fund_subscription.SERVICE
 AT = parse_instant("2026-11-25T02:00:00Z")[0]     # a dealing day, 10:00 in Shanghai (tests/services/test_deal_keys.py)
@@ -107,22 +106,6 @@ async def _ask(port: int, payload: bytes) -> bytes:
                 got = rx.feed(data)
                 if got:
                     return got[0]
-
-
-def _rows(path: Any, ref: str) -> list[dict[str, Any]]:
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        cur = con.execute("SELECT deal_id, status, response_code, reason FROM deals WHERE trim(reference) = ? "
-                          "ORDER BY received_at", [ref])
-        names = [d[0] for d in cur.description]
-        rows = [dict(zip(names, r)) for r in cur.fetchall()]
-        for r in rows:
-            r["events"] = [(e[0], None if e[1] is None else orjson.loads(e[1])) for e in con.execute(
-                "SELECT to_state, CAST(detail AS VARCHAR) FROM deal_events WHERE deal_id = ? ORDER BY seq",
-                [r["deal_id"]]).fetchall()]
-    finally:
-        con.close()
-    return rows
 
 
 def _count(path: Any, version: str, since: dt.datetime, ref: str, replies: list[bytes]) -> Any:
