@@ -12,15 +12,14 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pytest
-import typer
 from typer.testing import CliRunner
 
 from engine.audit import seal, verify
-from engine.commands import audit as audit_cmd, ledger as ledger_cmd
 from engine.config_sources import all_sources, digest, sources_of
 from engine.deal import to_json
 from engine.ledger import open_ledger
 from engine.ledger_store import CONFIG_SCHEMA, LedgerStore
+from test_dead_letter_chain import _app as app
 from test_ledger_archive import FEB, JAN, deal, q, tamper as sql
 
 KEY = bytes(range(32))
@@ -178,16 +177,6 @@ async def test_audit_verify_finds_an_edited_or_deleted_file_row(tmp_path: Path) 
     assert len(breaks) == 1 and "config_versions v2" in breaks[0] and "does not match its mac" in breaks[0], breaks
 
 
-def app() -> typer.Typer:
-    a = typer.Typer()
-
-    @a.callback()
-    def root() -> None:
-        pass
-
-    ledger_cmd.register(a)
-    audit_cmd.register(a)
-    return a
 
 
 async def test_archive_round_trip_keeps_the_texts_of_both_files(tmp_path: Path, monkeypatch) -> None:

@@ -18,7 +18,7 @@ from engine.ops.live import LiveEngine
 from engine.ops.serve import AdminOptions, OpsOptions, run_live
 from engine.registry import default_registry
 from formats.framing import LengthPrefixFramer
-from opskit import CALL, CLOSE, compile_file, json_counterpart
+from opskit import CALL, CLOSE, compile_file, json_counterpart, serve_with_admin
 
 TOKEN = "ops-outbound-token-" + "q" * 20
 
@@ -41,25 +41,10 @@ async def test_outbound_calls_fill_sent_received_latency_and_errors(nursery, tmp
     back = await _counterpart(nursery, seen)
     route = tmp_path / "pay.route"
     route.write_text(CALL % {"back": back, "timeout": "10s", "reply": "via = post.via"})
-    registry = default_registry()
-    program = compile_file(route, registry)
-    ready = trio.Event()
-    box: list = []
-
-    def hook(engine) -> None:
-        box.append(engine)
-        ready.set()
-
-    ops = OpsOptions(admin=AdminOptions(listen="127.0.0.1:0", token=TOKEN), hooks=[hook])
-    nursery.start_soon(partial(run_live, program, registry, ledger_path=tmp_path / "l.duckdb",
-                               load=lambda: ([route], {}), grace=2.0, ops=ops))
-    with trio.fail_after(10):
-        await ready.wait()
-    engine = box[0]
+    engine, admin = await serve_with_admin(route, tmp_path, nursery, TOKEN)
     calls = 7
     tx, rx = LengthPrefixFramer(2), LengthPrefixFramer(2)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{engine.admin_port}",
-                                 headers={"authorization": f"Bearer {TOKEN}"}) as client:
+    async with admin as client:
         stream = await trio.open_tcp_stream("127.0.0.1", engine.current.channels["front"].port)
         with trio.fail_after(10):
             for i in range(calls):                   # one call at a time: each is its own batch

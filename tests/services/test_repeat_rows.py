@@ -146,19 +146,27 @@ async def test_a_repeat_while_its_original_is_in_flight_is_recorded_as_a_duplica
     assert (acc.lost, acc.in_ledger, acc.ran_again) == (0, 2, 0), acc.lost_examples
 
 
-async def test_a_repeat_whose_original_never_left_runs_again_and_is_counted_by_its_own_row(tmp_path):
+async def _sent_twice(tmp_path: Any, down: str) -> tuple[Any, Any, Any, Any, list[bytes], dict[str, Any]]:
+    """The same subscription sent twice, one after the other, with counterpart ``down`` unreachable: both
+    answered 91.  Returns (program, ledger path, start time, request, replies, simulators)."""
     program, registry = _program()
     req = _request()
     path, since = tmp_path / "ledger.duckdb", dt.datetime.now(dt.timezone.utc)
     async with open_ledger(path, audit_key=None) as ledger:
         await ledger.record_config(program.version, program.sources)
-        async with running_services(program, registry, ledger, [SERVICE], extra_sims={"fsub_core": Down()}) as rig:
+        async with running_services(program, registry, ledger, [SERVICE], extra_sims={down: Down()}) as rig:
             payload = rig.switchboard.ctx.codec(SERVICE.request_format).encode(req.values)
             port = rig.port(SERVICE.inbound)
             replies = [await _ask(port, payload), await _ask(port, payload)]
             reply_codec = rig.switchboard.ctx.codec(SERVICE.reply_format)
-            fundco = rig.sims["fsub_fundco"]
+            sims = dict(rig.sims)
     assert [SERVICE.code_of(reply_codec.decode(r)) for r in replies] == ["91", "91"]
+    return program, path, since, req, replies, sims
+
+
+async def test_a_repeat_whose_original_never_left_runs_again_and_is_counted_by_its_own_row(tmp_path):
+    program, path, since, req, replies, sims = await _sent_twice(tmp_path, "fsub_core")
+    fundco = sims["fsub_fundco"]
     assert fundco.requests == 0
     rows = _rows(path, req.ref)
     # every reply has its deal row: the repeat's is its own (a new deal), not a duplicate
@@ -190,18 +198,8 @@ async def test_a_repeat_whose_order_never_left_and_debit_was_cancelled_runs_agai
     """The fund company unreachable: the debit is made, the order never leaves (91), the debit's cancel is
     accepted, so nothing of the deal stays and the key is freed: the repeat debits (and cancels) again, as a
     new deal with a row of its own, which the lost count finds."""
-    program, registry = _program()
-    req = _request()
-    path, since = tmp_path / "ledger.duckdb", dt.datetime.now(dt.timezone.utc)
-    async with open_ledger(path, audit_key=None) as ledger:
-        await ledger.record_config(program.version, program.sources)
-        async with running_services(program, registry, ledger, [SERVICE], extra_sims={"fsub_fundco": Down()}) as rig:
-            payload = rig.switchboard.ctx.codec(SERVICE.request_format).encode(req.values)
-            port = rig.port(SERVICE.inbound)
-            replies = [await _ask(port, payload), await _ask(port, payload)]
-            reply_codec = rig.switchboard.ctx.codec(SERVICE.reply_format)
-            core = rig.sims["fsub_core"]
-    assert [SERVICE.code_of(reply_codec.decode(r)) for r in replies] == ["91", "91"]
+    program, path, since, req, replies, sims = await _sent_twice(tmp_path, "fsub_fundco")
+    core = sims["fsub_core"]
     assert core.calls == {req.ref: 2, f"{req.ref} cancel": 2}
     rows = _rows(path, req.ref)
     assert [r["status"] for r in rows] == ["failed", "failed"], rows
