@@ -5,17 +5,14 @@ could not be sent (the counterpart refuses connections: `kind="unreachable"`) is
 from __future__ import annotations
 
 import re
-from functools import partial
 from pathlib import Path
 
-import httpx
 import orjson
 import trio
 
 from engine.channels.tcp_connect import TcpConnector
 from engine.ledger import open_ledger
 from engine.ops.live import LiveEngine
-from engine.ops.serve import AdminOptions, OpsOptions, run_live
 from engine.registry import default_registry
 from formats.framing import LengthPrefixFramer
 from opskit import CALL, CLOSE, compile_file, json_counterpart, serve_with_admin
@@ -102,25 +99,10 @@ async def test_a_call_that_could_not_be_sent_is_not_counted_as_sent(nursery, tmp
     # `bsp_channel_sent_total` and the status row's `frames_out` (documented as requests sent) stay 0
     route = tmp_path / "pay.route"
     route.write_text(CALL % {"back": _closed_port(), "timeout": "10s", "reply": "via = post.via"})
-    registry = default_registry()
-    program = compile_file(route, registry)
-    ready = trio.Event()
-    box: list = []
-
-    def hook(engine) -> None:
-        box.append(engine)
-        ready.set()
-
-    ops = OpsOptions(admin=AdminOptions(listen="127.0.0.1:0", token=TOKEN), hooks=[hook])
-    nursery.start_soon(partial(run_live, program, registry, ledger_path=tmp_path / "l.duckdb",
-                               load=lambda: ([route], {}), grace=2.0, ops=ops))
-    with trio.fail_after(10):
-        await ready.wait()
-    engine = box[0]
+    engine, admin = await serve_with_admin(route, tmp_path, nursery, TOKEN)
     calls = 3
     tx = LengthPrefixFramer(2)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{engine.admin_port}",
-                                 headers={"authorization": f"Bearer {TOKEN}"}) as client:
+    async with admin as client:
         stream = await trio.open_tcp_stream("127.0.0.1", engine.current.channels["front"].port)
         with trio.fail_after(10):
             for i in range(calls):                   # no `on error reply`: a failed deal is answered with nothing
