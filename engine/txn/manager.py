@@ -986,6 +986,8 @@ class TxnManager:
             if not st.admitted:
                 continue
             f = ex.failure
+            if call.forward and self.saf is not None and (f is None or (not _in_doubt(f) and f.kind != keyhold.NOT_SENT)):
+                self._acknowledges_queued(call, ex, st)
             if f is None:
                 entries.append({"t": "step", "id": st.deal_id, "step": call.name, "phase": "done",
                                 "reply": self.seal_values(_typed(ex.scope.get(call.name)),
@@ -1009,6 +1011,19 @@ class TxnManager:
             await self.write_or_later(entries)
         else:
             self._lazy.extend(entries)
+
+    def _acknowledges_queued(self, call: Any, ex: Any, st: TxnState) -> None:
+        """A ``store and forward`` advice the host answered: the same reversal queued for another deal (the
+        engine's own, waiting between its attempts) is acknowledged by that answer (``Saf.acknowledged_by``)."""
+        values = st.sent.get(call.index)
+        answer = ex.scope.get(call.name)
+        if values is None or not reversal.is_advice(values.get("t")) or not isinstance(answer, dict) \
+                or answer.get("39") is None:
+            return
+        item = self.saf.acknowledged_by(target_of(call.runner), values, st.deal_id, answer)
+        if item is not None:
+            st.move("queued reversal acknowledged", {"call": call.name, "deal": item.deal_id, "deal_call": item.step,
+                                                     "response_code": reversal.response_code(answer)})
 
     # ------------------------------------------------------------ compensation
     async def compensate(self, br: Any, failed: list[Any]) -> None:

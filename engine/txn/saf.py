@@ -234,6 +234,45 @@ class Saf:
                 return item
         return None
 
+    def acknowledged_by(self, target: str | None, values: dict[str, Any], deal_id: str,
+                        answer: dict[str, Any]) -> Item | None:
+        """A forwarded advice (``call ... store and forward``, deal ``deal_id``) that the host answered
+        (``answer``, any DE 39) and that is the same reversal (MUX key and DE 90) as one queued here, waiting
+        between its attempts: the host has that reversal now, so the queued one is acknowledged by this answer
+        and not repeated (its deal's story says through which deal).  A front end often sends its own reversal
+        of a purchase whose reversal the engine is repeating (the purchase's STAN again); before, the engine's
+        0421 followed later all the same.  One with an attempt at the host (``busy``) is left alone: the MUX
+        joins the two there (``joined``); so is one being cancelled, or left by a previous run and not yet
+        checked against its deal's resolution.  Returns the item acknowledged, or None."""
+        if self._nursery is None:
+            return None
+        item = self.same(target, values)
+        if item is None or item.deal_id == deal_id or item.busy or item.paused or not item.checked:
+            return None
+        item.ticket = 0                       # its lane entries are stale: never sent again
+        item.ready_tick = None
+        code = reversal.response_code(answer)
+        mti = str(answer.get("t") or "")
+        a = reversal.Attempt(mti, datetime.now(_UTC), 0.0, "acknowledged", f"{mti} response code {code!r}", code)
+        item.ack = {"mti": mti, "detail": f"answered to deal {deal_id}'s {values.get('t')} (the same reversal, "
+                                          f"forwarded by the front end)", "at": a.started_at.isoformat(),
+                    "response_code": code, "approved": a.approved, "by_deal": deal_id}
+        item.last = f"{mti} acknowledged through deal {deal_id}"
+        self.acknowledged += 1
+        if not a.approved:
+            self._not_approved(item, a)
+        self._nursery.start_soon(self._acknowledged_elsewhere, item)
+        return item
+
+    async def _acknowledged_elsewhere(self, item: Item) -> None:
+        """``acknowledged_by``'s marks: ``revack`` in the log, ``reversed STEP`` on the deal, then done."""
+        ack = item.ack or {}
+        await self._log({"t": "revack", "id": item.deal_id, "step": item.step, "n": item.n, **ack})
+        await self._append(item, [], [DealEvent(datetime.now(_UTC), None, f"reversed {item.step}",
+                                                {"attempts": item.n, **ack})], None)
+        ack["on_deal"] = True
+        await self._finish(item)
+
     def add(self, item: Item) -> None:
         if item.key in self.items:
             return

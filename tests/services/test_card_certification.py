@@ -509,6 +509,58 @@ async def test_a_front_end_reversal_reusing_the_stan_while_the_engines_own_0420_
         assert queued["joined"] == purchase["deal_id"], queued
 
 
+@pytest.mark.parametrize("code", ["00", "25"])
+async def test_a_front_end_reversal_answered_while_the_engines_own_waits_between_attempts_acknowledges_it(
+        program, tmp_path, nursery, mock_clock, code) -> None:
+    # the 0200 times out (68) and the engine's own 0420 of it goes unanswered too: store and forward waits
+    # before its 0421. Meanwhile the front end sends its own reversal of the purchase (its STAN, DE 90 the
+    # same), forwarded as a 0420, and the host answers it: the host has the reversal, so the engine's queued one
+    # is acknowledged by that answer and never repeated (before 2026-11-28 its 0421 followed later all the
+    # same). Both deals say so: the purchase's `reversed rev` names the front end's deal, the front end's deal
+    # has `queued reversal acknowledged` naming the purchase. A 25 (original not found) acknowledges too.
+    mock_clock.autojump_threshold = 0.1
+    silent = trio.Event()
+
+    async def answer(msg, send):
+        if msg["t"] == "0200":
+            return                                 # never answered: the engine times out and reverses it
+        if msg["t"] == "0420" and not silent.is_set():
+            silent.set()                           # the engine's own 0420: unanswered
+            return
+        await send(answered(msg, code))
+
+    host = Host(answer)
+    port = await host.serve(nursery)
+    ledger = tmp_path / "l.duckdb"
+    front = {**REVERSAL, "11": PURCHASE["11"]}     # the purchase's STAN again
+    async with running(program, ledger, overrides(port, "3s")) as sb:
+        (queue,) = sb.saf
+        queue.backoff_first = 3600.0               # a long pause after the first attempt: the front end comes first
+        (timed_out,) = await ask(sb.channel("cp_mainframe").port, PURCHASE)
+        with trio.fail_after(60):                  # a guard against a hang (MockClock time), not a timing
+            while queue.attempts < 1:
+                await trio.sleep(0.25)
+        (raw,) = await ask(sb.channel("cp_mainframe").port, front)
+        with trio.fail_after(4 * 3600):
+            await queue.wait_empty()
+        assert queue.status()["acknowledged"] == 1 and queue.status()["flagged_total"] == 0
+    assert strict(timed_out)["39"] == "68"
+    got = strict(raw)
+    assert (got["t"], got["39"], got["90"]) == ("0410", code, DE90)
+    assert host.mtis() == ["0200", "0420", "0420"]  # the engine's 0420, the front end's: no 0421 after them
+    purchase, = [d for d in deals(ledger) if d["route"] == "card_purchase"]
+    rev, = [d for d in deals(ledger) if d["route"] == "card_reversal"]
+    events = rows(ledger, "SELECT to_state, detail FROM deal_events WHERE deal_id = ? ORDER BY seq",
+                  [purchase["deal_id"]])
+    done = json.loads(events[-1]["detail"])
+    assert events[-1]["to_state"].startswith("reversed ") and done["by_deal"] == rev["deal_id"], events[-1]
+    assert (done["response_code"], done["approved"], done["attempts"]) == (code, code == "00", 1), done
+    (told,) = [json.loads(e["detail"]) for e in rows(ledger, "SELECT to_state, detail FROM deal_events WHERE "
+                                                    "deal_id = ? ORDER BY seq", [rev["deal_id"]])
+               if e["to_state"] == "queued reversal acknowledged"]
+    assert told["deal"] == purchase["deal_id"] and told["response_code"] == code, told
+
+
 async def test_a_malformed_reversal_is_answered_0410_30_with_its_de90(program, tmp_path) -> None:
     # DE 7 month 13: the answer echoes every other field read, DE 2 and DE 90 included (an 0410 carries them:
     # the front end matches a reversal's answer by them), and the request is dead-lettered with its offset
