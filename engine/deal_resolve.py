@@ -335,7 +335,16 @@ def reversal_lines(reversals: Sequence[Mapping[str, Any]]) -> tuple[list[str], l
                             f"if the host acknowledges it, the host has reversed the original (event `reversed "
                             f"{call}` on the deal): check your settlement with the host; if not, it is not sent "
                             f"again (event `reversal cancelled`)")
-        elif state == "acknowledged":
+        joined = r.get("joined_by") or []
+        if joined and state in ("cancelled", "cancelled at the next start", "in flight"):
+            when = {"cancelled": "are flagged for an operator now",
+                    "cancelled at the next start": "are flagged for an operator when the engine next starts",
+                    "in flight": "are flagged for an operator if that attempt is not acknowledged"}[state]
+            warnings.append(f"deal(s) {', '.join(joined)} joined the reversal of call {call} (another sender's "
+                            f"reversal of the same original, answered as accepted for forwarding and not queued "
+                            f"again): cancelled with it, they {when} (event `reversal flagged`); settle them with "
+                            f"the host too")
+        if state == "acknowledged":
             warnings.append(f"the reversal of call {call} was acknowledged by the host before the resolution was "
                             f"recorded: the host has reversed the original (event `reversed {call}` on the deal); "
                             f"check your settlement with the host")
@@ -381,6 +390,8 @@ def resolve_in_file(path: Path, deal_id: str, outcome: str, note: str, by: str, 
         if isinstance(done, BaseException):
             raise done
         reversals = queued_offline(store.reversals_due([full]), full)
+        for r in reversals:
+            r["joined_by"] = [j["deal_id"] for j in store.joined_to(full, str(r["call"]))]
     finally:
         store.close()
     return {"deal_id": full, "at": at, **detail, "reversals": reversals, "warnings": reversal_lines(reversals)[1],

@@ -420,6 +420,10 @@ class JournaledLedger:
         await self.wait_loaded()
         return await self.ledger.reversals_due(ids)
 
+    async def joined_to(self, deal_id: str, call: str) -> list[dict[str, Any]]:
+        await self.wait_loaded()
+        return await self.ledger.joined_to(deal_id, call)
+
     async def resolutions(self, ids: list[str]) -> dict[str, dict[str, Any]]:
         await self.wait_loaded()
         return await self.ledger.resolutions(ids)

@@ -227,6 +227,10 @@ class Ledger:
         """ISO 8583 reversals queued on these deals and not acknowledged on them (``LedgerStore``)."""
         return await self._run(self._store.reversals_due, list(ids))
 
+    async def joined_to(self, deal_id: str, call: str) -> list[dict[str, Any]]:
+        """The deals whose advice joined this deal's queued reversal of ``call`` (``LedgerStore``)."""
+        return await self._run(self._store.joined_to, deal_id, call)
+
     async def resolutions(self, ids: list[str]) -> dict[str, dict[str, Any]]:
         """The operator's resolution of these deals, and their reversals it cancelled (``LedgerStore``)."""
         return await self._run(self._store.resolutions, list(ids))

@@ -1089,15 +1089,18 @@ class LedgerStore:
         if not ids:
             return {}
         rows = self._con.execute(
-            "SELECT deal_id, to_state, json_extract_string(detail, '$.call') FROM deal_events "
+            "SELECT deal_id, to_state, json_extract_string(detail, '$.call'), json_extract_string(detail, '$.joined') "
+            "FROM deal_events "
             "WHERE list_contains(?, deal_id) AND (to_state = 'reversal queued' OR to_state LIKE 'reversed %' "
             "OR to_state LIKE 'reversal 04%' OR to_state = 'reversal cancelled') ORDER BY deal_id, seq",
             [list(ids)]).fetchall()
         due: dict[str, dict[str, int]] = {}
         done: set[tuple[str, str]] = set()
         tries: dict[str, int] = {}
-        for deal_id, state, call in rows:
+        for deal_id, state, call, joined in rows:
             if state == "reversal queued" and call:
+                if joined is not None:
+                    continue             # joined another deal's queued reversal: nothing of its own queued
                 due.setdefault(deal_id, {})[call] = 0
             elif state.startswith("reversed "):
                 done.add((deal_id, state[len("reversed "):]))
@@ -1112,6 +1115,18 @@ class LedgerStore:
             if left:
                 out[deal_id] = left
         return out
+
+    def joined_to(self, deal_id: str, call: str) -> list[dict[str, Any]]:
+        """The deals whose ``store and forward`` advice joined deal ``deal_id``'s queued reversal of call
+        ``call`` instead of being queued again (a ``reversal queued`` event naming them in ``joined`` and
+        ``joined_call``, engine.txn.manager): ``[{"deal_id", "route", "call"}]``, oldest first.  Their
+        reversal is that one: cancelled with it by an operator's resolution (engine.txn.safcancel)."""
+        rows = self._con.execute(
+            "SELECT e.deal_id, d.route, json_extract_string(e.detail, '$.call') FROM deal_events e "
+            "LEFT JOIN deals d ON d.deal_id = e.deal_id WHERE e.to_state = 'reversal queued' "
+            "AND json_extract_string(e.detail, '$.joined') = ? AND json_extract_string(e.detail, '$.joined_call') = ? "
+            "ORDER BY e.seq", [deal_id, call]).fetchall()
+        return [{"deal_id": d, "route": r, "call": c} for d, r, c in rows]
 
     def resolutions(self, ids: list[str]) -> dict[str, dict[str, Any]]:
         """The operator's resolution of each of these deals that has one (its newest ``resolved`` event,

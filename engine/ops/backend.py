@@ -406,6 +406,10 @@ class EngineBackend:
                 await wait()        # not read back yet: the totals' first read (engine/totals.py) finds it
             resolution = {"outcome": outcome, "by": by, "at": at.isoformat()}
             reversals = [r for q in queues for r in safcancel.cancel(q, full, resolution)]
+            joined_to = getattr(ledger, "joined_to", None)
+            for r in reversals:
+                if joined_to is not None and r.get("state") != "acknowledged":
+                    r["joined_by"] = [j["deal_id"] for j in await joined_to(full, str(r["call"]))]
         if self.observer is not None and hasattr(self.observer, "resolved"):
             self.observer.resolved(deal["route"], full)
         return {"deal_id": full, "at": at, **detail, "reversals": reversals, "warnings": reversal_lines(reversals)[1],

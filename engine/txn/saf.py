@@ -186,6 +186,7 @@ class Saf:
         self.not_approved = 0                 # acknowledged with a DE 39 not approved (since the start)
         self.not_approved_channels: dict[str, int] = {}   # the same, per outbound channel
         self.cancelled = 0                    # dropped by an operator's resolution of their deal (since the start)
+        self.joined_flagged = 0               # deals that joined a reversal so cancelled, flagged (safcancel.flag_joined)
         self._unchecked: list[Item] = []      # left by a previous run: sent once the ledger says not resolved
         self._nursery: trio.Nursery | None = None
         self._empty = trio.Event()

@@ -115,6 +115,56 @@ async def _record(saf: Saf, item: Item, ev: DealEvent | None) -> None:
     if ev is not None:
         await saf._append(item, [], [ev], None)
     await saf._log({"t": "revrec", "id": item.deal_id, "step": item.step, "cancelled": True})
+    await flag_joined(saf, item, item.cancel or {})
+
+
+async def flag_joined(saf: Saf, item: Item, resolution: Mapping[str, Any]) -> list[str]:
+    """The deals whose advice joined ``item`` (a front end's reversal of the same original, not queued again:
+    engine.txn.manager ``compensate_step``) relied on it, and the front end was answered as for an advice
+    accepted for forwarding: cancelled with it, each is **flagged for an operator** (event ``reversal
+    flagged`` naming the deal it joined and the resolution), so that nothing the front end asked for is
+    dropped unseen.  Once per deal (``unless``).  Returns the deals flagged now."""
+    lookup = getattr(saf.mgr.ledger, "joined_to", None)
+    if lookup is None:
+        return []
+    try:
+        joined = await lookup(item.deal_id, item.step)
+    except Exception as exc:     # noqa: BLE001 - said, not raised: the cancel itself stands
+        log.error("store and forward: cannot ask the ledger which deals joined the cancelled reversal of deal %s "
+                  "(call %s): %s; find them with `bsp deals show %s` (events `reversal queued` naming it in "
+                  "`joined` on other deals) and settle them with the host", item.deal_id, item.step, exc,
+                  item.deal_id)
+        return []
+    r = {k: resolution.get(k) for k in ("outcome", "by", "at") if resolution.get(k) is not None}
+    flagged: list[str] = []
+    for j in joined:
+        why = (f"its advice was not queued on its own: it joined deal {item.deal_id}'s queued reversal of the same "
+               f"original (call {item.step}), which was cancelled when deal {item.deal_id} was resolved "
+               f"({r.get('outcome')}) by {r.get('by')} at {r.get('at')}; the sender was answered as for an advice "
+               f"accepted for forwarding, and nothing sends it now: settle this reversal with the host too")
+        ev = DealEvent(datetime.now(timezone.utc), None, "reversal flagged",
+                       {"attempts": 0, "why": why, "not_undone": [j["call"]], "joined": item.deal_id,
+                        "resolution": r})
+        try:
+            wrote = await saf.mgr.ledger.append_story(j["deal_id"], [], [ev], unless="reversal flagged")
+        except Exception as exc:     # noqa: BLE001 - the deal has no row, the write failed: said
+            log.error("store and forward: deal %s, which joined the cancelled reversal of deal %s, could not be "
+                      "flagged: %s; settle it with the host", j["deal_id"], item.deal_id, exc)
+            continue
+        if not wrote:
+            continue
+        flagged.append(j["deal_id"])
+        saf.joined_flagged += 1
+        told = getattr(saf.mgr.ledger, "flag_route", None)
+        if told is not None and j.get("route"):
+            told(j["deal_id"], j["route"])
+        note = getattr(saf.mgr.ledger, "deal_flagged", None)
+        if note is not None and j.get("route"):
+            note(j["route"])
+        log.error("store and forward: deal %s (route %s) joined the reversal of deal %s that the resolution "
+                  "cancelled; flagged for an operator: settle it with the host", j["deal_id"], j.get("route"),
+                  item.deal_id)
+    return flagged
 
 
 def _detail(item: Item, resolution: Mapping[str, Any]) -> dict[str, Any]:

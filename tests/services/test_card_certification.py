@@ -561,6 +561,65 @@ async def test_a_front_end_reversal_answered_while_the_engines_own_waits_between
     assert told["deal"] == purchase["deal_id"] and told["response_code"] == code, told
 
 
+async def test_resolving_a_purchase_flags_the_front_end_reversal_that_joined_its_cancelled_reversal(
+        program, tmp_path, nursery, mock_clock) -> None:
+    # the front end's reversal joined the engine's own queued reversal of the purchase (same STAN and DE 90, the
+    # host silent) and was answered 00 "accepted for forwarding". An operator then resolves the purchase's deal
+    # offline (`bsp deals resolve`, the engine stopped): that cancels the one reversal both relied on. The
+    # resolution says so, naming the front end's deal, and the next start, cancelling it, flags that deal for an
+    # operator (event `reversal flagged` naming the purchase): nothing the front end asked for is dropped unseen.
+    # Before 2026-11-28 the front end's deal stayed `failed` 68, unflagged, its reversal never sent.
+    from engine.deal_resolve import flag_state, resolve_in_file
+    from engine.ledger_query import get_deal
+
+    mock_clock.autojump_threshold = 0.1
+    rev_held, joined = trio.Event(), trio.Event()
+
+    async def answer(msg, send):                  # never answers anything
+        if msg["t"] == "0420" and not rev_held.is_set():
+            rev_held.set()
+            await joined.wait()
+
+    host = Host(answer)
+    port = await host.serve(nursery)
+    ledger = tmp_path / "l.duckdb"
+    front = {**REVERSAL, "11": PURCHASE["11"]}
+    async with running(program, ledger, overrides(port, "3s")) as sb:
+        (queue,) = sb.saf
+        queue.alert_after, queue.backoff_cap = 2, 0.2
+        await ask(sb.channel("cp_mainframe").port, PURCHASE)
+        with trio.fail_after(60):
+            await rev_held.wait()
+        c = await Client.open(sb.channel("cp_mainframe").port)
+        await c.send(frame(front))
+        with trio.move_on_after(30):
+            while not getattr(sb.channel("cp_host"), "joined", 0):
+                await trio.sleep(0.25)
+        joined.set()
+        with trio.fail_after(60):
+            (raw,) = await c.recv()
+        await c.aclose()
+        with trio.fail_after(600):
+            while queue.flagged < 1:
+                await trio.sleep(0.25)
+    assert strict(raw)["39"] == "00"
+    purchase, = [d for d in deals(ledger) if d["route"] == "card_purchase"]
+    rev, = [d for d in deals(ledger) if d["route"] == "card_reversal"]
+    done = resolve_in_file(ledger, purchase["deal_id"], "applied", "the host kept the purchase", "ops-1", None)
+    assert any(rev["deal_id"] in w and "next starts" in w for w in done["warnings"]), done["warnings"]
+    async with running(program, ledger, overrides(port, "3s")) as sb:
+        (queue,) = sb.saf
+        with trio.move_on_after(60):               # a guard (MockClock time): the flag follows the cancel at once
+            while queue.joined_flagged < 1 or queue.cancelled < 1:
+                await trio.sleep(0.25)
+    events = get_deal(ledger, rev["deal_id"])["events"]
+    flags = [e for e in events if e["to_state"] == "reversal flagged"]
+    assert len(flags) == 1 and flags[0]["detail"]["joined"] == purchase["deal_id"], events
+    assert flags[0]["detail"]["resolution"]["outcome"] == "applied", flags[0]
+    assert flag_state(events)[0] == "open"
+    assert "0421" not in host.mtis()[host.mtis().index("0420") + 3:]     # nothing sent after the restart
+
+
 async def test_a_malformed_reversal_is_answered_0410_30_with_its_de90(program, tmp_path) -> None:
     # DE 7 month 13: the answer echoes every other field read, DE 2 and DE 90 included (an 0410 carries them:
     # the front end matches a reversal's answer by them), and the request is dead-lettered with its offset
