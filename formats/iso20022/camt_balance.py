@@ -193,7 +193,8 @@ def summary_problems(stmt: Any) -> list[str] | None:
         have = sum(got, Decimal(0))
         if (n is None or n == len(got)) and (total is None or total == have):
             return
-        said = " of ".join(p for p in (f"{n} {what}(s)" if n is not None else "",
+        said = " of ".join(p for p in (f"{n} {what}" + ("" if what.endswith("entries") else "(s)") if n is not None
+                                        else "",
                                         f"{total} {ccy}".strip() if total is not None else "") if p)
         held = " of ".join(p for p in (f"{len(got)}" if n is not None else "",
                                         f"{have}" if total is not None else "") if p)
@@ -203,7 +204,7 @@ def summary_problems(stmt: Any) -> list[str] | None:
     compare("TtlCdtNtries", "credit", summ.get("TtlCdtNtries"), credits)
     compare("TtlDbtNtries", "debit", summ.get("TtlDbtNtries"), debits)
     every = summ.get("TtlNtries")
-    compare("TtlNtries", "entr", every, credits + debits)
+    compare("TtlNtries", "entries", every, credits + debits)
     if isinstance(every, Mapping) and _sum(every.get("TtlNetNtryAmt")) is not None:
         net = _sum(every.get("TtlNetNtryAmt"))
         net = -net if every.get("CdtDbtInd") == "DBIT" else net       # type: ignore[operator]
@@ -211,7 +212,7 @@ def summary_problems(stmt: Any) -> list[str] | None:
         if net != have:
             out.append(f"TxsSummry/TtlNtries/TtlNetNtryAmt says a net {net:+} {ccy}, but the entries net "
                        f"{have:+} (difference {net - have:+})".replace("  ", " "))    # type: ignore[operator]
-    return [p.replace("entr(s)", "entries") for p in out]
+    return out
 
 
 def report_problem(rpt: Any) -> str | None:

@@ -262,3 +262,20 @@ def test_continuity_step_reads_a_camt052_message_as_an_intraday_report() -> None
                         .read_bytes(), "camt.053")
     h = head(stmt, "ac_camt message")
     assert h is not None and not h.intraday and h.closing_tag == "CLBD"
+
+
+def test_txs_summary_totals_and_net_are_checked_exactly() -> None:
+    """TtlNtries: how many entries, the sum of their amounts and the net (TtlNetNtryAmt with its CdtDbtInd),
+    each part only when given, in Decimal; a report without TxsSummry has nothing to check (None)."""
+    from formats.iso20022.camt_balance import report_problem, summary_problems
+
+    def rpt(total: dict) -> dict:
+        return {"TxsSummry": {"TtlNtries": total},
+                "Ntry": [{"Amt": {"value": "100.00", "Ccy": "EUR"}, "CdtDbtInd": "CRDT", "Sts": "BOOK"},
+                         {"Amt": {"value": "30.00", "Ccy": "EUR"}, "CdtDbtInd": "DBIT", "Sts": "PDNG"}]}
+    assert summary_problems(rpt({"NbOfNtries": "2", "Sum": "130.00", "TtlNetNtryAmt": "70.00",
+                                 "CdtDbtInd": "CRDT"})) == []
+    assert summary_problems({"Ntry": []}) is None and report_problem({"Ntry": []}) is None
+    assert report_problem(rpt({"NbOfNtries": "3", "TtlNetNtryAmt": "70.00", "CdtDbtInd": "DBIT"})) == (
+        "TxsSummry/TtlNtries says 3 entries, but the entries hold 2; TxsSummry/TtlNtries/TtlNetNtryAmt says a net "
+        "-70.00 EUR, but the entries net +70.00 (difference -140.00)")
