@@ -539,8 +539,9 @@ def _camt_statement_records(setup: Setup, data: bytes) -> Iterator[Result]:
     """A camt.053 / .052 / .054 file: one record per statement (``Stmt``, ``Rpt``, ``Ntfctn``), each decoded as
     a document of its own (formats.iso20022.statements_split, as a file watch channel's record = camt053)
     with its offset in the file.  ``check_balances``: each statement adds up (opening booked balance +
-    booked entries = CLBD) and opens where the statement before it of the same account closed."""
-    from formats.iso20022.camt_balance import balance_problem, continuity_problem
+    booked entries = CLBD) and opens where the statement before it of the same account closed; a camt.052
+    intraday report has no closing balance: only its entries are checked against its ``TxsSummry``."""
+    from formats.iso20022.camt_balance import balance_problem, continuity_problem, report_problem
     from formats.iso20022.statements_split import split_statements
     try:
         parts = split_statements(data)
@@ -558,15 +559,21 @@ def _camt_statement_records(setup: Setup, data: bytes) -> Iterator[Result]:
                 if stmts:
                     break
             stmt = stmts[0] if isinstance(stmts, list) and stmts else {}
-            problem = continuity_problem(stmt, closed) or balance_problem(stmt)
+            if key == "Rpt":    # a camt.052 intraday report: no closing balance, only its TxsSummry (as an MT942)
+                problem = report_problem(stmt)
+            else:
+                problem = continuity_problem(stmt, closed) or balance_problem(stmt)
             if problem is not None:
                 ident = stmt.get("Id") if isinstance(stmt, dict) else None
                 tag = re.search(rb"<(?:[A-Za-z_][\w.-]*:)?(?:Stmt|Rpt|Ntfctn)[\s>]", part)
                 at = offset + (tag.start() if tag else 0)          # the statement's start tag in the file
-                item = _placed(FormatError(f"statement {ident}: {problem}" if ident and not
+                noun = "intraday report" if key == "Rpt" else "statement"
+                item = _placed(FormatError(f"{noun} {ident}: {problem}" if ident and not
                                            problem.startswith("statement ") else problem,
-                                           hint="the statement does not add up, or does not open where the "
-                                                "one before it of its account closed"), no, at)
+                                           hint="the report's entries are not what its TxsSummry says: an "
+                                                "entry is missing or an amount is wrong" if key == "Rpt" else
+                                           "the statement does not add up, or does not open where the "
+                                           "one before it of its account closed"), no, at)
         yield no, offset, item
 
 

@@ -37,7 +37,7 @@ REPORTS = ("daily-summary", "rejections", "counterparty-statement", "statement-c
 REPORT_FORMATS = ("csv", "parquet", "xlsx", "html", "json")
 
 # engine.reconcile: the statement types
-STATEMENT_TYPES = ("csv", "mt940", "camt053")
+STATEMENT_TYPES = ("csv", "mt940", "camt053", "camt052")
 
 # engine.codec_cli: format kinds bsp decode / encode know, and the module holding each kind's COMPONENT
 CODEC_KINDS: dict[str, str] = {

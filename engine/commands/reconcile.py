@@ -1,4 +1,4 @@
-"""``bsp reconcile --ledger FILE --against STATEMENT --type csv|mt940|camt053 [...]``, or ``--live``
+"""``bsp reconcile --ledger FILE --against STATEMENT --type csv|mt940|camt053|camt052 [...]``, or ``--live``
 instead of ``--ledger``: on a snapshot of a running engine's ledger.
 
 Prints the form (rich tables) and, with ``--format``, writes it out.
@@ -29,7 +29,8 @@ def reconcile(
     env: Optional[str] = ENV_OPT,
     against: Path = typer.Option(..., "--against", help="The counterparty's statement file (--type totals: the "
                                  "mainframe's end-of-day totals file; --type bordereau: the insurer's bordereau)."),
-    kind: str = typer.Option(..., "--type", help=f"Statement type: {', '.join(TYPES)} (totals: the mainframe's "
+    kind: str = typer.Option(..., "--type", help=f"Statement type: {', '.join(TYPES)} (camt052: an ISO 20022 intraday account report, its "
+                             "entries matched as a camt.053's; totals: the mainframe's "
                              "end-of-day control totals per day, code and currency; bordereau: an insurer's CSV of "
                              "policy, premium, commission, against the commission the deals recorded)."),
     on: Optional[str] = typer.Option(None, "--date", help="Only this business day (YYYY-MM-DD, today or "
@@ -43,7 +44,7 @@ def reconcile(
         "for one currency (JPY=1), over the default. Repeatable. Default 0: exact."),
     days: int = typer.Option(1, "--days", help="Days a booking may lie from the deal's day."),
     party: Optional[str] = typer.Option(None, "--party", help="Only deals of this party (the `party` column)."),
-    xsd_dir: Optional[Path] = typer.Option(None, "--xsd-dir", help="camt053: validate against the XSDs here."),
+    xsd_dir: Optional[Path] = typer.Option(None, "--xsd-dir", help="camt053, camt052: validate against the XSDs here."),
     fmt: Optional[str] = typer.Option(None, "--format", help=f"Also write the form: {', '.join(FORMATS)}."),
     out: Optional[Path] = typer.Option(None, "--out", help="Where to write it (default reconciliation.EXT); "
                                        "without --format, the format its name ends in. Written owner-only (0600); "
@@ -85,7 +86,9 @@ def reconcile(
     A running engine holds its ledger file locked: `--live` reconciles a snapshot the engine takes of
     it (`POST /ledger/snapshot`), in a private temporary file removed afterwards.
     An MT940 or camt.053 file's statements are checked too (each adds up; each account's open where the one
-    before closed, numbers follow on, pages complete): the form's statements table.
+    before closed, numbers follow on, pages complete): the form's statements table. A camt.052 intraday
+    report (`--type camt052`), as an MT942, has no closing balance: it is no link of the chain, only its
+    entries are checked against its TxsSummry.
     Exit 0 when fully matched, 1 when there are breaks, of lines or statements (or, --live, the engine answered with a problem
     or cannot be reached), 2 usage error (a statement that cannot be read, no ledger file, a bad option).
     """
@@ -128,7 +131,8 @@ def reconcile(
             from engine.reconcile.totals import breaks as count_breaks, reconcile_totals
             from engine.reconcile.totals_file import parse_columns
             if xsd_dir is not None:
-                raise ReportError("--xsd-dir validates a camt.053 statement; it does not apply to --type totals")
+                raise ReportError("--xsd-dir validates a camt.053 statement or camt.052 report; it does not apply to "
+                                  "--type totals")
             wanted = parse_columns(columns)
 
             def run(path: Path, where: str | None, progress: object) -> tuple:
@@ -137,7 +141,8 @@ def reconcile(
         elif kind == BORDEREAU:
             from engine.reconcile.bordereau import breaks as count_breaks, reconcile_bordereau    # type: ignore[assignment]
             if xsd_dir is not None:
-                raise ReportError("--xsd-dir validates a camt.053 statement; it does not apply to --type bordereau")
+                raise ReportError("--xsd-dir validates a camt.053 statement or camt.052 report; it does not apply to "
+                                  "--type bordereau")
             _totals_only(kind, route=route, name=name, columns=columns, codes=codes)
 
             def run(path: Path, where: str | None, progress: object) -> tuple:
@@ -181,7 +186,7 @@ def reconcile(
         raise typer.Exit(2) from None
     n = count_breaks(rows)
     what = f"{len(rows)} {'lines' if kind in STATEMENT_TYPES else 'rows'}"
-    bad = statement_breaks(report)          # MT940, camt.053: statements that do not add up or follow on
+    bad = statement_breaks(report)          # MT940, camt.053 (camt.052): statements that do not add up or follow on
     said = f"{what}, {n} break(s)" if n else f"{what}, fully matched"
     if bad:
         said += (f"; {bad} statement(s) break a control (does not add up, gap, repeat, balance break): see the "

@@ -3,7 +3,7 @@
     from engine.reconcile import load_statement, reconcile_file
     report, rows = reconcile_file("var/bsp.duckdb", "stmt.sta", "mt940", tolerance=Decimal("0.01"))
 
-Statement types: ``csv``, ``mt940``, ``camt053``.  See ``docs/reconciliation.md``.
+Statement types: ``csv``, ``mt940``, ``camt053``, ``camt052`` (an intraday account report).  See ``docs/reconciliation.md``.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from engine.reconcile.lines import LedgerDeal, StatementLine
 from engine.reconcile.match import STATUSES, FormRow, breaks, reconcile
 from engine.reconcile.narrow import claimable
 from engine.reconcile.tolerance import Tolerance
-from engine.reconcile.statement_camt053 import load_camt053
+from engine.reconcile.statement_camt053 import load_camt
 from engine.reconcile.statement_checks import add_statement_checks, statement_breaks
 from engine.reconcile.statement_csv import load_csv
 from engine.reconcile.statement_mt940 import load_mt940
@@ -42,17 +42,17 @@ def load_statement(path: str | Path, kind: str, *, xsd_dir: str | Path | None = 
         lines = load_csv(path)
     elif kind == "mt940":
         lines = load_mt940(path)
-    else:
-        lines = load_camt053(path, Path(xsd_dir) if xsd_dir else None)
+    else:                   # camt053, camt052: a camt.052 intraday report's entries are read as a statement's
+        lines = load_camt(path, Path(xsd_dir) if xsd_dir else None, kind)
     for ln in lines:        # the ledger keeps 4 places: a 5th digit would be compared, shown and exported wrong
         if not ln.amount.is_finite():
-            raise ReportError(f"{ln.where}: amount {ln.amount}: not an amount; write it as a decimal, e.g. 1234.50")
+            raise ReportError(f"{ln.where}{ln.detail}: amount {ln.amount}: not an amount; write it as a decimal, e.g. 1234.50")
         if ln.amount and ln.amount.adjusted() >= AMOUNT_MAX_INT_DIGITS:   # before quantize: 28 digits would fail
-            raise ReportError(f"{ln.where}: amount {ln.amount:f}: more than {AMOUNT_MAX_INT_DIGITS} digits before the "
+            raise ReportError(f"{ln.where}{ln.detail}: amount {ln.amount:f}: more than {AMOUNT_MAX_INT_DIGITS} digits before the "
                               f"decimal point; the ledger keeps DECIMAL(24,4), so no deal can match it: is the "
                               f"amount column another one?")
         if ln.amount != ln.amount.quantize(LEDGER_PLACES):
-            raise ReportError(f"{ln.where}: amount {ln.amount:f}: more than 4 decimal places; the ledger keeps 4 "
+            raise ReportError(f"{ln.where}{ln.detail}: amount {ln.amount:f}: more than 4 decimal places; the ledger keeps 4 "
                               f"(DECIMAL(24,4)): is the amount column another one, or the file's decimal mark?")
     return lines
 
@@ -101,7 +101,7 @@ def reconcile_file(ledger: str | Path, statement: str | Path, kind: str, *, on: 
     if party:
         params["party"] = party
     form = build_form(rows, params)
-    bad = add_statement_checks(form, Path(statement), kind)   # MT940, camt.053: each adds up, the chain follows on
+    bad = add_statement_checks(form, Path(statement), kind)   # MT940, camt.053: each adds up, the chain follows on; camt.052: TxsSummry
     if bad:
         form.title += f", {bad} statement break(s)"
     return form, rows

@@ -21,7 +21,12 @@ not number) or none is not checked for numbering; the balances still are.  State
 of their closing balance's date, then number and page (when all of the account's statements are numbered),
 then the order given (so a file or a ledger holding them out of order is checked the same).
 
-Pure: ``head_mt940`` / ``head_camt053`` turn a decoded statement (the codecs' values, or the JSON the ledger
+A camt.052 intraday report (``BkToCstmrAcctRpt/Rpt``) is treated as an MT942 interim report: its balances
+(``OPBD``, ``ITBD``, ``OPAV``, ``ITAV`` ...) are the day's so far, none a closing balance, so it is ``unchecked``
+and no link of its account's chain; its entries must agree with its ``TxsSummry`` when it has one
+(``does_not_add_up`` otherwise), as an MT942's with its ``:90D:`` / ``:90C:``.
+
+Pure: ``head_mt940`` / ``head_camt053`` / ``head_camt052`` turn a decoded statement (the codecs' values, or the JSON the ledger
 keeps of them: amounts as text) into a ``Head``; ``check(heads)`` gives one ``Finding`` per statement.
 """
 from __future__ import annotations
@@ -59,6 +64,13 @@ class Head:
     # an MT942 interim report's :90D: / :90C: (number and sum of its debit / credit entries) against its :61:
     # lines: ((said debits, said debit sum), (said credits, said credit sum), (debits, sum), (credits, sum))
     sums: tuple | None = None
+    # a camt.052 intraday report (``head_camt052``): its balances are the day's so far (ITBD, ITAV, OPAV ...),
+    # none a closing one, so, as an MT942, it is no link of the chain; ``balances``: them in words,
+    # ``summary``: where its ``TxsSummry`` disagrees with its entries (empty: it agrees, or it has none)
+    intraday: bool = False
+    balances: str = ""
+    summary: tuple[str, ...] = ()
+    summarised: bool = False          # it has a TxsSummry
 
     @property
     def intermediate_open(self) -> bool:
@@ -229,6 +241,41 @@ def head_camt053(stmt: Mapping[str, Any], *, place: str, account: str | None = N
                 last_page=None if last is None else str(last).lower() in ("true", "1"))
 
 
+def head_camt052(rpt: Mapping[str, Any], *, place: str, account: str | None = None) -> Head:
+    """A Head of a camt.052 intraday report's ``Rpt`` (the codec's values, or the ledger's JSON of them): no
+    opening or closing balance (its balances are the day's so far, in words in ``balances``), every entry
+    counted whatever its status, its ``TxsSummry`` checked against them (``summary``)."""
+    from formats.iso20022.camt_balance import account_of, signed, summary_problems
+
+    bals = rpt.get("Bal") or []
+    bals = [b for b in (bals if isinstance(bals, list) else [bals]) if isinstance(b, Mapping)]
+    entries = rpt.get("Ntry") or []
+    entries = [e for e in (entries if isinstance(entries, list) else [entries]) if isinstance(e, Mapping)]
+    amounts = [a for a in (signed(e) for e in entries) if a is not None]
+
+    def ccy(node: Mapping[str, Any]) -> str:
+        amt = node.get("Amt")
+        return str(amt.get("Ccy") or "") if isinstance(amt, Mapping) else ""
+
+    def when(node: Mapping[str, Any]) -> Any:
+        d = node.get("Dt")
+        return (d.get("Dt") or d.get("DtTm")) if isinstance(d, Mapping) else None
+
+    words = ", ".join(f"{_camt_tag(b)} {signed(b)} {ccy(b)}" + (f" of {when(b)}" if when(b) else "") for b in bals)
+    seq = rpt.get("ElctrncSeqNb") or rpt.get("LglSeqNb")
+    pg = rpt.get("RptPgntn") if isinstance(rpt.get("RptPgntn"), Mapping) else {}
+    dates = [_day(when(b)) for b in bals if when(b)]
+    problems = summary_problems(rpt)
+    return Head(account=account or account_of(rpt) or "?",
+                number=int(str(seq)) if seq is not None and str(seq).strip().isdigit() else None,
+                page=int(str(pg["PgNb"])) if str(pg.get("PgNb") or "").strip().isdigit() else None,
+                opening=None, opening_tag="", closing=None, closing_tag="",
+                currency=next((ccy(n) for n in (*bals, *entries) if ccy(n)), ""),
+                day=_day(rpt.get("CreDtTm")) or max((d for d in dates if d), default=None),
+                total=sum(amounts, Decimal(0)), entries=len(amounts), label=str(rpt.get("Id") or ""), place=place,
+                intraday=True, balances=words, summary=tuple(problems or ()), summarised=problems is not None)
+
+
 def _camt_tag(bal: Any) -> str:
     """How a camt.053 balance is named in the notes and the chain: ``OPBD``, ``PRCD``, ``CLBD``, ``ITBD``, and
     ``OPBD/INTM`` / ``CLBD/INTM`` for an opening or closing of sub-type INTM (intermediate: a page's)."""
@@ -258,7 +305,7 @@ def _adds_up(h: Head) -> str | None:
 def _ordered(chain: list[tuple[int, Head]]) -> list[tuple[int, Head]]:
     """By closing date, then number and page when every statement of the account is numbered (one that is not
     keeps its place in the order given), then the order given."""
-    numbered = all(h.numbered for _, h in chain)
+    numbered = all(h.numbered for _, h in chain if not h.intraday)    # a camt.052 numbers its reports apart
     return sorted(chain, key=lambda ih: (ih[1].day or dt.date.min, (ih[1].number or 0) if numbered else 0,
                                          (ih[1].page or 0) if numbered else 0, ih[0]))
 
@@ -276,6 +323,9 @@ def check(heads: Iterable[Head]) -> list[Finding]:
         seen: dict[tuple[int, int | None], Head] = {}
         for i, h in _ordered(chain):
             f = found[i]
+            if h.intraday:
+                _intraday_report(f, h)
+                continue
             if h.opening is None or h.closing is None:
                 if h.sums is not None and h.opening is None and h.closing is None:
                     _interim_report(f, h)
@@ -326,6 +376,22 @@ def _interim_report(f: Finding, h: Head) -> None:
     f.status = UNCHECKED
     f.problems.append((UNCHECKED, f"interim report (MT942): no balances, no link of the account's chain; its "
                                   f"{h.entries} entr{'y' if h.entries == 1 else 'ies'} agree with :90D: / :90C:"))
+
+
+def _intraday_report(f: Finding, h: Head) -> None:
+    """A camt.052 intraday report: its balances are the day's so far, none a closing balance, so, as an MT942,
+    it is no link of the chain (``unchecked``); its entries must agree with its ``TxsSummry`` when it has one
+    (``does_not_add_up`` otherwise)."""
+    n = f"{h.entries} entr{'y' if h.entries == 1 else 'ies'}"
+    if h.summary:
+        f.add("does_not_add_up", "intraday report (camt.052): " + "; ".join(h.summary))
+        return
+    f.status = UNCHECKED
+    f.problems.append((UNCHECKED, "intraday report (camt.052): "
+                       + (f"its balances ({h.balances}) are the day's so far, no closing balance"
+                          if h.balances else "no balances")
+                       + "; no link of the account's chain; "
+                       + (f"its {n} agree with TxsSummry" if h.summarised else f"{n}, no TxsSummry to check")))
 
 
 def _follows(f: Finding, prev: Head, h: Head) -> None:
@@ -387,4 +453,4 @@ def summary(findings: list[Finding]) -> dict[str, int]:
     return out
 
 
-__all__ = ["FIRST", "Finding", "Head", "KINDS", "OK", "PASSED", "UNCHECKED", "check", "head_camt053", "head_mt940", "summary"]
+__all__ = ["FIRST", "Finding", "Head", "KINDS", "OK", "PASSED", "UNCHECKED", "check", "head_camt052", "head_camt053", "head_mt940", "summary"]

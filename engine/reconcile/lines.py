@@ -37,13 +37,14 @@ class LedgerDeal:
 
 @dataclass(frozen=True, slots=True)
 class StatementLine:
-    where: str                     # "file:line" (MT940, CSV) or "file: Stmt 1 / Ntry 2" (camt.053)
+    where: str                     # "file:line" (MT940, CSV), "file: Stmt 1 / Ntry 2" (camt.053), "... Rpt 1 ..." (camt.052)
     amount: Decimal                # signed as the statement shows it: credits +, debits -
     currency: str
     booking_date: date | None
     value_date: date | None
     refs: tuple[str, ...] = ()     # candidate references, the most specific first (EndToEndId, EREF+ ...)
     text: str = ""                 # free text searched for a ledger reference (:86:, RmtInf/Ustrd ...)
+    detail: str = ""               # said after `where` in an error: " (report R1, byte 1234)" (camt)
 
     @property
     def day(self) -> date | None:

@@ -1,4 +1,9 @@
-"""camt.053 bank-to-customer statements (``formats.iso20022.Iso20022Codec``) as statement lines.
+"""camt.053 bank-to-customer statements and camt.052 intraday account reports (``formats.iso20022.Iso20022Codec``)
+as statement lines.
+
+A camt.052 (``BkToCstmrAcctRpt``) is read as a camt.053: each ``Rpt`` as a ``Stmt``, its entries the same way
+(``file: Rpt 1 / Ntry 2``).  An error in an entry names the file, the statement (report), its ``Id``, the
+entry and the byte offset of its start tag.
 
 One line per ``Ntry``; an entry that batches several ``TxDtls`` with their own
 amounts gives one line per transaction.  Dates: ``BookgDt`` and ``ValDt``
@@ -14,6 +19,7 @@ are text, amounts Decimal); with it, it is validated against the XSD first.
 """
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -74,15 +80,31 @@ def _tx_amount(tx: dict[str, Any]) -> tuple[Decimal, str] | None:
     return _amount(tx.get("Amt")) or _amount(_get(tx, "AmtDtls", "TxAmt", "Amt"))
 
 
+# --type -> (the message, its group element, a statement's element, what one is called)
+MESSAGES = {"camt053": ("camt.053", "BkToCstmrStmt", "Stmt", "statement"),
+            "camt052": ("camt.052", "BkToCstmrAcctRpt", "Rpt", "report")}
+
+
 def load_camt053(path: Path, xsd_dir: Path | None = None) -> list[StatementLine]:
+    return load_camt(path, xsd_dir, "camt053")
+
+
+def load_camt052(path: Path, xsd_dir: Path | None = None) -> list[StatementLine]:
+    """A camt.052 intraday account report (``BkToCstmrAcctRpt``): each ``Rpt``'s entries, read as a camt.053
+    statement's (``file: Rpt 1 / Ntry 2``)."""
+    return load_camt(path, xsd_dir, "camt052")
+
+
+def load_camt(path: Path, xsd_dir: Path | None, kind: str) -> list[StatementLine]:
+    message, group, part, noun = MESSAGES[kind]
     if xsd_dir is not None and not xsd_dir.is_dir():
         raise ReportError(f"--xsd-dir {xsd_dir}: {'not a folder' if xsd_dir.exists() else 'no such folder'}; "
-                          f"give the folder that holds the camt.053 XSD (e.g. camt.053.001.02.xsd), or leave "
-                          f"--xsd-dir out to read the statement without validation")
+                          f"give the folder that holds the {message} XSD (e.g. {message}.001.02.xsd), or leave "
+                          f"--xsd-dir out to read the {noun} without validation")
     try:
-        codec = Iso20022Codec(message="camt.053", xsd_dir=str(xsd_dir) if xsd_dir else None,
+        codec = Iso20022Codec(message=message, xsd_dir=str(xsd_dir) if xsd_dir else None,
                               validate=xsd_dir is not None)
-    except SpecError as exc:          # several camt.053 schemas of one version in the folder
+    except SpecError as exc:          # several schemas of one version in the folder
         raise ReportError(f"--xsd-dir {xsd_dir}: {exc.message.replace('xsd_dir folder', 'folder')}; give a folder "
                           f"holding one of them (move the others to a folder of their own)") from None
     data = path.read_bytes()
@@ -91,23 +113,31 @@ def load_camt053(path: Path, xsd_dir: Path | None = None) -> list[StatementLine]
     except FormatError as exc:
         if exc.message.startswith("no XSD for") and xsd_dir is not None:
             raise ReportError(f"--xsd-dir {xsd_dir}: {exc.message}; put that XSD there, or "
-                              f"leave --xsd-dir out to read the statement without validation") from None
-        place = _locate(data, exc) if exc.field and exc.offset is None else None
+                              f"leave --xsd-dir out to read the {noun} without validation") from None
+        place = _locate(data, exc, part) if exc.field and exc.offset is None else None
         if place is not None:
             raise ReportError(f"{path}: {place}: field {exc.field}: {exc.message}"
                               + ("; write it with a point and no thousands separator, e.g. 1234.50"
                                  if "decimal number" in exc.message else "")) from None
-        raise ReportError(f"{path}: not a readable camt.053 statement: {exc}") from None
+        other = _other_message(exc.message, kind)
+        raise ReportError(f"{path}: not a readable {message} {noun}: {exc}" + other) from None
+    offsets = entry_offsets(data, part)
     out: list[StatementLine] = []
-    statements = many((doc.get("BkToCstmrStmt") or {}).get("Stmt"))
+    statements = many((doc.get(group) or {}).get(part))
     for si, stmt in enumerate(statements, start=1):
+        ident = str(stmt.get("Id") or "").strip()
         for ni, ntry in enumerate(many(stmt.get("Ntry")), start=1):
+            at = f"{path}: {part} {si} / Ntry {ni}"
+            off = offsets.get((si, ni))
+            detail = ", ".join(p for p in (f"{noun} {ident}" if ident else "",
+                                           f"byte {off}" if off is not None else "") if p)
+            detail = f" ({detail})" if detail else ""
             amt = _amount(ntry.get("Amt"))
             if amt is None:
-                raise ReportError(f"{path}: Stmt {si} / Ntry {ni}: field Amt: expected an amount with a Ccy")
+                raise ReportError(f"{at}{detail}: field Amt: expected an amount with a Ccy")
             sign = -1 if str(ntry.get("CdtDbtInd", "")).upper() == "DBIT" else 1
-            at = f"{path}: Stmt {si} / Ntry {ni}"
-            booking, value = _date(ntry.get("BookgDt"), at, "BookgDt"), _date(ntry.get("ValDt"), at, "ValDt")
+            booking = _date(ntry.get("BookgDt"), at + detail, "BookgDt")
+            value = _date(ntry.get("ValDt"), at + detail, "ValDt")
             entry_refs = [_get(ntry, "AcctSvcrRef"), _get(ntry, "NtryRef")]
             entry_text = _texts(ntry, "AddtlNtryInf")
             txs = [tx for d in many(ntry.get("NtryDtls")) for tx in many(d.get("TxDtls") if isinstance(d, dict) else None)]
@@ -121,16 +151,45 @@ def load_camt053(path: Path, xsd_dir: Path | None = None) -> list[StatementLine]
                 tx_sign = sign
                 if split and tx.get("CdtDbtInd"):
                     tx_sign = -1 if str(tx["CdtDbtInd"]).upper() == "DBIT" else 1
-                where = f"{path}: Stmt {si} / Ntry {ni}" + (f" / TxDtls {ti}" if split else "")
+                where = at + (f" / TxDtls {ti}" if split else "")
                 out.append(StatementLine(where=where, amount=a * tx_sign, currency=cur, booking_date=booking,
-                                         value_date=value, refs=tuple(str(r) for r in refs if r), text=text))
+                                         value_date=value, refs=tuple(str(r) for r in refs if r), text=text,
+                                         detail=detail))
     if not out:
-        raise ReportError(f"{path}: the camt.053 statement has no Ntry (entry) to reconcile")
+        raise ReportError(f"{path}: the {message} {noun} has no Ntry (entry) to reconcile"
+                          + ("; an intraday report without entries moved nothing since the last one"
+                             if kind == "camt052" else ""))
     return out
 
 
-def _locate(data: bytes, exc: FormatError) -> str | None:
-    """``Stmt 1 / Ntry 2`` holding the element a decode error names (``exc.field``), when it is in an entry."""
+def _other_message(message: str, kind: str) -> str:
+    """A hint when the file is the other camt message (a camt.052 given as camt053, or the reverse)."""
+    for other, (msg, *_rest) in MESSAGES.items():
+        if other != kind and f"got {msg}" in message:
+            return f"; it is a {msg}: give --type {other}"
+    return ""
+
+
+def entry_offsets(data: bytes, part: str) -> dict[tuple[int, int], int]:
+    """The byte offset of each entry's start tag, ``(statement no, entry no) -> offset`` (both from 1), found
+    by its tag in the file's bytes; empty when the tags cannot be trusted (a comment or CDATA section)."""
+    if b"<!--" in data or b"<![CDATA[" in data:
+        return {}
+    out: dict[tuple[int, int], int] = {}
+    si = ni = 0
+    for m in re.finditer(rb"<(?:[A-Za-z_][\w.-]*:)?(" + part.encode() + rb"|Ntry)[\s>/]", data):
+        if m[1] == b"Ntry":
+            if si:
+                ni += 1
+                out[(si, ni)] = m.start()
+        else:
+            si, ni = si + 1, 0
+    return out
+
+
+def _locate(data: bytes, exc: FormatError, part: str = "Stmt") -> str | None:
+    """``Stmt 1 / Ntry 2`` (``Rpt 1 / Ntry 2``) holding the element a decode error names (``exc.field``), when it
+    is in an entry, with the statement's Id and the entry's byte offset when they can be told."""
     from lxml import etree
 
     try:
@@ -141,14 +200,19 @@ def _locate(data: bytes, exc: FormatError) -> str | None:
     def local(el: Any) -> str:
         return etree.QName(el).localname if isinstance(el.tag, str) else ""
 
-    stmts = [el for el in root.iter() if local(el) == "Stmt"]
+    stmts = [el for el in root.iter() if local(el) == part]
+    offsets = entry_offsets(data, part)
     for si, stmt in enumerate(stmts, start=1):
         entries = [el for el in stmt if local(el) == "Ntry"]
         for ni, ntry in enumerate(entries, start=1):
             for el in ntry.iter():
                 if local(el) == exc.field and len(el) == 0 and (el.text or "") in exc.message:
-                    return f"Stmt {si} / Ntry {ni}"
+                    ident = next(((c.text or "").strip() for c in stmt if local(c) == "Id"), "")
+                    said = ", ".join(p for p in ((f"{'report' if part == 'Rpt' else 'statement'} {ident}"
+                                                  if ident else ""),
+                                                 (f"byte {offsets[(si, ni)]}" if (si, ni) in offsets else "")) if p)
+                    return f"{part} {si} / Ntry {ni}" + (f" ({said})" if said else "")
     return None
 
 
-__all__ = ["load_camt053", "many"]
+__all__ = ["MESSAGES", "entry_offsets", "load_camt", "load_camt052", "load_camt053", "many"]

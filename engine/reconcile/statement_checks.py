@@ -1,5 +1,9 @@
 """The statements of an MT940 or camt.053 file, checked before its lines are reconciled (``bsp reconcile``).
 
+A camt.052's intraday reports and an MT940 file's MT942 interim reports carry no closing balance: each is
+``unchecked`` and no link of its account's chain, but its entries must agree with its own totals (camt.052
+``TxsSummry``, MT942 ``:90D:`` / ``:90C:``).
+
 Each statement adds up (opening + entries = closing), and each account's statements form a chain: opening
 where the one before closed, numbers following on, pages complete (engine/reconcile/continuity.py).  The
 result is the form's ``statements`` table; a statement that breaks a control is a break of the
@@ -13,7 +17,8 @@ from formats.errors import FormatError
 from formats.iso20022 import Iso20022Codec
 from formats.swift import iter_statements
 
-from engine.reconcile.continuity import PASSED, Finding, Head, check, head_camt053, head_mt940
+from engine.reconcile.continuity import PASSED, Finding, Head, check, head_camt052, head_camt053, head_mt940
+from engine.reconcile.statement_camt053 import MESSAGES
 from engine.reports.model import Column, Report, Table
 
 # a statement's figures and what the checks found, as the ledger report (engine/reports/statement_continuity.py)
@@ -48,11 +53,13 @@ def file_heads(path: Path, kind: str) -> list[Head]:
                 continue                    # load_mt940 refused the file already had one been bad
             heads.append(head_mt940(fields, place=f"{path}:{text.count(chr(10), 0, start) + 1}"))
         return heads
-    if kind == "camt053":
-        doc = Iso20022Codec(message="camt.053", validate=False).decode(path.read_bytes())
-        stmts = (doc.get("BkToCstmrStmt") or {}).get("Stmt") or []
+    if kind in MESSAGES:
+        message, group, part, _ = MESSAGES[kind]
+        doc = Iso20022Codec(message=message, validate=False).decode(path.read_bytes())
+        stmts = (doc.get(group) or {}).get(part) or []
         stmts = stmts if isinstance(stmts, list) else [stmts]
-        return [head_camt053(s, place=f"{path}: Stmt {i}") for i, s in enumerate(stmts, 1)]
+        head = head_camt052 if kind == "camt052" else head_camt053     # an intraday report: as an MT942
+        return [head(s, place=f"{path}: {part} {i}") for i, s in enumerate(stmts, 1)]
     return []
 
 
@@ -63,7 +70,7 @@ def rows(findings: list[Finding]) -> list[tuple]:
 
 
 def add_statement_checks(report: Report, path: Path, kind: str) -> int:
-    """Adds the ``statements`` table to the form (MT940, camt.053) and says in its figures how many statements
+    """Adds the ``statements`` table to the form (MT940, camt.053, camt.052) and says in its figures how many statements
     break a control; returns that number."""
     heads = file_heads(path, kind)
     if not heads:

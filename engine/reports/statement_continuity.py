@@ -1,15 +1,16 @@
 """``statement-continuity``: the counterparty statements the engine posted, checked as a chain per account.
 
 The ledger is the memory: every statement a route committed is a deal whose ``request`` holds the decoded
-statement (MT940 block 4, or the camt.053 ``Stmt``), its opening and closing balances, statement number and
-entries in clear (only the account and the owner's information are masked).  So the report needs no table
+statement (MT940 block 4, or the camt.053 ``Stmt``; a camt.052 intraday report's ``Rpt``), its opening and
+closing balances, statement number and entries in clear (only the account and the owner's information are masked).  So the report needs no table
 of its own, nothing is kept in the engine's memory, and it reads the same after a restart.  The account is
 named by the deal key's first part (``member/reference/date`` in the account consolidation routes: the
 account's member number, as the key keeps it in clear); a deal without a key by its party.
 
 Every committed statement received up to the end of the period is checked (engine/reconcile/continuity.py:
 adds up, opens where the one before closed, numbers follow on, pages complete); the statements received in
-the period are listed.  Statements ``bsp ledger archive`` moved out are read from the archive files beside
+the period are listed.  An intraday report (camt.052, or an MT942) is listed but is no link of the chain: its
+balances are the day's so far, not a closing balance.  Statements ``bsp ledger archive`` moved out are read from the archive files beside
 the ledger (their names are in its anchors), so a chain goes on across an archive; an archive not there is
 named in the header (the chains then start after it).  A statement rejected by its route (it did not add
 up, an unknown account) is no link of the chain: the next one shows the gap.  The second table is the last
@@ -22,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from engine.reconcile.continuity import PASSED, Head, check, head_camt053, head_mt940, summary
+from engine.reconcile.continuity import PASSED, Head, check, head_camt052, head_camt053, head_mt940, summary
 from engine.reconcile.statement_checks import STATEMENT_COLUMNS
 from engine.reports.model import Column, Report, Table
 from engine.reports.source import Period, open_read_only
@@ -49,7 +50,8 @@ SELECT d.deal_id, d.received_at, d.party, d.request,
                         WHERE e.deal_id = d.deal_id AND e.to_state = 'accepted' LIMIT 1))
 FROM deals d LEFT JOIN (SELECT deal_id, min(key) AS key FROM deal_keys GROUP BY deal_id) k ON k.deal_id = d.deal_id
 WHERE d.status = 'committed' AND d.received_at < ?
-  AND (json_exists(d.request, '$.block4') OR json_exists(d.request, '$.BkToCstmrStmt'))
+  AND (json_exists(d.request, '$.block4') OR json_exists(d.request, '$.BkToCstmrStmt')
+       OR json_exists(d.request, '$.BkToCstmrAcctRpt'))
 ORDER BY d.received_at, d.deal_id
 """
 
@@ -67,10 +69,12 @@ def heads_of(request: Any, *, place: str, account: str) -> list[Head]:
         return []
     if isinstance(doc.get("block4"), list):
         return [head_mt940(doc["block4"], place=place, account=account)]
-    group = doc.get("BkToCstmrStmt") or {}
-    stmts = group.get("Stmt") if isinstance(group, dict) else None
+    intraday = "BkToCstmrAcctRpt" in doc          # a camt.052 intraday report: as an MT942, no link of the chain
+    group = doc.get("BkToCstmrAcctRpt" if intraday else "BkToCstmrStmt") or {}
+    stmts = group.get("Rpt" if intraday else "Stmt") if isinstance(group, dict) else None
     stmts = stmts if isinstance(stmts, list) else [stmts] if isinstance(stmts, dict) else []
-    return [head_camt053(s, place=place, account=account) for s in stmts]
+    head = head_camt052 if intraday else head_camt053
+    return [head(s, place=place, account=account) for s in stmts]
 
 
 def _next(h: Head) -> str:
@@ -124,7 +128,9 @@ def build(ledger: str | Path, when: Period) -> Report:
             shown.append((when.clock.local(at) if not when.clock.is_utc_midnight else at, h.account, h.statement(),
                           h.label, h.day, h.opening, h.entries, h.total, h.closing, h.currency, f.status, f.note,
                           deal_id))
-    last = [(a, n, b, h.statement(), h.label, h.day, h.closing, h.currency, _next(h))
+    last = [(a, n, b, h.statement(), h.label, h.day, h.closing, h.currency, _next(h)) if h is not None else
+            (a, n, b, None, None, None, None, None, "any statement: only interim or intraday reports (MT942, "
+                                                    "camt.052) or statements without balances so far")
             for a, (n, b, h) in sorted(per_account.items())]
     counts = summary([f for (at, _), f in zip(meta, findings) if at >= when.start])
     breaks = sum(n for s, n in counts.items() if s not in PASSED)

@@ -1,6 +1,7 @@
 """``continuity NAME { key = ..  statement = .. }``: is this statement the next of its account's chain?
 
-At intake, before the statement is posted: the statement (an MT940's ``msg.block4``, or a camt.053 ``Stmt``)
+At intake, before the statement is posted: the statement (an MT940's ``msg.block4``, a camt.053 ``Stmt``, or a
+camt.053 / camt.052 message of one statement; a camt.052 intraday report, as an MT942, is no link)
 is checked against the last statement of its account committed through chain NAME, and the statements of
 the account still running (engine/statement_chains.py): it must open with the closing balance before it,
 be numbered one more (or 1 in a new year), complete the pages, add up (engine/reconcile/continuity.py).
@@ -16,7 +17,7 @@ from typing import Any, Mapping
 
 from dsl.eval_error import InputError
 from dsl.inbound import got
-from engine.reconcile.continuity import Head, head_camt053, head_mt940
+from engine.reconcile.continuity import Head, head_camt052, head_camt053, head_mt940
 from engine.runtime.exchange import StepFailure
 from engine.runtime.stepfail import input_failure
 from engine.statement_chains import Chains
@@ -27,11 +28,20 @@ OPTIONS = ("key", "statement")
 
 
 def head(s: Any, place: str) -> Head | None:
-    """The Head of a decoded statement: an MT940's block 4 (a list of fields) or a camt.053 ``Stmt``."""
+    """The Head of a decoded statement: an MT940's block 4 (a list of fields) or a camt.053 ``Stmt``; or a
+    camt.053 / camt.052 document of one statement (``msg``): a camt.052 intraday report (``Rpt``) is, as an
+    MT942, no link of the chain (a ``Rpt`` alone cannot be told from a ``Stmt``: give the document)."""
     if isinstance(s, list):
         return head_mt940(s, place=place, account="")
-    if isinstance(s, Mapping) and ("Bal" in s or "Ntry" in s or "Acct" in s):
-        return head_camt053(s, place=place, account="")
+    if isinstance(s, Mapping):
+        for group, part, make in (("BkToCstmrAcctRpt", "Rpt", head_camt052), ("BkToCstmrStmt", "Stmt", head_camt053)):
+            g = s.get(group)
+            if isinstance(g, Mapping):
+                parts = g.get(part)
+                parts = parts if isinstance(parts, list) else [parts] if isinstance(parts, Mapping) else []
+                return make(parts[0], place=place, account="") if len(parts) == 1 else None
+        if "Bal" in s or "Ntry" in s or "Acct" in s:
+            return head_camt053(s, place=place, account="")
     return None
 
 
@@ -95,8 +105,9 @@ class ContinuityStep(SyncStep):
                               text=f"invalid request (no account for {self.chain})", where=self.where)
         h = head(s, f"{ex.channel} message")
         if h is None:
-            raise StepFailure("internal", f"continuity {self.chain}: `statement` must be an MT940's msg.block4 "
-                              f"or a camt.053 Stmt, got {got(s)}", where=self.where)
+            raise StepFailure("internal", f"continuity {self.chain}: `statement` must be an MT940's msg.block4, "
+                              f"a camt.053 Stmt, or a camt.053 / camt.052 message (msg) of one statement or "
+                              f"report, got {got(s)}", where=self.where)
         known = ex.classified()
         if known and any(v == key or (len(v) >= 4 and v in key) or (len(key) >= 4 and key in v) for v in known):
             key = self.chains.keys(self.chain, key)     # a classified account: a keyed digest, never in clear
@@ -117,7 +128,9 @@ COMPONENT = ComponentSpec(
     options=(
         OptionSpec("key", "expr", "The account the chain is kept per: its member number (a classified "
                    "account is kept as a keyed digest).", required=True),
-        OptionSpec("statement", "expr", "The statement: an MT940's msg.block4, or a camt.053 Stmt.",
+        OptionSpec("statement", "expr", "The statement: an MT940's msg.block4, a camt.053 Stmt, or the "
+                   "message (msg) of a camt.053 or a camt.052 of one statement or report; a camt.052 intraday "
+                   "report, as an MT942, is checked against its TxsSummry and is no link of the chain.",
                    required=True),
     ),
     build=ContinuityStep,

@@ -148,6 +148,82 @@ def balance_problem(stmt: Any) -> str | None:
             f"{end} {ccy} (difference {end - want:+})")
 
 
+def _count(v: Any) -> int | None:
+    text = str(v).strip() if v is not None else ""
+    return int(text) if text.isdigit() else None
+
+
+def _sum(v: Any) -> Decimal | None:
+    if isinstance(v, (Decimal, int)) and not isinstance(v, bool):
+        return Decimal(v)
+    if isinstance(v, str) and v.strip():
+        try:
+            d = Decimal(v.strip())
+        except ArithmeticError:
+            return None
+        return d if d.is_finite() else None
+    return None
+
+
+def summary_problems(stmt: Any) -> list[str] | None:
+    """A camt.052 report's (or a camt.053 statement's) ``TxsSummry`` against its entries, every one whatever its
+    ``Sts``: ``TtlCdtNtries`` / ``TtlDbtNtries`` (how many credit / debit entries and their sum), ``TtlNtries``
+    (how many entries, the sum of their amounts and the net, ``TtlNetNtryAmt`` with its ``CdtDbtInd``), each
+    part only when given.  None: no ``TxsSummry``; else what disagrees (empty: it agrees), in ``Decimal``."""
+    summ = stmt.get("TxsSummry") if isinstance(stmt, Mapping) else None
+    if not isinstance(summ, Mapping):
+        return None
+    credits: list[Decimal] = []
+    debits: list[Decimal] = []
+    ccy = ""
+    for entry in _many(stmt.get("Ntry")):
+        if not isinstance(entry, Mapping):
+            continue
+        amount = signed(entry)
+        if amount is None:
+            continue
+        ccy = ccy or _ccy(entry)
+        (debits if entry.get("CdtDbtInd") == "DBIT" else credits).append(abs(amount))
+    out: list[str] = []
+
+    def compare(name: str, what: str, node: Any, got: list[Decimal]) -> None:
+        if not isinstance(node, Mapping):
+            return
+        n, total = _count(node.get("NbOfNtries")), _sum(node.get("Sum"))
+        have = sum(got, Decimal(0))
+        if (n is None or n == len(got)) and (total is None or total == have):
+            return
+        said = " of ".join(p for p in (f"{n} {what}" + ("" if what.endswith("entries") else "(s)") if n is not None
+                                        else "",
+                                        f"{total} {ccy}".strip() if total is not None else "") if p)
+        held = " of ".join(p for p in (f"{len(got)}" if n is not None else "",
+                                        f"{have}" if total is not None else "") if p)
+        out.append(f"TxsSummry/{name} says {said}, but the entries hold {held}"
+                   + (f" (difference {total - have:+})" if total is not None and total != have else ""))
+
+    compare("TtlCdtNtries", "credit", summ.get("TtlCdtNtries"), credits)
+    compare("TtlDbtNtries", "debit", summ.get("TtlDbtNtries"), debits)
+    every = summ.get("TtlNtries")
+    compare("TtlNtries", "entries", every, credits + debits)
+    if isinstance(every, Mapping) and _sum(every.get("TtlNetNtryAmt")) is not None:
+        net = _sum(every.get("TtlNetNtryAmt"))
+        net = -net if every.get("CdtDbtInd") == "DBIT" else net       # type: ignore[operator]
+        have = sum(credits, Decimal(0)) - sum(debits, Decimal(0))
+        if net != have:
+            out.append(f"TxsSummry/TtlNtries/TtlNetNtryAmt says a net {net:+} {ccy}, but the entries net "
+                       f"{have:+} (difference {net - have:+})".replace("  ", " "))    # type: ignore[operator]
+    return out
+
+
+def report_problem(rpt: Any) -> str | None:
+    """A camt.052 intraday report (``Rpt``): its balances are the day's so far (``ITBD``, ``ITAV``, ``OPAV``
+    ...), no closing balance, so it is not checked as a statement (it does not add up to a ``CLBD``, no
+    statement opens from it); only its entries against its ``TxsSummry``, when it has one.  None when they
+    agree (or there is no ``TxsSummry``), else what disagrees."""
+    problems = summary_problems(rpt)
+    return "; ".join(problems) if problems else None
+
+
 def account_of(stmt: Any) -> str | None:
     """The statement's account: ``Acct/Id/IBAN`` or ``Acct/Id/Othr/Id``."""
     ident = ((stmt.get("Acct") or {}).get("Id") or {}) if isinstance(stmt, Mapping) else {}

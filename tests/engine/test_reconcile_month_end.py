@@ -428,7 +428,8 @@ def test_a_camt053_amount_is_an_xs_decimal(ledger: Path, tmp_path: Path, amount:
     # before: 1.205E2 and 1_20.50 and the Arabic-Indic digits were read as 120.50 (fully matched), NaN and
     # Infinity went on into the matcher (Infinity: a traceback)
     stmt = statement(tmp_path, CAMT.format(amount=amount), name="stmt.xml")
-    with pytest.raises(ReportError, match=r"stmt.xml: Stmt 1 / Ntry 1: field Amt: amount .* is not a decimal number"):
+    with pytest.raises(ReportError, match=r"stmt.xml: Stmt 1 / Ntry 1 \(statement S1, byte 310\): field Amt: "
+                                          r"amount .* is not a decimal number"):
         reconcile_file(ledger, stmt, "camt053", party="ACME")
     fine = statement(tmp_path, CAMT.format(amount=" +120.5 "), name="fine.xml")
     assert [r.status for r in reconcile_file(ledger, fine, "camt053", party="ACME")[1]] == ["matched", "only_in_ledger"]

@@ -112,9 +112,10 @@ def camt(bad_date: str = "2026-11-26", amount: str = "2.33") -> str:
 
 
 @pytest.mark.parametrize("content, extra, message", [
-    (camt(bad_date="2026-11-31"), (), "error: s.xml: Stmt 1 / Ntry 2: field BookgDt: '2026-11-31' is not a date"),
-    (camt(amount="49,999.99"), (), "error: s.xml: Stmt 1 / Ntry 2: field Amt: amount '49,999.99' is not a "
-                                   "decimal number; write it with a point"),
+    (camt(bad_date="2026-11-31"), (), "error: s.xml: Stmt 1 / Ntry 2 (statement S1, byte {at}): field BookgDt: "
+                                      "'2026-11-31' is not a date"),
+    (camt(amount="49,999.99"), (), "error: s.xml: Stmt 1 / Ntry 2 (statement S1, byte {at}): field Amt: amount "
+                                   "'49,999.99' is not a decimal number; write it with a point"),
     (camt(), ("--xsd-dir", "/nonexistent"), "error: --xsd-dir /nonexistent: no such folder; give the folder "
                                             "that holds the camt.053 XSD"),
 ])
@@ -123,5 +124,7 @@ def test_camt053_mistakes_say_where(ledger: Path, tmp_path: Path, content: str, 
     res = bsp("reconcile", "--ledger", str(ledger), "--against", "s.xml", "--type", "camt053", *extra, "-q",
               cwd=tmp_path)
     assert res.returncode == 2, res
-    assert res.stderr.startswith(message), res.stderr
+    data = content.encode()
+    at = data.index(b"<Ntry>", data.index(b"<Ntry>") + 1)         # the second entry's start tag
+    assert res.stderr.startswith(message.format(at=at)), res.stderr
     assert "Traceback" not in res.stderr and "format option" not in res.stderr

@@ -258,19 +258,23 @@ def _genkgo_line(entry, tx, split):
             "refs": tuple(r for r in refs if r), "text": " ".join(text)}
 
 
-@pytest.mark.parametrize("case", [c for c in GENKGO if c.startswith("genkgo_camt053")])
+@pytest.mark.parametrize("case", [c for c in GENKGO if c.startswith(("genkgo_camt053", "genkgo_camt052"))])
 def test_genkgo_camt053_through_reconciliation(case):
     """bsp reconcile's statement lines (engine/reconcile/statement_camt053.py) hold genkgo's facts: signed
-    amount and currency, booking and value date, the candidate references in their order, the free text."""
-    from engine.reconcile.statement_camt053 import load_camt053
+    amount and currency, booking and value date, the candidate references in their order, the free text.
+    The camt.052 intraday report (--type camt052) too: its Rpt's entries are read as a Stmt's."""
+    from engine.reconcile.statement_camt053 import MESSAGES, load_camt
 
+    kind = "camt052" if case.startswith("genkgo_camt052") else "camt053"
+    _, group, part, _ = MESSAGES[kind]
     (xml,) = inputs(case)
     (exp,) = (CORPUS / case / "expected").glob("*.json")
     expected = json.loads(exp.read_text())
     values = codec().decode(xml.read_bytes())
-    stmt_no = 1 + [s["Id"] for s in values["BkToCstmrStmt"]["Stmt"]].index(genkgokit.record_id(expected))
+    stmt_no = 1 + [s["Id"] for s in values[group][part]].index(genkgokit.record_id(expected))
     for xsd_dir in (CORPUS / case / "xsd", None):                         # validated, and read without the XSD
-        lines = [ln for ln in load_camt053(xml, xsd_dir) if f": Stmt {stmt_no} / " in ln.where]
+        lines = [ln for ln in load_camt(xml, xsd_dir, kind) if f": {part} {stmt_no} / " in ln.where]
+        assert lines
         want = []
         for e in expected["getEntries"]:
             txs = [e["getTransactionDetail"]] + e["getTransactionDetails"][1:] if e["getTransactionDetail"] else []
