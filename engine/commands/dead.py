@@ -244,6 +244,8 @@ def show(
         rows = _query(ledger, ids=[letter_id], limit=1, with_raw=True)
         if rows:
             rows[0]["history"] = _history(ledger, letter_id)
+            from engine.four_eyes import requests_in_file
+            rows[0]["approvals"] = requests_in_file(ledger, every=True, target=rows[0]["id"], limit=None)[::-1]
     if not rows:
         info = archived_where(ledger, letter_id, kind="dead letter") if not live else None
         why = hint(info, "dead letter", letter_id, ledger.parent) if info is not None else "list them with `bsp dead list`"
@@ -284,11 +286,17 @@ def show(
         from engine.reports.text import printable
 
         history = r.pop("history", None) or []
+        approvals = r.pop("approvals", None) or []
         for k, v in r.items():
             if k not in ("raw", "raw_withheld", "deal_request"):   # a counterparty's text as it is, controls made visible
                 typer.echo(printable(f"{k:>15}: {'' if v is None else v}"))
         for line in _history_lines(history, r["id"]):
             typer.echo(line)
+        if approvals:           # four eyes (engine/four_eyes.py): who asked, who approved or rejected
+            from engine.four_eyes import approval_text
+            typer.echo(f"{'four eyes':>15}: " + printable(approval_text(approvals[0])))
+            for a in approvals[1:]:
+                typer.echo(" " * 17 + printable(approval_text(a)))
         if "deal_request" in r:
             typer.echo(f"{'deal request':>15}: as the ledger keeps it" + (
                 ", classified fields decrypted" if reveal and keyring is not None else

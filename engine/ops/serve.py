@@ -57,6 +57,7 @@ class OpsOptions:
     debounce: float = 0.3
     admin: AdminOptions | None = None
     hooks: list[Callable[[LiveEngine], Any]] = field(default_factory=list)   # called once serving
+    four_eyes: Any = None      # engine.four_eyes.Policy: the operator actions under dual control (operators:)
 
 
 async def run_live(program: Any, registry: Any, *, ledger_path: str | Path, load: Loader,
@@ -106,6 +107,10 @@ async def run_live(program: Any, registry: Any, *, ledger_path: str | Path, load
                 engine = LiveEngine(registry, ledger, load=load, observer=observer, grace=grace)
                 if calendar_warn_days is not None:
                     engine.calendar_warn_days = calendar_warn_days
+                engine.four_eyes = ops.four_eyes      # read by the admin API (engine/ops/backend.py)
+                if ops.four_eyes is not None and ops.four_eyes.actions:
+                    log.info("four eyes: %s need a second operator's approval (requests expire after %gs)",
+                             ", ".join(ops.four_eyes.actions), ops.four_eyes.expire)
                 if ops.admin is not None:      # a reload renews them when their files were rewritten
                     from engine.certexpiry import ADMIN, file_certs
                     engine.admin_tls = ops.admin.tls
