@@ -101,6 +101,8 @@ def check_reason(reason: Any) -> str:
 
 
 def stamp(at: Any) -> str:
+    """A time as the notes give it: ``2026-11-27T21:18:27Z`` (an ISO text, as the admin API sends it, too)."""
+    at = _aware(at) or at
     if isinstance(at, datetime):
         return at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     return str(at)
@@ -355,6 +357,58 @@ def approval_text(req: Mapping[str, Any]) -> str:
         return f"{head}: void at {stamp(d.get('at'))}: {d.get('why')} (request {req.get('id')})"
     verb = "approved" if state == "approved" else "rejected"
     return f"{head}: {verb} by {d.get('by')} at {stamp(d.get('at'))} ({d.get('reason')!r}) (request {req.get('id')})"
+
+
+POLICY = "four eyes policy"      # the policy in force, recorded by ``bsp run`` when it changes (an id of its own)
+
+
+def recorded_policy(con: Any) -> Policy | None:
+    """The policy the last engine started with, as recorded in the ledger (``record_policy``), or None."""
+    row = con.execute("SELECT detail FROM deal_events WHERE to_state = ? ORDER BY chain_seq DESC LIMIT 1",
+                      [POLICY]).fetchone()
+    if row is None:
+        return None
+    d = _detail(row[0])
+    return Policy(tuple(a for a in d.get("actions") or () if a in ACTIONS), float(d.get("expire") or 86400))
+
+
+def record_policy(store: Any, policy: Policy | None, source: str | None) -> bool:
+    """Record the policy ``bsp run`` starts with when it is not the one recorded last (an event ``four eyes
+    policy`` on an id of its own, chained): the commands working on the ledger file without the deployment file
+    (``--ledger``) keep to it, and turning dual control off is itself in the audit trail.  True when recorded."""
+    from engine.deal import new_deal_id
+
+    actions = tuple(sorted(policy.actions)) if policy is not None else ()
+    expire = policy.expire if policy is not None else 0.0
+    with store.transaction() as tail:
+        con = store.connection
+        last = recorded_policy(con)
+        if (last is None and not actions) or (last is not None and tuple(sorted(last.actions)) == actions
+                                              and (not actions or last.expire == expire)):
+            return False
+        _append(store, con, tail, new_deal_id(), POLICY, {"actions": list(actions), "expire": expire,
+                                                          "source": source}, datetime.now(timezone.utc))
+    return True
+
+
+def offline_policy(path: Any, deployment: Any) -> Policy | None:
+    """The policy a command on the ledger file keeps to: the deployment file's (``--deployment``) and the one the
+    last engine recorded in the ledger, together (the stricter: each action either lists; the shorter expiry)."""
+    from pathlib import Path
+
+    from engine.ledger_query import _reading
+
+    mine = policy_of(getattr(deployment, "four_eyes", None)) if deployment is not None else None
+    recorded = None
+    if Path(path).is_file():
+        try:
+            with _reading(Path(path), None) as con:
+                recorded = policy_of(recorded_policy(con))
+        except Exception:      # noqa: BLE001 - a file the command itself will refuse, saying why
+            recorded = None
+    if mine is None or recorded is None:
+        return mine or recorded
+    return Policy(tuple(dict.fromkeys(mine.actions + recorded.actions)), min(mine.expire, recorded.expire))
 
 
 def where_offline(by: str | None) -> tuple[str, dict[str, Any]]:

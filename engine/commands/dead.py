@@ -408,7 +408,7 @@ def _history_lines(history: list[dict[str, Any]], this: str) -> list[str]:
 
 
 def _retry_admin(url: str, ids: list[str], token_file: Optional[Path], ca: Optional[Path], cert: Optional[Path],
-                 key: Optional[Path], report: Any, *, again: bool = False) -> None:
+                 key: Optional[Path], report: Any, *, again: bool = False, pending: Any = None) -> None:
     """``POST /dead-letters/{id}/retry`` on a running engine, one id after the other, each outcome to ``report``
     (``Tally.add``) as it comes; a letter the engine refuses as already retried (409) is reported skipped."""
     from engine.commands.admin import _call, _client, _problem
@@ -431,6 +431,13 @@ def _retry_admin(url: str, ids: list[str], token_file: Optional[Path], ca: Optio
                 continue
             if resp.status_code == 409 and resp.json().get("why") == "already_retried":
                 report(lid, False, str(resp.json().get("detail")), True)
+                continue
+            if resp.status_code == 202 and pending is not None:     # four eyes: recorded, not run (four_eyes.py)
+                from engine.four_eyes import pending_text
+                pending(lid, pending_text(resp.json(), True))
+                continue
+            if resp.status_code == 409 and resp.json().get("why") in ("already_requested", "stale"):
+                report(lid, False, f"four eyes: {resp.json().get('detail')}", True)
                 continue
             if resp.status_code != 200:
                 raise _problem(resp)
@@ -681,11 +688,19 @@ def retry_cmd(
             return
         if len(todo) > 1 and not yes:
             confirm(len(todo), where)
+    policy = None
+    if where_live is None:        # four eyes on the ledger file: the deployment's policy and the ledger's (four_eyes.py)
+        from engine.four_eyes import offline_policy
+        policy = offline_policy(ledger, found.deployment)
+        policy = policy if policy is not None and policy.covers("dead.retry") else None
     tally = Tally(len(todo) if sel is not None else len(ids or []))
     order = [r["id"] for r in todo] if sel is not None else list(ids or [])
     try:
         if where_live is not None:
-            _retry_admin(where_live, order, token_file, ca, cert, key, tally.add, again=again)
+            _retry_admin(where_live, order, token_file, ca, cert, key, tally.add, again=again,
+                         pending=tally.add_pending)
+        elif policy is not None:
+            _request_offline(ledger, found.keys.audit_key, todo, policy, again, by, tally)
         else:
             program, registry, overrides = _configuration(routes, found.deployment)
             import trio
@@ -713,6 +728,24 @@ def retry_cmd(
     failed = tally.refused + (tally.skipped if sel is None else 0)
     if failed:
         raise typer.Exit(1)
+
+
+def _request_offline(ledger: Path, audit_key: Any, todo: list[dict[str, Any]], policy: Any, again: bool,
+                     by: Optional[str], tally: Any) -> None:
+    """Four eyes on the ledger file: each letter's retry recorded as a request (who: the OS user), none run."""
+    from engine.four_eyes import Refused, pending_text, request_in_file
+    from engine.ledger_store import LedgerError
+
+    for r in todo:
+        try:
+            req = request_in_file(ledger, audit_key, "dead.retry", r["id"], {"again": again}, policy.expire, by)
+        except Refused as exc:
+            tally.add(r["id"], False, f"four eyes: {exc}", True)
+            continue
+        except LedgerError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        tally.add_pending(r["id"], pending_text(req, False))
 
 
 @dead_app.command("purge")

@@ -611,8 +611,8 @@ class EngineBackend:
                 if done is None:
                     return {"ok": False, "outcome": f"failed: deal {target} is no longer in the ledger"}
                 run = dict(done.get("run") or {})
-                return {"ok": bool(run.get("ok", True)), "outcome": run.get("outcome") or
-                        f"{params.get('outcome')} recorded", **dict(done)}
+                return {**dict(done), "ok": bool(run.get("ok", True)), "outcome": run.get("outcome") or
+                        f"{params.get('outcome')} recorded by {requester}, approved by {approver}"}
             if action == "dead.purge":
                 return {"ok": False, "outcome": "approved: the purge is carried out on the ledger file with the "
                                                 "engine stopped: `bsp dead purge ID` (it checks this approval)"}
