@@ -767,6 +767,8 @@ def purge_cmd(
                                          "names them too)."),
     yes: bool = typer.Option(False, "--yes", help="Purge without --older-than (all matching), and without "
                              "asking on a terminal."),
+    by: Optional[str] = typer.Option(None, "--by", metavar="NAME", help="Under four eyes: who asks, kept beside "
+                                     "the OS user running bsp (stated_by), which is recorded as who."),
 ) -> None:
     """Delete the stored messages of dead letters; their rows stay as tombstones (status purged).
 
@@ -806,6 +808,7 @@ def purge_cmd(
         # waiting for an operator (or held by a retry): deleting its message loses a payment nobody handled
         kept = [r for r in rows if r["status"] == "retrying" or not retried_before(r)]
         rows = [r for r in rows if r["status"] != "retrying" and retried_before(r)]
+    rows = _purge_four_eyes(ledger, found, rows, ids, by)
     if rows and not yes and sys.stdin is not None and sys.stdin.isatty():
         if not typer.confirm(f"purge {len(rows)} dead letter(s) in {ledger} (their messages are deleted for good)?",
                              default=False, err=True):
@@ -823,6 +826,43 @@ def purge_cmd(
         typer.echo(f"left {len(kept)} dead letter(s) that still wait (new, not yet retried into a deal, or "
                    f"retrying): `bsp dead list` shows them; retry them, or add --include-waiting (or --status new) "
                    f"to purge them too")
+
+
+def _purge_four_eyes(ledger: Path, found: Any, rows: list[dict[str, Any]], ids: Optional[list[str]],
+                     by: Optional[str]) -> list[dict[str, Any]]:
+    """Four eyes on dead.purge (engine/four_eyes.py): the letters whose purge another operator approved (through
+    the admin API) are purged; for each other one a request is recorded and it is left.  Off: ``rows`` as given."""
+    from engine.four_eyes import Refused, offline_policy, pending_text, request_in_file, requests_in_file
+    from engine.ledger_store import LedgerError
+
+    policy = offline_policy(ledger, found.deployment)
+    if policy is None or not policy.covers("dead.purge"):
+        return rows
+    if not ids:
+        typer.echo("error: four eyes: a purge needs a second operator's approval, letter by letter: give the dead "
+                   "letters' ids (each is requested, then purged once approved)", err=True)
+        raise typer.Exit(2)
+    approved: list[dict[str, Any]] = []
+    for r in rows:
+        mine = [q for q in requests_in_file(ledger, every=True, target=r["id"], limit=None)
+                if q.get("action") == "dead.purge"]
+        done = [q for q in mine if q["state"] == "approved"]
+        if done:
+            d = done[0]["decision"] or {}
+            typer.echo(f"{r['id']}: purge requested by {done[0].get('by')}, approved by {d.get('by')} (request "
+                       f"{done[0]['id']})")
+            approved.append(r)
+            continue
+        try:
+            req = request_in_file(ledger, found.keys.audit_key, "dead.purge", r["id"], {}, policy.expire, by)
+        except Refused as exc:
+            typer.echo(f"{r['id']}: NOT purged: four eyes: {exc}")
+            continue
+        except (LedgerError, ValueError) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        typer.echo(f"{r['id']}: {pending_text(req, False)}; once approved, purge it again (the engine stopped)")
+    return approved
 
 
 def register(app: typer.Typer) -> None:

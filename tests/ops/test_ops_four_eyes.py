@@ -69,8 +69,9 @@ async def _ask(port: int, ref: str) -> dict:
     return orjson.loads(got[0]) if got else {}
 
 
-async def _engine(nursery, tmp_path: Path, back: Back, policy: Policy):
-    port = await json_counterpart(nursery, back)
+async def _engine(nursery, tmp_path: Path, back: Back, policy: Policy, port: int | None = None):
+    """The engine in ``nursery`` (and the counterpart, unless ``port`` names one already serving)."""
+    port = port if port is not None else await json_counterpart(nursery, back)
     route = tmp_path / "pay.route"
     route.write_text(ROUTE % port)
     registry = default_registry()
@@ -236,3 +237,45 @@ async def test_a_reject_closes_the_request_and_bsp_dead_show_tells_both_operator
         assert "dead.retry requested by alice" in result.output and "approved by bob" in result.output, result.output
     assert back.refs == ["R1", "R2", "R2"], back.refs
     eng.drain()
+
+
+async def test_a_purge_is_requested_on_the_file_approved_live_and_carried_out_once(nursery, tmp_path: Path,
+                                                                                   monkeypatch) -> None:
+    """dead.purge under four eyes: `bsp dead purge ID` on the ledger file (no deployment file: the policy the
+    engine recorded in the ledger) records a request and deletes nothing; another operator approves it through the
+    admin API; the next `bsp dead purge ID` (engine stopped) purges it; `bsp dead show` tells both operators."""
+    import base64
+
+    monkeypatch.setenv("BSP_AUDIT_KEY", base64.b64encode(AUDIT_KEY).decode())
+    monkeypatch.delenv("BSP_AUDIT_KEY_FILE", raising=False)
+    back = Back()
+    ledger = str(tmp_path / "l.duckdb")
+    policy = Policy(("dead.purge",), 3600)
+    port = await json_counterpart(nursery, back)
+    async with trio.open_nursery() as first:
+        eng, url = await _engine(first, tmp_path, back, policy, port)
+        lid = await _letter(eng, "P1")
+        eng.drain()
+        first.cancel_scope.deadline = trio.current_time() + 30      # a hang guard
+    run = CliRunner()
+    r = await trio.to_thread.run_sync(lambda: run.invoke(app, ["dead", "purge", lid, "--ledger", ledger, "--yes"]))
+    assert r.exit_code == 0 and "NOT done yet: four eyes: dead.purge of " in r.output, r.output
+    assert query_dead_letters(Path(ledger))[0]["status"] == "new"           # nothing deleted
+    (req,) = [q for q in __import__("engine.four_eyes", fromlist=["x"]).requests_in_file(ledger)]
+    async with trio.open_nursery() as second:
+        eng, url = await _engine(second, tmp_path, back, policy, port)
+        async with _client(url, "bob") as bob:
+            r2 = await bob.post(f"/approvals/{req['id']}/approve", json={"reason": "older than 90 days"})
+            assert r2.status_code == 200, r2.text
+            assert "bsp dead purge ID" in r2.json()["run"]["outcome"], r2.text
+        eng.drain()
+        second.cancel_scope.deadline = trio.current_time() + 30
+    r = await trio.to_thread.run_sync(lambda: run.invoke(app, ["dead", "purge", lid, "--ledger", ledger, "--yes"]))
+    assert r.exit_code == 0 and "purged 1 dead letter(s)" in r.output, r.output
+    assert f"approved by bob (request {req['id']})" in r.output, r.output
+    (letter,) = query_dead_letters(Path(ledger))
+    assert letter["status"] == "purged", letter
+    r = await trio.to_thread.run_sync(lambda: run.invoke(app, ["dead", "show", lid, "--ledger", ledger]))
+    assert "dead.purge requested by " in r.output and "approved by bob" in r.output, r.output
+    r = await trio.to_thread.run_sync(lambda: run.invoke(app, ["audit", "verify", "--ledger", ledger]))
+    assert r.exit_code == 0, r.output
