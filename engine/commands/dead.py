@@ -611,7 +611,13 @@ def retry_cmd(
     Ctrl-C stops it between letters or during one: it says how many were done, which letter's retry was
     running (left retrying and settled on the next start; with --live the engine finishes it) and that the
     ones not reached are untouched (the same command again goes on), then the summary; exit 130.
-    Exit 0 when every retry went through (by filters: every one run; those skipped do not count), 1
+    Four eyes (the deployment file's operators.four_eyes lists dead.retry; on the ledger file also the policy
+    the last engine recorded in it): nothing is run; each letter's retry is recorded as a request (`NOT done
+    yet: four eyes: ...`, who: the admin token's name with --live, else the OS user running bsp) that another
+    operator approves with `bsp approvals approve ID --live --reason TEXT`, which runs it once
+    (docs/security.md#four-eyes).
+    Exit 0 when every retry went through or was recorded as a request (by filters: every one run; those
+    skipped do not count), 1
     otherwise (or the engine cannot be reached, or an id is no dead letter here, archived or not); 2 usage
     error, a locked ledger, a missing or wrong audit key; 130 interrupted.
     """
@@ -782,7 +788,11 @@ def purge_cmd(
     filters, a letter that still waits for an operator (status new, not yet retried into a deal: a payment
     nobody retried) or that a retry holds (retrying) is left, and counted, unless --include-waiting or
     --status new / retrying says so; letters given by id are purged whatever their status.
-    Exit 0 purged (also none matching the filters); 1 an id given that is no dead letter (nothing
+    Four eyes (operators.four_eyes lists dead.purge, in the deployment file or the policy the last engine
+    recorded in the ledger): give the ids; a letter is purged only once another operator approved its purge
+    through the running engine (`bsp approvals approve ID --live`); for each other one a request is recorded
+    (who: the OS user running bsp, --by beside it) and it is left (docs/security.md#four-eyes).
+    Exit 0 purged (or requested) (also none matching the filters); 1 an id given that is no dead letter (nothing
     purged), or not confirmed; 2 usage error, no ledger file.
     """
     from engine.deadletter import purge

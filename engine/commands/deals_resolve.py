@@ -102,7 +102,12 @@ def resolve(
     command names; offline it runs in this process with --deployment's routes, against the counterparts.
     reject (a true match) appends `hold rejected`: the deal stays refused, its request is never run. A deal
     already released or rejected is refused (docs/screening.md#holding-a-hit).
-    Exit 0 recorded; 1 refused, no such deal (one moved out by `bsp ledger archive` is named with its
+    Four eyes (the deployment file's operators.four_eyes lists deal.release, or deal.resolve for the other
+    outcomes but reject; on the ledger file also the policy the last engine recorded in it): nothing is done; the
+    request is recorded (`NOT done yet: four eyes: ...`; who: the admin token's name with --live, else the OS
+    user running bsp, --by beside it) and another operator approves it with `bsp approvals approve ID --live
+    --reason TEXT`, which carries it out once, both names recorded (docs/security.md#four-eyes).
+    Exit 0 recorded (or requested); 1 refused, no such deal (one moved out by `bsp ledger archive` is named with its
     archive file: an archive is read-only, and holds no open flag, so it has nothing to resolve), or
     (--live) the engine cannot be reached or answers with a problem; 2 a bad option, no ledger file, a locked ledger, or a missing or wrong audit key.
     """
