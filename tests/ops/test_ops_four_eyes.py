@@ -17,10 +17,11 @@ from typer.testing import CliRunner
 
 from engine.admin.auth import NamedToken
 from engine.cli import app
-from engine.four_eyes import Policy
+from engine.four_eyes import Policy, requests_in_file
 from engine.ledger_query import query_dead_letters
 from engine.ops.backend import EngineBackend
 from engine.ops.ledger_reads import read_in_process
+from engine.ops.runsettings import RunKeys
 from engine.ops.serve import AdminOptions, OpsOptions, run_live
 from engine.registry import default_registry
 from formats.framing import LengthPrefixFramer
@@ -81,8 +82,6 @@ async def _engine(nursery, tmp_path: Path, back: Back, policy: Policy, port: int
     def hook(engine) -> None:
         box.append(engine)
         ready.set()
-
-    from engine.ops.runsettings import RunKeys
 
     ops = OpsOptions(admin=AdminOptions(listen="127.0.0.1:0", token="", tokens=TOKENS), hooks=[hook],
                      four_eyes=policy)
@@ -261,7 +260,7 @@ async def test_a_purge_is_requested_on_the_file_approved_live_and_carried_out_on
     r = await trio.to_thread.run_sync(lambda: run.invoke(app, ["dead", "purge", lid, "--ledger", ledger, "--yes"]))
     assert r.exit_code == 0 and "NOT done yet: four eyes: dead.purge of " in r.output, r.output
     assert query_dead_letters(Path(ledger))[0]["status"] == "new"           # nothing deleted
-    (req,) = [q for q in __import__("engine.four_eyes", fromlist=["x"]).requests_in_file(ledger)]
+    (req,) = requests_in_file(ledger)
     async with trio.open_nursery() as second:
         eng, url = await _engine(second, tmp_path, back, policy, port)
         async with _client(url, "bob") as bob:
@@ -279,3 +278,49 @@ async def test_a_purge_is_requested_on_the_file_approved_live_and_carried_out_on
     assert "dead.purge requested by " in r.output and "approved by bob" in r.output, r.output
     r = await trio.to_thread.run_sync(lambda: run.invoke(app, ["audit", "verify", "--ledger", ledger]))
     assert r.exit_code == 0, r.output
+
+
+async def test_a_resolution_waits_for_a_second_operator_and_records_both(nursery, tmp_path: Path) -> None:
+    """deal.resolve: a deal flagged for real (its call left in doubt) is resolved only once another token
+    approves; the `resolved` event keeps who asked (`by`) and who approved (`approved_by`)."""
+    from test_ops_deal_resolve import ROUTE as FLAG_ROUTE, _answer, _ask as _ask_refs
+
+    port = await json_counterpart(nursery, _answer)
+    route = tmp_path / "pay.route"
+    route.write_text(FLAG_ROUTE % port)
+    registry = default_registry()
+    box: list = []
+    ready = trio.Event()
+    ops = OpsOptions(admin=AdminOptions(listen="127.0.0.1:0", token="", tokens=TOKENS),
+                     hooks=[lambda e: (box.append(e), ready.set())], four_eyes=Policy(("deal.resolve",), 3600))
+    nursery.start_soon(lambda: run_live(compile_file(route, registry), registry, ledger_path=tmp_path / "l.duckdb",
+                                        load=lambda: ([route], {}), grace=2.0, ops=ops,
+                                        keys=RunKeys(audit_key=AUDIT_KEY)))
+    with trio.fail_after(10):
+        await ready.wait()
+    eng = box[0]
+    url = f"http://127.0.0.1:{eng.admin_port}"
+    await _ask_refs(eng.channels["front"].port, ["D1"])
+    async with _client(url, "alice") as alice, _client(url, "bob") as bob:
+        with trio.fail_after(20):
+            while not (flagged := (await alice.get("/deals", params={"flagged": "1"})).json()["deals"]):
+                await trio.sleep(0.05)
+        did = flagged[0]["deal_id"]
+        r = await alice.post(f"/deals/{did[:8]}/resolve", json={"outcome": "undone", "note": "reversed by hand, OPS-9"})
+        assert r.status_code == 202 and r.json()["action"] == "deal.resolve", r.text
+        req = r.json()
+        assert req["target"] == did and req["params"] == {"outcome": "undone", "note": "reversed by hand, OPS-9"}
+        assert len((await alice.get("/deals", params={"flagged": "1"})).json()["deals"]) == 1     # still open
+        own = await alice.post(f"/approvals/{req['id']}/approve", json={"reason": "mine"})
+        assert own.status_code == 409 and own.json()["why"] == "own_request", own.text
+        r = await bob.post(f"/approvals/{req['id']}/approve", json={"reason": "saw the reversal in the core"})
+        assert r.status_code == 200 and r.json()["run"]["ok"] is True, r.text
+        assert (await alice.get("/deals", params={"flagged": "1"})).json()["deals"] == []
+        story = (await bob.get(f"/deals/{did}")).json()
+        (resolved,) = [e["detail"] for e in story["events"] if e["to_state"] == "resolved"]
+        assert resolved["outcome"] == "undone" and resolved["by"] == "alice", resolved
+        assert resolved["approved_by"] == "bob" and resolved["four_eyes"] == req["id"], resolved
+        again = await bob.post(f"/approvals/{req['id']}/approve", json={"reason": "again"})
+        assert again.status_code == 409 and again.json()["why"] == "decided", again.text
+    assert [e["to_state"] for e in story["events"]].count("resolved") == 1
+    eng.drain()
