@@ -120,7 +120,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
                               "archive file; it has nothing to resolve).", "Problem"),
                         (409, "The deal is not flagged, already resolved, or already settled by the host's "
                               "acknowledgement of its flagged reversal (`why`: not_flagged, already_resolved, "
-                              "already_settled).", "Problem"),
+                              "already_settled); under four eyes, a request of it already waits "
+                              "(already_requested) or it cannot be acted on now (stale).", "Problem"),
                         (503, "The deal is not yet loaded into DuckDB from the journal; ask again.", "Problem"))),
     Endpoint("POST", "/deals/{id}/reveals", "reveal_deal",
              "Record in the audit chain that the client is about to show fields of this deal in clear (`bsp deals "
@@ -173,7 +174,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
                         (202, "Not retried: four eyes (`operators.four_eyes` lists dead.retry): the request is "
                               "recorded and waits for a second operator (POST /approvals/{id}/approve).", "Approval"),
                         (409, "Already retried, or a retry of it is running: the detail names its status, when, "
-                              "and the deal that retry produced (`why`: already_retried).", "Problem"),
+                              "and the deal that retry produced (`why`: already_retried); under four eyes, a "
+                              "request of it already waits (already_requested) or it was retried (stale).",
+                         "Problem"),
                         (404, "No dead letter with this id (one moved out by `bsp ledger archive`: `archived` "
                               "names its archive file, read-only: it cannot be retried from there).", "Problem"))),
     Endpoint("GET", "/approvals", "approvals", "Four-eyes requests (deployment file `operators.four_eyes`): "
