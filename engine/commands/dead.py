@@ -436,8 +436,11 @@ def _retry_admin(url: str, ids: list[str], token_file: Optional[Path], ca: Optio
                 from engine.four_eyes import pending_text
                 pending(lid, pending_text(resp.json(), True))
                 continue
-            if resp.status_code == 409 and resp.json().get("why") in ("already_requested", "stale"):
-                report(lid, False, f"four eyes: {resp.json().get('detail')}", True)
+            if resp.status_code == 409 and resp.json().get("why") == "already_requested" and pending is not None:
+                pending(lid, f"NOT retried: four eyes: {resp.json().get('detail')}")     # it waits already
+                continue
+            if resp.status_code == 409 and resp.json().get("why") == "stale":
+                report(lid, False, f"four eyes: {resp.json().get('detail')}")
                 continue
             if resp.status_code != 200:
                 raise _problem(resp)
@@ -746,7 +749,10 @@ def _request_offline(ledger: Path, audit_key: Any, todo: list[dict[str, Any]], p
         try:
             req = request_in_file(ledger, audit_key, "dead.retry", r["id"], {"again": again}, policy.expire, by)
         except Refused as exc:
-            tally.add(r["id"], False, f"four eyes: {exc}", True)
+            if exc.why == "already_requested":       # it waits for its approval already
+                tally.add_pending(r["id"], f"NOT retried: four eyes: {exc}")
+            else:
+                tally.add(r["id"], False, f"four eyes: {exc}")
             continue
         except LedgerError as exc:
             typer.echo(f"error: {exc}", err=True)
