@@ -399,6 +399,7 @@ class AdminApp:
                        client: dict[str, Any]) -> Response:
         """Record the request instead of acting: 202 with it; 404 no such target; 409 refused."""
         from engine.four_eyes import Refused
+        from engine.ledger_snapshot import SnapshotError
         from engine.ledger_store import LedgerError
 
         try:
@@ -407,7 +408,7 @@ class AdminApp:
             raise HTTPError(409, str(exc), extra={"why": exc.why}) from None
         except (ValueError, LookupError) as exc:
             raise HTTPError(400, str(exc)) from None
-        except LedgerError as exc:
+        except (LedgerError, SnapshotError) as exc:
             raise HTTPError(503, f"{exc}; nothing was requested") from None
         if req is None:
             kind = "deal" if action.startswith("deal.") else "dead letter"

@@ -562,8 +562,19 @@ class EngineBackend:
         there is no such deal or dead letter."""
         from engine.four_eyes import record_request
 
+        import trio
+
+        from engine.ledger_snapshot import SnapshotError
+
         policy = self.four_eyes
         assert policy is not None
+        wait = getattr(self.engine.ledger, "wait_loaded", None)
+        if wait is not None and action.startswith("deal."):    # a deal still in the journal: as resolve_deal waits
+            with trio.move_on_after(SNAPSHOT_LOAD_WAIT) as waited:
+                await wait()
+            if waited.cancelled_caught:
+                raise SnapshotError(f"{self.engine.ledger.path}: acknowledged deals in the journal are not yet in "
+                                    f"DuckDB after {SNAPSHOT_LOAD_WAIT:g}s; ask again")
         full = await self._target(action, ident)
         if full is None:
             return None
