@@ -30,6 +30,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "engine.commands.certs",
     "engine.commands.audit",
     "engine.commands.dead",
+    "engine.commands.approvals",
     "engine.commands.ledger",
     "engine.commands.files",
     "engine.commands.report",

@@ -9,6 +9,7 @@
     dep.record               # RecordSettings(path, mask) | None; record: false gives None
     dep.business_day         # BusinessDaySettings(tz, cutoff) | None: bsp report / reconcile's defaults
     dep.calendar_warn_days   # calendars: {warn_days: N} | None (not set: WARN_DAYS, dsl/calendar_window.py)
+    dep.four_eyes            # operators: {four_eyes: [...], four_eyes_expire: 8h}: engine.four_eyes.Policy
     dep.secrets["biller_key"].value()   # read from the env var / file now
     dep.channel_overrides    # {"mainframe": {"address": "127.0.0.1:7101"}}
     dep.where("channels", "mainframe")  # "routes/platform.yaml:14:5" for your own errors
@@ -190,6 +191,7 @@ class Deployment:
     record: RecordSettings | None = None   # record: {path, mask}; None: not set (or record: false)
     business_day: BusinessDaySettings | None = None   # business_day: {tz, cutoff}; None: not set
     calendar_warn_days: int | None = None   # calendars: {warn_days: 60}; None: not set (engine/calexpiry.py)
+    four_eyes: Any = None                  # operators: engine.four_eyes.Policy; None: not set (no dual control)
     _marks: dict[KeyPath, tuple[int, int]] = field(default_factory=dict, repr=False)
     _override_origin: dict[str, KeyPath] = field(default_factory=dict, repr=False)
     _keys: dict[KeyPath, tuple[int, int]] = field(default_factory=dict, repr=False)
@@ -219,6 +221,8 @@ class Deployment:
                 "business_day": (self.business_day.tz, self.business_day.cutoff) if self.business_day else None,
                 # days before a calendar runs out from which the engine warns (engine/calexpiry.py)
                 "calendars.warn_days": self.calendar_warn_days,
+                # the operator actions under dual control (engine/four_eyes.py): read once, at start
+                "operators": (tuple(self.four_eyes.actions), self.four_eyes.expire) if self.four_eyes else None,
                 **self._key_files()}
 
     def _key_files(self) -> dict[str, str | None]:
@@ -482,7 +486,17 @@ def load_deployment(path: str | Path, env: str | None = None) -> Deployment:
                       record=record, business_day=business_day,
                       calendar_warn_days={**(data.get("calendars") or {}),
                                           **(env_data.get("calendars") or {})}.get("warn_days"),
+                      four_eyes=_four_eyes({**(data.get("operators") or {}), **(env_data.get("operators") or {})}),
                       _marks=marks, _override_origin=origin, _keys=keys)
+
+
+def _four_eyes(merged: dict[str, Any]) -> Any:
+    """``operators:`` as an ``engine.four_eyes.Policy`` (the environment's keys winning), None when not set."""
+    if not merged:
+        return None
+    from engine.four_eyes import DEFAULT_EXPIRE, Policy, parse_expire
+
+    return Policy(tuple(merged.get("four_eyes") or ()), parse_expire(merged.get("four_eyes_expire") or DEFAULT_EXPIRE))
 
 
 def _get(data: Any, kp: KeyPath) -> Any:

@@ -104,6 +104,16 @@ def schema_message(err: jsonschema.ValidationError) -> tuple[KeyPath, str, bool]
                       f"and _, not starting with a digit (e.g. {{env: BSP_BILLER_KEY}})"), False
     if v == "pattern":
         return path, f"{where}: {err.instance!r} does not match {err.validator_value}", False
+    if v == "enum" and len(path) >= 2 and path[-2] == "four_eyes":
+        known = [str(o) for o in err.validator_value]
+        hint = difflib.get_close_matches(str(err.instance), known, n=1)
+        return path, (f"{where}: unknown action {err.instance!r}" + (f"; did you mean {hint[0]!r}?" if hint else "")
+                      + f"; the actions under dual control are: {', '.join(known)} (docs/security.md#four-eyes)"), False
+    if v == "uniqueItems" and path[-1:] == ("four_eyes",):
+        return path, f"{where}: an action is listed twice; name each once", False
+    if v == "pattern" and path[-1:] == ("four_eyes_expire",):
+        return path, (f"{where}: {err.instance!r} is not a duration; write a number with d, h, m or s (e.g. "
+                      f"four_eyes_expire: 8h)"), False
     if v == "enum":
         options = ", ".join(str(o) for o in err.validator_value)
         return path, f"{where}: expected one of {options}, got {err.instance!r}", False

@@ -381,6 +381,11 @@ class Ledger:
 
         return await self._run(lambda: append(self._store, ident, event))
 
+    async def with_store(self, fn: Any, *args: Any, **kw: Any) -> Any:
+        """``fn(store, *args, **kw)`` on the writer's thread, with its ``LedgerStore`` (engine/four_eyes.py: a
+        request or decision checked and recorded in one transaction, the audit chain continued)."""
+        return await self._run(lambda: fn(self._store, *args, **kw))
+
     async def retrying_dead_letters(self, channel: str) -> list[dict[str, Any]]:
         """The letters of ``channel`` a retry has claimed (``LedgerStore.retrying_dead_letters``)."""
         return await self._run(self._store.retrying_dead_letters, channel)

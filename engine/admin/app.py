@@ -258,6 +258,10 @@ class AdminApp:
         by = name or stated
         client = {"peer": str(request.peer[0]) if request.peer else None, "client_cert": _subject(request.peercert),
                   "token": name, "stated_by": stated if stated != by else None}
+        from engine.deal_resolve import HOLD_OUTCOMES
+        action = ("deal.release" if outcome == "release" else None if outcome in HOLD_OUTCOMES else "deal.resolve")
+        if action is not None and self._four_eyes(action):
+            return await self._request(action, deal_id, {"outcome": outcome, "note": note}, by, client)
         try:
             done = await resolve(deal_id, outcome, note, by, client)
         except Refused as exc:
@@ -373,6 +377,10 @@ class AdminApp:
         again = (request.arg("again") or "false").lower()
         if again not in ("true", "false", "1", "0"):
             raise HTTPError(400, f"again: expected true or false, got {again!r}", extra={"parameter": "again"})
+        if self._four_eyes("dead.retry"):
+            name = _token_name(request) or "admin API"
+            return await self._request("dead.retry", letter_id, {"again": again in ("true", "1")}, name,
+                                       _client_of(request))
         result = await (_call_by(retry, request, letter_id, again=True) if again in ("true", "1")
                         else _call_by(retry, request, letter_id))
         if result is None:
@@ -380,6 +388,83 @@ class AdminApp:
         if result.get("skipped"):        # already retried, or a retry of it is running: not run twice
             raise HTTPError(409, str(result["outcome"]), extra={"id": letter_id, "why": "already_retried"})
         return Response.json(dict(result))
+
+    # ------------------------------------------------------------ four eyes (engine/four_eyes.py)
+    def _four_eyes(self, action: str) -> bool:
+        """Whether ``action`` needs a second operator (the deployment file's ``operators.four_eyes``)."""
+        policy = getattr(self.backend, "four_eyes", None)
+        return policy is not None and policy.covers(action)
+
+    async def _request(self, action: str, target: str, params: dict[str, Any], by: str,
+                       client: dict[str, Any]) -> Response:
+        """Record the request instead of acting: 202 with it; 404 no such target; 409 refused."""
+        from engine.four_eyes import Refused
+        from engine.ledger_snapshot import SnapshotError
+        from engine.ledger_store import LedgerError
+
+        try:
+            req = await self.backend.request_approval(action, target, params, by, client)
+        except Refused as exc:
+            raise HTTPError(409, str(exc), extra={"why": exc.why}) from None
+        except (ValueError, LookupError) as exc:
+            raise HTTPError(400, str(exc)) from None
+        except (LedgerError, SnapshotError) as exc:
+            raise HTTPError(503, f"{exc}; nothing was requested") from None
+        if req is None:
+            kind = "deal" if action.startswith("deal.") else "dead letter"
+            raise await self._missing(kind, target, "list them with GET /deals" if kind == "deal"
+                                      else "list them with GET /dead-letters")
+        log.info("admin: four eyes: %s of %s requested by token %r from %s: request %s waits for a second operator",
+                 action, req["target"], by, client.get("peer"), req["id"])
+        return Response.json({**req, "pending": True}, status=202)
+
+    async def approvals(self, request: Request) -> Response:
+        q = self._query(request)
+        rows = list(await self.backend.approvals(every=q["all"], limit=q["limit"]))
+        return Response.json({"count": len(rows), "approvals": rows})
+
+    async def approve_request(self, request: Request) -> Response:
+        return await self._decide(request, True)
+
+    async def reject_request(self, request: Request) -> Response:
+        return await self._decide(request, False)
+
+    async def _decide(self, request: Request, approve: bool) -> Response:
+        from engine.four_eyes import Refused, check_reason
+        from engine.ledger_store import LedgerError
+
+        rid = request.path_params["id"]
+        try:
+            body = orjson.loads(request.body or b"null")
+        except orjson.JSONDecodeError as exc:
+            raise HTTPError(400, f"the body is not JSON ({exc}); send {{\"reason\": ...}}") from None
+        if not isinstance(body, dict):
+            raise HTTPError(400, "the body must be a JSON object: {\"reason\": ...}")
+        unknown = sorted(set(body) - {"reason"})
+        if unknown:
+            raise HTTPError(400, f"body: unknown field(s) {', '.join(unknown)}; allowed: reason",
+                            extra={"field": unknown[0]})
+        try:
+            reason = check_reason(body.get("reason"))
+        except ValueError as exc:
+            raise HTTPError(400, f"body: {exc}", extra={"field": "reason"}) from None
+        name = _token_name(request)
+        if name is None:
+            raise HTTPError(403, "an approval needs an authenticated operator: a named admin token")
+        try:
+            done = await self.backend.decide_approval(rid, approve, reason, name, _client_of(request))
+        except Refused as exc:
+            raise HTTPError(409, str(exc), extra={"why": exc.why}) from None
+        except (ValueError, LookupError) as exc:
+            raise HTTPError(400, str(exc)) from None
+        except LedgerError as exc:
+            raise HTTPError(503, f"{exc}; nothing was decided") from None
+        if done is None:
+            raise HTTPError(404, f"no four-eyes request {rid!r}; list them with GET /approvals")
+        log.info("admin: four eyes: request %s (%s of %s by %r) %s by token %r from %s", done["id"],
+                 done.get("action"), done.get("target"), done.get("by"), "approved" if approve else "rejected",
+                 name, request.peer[0] if request.peer else "?")
+        return Response.json(dict(done))
 
     async def ledger_snapshot(self, request: Request) -> Response:
         take = getattr(self.backend, "snapshot_ledger", None)

@@ -111,13 +111,17 @@ ENDPOINTS: tuple[Endpoint, ...] = (
                                    "outcome not-applied or undone gave back to the `limit` totals, `counted` what "
                                    "applied or written-off counted in them again.",
                          "Resolution"),
+                        (202, "Not done: four eyes (`operators.four_eyes` lists deal.resolve, or deal.release for "
+                              "outcome release): the request is recorded and waits for a second operator "
+                              "(POST /approvals/{id}/approve).", "Approval"),
                         (400, "A bad body (outcome, note, by), or an id too short or matching several deals.",
                          "Problem"),
                         (404, "No deal with this id (one moved out by `bsp ledger archive`: `archived` names its "
                               "archive file; it has nothing to resolve).", "Problem"),
                         (409, "The deal is not flagged, already resolved, or already settled by the host's "
                               "acknowledgement of its flagged reversal (`why`: not_flagged, already_resolved, "
-                              "already_settled).", "Problem"),
+                              "already_settled); under four eyes, a request of it already waits "
+                              "(already_requested) or it cannot be acted on now (stale).", "Problem"),
                         (503, "The deal is not yet loaded into DuckDB from the journal; ask again.", "Problem"))),
     Endpoint("POST", "/deals/{id}/reveals", "reveal_deal",
              "Record in the audit chain that the client is about to show fields of this deal in clear (`bsp deals "
@@ -167,10 +171,35 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              params=(Param("again", "boolean", "Retry a letter already retried (or whose retry never "
                            "recorded its outcome) anyway."),),
              responses=((200, "Retried (`ok` says whether the new deal was committed).", "Retry"),
+                        (202, "Not retried: four eyes (`operators.four_eyes` lists dead.retry): the request is "
+                              "recorded and waits for a second operator (POST /approvals/{id}/approve).", "Approval"),
                         (409, "Already retried, or a retry of it is running: the detail names its status, when, "
-                              "and the deal that retry produced (`why`: already_retried).", "Problem"),
+                              "and the deal that retry produced (`why`: already_retried); under four eyes, a "
+                              "request of it already waits (already_requested) or it was retried (stale).",
+                         "Problem"),
                         (404, "No dead letter with this id (one moved out by `bsp ledger archive`: `archived` "
                               "names its archive file, read-only: it cannot be retried from there).", "Problem"))),
+    Endpoint("GET", "/approvals", "approvals", "Four-eyes requests (deployment file `operators.four_eyes`): "
+             "the operator actions recorded as asked and waiting for a second operator, newest first.",
+             params=(Param("all", "boolean", "Every request: approved, rejected, expired and void ones too.",
+                           default=False, example="1"), LIMIT),
+             responses=((200, "The requests.", "Approvals"),)),
+    Endpoint("POST", "/approvals/{id}/approve", "approve_request",
+             "Approve a pending four-eyes request and carry its action out (the retry, release or resolution), "
+             "once. The token must not be the requester's. The id may be its first 8 or more hex digits.",
+             body="Decision",
+             responses=((200, "Approved; `run` says what carrying it out did.", "Approval"),
+                        (400, "A bad body (reason), or an id too short or matching several requests.", "Problem"),
+                        (404, "No such request.", "Problem"),
+                        (409, "Not approved: `why` own_request (the requester's own token), expired, decided "
+                              "(approved, rejected or void already: nothing runs twice), stale (its dead letter or "
+                              "deal changed meanwhile: the request is closed void).", "Problem"))),
+    Endpoint("POST", "/approvals/{id}/reject", "reject_request",
+             "Reject a pending four-eyes request (its requester may withdraw it so): nothing is done.",
+             body="Decision",
+             responses=((200, "Rejected.", "Approval"),
+                        (400, "A bad body (reason), or a bad id.", "Problem"), (404, "No such request.", "Problem"),
+                        (409, "Not pending: expired or decided already (`why`).", "Problem"))),
     Endpoint("POST", "/ledger/snapshot", "ledger_snapshot",
              "A transactionally consistent copy of the ledger (a DuckDB file), every deal acknowledged before "
              "the request in it, encrypted fields still encrypted; streamed, then removed from the engine's "
@@ -194,6 +223,7 @@ ENDPOINT_ROLES: dict[str, str] = {
     "deals": "read", "deal": "read", "dead_letters": "read", "dead_letter": "read",
     "reveal_deal": "read", "reveal_dead_letter": "read",
     "reload": "operate", "resolve_deal": "operate", "retry_dead_letter": "operate",
+    "approvals": "read", "approve_request": "operate", "reject_request": "operate",
     "ledger_snapshot": "snapshot",
 }
 ENDPOINTS = tuple(replace(e, role=ENDPOINT_ROLES[e.name]) if e.auth else e for e in ENDPOINTS)

@@ -103,6 +103,19 @@ SCHEMAS: dict[str, Any] = {
                  "additionalProperties": True,
                  "description": "The `revealed` event's detail: id, at, what (deal or dead letter), fields, by "
                                 "(the token's name), token, stated_by, via, peer, client_cert (mutual TLS)."},
+    "Decision": {"type": "object", "required": ["reason"], "additionalProperties": False,
+                 "properties": {"reason": {"type": "string", "minLength": 1, "maxLength": 2000,
+                                           "description": "Why it is approved or rejected (what was checked)."}}},
+    "Approval": {"type": "object", "required": ["id", "action", "target", "by", "state"],
+                 "description": "A four-eyes request (engine/four_eyes.py): id, at, action (dead.retry, "
+                                "deal.release, deal.resolve, dead.purge), target (the deal's or dead letter's id), "
+                                "params (outcome, note, again), by (the requester: the token's name, or the OS user "
+                                "on the ledger file), via, expires_at, state (pending, expired, approved, rejected, "
+                                "void) and decision (at, event, by, reason or why); after an approval, `run`: what "
+                                "carrying it out did (the retry's or resolution's own answer)."},
+    "Approvals": {"type": "object", "required": ["count", "approvals"],
+                  "properties": {"count": {"type": "integer"},
+                                 "approvals": {"type": "array", "items": {"$ref": "#/components/schemas/Approval"}}}},
     "Retry": {"type": "object", "required": ["id", "ok", "outcome"],
               "properties": {"id": {"type": "string"},
                              "ok": {"type": "boolean", "description": "The new deal was committed."},

@@ -244,6 +244,8 @@ def show(
         rows = _query(ledger, ids=[letter_id], limit=1, with_raw=True)
         if rows:
             rows[0]["history"] = _history(ledger, letter_id)
+            from engine.four_eyes import requests_in_file
+            rows[0]["approvals"] = requests_in_file(ledger, every=True, target=rows[0]["id"], limit=None)[::-1]
     if not rows:
         info = archived_where(ledger, letter_id, kind="dead letter") if not live else None
         why = hint(info, "dead letter", letter_id, ledger.parent) if info is not None else "list them with `bsp dead list`"
@@ -284,11 +286,17 @@ def show(
         from engine.reports.text import printable
 
         history = r.pop("history", None) or []
+        approvals = r.pop("approvals", None) or []
         for k, v in r.items():
             if k not in ("raw", "raw_withheld", "deal_request"):   # a counterparty's text as it is, controls made visible
                 typer.echo(printable(f"{k:>15}: {'' if v is None else v}"))
         for line in _history_lines(history, r["id"]):
             typer.echo(line)
+        if approvals:           # four eyes (engine/four_eyes.py): who asked, who approved or rejected
+            from engine.four_eyes import approval_text
+            typer.echo(f"{'four eyes':>15}: " + printable(approval_text(approvals[0])))
+            for a in approvals[1:]:
+                typer.echo(" " * 17 + printable(approval_text(a)))
         if "deal_request" in r:
             typer.echo(f"{'deal request':>15}: as the ledger keeps it" + (
                 ", classified fields decrypted" if reveal and keyring is not None else
@@ -400,7 +408,7 @@ def _history_lines(history: list[dict[str, Any]], this: str) -> list[str]:
 
 
 def _retry_admin(url: str, ids: list[str], token_file: Optional[Path], ca: Optional[Path], cert: Optional[Path],
-                 key: Optional[Path], report: Any, *, again: bool = False) -> None:
+                 key: Optional[Path], report: Any, *, again: bool = False, pending: Any = None) -> None:
     """``POST /dead-letters/{id}/retry`` on a running engine, one id after the other, each outcome to ``report``
     (``Tally.add``) as it comes; a letter the engine refuses as already retried (409) is reported skipped."""
     from engine.commands.admin import _call, _client, _problem
@@ -423,6 +431,16 @@ def _retry_admin(url: str, ids: list[str], token_file: Optional[Path], ca: Optio
                 continue
             if resp.status_code == 409 and resp.json().get("why") == "already_retried":
                 report(lid, False, str(resp.json().get("detail")), True)
+                continue
+            if resp.status_code == 202 and pending is not None:     # four eyes: recorded, not run (four_eyes.py)
+                from engine.four_eyes import pending_text
+                pending(lid, pending_text(resp.json(), True))
+                continue
+            if resp.status_code == 409 and resp.json().get("why") == "already_requested" and pending is not None:
+                pending(lid, f"NOT retried: four eyes: {resp.json().get('detail')}")     # it waits already
+                continue
+            if resp.status_code == 409 and resp.json().get("why") == "stale":
+                report(lid, False, f"four eyes: {resp.json().get('detail')}")
                 continue
             if resp.status_code != 200:
                 raise _problem(resp)
@@ -596,7 +614,13 @@ def retry_cmd(
     Ctrl-C stops it between letters or during one: it says how many were done, which letter's retry was
     running (left retrying and settled on the next start; with --live the engine finishes it) and that the
     ones not reached are untouched (the same command again goes on), then the summary; exit 130.
-    Exit 0 when every retry went through (by filters: every one run; those skipped do not count), 1
+    Four eyes (the deployment file's operators.four_eyes lists dead.retry; on the ledger file also the policy
+    the last engine recorded in it): nothing is run; each letter's retry is recorded as a request (`NOT done
+    yet: four eyes: ...`, who: the admin token's name with --live, else the OS user running bsp) that another
+    operator approves with `bsp approvals approve ID --live --reason TEXT`, which runs it once
+    (docs/security.md#four-eyes).
+    Exit 0 when every retry went through or was recorded as a request (by filters: every one run; those
+    skipped do not count), 1
     otherwise (or the engine cannot be reached, or an id is no dead letter here, archived or not); 2 usage
     error, a locked ledger, a missing or wrong audit key; 130 interrupted.
     """
@@ -673,11 +697,19 @@ def retry_cmd(
             return
         if len(todo) > 1 and not yes:
             confirm(len(todo), where)
+    policy = None
+    if where_live is None:        # four eyes on the ledger file: the deployment's policy and the ledger's (four_eyes.py)
+        from engine.four_eyes import offline_policy
+        policy = offline_policy(ledger, found.deployment)
+        policy = policy if policy is not None and policy.covers("dead.retry") else None
     tally = Tally(len(todo) if sel is not None else len(ids or []))
     order = [r["id"] for r in todo] if sel is not None else list(ids or [])
     try:
         if where_live is not None:
-            _retry_admin(where_live, order, token_file, ca, cert, key, tally.add, again=again)
+            _retry_admin(where_live, order, token_file, ca, cert, key, tally.add, again=again,
+                         pending=tally.add_pending)
+        elif policy is not None:
+            _request_offline(ledger, found.keys.audit_key, todo, policy, again, by, tally)
         else:
             program, registry, overrides = _configuration(routes, found.deployment)
             import trio
@@ -707,6 +739,27 @@ def retry_cmd(
         raise typer.Exit(1)
 
 
+def _request_offline(ledger: Path, audit_key: Any, todo: list[dict[str, Any]], policy: Any, again: bool,
+                     by: Optional[str], tally: Any) -> None:
+    """Four eyes on the ledger file: each letter's retry recorded as a request (who: the OS user), none run."""
+    from engine.four_eyes import Refused, pending_text, request_in_file
+    from engine.ledger_store import LedgerError
+
+    for r in todo:
+        try:
+            req = request_in_file(ledger, audit_key, "dead.retry", r["id"], {"again": again}, policy.expire, by)
+        except Refused as exc:
+            if exc.why == "already_requested":       # it waits for its approval already
+                tally.add_pending(r["id"], f"NOT retried: four eyes: {exc}")
+            else:
+                tally.add(r["id"], False, f"four eyes: {exc}")
+            continue
+        except LedgerError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        tally.add_pending(r["id"], pending_text(req, False))
+
+
 @dead_app.command("purge")
 def purge_cmd(
     ids: Optional[list[str]] = typer.Argument(None, help="Dead letter ids (else every one matching the filters)."),
@@ -726,6 +779,8 @@ def purge_cmd(
                                          "names them too)."),
     yes: bool = typer.Option(False, "--yes", help="Purge without --older-than (all matching), and without "
                              "asking on a terminal."),
+    by: Optional[str] = typer.Option(None, "--by", metavar="NAME", help="Under four eyes: who asks, kept beside "
+                                     "the OS user running bsp (stated_by), which is recorded as who."),
 ) -> None:
     """Delete the stored messages of dead letters; their rows stay as tombstones (status purged).
 
@@ -739,7 +794,11 @@ def purge_cmd(
     filters, a letter that still waits for an operator (status new, not yet retried into a deal: a payment
     nobody retried) or that a retry holds (retrying) is left, and counted, unless --include-waiting or
     --status new / retrying says so; letters given by id are purged whatever their status.
-    Exit 0 purged (also none matching the filters); 1 an id given that is no dead letter (nothing
+    Four eyes (operators.four_eyes lists dead.purge, in the deployment file or the policy the last engine
+    recorded in the ledger): give the ids; a letter is purged only once another operator approved its purge
+    through the running engine (`bsp approvals approve ID --live`); for each other one a request is recorded
+    (who: the OS user running bsp, --by beside it) and it is left (docs/security.md#four-eyes).
+    Exit 0 purged (or requested) (also none matching the filters); 1 an id given that is no dead letter (nothing
     purged), or not confirmed; 2 usage error, no ledger file.
     """
     from engine.deadletter import purge
@@ -765,6 +824,7 @@ def purge_cmd(
         # waiting for an operator (or held by a retry): deleting its message loses a payment nobody handled
         kept = [r for r in rows if r["status"] == "retrying" or not retried_before(r)]
         rows = [r for r in rows if r["status"] != "retrying" and retried_before(r)]
+    rows = _purge_four_eyes(ledger, found, rows, ids, by)
     if rows and not yes and sys.stdin is not None and sys.stdin.isatty():
         if not typer.confirm(f"purge {len(rows)} dead letter(s) in {ledger} (their messages are deleted for good)?",
                              default=False, err=True):
@@ -782,6 +842,43 @@ def purge_cmd(
         typer.echo(f"left {len(kept)} dead letter(s) that still wait (new, not yet retried into a deal, or "
                    f"retrying): `bsp dead list` shows them; retry them, or add --include-waiting (or --status new) "
                    f"to purge them too")
+
+
+def _purge_four_eyes(ledger: Path, found: Any, rows: list[dict[str, Any]], ids: Optional[list[str]],
+                     by: Optional[str]) -> list[dict[str, Any]]:
+    """Four eyes on dead.purge (engine/four_eyes.py): the letters whose purge another operator approved (through
+    the admin API) are purged; for each other one a request is recorded and it is left.  Off: ``rows`` as given."""
+    from engine.four_eyes import Refused, offline_policy, pending_text, request_in_file, requests_in_file
+    from engine.ledger_store import LedgerError
+
+    policy = offline_policy(ledger, found.deployment)
+    if policy is None or not policy.covers("dead.purge"):
+        return rows
+    if not ids:
+        typer.echo("error: four eyes: a purge needs a second operator's approval, letter by letter: give the dead "
+                   "letters' ids (each is requested, then purged once approved)", err=True)
+        raise typer.Exit(2)
+    approved: list[dict[str, Any]] = []
+    for r in rows:
+        mine = [q for q in requests_in_file(ledger, every=True, target=r["id"], limit=None)
+                if q.get("action") == "dead.purge"]
+        done = [q for q in mine if q["state"] == "approved"]
+        if done:
+            d = done[0]["decision"] or {}
+            typer.echo(f"{r['id']}: purge requested by {done[0].get('by')}, approved by {d.get('by')} (request "
+                       f"{done[0]['id']})")
+            approved.append(r)
+            continue
+        try:
+            req = request_in_file(ledger, found.keys.audit_key, "dead.purge", r["id"], {}, policy.expire, by)
+        except Refused as exc:
+            typer.echo(f"{r['id']}: NOT purged: four eyes: {exc}")
+            continue
+        except (LedgerError, ValueError) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        typer.echo(f"{r['id']}: {pending_text(req, False)}; once approved, purge it again (the engine stopped)")
+    return approved
 
 
 def register(app: typer.Typer) -> None:

@@ -70,6 +70,13 @@ class Tally:
     refused: int = 0          # refused again: rejected, failed, duplicate, purged, ...
     skipped: int = 0          # found already retried (or being retried) when claimed
     seen: int = 0
+    pending: int = 0          # four eyes: recorded as a request, waiting for a second operator (engine/four_eyes.py)
+
+    def add_pending(self, lid: str, text: str) -> None:
+        typer.echo(f"{lid}: {text}")
+        self.seen += 1
+        self.pending += 1
+        sys.stdout.flush()
 
     def add(self, lid: str, ok: bool, outcome: str, skipped: bool = False) -> None:
         typer.echo(f"{lid}: {'retried' if ok else 'NOT retried'}: {outcome}")
@@ -94,6 +101,9 @@ class Tally:
         line = (f"retried {ok:,} of {self.total:,} dead letter(s): {self.committed:,} committed"
                 + (f", {self.other_ok:,} answered ok" if self.other_ok else "")
                 + f"; {self.refused:,} refused again; {self.skipped + before:,} skipped because already retried")
+        if self.pending:
+            line += (f"; {self.pending:,} waiting for a second operator's approval (four eyes: `bsp approvals list "
+                     f"--live`)")
         if sel and sel.purged:
             line += f"; {len(sel.purged):,} skipped because purged"
         if before:

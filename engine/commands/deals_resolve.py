@@ -31,6 +31,10 @@ def _live(url: str, token_file: Optional[Path], ca: Optional[Path], cert: Option
         r = _call(client, "POST", f"/deals/{quote(deal_id, safe='')}/resolve", json=body)
         if r.status_code == 200:
             return dict(r.json())
+        if r.status_code == 202:            # four eyes: recorded as a request, waiting for a second operator
+            from engine.four_eyes import pending_text
+            typer.echo(pending_text(r.json(), True))
+            raise typer.Exit(0)
         try:
             detail = str(r.json().get("detail") or r.text)
         except ValueError:
@@ -98,7 +102,12 @@ def resolve(
     command names; offline it runs in this process with --deployment's routes, against the counterparts.
     reject (a true match) appends `hold rejected`: the deal stays refused, its request is never run. A deal
     already released or rejected is refused (docs/screening.md#holding-a-hit).
-    Exit 0 recorded; 1 refused, no such deal (one moved out by `bsp ledger archive` is named with its
+    Four eyes (the deployment file's operators.four_eyes lists deal.release, or deal.resolve for the other
+    outcomes but reject; on the ledger file also the policy the last engine recorded in it): nothing is done; the
+    request is recorded (`NOT done yet: four eyes: ...`; who: the admin token's name with --live, else the OS
+    user running bsp, --by beside it) and another operator approves it with `bsp approvals approve ID --live
+    --reason TEXT`, which carries it out once, both names recorded (docs/security.md#four-eyes).
+    Exit 0 recorded (or requested); 1 refused, no such deal (one moved out by `bsp ledger archive` is named with its
     archive file: an archive is read-only, and holds no open flag, so it has nothing to resolve), or
     (--live) the engine cannot be reached or answers with a problem; 2 a bad option, no ledger file, a locked ledger, or a missing or wrong audit key.
     """
@@ -112,6 +121,9 @@ def resolve(
     except ValueError as exc:
         field = str(exc).split(":", 1)[0]
         raise typer.BadParameter(str(exc).split(": ", 1)[1], param_hint=f"--{field}") from None
+    action = "deal.release" if outcome == "release" else None if outcome in HOLD_OUTCOMES else "deal.resolve"
+    if action is not None and not live:
+        _four_eyes_offline(action, deal_id, outcome, note, by, ledger, deployment, env)
     if outcome in HOLD_OUTCOMES:
         _decide_hold(deal_id, outcome, note, who, ledger, deployment, env, live, url, token_file, ca, cert, key)
         return
@@ -160,6 +172,43 @@ def resolve(
         typer.echo(n)
     for w in warnings or done.get("warnings") or ():
         typer.echo(f"warning: {w}", err=True)
+
+
+def _four_eyes_offline(action: str, deal_id: str, outcome: str, note: str, by: Optional[str], ledger: Optional[Path],
+                       deployment: Optional[Path], env: Optional[str]) -> None:
+    """Four eyes on the ledger file (engine/four_eyes.py): when the deployment file or the ledger's recorded
+    policy lists ``action``, the request is recorded (who: the OS user) and the command ends (exit 0); an
+    approval is taken through the running engine only."""
+    from engine.commands.deals import require_ledger
+    from engine.four_eyes import Refused as FourEyesRefused, offline_policy, pending_text, request_in_file
+    from engine.ledger_query import AmbiguousId, get_deal
+    from engine.ledger_store import LedgerError
+
+    found = ledger_keys(ledger, deployment, env, "bsp deals resolve", audit=True)
+    policy = offline_policy(found.path, found.deployment)
+    if policy is None or not policy.covers(action):
+        return
+    require_ledger(found.path)
+    try:
+        deal = get_deal(found.path, deal_id)
+    except (AmbiguousId, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if deal is None:
+        typer.echo(f"error: {found.path}: no deal {deal_id!r}", err=True)
+        raise typer.Exit(1)
+    try:
+        req = request_in_file(found.path, found.keys.audit_key, action, deal["deal_id"],
+                              {"outcome": outcome, "note": note}, policy.expire, by)
+    except FourEyesRefused as exc:
+        typer.echo(f"error: {found.path}: four eyes: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except (LedgerError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        lock_hint(exc)
+        raise typer.Exit(2) from None
+    typer.echo(pending_text(req, False))
+    raise typer.Exit(0)
 
 
 def _decide_hold(deal_id: str, outcome: str, note: str, who: str, ledger: Optional[Path],

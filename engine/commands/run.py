@@ -277,7 +277,10 @@ def run(
                                            reversal_alert_after=reversal_alert_after,
                                            txn_backlog=txn_backlog, business_day=business_day,
                                            calendar_warn_days=calendar_warn_days,
-                                           ops=OpsOptions(watch=watch, admin=admin_opts)))
+                                           ops=OpsOptions(watch=watch, admin=admin_opts,
+                                                          four_eyes=dep.four_eyes if dep is not None else None,
+                                                          four_eyes_source=str(dep.path) if dep is not None
+                                                          else None)))
     except (BindError, StartError) as exc:
         for line in getattr(exc, "problems", None) or [exc]:
             typer.echo(f"error: {line}", err=True)

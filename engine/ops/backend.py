@@ -379,7 +379,7 @@ class EngineBackend:
             at = datetime.now(timezone.utc)
             detail = event_detail(outcome, note, by, "admin API", peer=client.get("peer"),
                                   client_cert=client.get("client_cert"), token=client.get("token"),
-                                  stated_by=client.get("stated_by"))
+                                  stated_by=client.get("stated_by"), **(client.get("four_eyes") or {}))
             # its queued ISO 8583 reversals are held while the event is written, then cancelled: none reaches
             # the host after the operator settled the deal (engine.txn.safcancel)
             queues = list(getattr(self.engine, "saf", ()))
@@ -431,7 +431,7 @@ class EngineBackend:
                             lock=self._resolving, keyring=getattr(eng.ledger, "keyring", None),
                             hint_list="bsp deals --held --live",
                             peer=client.get("peer"), client_cert=client.get("client_cert"), token=client.get("token"),
-                            stated_by=client.get("stated_by"))
+                            stated_by=client.get("stated_by"), **(client.get("four_eyes") or {}))
 
     async def dead_letters(self, query: DeadLetterQuery) -> Sequence[Mapping[str, Any]]:
         return await read_in_process(query_dead_letters, Path(self.engine.ledger.path), channel=query.channel,
@@ -473,7 +473,17 @@ class EngineBackend:
         row["raw_base64"] = base64.b64encode(bytes(raw)).decode() if raw is not None else None
         # the letters of its message when a retry refused again left it in another (both ways)
         row["history"] = await read_in_process(letter_history, Path(self.engine.ledger.path), letter_id=letter_id)
+        row["approvals"] = await self._approvals_of(row["id"])
         return row
+
+    async def _approvals_of(self, target: str) -> list[dict[str, Any]]:
+        """The four-eyes requests about one deal or dead letter, oldest first (engine/four_eyes.py)."""
+        from engine.four_eyes import listing
+
+        def read(path: Path, con: Any = None) -> list[dict[str, Any]]:
+            return listing(con, every=True, target=target, limit=None)[::-1]
+
+        return await read_in_process(read, Path(self.engine.ledger.path))
 
     async def record_reveal(self, kind: str, ident: str, fields: Sequence[str], by: str,
                             client: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -496,8 +506,9 @@ class EngineBackend:
         at = await self.engine.ledger.record_reveal(full, event)
         return {"id": full, "at": at, **event}
 
-    async def retry_dead_letter(self, letter_id: str, *, again: bool = False,
-                                by: str | None = None) -> Mapping[str, Any] | None:
+    async def retry_dead_letter(self, letter_id: str, *, again: bool = False, by: str | None = None,
+                                requested_by: str | None = None, request: str | None = None
+                                ) -> Mapping[str, Any] | None:
         """``by``: the admin token's name, recorded with the outcome (``retry_outcome``: "committed (admin API,
         token 'ops')") and returned."""
         from engine.deadletter import retry_once, switchboard_injector
@@ -515,12 +526,114 @@ class EngineBackend:
         # through the channel's handler: the retry runs inside the current generation (a reload waits for it)
         # claimed in the ledger first (status retrying, on its writer's thread): two retries of one letter at
         # once, or one of a letter already retried, do not run it twice (unless again)
+        if requested_by is not None:      # four eyes: both operators on its outcome (engine/four_eyes.py)
+            res = await retry_once(eng.ledger, letter, switchboard_injector(gen.sb, eng.refs),
+                                   keyring=getattr(eng.ledger, "keyring", None), again=again,
+                                   who=f"the engine's admin API (four eyes request {request}, approved by token "
+                                       f"{by!r})", again_hint="request it again with again",
+                                   by=by, via=f"admin API, four eyes: requested by {requested_by!r}",
+                                   by_what="approved by token")
+            return {"id": res.id, "ok": res.ok, "outcome": res.outcome, "at": res.at, "skipped": res.skipped,
+                    "by": by, "requested_by": requested_by}
         res = await retry_once(eng.ledger, letter, switchboard_injector(gen.sb, eng.refs),
                                keyring=getattr(eng.ledger, "keyring", None), again=again,
                                who="the engine's admin API" + (f" (token {by!r})" if by else ""),
                                again_hint="add --again (?again=true)", by=by)
         return {"id": res.id, "ok": res.ok, "outcome": res.outcome, "at": res.at, "skipped": res.skipped,
                 **({"by": by} if by is not None else {})}
+
+
+    # ------------------------------------------------------------ four eyes (engine/four_eyes.py)
+    @property
+    def four_eyes(self) -> Any:
+        """The actions under dual control (the deployment file's ``operators``), None: none."""
+        from engine.four_eyes import policy_of
+
+        return policy_of(getattr(self.engine, "four_eyes", None))
+
+    async def _target(self, action: str, ident: str) -> str | None:
+        """The whole id of the deal (``deal.*``: its first 8 or more hex digits will do) or dead letter."""
+        path = Path(self.engine.ledger.path)
+        if action.startswith("deal."):
+            found = await read_in_process(get_deal, path, deal_id=ident)
+            return found["deal_id"] if found is not None else None
+        rows = await read_in_process(query_dead_letters, path, ids=[ident], limit=1)
+        return rows[0]["id"] if rows else None
+
+    async def request_approval(self, action: str, ident: str, params: Mapping[str, Any], by: str,
+                               client: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """Record a four-eyes request (``engine.four_eyes.record_request``) on the engine's writer; None when
+        there is no such deal or dead letter."""
+        from engine.four_eyes import record_request
+
+        import trio
+
+        from engine.ledger_snapshot import SnapshotError
+
+        policy = self.four_eyes
+        assert policy is not None
+        wait = getattr(self.engine.ledger, "wait_loaded", None)
+        if wait is not None and action.startswith("deal."):    # a deal still in the journal: as resolve_deal waits
+            with trio.move_on_after(SNAPSHOT_LOAD_WAIT) as waited:
+                await wait()
+            if waited.cancelled_caught:
+                raise SnapshotError(f"{self.engine.ledger.path}: acknowledged deals in the journal are not yet in "
+                                    f"DuckDB after {SNAPSHOT_LOAD_WAIT:g}s; ask again")
+        full = await self._target(action, ident)
+        if full is None:
+            return None
+        return await self.engine.ledger.with_store(
+            record_request, action, full, dict(params), by, "admin API", policy.expire, peer=client.get("peer"),
+            client_cert=client.get("client_cert"), token=client.get("token"), stated_by=client.get("stated_by"))
+
+    async def approvals(self, every: bool = False, limit: int = 100) -> Sequence[Mapping[str, Any]]:
+        from engine.four_eyes import listing
+
+        def read(path: Path, con: Any = None) -> list[dict[str, Any]]:
+            return listing(con, every=every, limit=limit)
+
+        return await read_in_process(read, Path(self.engine.ledger.path))
+
+    async def decide_approval(self, request_id: str, approve: bool, reason: str, by: str,
+                              client: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """Approve (then carry out, once) or reject a four-eyes request; ``by``: the approver's token name."""
+        from engine.four_eyes import decide
+
+        where = {"peer": client.get("peer"), "client_cert": client.get("client_cert"), "token": client.get("token")}
+        done = await self.engine.ledger.with_store(decide, request_id, approve, by, "admin API", reason, **where)
+        if done is None or not approve:
+            return done
+        return {**done, "run": await self._carry_out(done, by, client)}
+
+    async def _carry_out(self, req: Mapping[str, Any], approver: str, client: Mapping[str, Any]) -> dict[str, Any]:
+        """Run the approved request's action once, through its own guard, recording both operators."""
+        from engine.deal_resolve import Refused
+
+        action, target, params = req["action"], req["target"], req.get("params") or {}
+        requester = str(req.get("by"))
+        both = {"four_eyes": req["id"], "requested_by": requester, "approved_by": approver}
+        try:
+            if action == "dead.retry":
+                return dict(await self.retry_dead_letter(target, again=bool(params.get("again")), by=approver,
+                                                         requested_by=requester, request=req["id"]) or
+                            {"ok": False, "outcome": f"failed: dead letter {target} is no longer in the ledger"})
+            if action in ("deal.release", "deal.resolve"):
+                # who asked stays `by`; who approved beside it, with the approver's address and certificate
+                done = await self.resolve_deal(target, str(params.get("outcome")), str(params.get("note")),
+                                               requester, {"peer": client.get("peer"),
+                                                           "client_cert": client.get("client_cert"),
+                                                           "four_eyes": both})
+                if done is None:
+                    return {"ok": False, "outcome": f"failed: deal {target} is no longer in the ledger"}
+                run = dict(done.get("run") or {})
+                return {**dict(done), "ok": bool(run.get("ok", True)), "outcome": run.get("outcome") or
+                        f"{params.get('outcome')} recorded by {requester}, approved by {approver}"}
+            if action == "dead.purge":
+                return {"ok": False, "outcome": "approved: the purge is carried out on the ledger file with the "
+                                                "engine stopped: `bsp dead purge ID` (it checks this approval)"}
+        except Refused as exc:
+            return {"ok": False, "outcome": f"not carried out: {exc}", "why": exc.why}
+        return {"ok": False, "outcome": f"not carried out: unknown action {action!r}"}
 
 
 def _merged(counts: Any) -> dict[str, int]:

@@ -57,6 +57,8 @@ class OpsOptions:
     debounce: float = 0.3
     admin: AdminOptions | None = None
     hooks: list[Callable[[LiveEngine], Any]] = field(default_factory=list)   # called once serving
+    four_eyes: Any = None      # engine.four_eyes.Policy: the operator actions under dual control (operators:)
+    four_eyes_source: str | None = None      # where it was read (the deployment file), recorded with it
 
 
 async def run_live(program: Any, registry: Any, *, ledger_path: str | Path, load: Loader,
@@ -106,6 +108,14 @@ async def run_live(program: Any, registry: Any, *, ledger_path: str | Path, load
                 engine = LiveEngine(registry, ledger, load=load, observer=observer, grace=grace)
                 if calendar_warn_days is not None:
                     engine.calendar_warn_days = calendar_warn_days
+                engine.four_eyes = ops.four_eyes      # read by the admin API (engine/ops/backend.py)
+                from engine.four_eyes import record_policy
+                # recorded when it changed: the commands on the ledger file keep to it (engine/four_eyes.py)
+                if await ledger.with_store(record_policy, ops.four_eyes, ops.four_eyes_source):
+                    log.info("four eyes: the policy in force is recorded in the ledger's audit chain")
+                if ops.four_eyes is not None and ops.four_eyes.actions:
+                    log.info("four eyes: %s need a second operator's approval (requests expire after %gs)",
+                             ", ".join(ops.four_eyes.actions), ops.four_eyes.expire)
                 if ops.admin is not None:      # a reload renews them when their files were rewritten
                     from engine.certexpiry import ADMIN, file_certs
                     engine.admin_tls = ops.admin.tls
