@@ -1046,6 +1046,8 @@ class Checker(_TestChecks):
             if spec.check is not None and self._errors() == errors_before == errors_at_start:
                 self._run_channel_check(spec, ir.ChannelDecl(d.name.name, spec.name, opts, pos=d.pos),
                                         base, where, d)
+            if self._errors() == errors_at_start:
+                self._control_fields(d.name.name, opts, where)
         error_reply = None
         if d.error_reply is not None:
             # peer.* as in the routes (dsl/peer.py), W008 by the channel's own options: declared before its reply
@@ -1083,6 +1085,22 @@ class Checker(_TestChecks):
             named = _option_named(text, where)
             pos = where[named] if named else None
             self.error("E055", text, pos or d.name.pos, getattr(e, "hint", None) or _option_help(spec, named))
+
+    # a file watch channel's options naming a field of a format another option names
+    _FIELD_OPTIONS = (("trailer_count", "trailer"), ("trailer_total", "trailer"), ("header_count", "header"),
+                      ("header_total", "header"), ("total_field", "total_format"))
+
+    def _control_fields(self, chan: str, opts: dict, where: dict) -> None:
+        """E055: a control-total option (``trailer_count``, ``header_total``, ``total_field`` ...) naming a field
+        its format does not have, told here rather than only when ``bsp run`` binds the channel."""
+        for option, fmt_option in self._FIELD_OPTIONS:
+            field_name, fmt = opts.get(option), opts.get(fmt_option)
+            if not isinstance(field_name, str) or not isinstance(fmt, str):
+                continue
+            known = self.res.format_fields.get(fmt)
+            if known is not None and field_name.split(".")[0] not in known:
+                self.error("E055", f"channel {chan}: option {option}: format {fmt} has no field {field_name!r}",
+                           where.get(option), did_you_mean(field_name, known) or "its fields: " + ", ".join(known))
 
     def _channel_provides(self, name: str | None) -> tuple[str, ...]:
         """Names a channel kind adds to its routes' scope (``http`` for http listen, ``header`` for a TPDU)."""
