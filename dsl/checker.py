@@ -555,6 +555,9 @@ class _TestChecks:
             top = str(a.parts[0])
             if fields is None:
                 continue
+            if top == "header" and "header" in fields:
+                self._test_file_header(chan, a)
+                continue
             if len(a.parts) > 1 or top not in fields:
                 self.error("E102", f"a file record has no `{a.path}` to set", _name_pos(a),
                            did_you_mean(top, fields) or "set: " + ", ".join(fields))
@@ -565,6 +568,24 @@ class _TestChecks:
                 example = '"BATCH-20261126.csv"' if want == STRING else "3"
                 self.error("E102", f"`file.{top}` is {desc(want)}: it cannot take {desc(t)} ({show(a.value)})",
                            a.value.pos or a.pos, f"write `{top} = {example}`")
+
+    def _test_file_header(self, chan: str | None, a) -> None:
+        """``file { header.company = "ACME" }``: a field of the file's header record (``file.header.FIELD``)."""
+        has, fmt = self._header_format(chan)
+        if not has:
+            self.error("E141", f"channel `{chan}` reads no header record: its routes read `file.header` as null",
+                       _name_pos(a), "remove it, or give the channel `header = FORMAT` (the format of the file's "
+                       "first record) and `skip_header = 1`")
+            return
+        known = self.res.format_fields.get(fmt) if fmt else None
+        if len(a.parts) != 2:
+            self.error("E102", f"`file.{a.path}`: set the header's fields one by one, `header.FIELD = value`",
+                       _name_pos(a), "fields: " + ", ".join(known) if known else None)
+            return
+        field_name = str(a.parts[1])
+        if known is not None and field_name not in known:
+            self.error("E060", f"the header's format `{fmt}` has no field `{field_name}`", _name_pos(a),
+                       did_you_mean(field_name, known) or "fields: " + ", ".join(known))
 
     def _test_peer(self, chan: str | None, assigns, scope) -> None:
         """``peer { cn = "PARTNER-A" }`` of a send: who the channel authenticated (E110)."""
@@ -1025,6 +1046,8 @@ class Checker(_TestChecks):
             if spec.check is not None and self._errors() == errors_before == errors_at_start:
                 self._run_channel_check(spec, ir.ChannelDecl(d.name.name, spec.name, opts, pos=d.pos),
                                         base, where, d)
+            if self._errors() == errors_at_start:
+                self._control_fields(d.name.name, opts, where)
         error_reply = None
         if d.error_reply is not None:
             # peer.* as in the routes (dsl/peer.py), W008 by the channel's own options: declared before its reply
@@ -1063,6 +1086,22 @@ class Checker(_TestChecks):
             pos = where[named] if named else None
             self.error("E055", text, pos or d.name.pos, getattr(e, "hint", None) or _option_help(spec, named))
 
+    # a file watch channel's options naming a field of a format another option names
+    _FIELD_OPTIONS = (("trailer_count", "trailer"), ("trailer_total", "trailer"), ("header_count", "header"),
+                      ("header_total", "header"), ("total_field", "total_format"))
+
+    def _control_fields(self, chan: str, opts: dict, where: dict) -> None:
+        """E055: a control-total option (``trailer_count``, ``header_total``, ``total_field`` ...) naming a field
+        its format does not have, told here rather than only when ``bsp run`` binds the channel."""
+        for option, fmt_option in self._FIELD_OPTIONS:
+            field_name, fmt = opts.get(option), opts.get(fmt_option)
+            if not isinstance(field_name, str) or not isinstance(fmt, str):
+                continue
+            known = self.res.format_fields.get(fmt)
+            if known is not None and field_name.split(".")[0] not in known:
+                self.error("E055", f"channel {chan}: option {option}: format {fmt} has no field {field_name!r}",
+                           where.get(option), did_you_mean(field_name, known) or "its fields: " + ", ".join(known))
+
     def _channel_provides(self, name: str | None) -> tuple[str, ...]:
         """Names a channel kind adds to its routes' scope (``http`` for http listen, ``header`` for a TPDU)."""
         decl = self.res.channels.get(name) if name else None
@@ -1081,6 +1120,28 @@ class Checker(_TestChecks):
         spec = self.registry.get("channel", decl.kind) if decl is not None else None
         fields = getattr(spec, "provides_fields", None) if spec is not None else None
         return tuple(fields[name]) if fields and name in fields else None
+
+    def _header_format(self, chan: str | None) -> tuple[bool, str | None]:
+        """(whether the file watch channel ``chan`` reads a header record, the header format's name)."""
+        decl = self.res.channels.get(chan) if chan else None
+        if decl is None or decl.kind != "file.watch":
+            return True, None                  # not known here: nothing to tell
+        fmt = decl.options.get("header")
+        return fmt is not None, fmt if isinstance(fmt, str) else None
+
+    def _file_header_field(self, chan: str | None, e: A.Attr) -> None:
+        """``file.header.FIELD``: E141 on a channel without ``header = FORMAT`` (always null), E060 for a
+        field the header's format does not have."""
+        has, fmt = self._header_format(chan)
+        if not has:
+            self.error("E141", f"channel `{chan}` reads no header record: `file.header.{e.name}` is always null",
+                       e.pos, "give the channel `header = FORMAT` (the format of the file's first record) and "
+                       "`skip_header = 1` (docs/channels.md#control-totals-in-a-header-record)")
+            return
+        known = self.res.format_fields.get(fmt) if fmt else None
+        if known is not None and e.name not in known:
+            self.error("E060", f"the header's format `{fmt}` has no field `{e.name}`", e.pos,
+                       did_you_mean(e.name, known) or "fields: " + ", ".join(known))
 
     def _peer_without_cert(self, chan: str | None, e: A.Attr) -> None:
         """W008: ``peer.cn`` / ``peer.san`` read by a route whose channel never has a client certificate."""
@@ -1886,6 +1947,11 @@ class Checker(_TestChecks):
                 if known is not None and e.name not in known:
                     self.error("E060", f"format `{b.format}` has no field `{e.name}`", e.pos,
                                did_you_mean(e.name, known) or "fields: " + ", ".join(known))
+            return
+        if isinstance(base, A.Attr) and base.name == "header" and isinstance(base.base, A.Name) \
+                and scope.get(base.base.name, Binding("x")).kind == "channel_value" and base.base.name == "file":
+            self._walk(base, scope, later)
+            self._file_header_field(scope[base.base.name].channel, e)
             return
         if isinstance(base, A.Index) and isinstance(base.base, A.Name) \
                 and scope.get(base.base.name, Binding("x")).kind == "table":

@@ -198,6 +198,12 @@ CATALOGUE: tuple[Entry, ...] = (
           "format in several, each with its own folder)",
           'format J = json schema "."\n', 1, 17,
           files={f"s{i:04d}.json": "{}" for i in range(2000)}),
+    Entry("E141", "`file.header.FIELD` on a channel that reads no header record",
+          "channel `C` reads no header record: `file.header.FIELD` is always null (help: give the channel "
+          "`header = FORMAT`, the format of the file's first record, and `skip_header = 1`)",
+          _REQ + 'channel inbox = file watch {\n    dir = "."\n}\n'
+          + 'route r {\n    receive from inbox as Req\n    deal PAY { ref = file.header.batch  amount = 1 }\n}\n',
+          9, 22),
     Entry("E036", "deal without ref or amount", "deal `TYPE` needs ref and amount",
           _route('deal PAY { currency = "CNY" }', 'reply Req { code = "00" }'), 7, 10),
     Entry("E037", "body field set twice", "`PATH` is set twice",

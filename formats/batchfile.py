@@ -217,10 +217,11 @@ class ControlTotals:
     """A batch file's trailer checked against its data records before any of them runs: the
     number of records (``count_field`` of the trailer) and the sum of one field of every record
     (``sum_field``, read with ``sum_codec``; ``total_field`` of the trailer).  Money is summed as
-    ``Decimal``, exactly."""
+    ``Decimal``, exactly.  ``role = "header"``: the same totals carried by the file's batch header
+    record instead (a payroll file's first line), and said so."""
 
     def __init__(self, trailer_codec: Any, *, count_field: str | None = None, total_field: str | None = None,
-                 sum_field: str | None = None, sum_codec: Any = None) -> None:
+                 sum_field: str | None = None, sum_codec: Any = None, role: str = "trailer") -> None:
         if count_field is None and total_field is None:
             raise ValueError("a trailer check needs a count field, a total field or both")
         if (total_field is None) != (sum_field is None) or (total_field is not None and sum_codec is None):
@@ -228,6 +229,7 @@ class ControlTotals:
         self.trailer_codec = trailer_codec
         self.count_field, self.total_field = count_field, total_field
         self.sum_field, self.sum_codec = sum_field, sum_codec
+        self.role = role                 # "trailer", or "header": a batch header record carrying the totals
 
     def check(self, trailer: tuple[int, bytes], trailer_number: int, records: Any,
               first: int) -> str | None:
@@ -238,14 +240,14 @@ class ControlTotals:
         try:
             values = self.trailer_codec.decode(raw)
         except FormatError as exc:
-            return f"{where}: the trailer cannot be read: {exc}"
+            return f"{where}: the {self.role} cannot be read: {exc}"
         said, holds = [], []
         if self.count_field is not None:
             want = _field(values, self.count_field)
             if isinstance(want, str) and want.strip().isdigit():
                 want = int(want)
             if not isinstance(want, int) or isinstance(want, bool):
-                return f"{where}: the trailer's {self.count_field} is {want!r}, not a number of records"
+                return f"{where}: the {self.role}'s {self.count_field} is {want!r}, not a number of records"
             said.append(f"{want} record(s)")
             holds.append(f"{len(records)} record(s)")
             count_ok = want == len(records)
@@ -255,7 +257,7 @@ class ControlTotals:
         if self.total_field is not None:
             want_total = _decimal(_field(values, self.total_field))
             if want_total is None:
-                return (f"{where}: the trailer's {self.total_field} is {_field(values, self.total_field)!r}, "
+                return (f"{where}: the {self.role}'s {self.total_field} is {_field(values, self.total_field)!r}, "
                         f"not an amount")
             total = Decimal(0)
             for n, (offset, rec) in enumerate(records, first):
@@ -271,7 +273,7 @@ class ControlTotals:
             total_ok = total == want_total
         if count_ok and total_ok:
             return None
-        return (f"{where}: the control totals do not match: the trailer says {' and '.join(said)}; the file "
+        return (f"{where}: the control totals do not match: the {self.role} says {' and '.join(said)}; the file "
                 f"holds {' with '.join(holds)}; no record was run")
 
 

@@ -4,7 +4,7 @@ placed in the file.
 ``file watch`` hands the dispatcher a batch of records; each record's ``RecordOrigin`` goes with it
 in ``conn.extra["origins"]`` (one per frame, in frame order).  The dispatcher adds ``origin.scope``
 to the record's scope (``file.name``, ``file.line``, ``file.record``, ``file.offset``,
-``file.records``) and passes a decoder's ``FormatError`` through ``origin.relocate``, so a byte
+``file.records``, ``file.header``) and passes a decoder's ``FormatError`` through ``origin.relocate``, so a byte
 offset counts from the file's start, not from the frame (which, with ``header_row``, is the header
 row, a line break and the record), and the error names the file's line.
 """
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 # the names a route on a file watch channel reads under ``file`` (the checker knows them)
-FILE_FIELDS = ("name", "line", "record", "offset", "records")
+FILE_FIELDS = ("name", "line", "record", "offset", "records", "header")
 
 
 def line_breaks(data: bytes) -> int:
@@ -45,11 +45,13 @@ class RecordOrigin:
     head: int = 0                # bytes before the record in the frame (the header row and its line break)
     head_offset: int = 0         # the file byte offset of the header row
     head_line: int | None = None  # the file line of the header row
+    # the fields of the file's header record (``header = FORMAT``), or None: ``file.header.FIELD``
+    header: Any = None
 
     @property
     def scope(self) -> dict[str, Any]:
         return {"file": {"name": self.name, "line": self.line, "record": self.record, "offset": self.offset,
-                         "records": self.records}}
+                         "records": self.records, "header": self.header}}
 
     def place(self, at: int, frame: bytes) -> tuple[int, int | None]:
         """(file byte offset, file line or None) of byte ``at`` of the record's frame."""

@@ -155,10 +155,14 @@ class FileWatcher:
                                      f"(record is {self.record!r})")
         self.trailer = options.get("trailer")
         self.trailer_count, self.trailer_total = options.get("trailer_count"), options.get("trailer_total")
+        self.header = options.get("header")
+        self.header_count, self.header_total = options.get("header_count"), options.get("header_total")
         self.total_field, self.total_format = options.get("total_field"), options.get("total_format")
-        _check_trailer(name, self.trailer, self.trailer_count, self.trailer_total, self.total_field,
-                       self.total_format, self.skip_trailer)
-        self.controls: ControlTotals | None = None      # bind_codecs makes it
+        _check_controls(name, self.trailer, self.trailer_count, self.trailer_total, self.header, self.header_count,
+                        self.header_total, self.total_field, self.total_format, self.skip_header, self.skip_trailer)
+        self.controls: ControlTotals | None = None      # bind_codecs makes it (the trailer's)
+        self.header_controls: ControlTotals | None = None   # the header's control totals
+        self.header_codec: Any = None                   # the header's format: file.header
         self.staging = Staging()        # what bind_codecs takes from a configuration bound meanwhile
         if (self.skip_header or self.skip_trailer) and self.record == "whole":
             raise ChannelConfigError(f"channel {name}: skip_header / skip_trailer need records to skip; "
@@ -205,20 +209,30 @@ class FileWatcher:
         self.faults = FaultLog(log, f"channel {name}", clock=trio.current_time)
 
     def bind_codecs(self, ctx: Any) -> None:
-        """The switchboard's binder hands the formats named by ``trailer`` and ``total_format``."""
-        if self.trailer is not None:
-            trailer, records = ctx.codec(self.trailer), ctx.codec(self.total_format)
-            for option, codec, fmt, field in (("trailer_count", trailer, self.trailer, self.trailer_count),
-                                              ("trailer_total", trailer, self.trailer, self.trailer_total),
-                                              ("total_field", records, self.total_format, self.total_field)):
-                names = codec.field_names() if field is not None and hasattr(codec, "field_names") else None
+        """The switchboard's binder hands the formats named by ``trailer``, ``header`` and ``total_format``."""
+        records = ctx.codec(self.total_format) if self.total_format is not None else None
+        bound: dict[str, Any] = {"controls": None, "header_controls": None, "header_codec": None}
+        for role, fmt, count, total in (("trailer", self.trailer, self.trailer_count, self.trailer_total),
+                                        ("header", self.header, self.header_count, self.header_total)):
+            if fmt is None:
+                continue
+            codec = ctx.codec(fmt)
+            for option, c, f, field in ((f"{role}_count", codec, fmt, count), (f"{role}_total", codec, fmt, total),
+                                        ("total_field", records, self.total_format,
+                                         self.total_field if total is not None else None)):
+                names = c.field_names() if field is not None and hasattr(c, "field_names") else None
                 if names and field.split(".")[0] not in names:
-                    raise ChannelConfigError(f"option {option}: format {fmt} has no field {field!r} "
+                    raise ChannelConfigError(f"option {option}: format {f} has no field {field!r} "
                                              f"(its fields: {', '.join(names)})")
-            controls = ControlTotals(trailer, count_field=self.trailer_count, total_field=self.trailer_total,
-                                     sum_field=self.total_field, sum_codec=records)
+            if role == "header":
+                bound["header_codec"] = codec
+            if count is not None or total is not None:
+                bound["controls" if role == "trailer" else "header_controls"] = ControlTotals(
+                    codec, count_field=count, total_field=total, sum_field=self.total_field if total else None,
+                    sum_codec=records if total else None, role=role)
+        if self.trailer is not None or self.header is not None:
             # a configuration bound while another runs on this channel: in force from the swap (``adopt``)
-            self.staging.bind(ctx, lambda: setattr(self, "controls", controls))
+            self.staging.bind(ctx, lambda: self.__dict__.update(bound))
 
     def adopt(self, ctx: Any) -> None:
         """The configuration bound by ``ctx`` runs now (a reload kept this channel): its trailer formats."""
@@ -439,18 +453,27 @@ class FileWatcher:
                       "run again)", self.name, path.name, self.dir, why, self.rescan)
 
     def _deal_records(self, records: Records | list[tuple[int, bytes]],
-                      problems: list[str]) -> tuple[Records | list[tuple[int, bytes]], int]:
+                      problems: list[str]) -> tuple[Records | list[tuple[int, bytes]], int, Any]:
         """The file's records that are deals (headers and trailers set aside, each with the header row
-        when ``header_row``), and the number of the first; none when the file fails its header /
-        trailer counts or its control totals (the problem is added to ``problems``)."""
+        when ``header_row``), the number of the first, and the header record's fields (``header =
+        FORMAT``: ``file.header``; else None); no record when the file fails its header / trailer counts
+        or its control totals, or its header cannot be read (the problem is added to ``problems``)."""
         heads = self.skip_header + int(self.header_row)     # records before the first deal
         if not records or not (heads or self.skip_trailer):
-            return records, 1
+            return records, 1, None
         if len(records) < heads + self.skip_trailer:
             what = "header row" if self.header_row and not self.skip_header else "header"
             problems.append(f"record 1, byte offset 0: the file has {len(records)} record(s), fewer than "
                             f"its {heads} {what} and {self.skip_trailer} trailer record(s)")
-            return [], 1
+            return [], 1, None
+        header_values = None
+        if self.header_codec is not None:
+            at, raw = records[0]
+            try:
+                header_values = self.header_codec.decode(raw)
+            except FormatError as exc:
+                problems.append(f"record 1, byte offset {at}: the header cannot be read: {exc}; no record was run")
+                return [], heads + 1, None
         trailer_number = len(records) - self.skip_trailer + 1
         trailer = records[trailer_number - 1] if self.skip_trailer else None
         body = records[heads:len(records) - self.skip_trailer]
@@ -458,12 +481,14 @@ class FileWatcher:
             # put before each record as it is run, not held once per record
             body = body.with_head(records[self.skip_header][1] + b"\n")
         first = heads + 1
-        if self.controls is not None and trailer is not None:
-            problem = self.controls.check(trailer, trailer_number, body, first)
-            if problem is not None:         # nothing of a file that fails its control totals runs
-                problems.append(problem)
-                return [], first
-        return body, first
+        for controls, record, number in ((self.header_controls, records[0], 1),
+                                         (self.controls, trailer, trailer_number)):
+            if controls is not None and record is not None:
+                problem = controls.check(record, number, body, first)
+                if problem is not None:         # nothing of a file that fails its control totals runs
+                    problems.append(problem)
+                    return [], first, None
+        return body, first, header_values
 
     async def _files(self) -> FileIndex:
         if self._index is None:
@@ -488,12 +513,13 @@ class FileWatcher:
             self.running = None
 
     async def _run(self, path: Path, data: bytes, records: Records, first: int, resume: int,
-                   earlier: int, sha: str, handler: ExchangeHandler, head: tuple[int, bytes] | None) -> list[str]:
+                   earlier: int, sha: str, handler: ExchangeHandler, head: tuple[int, bytes] | None,
+                   header: Any = None) -> list[str]:
         """Run ``records`` from index ``resume`` in bounded batches, one after the other, noting after
         each batch how far the file's deals are recorded; returns the problems (a line each).  Each
         record goes with its ``RecordOrigin`` (``file.name``, ``file.line`` ... in the route; a decoder's
         byte offset counted from the file's start); ``head``: the header row (offset, bytes) the
-        records carry with header_row."""
+        records carry with header_row; ``header``: the header record's fields (``file.header``)."""
         index = await self._files()
         conn = ConnInfo(channel=self.name, peer=path.name, number=next(_NUMBERS),
                         extra={"file": {"name": path.name, "size": len(data)}})
@@ -506,7 +532,8 @@ class FileWatcher:
             chunk = list(records[at:at + self.batch])      # this batch's records, sliced from the file
             origins = [RecordOrigin(path.name, n, offset, lines.line_at(offset) if lines is not None else None,
                                     len(records), head=len(head[1]) + 1 if head is not None else 0,
-                                    head_offset=head[0] if head is not None else 0, head_line=head_line)
+                                    head_offset=head[0] if head is not None else 0, head_line=head_line,
+                                    header=header)
                        for n, (offset, _) in enumerate(chunk, first + at)]
             batch_conn = dataclasses.replace(conn, extra={**conn.extra, "origins": origins})
             outcomes: list[Outcome] = await dispatch_batch(handler, batch_conn, [r for _, r in chunk])
@@ -607,9 +634,10 @@ class FileWatcher:
                                 f"{self.record} records: {exc.message}"
                                 + (f" (hint: {exc.hint})" if exc.hint else ""))
             head = records[self.skip_header] if self.header_row and len(records) > self.skip_header else None
-            records, first = self._deal_records(records, problems)
+            records, first, header_values = self._deal_records(records, problems)
         if records:
-            problems += await self._run(path, data, records, first, resume, earlier, sha, handler, head)
+            problems += await self._run(path, data, records, first, resume, earlier, sha, handler, head,
+                                        header_values)
         # a sender still writing the file as its records ran: the file as it is now goes to error/
         now = signature(path)
         change = change_text(seen, now) if now != seen else None
@@ -737,26 +765,37 @@ def _cause(folder: Path, failed: list[BaseException]) -> BaseException:
     return failed[-1]
 
 
-def _check_trailer(name: str, trailer: Any, count: Any, total: Any, field: Any, fmt: Any, skip_trailer: int) -> None:
-    if trailer is None:
-        given = [o for o, v in (("trailer_count", count), ("trailer_total", total), ("total_field", field),
-                                ("total_format", fmt)) if v is not None]
-        if given:
-            raise ChannelConfigError(f"channel {name}: option {given[0]} needs trailer, the format of the file's "
-                                     f"trailer record (e.g. trailer = BatchTrailer)")
-        return
-    if not skip_trailer:
-        raise ChannelConfigError(f"channel {name}: option trailer: the trailer is the file's last record and not a "
-                                 f"deal; set skip_trailer = 1")
-    if count is None and total is None:
-        raise ChannelConfigError(f"channel {name}: option trailer: name the trailer's fields to check, "
-                                 f"trailer_count (the number of records) and/or trailer_total (a total)")
-    if total is not None and (field is None or fmt is None):
-        raise ChannelConfigError(f"channel {name}: option trailer_total needs total_field (the records' field "
-                                 f"it totals) and total_format (the records' format)")
-    if total is None and (field is not None or fmt is not None):
+def _check_controls(name: str, trailer: Any, count: Any, total: Any, header: Any, header_count: Any,
+                    header_total: Any, field: Any, fmt: Any, skip_header: int, skip_trailer: int) -> None:
+    """The options of the trailer's and the header's control totals (``total_field`` / ``total_format``
+    shared: the records' field both total)."""
+    for role, record_fmt, n, t, skip, where in (
+            ("trailer", trailer, count, total, skip_trailer, "last"),
+            ("header", header, header_count, header_total, skip_header, "first")):
+        if record_fmt is None:
+            given = [o for o, v in ((f"{role}_count", n), (f"{role}_total", t)) if v is not None]
+            if given:
+                example = "BatchTrailer" if role == "trailer" else "BatchHeader"
+                raise ChannelConfigError(f"channel {name}: option {given[0]} needs {role}, the format of the "
+                                         f"file's {role} record (e.g. {role} = {example})")
+            continue
+        if not skip:
+            raise ChannelConfigError(f"channel {name}: option {role}: the {role} is the file's {where} record and "
+                                     f"not a deal; set skip_{role} = 1")
+        if role == "trailer" and n is None and t is None:
+            raise ChannelConfigError(f"channel {name}: option trailer: name the trailer's fields to check, "
+                                     f"trailer_count (the number of records) and/or trailer_total (a total)")
+        if t is not None and (field is None or fmt is None):
+            raise ChannelConfigError(f"channel {name}: option {role}_total needs total_field (the records' field "
+                                     f"it totals) and total_format (the records' format)")
+    if total is None and header_total is None and (field is not None or fmt is not None):
+        if trailer is None and header is None:
+            raise ChannelConfigError(f"channel {name}: option {'total_field' if field is not None else 'total_format'}"
+                                     f" needs trailer, the format of the file's trailer record (e.g. trailer = "
+                                     f"BatchTrailer), or header, that of its header record")
         raise ChannelConfigError(f"channel {name}: option {'total_field' if field is not None else 'total_format'} "
-                                 f"is for trailer_total; add it (the trailer's field holding the total)")
+                                 f"is for trailer_total or header_total; add one (the trailer's or header's field "
+                                 f"holding the total)")
 
 
 def _count(channel: str, option: str, value: Any) -> int:
@@ -800,9 +839,10 @@ COMPONENT = ComponentSpec(
         "`done/`, or to `error/` with `NAME.reason.txt` naming each bad record (number, byte offset, "
         "error kind, detail) when any record was rejected or failed or the file cannot be split. "
         "A file is run once (the same bytes again go to `error/`, nothing run), an archived file is "
-        "never replaced (`PAY.2.csv`), and a trailer's control totals can be checked before any record runs. "
-        "The route reads where its record came from: `file.name`, `file.line` (lines and csv records), "
-        "`file.record`, `file.offset`, `file.records`; a record that does not decode is told at its byte "
+        "never replaced (`PAY.2.csv`), and a trailer's or header's control totals can be checked before any "
+        "record runs. The route reads where its record came from: `file.name`, `file.line` (lines and csv "
+        "records), `file.record`, `file.offset`, `file.records`, and the fields of the file's header record "
+        "(`header = FORMAT`) as `file.header.FIELD`; a record that does not decode is told at its byte "
         "offset in the file and its line."
     ),
     check=built_check(FileWatcher),
@@ -844,8 +884,17 @@ COMPONENT = ComponentSpec(
                    default=None),
         OptionSpec("trailer_total", "string", "The trailer's field holding the sum of total_field over the "
                    "data records (exact, Decimal).", default=None),
-        OptionSpec("total_field", "string", "The data records' field trailer_total sums (e.g. \"amount\").",
+        OptionSpec("header", "format", "With skip_header: the format of the file's first record, its batch "
+                   "header; the routes read its fields as file.header.FIELD (a payroll file's company and value "
+                   "date), and header_count / header_total check its control totals before any record runs; a "
+                   "header that cannot be read, or fails them, sends the file to error/ with no record a deal.",
                    default=None),
+        OptionSpec("header_count", "string", "The header's field holding the number of data records.",
+                   default=None),
+        OptionSpec("header_total", "string", "The header's field holding the sum of total_field over the "
+                   "data records (exact, Decimal).", default=None),
+        OptionSpec("total_field", "string", "The data records' field trailer_total / header_total sums (e.g. "
+                   "\"amount\").", default=None),
         OptionSpec("total_format", "format", "The format total_field is read with (usually the routes' "
                    "receive format).", default=None),
         OptionSpec("batch", "int", "Records run together (one batch through the routes, one ledger group "

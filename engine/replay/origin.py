@@ -7,7 +7,9 @@ recorded); ``--to-tests`` writes it as the test's ``file { ... }`` clause.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
+from decimal import Decimal
 from typing import Any
 
 from engine.channels.file_origin import FILE_FIELDS, RecordOrigin
@@ -29,7 +31,50 @@ def frame_origin(conn: Any) -> RecordOrigin | None:
 
 
 def dump(origin: RecordOrigin | None) -> str | None:
-    return None if origin is None else json.dumps(dataclasses.asdict(origin), sort_keys=True)
+    if origin is None:
+        return None
+    data = dataclasses.asdict(origin)
+    if data.get("header") is None:
+        data.pop("header", None)
+    else:                 # the header record's fields: amounts and dates kept as what they are
+        data["header"] = _typed(data["header"])
+    return json.dumps(data, sort_keys=True)
+
+
+def _typed(value: Any) -> Any:
+    """A header's values as JSON: a ``Decimal`` as ``{"$decimal": "1.50"}``, a date / datetime / time as
+    ``{"$date": ...}`` / ``{"$datetime": ...}`` / ``{"$time": ...}`` (ISO 8601), bytes as ``{"$hex": ...}``."""
+    if isinstance(value, dict):
+        return {str(k): _typed(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_typed(v) for v in value]
+    if isinstance(value, Decimal):
+        return {"$decimal": str(value)}
+    if isinstance(value, dt.datetime):
+        return {"$datetime": value.isoformat()}
+    if isinstance(value, dt.date):
+        return {"$date": value.isoformat()}
+    if isinstance(value, dt.time):
+        return {"$time": value.isoformat()}
+    if isinstance(value, (bytes, bytearray)):
+        return {"$hex": bytes(value).hex()}
+    return value
+
+
+_UNTYPED = {"$decimal": Decimal, "$datetime": dt.datetime.fromisoformat, "$date": dt.date.fromisoformat,
+            "$time": dt.time.fromisoformat, "$hex": bytes.fromhex}
+
+
+def _untyped(value: Any) -> Any:
+    if isinstance(value, dict):
+        if len(value) == 1:
+            (k, v), = value.items()
+            if k in _UNTYPED and isinstance(v, str):
+                return _UNTYPED[k](v)
+        return {k: _untyped(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_untyped(v) for v in value]
+    return value
 
 
 def load(text: str | None) -> RecordOrigin | None:
@@ -47,6 +92,15 @@ def load(text: str | None) -> RecordOrigin | None:
     for k, v in data.items():
         if k not in _FIELDS:
             continue                     # a later bsp's field: this one does not use it
+        if k == "header":
+            if v is not None and not isinstance(v, dict):
+                raise ValueError(f"the record's file origin has header = {v!r:.60}, expected an object")
+            try:
+                kw[k] = _untyped(v)
+            except (ValueError, ArithmeticError) as exc:
+                raise ValueError(f"the record's file origin has a header value that cannot be read ({exc})") \
+                    from None
+            continue
         want = str if k in _TEXT else int
         if (v is None and k in _OPTIONAL) or (isinstance(v, want) and not isinstance(v, bool)):
             kw[k] = v

@@ -162,7 +162,11 @@ def file_clause(stored: str | None) -> str:
     origin = load_origin(stored)
     if origin is None:
         return ""
-    fields = "  ".join(f"{k} = {literal(v)}" for k, v in scope_fields(origin).items() if v is not None)
+    given = scope_fields(origin)
+    header = given.pop("header", None)
+    fields = "  ".join(f"{k} = {literal(v)}" for k, v in given.items() if v is not None)
+    if isinstance(header, dict):          # the header record's fields (file.header.FIELD), one by one
+        fields += "".join(f"  header.{target(k)} = {literal(v)}" for k, v in header.items())
     return f" file {{ {fields} }}"
 
 

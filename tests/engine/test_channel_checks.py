@@ -143,3 +143,21 @@ def test_file_watch_trailer_options_are_checked(tmp_path: Path) -> None:
                                        'trailer_total = "total"', 'total_field = "amount"',
                                        "total_format = Line")) == []
 
+
+
+def test_a_control_total_option_naming_a_field_its_format_lacks_is_told_by_check(tmp_path: Path) -> None:
+    """`trailer_count = "cnt"` on a trailer format without `cnt` passed `bsp check` and failed only when
+    `bsp run` bound the channel; the header's options (`header_count`, `header_total`) the same."""
+    head = ('format Line = csv {\n    ref string\n    amount decimal(2)\n}\n'
+            'format T = csv header false {\n    count integer\n    total decimal(2)\n}\n')
+    route = 'route r {\n    receive from inbox as Line\n    deal D { ref = msg.ref  amount = msg.amount  key = msg.ref }\n}\n'
+
+    def inbox(*options: str) -> str:
+        return head + 'channel inbox = file watch {\n    dir = "in"\n' + "".join(f"    {o}\n" for o in options) + "}\n" + route
+
+    assert diagnostics(tmp_path, inbox("skip_trailer = 1", "trailer = T", 'trailer_count = "cnt"')) == [
+        "13:5 E055 channel inbox: option trailer_count: format T has no field 'cnt'"]
+    assert diagnostics(tmp_path, inbox("skip_header = 1", "header = T", 'header_count = "count"',
+                                       'header_total = "totl"', 'total_field = "amont"', "total_format = Line")) == [
+        "14:5 E055 channel inbox: option header_total: format T has no field 'totl'",
+        "15:5 E055 channel inbox: option total_field: format Line has no field 'amont'"]

@@ -222,7 +222,7 @@ def test_file_values_are_known_on_a_file_watch_route_only(tmp_path: Path) -> Non
     (d,) = [d for d in compile_source(bad, reg, tmp_path / "typo.route").diagnostics if d.is_error]
     assert (d.code, d.message) == ("E060", "`file` has no field `nmae`")
     assert d.help == ("did you mean `name`?; channel `pay_files` (file watch) gives file.name, file.line, "
-                      "file.record, file.offset, file.records")
+                      "file.record, file.offset, file.records, file.header")
     tcp = DOC_ROUTE.replace('file watch {\n    dir        = "in"\n    pattern    = "*.csv"\n    record     = "csv"\n'
                             '    header_row = true\n}', 'tcp listen { address = "127.0.0.1:0" }')
     assert tcp != DOC_ROUTE

@@ -135,3 +135,34 @@ def test_to_tests_writes_the_file_clause_and_the_tests_pass(capture: Path, tmp_p
     assert not ran.broken, [d.message for b in ran.broken for d in b.diagnostics]
     assert len(ran.outcomes) == 3 and all(o.passed for o in ran.outcomes), \
         [f for o in ran.outcomes for f in o.failures]
+
+
+def test_a_header_records_fields_are_stored_with_their_types() -> None:
+    """file.header (a `header = FORMAT` channel): amounts and dates go into the capture's JSON and come back
+    as Decimal and date (a plain json.dumps of the origin failed on them: the tap could not store it)."""
+    import datetime as dt
+    from decimal import Decimal
+
+    from engine.channels.file_origin import RecordOrigin
+    from engine.replay.origin import dump, load
+
+    header = {"company": "ACME", "value_date": dt.date(2026, 11, 30), "count": 2, "total": Decimal("4.75")}
+    origin = RecordOrigin("PAY.csv", 2, 21, 2, 2, header=header)
+    back = load(dump(origin))
+    assert back == origin and back.header == header and isinstance(back.header["total"], Decimal)
+    assert "header" not in dump(RecordOrigin("PAY.csv", 2, 21, 2, 2))       # as before, without one
+
+
+def test_to_tests_writes_the_header_fields_one_by_one() -> None:
+    import datetime as dt
+    from decimal import Decimal
+
+    from engine.channels.file_origin import RecordOrigin
+    from engine.replay.origin import dump
+    from engine.replay.totests import file_clause
+
+    origin = RecordOrigin("PAY.csv", 2, 21, 2, 2, header={"company": "ACME", "value_date": dt.date(2026, 11, 30),
+                                                          "total": Decimal("4.75")})
+    assert file_clause(dump(origin)) == (
+        ' file { name = "PAY.csv"  line = 2  record = 2  offset = 21  records = 2  header.company = "ACME"  '
+        'header.total = 4.75  header.value_date = parse_date("20261130", "%Y%m%d") }')

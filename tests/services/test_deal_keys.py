@@ -611,9 +611,11 @@ def test_every_route_with_a_deal_and_a_call_is_keyed_or_listed_as_an_enquiry():
         has_key = any(a.path == "key" for a in deals[0].options["fields"])
         (keyed if has_key else unkeyed).add(r.name)
     # the batch-file routes have tests of their own above; card_reversal (the simulator sends no reversals)
-    # in tests/services/test_card_certification.py (a 0400 and its 0401 repeats: one 0420 to the card host)
+    # in tests/services/test_card_certification.py (a 0400 and its 0401 repeats: one 0420 to the card host);
+    # payroll_credit in tests/services/test_payroll_files.py (a re-exported payroll file: one credit per salary)
     assert keyed == set(KEYED) | {"bill_payment", "ar_collection", "ap_payment", "standing_order_debit",
-                                  "statement_camt053_file", "statement_mt940_file", "card_reversal"}
+                                  "statement_camt053_file", "statement_mt940_file", "card_reversal",
+                                  "payroll_credit"}
     assert unkeyed == set(UNKEYED)
 
 

@@ -7,7 +7,8 @@ Requests come from the service's generator (``Service.make``) and are grouped
 into files by their ``batch_id``, ended by the service's trailer record (control
 totals) when it has one; each file is written as ``.NAME.part`` and
 renamed into place (the file watch channel takes complete files only), after
-the service's header line when it has one.  The route writes one
+the service's header line when it has one (``file_header``, or ``batch_header``
+computed from the file's requests: a payroll file's count and control total).  The route writes one
 acknowledgement file per record (``file write``), or appends a line per record
 to one file (``mode = "append"``, read as it grows, its header line skipped);
 a request is answered when an acknowledgement line with its record key
@@ -58,7 +59,8 @@ class BatchFileClient:
 
     def write_file(self, name: str, reqs: list[Request], trailer: bytes | None = None) -> Path:
         """Write ``reqs`` as a batch file, ended by ``trailer`` or else the service's own trailer record."""
-        data = self.service.file_header + b"".join(self.request_codec.encode(r.values).rstrip(b"\r\n") + b"\n" for r in reqs)
+        head = self.service.batch_header(reqs) if self.service.batch_header else self.service.file_header
+        data = head + b"".join(self.request_codec.encode(r.values).rstrip(b"\r\n") + b"\n" for r in reqs)
         if trailer is None and self.service.trailer is not None:
             trailer = self.service.trailer(reqs)
         data += trailer or b""

@@ -5,8 +5,8 @@ from pathlib import Path
 
 from engine.sim.services import (account_consolidation, bond_cashing, broker_system, card_payments, claims_payout,
                                  customer_service, customs_duty, fund_brokerage, fund_consolidation, fund_management,
-                                 fund_subscription, insurance_brokerage, issuance, middle_office, premium_collection,
-                                 receivables_payables,
+                                 fund_subscription, insurance_brokerage, issuance, middle_office, payroll,
+                                 premium_collection, receivables_payables,
                                  remittance, sales, standing_orders, trade_receiving)
 from engine.sim.services.model import Service
 
@@ -33,6 +33,7 @@ SERVICES: tuple[Service, ...] = (
     claims_payout.SERVICE,
     premium_collection.SERVICE,
     customs_duty.SERVICE,
+    payroll.SERVICE,
 )
 
 

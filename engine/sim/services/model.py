@@ -127,6 +127,9 @@ class Service:
     # (default ``(batch_id, record_no)``), and whether each acknowledgement file starts with a header line
     # (a ``file write`` channel with ``mode = "append"`` and ``header``)
     file_header: bytes = b""
+    # transport "file": a batch file's header record computed from its requests (a payroll file's company,
+    # value date, count and control total), written instead of ``file_header``
+    batch_header: Callable[[list[Request]], bytes] | None = None
     batch_of: Callable[[Any], str] | None = None
     record_key: Callable[[Any], tuple[Any, ...]] | None = None
     ack_header: bool = False

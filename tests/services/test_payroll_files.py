@@ -1,0 +1,113 @@
+"""Payroll bulk credit end to end with real files (what a route test, one record at a time, cannot send):
+payroll files dropped into the watched folder (tmp dirs), the mainframe simulator on loopback, a result
+file per payroll file, the file moved to done/ or to error/ with its reason, every salary a deal in a real
+DuckDB ledger.  A file whose header's record count or control total disagrees with its lines is refused
+whole (no credit sent, no deal); the same file dropped again (byte-identical) is refused whole by the
+channel; a re-exported file (other bytes, the same salaries) credits nobody twice (deal key company +
+value date + reference)."""
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import duckdb
+import trio
+
+from dsl.load import compile_paths
+from engine.ledger import open_ledger
+from engine.sim.services import payroll
+from engine.sim.services.catalog import route_files
+from engine.sim.services.harness import running_services
+from engine.sim.services.registry import services_registry
+
+SERVICE = payroll.SERVICE
+
+
+def _calls(rig: Any) -> int:
+    return sum(sim.requests for sim in rig.sims.values())
+
+
+def _result_lines(outbox) -> dict[str, list[list[str]]]:
+    """Each result file's lines (after its header line), split at the commas."""
+    out = {}
+    for p in sorted(outbox.iterdir()):
+        if p.is_file() and not p.name.startswith("."):
+            lines = p.read_text().splitlines()
+            assert lines[0] == "line,status,code,reference,amount,host_ref,text", p.name
+            out[p.name] = [line.split(",") for line in lines[1:]]
+    return out
+
+
+async def _settled(client: Any, names: list[str]) -> None:
+    with trio.fail_after(60):
+        while any(n in client.settled()["pending"] for n in names):
+            await trio.sleep(0.02)
+
+
+async def test_payroll_files_good_bad_total_repeated_and_re_exported(tmp_path):
+    registry = services_registry()
+    res = compile_paths(route_files(SERVICE.name), registry)
+    assert res.program is not None, [d.message for d in res.diagnostics]
+    ledger_path = tmp_path / "ledger.duckdb"
+    async with open_ledger(ledger_path, audit_key=None) as ledger:
+        async with running_services(res.program, registry, ledger, [SERVICE], work_dir=tmp_path / "files") as rig:
+            inbox, outbox = rig.dirs["pr_batch_in"], rig.dirs["pr_result_out"]
+            client = rig.batch_client(SERVICE, run="26110")
+            good = client.requests(4, ["good", "rejected", "failing", "good"])
+            client.write_file("PAY-1.csv", good)
+            await _settled(client, ["PAY-1.csv"])
+            calls_good = _calls(rig)
+            # the header's control total off by a cent: refused whole, nothing sent
+            bad = client.requests(2, ["good", "good"])
+            header = payroll.batch_header(bad)
+            company, value_date, count, total = header.decode().strip().split(",")
+            wrong = f"{company},{value_date},{count},{Decimal(total) + Decimal('0.01')}\n".encode()
+            (inbox / ".PAY-2.csv.part").write_bytes(wrong + b"".join(
+                client.request_codec.encode(r.values).rstrip(b"\r\n") + b"\n" for r in bad))
+            (inbox / ".PAY-2.csv.part").rename(inbox / "PAY-2.csv")
+            client.files.append("PAY-2.csv")
+            # the first file dropped again, byte for byte, under another name: refused whole by run_once
+            # (the first is in error/: one of its lines was rejected, another refused by the mainframe)
+            (inbox / ".PAY-1-again.csv.part").write_bytes((inbox / "error" / "PAY-1.csv").read_bytes())
+            (inbox / ".PAY-1-again.csv.part").rename(inbox / "PAY-1-again.csv")
+            client.files.append("PAY-1-again.csv")
+            await _settled(client, ["PAY-2.csv", "PAY-1-again.csv"])
+            calls_refused = _calls(rig)
+            # re-exported: the same salaries and one more (other bytes): only the new one is credited
+            client.write_file("PAY-1-reexport.csv", good + client.requests(1, ["good"]))
+            await _settled(client, ["PAY-1-reexport.csv"])
+            calls_after = _calls(rig)
+            where = client.settled()
+    assert calls_good == 3                  # two credits and one the mainframe refused; the rejected line: none
+    assert calls_refused == 3, "a refused file sent a credit"
+    assert calls_after == 4, "a re-exported line reached the mainframe again"
+    assert where == {"done": [], "error": ["PAY-1.csv", "PAY-2.csv", "PAY-1-again.csv", "PAY-1-reexport.csv"],
+                     "pending": []}
+    reason = (inbox / "error" / "PAY-2.csv.reason.txt").read_text()
+    assert reason.startswith("file PAY-2.csv: 1 problem(s) in 0 record(s)\nrecord 1, byte offset 0: the control "
+                             f"totals do not match: the header says 2 record(s) and control_total {Decimal(total) + Decimal('0.01')}; "
+                             f"the file holds 2 record(s) with amount totalling {total}; no record was run"), reason
+    assert "the same bytes as file PAY-1.csv" in (inbox / "error" / "PAY-1-again.csv.reason.txt").read_text()
+    results = _result_lines(outbox)
+    assert sorted(results) == ["RESULT-PAY-1-reexport.csv", "RESULT-PAY-1.csv"]     # none for a refused file
+    # in the order the lines finished (a batch's results are one write), each naming its line of the file
+    first = sorted(((line[0], line[1], line[2], line[3]) for line in results["RESULT-PAY-1.csv"]),
+                   key=lambda x: int(x[0]))
+    refs = [r.values["reference"] for r in good]
+    assert first == [("2", "CREDITED", "00", refs[0]), ("3", "REJECTED", "30", refs[1]),
+                     ("4", "FAILED", "05", refs[2]), ("5", "CREDITED", "00", refs[3])]
+    again = {line[3]: (line[0], line[1], line[2]) for line in results["RESULT-PAY-1-reexport.csv"]}
+    assert again[refs[0]] == ("2", "DUPLICATE", "94") and again[refs[3]] == ("5", "DUPLICATE", "94")
+    assert again[refs[1]] == ("3", "REJECTED", "30")       # a rejected line took no key: checked again
+    # refused by the mainframe (05): the key stays taken (docs/transactions.md#which-failures-keep-the-key):
+    # the repeat is not sent again, and says the original's code
+    assert again[refs[2]] == ("4", "DUPLICATE", "05")
+    con = duckdb.connect(str(ledger_path), read_only=True)
+    try:
+        rows = con.execute("SELECT reference, status, party FROM deals WHERE channel = 'pr_batch_in' "
+                           "ORDER BY received_at").fetchall()
+    finally:
+        con.close()
+    assert not [r for r in rows if r[0] in {b.values["reference"] for b in bad}]       # the refused file: no deal
+    assert [s for ref, s, _ in rows if ref == refs[0]] == ["committed", "duplicate"]
+    assert {p for _, _, p in rows} == {company}
