@@ -162,18 +162,10 @@ def _outside(con: Any, ledger: Path, key: bytes, last_seq: int, last_mac: bytes)
 def record_break(con: Any, key: bytes, what: str, seq: int, last_seq: int, last_mac: bytes) -> tuple[int, bytes]:
     """Append the chained ``audit break`` event (inside the caller's transaction) and return the new chain state;
     the caller writes the head."""
-    from engine.audit import seal
     from engine.deal import new_deal_id
-    from engine.ledger_store import CHAINED as _C, EVENT_SCHEMA, _insert_sql, _table
+    from engine.ledger_store import append_events
 
     detail = {"what": what, "from_seq": seq, "found_last_seq": last_seq, "by": "writer open"}
     row = {"deal_id": new_deal_id(), "seq": 1, "at": datetime.now(timezone.utc), "from_state": None,
            "to_state": BREAK_STATE, "detail": orjson.dumps(detail).decode()}
-    sealed, new_seq, prev = seal("deal_events", _table(EVENT_SCHEMA, [row]), _C["deal_events"][1], key, last_seq,
-                                 last_mac)
-    con.register("_bsp_batch", sealed)
-    try:
-        con.execute(_insert_sql("deal_events", EVENT_SCHEMA)).fetchall()
-    finally:
-        con.unregister("_bsp_batch")
-    return new_seq, prev
+    return append_events(con, [row], key, last_seq, last_mac)
