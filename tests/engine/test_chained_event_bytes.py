@@ -125,3 +125,21 @@ async def test_the_chained_appends_store_what_they_stored_before(tmp_path: Path,
         con.close()
     assert [b.table for b in report.breaks] == ["audit break"], [str(b) for b in report.breaks]
     assert hashlib.sha256(_dump(path)).hexdigest() == GOLDEN, _dump(path).decode()
+
+
+def test_a_refused_append_raises_its_own_error(tmp_path: Path) -> None:
+    """The insert's error (here a NOT NULL column), not DuckDB's ``transaction is aborted`` from unregistering the
+    batch in the aborted transaction; the caller's transaction rolls back and the chain stays where it was."""
+    store = LedgerStore.open(tmp_path / "l.duckdb", ring("a1"))
+    try:
+        before = store.last_seq
+        bad = {"deal_id": None, "seq": 1, "at": JAN, "from_state": None, "to_state": "x", "detail": None}
+        with pytest.raises(duckdb.ConstraintException):
+            with store.transaction() as tail:
+                tail.seq, tail.prev = ledger_store.append_events(store.connection, [bad], store.audit_key,
+                                                                 tail.seq, tail.prev)
+        assert store.last_seq == before
+        reveal_log.append(store, "d1", {"by": "ops"})        # the connection writes on
+        assert store.last_seq == before + 1
+    finally:
+        store.close()
