@@ -806,6 +806,8 @@ class LedgerStore:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
+        if not path.exists() and (orphan := audit_cut.orphaned(path)) is not None:
+            raise LedgerError(orphan)       # before DuckDB makes the file: nothing is left behind
         filemodes.hold()
         try:
             con = connect(path, read_only=False)
@@ -822,6 +824,8 @@ class LedgerStore:
             found = row[0] if row else None
             if found is not None and found > SCHEMA_VERSION:
                 raise LedgerError(newer_schema(path, found))
+            if found is None and (orphan := audit_cut.orphaned(path)) is not None:
+                raise LedgerError(orphan)   # a file with no ledger in it (emptied, or made by DuckDB alone)
             for stmt in DDL.split(";"):
                 if stmt.strip():
                     con.execute(stmt).fetchall()
@@ -887,7 +891,8 @@ class LedgerStore:
             if cut is not None:
                 _log.error("%s: AUDIT BREAK: %s. Recorded in the audit chain as an `audit break` event at seq %d: "
                            "bsp audit verify reports it from now on. Find out who changed the ledger file while "
-                           "the engine was stopped; restore it from a backup if the records must be back "
+                           "the engine was stopped (a backup restored on purpose is recorded so too: the copy lacks what "
+                           "was written after it); restore it from a backup if the records must be back "
                            "(docs/security.md#a-cut-while-the-engine-was-stopped)", path, cut[0], state[0])
             if found is not None and found < SCHEMA_VERSION:
                 _log.warning("%s: ledger schema %d migrated to %d in %.2f s (one transaction); a bsp of schema %d "
