@@ -19,6 +19,9 @@ for as long as the file is kept (``engine.audit._check_audit_breaks``), so the c
 of restarts.  The file beside the ledger is as writable as the ledger: deleting it along with the cut is not
 seen by the next open (it says it starts one); keep a copy off the host, or the log line each close writes,
 for that (docs/security.md#a-cut-while-the-engine-was-stopped).
+
+The head left where no ledger is (the ledger deleted, or moved without it) is refused outright (``orphaned``):
+no writer makes a new ledger beside it until it is moved away (docs/security.md#a-ledger-deleted-or-moved).
 """
 from __future__ import annotations
 
@@ -86,6 +89,27 @@ def read_head(ledger: Path) -> dict[str, Any] | str | None:
             or not isinstance(doc.get("seal"), str):
         return f"{path}: not a chain head written by bsp (seq, mac, seal)"
     return doc
+
+
+def orphaned(ledger: Path) -> str | None:
+    """Why a new ledger must not be made at ``ledger``: the head of a ledger that was there (``head_path``) is
+    beside it, so that ledger was deleted or moved without its head; None when there is none.  A new chain
+    started there would hide that it is gone (a ledger deleted and started over), so ``LedgerStore.open``
+    refuses; the message names both files and each way on."""
+    head = head_path(ledger)
+    if not head.exists():
+        return None
+    doc = read_head(ledger)
+    said = (f"its chain reached seq {doc['seq']} at {doc.get('at', '?')}" if isinstance(doc, dict) else
+            f"unreadable: {doc.split(': ', 1)[-1]}" if isinstance(doc, str) else "gone while being read")
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return (f"{ledger}: no ledger here, but {head} is: the audit chain head of a ledger that was here ({said}). "
+            f"That ledger was deleted, or moved without its head; a new ledger here would hide that, so none is "
+            f"made. Moved or renamed: give its new path (--ledger, or the deployment file's `ledger:`) and move "
+            f"the head beside it, `mv {head} NEWPATH{SUFFIX}`. Deleted by mistake: restore it from a backup "
+            f"together with its {SUFFIX} file. A new ledger here on purpose (the old one retired): move the old "
+            f"head away and keep it with that ledger's copies, `mv {head} {head}.retired-{stamp}`, then start "
+            f"again (docs/security.md#a-ledger-deleted-or-moved). Nothing was written")
 
 
 def _mac_at(con: Any, seq: int) -> tuple[bool, bytes | None]:
@@ -162,18 +186,10 @@ def _outside(con: Any, ledger: Path, key: bytes, last_seq: int, last_mac: bytes)
 def record_break(con: Any, key: bytes, what: str, seq: int, last_seq: int, last_mac: bytes) -> tuple[int, bytes]:
     """Append the chained ``audit break`` event (inside the caller's transaction) and return the new chain state;
     the caller writes the head."""
-    from engine.audit import seal
     from engine.deal import new_deal_id
-    from engine.ledger_store import CHAINED as _C, EVENT_SCHEMA, _insert_sql, _table
+    from engine.ledger_store import append_events
 
     detail = {"what": what, "from_seq": seq, "found_last_seq": last_seq, "by": "writer open"}
     row = {"deal_id": new_deal_id(), "seq": 1, "at": datetime.now(timezone.utc), "from_state": None,
            "to_state": BREAK_STATE, "detail": orjson.dumps(detail).decode()}
-    sealed, new_seq, prev = seal("deal_events", _table(EVENT_SCHEMA, [row]), _C["deal_events"][1], key, last_seq,
-                                 last_mac)
-    con.register("_bsp_batch", sealed)
-    try:
-        con.execute(_insert_sql("deal_events", EVENT_SCHEMA)).fetchall()
-    finally:
-        con.unregister("_bsp_batch")
-    return new_seq, prev
+    return append_events(con, [row], key, last_seq, last_mac)

@@ -413,13 +413,7 @@ def letter_events(con: duckdb.DuckDBPyConnection, ids: Sequence[str] | None, key
                "detail": orjson.dumps({"status": status, "retried_at": _iso_us(retried),
                                        "outcome": outcome}).decode()}
               for lid, status, retried, outcome, n, st in rows]
-    sealed, seq, prev = seal("deal_events", _table(EVENT_SCHEMA, events), CHAINED["deal_events"][1], key, seq, prev)
-    con.register("_bsp_batch", sealed)
-    try:
-        con.execute(_insert_sql("deal_events", EVENT_SCHEMA)).fetchall()
-    finally:
-        con.unregister("_bsp_batch")
-    return seq, prev
+    return append_events(con, events, key, seq, prev)
 
 
 def _iso_us(t: datetime | None) -> str | None:
@@ -430,6 +424,37 @@ def _iso_us(t: datetime | None) -> str | None:
 def _insert_sql(table: str, schema: pa.Schema) -> str:
     cols = ", ".join(f'"{c}"' for c in [*schema.names, "chain_seq", "mac"])
     return f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _bsp_batch"
+
+
+def append_chained(con: duckdb.DuckDBPyConnection, table: str, arrow: pa.Table, key: bytes | None, seq: int,
+                   prev: bytes) -> tuple[int, bytes]:
+    """Seal ``arrow`` (``engine.audit.seal``: ``chain_seq`` and ``mac`` from the chain ending at ``seq`` /
+    ``prev``, with ``key``; none without) and insert it into the chained ``table``, inside the caller's
+    transaction; returns the new chain state.  The one way a record joins the chain: ``LedgerStore``'s writes,
+    a dead letter's status event (``letter_events``), a reveal (``engine.reveal_log``), an ``audit break``
+    (``engine.audit_cut``) and a rotation record (``rotate_audit_key``).  On a failed insert the transaction
+    is aborted and DuckDB refuses the unregister until the ROLLBACK: the insert's own error is raised, and the
+    caller's ROLLBACK unregisters the batch (``LedgerStore.transaction``; ``register`` replaces it anyway)."""
+    if arrow.num_rows == 0:
+        return seq, prev
+    sealed, seq, prev = seal(table, arrow, CHAINED[table][1], key, seq, prev)
+    con.register("_bsp_batch", sealed)
+    try:
+        con.execute(_insert_sql(table, arrow.schema)).fetchall()
+    except BaseException:
+        try:
+            con.unregister("_bsp_batch")
+        except duckdb.Error:
+            pass
+        raise
+    con.unregister("_bsp_batch")
+    return seq, prev
+
+
+def append_events(con: duckdb.DuckDBPyConnection, rows: Sequence[dict[str, Any]], key: bytes | None, seq: int,
+                  prev: bytes) -> tuple[int, bytes]:
+    """``append_chained`` of ``deal_events`` rows (dicts of ``EVENT_SCHEMA``'s columns)."""
+    return append_chained(con, "deal_events", _table(EVENT_SCHEMA, rows), key, seq, prev)
 
 
 _INSERT = _insert_sql("deals", ARROW_SCHEMA)
@@ -565,12 +590,7 @@ def rotate_audit_key(con: duckdb.DuckDBPyConnection, old: bytes, new: bytes, las
     row = pa.table({"at": [datetime.now(timezone.utc)], "key_id": [getattr(new, "key_id", "")],
                     "fingerprint": [fingerprint(new)], "previous_key_id": [getattr(old, "key_id", "") or None],
                     "previous_fingerprint": [fingerprint(old)]}, schema=ROTATION_SCHEMA)
-    sealed, seq, prev = seal("audit_keys", row, CHAINED["audit_keys"][1], old, last_seq, last_mac)
-    con.register("_bsp_batch", sealed)
-    try:
-        con.execute(_insert_sql("audit_keys", ROTATION_SCHEMA)).fetchall()
-    finally:
-        con.unregister("_bsp_batch")
+    seq, prev = append_chained(con, "audit_keys", row, old, last_seq, last_mac)
     con.execute("DELETE FROM audit_head").fetchall()
     con.execute("INSERT INTO audit_head VALUES (?, ?)", [seq, head_mac(new, seq, prev)]).fetchall()
     # the archive anchors ``old`` sealed are sealed again with ``new`` (a handful of rows): an anchor left
@@ -786,6 +806,8 @@ class LedgerStore:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
+        if not path.exists() and (orphan := audit_cut.orphaned(path)) is not None:
+            raise LedgerError(orphan)       # before DuckDB makes the file: nothing is left behind
         filemodes.hold()
         try:
             con = connect(path, read_only=False)
@@ -802,6 +824,8 @@ class LedgerStore:
             found = row[0] if row else None
             if found is not None and found > SCHEMA_VERSION:
                 raise LedgerError(newer_schema(path, found))
+            if found is None and (orphan := audit_cut.orphaned(path)) is not None:
+                raise LedgerError(orphan)   # a file with no ledger in it (emptied, or made by DuckDB alone)
             for stmt in DDL.split(";"):
                 if stmt.strip():
                     con.execute(stmt).fetchall()
@@ -867,7 +891,8 @@ class LedgerStore:
             if cut is not None:
                 _log.error("%s: AUDIT BREAK: %s. Recorded in the audit chain as an `audit break` event at seq %d: "
                            "bsp audit verify reports it from now on. Find out who changed the ledger file while "
-                           "the engine was stopped; restore it from a backup if the records must be back "
+                           "the engine was stopped (a backup restored on purpose is recorded so too: the copy lacks what "
+                           "was written after it); restore it from a backup if the records must be back "
                            "(docs/security.md#a-cut-while-the-engine-was-stopped)", path, cut[0], state[0])
             if found is not None and found < SCHEMA_VERSION:
                 _log.warning("%s: ledger schema %d migrated to %d in %.2f s (one transaction); a bsp of schema %d "
@@ -913,13 +938,7 @@ class LedgerStore:
     # ------------------------------------------------------------ writes
 
     def _append(self, table: str, arrow: pa.Table, seq: int, prev: bytes) -> tuple[int, bytes]:
-        if arrow.num_rows == 0:
-            return seq, prev
-        sealed, seq, prev = seal(table, arrow, CHAINED[table][1], self.audit_key, seq, prev)
-        self._con.register("_bsp_batch", sealed)
-        self._con.execute(_insert_sql(table, arrow.schema)).fetchall()
-        self._con.unregister("_bsp_batch")    # on failure: after the ROLLBACK (_transaction)
-        return seq, prev
+        return append_chained(self._con, table, arrow, self.audit_key, seq, prev)
 
     @property
     def connection(self) -> duckdb.DuckDBPyConnection:

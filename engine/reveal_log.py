@@ -88,8 +88,7 @@ def record_in_file(path: Path, ident: str, event: Mapping[str, Any], audit_key: 
 def append(store: Any, ident: str, event: Mapping[str, Any]) -> datetime:
     """Append the ``revealed`` event on ``ident`` in one transaction of the open ``store`` (``LedgerStore``: the
     command's own, or the engine's on its writer thread: ``engine.ledger.Ledger.record_reveal``); its time."""
-    from engine.audit import CHAINED, seal
-    from engine.ledger_store import EVENT_SCHEMA, _insert_sql, _table
+    from engine.ledger_store import append_events
 
     at = datetime.now(timezone.utc)
     with store.transaction() as tail:
@@ -98,13 +97,7 @@ def append(store: Any, ident: str, event: Mapping[str, Any]) -> datetime:
                                     [ident]).fetchall()
         row = {"deal_id": ident, "seq": int(n or 0) + 1, "at": at, "from_state": state, "to_state": REVEALED,
                "detail": orjson.dumps(dict(event)).decode()}
-        sealed, tail.seq, tail.prev = seal("deal_events", _table(EVENT_SCHEMA, [row]), CHAINED["deal_events"][1],
-                                           store.audit_key, tail.seq, tail.prev)
-        con.register("_bsp_batch", sealed)
-        try:
-            con.execute(_insert_sql("deal_events", EVENT_SCHEMA)).fetchall()
-        finally:
-            con.unregister("_bsp_batch")
+        tail.seq, tail.prev = append_events(con, [row], store.audit_key, tail.seq, tail.prev)
     return at
 
 

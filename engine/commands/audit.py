@@ -259,6 +259,9 @@ def _verify_one(ledger: Path, label: str, key: bytes, max_breaks: int, progress_
     for b in report.breaks[1:]:
         typer.echo(f"  also: {b}", err=True)
     typer.echo(f"checked {summary}", err=True)
+    if any(b.table == "audit_head" and b.record == "kept outside the ledger" for b in report.breaks):
+        from engine.audit_cut import head_path
+        typer.echo(_HEAD_FIX.format(label=label, head=head_path(ledger)), err=True)
     for a in report.anchors:
         typer.echo(f"  {a}", err=True)
     if report.unprotected:
@@ -269,6 +272,14 @@ def _verify_one(ledger: Path, label: str, key: bytes, max_breaks: int, progress_
 
 
 UNPROTECTED_EXIT = 3
+# after a break against the head kept beside the ledger (engine/audit_cut.py): which file to put back, or why not
+_HEAD_FIX = ("what to do: {head} and {label} disagree, and no writer has recorded it yet. An older copy of the "
+             "ledger put in place by mistake: put the newest ledger back, and verify again. A backup restored on "
+             "purpose: the next start records the gap as an `audit break` (it is one: the copy lacks what was "
+             "written after it), and verify reports that record from then on; a copy of the whole folder, head "
+             "included, taken at a clean stop and put back together, matches (docs/operations.md#the-runbook). "
+             "Neither: records were deleted while bsp was stopped; keep both files as they are for the "
+             "investigation (docs/security.md#a-cut-while-the-engine-was-stopped)")
 MAX_SPANS = 5
 KEY_HINT = (f"to protect the records written from now on, give the engine an audit key: ledger.audit_key in "
             f"platform.yaml, or {ENV_KEY_FILE} (a file holding a base64 key of at least 32 random bytes, e.g. "

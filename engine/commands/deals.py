@@ -140,6 +140,13 @@ def _render_table(rows: list[dict[str, Any]], title: str, flagged: bool = False)
 
 def no_ledger(ledger: Path) -> str:
     """What to say when ``ledger`` is not a file (without ``error: ``)."""
+    from engine.audit_cut import head_path
+
+    if head_path(ledger).exists():      # a writer would refuse to start a new one here (audit_cut.orphaned)
+        return (f"{ledger}: no ledger file here, but {head_path(ledger)} is: the audit chain head of a ledger that "
+                f"was here, deleted or moved without it. Give the ledger's path with --ledger FILE (the "
+                f"deployment file's `ledger:`), or restore it from a backup (docs/security.md#a-ledger-deleted-"
+                f"or-moved).")
     return (f"{ledger}: no ledger file here. Give the ledger with --ledger FILE (the deployment file's "
             f"`ledger:`; default {DEFAULT_LEDGER}); an engine creates it on its first run.")
 

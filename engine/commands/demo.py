@@ -55,7 +55,9 @@ def demo(
     Its clock is the wall clock (or --at), unless a business-day calendar its routes use runs out within three
     weeks: then it says so and starts its clock on the last day before from which they all list three weeks.
     Exit 0; 1 when a request was lost (no reply or no deal row), a repeat got another reply than its
-    original, a reference reached a counterpart twice, or the demo could not start.
+    original, a reference reached a counterpart twice, or the demo could not start. A repeat whose original
+    freed its deal key (it ran again as a new deal, a counterpart perhaps reached again) or that came past the
+    key store's retention (94) is right, by the ledger's record of it: counted apart, not a failure.
     """
     from engine.journal import SYNC_MODES
     from engine.sim.services.demo import DemoError, run_all_services_demo

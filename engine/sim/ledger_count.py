@@ -27,7 +27,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Collection, Iterable
+from typing import Any, Collection, Iterable
 
 import duckdb
 import orjson
@@ -141,3 +141,88 @@ def count_lost(sent: Iterable[SentRequest], keys: Collection[tuple[str, str]], *
                        else "no reply" if not s.replied else "no deal row")
                 acc.lost_examples.append(f"{s.service} {s.channel} {s.key}: {why}")
     return acc
+
+
+# A repeat the engine rightly did not answer with its original's reply, by the ledger's own record of it:
+# * its key was freed (engine.txn.keyhold: nothing of the deal stayed at a counterpart; the deal's ``accepted``
+#   event names it ``key_freed``): the repeat ran again as a new deal, with the reply that deal got, and may
+#   have reached a counterpart again (an ``on refusal free`` debit presented again, a call made again after
+#   its cancel): never paid twice, since nothing of the earlier deal stands;
+# * it came past the key store's retention: recorded ``duplicate`` with a ``duplicate`` event
+#   ``{"past_retention": true}``, answered 94, not run again (docs/transactions.md#key-retention).
+_MARKS = """
+SELECT d.channel, d.reference, CAST(d.request AS VARCHAR),
+       bool_or(e.to_state = 'accepted' AND json_exists(e.detail, '$.key_freed')) AS freed,
+       bool_or(e.to_state = 'duplicate' AND json_extract_string(e.detail, '$.past_retention') = 'true') AS past
+FROM deals d JOIN deal_events e ON e.deal_id = d.deal_id
+WHERE d.config_version = ? AND d.received_at >= ? AND e.to_state IN ('accepted', 'duplicate')
+GROUP BY d.deal_id, d.channel, d.reference, CAST(d.request AS VARCHAR)
+HAVING freed OR past
+"""
+
+
+@dataclass
+class RepeatMarks:
+    """What the ledger records of the keys a repeat rightly ran again for or was refused past the retention."""
+
+    freed: Counter[tuple[str, str]] = field(default_factory=Counter)   # (channel, key): deals that freed it
+    past_retention: set[tuple[str, str]] = field(default_factory=set)  # (channel, key): a repeat answered 94
+
+    def freed_any(self, key: str) -> int:
+        """Deals of this run, on any inbound channel, that freed ``key``."""
+        return sum(n for (_, k), n in self.freed.items() if k == key)
+
+
+def repeat_marks(ledger_path: Path, config_version: str, since: datetime) -> RepeatMarks:
+    """The ``RepeatMarks`` of the deals this run wrote (as ``ledger_rows`` reads them)."""
+    con = duckdb.connect(str(ledger_path), read_only=True)
+    try:
+        rows = con.execute(_MARKS, [config_version, since]).fetchall()
+    finally:
+        con.close()
+    marks = RepeatMarks()
+    for channel, reference, request, freed, past in rows:
+        for key in row_keys(reference, request):
+            if freed:
+                marks.freed[(channel, key)] += 1
+            if past:
+                marks.past_retention.add((channel, key))
+    return marks
+
+
+@dataclass
+class RepeatSplit:
+    """The repeats sent, by what the engine rightly did with them; ``differs``: the defects (another reply
+    than the original's, or none, with nothing in the ledger to say why)."""
+
+    same: int = 0                 # answered with the original's reply byte for byte
+    ran_again: int = 0            # the key was freed: ran again as a new deal (any reply)
+    past_retention: int = 0       # past the key store's retention: 94, not run again
+    differs: list[Any] = field(default_factory=list)
+
+
+def split_repeats(repeats: Iterable[tuple[str, str, bool, Any]], marks: RepeatMarks) -> RepeatSplit:
+    """``repeats``: (inbound channel, key, whether its reply differs from its original's, the repeat)."""
+    out = RepeatSplit()
+    for channel, key, differs, item in repeats:
+        if marks.freed.get((channel, key), 0):
+            out.ran_again += 1
+        elif differs and (channel, key) in marks.past_retention:
+            out.past_retention += 1
+        elif differs:
+            out.differs.append(item)
+        else:
+            out.same += 1
+    return out
+
+
+def split_twice(calls: Iterable[tuple[str, str, int]], marks: RepeatMarks) -> tuple[list[str], list[str]]:
+    """(counterpart, reference, calls) seen more than once -> (defects, rightly again): a reference whose key
+    (the reference, or its first word: ``REF cancel``) was freed by at least ``calls - 1`` deals reached the
+    counterpart again for a deal that ran again, each time after nothing of the one before stood."""
+    bad: list[str] = []
+    again: list[str] = []
+    for counterpart, ref, n in calls:
+        freed = max(marks.freed_any(k) for k in {ref, ref.split(" ", 1)[0]})
+        (again if freed >= n - 1 else bad).append(f"{counterpart} {ref} ({n} calls)")
+    return bad, again

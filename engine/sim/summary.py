@@ -150,12 +150,23 @@ def bill_mix_line(by_kind: dict[str, int], expect: dict[str, str], refused: int)
             f"{', '.join(f'{k} {by_kind[k]:,}' for k in bad)} meant to be rejected")
 
 
-def repeats_line(sent: int, same_reply: int, twice: int, refs: int) -> str:
+def repeats_line(sent: int, same_reply: int, twice: int, refs: int, *, ran_again: int = 0,
+                 past_retention: int = 0, again: int = 0) -> str:
     """The repeats: how many were sent again, how many got their original's reply byte for byte, and how
-    many references reached a counterpart more than once (``refs``: the references the counterparts saw)."""
+    many references reached a counterpart more than once (``refs``: the references the counterparts saw).
+    Counted apart, by the ledger's record of them (engine.sim.ledger_count.split_repeats): ``ran_again``,
+    repeats whose original freed its key (they ran as new deals, whatever they were answered);
+    ``past_retention``, answered 94 past the key store's retention; ``again``, references that reached a
+    counterpart again for such a deal (not twice for one deal: nothing of the first stood)."""
+    apart = [f"{ran_again:,} ran again as new deals, their original having freed its key (nothing of it stayed "
+             f"at a counterpart)"] if ran_again else []
+    apart += [f"{past_retention:,} answered 94 past the key store's retention"] if past_retention else []
+    tail = (f"; {again:,} more reached one again for a deal that ran again, their first deal undone or never "
+            f"sent (not paid twice)") if again else ""
     return (f"repeats: {sent:,} good requests sent again after their reply (as a mainframe does after a "
-            f"time-out), {same_reply:,} answered with the original reply byte for byte; {twice:,} of "
-            f"{refs:,} references reached a counterpart twice (paid twice)")
+            f"time-out), {same_reply:,} answered with the original reply byte for byte"
+            + "".join(f", {a}" for a in apart)
+            + f"; {twice:,} of {refs:,} references reached a counterpart twice (paid twice){tail}")
 
 
 def next_steps(bsp: str, ledger: Path, default_ledger: Path, reports: list[Path], day: str) -> list[str]:

@@ -109,14 +109,78 @@ async def test_the_tail_record_replaced_and_written_on_is_named(tmp_path: Path) 
     assert any("is not the one it was" in t for t in _texts(report)), _texts(report)
 
 
-async def test_a_deleted_ledger_file_is_named_in_the_new_one(tmp_path: Path) -> None:
+def _refused(path: Path, key: bytes | None = KEY) -> str:
+    from engine.ledger_store import LedgerError, LedgerStore
+
+    with pytest.raises(LedgerError) as err:
+        LedgerStore.open(path, key).close()
+    return str(err.value)
+
+
+@pytest.mark.parametrize("key", [KEY, None, bytes(range(5, 37))], ids=["its key", "no key", "another key"])
+async def test_a_new_ledger_where_a_deleted_ones_head_is_kept_is_refused(tmp_path: Path, key: bytes | None) -> None:
+    """Before: a new ledger was made, its first record an `audit break` (with another key: "the head was changed";
+    with no key: nothing at all, the old head left beside the new ledger).  Now no ledger is made until the head
+    is dealt with; the message names both files and each way on."""
     path = tmp_path / "l.duckdb"
     await fill(path, 2)
+    kept = head_path(path).read_bytes()
     path.unlink()
+    text = _refused(path, key)
+    assert text.startswith(f"{path}: no ledger here, but {head_path(path)} is: the audit chain head of a ledger "
+                           f"that was here (its chain reached seq 12 at "), text
+    head = head_path(path)
+    assert f"`mv {head} NEWPATH.audit-head`" in text and f"`mv {head} {head}.retired-" in text, text
+    assert "restore it from a backup together with its .audit-head file" in text and "Nothing was written" in text
+    assert not path.exists() and head_path(path).read_bytes() == kept          # nothing made, nothing changed
+    # a file with no ledger in it (DuckDB's alone): the same; the file is left as it was
+    duckdb.connect(str(path)).close()
+    size = path.stat().st_size
+    again = _refused(path, key)
+    assert again.split(". Moved")[0] == text.split(". Moved")[0], again
+    assert path.stat().st_size == size and not sql(path, "SELECT table_name FROM information_schema.tables")
+    path.unlink()
+    # a new ledger there on purpose: the old head moved away as the message says; it starts clean
+    head_path(path).rename(tmp_path / "l.duckdb.audit-head.retired")
     await _restart_and_write(path)
-    report = check(path)
-    assert [b.table for b in report.breaks] == ["audit break"], _texts(report)
-    assert "records seq 1.." in _texts(report)[0]
+    assert check(path).ok and (tmp_path / "l.duckdb.audit-head.retired").read_bytes() == kept
+
+
+async def test_a_moved_ledger_goes_on_where_it_is_once_its_head_follows(tmp_path: Path) -> None:
+    old, new = tmp_path / "l.duckdb", tmp_path / "moved" / "l2.duckdb"
+    await fill(old, 2)
+    new.parent.mkdir()
+    old.rename(new)
+    assert "no ledger here" in _refused(old)                # the old path: refused, not a new chain
+    head_path(old).rename(head_path(new))                    # as the message says
+    await _restart_and_write(new)
+    assert check(new).ok, _texts(check(new))
+    assert not old.exists() and not head_path(old).exists()
+
+
+def test_a_new_ledger_over_a_kept_head_is_refused_by_bsp_run_without_a_traceback(tmp_path: Path) -> None:
+    import base64
+    import subprocess
+    import sys
+
+    from tests.engine.kit import REPO
+
+    path = tmp_path / "l.duckdb"
+    trio.run(fill, path, 2)
+    path.unlink()
+    route = tmp_path / "pay.route"
+    route.write_text('format Req = json\nchannel front = tcp listen { address = "127.0.0.1:0"  framing = length2 }\n'
+                     'route pay {\n    receive from front as Req\n    reply Req { code = "00" }\n}\n')
+    res = subprocess.run([sys.executable, "-m", "engine.cli", "run", str(route), "--ledger", str(path)], cwd=REPO,
+                         capture_output=True, text=True, timeout=120,
+                         env={**__import__("os").environ, "BSP_AUDIT_KEY": base64.b64encode(KEY).decode()})
+    assert res.returncode == 1, res.stderr
+    assert res.stderr.startswith(f"error: {path}: no ledger here, but {head_path(path)} is"), res.stderr
+    assert "Traceback" not in res.stderr and not path.exists()
+    # the read-only tools name the head too
+    ro = subprocess.run([sys.executable, "-m", "engine.cli", "deals", "--ledger", str(path)], cwd=REPO,
+                        capture_output=True, text=True, timeout=120)
+    assert ro.returncode == 2 and f"no ledger file here, but {head_path(path)} is" in ro.stderr, ro.stderr
 
 
 async def test_a_changed_outside_head_is_named(tmp_path: Path) -> None:
@@ -169,3 +233,38 @@ async def test_the_tail_record_edited_with_the_head_row_deleted_stays_named(tmp_
     tables = [b.table for b in report.breaks]
     assert tables == ["dead_letters", "audit break"], _texts(report)
     assert "modified" in _texts(report)[0] and "head row is gone" in _texts(report)[1]
+
+
+def test_the_runbooks_restore_of_the_folder_matches_and_a_ledger_restored_alone_is_named(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """docs/operations.md, "The runbook": step 2 copies the engine's folder (`cp -a`), the rollback puts it back
+    whole: the head kept beside the ledger goes with it and matches.  The ledger file put back alone is named by
+    verify, with both files and what to do, and recorded by the next start."""
+    import subprocess
+
+    site = tmp_path / "bsp"
+    site.mkdir()
+    path = site / "bsp.duckdb"
+    trio.run(fill, path, 2)
+    subprocess.run(["cp", "-a", str(site), str(tmp_path / "bsp.before-upgrade")], check=True)     # step 2
+    trio.run(_two_more, path)                        # the new bsp ran
+    subprocess.run(["rm", "-rf", str(site)], check=True)                                         # rollback
+    subprocess.run(["cp", "-a", str(tmp_path / "bsp.before-upgrade"), str(site)], check=True)
+    assert check(path).ok
+    trio.run(_restart_and_write, path)
+    assert check(path).ok and "AUDIT BREAK" not in caplog.text
+
+    backup = tmp_path / "bsp.duckdb.bak"
+    subprocess.run(["cp", "-a", str(path), str(backup)], check=True)
+    trio.run(_two_more, path)
+    subprocess.run(["cp", "-a", str(backup), str(path)], check=True)                 # the ledger alone
+    res = cli(monkeypatch, path, KEY)
+    assert res.exit_code == 1, res.output
+    assert f"(audit_head kept outside the ledger): the chain head kept outside the ledger ({head_path(path)})" \
+        in res.output, res.output
+    assert f"what to do: {head_path(path)} and {path} disagree" in res.output, res.output
+    assert "put the newest ledger back" in res.output and "the next start records the gap" in res.output
+    trio.run(_restart_and_write, path)
+    assert f"{path}: AUDIT BREAK: the chain head kept outside the ledger ({head_path(path)})" in caplog.text
+    assert "a backup restored on purpose is recorded so too" in caplog.text
+    assert [b.table for b in check(path).breaks] == ["audit break"]

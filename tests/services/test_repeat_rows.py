@@ -205,3 +205,60 @@ async def test_a_repeat_whose_order_never_left_and_debit_was_cancelled_runs_agai
     assert [r["status"] for r in rows] == ["failed", "failed"], rows
     acc = _count(path, program.version, since, req.ref, replies)
     assert (acc.lost, acc.in_ledger, acc.ran_again) == (0, 2, 1), acc.lost_examples
+
+
+async def test_the_demo_counts_a_repeat_that_ran_again_apart_not_as_another_reply_or_paid_twice(tmp_path):
+    """`make demo`'s check: a repeat answered otherwise than its original, or a reference that reached a
+    counterpart twice, is a defect, unless the ledger records why it is right: the original freed its key (its
+    ``accepted`` event names it ``key_freed``), so the repeat ran again as a new deal (here the debit made again
+    after its cancel: the core system saw the reference twice, the deal once each).  Counted apart; a repeat of a
+    key nothing freed stays a defect."""
+    from engine.sim.ledger_count import repeat_marks, split_repeats, split_twice
+    from engine.sim.summary import repeats_line
+
+    program, path, since, req, replies, sims = await _sent_twice(tmp_path, "fsub_fundco")
+    marks = repeat_marks(path, program.version, since)
+    assert marks.freed == {(SERVICE.inbound, req.ref): 2} and not marks.past_retention
+    calls = [(name, ref, n) for name, sim in sims.items() for ref, n in getattr(sim, "calls", {}).items() if n > 1]
+    assert sorted(c[1] for c in calls) == [req.ref, f"{req.ref} cancel"]
+    bad, again = split_twice(calls, marks)
+    assert (bad, len(again)) == ([], 2)
+    # with another reply than the original's (the counterpart back for the repeat: committed after a 91)
+    split = split_repeats([(SERVICE.inbound, req.ref, True, "the repeat"),
+                           (SERVICE.inbound, "NEVER-FREED", True, "another"),
+                           (SERVICE.inbound, "SAME", False, "same")], marks)
+    assert (split.same, split.ran_again, split.past_retention, split.differs) == (1, 1, 0, ["another"])
+    assert split_twice([("fsub_core", "NEVER-FREED", 2)], marks)[0] == ["fsub_core NEVER-FREED (2 calls)"]
+    line = repeats_line(3, split.same, len(bad), 4, ran_again=split.ran_again, again=len(again))
+    assert ("1 answered with the original reply byte for byte, 1 ran again as new deals, their original having "
+            "freed its key" in line and "; 0 of 4 references reached a counterpart twice (paid twice); 2 more "
+            "reached one again for a deal that ran again" in line), line
+
+
+async def test_a_repeat_answered_94_past_the_retention_is_counted_apart(tmp_path):
+    """The ledger's ``duplicate`` event ``{"past_retention": true}`` (engine.txn.manager._duplicate_past): the
+    repeat got 94, not its original's reply, rightly."""
+    from decimal import Decimal
+
+    from engine.deal import DealEvent, DealRecord
+    from engine.sim.ledger_count import repeat_marks, split_repeats
+
+    since = dt.datetime.now(dt.timezone.utc)
+    path = tmp_path / "ledger.duckdb"
+
+    def deal(status: str, events: list[DealEvent]) -> DealRecord:
+        at = dt.datetime.now(dt.timezone.utc)
+        return DealRecord(deal_type="FS", route="r", config_version="v1", channel="front", status=status,
+                          received_at=at, finished_at=at, reference="R1", amount=Decimal("1"), currency="CNY",
+                          request={"ref": "R1"}, response={"code": "94"}, events=events)
+
+    now = dt.datetime.now(dt.timezone.utc)
+    async with open_ledger(path, audit_key=None) as ledger:
+        await ledger.commit(deal("duplicate", [DealEvent(now, None, "received"), DealEvent(
+            now, "received", "duplicate", {"original": "x", "key": "k|R1", "past_retention": True})]))
+        await ledger.commit(deal("duplicate", [DealEvent(now, None, "received"), DealEvent(
+            now, "received", "duplicate", {"original": "x", "key": "k|R1"})]))
+    marks = repeat_marks(path, "v1", since)
+    assert marks.past_retention == {("front", "R1")} and not marks.freed
+    split = split_repeats([("front", "R1", True, "a"), ("front", "R2", True, "b")], marks)
+    assert (split.past_retention, split.differs) == (1, ["b"])

@@ -12,7 +12,10 @@ service from its request generator (good / rejected / failing counterpart).
 About 2% of the good requests to keyed routes are sent again, byte for byte,
 after their reply (engine.sim.repeats, as a mainframe does after a time-out);
 each must get its original's reply bytes, and no reference may reach a
-counterpart simulator twice (they count their calls per reference).
+counterpart simulator twice (they count their calls per reference), unless the
+ledger records why not: a repeat whose original freed its key ran again as a
+new deal, one past the key store's retention got 94; those are counted apart
+(engine.sim.ledger_count.split_repeats / split_twice).
 Progress is shown while it runs (engine.sim.progress).  At the end it counts
 lost requests against the replies AND the ledger (engine.sim.ledger_count),
 prints the overall table and the per-service table (engine.sim.summary),
@@ -39,7 +42,7 @@ from engine.journal import open_ledger_sync
 from engine.ledger import DEFAULT_LEDGER
 from engine.ledger_store import LedgerError
 from engine.sim.biller import BillerSim
-from engine.sim.ledger_count import SentRequest, count_lost, ledger_rows
+from engine.sim.ledger_count import SentRequest, count_lost, ledger_rows, repeat_marks, split_repeats, split_twice
 from engine.sim.mainframe import EXPECT, MainframeSim
 from engine.sim.repeats import REPEAT_SHARE
 from engine.sim.progress import load_progress
@@ -221,7 +224,7 @@ def run_all_services_demo(*, per_service: int = 200, bill_count: int | None = No
                     if calls is None:
                         continue
                     out["refs"] += len(calls)
-                    out["twice"] += [f"{channel} {ref} ({n} calls)" for ref, n in sorted(calls.items()) if n > 1]
+                    out["twice"] += [(channel, ref, n) for ref, n in sorted(calls.items()) if n > 1]
 
     try:
         with file_channel_tally() as tally, engine_clock(at):
@@ -244,8 +247,14 @@ def run_all_services_demo(*, per_service: int = 200, bill_count: int | None = No
     acc_bill, acc_svc = count_lost(bill_sent, keys, duplicates=dups), count_lost(svc_sent, keys, duplicates=dups)
     acc_all = count_lost(bill_sent + svc_sent, keys, duplicates=dups)
     repeated = bill.repeats + [o for _, r in results for o in r.repeats]
-    differs = [r for r in repeated if r.repeat_differs]
-    twice = out["twice"]
+    # a repeat whose original freed its key ran again (another reply, a counterpart reached again), one past
+    # the key store's retention got 94: by the ledger's own record of them, not defects (engine.sim.ledger_count)
+    marks = repeat_marks(ledger_path, program.version, started_at)
+    split = split_repeats([(BILL_CHANNEL, r.trace, r.repeat_differs, r) for r in bill.repeats]
+                          + [(svc.inbound, o.ref, o.repeat_differs, o) for svc, res in results for o in res.repeats],
+                          marks)
+    differs = split.differs
+    twice, twice_again = split_twice(out["twice"], marks)
     rows = summarize(ledger_path, program, started_at)
 
     def line(name: str, acc: Any, services: set[str] | None) -> dict[str, Any]:
@@ -270,8 +279,8 @@ def run_all_services_demo(*, per_service: int = 200, bill_count: int | None = No
     console.print(bill_mix_line(bill.by_kind, EXPECT, out["biller_refused"]), highlight=False)
     for text in tally.lines():
         console.print(text, highlight=False)
-    console.print(repeats_line(len(repeated), len(repeated) - len(differs), len(twice), out["refs"]),
-                  highlight=False)
+    console.print(repeats_line(len(repeated), split.same, len(twice), out["refs"], ran_again=split.ran_again,
+                               past_retention=split.past_retention, again=len(twice_again)), highlight=False)
     for r in differs[:5]:
         console.print(f"  repeat with another reply than its original: {getattr(r, 'ref', '') or r.trace}",
                       highlight=False)
@@ -295,7 +304,9 @@ def run_all_services_demo(*, per_service: int = 200, bill_count: int | None = No
             "sent": acc_all.sent, "replies": acc_all.replies, "lost": acc_all.lost, "in_ledger": acc_all.in_ledger,
             "unexpected": unexpected, "elapsed": elapsed, "ledger": str(ledger_path.resolve()),
             "lost_examples": acc_all.lost_examples, "repeats": len(repeated), "repeats_differ": len(differs),
-            "twice": len(twice), "twice_examples": twice[:5], "duplicates": summary[-1]["duplicate"]}
+            "repeats_ran_again": split.ran_again, "repeats_past_retention": split.past_retention,
+            "twice": len(twice), "twice_examples": twice[:5], "twice_ran_again": len(twice_again),
+            "duplicates": summary[-1]["duplicate"]}
 
 
 def write_reports(ledger_path: Path, report_dir: Path, console: Console) -> list[Path]:
