@@ -69,6 +69,27 @@ class Policy:
         return action in self.actions
 
 
+def staffing_problem(policy: Any, tokens: Iterable[Any] | None) -> str | None:
+    """What keeps every request under ``policy`` from ever being approved, said at start: no admin API (an
+    approval is taken only there), or fewer than two admin tokens with the ``operate`` role (the requester
+    cannot approve their own: with one, nothing listed can ever be done).  None when two operators can act.
+    ``tokens``: the admin API's tokens (``engine.admin.auth.NamedToken``), None when it is off."""
+    if policy_of(policy) is None:
+        return None
+    listed = ", ".join(policy.actions)
+    if tokens is None:
+        return (f"four eyes: {listed} need a second operator's approval, which is given only through the admin API, "
+                f"and the admin API is off: no request could ever be approved; turn the admin API on (admin: in the "
+                f"deployment file) with a token per operator, or take the actions out of operators.four_eyes")
+    operators = sorted(t.name for t in tokens if "operate" in getattr(t, "roles", ()))
+    if len(operators) >= 2:
+        return None
+    have = f"only {operators[0]!r} has" if operators else "no admin token has"
+    return (f"four eyes: {listed} need a second operator's approval, but {have} the operate role: the requester "
+            f"cannot approve their own request, so none could ever be approved; give each operator a token of their "
+            f"own with the operate role (admin.tokens in the deployment file; a reload reads them again)")
+
+
 def parse_expire(text: str) -> float:
     """``8h`` -> seconds (d, h, m, s); ValueError otherwise."""
     found = re.fullmatch(r"([1-9][0-9]*)([dhms])", str(text).strip())

@@ -116,6 +116,15 @@ async def run_live(program: Any, registry: Any, *, ledger_path: str | Path, load
                 if ops.four_eyes is not None and ops.four_eyes.actions:
                     log.info("four eyes: %s need a second operator's approval (requests expire after %gs)",
                              ", ".join(ops.four_eyes.actions), ops.four_eyes.expire)
+                    from engine.admin.auth import token_set
+                    from engine.four_eyes import staffing_problem
+                    try:
+                        staff = None if ops.admin is None else token_set(ops.admin.token or None, ops.admin.tokens)
+                    except ValueError:          # checked when the admin API starts, which says what is wrong
+                        staff = ()
+                    problem = staffing_problem(ops.four_eyes, staff)
+                    if problem is not None:
+                        log.error("%s", problem)
                 if ops.admin is not None:      # a reload renews them when their files were rewritten
                     from engine.certexpiry import ADMIN, file_certs
                     engine.admin_tls = ops.admin.tls
