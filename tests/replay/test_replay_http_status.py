@@ -99,3 +99,25 @@ def test_a_capture_of_before_the_column_replays_without_comparing_statuses(tmp_p
     candidate = config(tmp_path / "candidate", 'status_map = ["rejected:200"]')
     rep = replay_file(capture, [candidate], default_registry())
     assert rep.diff.identical == 2 and not rep.diff.differences
+
+
+def test_to_tests_expects_the_recorded_status(tmp_path: Path) -> None:
+    """--to-tests writes the status each request was answered with (`expect reply 422 Ack { ... }`), so the
+    generated tests pin it as the replay does; they pass against the recorded configuration."""
+    from engine.replay.guide import FormatGuide
+    from engine.replay.profile import Profile
+    from engine.replay.totests import write_tests
+    from engine.routetest.runner import run_paths
+    from engine.runtime.binder import Binder
+
+    recorded = config(tmp_path / "recorded")
+    capture = record(tmp_path, recorded)
+    registry = default_registry()
+    program = compile_paths([recorded / "pay.route"], registry).program
+    res = write_tests(Capture(capture), program, FormatGuide(program, Binder(program, registry).codec),
+                      recorded, [recorded / "pay.route"], Profile(), mask=False)
+    text = res.path.read_text()
+    assert text.count("expect reply 200 Ack {") == 1 and text.count("expect reply 422 Ack {") == 1, text
+    ran = run_paths([res.path], registry)
+    assert not ran.broken and len(ran.outcomes) == 2 and all(o.passed for o in ran.outcomes), \
+        [f for o in ran.outcomes for f in o.failures]
