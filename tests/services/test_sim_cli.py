@@ -198,3 +198,17 @@ def test_sim_counterparts_address_in_use_names_the_channel_and_the_fix() -> None
     assert r.exit_code == 1, r.output
     assert f"cannot listen on 127.0.0.1:{port} for claims_payout's channel clm_mainframe" in r.stderr
     assert "--listen clm_mainframe=HOST:PORT" in r.stderr
+
+
+def test_sim_traffic_count_over_what_the_references_hold_is_a_usage_error() -> None:
+    """card_payments' references are DE 37 (12 characters): 9,999 requests a run.  --count 20000 was a
+    traceback (ValueError inside the nursery) after the first 9,999 were sent; it is exit 2 before anything is
+    sent, naming the option, the service and the most it takes."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        free = s.getsockname()[1]
+    r = CliRunner().invoke(app, ["sim", "traffic", "card_payments", "--count", "20000", "--to", f"127.0.0.1:{free}"],
+                           catch_exceptions=False)
+    assert r.exit_code == 2, r.output
+    assert "--count 20000" in r.stderr and "card_payments" in r.stderr and "at most 9999" in r.stderr, r.stderr
+    assert "Traceback" not in r.output

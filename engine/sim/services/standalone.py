@@ -353,11 +353,26 @@ async def send_traffic(target: Target, service: str, count: int, *, to: tuple[st
         if svc.transport == "file":
             raise SimError(f"{service} takes batch files (channel {svc.inbound}), not requests: `bsp sim traffic` "
                            f"sends TCP and HTTP requests; `bsp demo` and tests/services drive it")
+    for svc in svcs:
+        _check_count(svc, count)
     async with trio.open_nursery() as nursery:
         for svc in svcs:
             nursery.start_soon(_one, target, svc, count, to, rate, weights, repeats, connections, seed, deadline,
                                progress, results)
     return results
+
+
+def _check_count(svc: Service, count: int) -> None:
+    """Refuse, before anything is sent, a count whose last request's reference would not fit (card_payments'
+    DE 37 holds 12 characters): until 2026-11-27 the run sent what fitted and ended in a traceback."""
+    import random
+
+    from engine.sim.services.model import RUN_WIDTH
+    try:
+        svc.make("good", count, random.Random(0), "0" * RUN_WIDTH)
+    except ValueError as exc:
+        raise SimError(f"--count {count}: too many for {svc.name} ({svc.inbound}) in one run: {exc}; "
+                       f"run bsp sim traffic again for more (each run's references are new)") from None
 
 
 async def _one(target: Target, svc: Service, count: int, to: tuple[str, int] | None, rate: float | None,
