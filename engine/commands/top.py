@@ -246,6 +246,16 @@ def render(now: dict[str, Any], before: dict[str, Any] | None, seconds: float,
     if now.get("state") == "degraded":                 # which outbound channel is down, since when, why
         parts += [Text(f"degraded: {r}", style="yellow") for r in now.get("reasons") or []]
     parts += [routes, channels]
+    # certificates of what has no row above (the admin API's: its own and its client_ca): the first to expire
+    # of each, as the `cert expires` column shows a channel's (a renewal forgotten there went unseen)
+    firsts: dict[str, dict[str, Any]] = {}
+    for c in now.get("certificates") or ():
+        owner = str(c.get("channel"))
+        if owner not in (now.get("channels") or {}) and c.get("role") != "peer" and (
+                owner not in firsts or str(c.get("not_after")) < str(firsts[owner].get("not_after"))):
+            firsts[owner] = c
+    for owner, c in sorted(firsts.items()):
+        parts.append(Text.assemble(f"{owner}: certificate expires ", _expiry(c), f" ({c.get('path')})"))
     if now.get("calendars"):           # business-day calendars the routes use (engine/calexpiry.py)
         parts.append(_calendars(now["calendars"]))
         parts += [Text(f"warning: {c['warning']}", style="bold red" if (c.get("days_left") or 0) <= 0 else "yellow")
