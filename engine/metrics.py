@@ -22,6 +22,9 @@ Metric families (all prefixed ``bsp_``):
   channel_client_refused_total{channel}    tcp/http listen: connections closed as accepted, their client address
                                            at max_connections_per_client (engine/channels/per_client.py)
   channel_connections{channel}             tcp listen: connections open now (sampled at each scrape)
+  channel_tls_failures_total{channel}      tcp/http listen with TLS: handshakes that failed (no or a refused client
+                                           certificate, plain TCP, too slow: sampled, engine/channels/tcp_tls.py)
+  channel_access_refused_total{channel}    tcp/http listen with an access list (`allow`): connections refused by it
   channel_accepted_total{channel}          tcp listen: connections accepted (sampled: a reconnect storm is its rate)
   channel_in_flight{channel}               outbound calls waiting for a reply
   channel_latency_seconds{channel}         outbound call round trip (histogram)
@@ -131,6 +134,13 @@ class Metrics:
         self.channel_accepted = Counter("channel_accepted", "tcp listen: connections accepted (after the TLS "
                                         "handshake, when TLS): a peer reconnecting in a storm shows as a rate.",
                                         ["channel"], namespace=ns, registry=r)
+        self.channel_tls_failures = Counter("channel_tls_failures", "tcp/http listen with TLS: handshakes that "
+                                            "failed (no client certificate or one refused, a plain-TCP peer, too "
+                                            "slow): a mainframe or partner that cannot connect any more.",
+                                            ["channel"], namespace=ns, registry=r)
+        self.channel_access_refused = Counter("channel_access_refused", "tcp/http listen with an access list "
+                                              "(allow): connections refused by it.", ["channel"], namespace=ns,
+                                              registry=r)
         self.channel_in_flight = Gauge("channel_in_flight", "Outbound calls waiting for a reply.", ["channel"],
                                        namespace=ns, registry=r)
         self.channel_latency = Histogram("channel_latency_seconds", "Outbound call round trip, per channel.",
@@ -200,6 +210,7 @@ class Metrics:
                         (self.channel_evictions, ("channel", "reason")), (self.channel_capped, ("channel",)),
                         (self.channel_client_refused, ("channel",)),
                         (self.channel_connections, ("channel",)), (self.channel_accepted, ("channel",)),
+                        (self.channel_tls_failures, ("channel",)), (self.channel_access_refused, ("channel",)),
                         (self.channel_latency, ("channel",)), (self.channel_reconnects, ("channel",)),
                         (self.channel_resets, ("channel",)), (self.channel_reversals_joined, ("channel",)),
                         (self.channel_circuit, ("channel",)), (self.channel_up, ("channel",)),
