@@ -271,6 +271,15 @@ def render(now: dict[str, Any], before: dict[str, Any] | None, seconds: float,
         for file, why in sorted((c.get("stuck") or {}).items()):      # cannot be read or moved: stays
             parts.append(Text(f"file watch {name}: {file} stays in {c.get('address', 'its folder')}: {why} (tried "
                               f"again at each look)", style="bold red"))
+    audit = (now.get("ledger") or {}).get("audit") or {}
+    if audit.get("break_at_start"):    # records cut from the audit chain while stopped, recorded at this start
+        b = audit["break_at_start"]
+        parts.append(Text(f"AUDIT BREAK recorded at this start (seq {b.get('seq')}): {b.get('what')}; bsp audit verify "
+                          f"reports it from now on (docs/security.md#a-cut-while-the-engine-was-stopped)",
+                          style="bold red"))
+    elif audit and not audit.get("keyed"):
+        parts.append(Text("ledger records not tamper-protected: no audit key (ledger.audit_key, BSP_AUDIT_KEY_FILE)",
+                          style="yellow"))
     if now.get("open_flags"):          # deals whose flag is open now, whenever raised (engine/ops/openflags.py)
         parts.append(Text(f"deals waiting for an operator: {now['open_flags']} (flag open, not resolved: "
                           f"bsp deals --flagged --live lists them; settle each, then bsp deals resolve)",

@@ -95,6 +95,14 @@ class EngineMetrics(Metrics):
                                    "What bsp status lists in ledger.faults (degraded).", ["what", "kind"],
                                    namespace=namespace, registry=self.registry)
 
+        self.audit_keyed = Gauge("audit_keyed", "1: the ledger's records are sealed with an audit key (tamper "
+                                 "evidence, bsp audit verify); 0: written without one, not protected.",
+                                 namespace=namespace, registry=self.registry)
+        self.audit_break = Gauge("audit_break_recorded", "1: this engine's start found records cut from the ledger's "
+                                 "audit chain while no writer had it open (edited, or an older copy put in its "
+                                 "place: a restore) and recorded an `audit break` (bsp status ledger.audit).",
+                                 namespace=namespace, registry=self.registry)
+
     def watch(self, engine: Any) -> None:
         self.engine = engine
 
@@ -225,8 +233,13 @@ class EngineMetrics(Metrics):
 
     def _sample_storage(self, ledger: Any) -> None:
         """``bsp_ledger_pending`` and ``bsp_ledger_storage_failing{what,kind}``: an alert on a full disk
-        without reading the log or ``bsp status``."""
-        from engine.ledger import storage_faults
+        without reading the log or ``bsp status``; ``bsp_audit_keyed`` / ``bsp_audit_break_recorded``: the
+        audit chain's (a ledger written without tamper evidence, a cut found at the start)."""
+        from engine.ledger import audit_state, storage_faults
+        audit = audit_state(ledger)
+        if audit is not None:
+            self.audit_keyed.set(1 if audit["keyed"] else 0)
+            self.audit_break.set(1 if audit["break_at_start"] else 0)
         pending = getattr(ledger, "pending", None)
         if isinstance(pending, int):
             self.ledger_pending.set(pending)
