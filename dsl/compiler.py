@@ -519,7 +519,8 @@ def _put(root: dict, parts: Sequence[str | int], value: Any, path: str, pos: ir.
 
 def _copy_source(e: ir.Expr) -> tuple[str, str] | None:
     """``msg["11"]`` / ``msg.ref`` -> ("msg", "11") / ("msg", "ref"): a field copied from a scope root."""
-    if type(e) is ir.Index and type(e.base) is ir.Name and type(e.index) is ir.Lit and e.index.type == "string":
+    if type(e) is ir.Index and type(e.base) is ir.Name and type(e.index) is ir.Lit and e.index.type == "string" \
+            and e.at is None:
         return e.base.name, e.index.value
     if type(e) is ir.Attr and type(e.base) is ir.Name:
         return e.base.name, e.name
