@@ -130,6 +130,7 @@ class TableAst:
     path_pos: Pos
     key: Ident
     pos: Pos
+    effective: Ident | None = None     # `effective from COLUMN`: the column of the date each row applies from
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from dsl.configfolders import check_config_folders
 from dsl.continuity import check_continuity
 from dsl.records import check_record
 from dsl.limits import check_limit
-from dsl import calendars, compexpect, ir
+from dsl import asof, calendars, compexpect, ir
 from dsl.clock import instant_text, parse_instant
 from dsl.classflow import DEAL_COLUMNS, Flow, Source, format_tags, protects, tag_at, tag_at_item
 from dsl.dealtypes import shared_deal_types
@@ -977,7 +977,11 @@ class Checker(_TestChecks):
                        d.key.pos, did_you_mean(d.key.name, header) or "columns: " + ", ".join(header))
             return
         self.res.table_columns[d.name.name] = header
-        self.res.tables[d.name.name] = ir.TableDecl(d.name.name, d.kind.name, str(p), d.key.name, {}, pos=d.pos)
+        effective = asof.check_decl(d, str(p), header, self.error)
+        if d.effective is not None and effective is None:
+            return
+        self.res.tables[d.name.name] = ir.TableDecl(d.name.name, d.kind.name, str(p), d.key.name, {}, pos=d.pos,
+                                                    effective=effective)
 
     # ------------------------------------------------------------ channels
     def _check_channel(self, d: A.ChannelAst) -> None:
@@ -1855,6 +1859,9 @@ class Checker(_TestChecks):
         elif isinstance(e, A.Index):
             self._walk(e.base, scope, later)
             self._walk(e.index, scope, later)
+            if e.at is not None:
+                self._walk(e.at, scope, later)
+                self._as_of(e, scope)
         elif isinstance(e, A.Unary):
             self._walk(e.operand, scope, later)
         elif isinstance(e, A.Binary):
@@ -1870,6 +1877,15 @@ class Checker(_TestChecks):
                 self._walk(x, scope, later)
         elif isinstance(e, A.Call):
             self._call(e, scope, later)
+
+    def _as_of(self, e: A.Index, scope) -> None:
+        """``T[KEY at DATE]``: T a table declared ``effective from`` (E148)."""
+        b = e.base
+        table = b.name if isinstance(b, A.Name) and scope.get(b.name, Binding("x")).kind == "table" else None
+        if table is None and isinstance(b, A.Name) and b.name not in scope:
+            return              # an unknown name: told already (E024 ...)
+        decl = self.res.tables.get(table) if table is not None else None
+        asof.check_index(e, table, decl.effective if decl is not None else None, decl is not None, self.error)
 
     def _table_column(self, e: A.Expr, scope, op: str) -> bool:
         """``x in billers.biller_id`` (a column, as SQL would have it): E065 saying ``x in billers``

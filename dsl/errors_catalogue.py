@@ -33,6 +33,7 @@ _OUT = 'channel out = file write {\n    dir  = "."\n    name = "R-{ref}.txt"\n}\
 _CSV = {"billers.csv": "biller_id,api_code,name\nEL0001,ELEC,Electric\n"}
 _KEYED = 'deal PAY { ref = msg.code  amount = 1  key = msg.code }'
 _ISO = 'format Iso = iso8583 iso8583_1987_ascii\n'
+_RATES = {"rates.csv": "code,valid_from,rate\nA,2020-01-01,0.03\nA,2026-07-01,0.025\n"}
 _HOLIDAYS = {"target2.csv": "date,name\n2026-12-25,Christmas Day\n"}
 
 
@@ -281,6 +282,19 @@ CATALOGUE: tuple[Entry, ...] = (
     Entry("E065", "table read without a key", "`T` is a table: read a row with `T[KEY].column` / `T` is a table: `x in T` tests its key column (for `x in T.column`)",
           _route('reply Req { code = billers.name }',
                  head=_HEAD + 'table billers = csv "billers.csv" key biller_id\n'), 8, 24, files=_CSV),
+    Entry("E148", "as-of read of a table without effective dates",
+          "table `T` has no effective dates: `T[KEY at DATE]` needs them",
+          _route('reply Req { code = billers[msg.code at today()].name }',
+                 head=_HEAD + 'table billers = csv "billers.csv" key biller_id\n'), 8, 24, files=_CSV),
+    Entry("E149", "as-of date that is not a date", "the as-of date (X) must be a date, got a string",
+          _route('reply Req { code = rates[msg.code at msg.code].rate }',
+                 head=_HEAD + 'table rates = csv "rates.csv" key code effective from valid_from\n'), 8, 42,
+          files=_RATES),
+    Entry("E150", "bad effective-date column or effective-dated table file",
+          "table `T`: key 'K' has two rows in force from DATE (first on line N) / valid_from 'X' is not a date: "
+          "write it YYYY-MM-DD / effective-date column `C` is not in the file (in the route, at `C`)",
+          'table rates = csv "rates.csv" key code effective from valid_from\n', 3, 1,
+          files={"rates.csv": "code,valid_from,rate\nA,2026-01-01,0.03\nA,2026-01-01,0.04\n"}, file="rates.csv"),
     Entry("E066", "request without the MUX key fields",
           "call `NAME` sends a request without the key field `K` that channel `C` matches replies by",
           'channel mf = memory\nformat Req = fixed {\n    code string(4)\n    ref string(6)\n}\n'
