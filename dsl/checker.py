@@ -26,7 +26,7 @@ from dsl import calendars, compexpect, ir
 from dsl.clock import instant_text, parse_instant
 from dsl.classflow import DEAL_COLUMNS, Flow, Source, format_tags, protects, tag_at, tag_at_item
 from dsl.dealtypes import shared_deal_types
-from dsl.fileend import check_end_messages
+from dsl.fileend import END_FIELDS, check_end_messages
 from dsl.filekeys import unkeyed_file_routes
 from dsl.diagnostics import ERROR, WARNING, Diagnostic, closest, did_you_mean
 from dsl.use_hint import use_hint
@@ -1932,6 +1932,13 @@ class Checker(_TestChecks):
                 return
             if b.kind == "channel_value":
                 known = self._provided_fields(b.channel, base.name)
+                if known is not None and base.name == "file":
+                    # the end-of-file message's (dsl.fileend): read on any file watch channel (W029 says
+                    # when it sends none), listed where it does
+                    known = known + tuple(f for f in END_FIELDS if f not in known)
+                    chan_decl = self.res.channels.get(b.channel) if b.channel else None
+                    if chan_decl is None or chan_decl.options.get("end_message") is not True:
+                        known = known if e.name in known else known[:len(known) - len(END_FIELDS)]
                 if known is not None and e.name not in known:
                     decl = self.res.channels.get(b.channel) if b.channel else None
                     gives = (f"channel `{b.channel}` ({decl.kind.replace('.', ' ')}) gives " if decl is not None

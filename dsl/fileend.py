@@ -21,6 +21,9 @@ from dsl.ir import Attr, Name
 
 Report = Callable[..., None]     # (code, message, pos, help)
 
+# what a route reads under ``file`` in the end message, besides a record's fields (engine.channels.file_end)
+END_FIELDS = ("end", "status", "reason", "committed", "rejected", "failed", "duplicate", "archived", "trailer")
+
 
 def reads_file_end(expr: Any) -> bool:
     """Whether the expression ``expr`` (a route's ``when``) reads ``file.end``."""

@@ -39,8 +39,6 @@ import trio
 from engine.channels.base import ConnInfo
 from engine.deal import new_deal_ids
 
-# what a route reads under ``file`` besides a record's place (engine.channels.file_origin.FILE_FIELDS)
-END_FIELDS = ("end", "status", "reason", "committed", "rejected", "failed", "duplicate", "archived", "trailer")
 _COUNTS = ("committed", "rejected", "failed", "duplicate")
 _NUMBERS = itertools.count(1)
 

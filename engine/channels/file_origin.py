@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 # the names a route on a file watch channel reads under ``file`` (the checker knows them)
-# (and, for the end-of-file message of a channel with end_message = true, engine.channels.file_end's)
-FILE_FIELDS = ("name", "line", "record", "offset", "records", "header", "end", "status", "reason", "committed",
-               "rejected", "failed", "duplicate", "archived", "trailer")
+# (and those of the end-of-file message of a channel with end_message = true: engine.channels.file_end)
+FILE_FIELDS = ("name", "line", "record", "offset", "records", "header")
 
 
 def line_breaks(data: bytes) -> int:
