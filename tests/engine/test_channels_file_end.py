@@ -4,7 +4,6 @@ route writes it as a line of its own file, ``END-<name>``.  Once across a stop: 
 stop leaves (the message noted, not yet noted ended) and, in test_channels_file_kill.py, a SIGKILLed engine."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import trio
