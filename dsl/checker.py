@@ -544,6 +544,8 @@ class _TestChecks:
     def _test_file(self, chan: str | None, assigns, scope) -> None:
         """``file { name = "X.csv" line = 3 }`` of a send: the record's place in its batch file (E102)."""
         fields = self._provided_fields(chan, "file")
+        if fields is not None:      # the end-of-file message's (dsl.fileend): `file { end = true  status = "done" }`
+            fields = fields + tuple(f for f in END_FIELDS if f != "trailer" and f not in fields)
         if chan is not None and chan in self.decls and "file" not in self._channel_provides(chan):
             kind = self.decls[chan][1].kind_name
             self.error("E102", f"channel `{chan}` ({kind.replace('.', ' ')}) does not take files: its routes see no "
@@ -563,10 +565,12 @@ class _TestChecks:
                 self.error("E102", f"a file record has no `{a.path}` to set", _name_pos(a),
                            did_you_mean(top, fields) or "set: " + ", ".join(fields))
                 continue
-            want = STRING if top == "name" else INTEGER
+            want = (STRING if top in ("name", "status", "reason", "archived") else BOOL if top == "end"
+                    else INTEGER)
             if self._errors() == before and t is not None and t != NULL and \
-                    (t != want if want == STRING else t not in (INTEGER, NUMBER)):
-                example = '"BATCH-20261126.csv"' if want == STRING else "3"
+                    (t != want if want in (STRING, BOOL) else t not in (INTEGER, NUMBER)):
+                example = ('"BATCH-20261126.csv"' if top == "name" else "true" if want == BOOL else '"done"'
+                           if want == STRING else "3")
                 self.error("E102", f"`file.{top}` is {desc(want)}: it cannot take {desc(t)} ({show(a.value)})",
                            a.value.pos or a.pos, f"write `{top} = {example}`")
 

@@ -30,6 +30,7 @@ from dsl.clock import parse_instant
 from dsl.compiler import EvalError, probing
 from engine.channels.base import ConnectionLost, Unreachable
 from engine.channels.file_origin import FILE_FIELDS
+from dsl.fileend import END_FIELDS
 from engine.replay.context import ExchangeCtx
 from engine.replay.guide import FormatGuide
 from engine.replay.virtual import isolated_engine
@@ -341,7 +342,11 @@ class GivenOrigin:
     bytes, not a file's: a decoding error keeps its offsets."""
 
     def __init__(self, values: dict[str, Any]) -> None:
-        self.scope = {"file": {k: values.get(k) for k in FILE_FIELDS}}
+        self.scope = {"file": {k: values.get(k) for k in FILE_FIELDS + END_FIELDS}}
+        # ``file { end = true  status = "done" ... }``: the channel's end-of-file message (end_message = true),
+        # offered, as by the channel, only to the routes whose `when` reads file.end
+        self.end = values.get("end") is True
+        self.scope["file"]["end"] = self.end
 
     def relocate(self, exc: Any, frame: bytes) -> Any:
         return exc

@@ -218,9 +218,11 @@ class Dispatcher:
         not_object: InputError | None = None   # a `when` read fields of a message that is no object
         first_field: str | None = None         # the field the first format error names, if it does
         partial: Any = None                    # what the first format error's decoder read before it failed
-        end = getattr(origin, "end", False)     # a file's end message: offered to the routes that ask for it
+        # a file's end message is offered to the routes whose `when` reads file.end, and only to them; a record
+        # never to them (dsl/fileend.py)
+        end = getattr(origin, "end", False) is True
         for i, br in enumerate(self.routes):
-            if end and not br.takes_end:
+            if end is not br.takes_end:
                 continue
             fmt = br.format
             if fmt in decoded:
