@@ -4,6 +4,7 @@ route writes it as a line of its own file, ``END-<name>``.  Once across a stop: 
 stop leaves (the message noted, not yet noted ended) and, in test_channels_file_kill.py, a SIGKILLed engine."""
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import trio
@@ -96,7 +97,7 @@ def _setup(tmp_path: Path, text: str = ROUTE) -> tuple[Path, Path, object]:
 
 def _ends(out: Path, name: str) -> list[list[str]]:
     p = out / f"END-{name}"
-    return [[f.strip('"') for f in line.split(",", 9)] for line in p.read_text().splitlines()] if p.exists() else []
+    return list(csv.reader(p.read_text().splitlines())) if p.exists() else []
 
 
 async def test_each_file_run_or_refused_gets_one_end_message(tmp_path: Path) -> None:
@@ -186,3 +187,71 @@ async def test_a_stop_before_the_end_message_ran_runs_it_once_under_its_noted_id
     assert _ends(out, "a.csv") == [["a.csv", "done", "2", "2", "0", "0", "0", "ACME", "done/a.csv", ""]]
     assert [r["deal_id"] for r in deals(ledger) if r["route"] == "file_ended"] == [deal_id]
     assert not [r for r in deals(ledger) if r["route"] == "pay"]        # its records are not run again
+
+
+TRAILER_ROUTE = '''
+format Line = csv header false {
+    ref     string
+    amount  decimal(2)
+}
+
+format Tail = csv header false {
+    tag    string
+    count  integer
+}
+
+format Summary = csv header false {
+    name     string
+    status   string
+    records  integer
+    count    string
+    reason   string
+}
+
+channel inbox = file watch {
+    dir            = "in"
+    pattern        = "*.csv"
+    record         = "csv"
+    skip_trailer   = 1
+    trailer        = Tail
+    trailer_count  = "count"
+    max_file_bytes = 60
+    end_message    = true
+}
+
+channel ends = file write {
+    dir   = "out"
+    name  = "END-{source}"
+    mode  = "append"
+}
+
+route pay {
+    receive from inbox as Line
+    deal PAYMENT { ref = msg.ref  amount = msg.amount  currency = "EUR"  key = msg.ref }
+}
+
+route file_ended {
+    receive from inbox when file.end
+    call w = ends as Summary {
+        name    = file.name
+        status  = file.status
+        records = file.records
+        count   = if file.trailer == null then "-" else "" + file.trailer.count
+        reason  = if file.reason == null then "" else substr(file.reason, 0, 70)
+    } name { source = file.name }
+}
+'''
+
+
+async def test_the_end_message_reads_the_trailer_and_tells_a_file_too_big(tmp_path: Path) -> None:
+    inbox, out, prog = _setup(tmp_path, TRAILER_ROUTE)
+    ledger = tmp_path / "l.duckdb"
+    (inbox / "a.csv").write_bytes(b"A1,1.50\nA2,3.25\nT,2\n")
+    (inbox / "big.csv").write_bytes(b"B1,1.50\n" * 10 + b"T,10\n")          # 85 bytes: over max_file_bytes
+    async with running(prog, ledger):
+        await wait_for(lambda: all((out / f"END-{x}.csv").exists() for x in ("a", "big")), "both end messages")
+    assert _ends(out, "a.csv") == [["a.csv", "done", "2", "2", ""]]
+    [big] = _ends(out, "big.csv")
+    assert big[:4] == ["big.csv", "refused", "0", "-"]
+    assert big[4].startswith("the file is 85 bytes, over max_file_bytes = 60 of channel inbox")
+    assert (inbox / "error" / "big.csv").exists()
