@@ -280,7 +280,9 @@ class _TestChecks:
         base.update(self._table_scope())
         send_ir = None
         msg_fmt: str | None = None
-        if sends:
+        if sends and sends[0].path is not None:     # ``sends file "NAME.csv"``: a whole file (file watch)
+            send_ir = self._test_send_file(sends[0], facts)
+        elif sends:
             s = sends[0]
             chan = self.ref(s.channel, "channel")
             fmt = self.ref(s.format, "format") if s.format is not None else None
@@ -573,6 +575,29 @@ class _TestChecks:
                            if want == STRING else "3")
                 self.error("E102", f"`file.{top}` is {desc(want)}: it cannot take {desc(t)} ({show(a.value)})",
                            a.value.pos or a.pos, f"write `{top} = {example}`")
+
+    def _test_send_file(self, s: A.GivenSendAst, facts: dict[str, Any]) -> ir.GivenSend:
+        """``given CHANNEL sends file "NAME.csv" [twice]``: the channel is a file watch a route receives from
+        (E092, E102), the file is there beside the test file (E047); ``twice`` drops it again."""
+        chan = self.ref(s.channel, "channel")
+        if chan is not None and chan in self.decls:
+            kind = self.decls[chan][1].kind_name
+            if kind != "file.watch":
+                self.error("E102", f"channel `{chan}` ({kind.replace('.', ' ')}) does not take files: a test sends "
+                           "it a request, not a file", s.pos,
+                           f"write `given {chan} sends FORMAT {{ ... }}`; `sends file` is for a file watch channel")
+            elif not facts["inbound"].get(chan):
+                self.error("E092", f"no route receives from channel `{chan}`", s.channel.pos,
+                           "a test sends to a channel a route receives from: "
+                           + (", ".join(sorted(facts["inbound"])) or "(no routes)"))
+        p = Path(s.path.value)
+        if not p.is_absolute():
+            p = _base_dir(s.pos) / p
+        p = p.resolve()
+        if not p.is_file():
+            self.error("E047", f"file not found: \"{s.path.value}\" (looked for {p})", s.path.pos,
+                       path_help(_base_dir(s.pos), s.path.value))
+        return ir.GivenSend(chan or s.channel.name, None, (), pos=s.pos, twice=s.repeat is not None, path=str(p))
 
     def _test_file_header(self, chan: str | None, a) -> None:
         """``file { header.company = "ACME" }``: a field of the file's header record (``file.header.FIELD``)."""
