@@ -205,6 +205,27 @@ CATALOGUE: tuple[Entry, ...] = (
           _REQ + 'channel inbox = file watch {\n    dir = "."\n}\n'
           + 'route r {\n    receive from inbox as Req\n    deal PAY { ref = file.header.batch  amount = 1 }\n}\n',
           9, 22),
+    Entry("E146", "`end_message = true` on a file watch channel none of whose routes takes the end message",
+          "channel `C` has `end_message = true` but none of its routes takes the end-of-file message: each file's "
+          "would be recorded as UNROUTED (help: add a route `receive from C when file.end`, or drop end_message)",
+          _REQ + 'channel inbox = file watch {\n    dir = "."\n    end_message = true\n}\n'
+          + 'route r {\n    receive from inbox as Req\n    deal PAY { ref = msg.code  amount = 1  key = msg.code }\n}\n',
+          4, 9),
+    Entry("E147", "a route taking the end-of-file message `as` a format that cannot read it",
+          "route `R` takes the end-of-file message of channel `C` as format `F` (K): the message is the file's "
+          "summary in JSON, not a record, so a K format cannot read it and the route never runs (help: drop "
+          "`as F` and read the summary as file.name, file.status, file.reason, file.records ...)",
+          _REQ + 'channel inbox = file watch {\n    dir = "."\n    end_message = true\n}\n'
+          + 'route r {\n    receive from inbox as Req\n    deal PAY { ref = msg.code  amount = 1  key = msg.code }\n}\n'
+          + 'route ended {\n    receive from inbox as Req when file.end\n}\n',
+          13, 27),
+    Entry("W029", "a route reading `file.end` on a channel without `end_message = true`",
+          "route `R` takes the end-of-file message of channel `C` (its `when` reads file.end), but the channel "
+          "sends none: file.end is never true, the route never runs (help: give the channel `end_message = true`)",
+          _REQ + 'channel inbox = file watch {\n    dir = "."\n}\n'
+          + 'route r {\n    receive from inbox as Req\n    deal PAY { ref = msg.code  amount = 1  key = msg.code }\n}\n'
+          + 'route ended {\n    receive from inbox when file.end\n}\n',
+          12, 29, severity="warning"),
     Entry("E036", "deal without ref or amount", "deal `TYPE` needs ref and amount",
           _route('deal PAY { currency = "CNY" }', 'reply Req { code = "00" }'), 7, 10),
     Entry("E037", "body field set twice", "`PATH` is set twice",

@@ -234,6 +234,8 @@ class GivenSend:
     # ``peer { cn san address }``: the peer the channel authenticated, what the routes read as ``peer.*``
     # (None: not given: peer.cn and peer.address null, peer.san empty)
     peer: tuple[Assign, ...] | None = None
+    # ``sends file "NAME.csv"``: the path of a whole file a file watch channel takes (None: a request)
+    path: str | None = None
 
 
 @dataclass(frozen=True)

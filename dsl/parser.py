@@ -270,6 +270,10 @@ class _Build(Transformer):
     def given_sends(self, meta, ch):
         return A.GivenSendAst(self._id(ch[0]), self._id(ch[1]), ch[2], self._pos(meta), ch[3], ch[6], ch[4], ch[5])
 
+    def given_sends_file(self, meta, ch):
+        path = A.Lit(unquote(ch[1]), "string", pos=self._tpos(ch[1]))
+        return A.GivenSendAst(self._id(ch[0]), None, (), self._pos(meta), None, ch[2], None, None, path)
+
     def repeat(self, meta, ch):
         return self._pos(meta)
 
