@@ -36,6 +36,8 @@ Entries (``t``):
     recorded  ids / keys whose ledger rows are committed (written lazily, with the next record)
     horizon   ``before``: keys of deals finished before this time (epoch seconds) were dropped
             from the key store (retention); a key not found here is then looked up in the ledger
+    moved   recorded answers were moved to the answers files (``engine.txn.answers``): an open that finds
+            none there (the files lost) looks unknown keys up in the ledger, as past a horizon
     rev     an ISO 8583 reversal queued for store and forward (``engine.txn.saf``), durable before
             the deal's answer leaves: id, step (the call's name), r (route), c (channel the deal
             came in on), at, values (the original request as sent, sealed like ``values``); a
@@ -73,6 +75,7 @@ field keyring when there is one (they hold the PAN, track data, names): values a
 """
 from __future__ import annotations
 
+import logging
 import mmap
 import os
 import sqlite3
@@ -92,6 +95,7 @@ from engine.faultlog import os_reason, storage_fix
 from engine.txn.answers import Answers, answers_dir
 from engine.txn.kept import Kept, kept
 
+logger = logging.getLogger("bsp.txn")
 HEADER = struct.Struct(">II")
 MAGIC = b"BSPTXN01"
 SEGMENT_BYTES = 8 << 20
@@ -429,6 +433,7 @@ class TxnLog:
                                   f"store's answers files: {exc}") from exc
         self.ends = KeyStore(self.answers)                # key -> end entry (a ``Kept`` once recorded)
         self.moved = 0                                     # answers moved to the answers files (this object)
+        self.answers_moved = False                         # some ever were (the log's ``moved`` entry)
         self.unrecorded: dict[str, dict[str, Any]] = {}    # id -> end entry whose ledger row may be missing
         self.reversals: dict[str, dict[str, Any]] = {}     # "id|step" -> rev entry (n, ack), until revrec
         self.writes = 0
@@ -451,6 +456,16 @@ class TxnLog:
             read(path, self._apply)                # record by record: a restart holds one record's entries
         if self.answers is not None and self.answers.horizon is not None:
             self.horizon = max(self.horizon or 0.0, self.answers.horizon)
+        if self.answers_moved and self.answers is not None and not self.answers.count \
+                and self.answers.horizon is None:
+            # the log says answers were moved, and the answers files are gone (moved or deleted without the
+            # log): their keys cannot be answered; a repeat of one is looked up in the ledger (refused 94,
+            # never run again) rather than taken for a new key
+            self.horizon = max(self.horizon or 0.0, self.clock())
+            logger.error("%s: the transaction log moved deal keys' answers to %s, which holds none now (moved "
+                         "or deleted): repeats of those keys are refused (duplicate, 94) from the ledger's deal "
+                         "key index, not answered; put the answers files back beside the log to answer them",
+                         path, self.answers.path)
         for i, e in self.accepted.items():          # light deals a crash left in flight
             self.pending[i] = _light_pending(e)
         self.accepted.clear()
@@ -503,6 +518,8 @@ class TxnLog:
                 del self.reversals[k]
         elif t == "horizon":
             self.horizon = max(self.horizon or 0.0, e["before"])
+        elif t == "moved":                       # answers were moved to the answers files (engine.txn.answers)
+            self.answers_moved = True
         elif t == "recorded":                    # the end's ledger row is committed
             ends = self.ends.hot                 # (one already in the answers files is recorded there)
             for key in e.get("keys", ()):
@@ -559,6 +576,8 @@ class TxnLog:
             raise TxnLogError(str(exc)) from exc
         ids = {id(e) for e in held}
         moved = [(k, e) for k, e in todo if id(e) in ids]
+        if moved:
+            self.answers_moved = True
         self.ends.overlap = len(moved)
         return moved
 
@@ -567,6 +586,8 @@ class TxnLog:
         keep: list[dict[str, Any]] = [e for k, e in self.ends.hot.items() if k not in gone]     # type: ignore[misc]
         if self.horizon is not None:
             keep.append({"t": "horizon", "before": self.horizon})
+        if self.answers_moved:
+            keep.append({"t": "moved"})
         keep += [e for e in self.unrecorded.values() if e.get("key") is None]
         for p in self.pending.values():
             keep.append(p.begin)

@@ -251,3 +251,39 @@ def test_without_the_answers_files_the_log_keeps_the_keys_as_before(tmp_path: Pa
     assert len(log.ends.hot) == 4 and len([e for e in read(path)[0] if e.get("t") == "end"]) == 4
     assert not answers_dir(path).exists()
     log.close()
+
+
+async def test_a_repeat_answered_from_the_files_through_the_engine_and_refused_when_they_are_lost(
+        nursery, tmp_path: Path) -> None:
+    """The engine (real TCP counterparts, a DuckDB ledger): a repeat after a restart is answered from the answers
+    files, byte for byte; with the files gone (moved or deleted without the log) the log's ``moved`` entry makes
+    a repeat go to the ledger's deal key index: refused (duplicate, 94), never run again."""
+    import shutil
+
+    import orjson
+
+    from engine.txn import manager_for
+    from engine.txn.log import log_path
+    from test_txn_flow import _req, _setup
+    from test_txn_key_retention import Clock as EngineClock, ask, serving
+
+    program, debit, credit = await _setup(nursery, tmp_path)
+    ledger = tmp_path / "l.duckdb"
+    clock = EngineClock()
+    async with serving(program, ledger, clock) as sb:
+        first = await ask(sb, _req("K1"), _req("K2"))
+    async with serving(program, ledger, clock) as sb:        # the open moved them to the files
+        log = manager_for(sb.ledger).log
+        # K1 was recorded before the stop (K2's mark rides with the next write: K2 is recorded after the open)
+        assert "transfer|K1/20240501" not in log.ends.hot and len(log.ends) == 2 and log.horizon is None
+        again = await ask(sb, _req("K2"), _req("K1"))
+    assert again == first[::-1]
+    assert debit.counts[("post", "K1")] == 1 and debit.counts[("post", "K2")] == 1
+    shutil.rmtree(answers_dir(log_path(ledger)))
+    async with serving(program, ledger, clock) as sb:
+        log = manager_for(sb.ledger).log
+        # K1's answer was in the files only (K2's was still in the log as well: moved again)
+        assert "transfer|K1/20240501" not in log.ends and log.horizon is not None
+        lost, kept = await ask(sb, _req("K1"), _req("K2"))
+    assert orjson.loads(lost)["code"] == "94" and kept == first[1]
+    assert debit.counts[("post", "K1")] == 1 and credit.counts[("post", "K1")] == 1
