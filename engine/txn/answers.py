@@ -48,6 +48,7 @@ from typing import Any
 import orjson
 
 from engine.durable import fsync_dir
+from engine.filemodes import create_private, private_dir
 
 HEADER = struct.Struct(">II")
 DAY = 86400
@@ -114,8 +115,9 @@ class Answers:
     def __init__(self, path: Path, *, sync: bool = True) -> None:
         self.path = path
         self.sync = sync
-        path.mkdir(exist_ok=True)
+        private_dir(path)                       # owner-only, as the log (deal keys, reply bytes)
         self.index = path / "index.sqlite"
+        create_private(self.index)              # SQLite makes its -wal and -shm with the database's mode
         self.count = 0                  # answers the index holds
         self.horizon: float | None = None
         self.bytes_written = 0          # by add(): what the moves wrote (bench/bench_key_memory.py)
@@ -129,6 +131,7 @@ class Answers:
             if self._w is not None:
                 self._w.close()
             self._drop_index()
+            create_private(self.index)
             self._w = self._connect()
             self._reconcile()
 

@@ -287,3 +287,23 @@ async def test_a_repeat_answered_from_the_files_through_the_engine_and_refused_w
         lost, kept = await ask(sb, _req("K1"), _req("K2"))
     assert orjson.loads(lost)["code"] == "94" and kept == first[1]
     assert debit.counts[("post", "K1")] == 1 and credit.counts[("post", "K1")] == 1
+
+
+def test_the_answers_files_are_owner_only_whatever_the_umask(tmp_path: Path) -> None:
+    """They hold deal keys and reply bytes (in clear without a keyring), as the log does: folder 0700, files 0600."""
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        path = tmp_path / "l.duckdb.txn"
+        log = TxnLog(path, clock=Clock())
+        _record(log, _ends(3, T0))
+        log._compact()
+        log.close()
+    finally:
+        os.umask(old)
+    folder = answers_dir(path)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in folder.iterdir()}
+    assert any(n.endswith(".ans") for n in modes) and "index.sqlite" in modes
+    assert {n: oct(m) for n, m in modes.items() if m != 0o600} == {}
