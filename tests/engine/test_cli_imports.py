@@ -66,8 +66,8 @@ def test_help_lists_every_command_in_order() -> None:
     names = [c.name for c in typer.main.get_command(app).commands.values()]
     assert names[:4] == ["version", "check", "run", "demo"]
     assert set(names) >= {"decode", "encode", "deals", "docs", "status", "reload", "top", "admin", "certs", "audit",
-                          "dead", "files", "report", "reconcile", "replay", "test", "ledger", "sim"}
-    assert len(COMMAND_MODULES) == 18
+                          "dead", "files", "report", "reconcile", "replay", "test", "ledger", "sim", "approvals"}
+    assert len(COMMAND_MODULES) == 19
 
 
 def test_the_light_names_are_the_home_modules_names() -> None:
