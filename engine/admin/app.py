@@ -236,17 +236,7 @@ class AdminApp:
         if resolve is None:
             raise HTTPError(501, "this engine cannot resolve deals through the admin API; stop it and use "
                                  "`bsp deals resolve` on its ledger file")
-        try:
-            body = orjson.loads(request.body or b"null")
-        except orjson.JSONDecodeError as exc:
-            raise HTTPError(400, f"the body is not JSON ({exc}); send {{\"outcome\": ..., \"note\": ..., "
-                                 f"\"by\": ...}}") from None
-        if not isinstance(body, dict):
-            raise HTTPError(400, "the body must be a JSON object: {\"outcome\": ..., \"note\": ..., \"by\": ...}")
-        unknown = sorted(set(body) - {"outcome", "note", "by"})
-        if unknown:
-            raise HTTPError(400, f"body: unknown field(s) {', '.join(unknown)}; allowed: outcome, note, by",
-                            extra={"field": unknown[0]})
+        body = _json_object(request, ("outcome", "note", "by"))
         name = _token_name(request)
         try:
             outcome, note, stated = check_input(body.get("outcome"), body.get("note"),
@@ -332,16 +322,7 @@ class AdminApp:
         record = getattr(self.backend, "record_reveal", None)
         if record is None:
             raise HTTPError(501, "this engine cannot record a reveal; stop it and reveal on its ledger file")
-        try:
-            body = orjson.loads(request.body or b"null")
-        except orjson.JSONDecodeError as exc:
-            raise HTTPError(400, f"the body is not JSON ({exc}); send {{\"fields\": [...], \"by\": ...}}") from None
-        if not isinstance(body, dict):
-            raise HTTPError(400, "the body must be a JSON object: {\"fields\": [...], \"by\": ...}")
-        unknown = sorted(set(body) - {"fields", "by"})
-        if unknown:
-            raise HTTPError(400, f"body: unknown field(s) {', '.join(unknown)}; allowed: fields, by",
-                            extra={"field": unknown[0]})
+        body = _json_object(request, ("fields", "by"), shape='{"fields": [...], "by": ...}')
         fields = body.get("fields")
         if (not isinstance(fields, list) or len(fields) > 1000
                 or not all(isinstance(f, str) and 0 < len(f) <= 300 and f.isprintable() for f in fields)):
@@ -434,16 +415,7 @@ class AdminApp:
         from engine.ledger_store import LedgerError
 
         rid = request.path_params["id"]
-        try:
-            body = orjson.loads(request.body or b"null")
-        except orjson.JSONDecodeError as exc:
-            raise HTTPError(400, f"the body is not JSON ({exc}); send {{\"reason\": ...}}") from None
-        if not isinstance(body, dict):
-            raise HTTPError(400, "the body must be a JSON object: {\"reason\": ...}")
-        unknown = sorted(set(body) - {"reason"})
-        if unknown:
-            raise HTTPError(400, f"body: unknown field(s) {', '.join(unknown)}; allowed: reason",
-                            extra={"field": unknown[0]})
+        body = _json_object(request, ("reason",))
         try:
             reason = check_reason(body.get("reason"))
         except ValueError as exc:
@@ -621,6 +593,23 @@ class _WarnInClear:
         log.warning("admin API on %s:%s without TLS: bearer tokens cross the network in clear; "
                     "give it a TLS certificate or bind to 127.0.0.1", self.host or "0.0.0.0", port)
         self.inner.started(port)
+
+
+def _json_object(request: Request, allowed: tuple[str, ...], shape: str | None = None) -> dict[str, Any]:
+    """The request's body as a JSON object with no field but ``allowed``, else a 400 saying what to send
+    (``shape``: the object to show, by default each allowed field with ``...``)."""
+    shape = shape or "{" + ", ".join(f'"{k}": ...' for k in allowed) + "}"
+    try:
+        body = orjson.loads(request.body or b"null")
+    except orjson.JSONDecodeError as exc:
+        raise HTTPError(400, f"the body is not JSON ({exc}); send {shape}") from None
+    if not isinstance(body, dict):
+        raise HTTPError(400, f"the body must be a JSON object: {shape}")
+    unknown = sorted(set(body) - set(allowed))
+    if unknown:
+        raise HTTPError(400, f"body: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}",
+                        extra={"field": unknown[0]})
+    return body
 
 
 def _token_name(request: Request) -> str | None:
