@@ -38,19 +38,25 @@ def service_of_channel(program: Any) -> dict[str, str]:
 
 
 def summarize(ledger_path: Path, program: Any, since: datetime) -> list[dict[str, Any]]:
+    """Per service, the deals of this run's requests: a file watch channel's end-of-file messages (routes whose
+    `when` reads `file.end`) are deals of their own but no request a simulator sent, so they are left out."""
+    from dsl.fileend import reads_file_end
+
     svc_of = service_of_channel(program)
+    ends = [r.name for r in program.routes if reads_file_end(getattr(r, "when", None))]
     con = duckdb.connect(str(ledger_path), read_only=True)
     try:
         per_channel = con.execute(
             "SELECT channel, count(*), count(*) FILTER (WHERE status = 'committed'), "
             "count(*) FILTER (WHERE status = 'rejected'), count(*) FILTER (WHERE status = 'failed'), "
             "count(*) FILTER (WHERE status = 'duplicate'), list(duration_ms) "
-            "FROM deals WHERE config_version = ? AND received_at >= ? GROUP BY channel",
-            [program.version, since]).fetchall()
+            "FROM deals WHERE config_version = ? AND received_at >= ? AND NOT list_contains(?, route) "
+            "GROUP BY channel", [program.version, since, ends]).fetchall()
         amounts = con.execute(
             "SELECT channel, currency, sum(amount) FROM deals WHERE config_version = ? AND received_at >= ? "
+            "AND NOT list_contains(?, route) "
             "AND status = 'committed' AND currency IS NOT NULL AND currency <> '' AND amount <> 0 "
-            "GROUP BY channel, currency", [program.version, since]).fetchall()
+            "GROUP BY channel, currency", [program.version, since, ends]).fetchall()
     finally:
         con.close()
     by_svc: dict[str, dict[str, Any]] = {}
