@@ -138,8 +138,12 @@ def parse_fin(text: str, *, strict: bool = True, offsets: list[int] | None = Non
             typed = isinstance(b2, dict) and b2.get("type") in MESSAGES
             if offsets is not None:
                 offsets.append(pos)
+            seen, lines = 0, 0              # line breaks before ``seen``: counted once (quadratic per field)
             for tag, value, off in split_tags(flat, 0):
-                real_off = offset0 + (off if eol == "\n" else off + flat.count("\n", 0, off))
+                if eol != "\n":
+                    lines += flat.count("\n", seen, off)
+                    seen = off
+                real_off = offset0 + off + (lines if eol != "\n" else 0)
                 value_off = real_off + len(tag) + 2          # after ":tag:"
                 fields.append(add_details({"tag": tag, "value": parse_field(tag, value, value_off, eol_len=len(eol))
                                            if typed else value}))
