@@ -46,8 +46,41 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
+# A number's exponent, either way: 1e999999999 is 23 bytes, its plain digits (what a route's text function,
+# an XML or CSV reply and the ledger's journal write) a gigabyte.  As Python bounds an integer's digits.
+MAX_EXPONENT = 4300
+
+
+def _exact(text: str) -> Decimal:
+    """``parse_float``: the number's exact ``Decimal``; FormatError when its plain digits would pass
+    ``MAX_EXPONENT`` places either side of the point."""
+    d = Decimal(text)
+    if ("e" in text or "E" in text) and (d.adjusted() > MAX_EXPONENT or
+                                         d.as_tuple().exponent < -MAX_EXPONENT):     # type: ignore[operator]
+        shown = text if len(text) <= 24 else text[:21] + "..."
+        raise FormatError(f"invalid JSON: the number {shown} has more than {MAX_EXPONENT} digits written out",
+                          hint="no amount or rate is that large or that small; the limit guards the engine's "
+                               "memory (1e999999999 is a gigabyte of digits)")
+    return d
+
+
+_NUMBER_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|-?[0-9][0-9.eE+-]*')
+
+
+def _at_number(raw: bytes, exc: FormatError) -> FormatError:
+    """``exc`` (a number past MAX_EXPONENT) with the byte offset of the first such number in ``raw``."""
+    for m in _NUMBER_TOKEN.finditer(raw):
+        tok = m.group()
+        if tok[:1] != b'"' and (b"e" in tok or b"E" in tok):
+            try:
+                _exact(tok.decode("ascii"))
+            except (FormatError, ArithmeticError, ValueError):
+                return FormatError(exc.message, offset=m.start(), hint=exc.hint)
+    return exc
+
+
 # One decoder built once (json.loads with keyword arguments builds one per call).
-_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_reject_constant)
+_DECODER = json.JSONDecoder(parse_float=_exact, parse_constant=_reject_constant)
 _SCAN = _DECODER.scan_once      # the C scanner (it clears its key memo after each call)
 
 
@@ -148,12 +181,14 @@ def loads(data: bytes | str) -> Any:
                 _check_surrogates(raw)
             _check_keys(raw, value)
             return value
-    except FormatError:
-        raise
+    except FormatError as exc:
+        raise _at_number(raw, exc) if exc.offset is None else exc from None
     except Exception:   # noqa: BLE001 - any failure: decode() below says what and where
         pass
     try:
         value = _DECODER.decode(text)       # leading / trailing whitespace, or the error to report
+    except FormatError as exc:              # a number past MAX_EXPONENT (_exact)
+        raise _at_number(raw, exc) from None
     except json.JSONDecodeError as exc:
         if raw.startswith(_BOM):
             raise FormatError("the document starts with a UTF-8 byte order mark (EF BB BF), which JSON "
