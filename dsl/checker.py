@@ -2003,6 +2003,8 @@ class Checker(_TestChecks):
             if i in sig.constant and not (isinstance(a, A.Lit) and a.type != "null"):
                 self.error("E077", f"{e.func}(): argument {i + 1} ({sig.params[i]}) must be a string literal "
                            f"(\"...\"), not {'null' if isinstance(a, A.Lit) else show(a)}", a.pos,
+                           f"write the {sig.params[i]} itself in quotes, e.g. env(\"BRANCH_CODE\"): a name a message "
+                           f"gives could be any variable, a key or a token among them" if e.func == "env" else
                            f"write the {sig.params[i]} itself in quotes, e.g. matches(msg.ref, \"[A-Z]{{3}}\\\\d{{8}}\"): "
                            f"bsp check compiles and vets it, which it cannot do for a value known only when a "
                            f"message comes")
@@ -2019,6 +2021,7 @@ class Checker(_TestChecks):
                     if problem:
                         self.error(sig.literal_code, f"{e.func}(): argument {i + 1} ({sig.params[i]}) {problem}",
                                    a.pos, f"usage: {sig.usage(e.func)}" if sig.literal_code == "E072" else
+                                   ENV_SECRET_HELP if sig.literal_code == "E151" else
                                    PATTERN_SYNTAX if problem.startswith("is not a valid") else PATTERN_HELP)
 
     def _calendar_arg(self, e: A.Call, want: str, a, scope, later) -> bool:
@@ -2094,6 +2097,8 @@ class Checker(_TestChecks):
                       "remove it, or use it in a route")
 
 
+ENV_SECRET_HELP = ("give the route its setting in a variable of its own (env(\"BRANCH_CODE\")); a key or a token "
+                   "stays with the engine, which scrubs it from every log line")
 PATTERN_HELP = ("matches() takes a pattern bsp can run safely: no backreference, lookahead or lookbehind, no "
                 "repeat or `|` inside a repeated part, repeats of known length ({1,35} rather than +) beyond two, "
                 "a long fixed part before varying repeats rather than after them; "
