@@ -2018,11 +2018,32 @@ class Checker(_TestChecks):
                                f"got {_lit_desc(a)}", a.pos, f"usage: {sig.usage(e.func)}")
                 elif sig.literal is not None and i < len(sig.params):
                     problem = sig.literal(i, a.value)
+                    if problem is None and e.func == "env" and i == 0:
+                        problem = self._channel_secret_env(a.value)
                     if problem:
                         self.error(sig.literal_code, f"{e.func}(): argument {i + 1} ({sig.params[i]}) {problem}",
                                    a.pos, f"usage: {sig.usage(e.func)}" if sig.literal_code == "E072" else
                                    ENV_SECRET_HELP if sig.literal_code == "E151" else
                                    PATTERN_SYNTAX if problem.startswith("is not a valid") else PATTERN_HELP)
+
+    def _channel_secret_env(self, name: Any) -> str | None:
+        """Why ``env(name)`` reads a variable a channel of the program reads a secret from (an option
+        ``..._env``, an http call header ``"Name:env:VARIABLE"``), or None (E151)."""
+        for cat, node in self.decls.values():
+            if not isinstance(node, A.ChannelAst):
+                continue
+            for o in node.options:
+                lit = literal_of(o.value)
+                values = lit[0] if lit is not None and isinstance(lit[0], list) else [lit[0]] if lit else []
+                for v in values:
+                    if not isinstance(v, str):
+                        continue
+                    if (o.key.name.endswith("_env") and v == name) or \
+                            (o.key.name == "headers" and v.partition(":")[2] == f"env:{name}"):
+                        return (f"names {name}, which channel {node.name.name} reads a secret from (option "
+                                f"{o.key.name}): a route never reads it (its value would reach a reply, the "
+                                f"ledger or a log)")
+        return None
 
     def _calendar_arg(self, e: A.Call, want: str, a, scope, later) -> bool:
         """A calendar argument (E067, E068) or a cut-off literal (E069) of dsl/calendars.py's functions;

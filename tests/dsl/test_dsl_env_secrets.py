@@ -94,3 +94,16 @@ def test_a_channel_option_read_from_a_variable_marks_it(monkeypatch):
             f_env("NATS_PARTNER_TOKEN")
     finally:
         secret_env.forget("NATS_PARTNER_TOKEN")
+
+
+def test_a_variable_a_channel_of_the_program_reads_a_secret_from_is_E151(tmp_path, registry):
+    text = (ROUTE % 'env("PARTNER_TOKEN")') + '''
+channel partner = tcp connect {
+    address = "127.0.0.1:9"
+    framing = length2
+    password_env = "PARTNER_TOKEN"
+}
+'''
+    r = compile_source(text, registry, tmp_path / "r.route")
+    got = [(d.code, d.message) for d in r.diagnostics if d.code == "E151"]
+    assert got and "which channel partner reads a secret from (option password_env)" in got[0][1], r.diagnostics
