@@ -341,8 +341,9 @@ CATALOGUE: tuple[Entry, ...] = (
                  'reply Req { code = "00" }'), 8, 27),
     Entry("E151", "`env()` of a variable holding one of the engine's secrets",
           "env(): argument 1 (name) names NAME, which holds a secret of the engine's (a key or a token): a route "
-          "never reads it (its value would reach a reply, the ledger or a log); BSP_ADMIN_TOKEN, BSP_AUDIT_KEY "
-          "and BSP_FIELD_KEYS here, and at run time also a variable a channel or a format read a token or key "
+          "never reads it (its value would reach a reply, the ledger or a log): BSP_ADMIN_TOKEN, BSP_AUDIT_KEY, "
+          "BSP_FIELD_KEYS, and a variable a channel of the files reads a secret from (an option `..._env`, a "
+          "header `Name:env:VARIABLE`); at run time also a variable a format or the deployment file read a key "
           "from (the deal fails). An `env()` name must be a literal (E077)",
           _route('reply Req { code = env("BSP_AUDIT_KEY") }'), 7, 28),
     Entry("E080", "channel option is not a literal", "option `NAME` of channel `C` must be a literal value",
