@@ -32,3 +32,29 @@ def test_field_offsets_after_many_crlf_lines_stay_exact():
     with pytest.raises(FormatError) as e2:
         SwiftCodec("103").decode(t2.encode())
     assert t2[e2.value.offset:].startswith(":32A:") and e2.value.offset == t2.rindex(":32A:")
+
+
+MT103 = ("{1:F01BANKBEBBAXXX0000000000}{2:I103BANKDEFFXXXXN}{4:\r\n:20:REF\r\n:23B:CRED\r\n:32A:200101EUR1,00\r\n"
+         ":50K:/12345678\r\nJOHN DOE\r\n:59:/DE89370400440532013000\r\nJANE\r\n:70:PAY\r\n:71A:SHA\r\n-}")
+
+
+@pytest.mark.parametrize("text, says", [
+    ("INV 1\n:72:/ACC/INJECTED", "line 2 starts with ':'"),       # a field the partner added, in its place
+    ("INV 1\r\n:71F:EUR999,00", "line 2 starts with ':'"),
+    ("INV 1\n-", "line 2 starts with '-'"),
+])
+def test_a_field_line_that_would_start_another_field_is_never_written(text, says):
+    # the remittance text of a partner's request, copied into :70:, was written as is: the receiver read a
+    # line ":72:..." as a field of its own
+    c = SwiftCodec("103")
+    values = c.decode(MT103.encode())
+    for f in values["block4"]:
+        if f["tag"] == "70":
+            f["value"] = text
+    with pytest.raises(FormatError) as e:
+        c.encode(values)
+    assert e.value.field == "70" and says in str(e.value)
+    for f in values["block4"]:
+        if f["tag"] == "70":
+            f["value"] = "INV 1\nSEE :72: BELOW - THANKS"       # ':' and '-' inside a line are text
+    assert c.decode(c.encode(values))["block4"] == values["block4"]
