@@ -1,15 +1,21 @@
-"""What one deal key costs in memory in the key store (``TxnLog.ends``), live and after a restart.
+"""What one deal key costs in memory in the key store (``TxnLog.ends``), live and after a restart, and what
+the compactions cost: with the answers files (engine/txn/answers.py, the default) and without them (the log
+holding every key, as before 2026-11-27).
 
-    .venv/bin/python bench/bench_key_memory.py                 # 50,000 keys, 300-byte replies
-    .venv/bin/python bench/bench_key_memory.py --keys 50000 --reply-bytes 300 --keyring
+    .venv/bin/python bench/bench_key_memory.py                 # 50,000 keys, 300-byte replies, both tiers
+    .venv/bin/python bench/bench_key_memory.py --keys 1000000 --keyring --only answers
 
 The ``end`` entries are made as ``TxnManager.after_commit`` makes them (deal id, key, status, code, reason,
 the reply sealed by ``TxnManager.seal``: hex, or a field keyring token with ``--keyring``, the deal's
 route/channel/amount/party, fp, fin) and appended to a real log (``<tmp>/l.duckdb.txn``) in group-commit
-batches of 64, each followed by its ``recorded`` mark, as the engine writes them.  tracemalloc counts what
-the log holds after the last batch (the key store) and again after the log is opened anew (a restart:
-read, compacted).  One key in 20 is of a failed deal that keeps its key (``held``, ``kind``).  Loopback
-files only; not a test, no assertions.
+batches of 64, each followed by its ``recorded`` mark, as the engine writes them.  Every ``--compact-every``
+keys (3,472: 1M keyed deals a day, one compaction every 5 minutes) the log is compacted, as ``COMPACT_AFTER``
+does; the bench prints the time of those compactions and the bytes they wrote (new log files, answers files);
+``--timing`` leaves tracemalloc out of that part (it slows it several times) and prints no live figure.
+tracemalloc counts what the log holds after the last batch (the key store) and again after the log is opened
+anew (a restart: read, compacted).  One key in 20 is of a failed deal that keeps its key (``held``, ``kind``).
+Then ``--lookups`` keys are looked up: repeats (found) and new keys (not found), as admission does.  Loopback
+files only, fdatasync on (``--no-sync``: off); not a test, no assertions.
 """
 from __future__ import annotations
 
@@ -68,7 +74,19 @@ def _ends(n: int, reply_bytes: int, seal, digests, start: int) -> list[dict]:
     return out
 
 
-def measure(keys: int, reply_bytes: int, keyring: bool) -> None:
+def _rss() -> int:
+    """This process's resident memory (bytes; SQLite's page cache is not Python's, tracemalloc does not see it)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def measure(keys: int, reply_bytes: int, keyring: bool, answers: bool, every: int, lookups: int,
+            sync: bool, timing: bool = False) -> None:
     ring = None
     if keyring:
         import base64
@@ -79,39 +97,99 @@ def measure(keys: int, reply_bytes: int, keyring: bool) -> None:
     digests = fingerprint.Digests(ring)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "l.duckdb.txn"
-        log = TxnLog(path, sync=False)
+        log = TxnLog(path, sync=sync, answers=answers)
         log.compact_after = None
         gc.collect()
-        tracemalloc.start()
+        if not timing:
+            tracemalloc.start()
         base = tracemalloc.get_traced_memory()[0]
         t0 = time.perf_counter()
+        compact_s, compactions, made = 0.0, 0, 0
+        bytes0 = log.compacted_bytes
         for i in range(0, keys, 64):
             batch = _ends(min(64, keys - i), reply_bytes, seal, digests, i)
             log.append(batch)
             log.append([{"t": "recorded", "ids": [e["id"] for e in batch], "keys": [e["key"] for e in batch]}])
+            made += len(batch)
             del batch
+            if made >= every:                      # COMPACT_AFTER: one every 5 minutes
+                made = 0
+                c0 = time.perf_counter()
+                log._compact()
+                compact_s += time.perf_counter() - c0
+                compactions += 1
         live_s = time.perf_counter() - t0
         gc.collect()
         live = tracemalloc.get_traced_memory()[0] - base
         tracemalloc.stop()
+        log_written = log.compacted_bytes - bytes0
+        ans_written = log.answers.bytes_written if log.answers is not None else 0
+        c0 = time.perf_counter()
+        log._compact()                             # one more: what a compaction costs at the end, all keys in
+        last_s = time.perf_counter() - c0
+        last_bytes = log.compacted_bytes - bytes0 - log_written
         log.close()
         size = path.stat().st_size
+        files = log.answers.file_bytes() if log.answers is not None else 0
+        index = sum(p.stat().st_size for p in log.answers.path.glob("index.sqlite*")) if log.answers is not None else 0
         del log
         gc.collect()
+        rss0 = _rss()
         tracemalloc.start()
         base = tracemalloc.get_traced_memory()[0]
         t0 = time.perf_counter()
-        log = TxnLog(path, sync=False)
+        log = TxnLog(path, sync=sync, answers=answers)
         open_s = time.perf_counter() - t0
         gc.collect()
         cur, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         n = len(log.ends)
+        found = [f"bill_payment|INV-{(i * 7919) % keys:09d}" for i in range(lookups)]
+        new = [f"bill_payment|NEW-{i:09d}" for i in range(lookups)]
+        ends = log.ends
+
+        def one_by_one(keys: list[str]) -> tuple[int, float]:
+            t0 = time.perf_counter()
+            n = sum(ends.get(k) is not None for k in keys)
+            return n, (time.perf_counter() - t0) / lookups * 1e6
+
+        def batched(keys: list[str]) -> tuple[int, float]:       # as admission does: a batch of 64 at once
+            t0 = time.perf_counter()
+            n = 0
+            for i in range(0, len(keys), 64):
+                part = keys[i:i + 64]
+                if hasattr(ends, "prefetch"):
+                    ends.prefetch(part)
+                n += sum(ends.get(k) is not None for k in part)
+            return n, (time.perf_counter() - t0) / lookups * 1e6
+
+        hits, hit_us = one_by_one(found)
+        misses, miss_us = one_by_one(new)
+        found = [f"bill_payment|INV-{(i * 104729 + 1) % keys:09d}" for i in range(lookups)]
+        new = [f"bill_payment|NEW2-{i:09d}" for i in range(lookups)]
+        bhits, bhit_us = batched(found)
+        bmisses, bmiss_us = batched(new)
+        misses, bmisses = lookups - misses, lookups - bmisses
+        gc.collect()
+        rss = _rss() - rss0           # after the open and the look-ups (SQLite's cache warm)
         log.close()
-    print(f"keys {n:,}  reply {reply_bytes} bytes  {'keyring' if keyring else 'no keyring'}")
-    print(f"  live:    {live / n:7.0f} bytes a key  ({live / 1e6:.1f} MB; appends {live_s:.2f} s)")
+    tier = "answers files" if answers else "log only (before)"
+    print(f"keys {n:,}  reply {reply_bytes} bytes  {'keyring' if keyring else 'no keyring'}  {tier}")
+    if timing:
+        print(f"  live:    not traced (--timing: the compactions' times without tracemalloc); appends {live_s:.2f} s")
+    else:
+        print(f"  live:    {live / n:7.0f} bytes a key  ({live / 1e6:.1f} MB; appends {live_s:.2f} s, traced)")
     print(f"  restart: {(cur - base) / n:7.0f} bytes a key  ({(cur - base) / 1e6:.1f} MB; open {open_s:.2f} s, "
-          f"peak while reading {(peak - base) / 1e6:.1f} MB; log file {size / 1e6:.1f} MB)")
+          f"peak while reading {(peak - base) / 1e6:.1f} MB; log file {size / 1e6:.1f} MB, answers files "
+          f"{files / 1e6:.1f} MB, index {index / 1e6:.1f} MB); RSS after the open and the look-ups "
+          f"{rss / 1e6:+.1f} MB ({rss / n:.0f} bytes a key)")
+    print(f"  compactions every {every:,} keys: {compactions}, {compact_s:.2f} s in all "
+          f"({compact_s / max(1, compactions) * 1e3:.0f} ms each); wrote {log_written / 1e6:.1f} MB of log "
+          f"+ {ans_written / 1e6:.1f} MB of answers files; the next one, all keys in: {last_s * 1e3:.0f} ms, "
+          f"{last_bytes / 1e6:.2f} MB of log")
+    print(f"  look-ups one by one: a repeat (found) {hit_us:.1f} us ({hits}/{lookups}), a new key (not found) "
+          f"{miss_us:.1f} us ({misses}/{lookups}); in batches of 64 (prefetch): found {bhit_us:.1f} us "
+          f"({bhits}/{lookups}), new {bmiss_us:.1f} us ({bmisses}/{lookups})")
 
 
 def main() -> None:
@@ -119,8 +197,17 @@ def main() -> None:
     p.add_argument("--keys", type=int, default=50_000)
     p.add_argument("--reply-bytes", type=int, default=300)
     p.add_argument("--keyring", action="store_true", help="replies sealed with a field keyring")
+    p.add_argument("--only", choices=("answers", "log"), help="one tier: the answers files, or the log only")
+    p.add_argument("--compact-every", type=int, default=3472, help="keys between compactions (1M/day, 5 min)")
+    p.add_argument("--lookups", type=int, default=2000)
+    p.add_argument("--no-sync", action="store_true")
+    p.add_argument("--timing", action="store_true",
+                   help="no tracemalloc while appending and compacting (it slows them several times)")
     a = p.parse_args()
-    measure(a.keys, a.reply_bytes, a.keyring)
+    for answers in (False, True):
+        if a.only is None or a.only == ("answers" if answers else "log"):
+            measure(a.keys, a.reply_bytes, a.keyring, answers, a.compact_every, a.lookups, not a.no_sync,
+                    a.timing)
 
 
 if __name__ == "__main__":

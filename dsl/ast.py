@@ -130,6 +130,7 @@ class TableAst:
     path_pos: Pos
     key: Ident
     pos: Pos
+    effective: Ident | None = None     # `effective from COLUMN`: the column of the date each row applies from
 
 
 @dataclass(frozen=True)
@@ -272,7 +273,8 @@ class RouteAst:
 @dataclass(frozen=True)
 class GivenSendAst:
     """``given CHANNEL sends [FORMAT] { fields } [http { method path params query headers }]
-    [file { name line record offset records }] [peer { cn san address }] [twice]``"""
+    [file { name line record offset records }] [peer { cn san address }] [twice]``, or
+    ``given CHANNEL sends file "NAME.csv" [twice]``"""
     channel: Ident
     format: Ident | None
     assigns: tuple[AssignAst, ...]
@@ -281,6 +283,7 @@ class GivenSendAst:
     repeat: Pos | None = None                        # ``twice``: where it is written (None: sent once)
     file: tuple[AssignAst, ...] | None = None        # ``file { name line record offset records }`` (file watch)
     peer: tuple[AssignAst, ...] | None = None        # ``peer { cn san address }``: who sent it (peer.*)
+    path: Lit | None = None                          # ``sends file "NAME.csv"``: a whole file (file watch)
 
 
 @dataclass(frozen=True)

@@ -22,10 +22,11 @@ from dsl.configfolders import check_config_folders
 from dsl.continuity import check_continuity
 from dsl.records import check_record
 from dsl.limits import check_limit
-from dsl import calendars, compexpect, ir
+from dsl import asof, calendars, compexpect, ir
 from dsl.clock import instant_text, parse_instant
 from dsl.classflow import DEAL_COLUMNS, Flow, Source, format_tags, protects, tag_at, tag_at_item
 from dsl.dealtypes import shared_deal_types
+from dsl.fileend import END_FIELDS, check_end_messages
 from dsl.filekeys import unkeyed_file_routes
 from dsl.diagnostics import ERROR, WARNING, Diagnostic, closest, did_you_mean
 from dsl.use_hint import use_hint
@@ -279,7 +280,9 @@ class _TestChecks:
         base.update(self._table_scope())
         send_ir = None
         msg_fmt: str | None = None
-        if sends:
+        if sends and sends[0].path is not None:     # ``sends file "NAME.csv"``: a whole file (file watch)
+            send_ir = self._test_send_file(sends[0], facts)
+        elif sends:
             s = sends[0]
             chan = self.ref(s.channel, "channel")
             fmt = self.ref(s.format, "format") if s.format is not None else None
@@ -543,6 +546,8 @@ class _TestChecks:
     def _test_file(self, chan: str | None, assigns, scope) -> None:
         """``file { name = "X.csv" line = 3 }`` of a send: the record's place in its batch file (E102)."""
         fields = self._provided_fields(chan, "file")
+        if fields is not None:      # the end-of-file message's (dsl.fileend): `file { end = true  status = "done" }`
+            fields = fields + tuple(f for f in END_FIELDS if f != "trailer" and f not in fields)
         if chan is not None and chan in self.decls and "file" not in self._channel_provides(chan):
             kind = self.decls[chan][1].kind_name
             self.error("E102", f"channel `{chan}` ({kind.replace('.', ' ')}) does not take files: its routes see no "
@@ -562,12 +567,37 @@ class _TestChecks:
                 self.error("E102", f"a file record has no `{a.path}` to set", _name_pos(a),
                            did_you_mean(top, fields) or "set: " + ", ".join(fields))
                 continue
-            want = STRING if top == "name" else INTEGER
+            want = (STRING if top in ("name", "status", "reason", "archived") else BOOL if top == "end"
+                    else INTEGER)
             if self._errors() == before and t is not None and t != NULL and \
-                    (t != want if want == STRING else t not in (INTEGER, NUMBER)):
-                example = '"BATCH-20261126.csv"' if want == STRING else "3"
+                    (t != want if want in (STRING, BOOL) else t not in (INTEGER, NUMBER)):
+                example = ('"BATCH-20261126.csv"' if top == "name" else "true" if want == BOOL else '"done"'
+                           if want == STRING else "3")
                 self.error("E102", f"`file.{top}` is {desc(want)}: it cannot take {desc(t)} ({show(a.value)})",
                            a.value.pos or a.pos, f"write `{top} = {example}`")
+
+    def _test_send_file(self, s: A.GivenSendAst, facts: dict[str, Any]) -> ir.GivenSend:
+        """``given CHANNEL sends file "NAME.csv" [twice]``: the channel is a file watch a route receives from
+        (E092, E102), the file is there beside the test file (E047); ``twice`` drops it again."""
+        chan = self.ref(s.channel, "channel")
+        if chan is not None and chan in self.decls:
+            kind = self.decls[chan][1].kind_name
+            if kind != "file.watch":
+                self.error("E102", f"channel `{chan}` ({kind.replace('.', ' ')}) does not take files: a test sends "
+                           "it a request, not a file", s.pos,
+                           f"write `given {chan} sends FORMAT {{ ... }}`; `sends file` is for a file watch channel")
+            elif not facts["inbound"].get(chan):
+                self.error("E092", f"no route receives from channel `{chan}`", s.channel.pos,
+                           "a test sends to a channel a route receives from: "
+                           + (", ".join(sorted(facts["inbound"])) or "(no routes)"))
+        p = Path(s.path.value)
+        if not p.is_absolute():
+            p = _base_dir(s.pos) / p
+        p = p.resolve()
+        if not p.is_file():
+            self.error("E047", f"file not found: \"{s.path.value}\" (looked for {p})", s.path.pos,
+                       path_help(_base_dir(s.pos), s.path.value))
+        return ir.GivenSend(chan or s.channel.name, None, (), pos=s.pos, twice=s.repeat is not None, path=str(p))
 
     def _test_file_header(self, chan: str | None, a) -> None:
         """``file { header.company = "ACME" }``: a field of the file's header record (``file.header.FIELD``)."""
@@ -753,6 +783,8 @@ class Checker(_TestChecks):
                 self._check_route(d)
         shared_deal_types(self.routes.values(), self.warn)
         unkeyed_file_routes(self.routes.values(), self.decls, self.warn)
+        check_end_messages(self.routes.values(), self.decls, self.res.channels, self.res.formats, self.error,
+                           self.warn)
         for t in self.tests:
             self._check_test(t)
         self._unused()
@@ -977,7 +1009,11 @@ class Checker(_TestChecks):
                        d.key.pos, did_you_mean(d.key.name, header) or "columns: " + ", ".join(header))
             return
         self.res.table_columns[d.name.name] = header
-        self.res.tables[d.name.name] = ir.TableDecl(d.name.name, d.kind.name, str(p), d.key.name, {}, pos=d.pos)
+        effective = asof.check_decl(d, str(p), header, self.error)
+        if d.effective is not None and effective is None:
+            return
+        self.res.tables[d.name.name] = ir.TableDecl(d.name.name, d.kind.name, str(p), d.key.name, {}, pos=d.pos,
+                                                    effective=effective)
 
     # ------------------------------------------------------------ channels
     def _check_channel(self, d: A.ChannelAst) -> None:
@@ -1855,6 +1891,9 @@ class Checker(_TestChecks):
         elif isinstance(e, A.Index):
             self._walk(e.base, scope, later)
             self._walk(e.index, scope, later)
+            if e.at is not None:
+                self._walk(e.at, scope, later)
+                self._as_of(e, scope)
         elif isinstance(e, A.Unary):
             self._walk(e.operand, scope, later)
         elif isinstance(e, A.Binary):
@@ -1870,6 +1909,15 @@ class Checker(_TestChecks):
                 self._walk(x, scope, later)
         elif isinstance(e, A.Call):
             self._call(e, scope, later)
+
+    def _as_of(self, e: A.Index, scope) -> None:
+        """``T[KEY at DATE]``: T a table declared ``effective from`` (E148)."""
+        b = e.base
+        table = b.name if isinstance(b, A.Name) and scope.get(b.name, Binding("x")).kind == "table" else None
+        if table is None and isinstance(b, A.Name) and b.name not in scope:
+            return              # an unknown name: told already (E024 ...)
+        decl = self.res.tables.get(table) if table is not None else None
+        asof.check_index(e, table, decl.effective if decl is not None else None, decl is not None, self.error)
 
     def _table_column(self, e: A.Expr, scope, op: str) -> bool:
         """``x in billers.biller_id`` (a column, as SQL would have it): E065 saying ``x in billers``
@@ -1929,6 +1977,13 @@ class Checker(_TestChecks):
                 return
             if b.kind == "channel_value":
                 known = self._provided_fields(b.channel, base.name)
+                if known is not None and base.name == "file":
+                    # the end-of-file message's (dsl.fileend): read on any file watch channel (W029 says
+                    # when it sends none), listed where it does
+                    known = known + tuple(f for f in END_FIELDS if f not in known)
+                    chan_decl = self.res.channels.get(b.channel) if b.channel else None
+                    if chan_decl is None or chan_decl.options.get("end_message") is not True:
+                        known = known if e.name in known else known[:len(known) - len(END_FIELDS)]
                 if known is not None and e.name not in known:
                     decl = self.res.channels.get(b.channel) if b.channel else None
                     gives = (f"channel `{b.channel}` ({decl.kind.replace('.', ' ')}) gives " if decl is not None

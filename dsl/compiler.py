@@ -181,7 +181,27 @@ def _attr(e: ir.Attr) -> Evaluator:
     return run
 
 
+def _index_at(e: ir.Index) -> Evaluator:
+    """``table[key at day]``: the row of an effective-dated table in force on ``day`` (``Table.at``)."""
+    assert e.at is not None
+    base, idx, day = compile_expr(e.base), compile_expr(e.index), compile_expr(e.at)
+    pos = e.pos
+
+    def run(scope: Scope) -> Any:
+        v = base(scope)
+        if not isinstance(v, Table):
+            raise EvalError(f"`{_show(e.base)}[KEY at DATE]` reads a row of an effective-dated table; "
+                            f"{_show(e.base)} is {_tname(v)}", pos)
+        try:
+            return v.at(idx(scope), day(scope))
+        except EvalError as err:
+            raise EvalError(err.message, pos) from None
+    return run
+
+
 def _index(e: ir.Index) -> Evaluator:
+    if e.at is not None:
+        return _index_at(e)
     base = compile_expr(e.base)
     idx = compile_expr(e.index)
     pos = e.pos
@@ -499,7 +519,8 @@ def _put(root: dict, parts: Sequence[str | int], value: Any, path: str, pos: ir.
 
 def _copy_source(e: ir.Expr) -> tuple[str, str] | None:
     """``msg["11"]`` / ``msg.ref`` -> ("msg", "11") / ("msg", "ref"): a field copied from a scope root."""
-    if type(e) is ir.Index and type(e.base) is ir.Name and type(e.index) is ir.Lit and e.index.type == "string":
+    if type(e) is ir.Index and type(e.base) is ir.Name and type(e.index) is ir.Lit and e.index.type == "string" \
+            and e.at is None:
         return e.base.name, e.index.value
     if type(e) is ir.Attr and type(e.base) is ir.Name:
         return e.base.name, e.name

@@ -33,6 +33,7 @@ _OUT = 'channel out = file write {\n    dir  = "."\n    name = "R-{ref}.txt"\n}\
 _CSV = {"billers.csv": "biller_id,api_code,name\nEL0001,ELEC,Electric\n"}
 _KEYED = 'deal PAY { ref = msg.code  amount = 1  key = msg.code }'
 _ISO = 'format Iso = iso8583 iso8583_1987_ascii\n'
+_RATES = {"rates.csv": "code,valid_from,rate\nA,2020-01-01,0.03\nA,2026-07-01,0.025\n"}
 _HOLIDAYS = {"target2.csv": "date,name\n2026-12-25,Christmas Day\n"}
 
 
@@ -204,6 +205,27 @@ CATALOGUE: tuple[Entry, ...] = (
           _REQ + 'channel inbox = file watch {\n    dir = "."\n}\n'
           + 'route r {\n    receive from inbox as Req\n    deal PAY { ref = file.header.batch  amount = 1 }\n}\n',
           9, 22),
+    Entry("E146", "`end_message = true` on a file watch channel none of whose routes takes the end message",
+          "channel `C` has `end_message = true` but none of its routes takes the end-of-file message: each file's "
+          "would be recorded as UNROUTED (help: add a route `receive from C when file.end`, or drop end_message)",
+          _REQ + 'channel inbox = file watch {\n    dir = "."\n    end_message = true\n}\n'
+          + 'route r {\n    receive from inbox as Req\n    deal PAY { ref = msg.code  amount = 1  key = msg.code }\n}\n',
+          4, 9),
+    Entry("E147", "a route taking the end-of-file message `as` a format that cannot read it",
+          "route `R` takes the end-of-file message of channel `C` as format `F` (K): the message is the file's "
+          "summary in JSON, not a record, so a K format cannot read it and the route never runs (help: drop "
+          "`as F` and read the summary as file.name, file.status, file.reason, file.records ...)",
+          _REQ + 'channel inbox = file watch {\n    dir = "."\n    end_message = true\n}\n'
+          + 'route r {\n    receive from inbox as Req\n    deal PAY { ref = msg.code  amount = 1  key = msg.code }\n}\n'
+          + 'route ended {\n    receive from inbox as Req when file.end\n}\n',
+          13, 27),
+    Entry("W029", "a route reading `file.end` on a channel without `end_message = true`",
+          "route `R` takes the end-of-file message of channel `C` (its `when` reads file.end), but the channel "
+          "sends none: file.end is never true, the route never runs (help: give the channel `end_message = true`)",
+          _REQ + 'channel inbox = file watch {\n    dir = "."\n}\n'
+          + 'route r {\n    receive from inbox as Req\n    deal PAY { ref = msg.code  amount = 1  key = msg.code }\n}\n'
+          + 'route ended {\n    receive from inbox when file.end\n}\n',
+          12, 29, severity="warning"),
     Entry("E036", "deal without ref or amount", "deal `TYPE` needs ref and amount",
           _route('deal PAY { currency = "CNY" }', 'reply Req { code = "00" }'), 7, 10),
     Entry("E037", "body field set twice", "`PATH` is set twice",
@@ -281,6 +303,19 @@ CATALOGUE: tuple[Entry, ...] = (
     Entry("E065", "table read without a key", "`T` is a table: read a row with `T[KEY].column` / `T` is a table: `x in T` tests its key column (for `x in T.column`)",
           _route('reply Req { code = billers.name }',
                  head=_HEAD + 'table billers = csv "billers.csv" key biller_id\n'), 8, 24, files=_CSV),
+    Entry("E148", "as-of read of a table without effective dates",
+          "table `T` has no effective dates: `T[KEY at DATE]` needs them",
+          _route('reply Req { code = billers[msg.code at today()].name }',
+                 head=_HEAD + 'table billers = csv "billers.csv" key biller_id\n'), 8, 24, files=_CSV),
+    Entry("E149", "as-of date that is not a date", "the as-of date (X) must be a date, got a string",
+          _route('reply Req { code = rates[msg.code at msg.code].rate }',
+                 head=_HEAD + 'table rates = csv "rates.csv" key code effective from valid_from\n'), 8, 42,
+          files=_RATES),
+    Entry("E150", "bad effective-date column or effective-dated table file",
+          "table `T`: key 'K' has two rows in force from DATE (first on line N) / valid_from 'X' is not a date: "
+          "write it YYYY-MM-DD / effective-date column `C` is not in the file (in the route, at `C`)",
+          'table rates = csv "rates.csv" key code effective from valid_from\n', 3, 1,
+          files={"rates.csv": "code,valid_from,rate\nA,2026-01-01,0.03\nA,2026-01-01,0.04\n"}, file="rates.csv"),
     Entry("E066", "request without the MUX key fields",
           "call `NAME` sends a request without the key field `K` that channel `C` matches replies by",
           'channel mf = memory\nformat Req = fixed {\n    code string(4)\n    ref string(6)\n}\n'

@@ -12,6 +12,7 @@ from typing import Any, Callable, Iterable
 
 from dsl import ast as A
 from dsl.dealtypes import deals_in
+from dsl.fileend import end_route
 
 Warn = Callable[..., None]     # (code, message, pos, help)
 
@@ -23,6 +24,8 @@ def unkeyed_file_routes(routes: Iterable[A.RouteAst], decls: dict[str, tuple[str
             continue
         decl = decls.get(recv.channel.name)
         if decl is None or decl[0] != "channel" or decl[1].kind_name != "file.watch":
+            continue
+        if end_route(r) is not None:      # the end-of-file message: one per file, its own once (dsl.fileend)
             continue
         deals = list(deals_in(r.body))
         if any(a.parts == ("key",) for d in deals for a in d.assigns):

@@ -433,7 +433,7 @@ def _env_literal(i: int, value: Any) -> str | None:
 def f_lookup(table: Any, key: Any, column: Any, default: Any = None) -> Any:
     if not (hasattr(table, "rows") and hasattr(table, "key")):
         raise FunctionError(f"lookup: the first argument must be a table, got {_tname(table)}")
-    row = table.rows.get(_str(key, "lookup"))
+    row = table.get(_str(key, "lookup"))      # an effective-dated table: the row in force today
     if row is None:
         return default
     col = _str(column, "lookup")
@@ -555,7 +555,8 @@ SIGNATURES: dict[str, Sig] = {
                "token or key from: the deal fails)",
                literal=_env_literal, literal_code="E151", constant=(0,)),
     "lookup": Sig(3, 4, ("table", "key", "column", "default"), ("table", "string", "string", "any"),
-                  "a column of the table row with that key, or default when there is no such row"),
+                  "a column of the table row with that key, or default when there is no such row (an "
+                  "effective-dated table: the row in force today; TABLE[KEY at DATE] reads another day's)"),
     "http_status": Sig(1, 1, ("call",), ("call",),
                        "the HTTP status of the answer to `call NAME` on an http call channel (200, 404, ...)"),
     "http_header": Sig(2, 2, ("call", "name"), ("call", "string"),

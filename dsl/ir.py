@@ -56,9 +56,11 @@ class Attr(Expr):
 
 @dataclass(frozen=True)
 class Index(Expr):
-    """``base[index]`` (list index, or a table row by key)."""
+    """``base[index]`` (list index, or a table row by key); ``base[index at at]``: the row of an
+    effective-dated table in force on the date ``at``."""
     base: Expr
     index: Expr
+    at: Expr | None = None
 
 
 @dataclass(frozen=True)
@@ -137,13 +139,14 @@ class ChannelDecl:
 
 @dataclass(frozen=True)
 class TableDecl:
-    """``table NAME = csv "file.csv" key COLUMN``."""
+    """``table NAME = csv "file.csv" key COLUMN [effective from COLUMN]``."""
     name: str
     kind: str
     path: str               # absolute
     key: str
     options: dict[str, Any] = field(default_factory=dict)
     pos: Pos | None = field(default=None, compare=False)
+    effective: str | None = None    # the column of the date each row applies from (several rows per key)
 
 
 @dataclass(frozen=True)
@@ -231,6 +234,8 @@ class GivenSend:
     # ``peer { cn san address }``: the peer the channel authenticated, what the routes read as ``peer.*``
     # (None: not given: peer.cn and peer.address null, peer.san empty)
     peer: tuple[Assign, ...] | None = None
+    # ``sends file "NAME.csv"``: the path of a whole file a file watch channel takes (None: a request)
+    path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -309,6 +314,8 @@ def _dump(obj: Any) -> Any:
             v = getattr(obj, f.name)
             if f.name == "pos":
                 d["pos"] = str(v) if v is not None else None
+            elif f.name in ("at", "effective") and v is None:
+                continue            # an index without `at`, a table without `effective`: as before they existed
             else:
                 d[f.name] = _dump(v)
         return d

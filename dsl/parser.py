@@ -249,9 +249,12 @@ class _Build(Transformer):
         return A.OnErrorReply(self._id(ch[0]), ch[1], self._pos(meta))
 
     def table_decl(self, meta, ch):
-        name, kind, path, key = ch
+        name, kind, path, key, effective = ch
         return A.TableAst(self._id(name), self._id(kind), unquote(path), self._tpos(path),
-                          self._id(key), self._pos(meta))
+                          self._id(key), self._pos(meta), effective)
+
+    def table_effective(self, meta, ch):
+        return self._id(ch[0])
 
     def route_decl(self, meta, ch):
         return A.RouteAst(self._id(ch[0]), tuple(ch[1:]), self._pos(meta))
@@ -266,6 +269,10 @@ class _Build(Transformer):
 
     def given_sends(self, meta, ch):
         return A.GivenSendAst(self._id(ch[0]), self._id(ch[1]), ch[2], self._pos(meta), ch[3], ch[6], ch[4], ch[5])
+
+    def given_sends_file(self, meta, ch):
+        path = A.Lit(unquote(ch[1]), "string", pos=self._tpos(ch[1]))
+        return A.GivenSendAst(self._id(ch[0]), None, (), self._pos(meta), None, ch[2], None, None, path)
 
     def repeat(self, meta, ch):
         return self._pos(meta)
@@ -471,6 +478,9 @@ class _Build(Transformer):
 
     def index(self, meta, ch):
         return A.Index(ch[0], ch[1], pos=self._pos(meta))
+
+    def index_at(self, meta, ch):
+        return A.Index(ch[0], ch[1], ch[2], pos=self._pos(meta))
 
     def neg(self, meta, ch):
         operand = ch[0]

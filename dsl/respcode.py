@@ -92,7 +92,7 @@ def _uses_error_code(e: Any) -> bool:
     if isinstance(e, ir.Attr):
         return _uses_error_code(e.base)
     if isinstance(e, ir.Index):
-        return _uses_error_code(e.base) or _uses_error_code(e.index)
+        return _uses_error_code(e.base) or _uses_error_code(e.index) or (e.at is not None and _uses_error_code(e.at))
     if isinstance(e, ir.Unary):
         return _uses_error_code(e.operand)
     if isinstance(e, ir.Binary):

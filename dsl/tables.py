@@ -2,6 +2,13 @@
 
 ``key in table`` tests for a row; ``table[key]`` is the row as a dict of
 strings (a missing key raises ``EvalError`` naming the table and the key).
+
+An effective-dated table (``... key insurer effective from valid_from``) holds several rows per key, one per
+date (YYYY-MM-DD) from which it applies: ``table.at(key, day)`` is the row in force on ``day`` (the latest
+row dated on or before it; a day before the key's first row raises ``EvalError`` naming the table, the key
+and the day), and ``table[key]``, ``key in table`` and ``table.get(key)`` read the row in force today (the
+date of ``dsl.clock.now()`` in the engine's local zone, as ``today()``).  ``rows`` holds each key's latest
+row (its newest version).
 """
 from __future__ import annotations
 
@@ -9,6 +16,8 @@ import csv
 import hashlib
 import io
 import re
+from bisect import bisect_right
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
@@ -30,28 +39,85 @@ class TableError(ValueError):
 
 
 class Table:
-    __slots__ = ("name", "key", "rows", "columns", "path")
+    __slots__ = ("name", "key", "rows", "columns", "path", "effective", "dated")
 
     def __init__(self, name: str, key: str, rows: Mapping[str, dict[str, str]],
-                 columns: tuple[str, ...] | None = None, path: str | None = None) -> None:
+                 columns: tuple[str, ...] | None = None, path: str | None = None, *,
+                 effective: str | None = None,
+                 dated: Mapping[str, list[tuple[date, dict[str, str]]]] | None = None) -> None:
         self.name = name
         self.key = key
+        self.effective = effective
+        # effective-dated: key -> (the days its rows apply from, ascending; the rows, in that order)
+        self.dated: dict[str, tuple[tuple[date, ...], tuple[dict[str, str], ...]]] = {}
+        if effective is not None:
+            for k, versions in (dated or {}).items():
+                versions = sorted(versions, key=lambda v: v[0])
+                self.dated[k] = (tuple(d for d, _ in versions), tuple(r for _, r in versions))
+            rows = {k: rs[-1] for k, (_, rs) in self.dated.items()}
         self.rows = dict(rows)
         first = next(iter(self.rows.values()), None)
         self.columns = tuple(columns) if columns is not None else tuple(first or (key,))
         self.path = path
 
+    def _where(self) -> str:
+        return f" ({Path(self.path).name})" if self.path else ""
+
+    def _today(self, key: Any) -> dict[str, str] | None:
+        """The row of ``key`` in force today (an effective-dated table), or None."""
+        from dsl.functions import f_today
+        return self._on(_key(key), f_today())
+
+    def _on(self, key: str, day: date) -> dict[str, str] | None:
+        found = self.dated.get(key)
+        if found is None:
+            return None
+        days, rows = found
+        i = bisect_right(days, day)
+        return rows[i - 1] if i else None
+
     def __contains__(self, key: Any) -> bool:
+        if self.effective is not None:
+            return self._today(key) is not None
         return _key(key) in self.rows
 
     def __getitem__(self, key: Any) -> dict[str, str]:
+        if self.effective is not None:
+            from dsl.functions import f_today
+            return self.at(key, f_today())
         try:
             return self.rows[_key(key)]
         except KeyError:
-            where = f" ({Path(self.path).name})" if self.path else ""
-            raise EvalError(f"table {self.name}{where} has no row with {self.key} = {_key(key)!r}") from None
+            raise EvalError(f"table {self.name}{self._where()} has no row with {self.key} = {_key(key)!r}") from None
+
+    def at(self, key: Any, day: Any) -> dict[str, str]:
+        """The row of ``key`` in force on ``day`` (a date, or a timestamp's date): the latest dated on or
+        before it.  No such key, a day before its first row, a table without effective dates, or ``day``
+        not a date: ``EvalError``."""
+        if self.effective is None:
+            raise EvalError(f"table {self.name}{self._where()} has no effective dates: read its row with "
+                            f"{self.name}[KEY], or declare it `key {self.key} effective from COLUMN`")
+        if isinstance(day, datetime):
+            day = day.date()
+        if not isinstance(day, date):
+            got = "null" if day is None else f"the string {day!r}" if isinstance(day, str) else type(day).__name__
+            raise EvalError(f"table {self.name}{self._where()}: the as-of date for {self.key} = {_key(key)!r} "
+                            f"must be a date, got {got} (read text as a date with parse_date(text, pattern))")
+        k = _key(key)
+        found = self.dated.get(k)
+        if found is None:
+            raise EvalError(f"table {self.name}{self._where()} has no row with {self.key} = {k!r}")
+        row = self._on(k, day)
+        if row is None:
+            raise EvalError(f"table {self.name}{self._where()} has no row with {self.key} = {k!r} in force on "
+                            f"{day.isoformat()}: its first applies from {found[0][0].isoformat()} "
+                            f"({self.effective})")
+        return row
 
     def get(self, key: Any, default: Any = None) -> Any:
+        if self.effective is not None:
+            row = self._today(key)
+            return default if row is None else row
         return self.rows.get(_key(key), default)
 
     def __len__(self) -> int:
@@ -95,8 +161,14 @@ def load_table(decl: Any, text: str | None = None) -> Table:
             raise TableError(f"table {decl.name}: key column {decl.key!r} is not in the header "
                              f"({', '.join(header)})", path=path, line=1)
         ki = header.index(decl.key)
+        effective = getattr(decl, "effective", None)
+        if effective is not None and effective not in header:
+            raise TableError(f"table {decl.name}: effective-date column {effective!r} is not in the header "
+                             f"({', '.join(header)})", path=path, line=1)
+        ei = header.index(effective) if effective is not None else None
         rows: dict[str, dict[str, str]] = {}
-        first_line: dict[str, int] = {}
+        first_line: dict[Any, int] = {}
+        dated: dict[str, list[tuple[date, dict[str, str]]]] = {}
         try:
             for row in reader:
                 line = reader.line_num
@@ -106,6 +178,15 @@ def load_table(decl: Any, text: str | None = None) -> Table:
                     raise TableError(f"table {decl.name}: row has {len(row)} values, the header has "
                                      f"{len(header)} ({', '.join(header)})", path=path, line=line)
                 k = row[ki]
+                if ei is not None:
+                    day = _day(row[ei], decl.name, effective, path, line)
+                    if (k, day) in first_line:
+                        raise TableError(f"table {decl.name}: key {k!r} has two rows in force from "
+                                         f"{day.isoformat()} (first on line {first_line[k, day]}); one row per "
+                                         f"{decl.key} and {effective}", path=path, line=line)
+                    dated.setdefault(k, []).append((day, dict(zip(header, row))))
+                    first_line[k, day] = line
+                    continue
                 if k in rows:
                     raise TableError(f"table {decl.name}: key {k!r} appears twice (first on line "
                                      f"{first_line[k]})", path=path, line=line)
@@ -113,7 +194,19 @@ def load_table(decl: Any, text: str | None = None) -> Table:
                 first_line[k] = line
         except csv.Error as e:
             raise TableError(f"table {decl.name}: {e}", path=path, line=reader.line_num) from None
-    return Table(decl.name, decl.key, rows, tuple(header), path)
+    return Table(decl.name, decl.key, rows, tuple(header), path, effective=effective, dated=dated)
+
+
+def _day(text: str, table: str, column: str, path: str, line: int) -> date:
+    """A cell of the effective-date column: YYYY-MM-DD."""
+    t = text.strip()
+    try:
+        if len(t) != 10:
+            raise ValueError
+        return date.fromisoformat(t)
+    except ValueError:
+        raise TableError(f"table {table}: {column} {text!r} is not a date: write it YYYY-MM-DD "
+                         f"(e.g. 2026-01-01), the day from which the row applies", path=path, line=line) from None
 
 
 _DIGEST = re.compile(r"sha256:([0-9a-f]{64})")

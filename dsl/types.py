@@ -67,7 +67,8 @@ def show(e: ir.Expr) -> str:
     if isinstance(e, ir.Attr):
         return f"{show(e.base)}.{e.name}"
     if isinstance(e, ir.Index):
-        return f"{show(e.base)}[{show(e.index)}]"
+        at = f" at {show(e.at)}" if e.at is not None else ""
+        return f"{show(e.base)}[{show(e.index)}{at}]"
     if isinstance(e, ir.Lit):
         if e.type == "string":
             text = e.value if len(e.value) <= 24 else e.value[:21] + "..."
@@ -151,6 +152,11 @@ class Typer:
         if isinstance(e, ir.Lit):
             return lit_type(e)
         if isinstance(e, (ir.Name, ir.Attr, ir.Index)):
+            base: ir.Expr = e
+            while isinstance(base, (ir.Attr, ir.Index)):     # rates[k at d].rate: the as-of date d
+                if isinstance(base, ir.Index) and base.at is not None:
+                    self._as_of(base.at)
+                base = base.base
             return self.ref_type(e)
         if isinstance(e, ir.ListExpr):
             for x in e.items:
@@ -199,6 +205,16 @@ class Typer:
         if isinstance(e, ir.Binary):
             return self._binary(e)
         return None
+
+    def _as_of(self, at: ir.Expr) -> None:
+        """``T[KEY at DATE]``: DATE must be a date (or a timestamp: its date) when its type is known (E149)."""
+        t = self.infer(at)
+        if t in (None, NULL, DATE, TIMESTAMP):
+            return
+        self.report("E149", f"the as-of date ({show(at)}) must be a date, got {desc(t)}", at.pos,
+                    "read text as a date with parse_date(text, pattern), e.g. "
+                    "`T[KEY at parse_date(\"\" + msg.paid_on, \"%Y%m%d\")]`; today() is today's"
+                    if t == STRING else "a date: today(), parse_date(text, pattern), add_days(d, n), a date field")
 
     def _binary(self, e: ir.Binary) -> str | None:
         op = e.op

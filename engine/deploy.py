@@ -310,6 +310,13 @@ def _read(path: Path) -> tuple[Any, dict[KeyPath, tuple[int, int]], dict[KeyPath
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         msg = " ".join(p for p in (exc.context, exc.problem) if p)
+        opened = exc.context_mark
+        if exc.context and opened is not None and mark is not None and opened.line != mark.line:
+            # where the parser gave up is often lines after the mistake: a `{` or `[` not closed, a comma
+            # missing, on the line the mapping or list began (before, that line was not named)
+            msg += (f" (the {exc.context.removeprefix('while parsing a ').removeprefix('while scanning a ')} began "
+                    f"at line {opened.line + 1}, column {opened.column + 1}: is a closing bracket or a comma "
+                    f"missing there?)")
         raise DeploymentError([Problem(name, line, col, f"not valid YAML: {msg}")]) from None
     if node is None:
         raise DeploymentError([Problem(name, 1, 1, "the deployment file is empty; it needs at least `routes:`")])

@@ -584,6 +584,17 @@ def storage_faults(ledger: Any) -> list[dict[str, Any]]:
     return out
 
 
+def audit_state(ledger: Any) -> dict[str, Any] | None:
+    """The audit chain as the writer of ``ledger`` (the journal's, or the DuckDB writer's) holds it:
+    ``{"keyed": the records it writes are sealed with an audit key, "break_at_start": the `audit break` its
+    open recorded, {seq, at, what}, or None}``; None when ``ledger`` has no store of its own (a test's stand-in)."""
+    for led in (ledger, getattr(ledger, "ledger", None)):
+        store = getattr(led, "_store", None)
+        if store is not None and hasattr(store, "audit_key"):
+            return {"keyed": store.audit_key is not None, "break_at_start": getattr(store, "audit_break", None)}
+    return None
+
+
 @asynccontextmanager
 async def open_ledger(
     path: str | Path = DEFAULT_LEDGER,

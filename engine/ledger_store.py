@@ -789,6 +789,9 @@ class LedgerStore:
         self.audit_key = audit_key
         self._seq, self._prev = state if state is not None else chain_state(con)
         self._private = False           # holds engine.filemodes' owner-only umask until close
+        # the `audit break` this open recorded (records cut while no writer had the file): {seq, at, what}, for
+        # `bsp status` and bsp_audit_break_recorded (engine.ledger.audit_state); None when the chain was whole
+        self.audit_break: dict[str, Any] | None = None
         # the field keyring whose current key's check value the next transaction records (``sealing``)
         self._unrecorded: Any = None
 
@@ -912,6 +915,9 @@ class LedgerStore:
                              path, key_label(old), key_label(audit_key), rotated)
             store = cls(path, con, audit_key, state)
             store._private = True
+            if cut is not None:
+                store.audit_break = {"seq": state[0], "at": datetime.now(timezone.utc).isoformat(),
+                                     "what": str(cut[0])}
 
             return store
         except BaseException:

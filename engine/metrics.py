@@ -22,6 +22,9 @@ Metric families (all prefixed ``bsp_``):
   channel_client_refused_total{channel}    tcp/http listen: connections closed as accepted, their client address
                                            at max_connections_per_client (engine/channels/per_client.py)
   channel_connections{channel}             tcp listen: connections open now (sampled at each scrape)
+  channel_tls_failures_total{channel}      tcp/http listen with TLS: handshakes that failed (no or a refused client
+                                           certificate, plain TCP, too slow: sampled, engine/channels/tcp_tls.py)
+  channel_access_refused_total{channel}    tcp/http listen with an access list (`allow`): connections refused by it
   channel_accepted_total{channel}          tcp listen: connections accepted (sampled: a reconnect storm is its rate)
   channel_in_flight{channel}               outbound calls waiting for a reply
   channel_latency_seconds{channel}         outbound call round trip (histogram)
@@ -70,6 +73,14 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 OUTCOMES = ("committed", "rejected", "failed", "duplicate")
 CIRCUIT_STATES = {"closed": 0, "half_open": 1, "open": 2}
 AUTH_FAILURE_REASONS = ("missing", "malformed", "wrong", "refused", "forbidden")
+# Counters an alert watches with increase() / rate(): each series is there, at 0, from the moment its route,
+# channel or the engine is, not only from its first event.  A series that first appears at 1 is no increase
+# to Prometheus (increase() needs a sample before the event), so without them the first failed reload after a
+# start, the first burst of timeouts or the first refused admin request never fired the runbook's alerts.
+RELOAD_RESULTS = ("ok", "failed")
+RELOAD_SOURCES = ("admin", "signal", "watch")
+OUTBOUND_ERROR_KINDS = ("unreachable", "timeout", "lost")       # the counterpart-outage kinds (docs/runbook.md)
+EVICTION_REASONS = ("handshake", "idle", "unread")
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
@@ -123,6 +134,13 @@ class Metrics:
         self.channel_accepted = Counter("channel_accepted", "tcp listen: connections accepted (after the TLS "
                                         "handshake, when TLS): a peer reconnecting in a storm shows as a rate.",
                                         ["channel"], namespace=ns, registry=r)
+        self.channel_tls_failures = Counter("channel_tls_failures", "tcp/http listen with TLS: handshakes that "
+                                            "failed (no client certificate or one refused, a plain-TCP peer, too "
+                                            "slow): a mainframe or partner that cannot connect any more.",
+                                            ["channel"], namespace=ns, registry=r)
+        self.channel_access_refused = Counter("channel_access_refused", "tcp/http listen with an access list "
+                                              "(allow): connections refused by it.", ["channel"], namespace=ns,
+                                              registry=r)
         self.channel_in_flight = Gauge("channel_in_flight", "Outbound calls waiting for a reply.", ["channel"],
                                        namespace=ns, registry=r)
         self.channel_latency = Histogram("channel_latency_seconds", "Outbound call round trip, per channel.",
@@ -175,6 +193,11 @@ class Metrics:
                                         "bsp_calendar_warn_days.", namespace=ns, registry=r)
         self.calendar_warn_days.set(WARN_DAYS)
         self._calendars: set[str] = set()
+        for result in RELOAD_RESULTS:
+            for source in RELOAD_SOURCES:
+                self.reloads.labels(result, source)
+        for reason in AUTH_FAILURE_REASONS:
+            self.admin_auth_failures.labels(reason)
         # the families with a series per route / per channel, with their label names in order
         self._per: dict[str, tuple[tuple[Any, tuple[str, ...]], ...]] = {
             "route": ((self.route_received, ("route",)), (self.route_outcomes, ("route", "outcome")),
@@ -187,6 +210,7 @@ class Metrics:
                         (self.channel_evictions, ("channel", "reason")), (self.channel_capped, ("channel",)),
                         (self.channel_client_refused, ("channel",)),
                         (self.channel_connections, ("channel",)), (self.channel_accepted, ("channel",)),
+                        (self.channel_tls_failures, ("channel",)), (self.channel_access_refused, ("channel",)),
                         (self.channel_latency, ("channel",)), (self.channel_reconnects, ("channel",)),
                         (self.channel_resets, ("channel",)), (self.channel_reversals_joined, ("channel",)),
                         (self.channel_circuit, ("channel",)), (self.channel_up, ("channel",)),
@@ -246,6 +270,28 @@ class Metrics:
         if state not in CIRCUIT_STATES:
             raise ValueError(f"channel {channel}: circuit state {state!r} is not one of {', '.join(CIRCUIT_STATES)}")
         self.channel_circuit.labels(channel).set(CIRCUIT_STATES[state])
+
+    # ------------------------------------------------------------ the configuration bound
+    def bound(self, routes: Iterable[str] = (), outbound: Iterable[str] = (), capped: Iterable[str] = ()) -> None:
+        """The routes and channels of the configuration now running: the counters an alert watches get their
+        series at 0 (a series kept from an earlier configuration keeps its count).  ``outbound``: calling
+        channels (``channel_errors_total`` of OUTBOUND_ERROR_KINDS); ``capped``: listening channels with a
+        ``max_connections`` (``channel_capped_total``, ``channel_evictions_total``,
+        ``channel_client_refused_total``)."""
+        for route in routes:
+            self.route_received.labels(route)
+            for outcome in OUTCOMES:
+                self.route_outcomes.labels(route, outcome)
+            for family in (self.route_flagged, self.route_key_conflicts, self.route_statement_breaks):
+                family.labels(route)
+        for channel in outbound:
+            for kind in OUTBOUND_ERROR_KINDS:
+                self.channel_errors.labels(channel, kind)
+        for channel in capped:
+            self.channel_capped.labels(channel)
+            self.channel_client_refused.labels(channel)
+            for reason in EVICTION_REASONS:
+                self.channel_evictions.labels(channel, reason)
 
     # ------------------------------------------------------------ certificates
     def certs_bound(self, entries: Iterable[Any]) -> None:

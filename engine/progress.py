@@ -6,8 +6,8 @@ seconds elsewhere (``bsp replay``, ``bsp audit verify``).
 
 On a terminal the bar is transient (gone when the result prints).  In a CI log
 or a pipe, ``replay: 1,200/5,000 exchange(s) (24%), 6.0s`` is printed at most
-once every ``every`` seconds and never for the last item, so short work prints
-nothing.  ``every <= 0`` shows nothing at all.
+once every ``every`` seconds, counted from the first progress (the time before it, a compile, is not
+the work's), and never for the last item, so short work prints nothing; the time shown is since the start.  ``every <= 0`` shows nothing at all.
 """
 from __future__ import annotations
 
@@ -23,10 +23,13 @@ class PlainLines:
         self.out = out
         self.what, self.unit = what, unit
         self.t0 = time.perf_counter()
-        self._last = self.t0
+        self._last: float | None = None      # the first progress: what came before (a compile) is not the work
 
     def __call__(self, done: int, total: int) -> None:
         now = time.perf_counter()
+        if self._last is None:
+            self._last = now
+            return
         if now - self._last >= self.every and done < total:
             self._last = now
             pct = 100.0 * done / total if total else 100.0

@@ -4,11 +4,16 @@ One append-only text file per channel's ``done`` folder (``.bsp-files``), a line
 per event, tab-separated::
 
     sha256  taken     NAME  -      TIME     before the file's records run
-    sha256  ran       NAME  N:P    TIME     its first N data records are recorded (after each batch),
-                                         P of them rejected or failed
+    sha256  ran       NAME  N:P:C:R:D  TIME  its first N data records are recorded (after each batch),
+                                         P of them rejected or failed; C committed, R rejected, D
+                                         duplicate (``N:P`` alone: a line of a bsp before 2026-11-27)
     sha256  done      NAME  ARCH   TIME     moved to done/ARCH
     sha256  error     NAME  ARCH   TIME     moved to error/ARCH
     sha256  repeat    NAME  ARCH   TIME     the same bytes again, refused unrun: moved to error/ARCH
+    sha256  end       NAME  ID SUMMARY  TIME  the file's end message (``end_message = true``) is about to
+                                         run as deal ID; SUMMARY its ``file.*`` as JSON
+                                         (``engine.channels.file_end``)
+    sha256  ended     NAME  ID     TIME     that message's deal is recorded
 
 A file over the channel's ``max_file_bytes`` is not read, so it has no SHA-256: its
 ``error`` line has ``NOT_READ`` (64 ``-``) in its place; such lines are kept as events, like
@@ -28,6 +33,7 @@ the ledger.  A line cut short by a crash is ignored.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -35,7 +41,7 @@ from pathlib import Path
 
 from engine.filemodes import shared_mode
 
-__all__ = ["INDEX_NAME", "NOT_READ", "FileIndex", "FileRun", "content_id", "free_name"]
+__all__ = ["INDEX_NAME", "NOT_READ", "EndNote", "FileIndex", "FileRun", "content_id", "free_name"]
 
 INDEX_NAME = ".bsp-files"
 NOT_READ = "-" * 64          # in place of the SHA-256 of a file that was not read (over max_file_bytes)
@@ -56,7 +62,7 @@ class FileRun:
     def _ran(self) -> tuple[int, int]:
         if self.status != "ran":
             return 0, 0
-        n, _, p = self.archived.partition(":")
+        n, p = (self.archived.split(":") + ["", ""])[:2]
         return (int(n) if n.isdigit() else 0), (int(p) if p.isdigit() else 0)
 
     @property
@@ -70,10 +76,23 @@ class FileRun:
         return self._ran()[1]
 
 
+@dataclass
+class EndNote:
+    """A file's end message noted in the index: the deal id it runs under, its summary, and whether its
+    deal is recorded (``ended``)."""
+    sha: str
+    name: str
+    deal_id: str
+    summary: dict
+    ended: bool = False
+
+
 class FileIndex:
     def __init__(self, folder: Path) -> None:
         self.path = folder / INDEX_NAME
         self.runs: dict[str, FileRun] = {}
+        self.ends: dict[str, EndNote] = {}        # deal id -> the end message noted
+        self._last_end: dict[str, str] = {}      # sha -> the deal id of its last end message since it was taken
         self.repeats: list[tuple[str, FileRun]] = []    # refused repeats and unread files: not runs
         self._seq = 0
         if self.path.exists():
@@ -84,6 +103,22 @@ class FileIndex:
                     self._keep(sha, FileRun(name, status, archived, at))
 
     def _keep(self, sha: str, run: FileRun) -> None:
+        if run.status == "end":
+            deal_id, _, text = run.archived.partition(" ")
+            try:
+                summary = json.loads(text)
+            except ValueError:
+                return
+            self.ends[deal_id] = EndNote(sha, run.name, deal_id, summary)
+            self._last_end[sha] = deal_id
+            return
+        if run.status == "ended":
+            note = self.ends.get(run.archived)
+            if note is not None:
+                note.ended = True
+            return
+        if run.status == "taken":
+            self._last_end.pop(sha, None)
         self._seq = run.seq = self._seq + 1
         if run.status == "repeat" or sha == NOT_READ:
             self.repeats.append((sha, run))
@@ -106,6 +141,11 @@ class FileIndex:
             if run.name == name and other != sha and run.status in ("done", "error") and other != NOT_READ:
                 return run
         return None
+
+    def last_end(self, sha: str, name: str) -> EndNote | None:
+        """The end message last noted for these bytes under ``name`` since they were last taken, or None."""
+        note = self.ends.get(self._last_end.get(sha, ""))
+        return note if note is not None and note.name == name else None
 
     def interrupted(self, sha: str) -> FileRun | None:
         run = self.runs.get(sha)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 # the names a route on a file watch channel reads under ``file`` (the checker knows them)
+# (and those of the end-of-file message of a channel with end_message = true: engine.channels.file_end)
 FILE_FIELDS = ("name", "line", "record", "offset", "records", "header")
 
 
@@ -51,7 +52,7 @@ class RecordOrigin:
     @property
     def scope(self) -> dict[str, Any]:
         return {"file": {"name": self.name, "line": self.line, "record": self.record, "offset": self.offset,
-                         "records": self.records, "header": self.header}}
+                         "records": self.records, "header": self.header, "end": False}}
 
     def place(self, at: int, frame: bytes) -> tuple[int, int | None]:
         """(file byte offset, file line or None) of byte ``at`` of the record's frame."""

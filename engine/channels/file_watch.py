@@ -71,6 +71,7 @@ from engine.channels.staged import Staging
 from engine.channels.file_change import (ChangedWhileRead, NotAFile, Settling, TooBig, change_text, changed_reason,
                                          read_unchanged, records_text, signature)
 from engine.channels.file_index import NOT_READ, FileIndex, content_id, free_name
+from engine.channels.file_end import Tally, send_end, summary_of
 from engine.channels import file_keep
 from engine.channels.file_origin import FILE_FIELDS, RecordOrigin, line_breaks
 from engine.channels.http_listen_dispatch import Outcome, dispatch_batch
@@ -164,6 +165,7 @@ class FileWatcher:
         self.controls: ControlTotals | None = None      # bind_codecs makes it (the trailer's)
         self.header_controls: ControlTotals | None = None   # the header's control totals
         self.header_codec: Any = None                   # the header's format: file.header
+        self.trailer_codec: Any = None                  # the trailer's format: file.trailer of the end message
         self.staging = Staging()        # what bind_codecs takes from a configuration bound meanwhile
         if (self.skip_header or self.skip_trailer) and self.record == "whole":
             raise ChannelConfigError(f"channel {name}: skip_header / skip_trailer need records to skip; "
@@ -181,6 +183,11 @@ class FileWatcher:
         self._stuck_files: dict[Path, str] = {}  # files that could not be run or archived, and why (logged once)
         self._written: set[Path] = set()         # files seen changing as they were read (logged once)
         self.run_once = bool(options.get("run_once", True))
+        # one more message per file, its summary, once it has run or been refused (engine/channels/file_end.py)
+        self.end_message = options.get("end_message", False)
+        if not isinstance(self.end_message, bool):
+            raise ChannelConfigError(f"channel {name}: option end_message: expected true or false, "
+                                     f"got {self.end_message!r}")
         self.batch = options.get("batch", 1000)
         if not isinstance(self.batch, int) or isinstance(self.batch, bool) or self.batch < 1:
             raise ChannelConfigError(f"channel {name}: option batch: expected a number of records of 1 or more, "
@@ -212,7 +219,8 @@ class FileWatcher:
     def bind_codecs(self, ctx: Any) -> None:
         """The switchboard's binder hands the formats named by ``trailer``, ``header`` and ``total_format``."""
         records = ctx.codec(self.total_format) if self.total_format is not None else None
-        bound: dict[str, Any] = {"controls": None, "header_controls": None, "header_codec": None}
+        bound: dict[str, Any] = {"controls": None, "header_controls": None, "header_codec": None,
+                                 "trailer_codec": None}
         for role, fmt, count, total in (("trailer", self.trailer, self.trailer_count, self.trailer_total),
                                         ("header", self.header, self.header_count, self.header_total)):
             if fmt is None:
@@ -225,8 +233,7 @@ class FileWatcher:
                 if names and field.split(".")[0] not in names:
                     raise ChannelConfigError(f"option {option}: format {f} has no field {field!r} "
                                              f"(its fields: {', '.join(names)})")
-            if role == "header":
-                bound["header_codec"] = codec
+            bound[f"{role}_codec"] = codec
             if count is not None or total is not None:
                 bound["controls" if role == "trailer" else "header_controls"] = ControlTotals(
                     codec, count_field=count, total_field=total, sum_field=self.total_field if total else None,
@@ -515,12 +522,14 @@ class FileWatcher:
 
     async def _run(self, path: Path, data: bytes, records: Records, first: int, resume: int,
                    earlier: int, sha: str, handler: ExchangeHandler, head: tuple[int, bytes] | None,
-                   header: Any = None) -> list[str]:
+                   header: Any = None, tally: Tally | None = None) -> list[str]:
         """Run ``records`` from index ``resume`` in bounded batches, one after the other, noting after
         each batch how far the file's deals are recorded; returns the problems (a line each).  Each
         record goes with its ``RecordOrigin`` (``file.name``, ``file.line`` ... in the route; a decoder's
         byte offset counted from the file's start); ``head``: the header row (offset, bytes) the
-        records carry with header_row; ``header``: the header record's fields (``file.header``)."""
+        records carry with header_row; ``header``: the header record's fields (``file.header``); ``tally``:
+        the outcomes of the file's deals, counted on (the end message's, and the index's ``ran`` lines)."""
+        tally = tally if tally is not None else Tally()
         index = await self._files()
         conn = ConnInfo(channel=self.name, peer=path.name, number=next(_NUMBERS),
                         extra={"file": {"name": path.name, "size": len(data)}})
@@ -539,6 +548,7 @@ class FileWatcher:
             batch_conn = dataclasses.replace(conn, extra={**conn.extra, "origins": origins})
             outcomes: list[Outcome] = await dispatch_batch(handler, batch_conn, [r for _, r in chunk])
             for n, ((offset, _), out) in enumerate(zip(chunk, outcomes), first + at):
+                tally.add(out.status, out.kind)
                 if out.status in ("rejected", "failed"):
                     problems.append(f"record {n}, byte offset {offset}: {out.status} ({out.kind}, code "
                                     f"{out.code}): {out.detail or out.text}")
@@ -546,7 +556,7 @@ class FileWatcher:
             await _stored(handler)
             # the batch's deals are recorded: a stop from here on resumes after it
             await trio.to_thread.run_sync(index.note, sha, "ran", path.name,
-                                          f"{at + len(chunk)}:{earlier + len(problems)}")
+                                          f"{at + len(chunk)}:{earlier + len(problems)}" + tally.note())
             self.running_done = at + len(chunk)
             now = trio.current_time()
             if now - told >= self.progress_every and self.running_done < len(records):
@@ -594,7 +604,7 @@ class FileWatcher:
             self._still_written(path, exc)
             return False
         except TooBig as exc:
-            await self._too_big(path, exc)
+            await self._too_big(path, exc, handler)
             return False
         except NotAFile as exc:
             await self._not_read(path, "not a file", f"{path.name}: {exc}; it was not read and no record was run "
@@ -607,6 +617,9 @@ class FileWatcher:
         head: tuple[int, bytes] | None = None     # with header_row: the header row (offset, bytes)
         first = 1
         resume = earlier = 0                     # records recorded before a stop, and their problems
+        tally = Tally()                          # their deals' outcomes (the end message's counts)
+        cut = None
+        ends: tuple[bytes | None, bytes | None] = (None, None)    # the header and trailer records' bytes
         kind = "bad records"                     # why it goes to error/ if it does (the log's kinds)
         before = index.finished(sha)
         if before is not None and self.run_once:
@@ -626,6 +639,7 @@ class FileWatcher:
                 await trio.to_thread.run_sync(index.note, sha, "taken", path.name)
             else:                                              # data records already recorded
                 resume, earlier = cut.ran, cut.ran_problems
+                tally = Tally.of_ran(cut.archived, earlier) if cut.status == "ran" else tally
                 log.warning("channel %s: %s was being run when the engine stopped; %s", self.name, path.name,
                             f"resuming after its first {resume} data record(s), whose deals are recorded"
                             if resume else "running it again (routes with a deal key answer its repeated "
@@ -639,10 +653,11 @@ class FileWatcher:
                                 f"{self.record} records: {exc.message}"
                                 + (f" (hint: {exc.hint})" if exc.hint else ""))
             head = records[self.skip_header] if self.header_row and len(records) > self.skip_header else None
+            ends = _ends(records, self.skip_header, self.skip_trailer)
             records, first, header_values = self._deal_records(records, problems)
         if records:
             problems += await self._run(path, data, records, first, resume, earlier, sha, handler, head,
-                                        header_values)
+                                        header_values, tally)
         # a sender still writing the file as its records ran: the file as it is now goes to error/
         now = signature(path)
         change = change_text(seen, now) if now != seen else None
@@ -656,6 +671,13 @@ class FileWatcher:
         elif not ok:
             self._write_reason(archived, f"file {path.name}: {len(problems)} problem(s) in {len(records)} "
                                          f"record(s)\n" + "".join(p + "\n" for p in problems))
+        if self.end_message:        # before the move: a stop until it is noted ended leaves the file here
+            refused = change is not None or (not ok and not records)
+            why = (f"changed while it was read ({change})" if change is not None else problems[0] if refused
+                   else None)
+            await send_end(self, handler, index, sha, summary_of(
+                path.name, "refused" if refused else "done", why, len(records), tally,
+                f"{'done' if ok else 'error'}/{archived}", *ends), resumed=cut is not None)
         os.replace(path, folder / archived)
         if change is None:                               # written to in the instant of the move
             now = signature(folder / archived)
@@ -690,7 +712,7 @@ class FileWatcher:
             marker.unlink()
         return ok
 
-    async def _too_big(self, path: Path, exc: TooBig) -> None:
+    async def _too_big(self, path: Path, exc: TooBig, handler: ExchangeHandler) -> None:
         """A file over ``max_file_bytes``: not read, nothing run; to error/ with its reason, like a bad file.
         The index notes it without a content id (its bytes were not read), so the same file dropped again
         once the bound is raised runs."""
@@ -707,6 +729,9 @@ class FileWatcher:
         make_shared_dirs(self.error_dir)
         archived = free_name(self.error_dir, path.name)
         self._write_reason(archived, f"file {path.name}: 1 problem(s) in 0 record(s)\n{problem}\n")
+        if self.end_message:
+            await send_end(self, handler, index, NOT_READ, summary_of(
+                path.name, "refused", problem, 0, Tally(), f"error/{archived}", None, None), resumed=False)
         os.replace(path, self.error_dir / archived)
         self._stamp(self.error_dir, archived)
         self._stuck_files.pop(path, None)
@@ -731,6 +756,13 @@ class FileWatcher:
         moved = free_name(self.error_dir, name)
         os.replace(self.done_dir / archived, self.error_dir / moved)
         return moved
+
+
+def _ends(records: Any, skip_header: int, skip_trailer: int) -> tuple[bytes | None, bytes | None]:
+    """The bytes of the file's first (header) and first trailer record, when the channel skips them."""
+    header = records[0][1] if skip_header and records else None
+    trailer = records[len(records) - skip_trailer][1] if skip_trailer and len(records) >= skip_trailer else None
+    return header, trailer
 
 
 class _LineCounter:
@@ -916,6 +948,11 @@ COMPONENT = ComponentSpec(
                    default=MAX_FILE_BYTES),
         OptionSpec("run_once", "bool", "A file whose bytes were already run to the end is not run again: it "
                    "goes to error/ saying when it ran (false: run it again).", default=True),
+        OptionSpec("end_message", "bool", "Once a file has wholly run (every record's deal final) or been refused "
+                   "as a whole, deliver ONE more message to the routes whose `when` reads file.end: the file's "
+                   "summary (file.status done / refused, file.reason, file.records, file.committed, file.rejected, "
+                   "file.failed, file.duplicate, file.archived, file.header, file.trailer); once, across a crash.",
+                   default=False),
         OptionSpec("done_dir", "path", "Where processed files go (default DIR/done).", default=None),
         OptionSpec("error_dir", "path", "Where files with bad records go (default DIR/error).", default=None),
         OptionSpec("keep_done", "duration", "How long a file stays in done/ (e.g. 30d): older ones are deleted, "

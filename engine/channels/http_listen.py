@@ -316,8 +316,11 @@ class HttpListener:
         }
         # ``deals``: the dispatcher puts (deal id, reason) there once the deal is recorded (Bsp-Deal-Id)
         deals: list[tuple[str | None, str | None]] = []
+        # ``answered``: a recording tap (engine.replay.tap) leaves there what to call with the status answered,
+        # so the capture keeps it beside the body (a replay compares it: frames.status)
+        answered: list[Any] = []
         conn = ConnInfo(channel=self.name, peer=peer_text, number=next(_NUMBERS),
-                        extra={"http": http, "deals": deals}, who=request.who)
+                        extra={"http": http, "deals": deals, "answered": answered}, who=request.who)
         self._inflight += 1
         try:
             if refusal is not None:
@@ -340,10 +343,27 @@ class HttpListener:
         finally:
             self._inflight -= 1
         deal_id = deals[0][0] if deals else None
-        answer = self._answer(request, out, deal_id, unsupported=unsupported is not None)
+        answer: Response | None = None
+        try:
+            answer = self._answer(request, out, deal_id, unsupported=unsupported is not None)
+        finally:
+            for tell in answered:
+                tell(answer.status if answer is not None else None)
         if deal_id is not None:     # the id a caller quotes to the bank: `bsp deals show ID` finds it
             answer.headers.append((DEAL_ID_HEADER, deal_id))
         return answer
+
+    def status_for(self, out: Any, *, unsupported: bool = False) -> int:
+        """The HTTP status ``_answer`` gives the outcome ``out`` (a replay answers with it too)."""
+        if not out.recorded:
+            return 503
+        if out.status in ("committed", "unknown"):
+            if out.reply is None:
+                return (204 if self.status_ok == 200 else self.status_ok) if out.status == "committed" else 500
+            return self.status_ok
+        if unsupported:
+            return 415
+        return self.status_map.get(status_kind(out.kind, out.status), self.status_map.get(out.status, 500))
 
     def _answer(self, request: Request, out: Any, deal_id: str | None, *, unsupported: bool = False) -> Response:
         if not out.recorded:        # a full disk: nothing is acknowledged that is not stored (docs/ledger.md)
@@ -359,10 +379,10 @@ class HttpListener:
                                         instance=request.raw_path)
             return Response(self.status_ok, [("content-type", self.content_type or _sniff_type(out.reply))],
                             out.reply)
-        status = self.status_map.get(status_kind(out.kind, out.status), self.status_map.get(out.status, 500))
+        status = self.status_for(out, unsupported=unsupported)
         extra: dict[str, Any] = {}
         if unsupported and out.recorded:        # a Content-Type the routes' formats do not read: 415, whatever the map
-            status, extra = 415, {"accepted": list(self.accepted or ())}
+            extra = {"accepted": list(self.accepted or ())}
         if out.reply is not None:
             return Response(status, [("content-type", self.content_type or _sniff_type(out.reply))], out.reply)
         # an internal failure's detail is the engine's own (file paths, OS errors): it stays in the deal's reason

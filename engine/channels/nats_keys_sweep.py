@@ -115,7 +115,8 @@ async def sweep(keys: SharedKeys, start: int) -> None:
     if not found:
         return
     recovering = {deal for deal, _ in keys.recovering.values()}
-    ends = {e.get("id"): e for e in txlog.ends.values()}
+    by_id = getattr(txlog.ends, "by_id", None)
+    ends = None if by_id is not None else {e.get("id"): e for e in txlog.ends.values()}
     pending = set(txlog.pending)
     kv = keys.kv
     released = finished = 0
@@ -123,7 +124,7 @@ async def sweep(keys: SharedKeys, start: int) -> None:
         deal = v.get("deal")
         if deal in recovering or deal in pending:
             continue
-        end = ends.get(deal)
+        end = by_id(deal) if ends is None else ends.get(deal)     # the log, then the answers files (indexed)
         try:
             with trio.fail_after(keys.timeout):
                 if end is None:

@@ -115,7 +115,7 @@ def route_files(paths: List[Path]) -> List[Path]:
 
 def run_check(paths: List[Path], *, explain: bool, as_json: bool, registry=None, env: str | None = None,
               calendars: bool = False, calendar_warn_days: int | None = None) -> int:
-    from dsl.diagnostics import render, summary
+    from dsl.diagnostics import render
     from dsl.load import compile_paths      # the compiler (lark, the checker): loaded when a check runs
 
     missing = [p for p in paths if not p.exists()]
@@ -225,12 +225,22 @@ def run_check(paths: List[Path], *, explain: bool, as_json: bool, registry=None,
             typer.echo(json.dumps(_plan(result.program, version), indent=2, default=str))
         # with --explain stdout is the plan alone (JSON a tool can read); the summary goes to stderr
         compiled = len(result.sources) or len(files)      # with the files pulled in with `use`
-        typer.echo(summary(result.diagnostics)
+        typer.echo(_summary(result.diagnostics, [level for level, _ in certs] + [n.level for n in files_named])
                    + (f"; {compiled} file{'s' if compiled != 1 else ''} compiled, "
                       f"version {version} ({covers})"
                       if result.program is not None else ""),
                    err=explain)
     return 1 if result.errors or cert_errors or file_errors else 0
+
+
+def _summary(diagnostics: Iterable[Diagnostic], others: Iterable[str]) -> str:
+    """``N errors, M warnings``: the route files' diagnostics with the lines printed beside them (``others``,
+    the level of each: a certificate expiring or expired, a file the deployment file names), so that a
+    warning printed above is counted, and an exit 1 never follows "0 errors"."""
+    diagnostics, others = list(diagnostics), list(others)
+    e = sum(1 for d in diagnostics if d.is_error) + others.count("error")
+    w = len(diagnostics) + len(others) - e
+    return f"{e} error{'s' if e != 1 else ''}, {w} warning{'s' if w != 1 else ''}"
 
 
 def calendar_lines(program: object) -> list[str]:

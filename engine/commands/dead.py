@@ -200,7 +200,8 @@ def show(
     message, oldest first, the one where it waits pointed at (JSON: `history`, [{id, status}]).
 
     A running engine holds the ledger file locked: `--live` asks it instead (`GET /dead-letters/{id}`; the
-    message comes only to a token with the role raw, sealed as stored); --reveal decrypts here, with this
+    message comes only to a token with the role raw, sealed as stored: to another, `raw` says the engine
+    withheld it and why, and --reveal exits 2, recording nothing); --reveal decrypts here, with this
     shell's field keyring: the deployment file's ledger.field_keys (`--deployment platform.yaml`, as bsp run
     takes it), else BSP_FIELD_KEYS_FILE / BSP_FIELD_KEYS.
     Every --reveal is recorded first in the ledger's audit trail (PCI DSS 10.2): the event `revealed` on the
@@ -210,8 +211,9 @@ def show(
     revealed (exit 2).
     Exit 0 shown; 1 no such dead letter (one that `bsp ledger archive` may have moved is named with the
     archive file to look in), or (--live) the engine cannot be reached or answers with a problem;
-    2 no ledger file, a locked ledger, --reveal of a sealed letter without the field keyring, a field key
-    that is not the one the ledger sealed with under its id, or a reveal that could not be recorded.
+    2 no ledger file, a locked ledger, --reveal of a sealed letter without the field keyring (or, --live, of a
+    message the engine withheld from the token), a field key that is not the one the ledger sealed with under
+    its id, or a reveal that could not be recorded.
     """
     from engine.archive_lookup import archived_where, hint
     from engine.commands.deals import needs_keyring, reveal_check
@@ -254,6 +256,15 @@ def show(
     r = rows[0]
     problems: list[str] = []
     stored = r.get("raw")
+    engine_withheld = r.pop("raw_withheld", None) if live and stored is None else None
+    if engine_withheld:       # the engine kept the message to itself (a token without the role raw): say why
+        fix = ("give --token-file (or $BSP_ADMIN_TOKEN_FILE) a token with the roles read and raw "
+               "(docs/admin-api.md#roles)")
+        if reveal:            # nothing to reveal: say so, record nothing, exit 2 (as a sealed one without the keyring)
+            typer.echo(f"error: --reveal of dead letter {r['id']}: the engine withheld its message ({engine_withheld}); "
+                       f"{fix}", err=True)
+            raise typer.Exit(2)
+        engine_withheld = f"withheld by the engine: {engine_withheld}; {fix}"
     if reveal and stored is not None and r.get("raw_key") is not None and keyring is None:
         needs_keyring(deployment, env, f"--reveal of dead letter {r['id']} (sealed with field key {r['raw_key']!r})")
     if not live:
@@ -279,6 +290,8 @@ def show(
         r["raw"] = None
         withheld = _withheld(r, stored)
         r["raw_withheld"] = withheld
+    elif engine_withheld:
+        withheld = r["raw_withheld"] = engine_withheld
     if as_json:
         sys.stdout.buffer.write(orjson.dumps(r, default=_default, option=orjson.OPT_UTC_Z) + b"\n")
         sys.stdout.buffer.flush()

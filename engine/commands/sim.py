@@ -132,8 +132,11 @@ def traffic(
     The requests are bsp demo's: each reference is new (a run tag in it), so a second run is not answered as
     duplicates of the first. A progress bar (plain lines when not a terminal) counts the replies; the summary
     gives what was sent, how fast, the answers by code and any answer that is not the one the simulator
-    expects (a good request answered 91: start `bsp sim counterparts SERVICE`). Exit 0 every request got the
-    expected answer; 1 one did not, or got none, or the engine was not there; 2 usage error.
+    expects (a good request answered 91: start `bsp sim counterparts SERVICE`). The clients speak plain TCP
+    (or HTTP): an inbound channel the configuration gives a `cert` (TLS) is a usage error naming where, unless
+    --to sends elsewhere (bill payment's TLS and mutual TLS: `python -m engine.sim.bill_traffic --ca ... --cert
+    ... --key ...`). Exit 0 every request got the expected answer; 1 one did not, or got none, or the engine
+    was not there; 2 usage error.
     """
     import os
 

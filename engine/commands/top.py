@@ -246,6 +246,16 @@ def render(now: dict[str, Any], before: dict[str, Any] | None, seconds: float,
     if now.get("state") == "degraded":                 # which outbound channel is down, since when, why
         parts += [Text(f"degraded: {r}", style="yellow") for r in now.get("reasons") or []]
     parts += [routes, channels]
+    # certificates of what has no row above (the admin API's: its own and its client_ca): the first to expire
+    # of each, as the `cert expires` column shows a channel's (a renewal forgotten there went unseen)
+    firsts: dict[str, dict[str, Any]] = {}
+    for c in now.get("certificates") or ():
+        owner = str(c.get("channel"))
+        if owner not in (now.get("channels") or {}) and c.get("role") != "peer" and (
+                owner not in firsts or str(c.get("not_after")) < str(firsts[owner].get("not_after"))):
+            firsts[owner] = c
+    for owner, c in sorted(firsts.items()):
+        parts.append(Text.assemble(f"{owner}: certificate expires ", _expiry(c), f" ({c.get('path')})"))
     if now.get("calendars"):           # business-day calendars the routes use (engine/calexpiry.py)
         parts.append(_calendars(now["calendars"]))
         parts += [Text(f"warning: {c['warning']}", style="bold red" if (c.get("days_left") or 0) <= 0 else "yellow")
@@ -261,6 +271,15 @@ def render(now: dict[str, Any], before: dict[str, Any] | None, seconds: float,
         for file, why in sorted((c.get("stuck") or {}).items()):      # cannot be read or moved: stays
             parts.append(Text(f"file watch {name}: {file} stays in {c.get('address', 'its folder')}: {why} (tried "
                               f"again at each look)", style="bold red"))
+    audit = (now.get("ledger") or {}).get("audit") or {}
+    if audit.get("break_at_start"):    # records cut from the audit chain while stopped, recorded at this start
+        b = audit["break_at_start"]
+        parts.append(Text(f"AUDIT BREAK recorded at this start (seq {b.get('seq')}): {b.get('what')}; bsp audit verify "
+                          f"reports it from now on (docs/security.md#a-cut-while-the-engine-was-stopped)",
+                          style="bold red"))
+    elif audit and not audit.get("keyed"):
+        parts.append(Text("ledger records not tamper-protected: no audit key (ledger.audit_key, BSP_AUDIT_KEY_FILE)",
+                          style="yellow"))
     if now.get("open_flags"):          # deals whose flag is open now, whenever raised (engine/ops/openflags.py)
         parts.append(Text(f"deals waiting for an operator: {now['open_flags']} (flag open, not resolved: "
                           f"bsp deals --flagged --live lists them; settle each, then bsp deals resolve)",

@@ -94,6 +94,8 @@ class FieldReads:
                 self._type(e.base, "array")
             self.read(e.base, guarded=guarded, required=required)
             self.read(e.index, guarded=guarded, required=required)
+            if e.at is not None:          # a table row as of a date (T[KEY at DATE])
+                self.read(e.at, guarded=guarded, required=required)
         elif t is ir.Unary:
             self.read(e.operand, guarded=guarded, required=required)
         elif t is ir.Binary:

@@ -60,7 +60,10 @@
                 # files that cannot be written now (engine.ledger.storage_faults): each also a line of
                 # "reasons" and the state degraded; [] when all is well
                 "faults": [{"what": "journal", "kind": "write", "failures": 12, "last": "var/bsp.duckdb.journal/
-                            000000000003.wal: byte 16776804: ... (ENOSPC); free space on that disk ..."}]}}
+                            000000000003.wal: byte 16776804: ... (ENOSPC); free space on that disk ..."}],
+                # the audit chain (engine.ledger.audit_state): sealed with an audit key or not, and the
+                # `audit break` this start recorded (records cut while stopped, a restore) or null
+                "audit": {"keyed": true, "break_at_start": {"seq": 8969, "at": "...", "what": "the chain head ..."}}}}
 """
 from __future__ import annotations
 
@@ -105,6 +108,10 @@ def ledger_status(ledger: Any) -> tuple[dict[str, Any], list[str]]:
         row.update(batches=stats.batches, rows=stats.rows, failed_rows=stats.failed_rows,
                    avg_batch=round(stats.avg_batch, 2), avg_commit_ms=round(stats.avg_commit_ms, 3))
     row["faults"] = storage_faults(ledger)
+    from engine.ledger import audit_state
+    audit = audit_state(ledger)
+    if audit is not None:     # tamper evidence: keyed or not, and a cut this start found and recorded
+        row["audit"] = audit
     return row, [storage_reason(f) for f in row["faults"]]
 
 

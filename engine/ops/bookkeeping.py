@@ -6,7 +6,9 @@ Read on every ``/metrics`` scrape (``bsp_bookkeeping_entries{structure}``,
 engine/ops/gauges.py) and by ``bench/soak.py``.  Every structure here should go
 back to (about) zero when the engine is idle, or stay bounded by something
 other than traffic: ``txn.log.ends`` is the key store, which holds every deal
-key for the key retention (35 days by default) on purpose; ``mux.sent`` /
+key for the key retention (35 days by default) on purpose (counted whole; all
+but the last compaction's are in the answers files on disk, engine/txn/answers.py,
+not in memory); ``mux.sent`` /
 ``mux.seen`` are memos bounded by ``engine.channels.mux.MEMO_MAX``.  The set
 of names is fixed, so the metric's label set does not grow.
 """

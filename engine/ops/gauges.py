@@ -52,6 +52,8 @@ class EngineMetrics(Metrics):
         self._resets: dict[int, int] = {}          # each outbound connector's resets at the last sample
         self._joined: dict[int, int] = {}          # ... and each MUX's reversals joined to one in flight
         self._accepted: dict[int, int] = {}   # tcp listen: connections accepted at the last sample, by channel object
+        self._tls_failed: dict[int, int] = {}   # tcp/http listen with TLS: failed handshakes at the last sample
+        self._refused: dict[int, int] = {}      # ... and connections its access list refused, by counting object
         self._outbound: set[str] = set()     # channels with a bsp_channel_up / circuit series
         self._ledger_seen = (0, 0, 0.0)      # batches, rows, total_commit_ms
         self.bookkeeping = Gauge("bookkeeping_entries", "Entries a per-exchange structure of the engine holds "
@@ -93,6 +95,14 @@ class EngineMetrics(Metrics):
                                    "What bsp status lists in ledger.faults (degraded).", ["what", "kind"],
                                    namespace=namespace, registry=self.registry)
 
+        self.audit_keyed = Gauge("audit_keyed", "1: the ledger's records are sealed with an audit key (tamper "
+                                 "evidence, bsp audit verify); 0: written without one, not protected.",
+                                 namespace=namespace, registry=self.registry)
+        self.audit_break = Gauge("audit_break_recorded", "1: this engine's start found records cut from the ledger's "
+                                 "audit chain while no writer had it open (edited, or an older copy put in its "
+                                 "place: a restore) and recorded an `audit break` (bsp status ledger.audit).",
+                                 namespace=namespace, registry=self.registry)
+
     def watch(self, engine: Any) -> None:
         self.engine = engine
 
@@ -122,6 +132,8 @@ class EngineMetrics(Metrics):
             self.route_in_flight.labels(name).set(br.limiter.borrowed)
         sampled: dict[int, int] = {}          # the running channels only: a reload's old ones are dropped
         accepted: dict[int, int] = {}
+        tls_seen: dict[int, int] = {}
+        refused_seen: dict[int, int] = {}
         reset_seen: dict[int, int] = {}
         joined_seen: dict[int, int] = {}
         outbound = {name for name, ch in gen.channels.items() if is_outbound(ch) or _reaches_out(ch)}
@@ -153,7 +165,9 @@ class EngineMetrics(Metrics):
             elif name in outbound:               # an inbound channel that connects out (nats consume)
                 self.channel_up.labels(name).set(1 if ch.status().get("up") else 0)
             self._sample_accepted(name, ch, accepted)
+            self._sample_gate(name, ch, tls_seen, refused_seen)
         self._connects = sampled
+        self._tls_failed, self._refused = tls_seen, refused_seen
         self._resets = reset_seen
         self._joined = joined_seen
         self._accepted = accepted
@@ -173,6 +187,22 @@ class EngineMetrics(Metrics):
             return
         self.channel_connections.labels(name).set(len(scopes))
         _count_up(self.channel_accepted, name, ch, total, self._accepted, seen)
+
+    def _sample_gate(self, name: str, ch: Any, tls_seen: dict[int, int], refused_seen: dict[int, int]) -> None:
+        """``bsp_channel_tls_failures_total`` / ``bsp_channel_access_refused_total`` of a listening channel with
+        TLS or an access list: what its gate (tcp listen: ``tcp_tls.Gate``; http listen: the channel) counted
+        since the last sample (what ``bsp status`` shows as ``tls_failures`` / ``refused``); a series at 0
+        from the start for an alert's increase()."""
+        if getattr(ch, "role", None) != "listen":
+            return
+        gate = getattr(ch, "gate", None)
+        counter = gate if gate is not None else ch
+        tls, refused = getattr(counter, "tls_failures", None), getattr(counter, "refused", None)
+        if not isinstance(tls, int) or (gate is None and getattr(ch, "ssl_context", None) is None):
+            return                  # plain TCP (no gate), an http listen without TLS: nothing to count
+        _count_up(self.channel_tls_failures, name, counter, tls, self._tls_failed, tls_seen)
+        if isinstance(refused, int):
+            _count_up(self.channel_access_refused, name, counter, refused, self._refused, refused_seen)
 
     def _flagged_by_route(self, flags: Any, eng: Any) -> None:
         """``bsp_deals_flagged_open_by_route{route}``: the routes of the running configuration (0 when none is
@@ -203,8 +233,13 @@ class EngineMetrics(Metrics):
 
     def _sample_storage(self, ledger: Any) -> None:
         """``bsp_ledger_pending`` and ``bsp_ledger_storage_failing{what,kind}``: an alert on a full disk
-        without reading the log or ``bsp status``."""
-        from engine.ledger import storage_faults
+        without reading the log or ``bsp status``; ``bsp_audit_keyed`` / ``bsp_audit_break_recorded``: the
+        audit chain's (a ledger written without tamper evidence, a cut found at the start)."""
+        from engine.ledger import audit_state, storage_faults
+        audit = audit_state(ledger)
+        if audit is not None:
+            self.audit_keyed.set(1 if audit["keyed"] else 0)
+            self.audit_break.set(1 if audit["break_at_start"] else 0)
         pending = getattr(ledger, "pending", None)
         if isinstance(pending, int):
             self.ledger_pending.set(pending)

@@ -455,6 +455,10 @@ class LiveEngine:
         metrics = getattr(self.observer, "metrics", None)
         if metrics is not None:
             metrics.config_loaded(gen.version)
+            channels = gen.channels.items()
+            metrics.bound(routes=list(gen.routes()),
+                          outbound=[n for n, ch in channels if getattr(ch, "role", None) == "connect"],
+                          capped=[n for n, ch in channels if hasattr(ch, "capped")])
             metrics.certs_bound(list(gen.certs) + list(self.admin_certs))
             metrics.calendars_bound(gen.calendars, calexpiry.engine_today, self.calendar_warn_days)
         log_notices(cert_log, gen.certs, time.time())

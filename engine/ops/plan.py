@@ -105,9 +105,28 @@ def _keeps_listening_socket(a: Any, b: Any) -> bool:
             and address == a.options.get("address") and not address.endswith(":0"))
 
 
-def _with_overrides(decl: Any, overrides: Mapping[str, Mapping[str, Any]]) -> Any:
+def _with_overrides(decl: Any, overrides: Mapping[str, Mapping[str, Any]], base: Any = None,
+                    *programs: Any) -> Any:
+    """``decl`` with its deployment-file overrides; a relative file path of theirs (``cert: tls/server.pem``,
+    taken from the deployment file's folder ``base``) as the absolute path ``programs`` keep that file's text
+    under, so that a certificate renewed there is compared as the route files' are (compared as written, it
+    never changed: a renewal keeping its key was not served)."""
     extra = overrides.get(decl.name)
-    return dataclasses.replace(decl, options={**decl.options, **extra}) if extra else decl
+    if not extra:
+        return decl
+    if base is not None:
+        from engine.ops.overrides import _absolute
+        known = [p.sources for p in programs if p is not None]
+
+        def absolute(value: Any) -> Any:
+            if isinstance(value, str) and value and not value.startswith("/"):
+                path = _absolute(value, base)
+                if any(path in sources for sources in known):
+                    return path
+            return value
+
+        extra = {k: absolute(v) for k, v in extra.items()}
+    return dataclasses.replace(decl, options={**decl.options, **extra})
 
 
 def _option_diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
@@ -137,6 +156,9 @@ def plan_reload(old: Any | None, new: Any, overrides: Mapping[str, Mapping[str, 
     is named by its option, never shown), though the version, which covers no secret, stays."""
     overrides = overrides or {}
     old_overrides = old_overrides or {}
+    # the deployment file's folder, relative override paths are taken from (the running generation keeps
+    # its overrides as plain dicts: the file's, read again now, knows it)
+    base = getattr(overrides, "base", None) or getattr(old_overrides, "base", None)
     plan = ReloadPlan(old.version if old is not None else None, new.version)
     old_secrets, new_secrets = secrets if secrets is not None else ({}, {})
 
@@ -193,7 +215,7 @@ def plan_reload(old: Any | None, new: Any, overrides: Mapping[str, Mapping[str, 
     table("tables", old_tables, new.tables, table_reason)
 
     def channel_reason(name: str, a: Any, b: Any) -> str:
-        a, b = _with_overrides(a, old_overrides), _with_overrides(b, overrides)
+        a, b = (_with_overrides(a, old_overrides, base, old, new), _with_overrides(b, overrides, base, old, new))
         if a.kind != b.kind:
             plan.rebind.append(name)
             return f"kind {a.kind} -> {b.kind}: new socket, the old one drains"

@@ -7,7 +7,7 @@ Schema (``FORMAT_VERSION`` 1; docs/testing.md shows queries):
     capture_sources(path, text, config_version)   the route files of each configuration version that ran
     frames(seq, recorded_at, t_ms, channel, role, direction, conn, exchange, call_seq, raw,
            correlation_key, deal_id, deal_status, error, masked, config_version, origin, names, peer, deal,
-           clock)
+           clock, status)
 
 ``config_version`` (of frames and capture_sources) was added within format version 1: a capture
 written before it reads back with the version of ``capture_info`` on every frame.  A reload while
@@ -39,6 +39,10 @@ the clock (``now()``, ``today()``), the instants they read, in order: a JSON lis
 (``engine.replay.clock``).  A replay gives them back in that order, then the exchange's ``recorded_at``
 (the time it was received), so a time stamp the route computes is the recorded one.  NULL on every other
 row; a capture written before it replays with ``recorded_at`` alone.
+
+``status`` (also added within format version 1) is, on the request row of an exchange an ``http listen``
+channel answered, the HTTP status it answered with (200, 422, ...): a replay compares the candidate's with
+it (reply field ``(status)``).  NULL on every other row; a capture written before it compares bodies only.
 
 ``role`` is ``inbound`` (a channel bsp listens on) or ``outbound`` (a channel bsp
 calls); ``direction`` is ``in`` (bytes bsp received) or ``out`` (bytes bsp
@@ -94,6 +98,7 @@ COLUMNS = (
     ("peer", pa.string(), "VARCHAR"),
     ("deal", pa.string(), "VARCHAR"),
     ("clock", pa.string(), "VARCHAR"),
+    ("status", pa.int32(), "INTEGER"),
 )
 NAMES = tuple(c[0] for c in COLUMNS)
 _SCHEMA = pa.schema([(n, t) for n, t, _ in COLUMNS])
@@ -264,6 +269,7 @@ class Frame:
     peer: str | None = None             # JSON: who sent an inbound request, peer.* (engine.replay.peer)
     deal: str | None = None             # JSON: the exchange's deal fields (engine.replay.dealrow)
     clock: str | None = None            # JSON: the instants now()/today() read in the exchange (engine.replay.clock)
+    status: int | None = None           # the HTTP status an http listen channel answered the request with
 
 
 @dataclass

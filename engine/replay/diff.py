@@ -172,6 +172,7 @@ class Differ:
         self._frames(ctx, ch, "reply", None, ("inbound", "out"),
                      rec.reply.raw if rec.reply is not None else None, prod.reply,
                      rec.reply is not None, prod.reply is not None, res)
+        self._status(ctx, ch, getattr(rec.request, "status", None), prod.extra.get("http_status"), res)
         rec_calls: dict[str, list[Any]] = {}
         for c in rec.calls:
             rec_calls.setdefault(c.channel, []).append(c)
@@ -192,6 +193,14 @@ class Differ:
         if rs is not None and rs != ps:
             self._add(res, ctx, ch, "deal", "status", rs, ps if ps is not None else MISSING, None)
         self._deal(ctx, ch, load_deal(getattr(rec.request, "deal", None)), prod.deal, res)
+
+    def _status(self, ctx: tuple, channel: str, rec: int | None, prod: int | None, res: DiffResult) -> None:
+        """The HTTP status an http listen answered with (reply field ``(status)``): a candidate that answers a
+        refusal 200, or a hold 422 instead of 202, changes what the caller does even with the same body.  Not
+        compared for a capture recorded without it (``frames.status`` NULL)."""
+        if rec is not None and rec != prod:
+            self._add(res, ctx, channel, "reply", "(status)", str(rec), str(prod) if prod is not None else MISSING,
+                      None)
 
     def _deal(self, ctx: tuple, channel: str, rec: dict[str, Any] | None, prod: Any, res: DiffResult) -> None:
         """The ledger's deal, recorded vs produced (type, route, ref, amount, currency, party, response

@@ -295,6 +295,8 @@ async def replay(capture: Capture, program: Any, registry: Any, *, pace: str = "
                     await trio.sleep_until(start + max((f.t_ms or 0.0) - first_ms, 0.0) / 1000.0 / factor)
                 ctx = ExchangeCtx(ex.exchange, f.channel, f.conn or "0", f.raw or b"",
                                   t_in=trio.current_time())
+                if f.status is not None:
+                    ctx.extra["recorded_status"] = f.status     # the HTTP status it was answered (engine/replay/virtual.py)
                 ferr = refused = None
                 if f.error and f.error.startswith("framing: "):
                     ferr = FramingError(f.error[len("framing: "):])

@@ -241,11 +241,14 @@ class ReplayReport:
         groups = d.groups()
         if groups:
             lines.append("differences by place:")
-            for g in groups:
+            fields = [g["field"] + (f" ({g['example'].title})" if g["example"].title else "") for g in groups]
+            # columns as wide as the longest channel and field (a field up to 64 characters), so the counts line up
+            cw = max([12] + [len(g["channel"]) for g in groups])
+            fw = max([24] + [len(f) for f in fields if len(f) <= 64])
+            for g, shown_field in zip(groups, fields):
                 ex: Difference = g["example"]
                 tag = "unexpected" if g["unexpected"] else f"expected by {g['expected_by']}"
-                shown_field = g["field"] + (f" ({ex.title})" if ex.title else "")
-                lines.append(f"  {g['what']:5} {g['channel']:<12} {shown_field:<24} {g['count']:>6}  {tag}; "
+                lines.append(f"  {g['what']:5} {g['channel']:<{cw}} {shown_field:<{fw}} {g['count']:>6}  {tag}; "
                              f"e.g. exchange {ex.exchange}{_ref(ex)}: {_show(ex.recorded)} -> {_show(ex.produced)}")
         if d.unexpected and shown > 0:
             lines.append(f"first {min(shown, len(d.unexpected))} unexpected difference(s):")

@@ -191,7 +191,9 @@ def replay_file(capture: str | Path, config: Iterable[str | Path], registry: Any
         total_exchanges=len(cap.exchanges), interrupted=run.interrupted,
         not_replayable=[NotReplayable(n.recorded.exchange, n.recorded.key, n.recorded.request.channel, n.reason)
                         for n in run.not_replayable],
-        capture_notes=cap.completeness() + masked_rejections(cap, diff), clock=clock,
+        capture_notes=cap.completeness() + masked_rejections(
+            cap, diff, registry, {r.recorded.exchange: getattr(r.produced.deal, "response_code", None)
+                                  for r in run.replayed}), clock=clock,
         served_by={r.recorded.exchange: r.recorded.request.config_version for r in run.replayed})
 
 
@@ -216,10 +218,14 @@ def load_script(answers: str | Path | None, config: list, registry: Any, cap: Ca
     return load_answers(answers, files, registry, sender, fmt)
 
 
-def masked_rejections(cap: Capture, diff: Any) -> list[str]:
+def masked_rejections(cap: Capture, diff: Any, registry: Any = None,
+                      codes: dict[int, str | None] | None = None) -> list[str]:
     """A note when the capture was recorded with --mask and the candidate rejected exchanges recorded as
     committed or failed whose request had classified fields: a route that checks such a value (an IBAN's
-    check digits, a card number's Luhn digit, its length) rejects its mask whatever the change."""
+    check digits, a card number's Luhn digit, its length) rejects its mask.  With ``registry``, those
+    exchanges are replayed against the recorded configuration (the capture's sources): only those it
+    rejects too, with the response code the candidate gave (``codes``: exchange -> code), are put down to the
+    mask; the others are the change's (a lower limit), and no note hides them.  When the recorded configuration cannot be rebuilt, the note says the mask *may* be why."""
     if not cap.masked:
         return []
     masked_requests = {ex.exchange: ex.key for ex in cap.exchanges if ex.request.masked}
@@ -228,9 +234,78 @@ def masked_rejections(cap: Capture, diff: Any) -> list[str]:
                       and d.exchange in masked_requests})
     if not flipped:
         return []
+    also = recorded_rejects(cap, set(flipped), registry) if registry is not None else None
+    before = len(flipped)
+    if also is not None:
+        # rejected by the recorded configuration too, and with the candidate's code: a rule over a classified
+        # value (16 "IBAN invalid"), not the change's own (61 "over the limit", which comes first)
+        flipped = [n for n in flipped if n in also and (codes is None or also[n] == codes.get(n))]
+        if not flipped:
+            return []
     eg = ", ".join(f"{n}" + (f" (ref {masked_requests[n]})" if masked_requests[n] else "") for n in flipped[:3])
-    return [f"the capture was recorded with --mask, and {len(flipped)} exchange(s) it recorded as committed or "
-            f"failed the candidate rejected (e.g. exchange {eg}): a route that checks a classified value "
-            f"(iban_valid, a Luhn check, its length) rejects its mask (A***) whatever the change; compare with "
-            f"the recorded configuration, replay a capture recorded in clear, or write the exchanges as route "
-            f"tests with made-up IBANs and card numbers (--to-tests) (docs/testing.md, Masking)"]
+    head = (f"the capture was recorded with --mask, and {len(flipped)} exchange(s) it recorded as committed or "
+            f"failed the candidate rejected (e.g. exchange {eg})")
+    if also is not None:
+        return [f"{head}, as the recorded configuration, replayed on the same masked requests, rejects them too: "
+                f"a route that checks a classified value (iban_valid, a Luhn check, its length) rejects its mask "
+                f"(A***), not the change; replay a capture recorded in clear, or write the exchanges as route "
+                f"tests with made-up IBANs and card numbers (--to-tests) (docs/testing.md, Masking)"
+                + (f"; the other {before - len(flipped)} exchange(s) the candidate rejected the recorded "
+                   f"configuration does not (or with another code): those are the change's"
+                   if before > len(flipped) else "")]
+    return [f"{head}: a route that checks a classified value (iban_valid, a Luhn check, its length) may reject "
+            f"its mask (A***) whatever the change; compare with the recorded configuration, replay a capture "
+            f"recorded in clear, or write the exchanges as route tests with made-up IBANs and card numbers "
+            f"(--to-tests) (docs/testing.md, Masking)"]
+
+
+_FOLDER = re.compile(r"folder not found: .*\(looked for (.+)\)$")
+
+
+def recorded_rejects(cap: Capture, exchanges: set[int], registry: Any) -> dict[int, str | None] | None:
+    """Of ``exchanges``, those the recorded configuration (rebuilt from ``capture_sources``) rejects when
+    replayed on the capture's requests, with the deal's response code; None when it cannot be rebuilt (a
+    capture of several versions, one without sources, sources that no longer compile)."""
+    import copy
+    import tempfile
+
+    from dsl.load import compile_paths
+
+    if len(cap.versions()) > 1 or not cap.sources:
+        return None
+    with tempfile.TemporaryDirectory(prefix="bsp-recorded-") as tmp:
+        root = Path(tmp)
+        files: list[Path] = []
+        for path, text in cap.sources.items():
+            if "#" in path:         # a deployment file's channel overrides: not a file
+                continue
+            if text is None or text.startswith("sha256:"):      # a file kept as its digest (too big, binary)
+                return None
+            dest = root / Path(path).as_posix().lstrip("/")
+            if root not in dest.resolve().parents:
+                return None
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_text(text)
+            if dest.suffix == ".route" and not dest.name.endswith("_test.route"):
+                files.append(dest)
+        try:
+            res = compile_paths(files, registry)
+            # a file write channel's folder is not a source: made empty (the replay's channels are virtual)
+            made = [Path(m.group(1)) for d in res.errors if d.code == "E047"
+                    for m in [_FOLDER.search(d.message)] if m is not None]
+            if made and res.program is None and all(root in p.resolve().parents for p in made):
+                for p in made:
+                    p.mkdir(parents=True, exist_ok=True)
+                res = compile_paths(files, registry)
+        except Exception:   # noqa: BLE001 - sources of an older bsp: no baseline, the note says "may"
+            return None
+        if res.program is None:
+            return None
+        sub = copy.copy(cap)
+        sub.exchanges = [ex for ex in cap.exchanges if ex.exchange in exchanges]
+        try:
+            run = trio.run(lambda: replay(sub, res.program, registry))
+        except Exception:   # noqa: BLE001
+            return None
+    return {r.recorded.exchange: getattr(r.produced.deal, "response_code", None) for r in run.replayed
+            if getattr(r.produced.deal, "status", None) == "rejected"}

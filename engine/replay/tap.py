@@ -101,6 +101,7 @@ class Recorder:
         # the ledger's deal, masked as the request was (its classified values, gathered by _row)
         row["deal"] = dump_deal(deal, known if guide is not None else None)
         row["clock"] = dump_clock(ctx.clock_reads)      # what now() / today() read: given back on replay
+        row["status"] = ctx.extra.get("http_status")    # an http listen's answer: its status (compared on replay)
         add(row)
         for c in ctx.calls:
             self._call_rows(c, common, known, guide)
@@ -233,7 +234,7 @@ class TapHandler:
         ctx.config_version = self._version()
         with self._exchange(ctx):
             out = await (inner(fn) if inner is not None else fn(self.inner))
-        self._finish(ctx, getattr(out, "reply", None))
+        self._finish(ctx, getattr(out, "reply", None), conn)
         return out
 
     def _version(self) -> str | None:
@@ -261,7 +262,7 @@ class TapHandler:
                 (reply,) = await via(self.inner).handle(conn, [frame])
             else:
                 (reply,) = await self.inner.handle(conn, [frame])
-        return self._finish(ctx, reply)
+        return self._finish(ctx, reply, conn)
 
     async def reply_not_sent(self, conn: Any, unsent: list[tuple[str, str]]) -> int:
         tell = getattr(self.inner, "reply_not_sent", None)
@@ -286,11 +287,22 @@ class TapHandler:
         finally:
             CURRENT.reset(token)
 
-    def _finish(self, ctx: ExchangeCtx, reply: bytes | None) -> bytes | None:
+    def _finish(self, ctx: ExchangeCtx, reply: bytes | None, conn: Any = None) -> bytes | None:
         ctx.reply = reply
         ctx.t_out = time.monotonic()
-        if self.done is not None:
-            self.done(ctx)
+        done = self.done
+        if done is None:
+            return reply
+        answered = (getattr(conn, "extra", None) or {}).get("answered")
+        if isinstance(answered, list):
+            # an http listen answers a status with the body once it knows the deal's outcome: the exchange is
+            # written then, with that status (frames.status), which a replay compares
+            def with_status(status: int | None) -> None:
+                ctx.extra["http_status"] = status
+                done(ctx)
+            answered.append(with_status)
+        else:
+            done(ctx)
         return reply
 
     def _ctx(self, conn: Any, frame: bytes) -> ExchangeCtx:

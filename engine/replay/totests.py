@@ -289,7 +289,11 @@ def exchange_test(ex: RecordedExchange, guide: FormatGuide, profile: Profile, *,
         if pfmt is None:
             raise Unwritable("a reply no declared format decodes")
         out_ = made_in_clear(guide, ch, "inbound", "out", ex.reply.raw, shown, pfmt, before) if mask else set()
-        out.append(f"    expect reply {pfmt} {block(pvalues, ch, 'reply', profile, left_out=out_, received=received)}")
+        # an http listen's answer: the status it was answered with (frames.status), pinned as the replay compares it
+        status = f"{req.status} " if getattr(req, "status", None) is not None \
+            and profile.ignored(ch, "reply", "(status)", recorded=str(req.status)) is None else ""
+        out.append(f"    expect reply {status}{pfmt} "
+                   f"{block(pvalues, ch, 'reply', profile, left_out=out_, received=received)}")
     out.extend(deal_expect(req, profile, known if mask else None))
     out.append("}")
     return "\n".join(out) + "\n"

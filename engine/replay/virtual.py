@@ -29,9 +29,10 @@ Answer = Callable[[str, CallRecord, "ExchangeCtx | None"], Awaitable[Any]]
 
 
 class VirtualChannel:
-    def __init__(self, name: str, role: str, answer: Answer, timeout: float) -> None:
+    def __init__(self, name: str, role: str, answer: Answer, timeout: float, real: Any = None) -> None:
         self.name = name
         self.role = role
+        self.real = real            # the channel the declaration builds (no socket): an http listen's statuses
         self.answer = answer
         self.timeout = timeout
         self.address = f"virtual:{name}"
@@ -87,7 +88,7 @@ def virtual_registry(registry: Any, answer: Answer) -> Any:
 
         def build(decl: Any, _real: Any = spec.build) -> VirtualChannel:
             real = _real(decl)          # builds no sockets; tells the role and the timeout
-            return VirtualChannel(decl.name, real.role, answer, float(getattr(real, "timeout", 30.0)))
+            return VirtualChannel(decl.name, real.role, answer, float(getattr(real, "timeout", 30.0)), real)
 
         reg.register(dataclasses.replace(spec, build=build), replace=True)
     return reg
@@ -115,6 +116,7 @@ class IsolatedEngine:
         ``extra``: the connection's extras, as a channel gives them (``origins``: a file record's place);
         ``who``: the peer the channel authenticated, what the routes read as ``peer.*`` (None: none)."""
         handler = self.handler(channel)
+        listener = getattr(self.switchboard.channels.get(channel), "real", None)
         if conn is None:
             self._conns += 1
             conn = self._conns
@@ -125,13 +127,33 @@ class IsolatedEngine:
                 reply = await handler.framing_error(info, framing_error)
             elif refused is not None:
                 from engine.channels.http_listen_dispatch import refuse_one
-                reply = (await refuse_one(handler, info, raw, {}, refused)).reply
+                out = await refuse_one(handler, info, raw, {}, refused)
+                reply = out.reply
+                _http_status(ctx, listener, out, refused=True)
+            elif callable(getattr(listener, "status_for", None)):
+                # an http listen: the status its answer would carry, from the deal's outcome and the candidate's
+                # status_ok / status_map (compared with the recorded one, frames.status)
+                from engine.channels.http_listen_dispatch import dispatch_one
+                out = await dispatch_one(handler, info, raw, {})
+                reply = out.reply
+                _http_status(ctx, listener, out)
             else:
                 (reply,) = await handler.handle(info, [raw])
         finally:
             CURRENT.reset(token)
         ctx.reply = reply
         return reply
+
+
+def _http_status(ctx: ExchangeCtx, listener: Any, out: Any, *, refused: bool = False) -> None:
+    """``ctx.extra["http_status"]``: the status the candidate's http listen answers ``out`` with.  A request
+    refused as malformed that was answered 415 when recorded (a Content-Type the routes do not read, which a
+    capture of bodies cannot tell from other malformed bodies) is answered 415 again."""
+    status_for = getattr(listener, "status_for", None)
+    if not callable(status_for):
+        return
+    unsupported = (refused and out.kind == "malformed" and ctx.extra.get("recorded_status") == 415)
+    ctx.extra["http_status"] = status_for(out, unsupported=unsupported)
 
 
 @asynccontextmanager

@@ -15,10 +15,12 @@ compiled with a probe); ``when`` by wrapping each bound route's compiled
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Iterator
 
 from dsl import ir
+from dsl.fileend import reads_file_end
 from engine.runtime.exchange import StepFailure
 
 
@@ -37,10 +39,11 @@ class Coverage:
 
     def add_program(self, program: Any, suite: str = "") -> None:
         self._suite = suite
-        shared = {r.channel for r in program.routes if len(program.routes_for(r.channel)) > 1}
+        # routes offered the same requests: a channel's, those taking its end-of-file message apart (dsl/fileend.py)
+        groups = Counter((r.channel, reads_file_end(r.when)) for r in program.routes)
         for r in program.routes:
             self._item(f"route:{r.pos}", r.pos, f"route {r.name}")
-            if r.when is not None and r.channel in shared:
+            if r.when is not None and groups[(r.channel, reads_file_end(r.when))] > 1:
                 self._item(f"when-true:{r.pos}", r.when.pos, f"route {r.name}: `when` is true (the route takes it)")
                 self._item(f"when-false:{r.pos}", r.when.pos,
                            f"route {r.name}: `when` is false (a request of channel {r.channel} passes it by)")
@@ -114,7 +117,7 @@ class Coverage:
             if len(disp.routes) < 2:
                 continue
             for br in disp.routes:
-                if br.when is not None and br.route.pos is not None:
+                if br.when is not None and br.route.pos is not None and f"when-true:{br.route.pos}" in self.items:
                     br.when = self._when(br.when, f"when-true:{br.route.pos}", f"when-false:{br.route.pos}")
 
     def _when(self, real: Any, k_true: str, k_false: str) -> Any:

@@ -394,7 +394,7 @@ def _times(n: int) -> str:
 
 def _split(ctxs: Any, target: str) -> str:
     """`` (1 by the request, 1 by the repeat)`` when the test sent twice."""
-    if len(ctxs) < 2:
+    if len(ctxs) != 2 or ctxs[0].extra.get("file_sent"):     # a whole file's exchanges: no request and repeat
         return ""
     n = [len(x.calls_to(target)) for x in ctxs]
     return f" ({n[0]} by the request, {n[1]} by the repeat)"

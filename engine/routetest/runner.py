@@ -30,12 +30,14 @@ from dsl.clock import parse_instant
 from dsl.compiler import EvalError, probing
 from engine.channels.base import ConnectionLost, Unreachable
 from engine.channels.file_origin import FILE_FIELDS
+from dsl.fileend import END_FIELDS
 from engine.replay.context import ExchangeCtx
 from engine.replay.guide import FormatGuide
 from engine.replay.virtual import isolated_engine
 from engine.routetest import http
 from engine.routetest.coverage import Coverage
 from engine.routetest.expect import Checker
+from engine.routetest.sendfile import send_file
 from formats.errors import FormatError
 
 
@@ -239,6 +241,12 @@ async def run_program_tests(program: Any, registry: Any, result: RunResult, suit
                 request = http.build_request(listener, fields, raw, f"{t.send.pos}: given {ch} sends", who)
                 await http.send_http(listener, engine.handler(ch), request, ctx)
 
+            async def file_sent(t: Any, i: int, script: dict[str, Any], scope: dict[str, Any],
+                                where: str) -> list[ExchangeCtx]:
+                return await send_file(program, binder, engine.handler(t.send.channel), Path(tmp), t, i, script,
+                                       scope, where)
+            send.file = file_sent        # ``sends file "NAME.csv"`` (engine/routetest/sendfile.py)
+
             for i, t in enumerate(program.tests, 1):
                 outcome = await _run_one(t, i, send, binder, guide, decode, suite)
                 result.outcomes.append(outcome)
@@ -265,6 +273,9 @@ async def _run_one(t: Any, i: int, send: Any, binder: Any, guide: Any, decode: A
 async def _run_test(t: Any, i: int, send: Any, binder: Any, guide: Any, decode: Any, where: str,
                     out: Outcome) -> None:
     scope = dict(binder.base_scope())
+    if getattr(t.send, "path", None) is not None:
+        await _run_file_test(t, i, send, binder, guide, decode, where, out, scope)
+        return
     try:
         sent = binder.assigns(t.send.fields)(scope)
         raw = binder.codec(t.send.format).encode(sent)
@@ -326,6 +337,26 @@ async def _run_test(t: Any, i: int, send: Any, binder: Any, guide: Any, decode: 
     out.passed = not failures
 
 
+async def _run_file_test(t: Any, i: int, send: Any, binder: Any, guide: Any, decode: Any, where: str,
+                         out: Outcome, scope: dict[str, Any]) -> None:
+    """A test that sends a whole file (``sends file "NAME.csv"``): its records and end message are the
+    exchanges its expectations read."""
+    scope["msg"] = None
+    script: dict[str, deque] = {}
+    for a in t.answers:
+        script.setdefault(a.endpoint, deque()).append(a)
+    # no exchange at all: a file refused unrun on a channel without end_message (`expect no call` holds)
+    ctxs = await send.file(t, i, script, scope, where) or [ExchangeCtx(i, t.send.channel, "0", b"")]
+    failures = [p for x in ctxs for p in x.extra.get("problems", ())]
+    chk = Checker(binder, guide, scope, decode)
+    for e in t.expects:
+        failures.extend(chk.check(e, ctxs, t.send.channel))
+    failures += [f"{a.pos}: given {a.endpoint} answers ...: never used (the route made fewer calls to "
+                 f"{a.endpoint})" for q in script.values() for a in q]
+    out.failures = failures
+    out.passed = not failures
+
+
 def given_peer(values: dict[str, Any]) -> dict[str, Any]:
     """``peer { cn san address }`` of a test as the routes read it (``engine.tls.peer_values``' shape):
     what the test does not give is null (``san``: empty)."""
@@ -341,7 +372,11 @@ class GivenOrigin:
     bytes, not a file's: a decoding error keeps its offsets."""
 
     def __init__(self, values: dict[str, Any]) -> None:
-        self.scope = {"file": {k: values.get(k) for k in FILE_FIELDS}}
+        self.scope = {"file": {k: values.get(k) for k in FILE_FIELDS + END_FIELDS}}
+        # ``file { end = true  status = "done" ... }``: the channel's end-of-file message (end_message = true),
+        # offered, as by the channel, only to the routes whose `when` reads file.end
+        self.end = values.get("end") is True
+        self.scope["file"]["end"] = self.end
 
     def relocate(self, exc: Any, frame: bytes) -> Any:
         return exc

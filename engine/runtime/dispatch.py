@@ -27,6 +27,7 @@ from engine.sad import kept_raw
 from engine.txn import manager_for
 from engine.txn.shared_keys import DEFERRED, deferred
 from dsl.compiler import split_path
+from dsl.fileend import reads_file_end
 from dsl.peer import NO_PEER
 from dsl.eval_error import EvalError, InputError
 from formats.classify import (classified_values, mask_card_numbers, mask_digit_runs, mask_text, safe_error_text,
@@ -50,6 +51,8 @@ class BoundRoute:
         self.format = route.format
         self.codec = ctx.codec(route.format)
         self.when = ctx.expr(route.when) if route.when is not None else None
+        # its `when` reads file.end: it takes a file watch channel's end-of-file messages, and only it does
+        self.takes_end = reads_file_end(route.when)
         self.steps = [build_step(s, route) for s in route.steps]
         self.on_error = [build_step(s, route) for s in route.on_error]
         self.limiter = CountLimiter(limit)
@@ -215,7 +218,12 @@ class Dispatcher:
         not_object: InputError | None = None   # a `when` read fields of a message that is no object
         first_field: str | None = None         # the field the first format error names, if it does
         partial: Any = None                    # what the first format error's decoder read before it failed
+        # a file's end message is offered to the routes whose `when` reads file.end, and only to them; a record
+        # never to them (dsl/fileend.py)
+        end = getattr(origin, "end", False) is True
         for i, br in enumerate(self.routes):
+            if end is not br.takes_end:
+                continue
             fmt = br.format
             if fmt in decoded:
                 msg = decoded[fmt]

@@ -36,6 +36,8 @@ Entries (``t``):
     recorded  ids / keys whose ledger rows are committed (written lazily, with the next record)
     horizon   ``before``: keys of deals finished before this time (epoch seconds) were dropped
             from the key store (retention); a key not found here is then looked up in the ledger
+    moved   recorded answers were moved to the answers files (``engine.txn.answers``): an open that finds
+            none there (the files lost) looks unknown keys up in the ledger, as past a horizon
     rev     an ISO 8583 reversal queued for store and forward (``engine.txn.saf``), durable before
             the deal's answer leaves: id, step (the call's name), r (route), c (channel the deal
             came in on), at, values (the original request as sent, sealed like ``values``); a
@@ -61,7 +63,9 @@ compaction on the engine's path writes only what it keeps (~2 ms, not the ~7 ms 
 compaction's body cut short), and without a spare one is made on the spot.
 Finished deals keep only
 their ``end`` (the idempotency key store; once its ledger row is recorded, only what answers a
-repeat: ``_answer_only``) for ``retention`` seconds after they finished
+repeat: ``_answer_only``, which the next compaction moves out of the log and out of memory into the
+answers files, ``engine.txn.answers``, durable before the log without it is put in place) for
+``retention`` seconds after they finished
 (``fin``, stamped by the manager; an end without one, from an older bsp, is stamped when
 read); an ``end`` whose ledger row is not recorded yet is always kept.  Unfinished ones keep everything, light deals
 whose rows are recorded nothing.  Raw and reply bytes, the ISO 8583 request values
@@ -71,23 +75,27 @@ field keyring when there is one (they hold the PAN, track data, names): values a
 """
 from __future__ import annotations
 
+import logging
 import mmap
 import os
+import sqlite3
 import struct
 import threading
 import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import orjson
 
 from engine.durable import ZeroFillError, fsync_dir, make_zeroed, unwrite, write_at
 from engine.faultlog import os_reason, storage_fix
+from engine.txn.answers import Answers, answers_dir
 from engine.txn.kept import Kept, kept
 
+logger = logging.getLogger("bsp.txn")
 HEADER = struct.Struct(">II")
 MAGIC = b"BSPTXN01"
 SEGMENT_BYTES = 8 << 20
@@ -99,6 +107,7 @@ COMPACT_RETRY = 1.0                 # seconds: after a compaction failed (a full
 # the file for days at low traffic (PCI DSS 3.3.1; docs/security.md#sensitive-authentication-data)
 COMPACT_AFTER = 300.0
 CHUNK = 4096                        # entries per record of a compacted log (a restart reads one record at a time)
+MOVE_CHUNK = 65536                  # answers moved to the answers files per write + fdatasync + commit
 
 
 def parse_retention(text: str) -> float | None:
@@ -175,6 +184,149 @@ def _answer_only(end: Mapping[str, Any]) -> Mapping[str, Any]:
     answer = {k: end[k] for k in _ANSWER if end.get(k) is not None}
     answer["recorded"] = True
     return answer
+
+
+def _moves(e: Mapping[str, Any]) -> bool:
+    """A key store entry a compaction moves to the answers files: a recorded deal's answer."""
+    return type(e) is Kept or bool(e.get("recorded"))
+
+
+class KeyStore(Mapping):
+    """``TxnLog.ends``: deal key -> its ``end``; the entries the log holds (``hot``: ends not recorded yet, and
+    recorded answers since the last compaction) and those a compaction moved to the answers files
+    (``engine.txn.answers``), read back as the same ``Kept`` (or dict).  Setting and removing touch ``hot``
+    only; a look-up tries ``hot`` first, then the files (only when they hold answers)."""
+
+    __slots__ = ("hot", "cold", "overlap", "_memo", "_gen")
+
+    MEMO = 8192            # look-ups remembered (a batch's keys, looked up two or three times at admission)
+
+    def __init__(self, cold: Answers | None) -> None:
+        self.hot: dict[str, Mapping[str, Any]] = {}
+        self.cold = cold
+        self.overlap = 0       # keys in both (moved, not dropped from ``hot`` yet: a compaction cut short)
+        self._memo: dict[str, tuple[int, Mapping[str, Any] | None]] = {}
+        self._gen = 0          # moved on every change of ``cold``: a look-up made across one is not remembered
+
+    def get(self, key: str, default: Any = None) -> Any:      # type: ignore[override]
+        v = self.hot.get(key)
+        if v is not None:
+            return v
+        cold = self.cold
+        if cold is None or not cold.count:
+            return default
+        gen = self._gen
+        m = self._memo.get(key)
+        if m is not None and m[0] == gen:
+            v = m[1]
+        else:
+            e = cold.get(key)
+            v = None if e is None else _answer_only(e)
+            self._remember({key: v}, gen)
+        return default if v is None else v
+
+    def prefetch(self, keys: Any) -> None:
+        """Look ``keys`` up in the answers files at once (one query; an admission batch's keys), so that the
+        look-ups that follow (``get``, ``in``) are answered from memory."""
+        cold = self.cold
+        if cold is None or not cold.count:
+            return
+        gen, memo, hot = self._gen, self._memo, self.hot
+        todo = []
+        for k in set(keys):
+            if k is not None and k not in hot:
+                m = memo.get(k)
+                if m is None or m[0] != gen:
+                    todo.append(k)
+        if todo:
+            found = cold.find(todo)
+            self._remember({k: (None if (e := found.get(k)) is None else _answer_only(e)) for k in todo}, gen)
+
+    def _remember(self, got: dict[str, Any], gen: int) -> None:
+        """Look-ups made at generation ``gen``: worth nothing once a compaction moved answers (``changed``), which
+        it says before it drops them from ``hot`` (so a key is never missed in both)."""
+        memo = self._memo
+        if len(memo) + len(got) > self.MEMO:
+            memo = self._memo = {}
+        for k, v in got.items():
+            memo[k] = (gen, v)
+
+    def changed(self) -> None:
+        """``cold`` changed (a move committed, before its keys leave ``hot``; an expiry)."""
+        self._gen += 1
+        self._memo = {}
+
+    def __getitem__(self, key: str) -> Mapping[str, Any]:
+        v = self.get(key)
+        if v is None:
+            raise KeyError(key)
+        return v
+
+    def __contains__(self, key: object) -> bool:
+        return self.get(key) is not None        # type: ignore[arg-type]
+
+    def __setitem__(self, key: str, value: Mapping[str, Any]) -> None:
+        self.hot[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self.hot[key]
+
+    def pop(self, key: str, *default: Any) -> Any:
+        return self.hot.pop(key, *default)
+
+    def __iter__(self) -> Iterator[str]:
+        hot = list(self.hot)
+        yield from hot
+        if self.cold is not None and self.cold.count:
+            held = set(hot)
+            for e in self.cold.entries():
+                if e["key"] not in held:
+                    held.add(e["key"])
+                    yield e["key"]
+
+    def items(self) -> Iterator[tuple[str, Mapping[str, Any]]]:     # type: ignore[override]
+        hot = list(self.hot.items())
+        yield from hot
+        if self.cold is not None and self.cold.count:
+            held = {k for k, _ in hot}
+            for e in self.cold.entries():
+                if e["key"] not in held:
+                    held.add(e["key"])
+                    yield e["key"], _answer_only(e)
+
+    def values(self) -> Iterator[Mapping[str, Any]]:             # type: ignore[override]
+        for _, v in self.items():
+            yield v
+
+    def __len__(self) -> int:
+        return len(self.hot) + (self.cold.count - self.overlap if self.cold is not None else 0)
+
+    def by_id(self, deal_id: str) -> Mapping[str, Any] | None:
+        """The end of deal ``deal_id`` (a scan of ``hot``, one indexed look-up in the files)."""
+        for e in list(self.hot.values()):
+            if e.get("id") == deal_id:
+                return e
+        if self.cold is not None and self.cold.count:
+            e = self.cold.by_id(deal_id)
+            if e is not None:
+                return _answer_only(e)
+        return None
+
+    def sealed_sample(self) -> Iterator[Mapping[str, Any]]:
+        """``hot`` and a few answers per key id and file of ``cold`` (the keyring check on open)."""
+        yield from list(self.hot.values())
+        if self.cold is not None and self.cold.count:
+            yield from self.cold.sealed()
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        return dict(self.items()) == dict(other.items())
+
+    __hash__ = None         # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"KeyStore({len(self.hot)} in the log, {len(self) - len(self.hot)} in the answers files)"
 
 
 def _default(value: Any) -> Any:
@@ -261,7 +413,7 @@ class TxnLog:
     compaction (a ~0.1-0.2 ms write + ``fdatasync``)."""
 
     def __init__(self, path: Path, segment_bytes: int = SEGMENT_BYTES, *, sync: bool = True,
-                 retention: float | None = KEY_RETENTION, clock: Any = time.time) -> None:
+                 retention: float | None = KEY_RETENTION, clock: Any = time.time, answers: bool = True) -> None:
         self.path = path
         self.segment_bytes = segment_bytes
         self.retention = retention    # seconds; None: keys are kept for good
@@ -271,11 +423,22 @@ class TxnLog:
         self.sync = sync              # False: the ledger is not durable (``--ledger-sync none``): no fdatasync
         self.pending: dict[str, Pending] = {}
         self.accepted: dict[str, dict[str, Any]] = {}      # id -> ``a`` entry of a light deal, until recorded
-        self.ends: dict[str, Mapping[str, Any]] = {}       # key -> end entry (a ``Kept`` once recorded)
+        # the answers files (engine/txn/answers.py): recorded answers a compaction moved out of the log and memory
+        self.answers: Answers | None = None
+        if answers:
+            try:
+                self.answers = Answers(answers_dir(path), sync=sync)
+            except (OSError, sqlite3.Error) as exc:
+                raise TxnLogError(f"{getattr(exc, 'filename', None) or answers_dir(path)}: cannot open the key "
+                                  f"store's answers files: {exc}") from exc
+        self.ends = KeyStore(self.answers)                # key -> end entry (a ``Kept`` once recorded)
+        self.moved = 0                                     # answers moved to the answers files (this object)
+        self.answers_moved = False                         # some ever were (the log's ``moved`` entry)
         self.unrecorded: dict[str, dict[str, Any]] = {}    # id -> end entry whose ledger row may be missing
         self.reversals: dict[str, dict[str, Any]] = {}     # "id|step" -> rev entry (n, ack), until revrec
         self.writes = 0
         self.compactions = 0
+        self.compacted_bytes = 0       # what the compactions wrote into new log files (bench/bench_key_memory.py)
         self._fd = -1
         self._offset = self._size = 0
         self._spare = path.with_name(path.name + ".spare")
@@ -291,6 +454,18 @@ class TxnLog:
             leftover.unlink(missing_ok=True)        # may hold a compaction's body: never reuse it
         if path.exists():
             read(path, self._apply)                # record by record: a restart holds one record's entries
+        if self.answers is not None and self.answers.horizon is not None:
+            self.horizon = max(self.horizon or 0.0, self.answers.horizon)
+        if self.answers_moved and self.answers is not None and not self.answers.count \
+                and self.answers.horizon is None:
+            # the log says answers were moved, and the answers files are gone (moved or deleted without the
+            # log): their keys cannot be answered; a repeat of one is looked up in the ledger (refused 94,
+            # never run again) rather than taken for a new key
+            self.horizon = max(self.horizon or 0.0, self.clock())
+            logger.error("%s: the transaction log moved deal keys' answers to %s, which holds none now (moved "
+                         "or deleted): repeats of those keys are refused (duplicate, 94) from the ledger's deal "
+                         "key index, not answered; put the answers files back beside the log to answer them",
+                         path, self.answers.path)
         for i, e in self.accepted.items():          # light deals a crash left in flight
             self.pending[i] = _light_pending(e)
         self.accepted.clear()
@@ -343,8 +518,10 @@ class TxnLog:
                 del self.reversals[k]
         elif t == "horizon":
             self.horizon = max(self.horizon or 0.0, e["before"])
+        elif t == "moved":                       # answers were moved to the answers files (engine.txn.answers)
+            self.answers_moved = True
         elif t == "recorded":                    # the end's ledger row is committed
-            ends = self.ends
+            ends = self.ends.hot                 # (one already in the answers files is recorded there)
             for key in e.get("keys", ()):
                 end = ends.get(key)
                 if end is not None:
@@ -363,19 +540,54 @@ class TxnLog:
         if self.retention is None:
             return
         cutoff = self.clock() - self.retention
-        old = [k for k, e in self.ends.items() if e.get("recorded") and e["fin"] < cutoff]
+        hot = self.ends.hot
+        old = [k for k, e in hot.items() if e.get("recorded") and e["fin"] < cutoff]
         for k in old:
-            e = self.ends.pop(k)
+            e = hot.pop(k)
             self.unrecorded.pop(e["id"], None)
-        if old:
-            self.dropped += len(old)
+        n = len(old)
+        if self.answers is not None:
+            try:
+                gone = self.answers.expire(cutoff)     # horizon kept there (durably) before any file goes
+            except (OSError, sqlite3.Error) as exc:
+                raise TxnLogError(f"{self.answers.path}: cannot drop the answers past the key retention: "
+                                  f"{exc}") from exc
+            if gone:
+                n += gone
+                self.ends.changed()
+        if n:
+            self.dropped += n
             self.horizon = max(self.horizon or 0.0, cutoff)
 
-    def _keep(self) -> list[dict[str, Any]]:
-        self._expire()
-        keep: list[dict[str, Any]] = list(self.ends.values())
+    def _move(self) -> list[tuple[str, Mapping[str, Any]]]:
+        """Move the recorded answers the log holds to the answers files, durably (``Answers.add``: written and
+        fdatasync'ed, indexed); returns ``(key, entry)`` of those now held there, which the log being written
+        leaves out (they stay in ``hot`` until it is in place)."""
+        if self.answers is None:
+            return []
+        todo = [(k, e) for k, e in self.ends.hot.items() if _moves(e)]
+        if not todo:
+            return []
+        held: list[Mapping[str, Any]] = []
+        try:
+            for i in range(0, len(todo), MOVE_CHUNK):        # an upgrade's first open: millions at once
+                held += self.answers.add([e for _, e in todo[i:i + MOVE_CHUNK]])
+        except (OSError, sqlite3.Error) as exc:
+            raise TxnLogError(str(exc)) from exc
+        ids = {id(e) for e in held}
+        moved = [(k, e) for k, e in todo if id(e) in ids]
+        if moved:
+            self.answers_moved = True
+        self.ends.overlap = len(moved)
+        return moved
+
+    def _keep(self, moved: list[tuple[str, Mapping[str, Any]]] = ()) -> list[dict[str, Any]]:      # type: ignore[assignment]
+        gone = {k for k, _ in moved}
+        keep: list[dict[str, Any]] = [e for k, e in self.ends.hot.items() if k not in gone]     # type: ignore[misc]
         if self.horizon is not None:
             keep.append({"t": "horizon", "before": self.horizon})
+        if self.answers_moved:
+            keep.append({"t": "moved"})
         keep += [e for e in self.unrecorded.values() if e.get("key") is None]
         for p in self.pending.values():
             keep.append(p.begin)
@@ -406,7 +618,9 @@ class TxnLog:
             raise failed[1].with_traceback(None)
 
     def _compact_now(self) -> None:
-        keep = self._keep()
+        self._expire()
+        moved = self._move()
+        keep = self._keep(moved)
         # records of at most CHUNK entries: a restart reads (and holds) one at a time, not the whole key store
         head = b"".join([MAGIC] + [_frame(keep[i:i + CHUNK]) for i in range(0, len(keep), CHUNK)])
         del keep
@@ -440,20 +654,32 @@ class TxnLog:
             os.close(self._fd)
         self._fd = fd
         self._offset, self._size = len(head), size
+        self.compacted_bytes += len(head)
         self._base, self._compacted_at = self._offset, self.monotonic()
         self._spare_asked = False
         self.compactions += 1
+        if moved:                                      # in the answers files, out of the log: out of memory
+            self.ends.changed()                        # first: a look-up remembered before is not trusted now
+            hot = self.ends.hot
+            for k, e in moved:
+                if hot.get(k) is e:
+                    del hot[k]
+            self.ends.overlap = 0
+            self.moved += len(moved)
 
     def _state(self) -> tuple[Any, ...]:
         """The in-memory state, copied: what ``append`` puts back when a compaction fails."""
         return ({i: Pending(p.begin, dict(p.phases), dict(p.replies), dict(p.values))
                  for i, p in self.pending.items()},
-                dict(self.accepted), dict(self.ends), dict(self.unrecorded),
+                dict(self.accepted), dict(self.ends.hot), dict(self.unrecorded),
                 {k: dict(r) for k, r in self.reversals.items()}, self.horizon, self.dropped)
 
     def _restore(self, state: tuple[Any, ...]) -> None:
-        (self.pending, self.accepted, self.ends, self.unrecorded, self.reversals, self.horizon,
+        (self.pending, self.accepted, self.ends.hot, self.unrecorded, self.reversals, self.horizon,
          self.dropped) = state
+        if self.answers is not None and self.answers.horizon is not None:     # what the files forgot stays so
+            self.horizon = max(self.horizon or 0.0, self.answers.horizon)
+        self.ends.changed()
 
     def append(self, entries: list[dict[str, Any]], data: bytes | None = None) -> None:
         """Write ``entries`` as one record and fdatasync it (blocking); ``data``: the record
@@ -523,6 +749,8 @@ class TxnLog:
         t = self._spare_thread
         if t is not None:
             t.join()
+        if self.answers is not None:
+            self.answers.close()      # (stays set: a closed log's key store is not read again)
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
@@ -531,6 +759,13 @@ class TxnLog:
         # A log nobody closed (its ledger object was freed): give its descriptor back.  No spare
         # thread runs here: a running one holds this object.
         fd, self._fd = getattr(self, "_fd", -1), -1
+        answers = getattr(self, "answers", None)
+        if answers is not None:
+            self.answers = None
+            try:
+                answers.close()
+            except Exception:
+                pass
         if fd >= 0:
             try:
                 os.close(fd)

@@ -733,6 +733,7 @@ class TxnManager:
             self._key(plan, [ex for ex in live if not self.states[ex].keyed])   # a deal step after this point
             self._match(plan, live)
             live = [ex for ex in live if ex.failure is None]
+            self._prefetch(live)
             past = await self._past_keys(live)
         for ex in live:
             st = self.states[ex]
@@ -809,11 +810,19 @@ class TxnManager:
         store's retention (read at admission).  A duplicate is never admitted, so no ``begin`` would have
         carried the reservation: nothing of the transaction log's crash guarantees changes."""
         ends, unlogged = self.log.ends, self._unlogged
+        self._prefetch(live)
         for ex in live:
             key = self.states[ex].key
             if key is not None and ex.holds is None and (key in ends or key in unlogged):
                 ex.holds = Holds()
                 ex.holds.repeat = True
+
+    def _prefetch(self, live: list[Any]) -> None:
+        """The batch's keys looked up in the key store's answers files at once (``KeyStore.prefetch``: one query
+        a batch, nothing while the files hold nothing); the look-ups that follow are then in memory."""
+        prefetch = getattr(self.log.ends, "prefetch", None)
+        if prefetch is not None:
+            prefetch([self.states[ex].key for ex in live])
 
     def _match(self, plan: RoutePlan, live: list[Any]) -> None:
         """The digest of each keyed exchange's ``deal { match = ... }``, when the key is looked up (after the

@@ -124,6 +124,9 @@ async def answer(txn: Any, plan: Any, group: list[Any]) -> list[tuple[Any, Any, 
         return []
     left: list[tuple[Any, Any, str]] = []
     inflight = txn._inflight
+    prefetch = getattr(txn.log.ends, "prefetch", None)
+    if prefetch is not None:                       # the answers files: one query for the batch's keys
+        prefetch([key for _, _, key in found])
     for ex, st, key in found:
         while key in inflight:                     # its original runs in another batch: wait for its answer
             await inflight[key].wait()

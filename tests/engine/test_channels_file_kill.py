@@ -101,3 +101,81 @@ def test_an_engine_killed_mid_file_loses_no_record(tmp_path: Path, sync: str) ->
                                f"the ledger holds {distinct} distinct of {lines}")
     # a kill in the instant between a batch's commit and its index line runs that batch again (documented)
     assert total - distinct <= 100
+
+
+END_ROUTE = ROUTE.replace('    batch   = 100\n', '    batch   = 100\n    end_message = true\n').replace(
+    'deal PAYMENT { ref = msg.ref  amount = msg.amount  currency = "EUR" }',
+    'deal PAYMENT { ref = msg.ref  amount = msg.amount  currency = "EUR"  key = msg.ref }') + """
+format Summary = csv header false {
+    name       string
+    status     string
+    records    integer
+    committed  integer
+    duplicate  integer
+    failed     integer
+}
+
+channel ends = file write {
+    dir  = "out"
+    name = "END-{source}"
+    mode = "append"
+}
+
+route file_ended {
+    receive from inbox when file.end
+    call w = ends as Summary {
+        name = file.name  status = file.status  records = file.records  committed = file.committed
+        duplicate = file.duplicate  failed = file.failed
+    } name { source = file.name }
+}
+"""
+
+
+def _noted(index: Path, status: str) -> bool:
+    return index.exists() and any(len(p) == 5 and p[1] == status
+                                  for p in (line.split("\t") for line in index.read_text().splitlines()))
+
+
+@pytest.mark.parametrize("kill_at", ["ran", "end"])
+def test_an_engine_killed_mid_file_or_at_its_end_message_sends_it_once(tmp_path: Path, kill_at: str) -> None:
+    """``end_message = true``: killed after a batch ran, or the instant the end message is noted in the
+    index (before or after its deal, its file write), the restarted engine finishes the file and its
+    end message is written once, counting every record once."""
+    work = tmp_path
+    (work / "pay.route").write_text(END_ROUTE)
+    inbox = work / "in"
+    inbox.mkdir()
+    (work / "out").mkdir()
+    lines = 3_000
+    (inbox / ".pay.csv.tmp").write_text("".join(f"P{i:06d},{i % 900 + 1}.{i % 100:02d}\n" for i in range(lines)))
+    index = inbox / "done" / ".bsp-files"
+    proc = _start(work, "journal")
+    try:
+        os.replace(inbox / ".pay.csv.tmp", inbox / "pay.csv")
+        deadline = time.monotonic() + 60          # a guard against a hung engine, not a timing assertion
+        while not _noted(index, kill_at) and not (inbox / "done" / "pay.csv").exists():
+            assert time.monotonic() < deadline and proc.poll() is None, f"the engine never noted {kill_at}"
+            time.sleep(0.002)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    proc = _start(work, "journal")
+    try:
+        deadline = time.monotonic() + 120
+        while not (inbox / "done" / "pay.csv").exists():
+            assert time.monotonic() < deadline and proc.poll() is None, "the file never reached done/"
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    written = (work / "out" / "END-pay.csv").read_text().splitlines()
+    assert len(written) == 1, written
+    name, status, records, committed, duplicate, failed = written[0].split(",")
+    assert (name, status, records, failed) == ("pay.csv", "done", str(lines), "0")
+    assert int(committed) + int(duplicate) == lines      # a batch run again after the kill: its repeats
+    con = duckdb.connect(str(work / "l.duckdb"), read_only=True)
+    try:
+        (ends,) = con.execute("SELECT count(*) FROM deals WHERE route = 'file_ended'").fetchone()
+    finally:
+        con.close()
+    assert ends == 1

@@ -200,6 +200,10 @@ def test_the_transaction_log_backlog_bounds(site: Path, size: str, expected: int
     # YAML syntax
     ("routes: [svc/a.route\nledger: x\n",
      "not valid YAML"),
+    # a flow mapping not closed: the parser gives up lines later; the line it began on is named too
+    ("routes: [svc/a.route]\nchannels:\n  mainframe: {address: \"127.0.0.1:7101\"\n  biller: {timeout: 5s}\n"
+     "business_day: {tz: UTC}\n",
+     "(the flow mapping began at line 3, column 14: is a closing bracket or a comma missing there?)"),
     # empty file
     ("", "1:1: the deployment file is empty"),
     # wrong version

@@ -214,6 +214,30 @@ async def test_cli_works_with_a_token_of_the_role_and_says_the_403_otherwise(nur
     assert r.returncode == 0 and "reload ok" in r.stdout, r.stderr
 
 
+async def test_dead_show_live_says_why_the_engine_withheld_the_message(nursery, tmp_path) -> None:
+    """`bsp dead show ID --live` with a token without the role raw printed `raw: (unreadable)`, dropping the
+    engine's `raw_withheld` (why, and what to do), and with --reveal exited 0 having revealed nothing."""
+    eng, url = await _engine(nursery, tmp_path)
+    got = await _ask(eng.current.channels["front"].port, ["D1"])
+    assert [g["code"] for g in got] == ["68"], got
+    async with _client(url, SECRETS["dash"]) as dash:
+        [letter] = (await dash.get("/dead-letters")).json()["dead_letters"]
+    env = {**os.environ, "BSP_ADMIN_URL": url, "BSP_ADMIN_TOKEN": SECRETS["dash"], "COLUMNS": "250"}
+    env.pop("BSP_ADMIN_TOKEN_FILE", None)
+    r = await trio.to_thread.run_sync(lambda: _bsp(env, "dead", "show", letter["id"], "--live"))
+    assert r.returncode == 0, r.stderr
+    [raw] = [ln for ln in r.stdout.splitlines() if ln.strip().startswith("raw:")]
+    assert "(unreadable)" not in raw and "withheld by the engine" in raw and "the role 'raw'" in raw, r.stdout
+    r = await trio.to_thread.run_sync(lambda: _bsp(env, "dead", "show", letter["id"], "--live", "--reveal"))
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert f"--reveal of dead letter {letter['id']}: the engine withheld its message" in r.stderr, r.stderr
+    assert "the role 'raw'" in r.stderr and "raw:" not in r.stdout, (r.stdout, r.stderr)
+    # a token with the role raw gets it
+    r = await trio.to_thread.run_sync(lambda: _bsp({**env, "BSP_ADMIN_TOKEN": SECRETS["audit"]},
+                                                   "dead", "show", letter["id"], "--live", "--reveal"))
+    assert r.returncode == 0 and '"D1"' in r.stdout, (r.stdout, r.stderr)
+
+
 def _deployment(tmp_path: Path, body: str) -> Path:
     (tmp_path / "x.route").write_text("")
     p = tmp_path / "platform.yaml"

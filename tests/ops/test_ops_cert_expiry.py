@@ -235,6 +235,28 @@ def test_check_warns_of_certificates_expiring_and_fails_on_an_expired_own(tmp_pa
     assert "warning: channel front: server certificate" in out          # the base settings' one
 
 
+def test_checks_summary_counts_the_certificate_lines_it_printed(tmp_path: Path, certs, capsys) -> None:
+    """The summary under a certificate warning said "0 errors, 0 warnings" (and under an expired own
+    certificate, with exit 1, "0 errors"): it counted the route files' diagnostics only."""
+    route = tmp_path / "r.route"
+    route.write_text(TLS_ECHO.replace('"%s"', '"x"') % {"cert": certs["server"], "key": certs["key"],
+                                                           "ca": certs["ca"]})
+    def said(out: str, level: str) -> int:      # the lines printed: a certificate's, a diagnostic's
+        return sum(1 for ln in out.splitlines() if ln.startswith(f"{level}: ") or f": {level}[" in ln)
+
+    assert run_check([route], explain=False, as_json=False) == 0
+    out = capsys.readouterr().out
+    assert "warning: channel front: server certificate" in out
+    last = out.strip().splitlines()[-1]
+    assert last.startswith(f"0 errors, {said(out, 'warning')} warnings; 1 file compiled"), out
+    server, key = certs["_ca"].issue("localhost", server=True, days=-3).write(certs["dir"] / "old")
+    route.write_text(TLS_ECHO.replace('"%s"', '"x"') % {"cert": server, "key": key, "ca": certs["ca"]})
+    assert run_check([route], explain=False, as_json=False) == 1
+    out = capsys.readouterr().out
+    last = out.strip().splitlines()[-1]
+    assert said(out, "error") == 1 and last.startswith("1 error, "), out
+
+
 async def test_the_admin_apis_certificates_are_in_the_gauge_and_status(nursery, tmp_path: Path, certs) -> None:
     from functools import partial
 
@@ -260,4 +282,9 @@ async def test_the_admin_apis_certificates_are_in_the_gauge_and_status(nursery, 
     assert metric(eng, "admin API", "server", "CN=localhost") == after
     doc = await EngineBackend(eng, eng.observer).status()
     assert [(c["channel"], c["role"]) for c in doc["certificates"]] == [("admin API", "server")]
+    # `bsp status --table` / `bsp top` show it too: the admin API has no row in the channels table, so its
+    # certificate nearing expiry was in the JSON only
+    from test_ops_degraded import _table
+    table = _table({**doc, "ready": True})
+    assert f"admin API: certificate expires {date(after)[:10]} (9d, server) ({certs['server']})" in table, table
     eng.drain()

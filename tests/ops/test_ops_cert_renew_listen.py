@@ -219,3 +219,55 @@ async def test_renewed_files_that_cannot_be_used_refuse_the_reload(tmp_path: Pat
         stream = await connect(port, pki["ca_pem"])
         assert peer_not_after(stream) == old_after
         await trio.aclose_forcefully(stream)
+
+
+def reissue_same_key(pki: dict, days: int) -> None:
+    """The server certificate issued again for ``days`` with the key it has (a renewal from the same CSR):
+    only the certificate file is rewritten."""
+    import datetime as dt
+
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509.oid import NameOID
+
+    old = x509.load_pem_x509_certificate(pki["cert"].read_bytes())
+    key = serialization.load_pem_private_key(pki["key"].read_bytes(), None)
+    ca_cert = x509.load_pem_x509_certificate(pki["ca"].cert_pem)
+    now = dt.datetime.now(dt.timezone.utc)
+    builder = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+               .issuer_name(ca_cert.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=days)))
+    for ext in old.extensions:
+        builder = builder.add_extension(ext.value, critical=ext.critical)
+    pki["cert"].write_bytes(builder.sign(pki["ca"].key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
+
+
+async def test_a_certificate_of_a_deployment_override_renewed_with_its_key_is_served_after_the_reload(
+        tmp_path: Path, pki) -> None:
+    """The deployment file's `channels: {front: {cert: tls/server.pem, key: tls/server.key}}` (paths relative to
+    it, as docs/deployment.md writes them), the certificate renewed with the same key: the reload compared the
+    relative paths with the configuration's files (kept by absolute path), saw nothing changed, kept the
+    channel with its old TLS context, and said `channels kept: front` while `bsp status` showed the new expiry:
+    the old certificate went on being served until it expired."""
+    from engine.deploy import ChannelOverrides
+
+    port = free_port()
+    route = tmp_path / "r.route"
+    route.write_text(ECHO.replace('"127.0.0.1:0"', f'"127.0.0.1:{port}"').replace('tag = "%s"', 'tag = "x"'))
+    rel = {o: str(pki[o].relative_to(tmp_path)) for o in ("cert", "key")}
+    overrides = ChannelOverrides({"front": dict(rel)}, base=tmp_path, source="platform.yaml")
+    old_after = not_after(pki["cert"])
+    async with live([route], tmp_path / "l.duckdb", overrides=overrides) as eng:
+        before = await connect(port, pki["ca_pem"])
+        assert peer_not_after(before) == old_after
+        reissue_same_key(pki, 400)
+        new_after = not_after(pki["cert"])
+        assert new_after > old_after
+        result = await eng.reload()
+        assert result.ok, result
+        assert result.plan["channels"]["changed"] == ["front"], result.plan
+        assert result.plan["why"]["channels"]["front"].startswith("certificate files changed (cert): "), result.plan
+        after = await connect(port, pki["ca_pem"])
+        assert peer_not_after(after) == new_after             # the renewed certificate is served
+        assert (await tcp_echo(after, "B1"))["ref"] == "B1"
+        for stream in (before, after):
+            await trio.aclose_forcefully(stream)

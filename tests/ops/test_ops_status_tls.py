@@ -9,6 +9,7 @@ import trio
 
 from engine.ops.backend import EngineBackend
 from engine.ops.banner import channel_line
+from engine.ops.gauges import EngineMetrics
 from engine.tls import client_context
 from opskit import ECHO, live  # (puts tests/engine on the path: conftest_tls)
 from conftest_tls import PKI, pki  # noqa: F401,E402  (fixture)
@@ -25,6 +26,11 @@ async def test_status_shows_tls_and_counts_failed_handshakes_and_refused_clients
         backend = EngineBackend(eng, eng.observer)
         row = (await backend.status())["channels"]["front"]
         assert (row["tls"], row["tls_failures"], row["refused"]) == (True, 0, 0), row
+        metrics = EngineMetrics()             # what /metrics samples: the same counts, at 0 from the start
+        metrics.watch(eng)
+        text = metrics.render().decode()
+        assert 'bsp_channel_tls_failures_total{channel="front"} 0.0' in text, text
+        assert 'bsp_channel_access_refused_total{channel="front"} 0.0' in text, text
         ch = eng.current.channels["front"]                  # the line `bsp run` prints for it
         assert channel_line("front", ch) == f"channel front: listen 127.0.0.1:{ch.port} (mutual TLS)"
         port = eng.current.channels["front"].port
@@ -40,5 +46,10 @@ async def test_status_shows_tls_and_counts_failed_handshakes_and_refused_clients
                     break
                 await trio.sleep(0.02)
         assert (row["tls"], row["tls_failures"], row["refused"]) == (True, 1, 1), row
+        # ... and on /metrics, for an alert (a mainframe whose certificate the channel refuses): before, only
+        # `bsp status` and the log had them
+        text = metrics.render().decode()
+        assert 'bsp_channel_tls_failures_total{channel="front"} 1.0' in text, text
+        assert 'bsp_channel_access_refused_total{channel="front"} 1.0' in text, text
         await trio.aclose_forcefully(plain)
         await trio.aclose_forcefully(intruder)

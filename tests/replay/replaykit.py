@@ -35,9 +35,14 @@ def config_copy(dest: Path, edit=None) -> Path:
     return dest
 
 
-def record_session(tmp: Path, config: Path, count: int, *, mask: bool = False) -> Path:
+def record_session(tmp: Path, config: Path, count: int, *, mask: bool = False, as_bsp_run: bool = False) -> Path:
+    """``as_bsp_run``: the program's sources (``capture_sources``) also hold the files it reads (billers.csv),
+    as `bsp run` records them."""
     registry = default_registry()
     program = compile_paths([config / "bill_payment.route"], registry).program
+    if as_bsp_run:
+        from engine.ops.files import with_referenced_files
+        program = with_referenced_files(program)
     capture = tmp / "session.duckdb"
     with recording(program, registry, capture, mask=mask) as (rreg, rec):
         async def main() -> None:

@@ -38,3 +38,29 @@ def test_a_clear_capture_gets_no_such_note(tmp_path):
     cand = config_copy(tmp_path / "cand", lambda t: CHECKS(t).replace("> 4       else", "> 40      else"))
     report = replay_file(capture, [cand], default_registry())
     assert not report.passed and not [n for n in report.capture_notes if "--mask" in n]
+
+
+def test_rejections_the_change_made_are_not_put_down_to_the_mask(tmp_path):
+    """A masked capture of the plain bill payment, replayed against a candidate that lowers the limit: the
+    payments over it are rejected (61) by the change, and the recorded configuration, replayed on the same
+    masked requests, still pays them.  Until 2026-11-27 the note said the mask rejected them "whatever the
+    change", so a tester could accept the change's rejections as masking noise."""
+    config = config_copy(tmp_path / "config")
+    capture = record_session(tmp_path, config, 30, mask=True, as_bsp_run=True)
+    cand = config_copy(tmp_path / "cand", lambda t: t.replace("msg.amount <= 50000.00", "msg.amount <= 100.00"))
+    report = replay_file(capture, [cand], default_registry())
+    flipped = {d.exchange for d in report.diff.unexpected if d.what == "deal" and d.field == "status"
+               and d.produced == "rejected"}
+    assert flipped, "the lower limit rejects payments that were paid"
+    assert not [n for n in report.capture_notes if "--mask" in n], report.capture_notes
+
+
+def test_with_both_the_note_counts_only_what_the_recorded_configuration_rejects_too(tmp_path):
+    config = config_copy(tmp_path / "config", CHECKS)
+    capture = record_session(tmp_path, config, 30, mask=True, as_bsp_run=True)
+    # the candidate also lowers the limit: the same masked exchanges are rejected, by the mask first
+    cand = config_copy(tmp_path / "cand", lambda t: CHECKS(t).replace("msg.amount <= 50000.00",
+                                                                       "msg.amount <= 100.00"))
+    report = replay_file(capture, [cand], default_registry())
+    notes = [n for n in report.capture_notes if "--mask" in n]
+    assert len(notes) == 1 and "the recorded configuration, replayed on the same masked requests" in notes[0], notes

@@ -4,9 +4,11 @@ file per payroll file, the file moved to done/ or to error/ with its reason, eve
 DuckDB ledger.  A file whose header's record count or control total disagrees with its lines is refused
 whole (no credit sent, no deal); the same file dropped again (byte-identical) is refused whole by the
 channel; a re-exported file (other bytes, the same salaries) credits nobody twice (deal key company +
-value date + reference)."""
+value date + reference).  Every payroll file, refused ones included, gets its result file closed by the
+batch's own line (line 1, COMPLETE or REFUSED: the channel's end-of-file message) and a .done marker."""
 from __future__ import annotations
 
+import csv
 from decimal import Decimal
 from typing import Any
 
@@ -34,7 +36,7 @@ def _result_lines(outbox) -> dict[str, list[list[str]]]:
         if p.is_file() and not p.name.startswith("."):
             lines = p.read_text().splitlines()
             assert lines[0] == "line,status,code,reference,amount,host_ref,text", p.name
-            out[p.name] = [line.split(",") for line in lines[1:]]
+            out[p.name] = list(csv.reader(lines[1:]))
     return out
 
 
@@ -89,7 +91,24 @@ async def test_payroll_files_good_bad_total_repeated_and_re_exported(tmp_path):
                              f"the file holds 2 record(s) with amount totalling {total}; no record was run"), reason
     assert "the same bytes as file PAY-1.csv" in (inbox / "error" / "PAY-1-again.csv.reason.txt").read_text()
     results = _result_lines(outbox)
-    assert sorted(results) == ["RESULT-PAY-1-reexport.csv", "RESULT-PAY-1.csv"]     # none for a refused file
+    # a result file per payroll file, refused ones included, each closed by the batch's line (line 1)
+    assert sorted(results) == ["RESULT-PAY-1-again.csv", "RESULT-PAY-1-reexport.csv", "RESULT-PAY-1.csv",
+                               "RESULT-PAY-2.csv"]
+    assert results["RESULT-PAY-2.csv"] == [[
+        "1", "REFUSED", "30", "PAY-2.csv", str(Decimal(total) + Decimal("0.01")), "",
+        "record 1, byte offset 0: the control totals do not match: the header says 2 record(s) and control_total "
+        f"{Decimal(total) + Decimal('0.01')}; the file holds 2 record(s) with amount totalling {total}; no record was run"]]
+    [again_line] = results["RESULT-PAY-1-again.csv"]
+    assert again_line[:4] == ["1", "REFUSED", "94", "PAY-1-again.csv"] and "the same bytes as file PAY-1.csv" in again_line[6]
+    assert results["RESULT-PAY-1.csv"][-1][:4] == ["1", "COMPLETE", "00", "PAY-1.csv"]
+    assert results["RESULT-PAY-1.csv"][-1][6] == "4 salaries: 2 credited, 1 rejected, 1 failed, 0 duplicate"
+    assert results["RESULT-PAY-1-reexport.csv"][-1][6] == "5 salaries: 1 credited, 1 rejected, 0 failed, 3 duplicate"
+    # the marker of each, written after its last line
+    markers = rig.dirs["pr_result_done"]
+    assert sorted(p.name for p in markers.iterdir()) == [f"{n}.done" for n in sorted(results)]
+    assert list(csv.reader((markers / "RESULT-PAY-2.csv.done").read_text().splitlines())) == \
+        results["RESULT-PAY-2.csv"]
+    results = {n: [line for line in lines if line[0] != "1"] for n, lines in results.items()}    # the salaries
     # in the order the lines finished (a batch's results are one write), each naming its line of the file
     first = sorted(((line[0], line[1], line[2], line[3]) for line in results["RESULT-PAY-1.csv"]),
                    key=lambda x: int(x[0]))
@@ -105,9 +124,12 @@ async def test_payroll_files_good_bad_total_repeated_and_re_exported(tmp_path):
     con = duckdb.connect(str(ledger_path), read_only=True)
     try:
         rows = con.execute("SELECT reference, status, party FROM deals WHERE channel = 'pr_batch_in' "
-                           "ORDER BY received_at").fetchall()
+                           "AND route = 'payroll_credit' ORDER BY received_at").fetchall()
+        (ends,) = con.execute("SELECT count(*) FROM deals WHERE route = 'payroll_file_end' AND status = 'committed'"
+                              ).fetchone()
     finally:
         con.close()
     assert not [r for r in rows if r[0] in {b.values["reference"] for b in bad}]       # the refused file: no deal
     assert [s for ref, s, _ in rows if ref == refs[0]] == ["committed", "duplicate"]
     assert {p for _, _, p in rows} == {company}
+    assert ends == 4                        # one end message per payroll file

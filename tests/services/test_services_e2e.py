@@ -15,6 +15,7 @@ import duckdb
 import pytest
 
 from dsl.clock import engine_clock, parse_instant
+from dsl.fileend import reads_file_end
 from dsl.load import compile_paths
 from engine.ledger import open_ledger
 from engine.sim.services.catalog import SERVICES, route_files
@@ -39,10 +40,14 @@ async def test_service_end_to_end(service, tmp_path):
                 result = await rig.load(service, total=len(BATCH), kinds=BATCH, deadline=60)   # a hang guard
     con = duckdb.connect(str(ledger_path), read_only=True)
     try:
-        rows = con.execute("SELECT reference, status, amount, response_code, reason FROM deals "
+        rows = con.execute("SELECT reference, status, amount, response_code, reason, route FROM deals "
                            "ORDER BY received_at").fetchall()
     finally:
         con.close()
+    # a file's end-of-file message (end_message = true) is a deal of its own, one per file: not a request's
+    ends = {r.name for r in program.routes if reads_file_end(r.when)}
+    assert all(r[1] == "committed" for r in rows if r[5] in ends)
+    rows = [r[:5] for r in rows if r[5] not in ends]
     reasons = {r[0]: r[4] for r in rows}
     assert [o.kind for o in result.outcomes] == BATCH
     for o in result.outcomes:

@@ -156,6 +156,32 @@ def test_sim_with_a_configuration_that_does_not_run_the_service_says_so(tmp_path
     assert "claims_payout: its routes use channel clm_insurer, format ClaimSettlement" in r.stderr, r.stderr
 
 
+def test_sim_traffic_to_a_channel_that_speaks_tls_says_so(tmp_path: Path) -> None:
+    """A deployment file putting the inbound channel under (mutual) TLS: `bsp sim traffic --config` sent plain
+    TCP, every request went unanswered (the engine refused the handshake) and the note asked whether the engine
+    ran on that address. Now exit 2 at once, naming the override's line, and what speaks TLS."""
+    from engine.certs import new_ca
+
+    ca = new_ca("sim test CA", days=30)
+    ca_pem, _ = ca.write(tmp_path / "ca")
+    cert, key = ca.issue("localhost", ips=["127.0.0.1"], server=True, days=30).write(tmp_path / "server")
+    platform = tmp_path / "platform.yaml"
+    platform.write_text(
+        f"version: 1\nroutes:\n  - {ROUTES_DIR / 'bill_payment' / 'bill_payment.route'}\n"
+        f"  - {ROUTES_DIR / 'card_payments' / 'card_payments.route'}\nchannels:\n"
+        f"  mainframe: {{cert: {cert}, key: {key}, ca: {ca_pem}, client_cert: required}}\n"
+        f"  cp_mainframe: {{cert: {cert}, key: {key}}}\n")
+    r = CliRunner().invoke(app, ["sim", "traffic", "bill_payment", "--config", str(platform), "--count", "1"],
+                           catch_exceptions=False)
+    assert r.exit_code == 2, r.output
+    assert f"{platform}:6:" in r.stderr and "channel mainframe speaks mutual TLS" in r.stderr, r.stderr
+    assert "python -m engine.sim.bill_traffic --mainframe 127.0.0.1:7001 --ca CA.pem --cert CLIENT.pem" in r.stderr
+    r = CliRunner().invoke(app, ["sim", "traffic", "card_payments", "--config", str(platform), "--count", "1"],
+                           catch_exceptions=False)
+    assert r.exit_code == 2, r.output
+    assert f"{platform}:7:" in r.stderr and "channel cp_mainframe speaks TLS (cert" in r.stderr, r.stderr
+
+
 def _iso_0200(amount: str, stan: str) -> dict[str, str]:
     return {"t": "0200", "2": "6228480000000001", "3": "000000", "4": amount, "7": "1127050000", "11": stan,
             "37": f"CP{stan}0001", "41": "ATM00001", "49": "156"}
@@ -198,3 +224,17 @@ def test_sim_counterparts_address_in_use_names_the_channel_and_the_fix() -> None
     assert r.exit_code == 1, r.output
     assert f"cannot listen on 127.0.0.1:{port} for claims_payout's channel clm_mainframe" in r.stderr
     assert "--listen clm_mainframe=HOST:PORT" in r.stderr
+
+
+def test_sim_traffic_count_over_what_the_references_hold_is_a_usage_error() -> None:
+    """card_payments' references are DE 37 (12 characters): 9,999 requests a run.  --count 20000 was a
+    traceback (ValueError inside the nursery) after the first 9,999 were sent; it is exit 2 before anything is
+    sent, naming the option, the service and the most it takes."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        free = s.getsockname()[1]
+    r = CliRunner().invoke(app, ["sim", "traffic", "card_payments", "--count", "20000", "--to", f"127.0.0.1:{free}"],
+                           catch_exceptions=False)
+    assert r.exit_code == 2, r.output
+    assert "--count 20000" in r.stderr and "card_payments" in r.stderr and "at most 9999" in r.stderr, r.stderr
+    assert "Traceback" not in r.output

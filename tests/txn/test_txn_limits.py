@@ -317,13 +317,15 @@ async def test_a_classified_key_counted_before_keyed_digests_still_counts_after(
         assert (await _one(port, _req("U5", "30.00", who=who)))["code"] == "00"      # 40 + 30 + 30
     assert LimitKeys(Keyring("k2", {"k2": k2}))("cap", who).startswith("#k2:")
     # k1 dropped once the transaction log holds nothing sealed with it (its key retention over: here the log
-    # of the deals, all recorded, is removed); its figures were moved to k2's bucket
+    # of the deals, all recorded, is removed, with its answers files); its figures were moved to k2's bucket
     import shutil
 
+    from engine.txn.answers import answers_dir
     from engine.txn.log import log_path
 
     txn = log_path(ledger)
     shutil.rmtree(txn) if txn.is_dir() else txn.unlink()
+    shutil.rmtree(answers_dir(txn))
     monkeypatch.setenv("BSP_FIELD_KEYS", "k2:%s" % base64.b64encode(k2).decode())
     async with running(prog, ledger) as sb:
         assert (await _one(sb.channel("front").port, _req("U6", "0.01", who=who)))["code"] == "61"

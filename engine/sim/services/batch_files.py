@@ -18,6 +18,7 @@ acknowledgement's arrival as seen by polling (every 20 ms).
 """
 from __future__ import annotations
 
+import math
 import os
 import random
 import time
@@ -106,7 +107,10 @@ class BatchFileClient:
         return self.service.batch_of(values) if self.service.batch_of else str(values["batch_id"])
 
     async def run(self, *, total: int, kinds: list[str] | None = None,
-                  progress: Callable[[int], None] | None = None, deadline: float = 30.0) -> LoadResult:
+                  progress: Callable[[int], None] | None = None, deadline: float = 30.0,
+                  stall: float | None = None) -> LoadResult:
+        """Drop the batch files and wait for their acknowledgements: ``deadline`` seconds at most, or with
+        ``stall`` for as long as acknowledgements keep coming (none for ``stall`` seconds: the rest unanswered)."""
         reqs = self.requests(total, kinds)
         batches: dict[str, list[Request]] = defaultdict(list)
         for r in reqs:
@@ -118,15 +122,20 @@ class BatchFileClient:
             dropped[batch] = time.perf_counter()
         answered: dict[tuple[Any, ...], float] = {}
         wanted = {self.key(r.values) for r in reqs}
-        with trio.move_on_after(deadline):
+        moved = trio.current_time()            # the engine's clock (a test's MockClock too)
+        with trio.move_on_after(deadline if stall is None else math.inf):
             while len(answered) < len(wanted):
                 if self.collect():
                     now = time.perf_counter()
                     fresh = [k for k in self._acks if k in wanted and k not in answered]
                     for k in fresh:
                         answered[k] = now
+                    if fresh:
+                        moved = trio.current_time()
                     if progress:
                         progress(len(fresh))
+                if stall is not None and trio.current_time() - moved > stall:
+                    break
                 if len(answered) < len(wanted):
                     await trio.sleep(POLL)
         for r in reqs:

@@ -25,6 +25,7 @@ and the ledger's.  Returns the figures.
 from __future__ import annotations
 
 import logging
+import math
 import shutil
 import sys
 import time
@@ -54,6 +55,10 @@ from engine.sim.summary import (bill_mix_line, next_steps, overall_table, readin
 
 BILL = "bill_payment"
 BILL_CHANNEL = "mainframe"
+# seconds a simulator waits with requests unanswered before it gives up on them (counted lost): not a deadline
+# for the whole run, so a slow or busy machine makes the demo slower, never "lost" (before 2026-11-27: 30 s
+# from the start, and a machine under load counted as lost the replies that came after)
+STALL = 30.0
 
 
 def _ledger_hint(exc: BaseException) -> str:
@@ -200,14 +205,14 @@ def run_all_services_demo(*, per_service: int = 200, bill_count: int | None = No
                         task = progress.add_task(svc.title.split(" (")[0][:34], total=per_service)
                         results.append((svc, await rig.load(
                             svc, total=per_service, seed=seed, connections=connections, window=window,
-                            progress=lambda k: progress.advance(task, k), repeats=repeats)))
+                            progress=lambda k: progress.advance(task, k), repeats=repeats, stall=STALL)))
 
                     async def drive_bill() -> None:
                         task = progress.add_task("Bill payment (mainframe)", total=bill_count)
                         mf = MainframeSim(rig.switchboard.ctx.codec("BillPayReq"), seed=seed)
                         await mf.run(rig.port(BILL_CHANNEL), total=bill_count, connections=max(connections, 4),
                                      window=window * 2, progress=lambda k: progress.advance(task, k),
-                                     repeats=repeats)
+                                     repeats=repeats, deadline=math.inf, reply_timeout=STALL)
                         out["bill"] = mf.result
 
                     async with trio.open_nursery() as nursery:

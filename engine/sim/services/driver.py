@@ -11,6 +11,8 @@ back (engine.sim.repeats); each repeat is an ``Outcome`` of its own with
 """
 from __future__ import annotations
 
+import math
+
 import random
 import time
 from collections import deque
@@ -85,8 +87,10 @@ class ServiceClient:
     async def run(self, port: int, *, total: int, connections: int = 2, window: int = 16,
                   kinds: list[str] | None = None, host: str = "127.0.0.1",
                   progress: Callable[[int], None] | None = None, deadline: float = 30.0,
-                  repeats: float = 0.0, rate: float | None = None) -> LoadResult:
-        """Send ``total`` requests (or exactly ``kinds``, in order, on one connection); ``repeats``: the
+                  repeats: float = 0.0, rate: float | None = None, stall: float | None = None) -> LoadResult:
+        """Send ``total`` requests (or exactly ``kinds``, in order, on one connection); ``stall``: instead of
+        the ``deadline``, give up on a connection only when its requests wait ``stall`` seconds for a reply
+        (a slow machine is slow, not losing: ``bsp demo``); ``repeats``: the
         share of good requests to keyed routes sent again (not with ``kinds``), within ``total``; ``rate``:
         at most that many requests a second across the connections (engine.sim.pacing; None: unpaced)."""
         res = self.result
@@ -136,7 +140,8 @@ class ServiceClient:
                     progress(1)
 
             await pipelined(host, port, self.service.framing, len(plan), window, payloads=payloads,
-                            on_reply=on_reply, deadline=deadline, pace=pace)
+                            on_reply=on_reply, pace=pace,
+                            **({"deadline": deadline} if stall is None else {"deadline": math.inf, "reply_timeout": stall}))
 
         async with trio.open_nursery() as nursery:
             for plan in plans:

@@ -58,23 +58,26 @@ class Rig:
 
     async def load(self, service: Service, *, total: int, kinds: list[str] | None = None, seed: int = 7,
                    connections: int = 2, window: int = 16, progress: Callable[[int], None] | None = None,
-                   deadline: float = 30.0, repeats: float = 0.0) -> LoadResult:
+                   deadline: float = 30.0, repeats: float = 0.0, stall: float | None = None) -> LoadResult:
         """``repeats``: the share of good requests to keyed routes sent again (TCP services; batch files
-        are not repeated)."""
+        are not repeated).  ``deadline``: seconds the load may take; ``stall`` (instead): seconds without
+        a reply before it gives up on the rest (a slow machine is slow, not losing: ``bsp demo``)."""
         if service.prepare is not None:
             await service.prepare(self.switchboard.ledger)
         if service.transport == "file":
             return await self.batch_client(service, seed=seed).run(total=total, kinds=kinds, progress=progress,
-                                                                   deadline=deadline)
+                                                                   deadline=deadline, stall=stall)
         if service.transport == "http":
             ctx = self.switchboard.ctx
             client = HttpServiceClient(service, ctx.codec(service.request_format), ctx.codec(service.reply_format),
                                        seed=seed)
             return await client.run(self.port(service.inbound), total=total, kinds=kinds, connections=connections,
-                                    window=window, progress=progress, deadline=deadline, repeats=repeats)
+                                    window=window, progress=progress, deadline=deadline, repeats=repeats,
+                                    stall=stall)
         return await self.client(service, seed=seed).run(self.port(service.inbound), total=total, kinds=kinds,
                                                           connections=connections, window=window,
-                                                          progress=progress, deadline=deadline, repeats=repeats)
+                                                          progress=progress, deadline=deadline, repeats=repeats,
+                                                          stall=stall)
 
 
 def listen_overrides(program: Any) -> dict[str, dict[str, Any]]:

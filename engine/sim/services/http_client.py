@@ -10,6 +10,8 @@ one request at a time per connection, so any later send on the same connection i
 """
 from __future__ import annotations
 
+import math
+
 import random
 import time
 from typing import Any, Callable
@@ -27,8 +29,9 @@ class HttpServiceClient(ServiceClient):
     async def run(self, port: int, *, total: int, connections: int = 2, window: int = 16,
                   kinds: list[str] | None = None, host: str = "127.0.0.1",
                   progress: Callable[[int], None] | None = None, deadline: float = 30.0,
-                  repeats: float = 0.0, rate: float | None = None) -> LoadResult:
-        """``connections`` x ``window`` / 4 connections (at least ``connections``), as the TCP client keeps
+                  repeats: float = 0.0, rate: float | None = None, stall: float | None = None) -> LoadResult:
+        """``stall``: instead of the ``deadline`` for the whole load, a request left unanswered ``stall``
+        seconds is given up (a slow machine is slow, not losing: ``bsp demo``).  ``connections`` x ``window`` / 4 connections (at least ``connections``), as the TCP client keeps
         about that many requests in flight; exactly ``kinds``, in order, on one connection; ``rate``: at most
         that many requests a second across the connections (engine.sim.pacing; None: unpaced)."""
         res = self.result
@@ -50,7 +53,7 @@ class HttpServiceClient(ServiceClient):
         async def one(plan: list[tuple[Any, int | None]]) -> None:
             mine: list[Outcome] = []
             limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-            async with httpx.AsyncClient(timeout=deadline, limits=limits) as client:
+            async with httpx.AsyncClient(timeout=deadline if stall is None else stall, limits=limits) as client:
                 for item, repeat_of in plan:
                     req, payload = self.next_request(item) if isinstance(item, str) or item is None else item
                     out = Outcome(req.kind, req.expect_code, req.ref)
@@ -77,7 +80,7 @@ class HttpServiceClient(ServiceClient):
                     if progress is not None:
                         progress(1)
 
-        with trio.move_on_after(deadline):
+        with trio.move_on_after(deadline if stall is None else math.inf):
             async with trio.open_nursery() as nursery:
                 for plan in plans:
                     if plan:

@@ -68,7 +68,7 @@ def trace(prefix: str, n: int, kind: str, width: int = 16, run: str = "") -> str
     number = f"{n:0{digits}d}"
     if len(number) > digits:
         raise ValueError(f"reference {prefix}{run}...: request number {n} does not fit in {digits} digits "
-                         f"({width} characters in all); send fewer requests per run")
+                         f"({width} characters in all): send at most {10 ** digits - 1} requests per run")
     return f"{prefix}{run}{number}{letter}"
 
 

@@ -108,12 +108,32 @@ class Target:
             raise SimError(f"{where}: channel {name}: address {text!r}: expected HOST:PORT")
         return host.strip("[]"), int(port)
 
-    def where(self, name: str) -> str:
+    def where(self, name: str, option: str = "address") -> str:
         place = getattr(self.overrides, "place", None)
-        if name in self.overrides and callable(place):
+        if option in (self.overrides.get(name) or {}) and callable(place):
+            return place(name, option)[0]
+        if option == "address" and name in self.overrides and callable(place):
             return place(name, "address")[0]
-        pos = getattr(self.program.channels[name], "option_pos", {}).get("address") or self.program.channels[name].pos
+        pos = getattr(self.program.channels[name], "option_pos", {}).get(option) or self.program.channels[name].pos
         return f"{pos.file}:{pos.line}:{pos.col}" if pos is not None else self.label
+
+    def plain(self, name: str, service: str) -> None:
+        """``SimError`` when the engine's inbound channel ``name`` speaks TLS (its ``cert``, in the route file
+        or the deployment file's override): the simulated clients speak plain TCP, so every request would go
+        unanswered (the engine refuses the handshake) and the summary would blame the engine's address."""
+        decl = self.channel(name, service)
+        cert = (self.overrides.get(name) or {}).get("cert") or decl.options.get("cert")
+        if not cert:
+            return
+        mutual = str((self.overrides.get(name) or {}).get("client_cert") or decl.options.get("client_cert") or "")
+        alt = (f"`python -m engine.sim.bill_traffic --mainframe {':'.join(map(str, self.address(name, service)))} "
+               f"--ca CA.pem{' --cert CLIENT.pem --key CLIENT.key' if mutual else ''} --no-biller` speaks "
+               f"{'mutual ' if mutual else ''}TLS" if service == BILL else
+               "run the engine with a plain channel for the trial (remove the channel's cert in a test "
+               "environment of the deployment file)")
+        raise SimError(f"{self.where(name, 'cert')}: channel {name} speaks {'mutual ' if mutual else ''}TLS (cert "
+                       f"{cert}); `bsp sim traffic` sends plain TCP, which the engine refuses at the handshake "
+                       f"(no request would be answered): {alt}; or give --to HOST:PORT of a plain channel")
 
 
 def _expand(paths: list[Path]) -> list[Path]:
@@ -343,6 +363,9 @@ async def send_traffic(target: Target, service: str, count: int, *, to: tuple[st
     ``progress(label, total)`` gives the callback each reply advances."""
     weights, repeats = parse_mix(mix, service)
     target.require(service, counterparts=False)
+    if to is None:            # to the configured address: it must not want TLS, which the clients do not speak
+        for inbound in ([BILL_INBOUND] if service == BILL else [s.inbound for s in services_named(service)]):
+            target.plain(inbound, service)
     if deadline is None:
         deadline = 60.0 + (count / rate if rate else 0.0)
     if service == BILL:
@@ -353,11 +376,26 @@ async def send_traffic(target: Target, service: str, count: int, *, to: tuple[st
         if svc.transport == "file":
             raise SimError(f"{service} takes batch files (channel {svc.inbound}), not requests: `bsp sim traffic` "
                            f"sends TCP and HTTP requests; `bsp demo` and tests/services drive it")
+    for svc in svcs:
+        _check_count(svc, count)
     async with trio.open_nursery() as nursery:
         for svc in svcs:
             nursery.start_soon(_one, target, svc, count, to, rate, weights, repeats, connections, seed, deadline,
                                progress, results)
     return results
+
+
+def _check_count(svc: Service, count: int) -> None:
+    """Refuse, before anything is sent, a count whose last request's reference would not fit (card_payments'
+    DE 37 holds 12 characters): until 2026-11-27 the run sent what fitted and ended in a traceback."""
+    import random
+
+    from engine.sim.services.model import RUN_WIDTH
+    try:
+        svc.make("good", count, random.Random(0), "0" * RUN_WIDTH)
+    except ValueError as exc:
+        raise SimError(f"--count {count}: too many for {svc.name} ({svc.inbound}) in one run: {exc}; "
+                       f"run bsp sim traffic again for more (each run's references are new)") from None
 
 
 async def _one(target: Target, svc: Service, count: int, to: tuple[str, int] | None, rate: float | None,

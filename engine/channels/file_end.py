@@ -1,0 +1,164 @@
+"""The end-of-file message of a ``file watch`` channel (option ``end_message = true``).
+
+Once a file has been wholly run (every record's deal final: recorded, and stored with ``--ledger-sync
+none``) or refused as a whole (its control totals, a header that cannot be read, a file that cannot be split
+into records, the same bytes again, one over ``max_file_bytes``, one that changed while its records ran), the
+channel delivers ONE more message to its routes: the file's summary.  Only the routes whose ``when`` reads
+``file.end`` are offered it (``dsl.fileend``); they read::
+
+    file.end        true (false for every record)
+    file.name       the file's name as dropped
+    file.status     "done": every data record ran (file.rejected / file.failed / file.duplicate say how many
+                    were not committed); "refused": the file as a whole was not run (file.reason says why)
+    file.reason     why it was refused, naming the record and byte offset (null when done)
+    file.records    the file's data records (0 when refused before they were counted)
+    file.committed, file.rejected, file.failed, file.duplicate    their deals' outcomes
+    file.archived   where the file went: "done/NAME" or "error/NAME"
+    file.header     the fields of its header record (``header = FORMAT``), as for a record; null if unread
+    file.trailer    the fields of its trailer record (``trailer = FORMAT``); null if unread
+
+The message's bytes (``raw``, the deal's request) are the summary as JSON.  It is a deal like a record's.
+
+Once, across a crash: the channel notes the message in its index (``engine.channels.file_index``: an ``end``
+line with the deal id it will run under and the summary) before it runs, and ``ended`` once its deal is
+recorded; both before the file moves to ``done/`` or ``error/``.  A stop in between leaves the file in the
+folder: at the restart it is resumed (its records are not run again), and the message noted is settled
+rather than made again: when the ledger holds its deal (the transaction log's deals in flight resolved
+first) it is not run again, else it runs under the id noted.  So a route's ``file write`` of a summary line
+is made once, or, if the engine died inside the call, its deal is resolved as any record's is.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from engine.channels.base import ConnInfo
+from engine.deal import new_deal_ids
+
+_COUNTS = ("committed", "rejected", "failed", "duplicate")
+_NUMBERS = itertools.count(1)
+
+
+@dataclass
+class Tally:
+    """The outcomes of a file's data records' deals so far (those before a stop included)."""
+    committed: int = 0
+    rejected: int = 0
+    failed: int = 0
+    duplicate: int = 0
+
+    def add(self, status: str, kind: str | None) -> None:
+        if kind == "duplicate":
+            self.duplicate += 1
+        elif status == "rejected":
+            self.rejected += 1
+        elif status == "failed":
+            self.failed += 1
+        else:
+            self.committed += 1
+
+    def note(self) -> str:
+        """After the index's ``N:P`` of a ``ran`` line: ``:C:R:D`` (failed = P - R - D)."""
+        return f":{self.committed}:{self.rejected}:{self.duplicate}"
+
+    @classmethod
+    def of_ran(cls, ran: str, problems: int) -> "Tally":
+        """The tally an index ``ran`` line ``N:P[:C:R:D]`` kept (a line of an older bsp: all committed but P)."""
+        parts = ran.split(":")
+        if len(parts) >= 5 and all(p.isdigit() for p in parts[2:5]):
+            c, r, d = (int(p) for p in parts[2:5])
+            return cls(c, r, max(problems - r - d, 0), d)
+        n = int(parts[0]) if parts and parts[0].isdigit() else 0
+        return cls(max(n - problems, 0), 0, problems, 0)
+
+
+@dataclass(frozen=True)
+class EndOrigin:
+    """The end message's ``file.*`` (in place of a record's ``RecordOrigin``)."""
+    summary: dict[str, Any]
+    header: Any = None
+    trailer: Any = None
+    end: bool = field(default=True)
+
+    @property
+    def scope(self) -> dict[str, Any]:
+        s = self.summary
+        f = {"name": s["name"], "end": True, "status": s["status"], "reason": s.get("reason"),
+             "records": s.get("records", 0), "archived": s.get("archived"), "header": self.header,
+             "trailer": self.trailer, "line": None, "record": None, "offset": None}
+        f.update({k: s.get(k, 0) for k in _COUNTS})
+        return {"file": f}
+
+    def relocate(self, exc: Any, frame: bytes) -> Any:
+        return exc
+
+
+def summary_of(name: str, status: str, reason: str | None, records: int, tally: Tally, archived: str,
+               header: bytes | None, trailer: bytes | None) -> dict[str, Any]:
+    """The summary noted in the index (header and trailer as hex: decoded again when the message runs)."""
+    return {"name": name, "status": status, "reason": reason, "records": records, "committed": tally.committed,
+            "rejected": tally.rejected, "failed": tally.failed, "duplicate": tally.duplicate, "archived": archived,
+            "header_hex": header.hex() if header is not None else None,
+            "trailer_hex": trailer.hex() if trailer is not None else None}
+
+
+def message_bytes(summary: dict[str, Any]) -> bytes:
+    """The message's bytes: the summary as JSON, without the raw header and trailer."""
+    return json.dumps({k: v for k, v in summary.items() if not k.endswith("_hex")}, sort_keys=False).encode()
+
+
+def _decoded(codec: Any, hexed: str | None) -> Any:
+    if codec is None or not hexed:
+        return None
+    try:
+        return codec.decode(bytes.fromhex(hexed))
+    except Exception:         # noqa: BLE001 - unreadable: null, as for a record (its reason says why)
+        return None
+
+
+async def recorded(handler: Any, deal_id: str) -> bool:
+    """Whether the ledger holds the deal ``deal_id`` (the channel recovered first: the transaction log's deals
+    in flight resolved, the journal loaded)."""
+    disp = getattr(handler, "dispatcher", handler)
+    txn = getattr(disp, "txn", None)
+    if txn is not None:
+        await txn.ready(disp)
+    ledger = getattr(disp, "ledger", None)
+    if ledger is None or not hasattr(ledger, "deal_ends"):
+        return False
+    if getattr(ledger, "sync", None) == "none":
+        await ledger.wait_loaded()
+    return deal_id in await ledger.deal_ends([deal_id])
+
+
+async def send_end(watcher: Any, handler: Any, index: Any, sha: str, summary: dict[str, Any],
+                   resumed: bool) -> str:
+    """Deliver the file's end message once (see the module's text); returns how: "sent", "settled" (its deal
+    was recorded before a stop) or "already" (sent and noted before a stop)."""
+    from engine.channels.http_listen_dispatch import dispatch_batch
+    from engine.channels.file_watch import _stored
+
+    name = summary["name"]
+    before = index.last_end(sha, name)
+    if before is not None and (resumed or not before.ended):
+        if before.ended:
+            return "already"
+        deal_id, summary = before.deal_id, before.summary
+        if await recorded(handler, deal_id):
+            await trio.to_thread.run_sync(index.note, sha, "ended", name, deal_id)
+            return "settled"
+    else:
+        deal_id = new_deal_ids(1)[0]
+        await trio.to_thread.run_sync(index.note, sha, "end", name, deal_id + " " + json.dumps(summary))
+    origin = EndOrigin(summary, _decoded(watcher.header_codec, summary.get("header_hex")),
+                       _decoded(getattr(watcher, "trailer_codec", None), summary.get("trailer_hex")))
+    conn = ConnInfo(channel=watcher.name, peer=name, number=next(_NUMBERS),
+                    extra={"file": {"name": name, "end": True}, "origins": [origin], "deal_id": deal_id})
+    await dispatch_batch(handler, conn, [message_bytes(summary)])
+    await _stored(handler)
+    await trio.to_thread.run_sync(index.note, sha, "ended", name, deal_id)
+    return "sent"
