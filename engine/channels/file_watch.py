@@ -608,7 +608,7 @@ class FileWatcher:
             return False
         except NotAFile as exc:
             await self._not_read(path, "not a file", f"{path.name}: {exc}; it was not read and no record was run "
-                                                     f"(deliver the file itself)")
+                                                     f"(deliver the file itself)", handler)
             return False
         index = await self._files()
         sha = content_id(data)
@@ -720,9 +720,9 @@ class FileWatcher:
                    f"was not read and no record was run; to run it, raise max_file_bytes on the channel (a file "
                    f"is held in memory, with its records, while it runs) and drop it again, or have its sender "
                    f"split it")
-        await self._not_read(path, "too big", problem)
+        await self._not_read(path, "too big", problem, handler)
 
-    async def _not_read(self, path: Path, kind: str, problem: str) -> None:
+    async def _not_read(self, path: Path, kind: str, problem: str, handler: ExchangeHandler) -> None:
         """A file refused before it was read (over max_file_bytes, a symbolic link): moved to error/ as it is
         (a link is moved, never its target) with its reason; noted without a content id."""
         index = await self._files()
