@@ -2058,6 +2058,8 @@ class Checker(_TestChecks):
             if i in sig.constant and not (isinstance(a, A.Lit) and a.type != "null"):
                 self.error("E077", f"{e.func}(): argument {i + 1} ({sig.params[i]}) must be a string literal "
                            f"(\"...\"), not {'null' if isinstance(a, A.Lit) else show(a)}", a.pos,
+                           f"write the {sig.params[i]} itself in quotes, e.g. env(\"BRANCH_CODE\"): a name a message "
+                           f"gives could be any variable, a key or a token among them" if e.func == "env" else
                            f"write the {sig.params[i]} itself in quotes, e.g. matches(msg.ref, \"[A-Z]{{3}}\\\\d{{8}}\"): "
                            f"bsp check compiles and vets it, which it cannot do for a value known only when a "
                            f"message comes")
@@ -2071,10 +2073,32 @@ class Checker(_TestChecks):
                                f"got {_lit_desc(a)}", a.pos, f"usage: {sig.usage(e.func)}")
                 elif sig.literal is not None and i < len(sig.params):
                     problem = sig.literal(i, a.value)
+                    if problem is None and e.func == "env" and i == 0:
+                        problem = self._channel_secret_env(a.value)
                     if problem:
                         self.error(sig.literal_code, f"{e.func}(): argument {i + 1} ({sig.params[i]}) {problem}",
                                    a.pos, f"usage: {sig.usage(e.func)}" if sig.literal_code == "E072" else
+                                   ENV_SECRET_HELP if sig.literal_code == "E151" else
                                    PATTERN_SYNTAX if problem.startswith("is not a valid") else PATTERN_HELP)
+
+    def _channel_secret_env(self, name: Any) -> str | None:
+        """Why ``env(name)`` reads a variable a channel of the program reads a secret from (an option
+        ``..._env``, an http call header ``"Name:env:VARIABLE"``), or None (E151)."""
+        for cat, node in self.decls.values():
+            if not isinstance(node, A.ChannelAst):
+                continue
+            for o in node.options:
+                lit = literal_of(o.value)
+                values = lit[0] if lit is not None and isinstance(lit[0], list) else [lit[0]] if lit else []
+                for v in values:
+                    if not isinstance(v, str):
+                        continue
+                    if (o.key.name.endswith("_env") and v == name) or \
+                            (o.key.name == "headers" and v.partition(":")[2] == f"env:{name}"):
+                        return (f"names {name}, which channel {node.name.name} reads a secret from (option "
+                                f"{o.key.name}): a route never reads it (its value would reach a reply, the "
+                                f"ledger or a log)")
+        return None
 
     def _calendar_arg(self, e: A.Call, want: str, a, scope, later) -> bool:
         """A calendar argument (E067, E068) or a cut-off literal (E069) of dsl/calendars.py's functions;
@@ -2149,6 +2173,8 @@ class Checker(_TestChecks):
                       "remove it, or use it in a route")
 
 
+ENV_SECRET_HELP = ("give the route its setting in a variable of its own (env(\"BRANCH_CODE\")); a key or a token "
+                   "stays with the engine, which scrubs it from every log line")
 PATTERN_HELP = ("matches() takes a pattern bsp can run safely: no backreference, lookahead or lookbehind, no "
                 "repeat or `|` inside a repeated part, repeats of known length ({1,35} rather than +) beyond two, "
                 "a long fixed part before varying repeats rather than after them; "

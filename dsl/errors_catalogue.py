@@ -359,7 +359,7 @@ CATALOGUE: tuple[Entry, ...] = (
           '    reply Req { note = "x" }\n}\n', 5, 11,
           files={"req.schema.json": '{"type": "object", "required": ["id"], '
                  '"properties": {"id": {"type": "string"}, "note": {"type": "string"}}}'}),
-    Entry("E077", "pattern that is not a string literal",
+    Entry("E077", "pattern (or `env()` name) that is not a string literal",
           "matches(): argument 2 (pattern) must be a string literal (\"...\"), not NAME (a `let`, a field, a "
           "table cell; help: write the pattern itself in quotes: bsp check compiles and vets it, which it cannot "
           "do for a value known only when a message comes)",
@@ -374,6 +374,13 @@ CATALOGUE: tuple[Entry, ...] = (
           "written with `\\d` rather than `\\\\d` is E111, said alone)",
           _route('validate {', '    matches(msg.code, "([A-Z]+)+") else reject "13" "bad code"', '}',
                  'reply Req { code = "00" }'), 8, 27),
+    Entry("E151", "`env()` of a variable holding one of the engine's secrets",
+          "env(): argument 1 (name) names NAME, which holds a secret of the engine's (a key or a token): a route "
+          "never reads it (its value would reach a reply, the ledger or a log): BSP_ADMIN_TOKEN, BSP_AUDIT_KEY, "
+          "BSP_FIELD_KEYS, and a variable a channel of the files reads a secret from (an option `..._env`, a "
+          "header `Name:env:VARIABLE`); at run time also a variable a format or the deployment file read a key "
+          "from (the deal fails). An `env()` name must be a literal (E077)",
+          _route('reply Req { code = env("BSP_AUDIT_KEY") }'), 7, 28),
     Entry("E080", "channel option is not a literal", "option `NAME` of channel `C` must be a literal value",
           'channel c = tcp listen {\n    address = "127.0.0.1:" + "7001"\n}\n', 2, 15),
     Entry("E100", "unknown restart policy", "unknown restart policy `NAME` (with did you mean)",

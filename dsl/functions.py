@@ -414,7 +414,20 @@ def f_coalesce(*vals: Any) -> Any:
 
 
 def f_env(name: Any, default: Any = None) -> Any:
-    return os.environ.get(_str(name, "env"), default)
+    from formats.secret_env import is_secret
+    text = _str(name, "env")
+    if is_secret(text):
+        raise FunctionError(f"env: {text} holds a secret of the engine's (a key or a token): a route never "
+                            f"reads it")
+    return os.environ.get(text, default)
+
+
+def _env_literal(i: int, value: Any) -> str | None:
+    from formats.secret_env import is_secret
+    if i == 0 and isinstance(value, str) and is_secret(value):
+        return (f"names {value}, which holds a secret of the engine's (a key or a token): a route never reads it "
+                f"(its value would reach a reply, the ledger or a log)")
+    return None
 
 
 def f_lookup(table: Any, key: Any, column: Any, default: Any = None) -> Any:
@@ -536,7 +549,11 @@ SIGNATURES: dict[str, Sig] = {
                   'error, and so are 1e3, 1_000, 1,000.00 and digits of other scripts: only ASCII digits, a '
                   'sign and a point): to compare a computed text with a numeric field'),
     "coalesce": Sig(1, None, ("a", "b", "..."), (), "the first argument that is neither null nor \"\"; when none is, the last one (so `coalesce(x, \"\")` is \"\", never null)"),
-    "env": Sig(1, 2, ("name", "default"), ("string", "any"), "an environment variable, or default"),
+    "env": Sig(1, 2, ("name", "default"), ("string", "any"),
+               "an environment variable, or default; the name is a literal, never one of the engine's secrets "
+               "(BSP_ADMIN_TOKEN, BSP_AUDIT_KEY, BSP_FIELD_KEYS, nor a variable a channel or format reads a "
+               "token or key from: the deal fails)",
+               literal=_env_literal, literal_code="E151", constant=(0,)),
     "lookup": Sig(3, 4, ("table", "key", "column", "default"), ("table", "string", "string", "any"),
                   "a column of the table row with that key, or default when there is no such row (an "
                   "effective-dated table: the row in force today; TABLE[KEY at DATE] reads another day's)"),

@@ -87,6 +87,8 @@ class SecretRef:
 
     def value(self) -> str:
         if self.env is not None:
+            from formats.secret_env import mark
+            mark(self.env)                      # a route's env() never reads it (dsl.functions.f_env)
             v = os.environ.get(self.env)
             if v is None:
                 raise SecretError(f"{self.origin}: secret {self.name!r}: environment variable {self.env} is not set",

@@ -233,8 +233,19 @@ class CsvCodec:
 
     def _line(self, cells: list[str]) -> str:
         buf = io.StringIO()
+        fmt = self._fmt
+        cr = next((i for i, c in enumerate(cells) if "\r" in c), None)
+        if cr is not None:
+            # QUOTE_MINIMAL quotes a line feed (the line terminator), never a lone carriage return, which most
+            # readers (Python's csv, spreadsheets) take for the end of the row: "AB\rX,999" was two rows
+            if not self.quote:
+                raise FormatError("the text holds a carriage return, which would end the row for most readers "
+                                  "(the format has no quote character to enclose it)",
+                                  field=self.fields[cr].name if cr < len(self.fields) else None,
+                                  hint="refuse such a request first (not has_control(msg.x) else reject ...)")
+            fmt = {**fmt, "quoting": csv.QUOTE_ALL}
         try:
-            csv.writer(buf, **self._fmt).writerow(cells)
+            csv.writer(buf, **fmt).writerow(cells)
         except csv.Error as exc:
             raise FormatError(f"cannot write row: {exc}") from None
         return buf.getvalue()

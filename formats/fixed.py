@@ -42,6 +42,7 @@ except ImportError:  # pragma: no cover - declared dependency
     pass
 
 TYPES = ("string", "integer", "decimal", "date")
+_CONTROL = re.compile("[\x00-\x1f\x7f]")     # never written into a record: CR and LF end one
 CLASSIFICATIONS = (None, "pan", "secret", "personal")
 _CTX = Context(prec=1000)  # exact arithmetic for any field width
 _TIME_DIRECTIVES = ("%H", "%I", "%M", "%S", "%f", "%p", "%X", "%c", "%T")
@@ -318,6 +319,14 @@ class FixedCodec:
             if len(s) > width:
                 raise FormatError(f"{s!r} is {len(s)} characters, the field holds {width}", offset=off, field=name,
                                   hint="shorten the value (e.g. with substr) or widen the field")
+            ctl = _CONTROL.search(s)
+            if ctl is not None:
+                # a partner's "AB\n<a whole record>" in a reference wrote a second record into the file
+                raise FormatError(f"the text holds the control character 0x{ord(ctl.group()):02x} at character "
+                                  f"{ctl.start()}: a fixed-width field holds text only (a line break would start "
+                                  f"another record in the file)", offset=off + ctl.start(), field=name,
+                                  hint="refuse such a request first (not has_control(msg.x) else reject ...), or "
+                                       "take the character out (replace)")
             return s.ljust(width)
         if ftype == "date":
             if not isinstance(v, (_dt.date, _dt.datetime)):

@@ -405,6 +405,8 @@ class DelimiterFramer(Framer):
         self.delimiter = delimiter
         self.escape = escape
         self._scan = 0            # bytes of _buf already known to hold no delimiter
+        self._out = bytearray()   # with an escape: the current frame, unescaped, up to _buf[_at]
+        self._at = 0
 
     def _wrap(self, body: bytes, payload_len: int) -> bytes:
         if len(body) > self.max_frame:
@@ -458,35 +460,45 @@ class DelimiterFramer(Framer):
             self._scan = 0
 
     def _split_escaped(self, frames: list[bytes]) -> None:
-        d, e = self.delimiter, self.escape[0]  # type: ignore[index]
+        """Resumes where the last feed stopped (``_out``: the current frame unescaped so far, ``_at``: the
+        first byte of the buffer not in it yet): scanning the whole buffer again on each feed took 2 s of
+        CPU for a 1 MiB frame read in 64 KiB pieces, 97 s in 1 KiB pieces.  The escape and the delimiter
+        are found with ``bytes.find``, each search kept until the scan passes it."""
+        d, esc = self.delimiter, self.escape
         limit = self.max_frame + self.header_size
-        buf = self._buf
+        buf, out, i = self._buf, self._out, self._at
+        nd = ne = -2                       # -2: not searched yet; -1: none in the buffer
         while True:
-            out = bytearray()
-            i, n = 0, len(buf)
-            done = False
-            while i < n:
-                b = buf[i]
-                if b == e:
-                    if i + 1 >= n:
-                        break           # the escaped byte has not arrived yet
-                    out.append(buf[i + 1])
-                    i += 2
-                elif buf.startswith(d, i):
-                    done = True
-                    break
+            if nd == -2 or 0 <= nd < i:
+                nd = buf.find(d, i)
+            if ne == -2 or 0 <= ne < i:
+                ne = buf.find(esc, i)      # type: ignore[arg-type]
+            if nd >= 0 and (ne < 0 or nd < ne):
+                out += buf[i:nd]
+                if len(out) > limit:
+                    raise self._over(len(out))
+                self._message(bytes(out), frames)
+                self._consume(nd + len(d))
+                out, i, nd, ne = bytearray(), 0, -2, -2
+                self._out, self._at = out, 0
+                continue
+            if ne >= 0:
+                out += buf[i:ne]
+                if ne + 1 >= len(buf):
+                    i = ne                 # the escaped byte has not arrived yet
                 else:
-                    out.append(b)
-                    i += 1
-                if len(out) > limit:
-                    raise self._over(len(out))
-            if not done:
-                if len(out) > limit:
-                    raise self._over(len(out))
-                return
-            self._message(bytes(out), frames)
-            self._consume(i + len(d))
-            buf = self._buf
+                    out.append(buf[ne + 1])
+                    i = ne + 2
+                    if len(out) <= limit:
+                        continue
+            else:
+                keep = max(i, len(buf) - len(d) + 1)     # a delimiter's first bytes may end the buffer
+                out += buf[i:keep]
+                i = keep
+            self._at = i
+            if len(out) > limit:
+                raise self._over(len(out))
+            return
 
 
 class EofFramer(Framer):

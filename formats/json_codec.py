@@ -46,8 +46,41 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
+# A number's exponent, either way: 1e999999999 is 23 bytes, its plain digits (what a route's text function,
+# an XML or CSV reply and the ledger's journal write) a gigabyte.  As Python bounds an integer's digits.
+MAX_EXPONENT = 4300
+
+
+def _exact(text: str) -> Decimal:
+    """``parse_float``: the number's exact ``Decimal``; FormatError when its plain digits would pass
+    ``MAX_EXPONENT`` places either side of the point."""
+    d = Decimal(text)
+    if ("e" in text or "E" in text) and (d.adjusted() > MAX_EXPONENT or
+                                         d.as_tuple().exponent < -MAX_EXPONENT):     # type: ignore[operator]
+        shown = text if len(text) <= 24 else text[:21] + "..."
+        raise FormatError(f"invalid JSON: the number {shown} has more than {MAX_EXPONENT} digits written out",
+                          hint="no amount or rate is that large or that small; the limit guards the engine's "
+                               "memory (1e999999999 is a gigabyte of digits)")
+    return d
+
+
+_NUMBER_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|-?[0-9][0-9.eE+-]*')
+
+
+def _at_number(raw: bytes, exc: FormatError) -> FormatError:
+    """``exc`` (a number past MAX_EXPONENT) with the byte offset of the first such number in ``raw``."""
+    for m in _NUMBER_TOKEN.finditer(raw):
+        tok = m.group()
+        if tok[:1] != b'"' and (b"e" in tok or b"E" in tok):
+            try:
+                _exact(tok.decode("ascii"))
+            except (FormatError, ArithmeticError, ValueError):
+                return FormatError(exc.message, offset=m.start(), hint=exc.hint)
+    return exc
+
+
 # One decoder built once (json.loads with keyword arguments builds one per call).
-_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_reject_constant)
+_DECODER = json.JSONDecoder(parse_float=_exact, parse_constant=_reject_constant)
 _SCAN = _DECODER.scan_once      # the C scanner (it clears its key memo after each call)
 
 
@@ -148,12 +181,14 @@ def loads(data: bytes | str) -> Any:
                 _check_surrogates(raw)
             _check_keys(raw, value)
             return value
-    except FormatError:
-        raise
+    except FormatError as exc:
+        raise _at_number(raw, exc) if exc.offset is None else exc from None
     except Exception:   # noqa: BLE001 - any failure: decode() below says what and where
         pass
     try:
         value = _DECODER.decode(text)       # leading / trailing whitespace, or the error to report
+    except FormatError as exc:              # a number past MAX_EXPONENT (_exact)
+        raise _at_number(raw, exc) from None
     except json.JSONDecodeError as exc:
         if raw.startswith(_BOM):
             raise FormatError("the document starts with a UTF-8 byte order mark (EF BB BF), which JSON "
@@ -394,14 +429,65 @@ def load_schema(path: str | Path) -> Any:
         cls.check_schema(schema)
     except jsonschema.SchemaError as exc:
         raise SpecError(f"not a valid JSON Schema at {json_path(exc.path)}: {exc.message}", path=str(p)) from None
-    return cls(schema, format_checker=cls.FORMAT_CHECKER)
+    _refuse_slow_patterns(schema, [], p)
+    safe = jsonschema.validators.extend(cls, {"pattern": _pattern})
+    return safe(schema, format_checker=cls.FORMAT_CHECKER)
+
+
+MAX_SCHEMA_ERRORS = 100      # the errors of one message read to report the first (a body can hold a million)
+
+
+def _refuse_slow_patterns(node: Any, at: list[Any], path: Path) -> None:
+    """SpecError for a ``pattern`` (or a ``patternProperties`` name) that can take exponential time, by the
+    rules of a route's ``matches()`` (dsl/regexsafe.py): ``^([a-zA-Z0-9]+\\s?)*$`` took 12 s on 29 characters."""
+    from dsl.regexsafe import problem
+
+    if isinstance(node, list):
+        for i, v in enumerate(node):
+            _refuse_slow_patterns(v, at + [i], path)
+        return
+    if not isinstance(node, dict):
+        return
+    found = [(at + ["pattern"], node["pattern"])] if isinstance(node.get("pattern"), str) else []
+    if isinstance(node.get("patternProperties"), dict):
+        found += [(at + ["patternProperties"], k) for k in node["patternProperties"]]
+    for where, pattern in found:
+        why = problem(pattern)
+        if why is not None:
+            raise SpecError(f"JSON Schema pattern {pattern!r} at {json_path(where)} {why}", path=str(path),
+                            hint="a message's text is matched against it as it comes: write the pattern without "
+                                 "a repeat inside a repeat or alternatives inside a repeat (see Regular "
+                                 "expressions in docs/language.md)")
+    for k, v in node.items():
+        if k != "pattern":
+            _refuse_slow_patterns(v, at + [k], path)
+
+
+def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Any:
+    """The ``pattern`` keyword (as jsonschema's: ``re.search``), on a text of at most ``MAX_INPUT``
+    characters: longer is a violation, never matched (nor quoted)."""
+    from jsonschema.exceptions import ValidationError
+
+    from dsl.regexsafe import MAX_INPUT
+
+    if not validator.is_type(instance, "string"):
+        return
+    if len(instance) > MAX_INPUT:
+        yield ValidationError(f"a text {len(instance):,} characters long, more than the {MAX_INPUT:,} a pattern is "
+                              f"matched against ({pattern!r})")
+    elif re.search(pattern, instance) is None:
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
 
 
 def _validate(validator: Any, value: Any, what: str, classify: dict[str, str] | None = None) -> None:
-    errors = sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
+    import itertools
+
+    errors = sorted(itertools.islice(validator.iter_errors(value), MAX_SCHEMA_ERRORS + 1),
+                    key=lambda e: list(e.absolute_path))
     if errors:
         e = errors[0]
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        more = (f" (and at least {MAX_SCHEMA_ERRORS} more)" if len(errors) > MAX_SCHEMA_ERRORS else
+                f" (and {len(errors) - 1} more)" if len(errors) > 1 else "")
         # jsonschema quotes the instance ('4111...' is too long): never a classified value in clear
         message = mask_text(e.message, classified_values(value, classify, min_len=1)) if classify else e.message
         raise FormatError(f"{what} does not match the schema: {message}{more}",

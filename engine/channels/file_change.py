@@ -9,8 +9,10 @@ that changed while it was read is run, and a file that changed while its records
 """
 from __future__ import annotations
 
+import errno
 import math
 import os
+import stat
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -51,11 +53,27 @@ class TooBig(Exception):
         self.size, self.limit = size, limit
 
 
+class NotAFile(Exception):
+    """What the folder holds under that name is a symbolic link, or not a regular file: nothing was read."""
+
+
 def read_unchanged(path: Path, limit: int | None = None) -> tuple[bytes, Signature]:
     """The file's bytes and its signature; ``ChangedWhileRead`` when it changed as it was read;
-    ``TooBig`` (nothing read) when it is over ``limit`` bytes (blocking: run it in a thread)."""
-    with open(path, "rb") as fh:
-        before = Signature.of(os.fstat(fh.fileno()))
+    ``TooBig`` (nothing read) when it is over ``limit`` bytes; ``NotAFile`` (nothing read) for a symbolic link
+    (never followed: whoever writes the folder would have the engine read any file it can) or what is not a
+    regular file (blocking: run it in a thread)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise NotAFile("it is a symbolic link, which is never followed: whoever can write the folder could "
+                           "have the engine read any file it can") from None
+        raise
+    with open(fd, "rb") as fh:
+        st = os.fstat(fh.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise NotAFile("it is not a regular file (a pipe, a device or a socket)")
+        before = Signature.of(st)
         if limit is not None and before.size > limit:
             raise TooBig(before.size, limit)
         # its size and one byte more (grown since: a change, read again); read(limit + 1) allocated the whole

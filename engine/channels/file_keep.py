@@ -42,7 +42,7 @@ def age_text(seconds: float) -> str:
 
 def stamp(path: Path) -> None:
     """The file's modification time set to now: its age in the folder counts from its move there."""
-    os.utime(path)
+    os.utime(path, follow_symlinks=False)      # a symbolic link moved to error/: the link, never its target
 
 
 @dataclass

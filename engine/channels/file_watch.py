@@ -68,7 +68,7 @@ from watchfiles import awatch
 
 from engine.channels.base import ConnInfo, ExchangeHandler
 from engine.channels.staged import Staging
-from engine.channels.file_change import (ChangedWhileRead, Settling, TooBig, change_text, changed_reason,
+from engine.channels.file_change import (ChangedWhileRead, NotAFile, Settling, TooBig, change_text, changed_reason,
                                          read_unchanged, records_text, signature)
 from engine.channels.file_index import NOT_READ, FileIndex, content_id, free_name
 from engine.channels.file_end import Tally, send_end, summary_of
@@ -98,6 +98,7 @@ ERROR_NOUNS = {"bad records": "files to error/ with rejected or failed records (
                "not split": "files to error/ that cannot be split into records",
                "repeat": "files to error/ whose bytes already ran (run_once)",
                "too big": "files to error/ over max_file_bytes",
+               "not a file": "symbolic links (never followed) and other entries that are not files, to error/",
                "changed": "files to error/ that changed while they ran"}
 
 
@@ -605,6 +606,10 @@ class FileWatcher:
         except TooBig as exc:
             await self._too_big(path, exc, handler)
             return False
+        except NotAFile as exc:
+            await self._not_read(path, "not a file", f"{path.name}: {exc}; it was not read and no record was run "
+                                                     f"(deliver the file itself)", handler)
+            return False
         index = await self._files()
         sha = content_id(data)
         problems: list[str] = []
@@ -711,11 +716,16 @@ class FileWatcher:
         """A file over ``max_file_bytes``: not read, nothing run; to error/ with its reason, like a bad file.
         The index notes it without a content id (its bytes were not read), so the same file dropped again
         once the bound is raised runs."""
-        index = await self._files()
         problem = (f"the file is {exc.size} bytes, over max_file_bytes = {exc.limit} of channel {self.name}: it "
                    f"was not read and no record was run; to run it, raise max_file_bytes on the channel (a file "
                    f"is held in memory, with its records, while it runs) and drop it again, or have its sender "
                    f"split it")
+        await self._not_read(path, "too big", problem, handler)
+
+    async def _not_read(self, path: Path, kind: str, problem: str, handler: ExchangeHandler) -> None:
+        """A file refused before it was read (over max_file_bytes, a symbolic link): moved to error/ as it is
+        (a link is moved, never its target) with its reason; noted without a content id."""
+        index = await self._files()
         make_shared_dirs(self.error_dir)
         archived = free_name(self.error_dir, path.name)
         self._write_reason(archived, f"file {path.name}: 1 problem(s) in 0 record(s)\n{problem}\n")
@@ -726,7 +736,7 @@ class FileWatcher:
         self._stamp(self.error_dir, archived)
         self._stuck_files.pop(path, None)
         self._written.discard(path)
-        self._to_error("too big", path, archived, f"{path.name} -> error/{archived}: {problem}", problem)
+        self._to_error(kind, path, archived, f"{path.name} -> error/{archived}: {problem}", problem)
         await trio.to_thread.run_sync(index.note, NOT_READ, "error", path.name, archived)
         marker = path.with_name(path.name + ".done")
         if marker.exists():
@@ -865,7 +875,8 @@ COMPONENT = ComponentSpec(
         "the channel's routes; every record is a deal. Complete means renamed into place (names starting "
         "with `.` or ending in .tmp/.part are ignored), or, with `complete = \"marker\"`, a `NAME.done` file "
         "beside it, or, with `complete = \"stable\"` (a sender that writes in place), its size and time "
-        "unchanged for `settle`. Files already there at start are processed first. A file that changed while "
+        "unchanged for `settle`. Files already there at start are processed first. A symbolic link is never "
+        "followed: it goes to `error/` unread (the link, not its target), as does a pipe or a device. A file that changed while "
         "its records ran goes to `error/` as it is now, its reason saying which records ran (their deals are "
         "in the ledger). Afterwards the file moves to "
         "`done/`, or to `error/` with `NAME.reason.txt` naming each bad record (number, byte offset, "

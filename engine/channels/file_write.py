@@ -206,7 +206,15 @@ class FileWriter:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_EXCL, 0o640)
             os.fchmod(fd, shared_mode(0o640))        # a new file, for the counterpart (an old one keeps its mode)
         except FileExistsError:
-            fd = os.open(path, os.O_RDWR | os.O_APPEND)
+            try:
+                # never through a symbolic link: whoever can write the folder would have the engine append to
+                # (and cut the torn tail of) any file it can write
+                fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_NOFOLLOW)
+            except OSError as exc:
+                if exc.errno != errno.ELOOP:
+                    raise
+                raise OSError(errno.ELOOP, "it is a symbolic link, which is not followed (remove it; the channel "
+                                           "creates the file itself)") from None
         try:
             if name not in self._checked:
                 self._cut_torn_tail(fd, path)

@@ -26,6 +26,8 @@ def read_secret(channel: str, option: str, how: str, where: str) -> str:
     from engine.ops.logs import scrub_secret      # here, not at the top: engine.ops imports channel options
 
     if how == "env":
+        from formats.secret_env import mark
+        mark(where)                  # a route's env() never reads it (dsl.functions.f_env)
         value = os.environ.get(where)
         if value is None:
             raise ChannelConfigError(f"channel {channel}: option {option}: environment variable {where} is not set "

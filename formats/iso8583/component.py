@@ -84,6 +84,8 @@ def _read_key(decl: Any, algorithm: str) -> bytes:
     opts = decl.options or {}
     env, path = opts.get("mac_key_env"), opts.get("mac_key_file")
     if env is not None:
+        from formats.secret_env import mark
+        mark(env)                               # a route's env() never reads it (dsl.functions.f_env)
         option, text = "mac_key_env", os.environ.get(env)
         if text is None:
             raise MacError(f"option mac_key_env: environment variable {env} is not set "

@@ -138,8 +138,12 @@ def parse_fin(text: str, *, strict: bool = True, offsets: list[int] | None = Non
             typed = isinstance(b2, dict) and b2.get("type") in MESSAGES
             if offsets is not None:
                 offsets.append(pos)
+            seen, lines = 0, 0              # line breaks before ``seen``: counted once (quadratic per field)
             for tag, value, off in split_tags(flat, 0):
-                real_off = offset0 + (off if eol == "\n" else off + flat.count("\n", 0, off))
+                if eol != "\n":
+                    lines += flat.count("\n", seen, off)
+                    seen = off
+                real_off = offset0 + off + (lines if eol != "\n" else 0)
                 value_off = real_off + len(tag) + 2          # after ":tag:"
                 fields.append(add_details({"tag": tag, "value": parse_field(tag, value, value_off, eol_len=len(eol))
                                            if typed else value}))
@@ -227,12 +231,29 @@ def write_fin(values: dict[str, Any]) -> str:
                 if tag in _STATEMENT_CCY and isinstance(value, dict) and ccy is None:
                     ccy = value.get("currency") if isinstance(value.get("currency"), str) else None
             check_x(text, field=tag)
+            _no_field_start(text, tag)
             lines.append(f":{tag}:{text}")
         body = eol.join(line.replace("\n", eol) for line in lines)
         out.append(f"{{4:{eol}{body}{eol}-}}")
     if values.get("block5") is not None:
         out.append("{5:" + "".join(f"{{{k}:{v}}}" for k, v in values["block5"].items()) + "}")
     return "".join(out)
+
+
+_FIELD_START = re.compile(r"[\r\n]+([:-])")
+
+
+def _no_field_start(text: str, tag: str) -> None:
+    """FormatError when a line of a field's text after its first starts with ':' or '-': the receiver reads
+    ``:NNa:`` there as a field of its own (a partner's "INV 1" + line break + ":71A:OUR" in :70: added a field),
+    and a line "-}" as the end of the text block; FIN forbids both."""
+    m = _FIELD_START.search(text)
+    if m is not None:
+        line = text.count("\n", 0, m.start(1)) + 1
+        raise FormatError(f"field :{tag}: line {line} starts with {m[1]!r}: the receiver would read it as "
+                          f"{'the start of another field' if m[1] == ':' else 'the end of block 4'} (a line of a "
+                          f"field never starts with ':' or '-')", field=tag,
+                          hint="refuse such a request first, or take the line break out (replace)")
 
 
 def parse_many(text: str, *, strict: bool = True) -> list[dict[str, Any]]:

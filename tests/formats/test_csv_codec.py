@@ -242,3 +242,21 @@ def test_rows_split_on_every_line_ending_as_before() -> None:
     with pytest.raises(FormatError) as info:
         codec.decode(b'a\r\nb,"c"x')
     assert info.value.offset == 3
+
+
+def test_a_carriage_return_in_a_cell_is_quoted_or_refused():
+    # QUOTE_MINIMAL left "AB\rX" bare: most readers (Python's csv, spreadsheets) took it for the end of the row,
+    # so a partner's reference made a second row in the file written
+    import csv as _csv
+    import io as _io
+    from dsl.ir import FieldDecl as F
+    quoted = csv_codec.build(FormatDecl("P", "csv", {"header": False}, [F("ref", "string"), F("amt", "string")]))
+    line = quoted.encode({"ref": "AB\rR9 999999.00", "amt": "1"})
+    assert line == b'"AB\rR9 999999.00","1"'
+    assert list(_csv.reader(_io.StringIO(line.decode(), newline=""))) == [["AB\rR9 999999.00", "1"]]
+    assert quoted.decode(line) == {"ref": "AB\rR9 999999.00", "amt": "1"}
+    assert quoted.encode({"ref": "AB", "amt": "1"}) == b"AB,1"
+    bare = csv_codec.build(FormatDecl("P", "csv", {"header": False, "quote": ""}, [F("ref", "string"), F("amt", "string")]))
+    with pytest.raises(FormatError, match="carriage return") as e:
+        bare.encode({"ref": "AB\rX", "amt": "1"})
+    assert e.value.field == "ref"

@@ -258,3 +258,17 @@ def test_an_amount_is_written_in_plain_digits(value: Decimal, text: bytes) -> No
 def test_an_absurd_exponent_stays_short() -> None:
     # 1E+999999 in plain digits would be a megabyte; it is no amount (the deal step refuses it) and stays as read
     assert json_codec.dumps({"x": Decimal("1E+999999")}) == b'{"x":1E+999999}'
+
+
+def test_a_number_whose_digits_written_out_would_fill_the_memory_is_refused():
+    # 1e999999999 is 23 bytes; read as Decimal("1E+999999999") it was let through, and written out in plain
+    # digits (a route's len() or pad, an XML or CSV reply, the journal) it made a gigabyte string
+    from formats.json_codec import MAX_EXPONENT
+    for body, at in ((b'{"a": 1, "b": 1e999999999}', 14), (b' [1.5, -2E-999999999]', 7),
+                     (b'{"x": "1e9999", "a": 0.1e5000}', 21)):
+        with pytest.raises(FormatError) as e:
+            loads(body)
+        assert f"has more than {MAX_EXPONENT} digits written out" in str(e.value)
+        assert e.value.offset == at, body
+    assert loads(b'{"a": 1e4300, "b": 1.5e-4299, "c": 12.5e3}') == {
+        "a": Decimal("1E+4300"), "b": Decimal("1.5E-4299"), "c": Decimal("12.5E+3")}
