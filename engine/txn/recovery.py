@@ -51,6 +51,8 @@ import logging
 from datetime import datetime, timezone
 from typing import Any
 
+import orjson
+
 from engine.channels.base import ConnInfo
 from engine.runtime.exchange import Exchange, StepFailure
 from engine.txn import fingerprint, pivot, shared_keys
@@ -245,6 +247,23 @@ def _resume(mgr: Any, revs: list[dict[str, Any]]) -> None:
             mgr.saf.load()
 
 
+def _end_origin(disp: Any, route: Any, raw: bytes) -> Any:
+    """A ``file watch`` channel's end-of-file message left in flight (``end_message = true``, engine/channels/
+    file_end.py): its ``file.*`` rebuilt from its bytes (the summary as JSON), as the channel gave it, so that
+    the route that took it (whose `when` reads ``file.end``) takes it again.  The header and trailer records are
+    not in the bytes: ``file.header`` / ``file.trailer`` read null here.  None for any other message."""
+    if not any(getattr(br, "takes_end", False) and br.name == route for br in getattr(disp, "routes", ())):
+        return None
+    try:
+        summary = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(summary, dict) or "name" not in summary or "status" not in summary:
+        return None
+    from engine.channels.file_end import EndOrigin
+    return EndOrigin(summary)
+
+
 async def _resolve(mgr: Any, disp: Any, p: Any) -> None:
     from engine.txn.manager import TxnState
 
@@ -252,8 +271,11 @@ async def _resolve(mgr: Any, disp: Any, p: Any) -> None:
     raw = mgr.unseal(b.get("raw"), f"raw|{p.id}") or b""
     at = datetime.fromisoformat(b["at"]) if b.get("at") else datetime.now(timezone.utc)
     keys = getattr(disp, "keys", None)      # the channel's shared key store: it gets the final state
-    ex = Exchange(disp.channel, ConnInfo(disp.channel, "recovery", 0,
-                                         extra={"recovered_keys": keys} if keys is not None else {}), raw, at, 0)
+    extra: dict[str, Any] = {"recovered_keys": keys} if keys is not None else {}
+    end = _end_origin(disp, b.get("route"), raw)
+    if end is not None:                     # a file's end message: its file.* again, so that its route takes it
+        extra["origins"] = [end]
+    ex = Exchange(disp.channel, ConnInfo(disp.channel, "recovery", 0, extra=extra), raw, at, 0)
     # ``m``: the digest of the deal's ``match`` (begin entry): kept in its end's fingerprint (key_conflict)
     st = TxnState(p.id, key=b.get("key"), admitted=True, logged=True, recovered=True, match=b.get("m"))
     mgr.states[ex] = st

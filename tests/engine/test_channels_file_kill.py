@@ -168,14 +168,23 @@ def test_an_engine_killed_mid_file_or_at_its_end_message_sends_it_once(tmp_path:
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
-    written = (work / "out" / "END-pay.csv").read_text().splitlines()
+    con = duckdb.connect(str(work / "l.duckdb"), read_only=True)
+    try:
+        ends = con.execute("SELECT status, reason FROM deals WHERE route = 'file_ended'").fetchall()
+    finally:
+        con.close()
+    assert len(ends) == 1, ends                        # one end message, one deal, of its own route
+    out = work / "out" / "END-pay.csv"
+    written = out.read_text().splitlines() if out.exists() else []
+    if ends[0][0] == "failed":
+        # killed inside the end route's `file write` call (its `sending` mark logged, no outcome): the write may
+        # or may not have happened, so the restart does not make it again but flags the deal for an operator, as
+        # for any call left in doubt (before 2026-11-28 the restart could not route it: "route 'file_ended' no
+        # longer takes this request", and the deal was not the end route's)
+        assert "in_doubt" in ends[0][1] and "flagged for an operator" in ends[0][1], ends
+        assert len(written) <= 1, written
+        return
     assert len(written) == 1, written
     name, status, records, committed, duplicate, failed = written[0].split(",")
     assert (name, status, records, failed) == ("pay.csv", "done", str(lines), "0")
     assert int(committed) + int(duplicate) == lines      # a batch run again after the kill: its repeats
-    con = duckdb.connect(str(work / "l.duckdb"), read_only=True)
-    try:
-        (ends,) = con.execute("SELECT count(*) FROM deals WHERE route = 'file_ended'").fetchone()
-    finally:
-        con.close()
-    assert ends == 1
