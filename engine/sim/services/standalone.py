@@ -164,6 +164,14 @@ class Target:
                            f"(client_cert = \"required\"): add --tls-cert CLIENT.pem --tls-key CLIENT.key (one "
                            f"issued by the CA in the channel's ca)")
 
+    def _verified_name(self, name: str) -> str:
+        """The name the engine's calling channel verifies, as a hint says it."""
+        server_name = self.option(name, "server_name")
+        if server_name:
+            return f"{server_name} (its server_name)"
+        host = str(self.option(name, "address") or "").rpartition(":")[0].strip("[]")
+        return f"{host} (its address's host)" if host else "its address's host"
+
     def check_counterpart_tls(self, name: str, service: str, tls: Any, mutual: bool) -> str:
         """How the counterpart of the engine's calling channel ``name`` must be served ("", "TLS", "mutual
         TLS"); ``SimError`` when the channel speaks TLS and no --tls-cert was given (the engine's handshakes
@@ -176,8 +184,8 @@ class Target:
             raise SimError(f"{self.where(name, option or 'ca')}: channel {name} speaks {speaks} ({option} = "
                            f"{self.option(name, option or 'ca')}): its counterpart must too, else every handshake "
                            f"of the engine fails on a plain port; add --tls-cert SERVER.pem --tls-key SERVER.key "
-                           f"(a certificate for {self.option(name, 'server_name') or 'the address host'}, issued "
-                           f"by the CA in the channel's ca; `bsp certs dev DIR` writes a set)"
+                           f"(a certificate for {self._verified_name(name)}, issued by the CA in the channel's "
+                           f"ca; `bsp certs dev DIR` writes a set)"
                            + (" and --tls-ca CA.pem to require the engine's client certificate"
                               if speaks == "mutual TLS" else ""))
         if mutual and speaks != "mutual TLS":
