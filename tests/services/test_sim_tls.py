@@ -16,12 +16,28 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from engine.certs import new_ca, write_dev_set
 from engine.cli import app
 from engine.sim.services.catalog import ROUTES_DIR
-from tests.services.test_sim_cli import AT, BSP, _stop, _wait
+from tests.services.test_bill_traffic_tls import certs as bill_certs_fixture, engine as bill_engine_fixture
+from tests.services.test_sim_cli import AT, BSP, WAIT, _stop, _wait
+
+
+@pytest.fixture
+def bill_certs(certs: Path) -> Path:
+    return certs
+
+
+@pytest.fixture
+def bill_engine(engine):           # the bill payment route, its mainframe channel on mutual TLS
+    return engine
+
+
+certs = bill_certs_fixture           # the fixtures those two use, by the names they ask for
+engine = bill_engine_fixture
 
 DEPLOYMENT = """version: 1
 routes:
@@ -34,6 +50,8 @@ channels:
   clm_results:   {{dir: "{results}"}}
   clm_voids:     {{dir: "{results}"}}
 """
+
+FREE = ["--listen", "clm_mainframe=127.0.0.1:0", "--listen", "clm_clearing=127.0.0.1:0"]
 
 
 def _deployment(tmp_path: Path, mainframe: str = "127.0.0.1:1", clearing: str = "127.0.0.1:2") -> Path:
@@ -99,23 +117,24 @@ def test_traffic_over_mutual_tls_to_an_engine_calling_tls_counterparts(tmp_path:
 def test_simulators_without_tls_for_a_channel_that_speaks_it_name_the_channel_and_the_option(tmp_path: Path) -> None:
     certs = write_dev_set(tmp_path / "certs")
     platform = _deployment(tmp_path)
-    r = CliRunner().invoke(app, ["sim", "counterparts", "claims_payout", "--config", str(platform)],
-                           catch_exceptions=False)
-    assert r.exit_code == 2, r.output
+    # a subprocess with a bound: before the TLS options, this served plain TCP until a signal
+    r = subprocess.run([BSP, "sim", "counterparts", "claims_payout", "--config", str(platform), *FREE],
+                       capture_output=True, text=True, timeout=WAIT)
+    assert r.returncode == 2, r.stdout + r.stderr
     assert f"{platform}:7:" in r.stderr and "channel clm_mainframe speaks mutual TLS" in r.stderr, r.stderr
     assert "add --tls-cert SERVER.pem --tls-key SERVER.key" in r.stderr and "--tls-ca CA.pem" in r.stderr
 
     # --tls-ca requires a client certificate: a channel without `cert` has none to give
     plain_client = platform.read_text().replace(f", cert: {tmp_path}/certs/client.pem, key: {tmp_path}/certs/client.key", "")
     platform.write_text(plain_client)
-    r = CliRunner().invoke(app, ["sim", "counterparts", "claims_payout", "--config", str(platform), "--tls-cert",
+    r = CliRunner().invoke(app, ["sim", "counterparts", "claims_payout", "--config", str(platform), *FREE, "--tls-cert",
                                  str(certs.server_cert), "--tls-key", str(certs.server_key), "--tls-ca",
                                  str(certs.ca)], catch_exceptions=False)
     assert r.exit_code == 2, r.output
     assert "channel clm_mainframe presents no client certificate" in r.stderr and "drop --tls-ca" in r.stderr
 
     # TLS options for channels that are all plain (the shipped routes)
-    r = CliRunner().invoke(app, ["sim", "counterparts", "claims_payout", "--tls-cert", str(certs.server_cert),
+    r = CliRunner().invoke(app, ["sim", "counterparts", "claims_payout", *FREE, "--tls-cert", str(certs.server_cert),
                                  "--tls-key", str(certs.server_key)], catch_exceptions=False)
     assert r.exit_code == 2, r.output
     assert "none of the channels these services call speaks TLS" in r.stderr, r.stderr
@@ -134,3 +153,23 @@ def test_simulators_without_tls_for_a_channel_that_speaks_it_name_the_channel_an
     assert r.exit_code == 2, r.output
     assert "channel clm_insurer does not speak TLS (no `cert`)" in r.stderr, r.stderr
     assert "claims_payout.route:48:" in r.stderr and "drop them" in r.stderr
+
+
+def test_traffic_over_mutual_tls_to_a_tcp_listen_channel(bill_engine, bill_certs: Path) -> None:
+    """bill_payment's mainframe channel (`tcp listen`, framed) with client_cert required: `bsp sim traffic
+    --tls-ca/--tls-cert/--tls-key` gets every request answered as the simulator expects; the CA alone (no
+    client certificate: TLS 1.3 refuses it after the handshake) is exit 1 naming the options to add."""
+    port, _biller, _stats = bill_engine
+    to = f"127.0.0.1:{port}"
+    ca, cert, key = (str(bill_certs / n) for n in ("ca.pem", "client.pem", "client.key"))
+    r = CliRunner().invoke(app, ["sim", "traffic", "bill_payment", "--count", "20", "--mix", "unknown_biller",
+                                 "--to", to, "--tls-ca", ca, "--tls-cert", cert, "--tls-key", key],
+                           catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert "20 replies" in r.stdout and "every reply code was the one the simulator expects" in r.stdout, r.output
+
+    r = CliRunner().invoke(app, ["sim", "traffic", "bill_payment", "--count", "2", "--mix", "unknown_biller",
+                                 "--to", to, "--tls-ca", ca], catch_exceptions=False)
+    assert r.exit_code == 1, r.output
+    assert f"TLS handshake with the engine at {to} failed" in r.stderr, r.stderr
+    assert "--tls-cert and --tls-key" in r.stderr and "Traceback" not in r.output, r.stderr
