@@ -118,9 +118,9 @@ def counterparts(
                                             "stay plain."),
     tls_key: Optional[Path] = typer.Option(None, "--tls-key", metavar="FILE", help="TLS: the private key of "
                                            "--tls-cert (PEM; not needed when --tls-cert holds it)."),
-    tls_ca: Optional[Path] = typer.Option(None, "--tls-ca", metavar="FILE", help="Mutual TLS: require a client "
-                                          "certificate issued by this CA (PEM) of the engine (the channels' cert "
-                                          "and key)."),
+    tls_ca: Optional[Path] = typer.Option(None, "--tls-ca", metavar="FILE", help="Mutual TLS: require the engine's "
+                                          "client certificate (its channels' cert and key), one issued by this CA "
+                                          "(PEM)."),
 ) -> None:
     """Serve the counterpart systems the services' routes call, until Ctrl-C or SIGTERM.
 
