@@ -270,6 +270,13 @@ def traffic(
         typer.echo(line)
     for line in notes(results, service):
         typer.echo(line, err=True)
+    if tls is None and address is not None and results and not any(r.replies for r in results):
+        from engine.sim.bill_traffic import speaks_tls
+        if speaks_tls(address):     # --to skips the configuration's check: ask the port itself
+            typer.echo(f"note: the engine at {address[0]}:{address[1]} speaks TLS (it answers a TLS handshake), "
+                       f"and these requests went as plain TCP: give --tls-ca CA.pem (the CA of its certificate), "
+                       f"and --tls-cert CLIENT.pem --tls-key CLIENT.key when it requires a client certificate",
+                       err=True)
     if any(r.unexpected or r.replies < r.sent for r in results):
         raise typer.Exit(1)
 

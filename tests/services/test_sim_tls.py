@@ -173,3 +173,9 @@ def test_traffic_over_mutual_tls_to_a_tcp_listen_channel(bill_engine, bill_certs
     assert r.exit_code == 1, r.output
     assert f"TLS handshake with the engine at {to} failed" in r.stderr, r.stderr
     assert "--tls-cert and --tls-key" in r.stderr and "Traceback" not in r.output, r.stderr
+
+    # --to skips the configuration's check: plain TCP to the TLS port gets no reply, and a note says why
+    r = CliRunner().invoke(app, ["sim", "traffic", "bill_payment", "--count", "2", "--mix", "unknown_biller",
+                                 "--to", to], catch_exceptions=False)
+    assert r.exit_code == 1, r.output
+    assert f"note: the engine at {to} speaks TLS" in r.stderr and "give --tls-ca CA.pem" in r.stderr, r.stderr
