@@ -47,11 +47,16 @@ async def connect(host: str, port: int, tls: ssl.SSLContext | None = None,
 
 
 class FramedServer:
-    """Answers every frame of a connection in order; ``stall=True`` reads and never answers."""
+    """Answers every frame of a connection in order; ``stall=True`` reads and never answers.  ``tls`` (a
+    server context, ``engine.tls.server_context``) serves TLS: each connection's handshake first, one that
+    fails counted in ``tls_failures`` (its reason in ``tls_reasons``, the last few) and closed."""
 
     framing = "length4"
     port = 0
     stall = False
+    tls: ssl.SSLContext | None = None
+    tls_failures = 0
+    tls_reasons: tuple[str, ...] = ()
 
     def reply_frame(self, payload: bytes) -> bytes:
         raise NotImplementedError
@@ -76,10 +81,25 @@ class FramedServer:
                     except _GONE:
                         return
 
+    async def _tls_conn(self, stream: trio.SocketStream) -> None:
+        assert self.tls is not None
+        s = trio.SSLStream(stream, self.tls, server_side=True)
+        try:
+            await s.do_handshake()
+        except _GONE as exc:
+            self.tls_failures += 1
+            cause = exc.__cause__
+            reason = getattr(cause, "reason", None) or (type(cause).__name__ if cause is not None else "closed")
+            self.tls_reasons = (*self.tls_reasons[-4:], str(reason))
+            await trio.aclose_forcefully(stream)
+            return
+        await self._conn(s)      # type: ignore[arg-type]
+
     async def serve(self, host: str = "127.0.0.1", port: int = 0, *,
                     task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        handler = self._tls_conn if self.tls is not None else self._conn
         async with trio.open_nursery() as nursery:
-            self.port = await listen(nursery, self._conn, host, port)
+            self.port = await listen(nursery, handler, host, port)
             task_status.started(self.port)
 
 

@@ -175,11 +175,12 @@ def test_sim_traffic_to_a_channel_that_speaks_tls_says_so(tmp_path: Path) -> Non
                            catch_exceptions=False)
     assert r.exit_code == 2, r.output
     assert f"{platform}:6:" in r.stderr and "channel mainframe speaks mutual TLS" in r.stderr, r.stderr
-    assert "python -m engine.sim.bill_traffic --mainframe 127.0.0.1:7001 --ca CA.pem --cert CLIENT.pem" in r.stderr
+    assert "add --tls-ca CA.pem" in r.stderr and "--tls-cert CLIENT.pem --tls-key CLIENT.key" in r.stderr, r.stderr
     r = CliRunner().invoke(app, ["sim", "traffic", "card_payments", "--config", str(platform), "--count", "1"],
                            catch_exceptions=False)
     assert r.exit_code == 2, r.output
     assert f"{platform}:7:" in r.stderr and "channel cp_mainframe speaks TLS (cert" in r.stderr, r.stderr
+    assert "add --tls-ca CA.pem" in r.stderr and "--tls-cert" not in r.stderr, r.stderr
 
 
 def _iso_0200(amount: str, stan: str) -> dict[str, str]:

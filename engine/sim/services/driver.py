@@ -87,12 +87,16 @@ class ServiceClient:
     async def run(self, port: int, *, total: int, connections: int = 2, window: int = 16,
                   kinds: list[str] | None = None, host: str = "127.0.0.1",
                   progress: Callable[[int], None] | None = None, deadline: float = 30.0,
-                  repeats: float = 0.0, rate: float | None = None, stall: float | None = None) -> LoadResult:
+                  repeats: float = 0.0, rate: float | None = None, stall: float | None = None,
+                  tls: Any = None) -> LoadResult:
         """Send ``total`` requests (or exactly ``kinds``, in order, on one connection); ``stall``: instead of
         the ``deadline``, give up on a connection only when its requests wait ``stall`` seconds for a reply
         (a slow machine is slow, not losing: ``bsp demo``); ``repeats``: the
         share of good requests to keyed routes sent again (not with ``kinds``), within ``total``; ``rate``:
-        at most that many requests a second across the connections (engine.sim.pacing; None: unpaced)."""
+        at most that many requests a second across the connections (engine.sim.pacing; None: unpaced); ``tls``:
+        a client context (``engine.tls.client_context``, its ``server_hostname`` the name verified, else
+        ``host``): every connection TLS, a refused handshake raised (``trio.BrokenResourceError`` from the
+        ``ssl.SSLError``, ``engine.sim.framed.pipelined``)."""
         res = self.result
         pace = Pacer(rate).take if rate is not None else None
         if kinds is not None:
@@ -140,7 +144,7 @@ class ServiceClient:
                     progress(1)
 
             await pipelined(host, port, self.service.framing, len(plan), window, payloads=payloads,
-                            on_reply=on_reply, pace=pace,
+                            on_reply=on_reply, pace=pace, tls=tls,
                             **({"deadline": deadline} if stall is None else {"deadline": math.inf, "reply_timeout": stall}))
 
         async with trio.open_nursery() as nursery:

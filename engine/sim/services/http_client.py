@@ -11,6 +11,7 @@ one request at a time per connection, so any later send on the same connection i
 from __future__ import annotations
 
 import math
+import ssl
 
 import random
 import time
@@ -29,11 +30,15 @@ class HttpServiceClient(ServiceClient):
     async def run(self, port: int, *, total: int, connections: int = 2, window: int = 16,
                   kinds: list[str] | None = None, host: str = "127.0.0.1",
                   progress: Callable[[int], None] | None = None, deadline: float = 30.0,
-                  repeats: float = 0.0, rate: float | None = None, stall: float | None = None) -> LoadResult:
+                  repeats: float = 0.0, rate: float | None = None, stall: float | None = None,
+                  tls: Any = None) -> LoadResult:
         """``stall``: instead of the ``deadline`` for the whole load, a request left unanswered ``stall``
         seconds is given up (a slow machine is slow, not losing: ``bsp demo``).  ``connections`` x ``window`` / 4 connections (at least ``connections``), as the TCP client keeps
         about that many requests in flight; exactly ``kinds``, in order, on one connection; ``rate``: at most
-        that many requests a second across the connections (engine.sim.pacing; None: unpaced)."""
+        that many requests a second across the connections (engine.sim.pacing; None: unpaced); ``tls``: a client
+        context (``engine.tls.client_context``): https, the engine's certificate verified (as its
+        ``server_hostname``, else ``host``), a client certificate in it sent; a TLS failure before any answer
+        on a connection is raised (``trio.BrokenResourceError`` from the ``ssl.SSLError``), not counted lost."""
         res = self.result
         pacer = Pacer(rate) if rate is not None else None
         lanes = max(connections, connections * window // 4)
@@ -47,13 +52,15 @@ class HttpServiceClient(ServiceClient):
                                lambda rp: rp[0].kind == "good" and bool(keyed and keyed(rp[0].values)),
                                rng, share, 1)
             plans = [[(s.item, s.repeat_of) for s in plan] for plan in sends]
-        url = f"http://{host}:{port}{self.service.http_path}"
+        url = f"{'https' if tls is not None else 'http'}://{host}:{port}{self.service.http_path}"
         t0 = time.perf_counter()
 
         async def one(plan: list[tuple[Any, int | None]]) -> None:
             mine: list[Outcome] = []
             limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-            async with httpx.AsyncClient(timeout=deadline if stall is None else stall, limits=limits) as client:
+            answered = False
+            async with httpx.AsyncClient(timeout=deadline if stall is None else stall, limits=limits,
+                                         **({"verify": tls} if tls is not None else {})) as client:
                 for item, repeat_of in plan:
                     req, payload = self.next_request(item) if isinstance(item, str) or item is None else item
                     out = Outcome(req.kind, req.expect_code, req.ref)
@@ -68,8 +75,12 @@ class HttpServiceClient(ServiceClient):
                     try:
                         answer = await client.post(url, content=payload,
                                                    headers={"content-type": "application/json"})
-                    except httpx.HTTPError:
+                    except httpx.HTTPError as exc:
+                        refused = _ssl_error(exc) if tls is not None and not answered else None
+                        if refused is not None:
+                            raise trio.BrokenResourceError(str(refused)) from refused
                         continue                    # no reply: counted as lost
+                    answered = True
                     out.latency_ms = (time.perf_counter() - sent) * 1000.0
                     out.raw = answer.content
                     try:
@@ -87,3 +98,15 @@ class HttpServiceClient(ServiceClient):
                         nursery.start_soon(one, plan)
         res.elapsed = time.perf_counter() - t0
         return res
+
+
+def _ssl_error(exc: BaseException) -> ssl.SSLError | None:
+    """The ``ssl.SSLError`` an httpx error was raised from (its causes and contexts), or None."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, ssl.SSLError):
+            return cur
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return None

@@ -117,23 +117,82 @@ class Target:
         pos = getattr(self.program.channels[name], "option_pos", {}).get(option) or self.program.channels[name].pos
         return f"{pos.file}:{pos.line}:{pos.col}" if pos is not None else self.label
 
-    def plain(self, name: str, service: str) -> None:
-        """``SimError`` when the engine's inbound channel ``name`` speaks TLS (its ``cert``, in the route file
-        or the deployment file's override): the simulated clients speak plain TCP, so every request would go
-        unanswered (the engine refuses the handshake) and the summary would blame the engine's address."""
-        decl = self.channel(name, service)
-        cert = (self.overrides.get(name) or {}).get("cert") or decl.options.get("cert")
-        if not cert:
+    def option(self, name: str, option: str) -> Any:
+        """A channel option: the deployment file's override of it, else the route file's (None: not given)."""
+        found = (self.overrides.get(name) or {}).get(option)
+        return found if found not in (None, "") else self.program.channels[name].options.get(option)
+
+    def listen_tls(self, name: str) -> str:
+        """How the engine's listening channel ``name`` speaks: "" plain, "TLS" (its ``cert``), "mutual TLS"
+        (``client_cert`` required or optional too)."""
+        if not self.option(name, "cert"):
+            return ""
+        return "mutual TLS" if str(self.option(name, "client_cert") or "none") != "none" else "TLS"
+
+    def connect_tls(self, name: str) -> tuple[str, str | None]:
+        """How the engine's calling channel ``name`` speaks, and the option that turns its TLS on: ("", None)
+        plain, ("TLS", "ca" or "tls"), ("mutual TLS", ...) when it presents a client certificate (``cert``)."""
+        on = next((o for o in ("ca", "tls") if self.option(name, o) not in (None, False, "false")), None)
+        if on is None:
+            return "", None
+        return ("mutual TLS" if self.option(name, "cert") else "TLS"), on
+
+    def check_traffic_tls(self, name: str, service: str, tls: Any) -> None:
+        """``SimError`` when the engine's inbound channel ``name`` and the simulated clients would not speak
+        alike: the channel speaks TLS (its ``cert``, in the route file or the deployment file's override) and
+        no --tls-ca/--tls-cert was given (the engine would refuse every handshake, no request answered), or a
+        client certificate is required and none was given, or TLS was given for a plain channel."""
+        self.channel(name, service)
+        speaks = self.listen_tls(name)
+        if not speaks and tls is not None:
+            raise SimError(f"{self.where(name)}: channel {name} does not speak TLS (no `cert`), but --tls-ca/--tls-cert/"
+                           f"--tls-key make `bsp sim traffic` speak it (the engine would take the handshake for a "
+                           f"malformed request): drop them, or give the channel its cert and key")
+        if not speaks:
             return
-        mutual = str((self.overrides.get(name) or {}).get("client_cert") or decl.options.get("client_cert") or "")
-        alt = (f"`python -m engine.sim.bill_traffic --mainframe {':'.join(map(str, self.address(name, service)))} "
-               f"--ca CA.pem{' --cert CLIENT.pem --key CLIENT.key' if mutual else ''} --no-biller` speaks "
-               f"{'mutual ' if mutual else ''}TLS" if service == BILL else
-               "run the engine with a plain channel for the trial (remove the channel's cert in a test "
-               "environment of the deployment file)")
-        raise SimError(f"{self.where(name, 'cert')}: channel {name} speaks {'mutual ' if mutual else ''}TLS (cert "
-                       f"{cert}); `bsp sim traffic` sends plain TCP, which the engine refuses at the handshake "
-                       f"(no request would be answered): {alt}; or give --to HOST:PORT of a plain channel")
+        cert = self.option(name, "cert")
+        required = str(self.option(name, "client_cert") or "none") == "required"
+        if tls is None:
+            raise SimError(f"{self.where(name, 'cert')}: channel {name} speaks {speaks} (cert {cert}); "
+                           f"`bsp sim traffic` without TLS options sends plain TCP, which the engine refuses at "
+                           f"the handshake (no request would be answered): add --tls-ca CA.pem (the CA that issued "
+                           f"{cert})" + (" and --tls-cert CLIENT.pem --tls-key CLIENT.key (a client certificate "
+                                         "issued by the channel's ca)" if required else "")
+                           + "; or give --to HOST:PORT of a plain channel")
+        if required and not getattr(tls, "has_cert", False):
+            raise SimError(f"{self.where(name, 'client_cert')}: channel {name} requires a client certificate "
+                           f"(client_cert = \"required\"): add --tls-cert CLIENT.pem --tls-key CLIENT.key (one "
+                           f"issued by the CA in the channel's ca)")
+
+    def _verified_name(self, name: str) -> str:
+        """The name the engine's calling channel verifies, as a hint says it."""
+        server_name = self.option(name, "server_name")
+        if server_name:
+            return f"{server_name} (its server_name)"
+        host = str(self.option(name, "address") or "").rpartition(":")[0].strip("[]")
+        return f"{host} (its address's host)" if host else "its address's host"
+
+    def check_counterpart_tls(self, name: str, service: str, tls: Any, mutual: bool) -> str:
+        """How the counterpart of the engine's calling channel ``name`` must be served ("", "TLS", "mutual
+        TLS"); ``SimError`` when the channel speaks TLS and no --tls-cert was given (the engine's handshakes
+        would fail on a plain port), or --tls-ca asks a client certificate the channel has none to give."""
+        self.channel(name, service)
+        speaks, option = self.connect_tls(name)
+        if not speaks:
+            return ""
+        if tls is None:
+            raise SimError(f"{self.where(name, option or 'ca')}: channel {name} speaks {speaks} ({option} = "
+                           f"{self.option(name, option or 'ca')}): its counterpart must too, else every handshake "
+                           f"of the engine fails on a plain port; add --tls-cert SERVER.pem --tls-key SERVER.key "
+                           f"(a certificate for {self._verified_name(name)}, issued by the CA in the channel's "
+                           f"ca; `bsp certs dev DIR` writes a set)"
+                           + (" and --tls-ca CA.pem to require the engine's client certificate"
+                              if speaks == "mutual TLS" else ""))
+        if mutual and speaks != "mutual TLS":
+            raise SimError(f"{self.where(name, option or 'ca')}: channel {name} presents no client certificate (no "
+                           f"`cert`), but --tls-ca makes its counterpart require one: drop --tls-ca, or give the "
+                           f"channel its cert and key")
+        return "mutual TLS" if mutual else "TLS"
 
 
 def _expand(paths: list[Path]) -> list[Path]:
@@ -233,15 +292,28 @@ def _host_text(sim: Any) -> str:
 
 async def serve_counterparts(target: Target, services: list[str], listen: dict[str, tuple[str, int]], *,
                              out: TextIO, ready_file: Path | None = None,
-                             stop: trio.Event | None = None) -> list[Running]:
+                             stop: trio.Event | None = None, tls: Any = None, mutual: bool = False) -> list[Running]:
     """Serve every counterpart of ``services`` on its configured address (``listen``: channel -> (host, port)
     instead; port 0: any free one), print where, write ``ready_file`` (JSON: channel -> "host:port") once all
-    listen, and serve until SIGINT/SIGTERM (or ``stop`` is set).  Returns what ran (``sim.requests``...)."""
+    listen, and serve until SIGINT/SIGTERM (or ``stop`` is set).  Returns what ran (``sim.requests``...).
+
+    ``tls``: a server context (``engine.tls.server_context``; ``mutual``: it requires client certificates)
+    for the counterparts whose engine channel speaks TLS (its ``ca`` or ``tls = true``); those of a plain
+    channel are served plain.  ``SimError`` before anything listens when a channel speaks TLS and ``tls`` is
+    None, or when ``tls`` is given and no channel speaks TLS."""
     planned = counterpart_sims(target, services)
     unknown = sorted(set(listen) - {channel for _, channel, _, _ in planned})
     if unknown:
         raise SimError(f"--listen {', '.join(unknown)}: not a channel these services call; they call "
                        + ", ".join(channel for _, channel, _, _ in planned))
+    speaks = {channel: target.check_counterpart_tls(channel, name, tls, mutual) for name, channel, _, _ in planned}
+    if tls is not None and not any(speaks.values()):
+        raise SimError(f"--tls-cert: none of the channels these services call speaks TLS ("
+                       f"{', '.join(speaks)}: no `ca` or `tls = true` in {target.label}): drop --tls-cert/--tls-key"
+                       f"{'/--tls-ca' if mutual else ''}, or give the channels their ca")
+    for _, channel, sim, _ in planned:
+        if speaks[channel]:
+            sim.tls = tls
     running: list[Running] = []
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
@@ -257,7 +329,8 @@ async def serve_counterparts(target: Target, services: list[str], listen: dict[s
                                    f"({target.where(channel)}): {exc.strerror or exc}; is another simulator (or "
                                    f"the real system) there? Stop it, or give --listen {channel}=HOST:PORT "
                                    f"(and the same address to the engine, in a deployment file)") from None
-                running.append(Running(name, channel, sim, host, what))
+                running.append(Running(name, channel, sim, host, what + (f"; {speaks[channel]}" if speaks[channel]
+                                                                          else "")))
             width = max(len(r.channel) for r in running) if running else 0
             for r in running:
                 print(f"{r.service}: {r.channel:<{width}} listening on {r.address}  ({r.what})", file=out)
@@ -302,6 +375,11 @@ def stopped_lines(running: list[Running]) -> list[str]:
             text += f", {refused:,} refused"
         if bad:
             text += f", {bad:,} undecodable"
+        failed = getattr(r.sim, "tls_failures", 0)
+        if failed:
+            reasons = ", ".join(dict.fromkeys(getattr(r.sim, "tls_reasons", ())))
+            text += f", {failed:,} TLS handshake(s) failed ({reasons or 'closed'}: is the engine's channel's ca the CA " \
+                    f"of --tls-cert, and its cert one --tls-ca trusts?)"
         out.append(text)
     return out
 
@@ -357,19 +435,22 @@ def _count(d: dict[str, int], key: str) -> None:
 async def send_traffic(target: Target, service: str, count: int, *, to: tuple[str, int] | None = None,
                        rate: float | None = None, mix: str | None = None, connections: int = 2, seed: int = 7,
                        deadline: float | None = None,
-                       progress: Callable[[str, int], Callable[[int], None]] | None = None) -> list[Sent]:
+                       progress: Callable[[str, int], Callable[[int], None]] | None = None,
+                       tls: Any = None) -> list[Sent]:
     """Send ``count`` of the service's simulated requests to each of its inbound channels (``to`` instead
     of the configured address), at most ``rate`` a second, and gather the answers by code.
-    ``progress(label, total)`` gives the callback each reply advances."""
+    ``progress(label, total)`` gives the callback each reply advances.  ``tls``: a client context
+    (``engine.tls.client_context``): every connection TLS (mutual when it holds a client certificate); a
+    refused handshake is raised (``trio.BrokenResourceError`` from the ``ssl.SSLError``)."""
     weights, repeats = parse_mix(mix, service)
     target.require(service, counterparts=False)
-    if to is None:            # to the configured address: it must not want TLS, which the clients do not speak
+    if to is None:            # to the configured address: the clients must speak as the channel does
         for inbound in ([BILL_INBOUND] if service == BILL else [s.inbound for s in services_named(service)]):
-            target.plain(inbound, service)
+            target.check_traffic_tls(inbound, service, tls)
     if deadline is None:
         deadline = 60.0 + (count / rate if rate else 0.0)
     if service == BILL:
-        return [await _bill(target, count, to, rate, weights, repeats, connections, seed, deadline, progress)]
+        return [await _bill(target, count, to, rate, weights, repeats, connections, seed, deadline, progress, tls)]
     results = []
     svcs = services_named(service)
     for svc in svcs:
@@ -381,7 +462,7 @@ async def send_traffic(target: Target, service: str, count: int, *, to: tuple[st
     async with trio.open_nursery() as nursery:
         for svc in svcs:
             nursery.start_soon(_one, target, svc, count, to, rate, weights, repeats, connections, seed, deadline,
-                               progress, results)
+                               progress, results, tls)
     return results
 
 
@@ -400,7 +481,7 @@ def _check_count(svc: Service, count: int) -> None:
 
 async def _one(target: Target, svc: Service, count: int, to: tuple[str, int] | None, rate: float | None,
                weights: dict[str, int] | None, repeats: float, connections: int, seed: int, deadline: float,
-               progress: Any, results: list[Sent]) -> None:
+               progress: Any, results: list[Sent], tls: Any = None) -> None:
     from engine.sim.services.driver import ServiceClient
     from engine.sim.services.http_client import HttpServiceClient
 
@@ -412,7 +493,7 @@ async def _one(target: Target, svc: Service, count: int, to: tuple[str, int] | N
     client = cls(svc, target.codec(svc.request_format), target.codec(svc.reply_format), seed=seed)
     tick = progress(f"{svc.name} ({svc.inbound})", count) if progress is not None else None
     res = await client.run(port, host=host, total=count, connections=connections, progress=tick,
-                           deadline=deadline, repeats=repeats, rate=rate)
+                           deadline=deadline, repeats=repeats, rate=rate, tls=tls)
     out = Sent(svc.name, svc.inbound, f"{host}:{port}", sent=len(res.outcomes), replies=res.replies,
                elapsed=res.elapsed)
     for o in res.outcomes:
@@ -428,14 +509,15 @@ async def _one(target: Target, svc: Service, count: int, to: tuple[str, int] | N
 
 async def _bill(target: Target, count: int, to: tuple[str, int] | None, rate: float | None,
                 weights: dict[str, int] | None, repeats: float, connections: int, seed: int, deadline: float,
-                progress: Any) -> Sent:
+                progress: Any, tls: Any = None) -> Sent:
     from engine.sim.bill_traffic import drive
 
     target.channel(BILL_INBOUND, BILL)
     host, port = to or target.address(BILL_INBOUND, BILL)
     tick = progress(f"{BILL} ({BILL_INBOUND})", count) if progress is not None else None
     res = await drive((host, port), None, count, connections=connections, seed=seed,
-                      codec=target.codec("BillPayReq"), rate=rate, progress=tick, mix=weights, repeats=repeats)
+                      codec=target.codec("BillPayReq"), rate=rate, progress=tick, mix=weights, repeats=repeats,
+                      tls=tls)
     out = Sent(BILL, BILL_INBOUND, f"{host}:{port}", sent=res.sent, replies=res.replies, elapsed=res.elapsed,
                by_code={c: n for c, n in res.by_code.items()}, by_kind=dict(res.by_kind))
     if res.sent > res.replies:
