@@ -266,6 +266,7 @@ class NotReplayed:
     key: str | None
     channel: str
     reason: str                       # RecordedExchange.unreplayable
+    position: int = 0                 # in the slice (as Replayed.position)
 
 
 @dataclass
@@ -306,11 +307,6 @@ class _InOrder:
             self.next += 1
         if self.next != before:
             self.moved.set()
-
-    def flush(self) -> None:
-        """After an interruption: the exchanges that finished, in order (those after a gap too)."""
-        for pos in sorted(self.done):
-            self.sink(self.done.pop(pos))
 
 
 async def replay(capture: Capture, program: Any, registry: Any, *, pace: str = "fast",
@@ -426,7 +422,8 @@ async def replay(capture: Capture, program: Any, registry: Any, *, pace: str = "
                             idx += 1
                             why = ex.unreplayable
                             if why is not None:
-                                run.not_replayable.append(NotReplayed(ex.exchange, ex.key, ex.request.channel, why))
+                                run.not_replayable.append(NotReplayed(ex.exchange, ex.key, ex.request.channel, why,
+                                                                      idx))
                                 continue
                             if not first:
                                 first.append(ex.request.t_ms or 0.0)
@@ -437,9 +434,10 @@ async def replay(capture: Capture, program: Any, registry: Any, *, pace: str = "
                             run.fed += 1
                         del exchanges
                 outer.cancel_scope.cancel()             # all fed and finished: stop watching for SIGINT
-    in_order = run.in_order           # the exchanges after a gap (flushed below) are not a resume point
-    order.flush()
-    run.in_order = in_order
+    # interrupted: the exchanges that finished after one still in flight are not compared, so the report
+    # covers the first ``in_order`` exchanges of the slice exactly and a later run goes on from there (--from)
+    if run.interrupted:
+        run.not_replayable = [n for n in run.not_replayable if n.position < run.in_order]
     return run
 
 

@@ -147,8 +147,7 @@ class ReplayReport:
             return None
         first, n, of = self.slice["from"], self.slice["count"], self.slice["of"]
         return (f"slice: exchanges {first} to {first + n - 1} of the {of} in the capture, in replay order "
-                f"(--from {first} --count {n}); the figures cover those only" if n else
-                f"slice: no exchange (--from {first} is past the {of} in the capture)")
+                f"(--from {first} --count {n}); the figures cover those only")
 
     def kept_text(self) -> str:
         d = self.diff

@@ -180,6 +180,9 @@ def replay_file(capture: str | Path, config: Iterable[str | Path], registry: Any
     cap = Capture(capture, lazy=True)
     cap.require_exchanges()
     in_capture = cap.count()
+    if start > in_capture:
+        raise SetupError(f"--from {start}: the capture holds {in_capture} exchange(s), so there is nothing from "
+                         f"the {start}th; give --from 1 to {in_capture}")
     sliced = start != 1 or count is not None
     n = max(0, min(in_capture - (start - 1), count if count is not None else in_capture))
     prof = load_profile(profile)
