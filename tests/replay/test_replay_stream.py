@@ -7,14 +7,22 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import duckdb
 
 import pytest
 import trio
 import typer
 from typer.testing import CliRunner
 
-from replaykit import config_copy, record_session
+from replaykit import REPO, config_copy, record_session
 from engine.commands import replay as replay_cmd
 from engine.registry import default_registry
 from engine.replay.capture import Capture, RecordedExchange
@@ -163,3 +171,45 @@ def test_max_differences_bounds_the_list_never_the_counts(session, tmp_path):
     assert sum(g["count"] for g in data["groups"]) == total          # the places count them all
     assert f"{total - 5} more difference(s) counted but not kept (past --max-differences 5)" in res.output
     assert f"result: FAIL ({s['unexpected_differences']} unexpected difference(s)" in res.output
+
+
+def test_an_interrupted_replay_goes_on_with_from_and_the_two_reports_cover_the_capture_once(session, tmp_path):
+    capture, _, cand, prof = session
+    slow = tmp_path / "slow.duckdb"
+    shutil.copy(capture, slow)
+    con = duckdb.connect(str(slow))     # one request every 100 ms: --pace original takes 15 s
+    con.execute("UPDATE frames SET t_ms = 100 * (SELECT count(*) FROM frames f WHERE f.role = 'inbound' AND "
+                "f.direction = 'in' AND f.seq <= frames.seq) WHERE role = 'inbound' AND direction = 'in'")
+    con.close()
+    part = tmp_path / "part.json"
+    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "replay", str(slow), "--config", str(cand),
+                             "--profile", str(prof), "--pace", "original", "--progress-every", "0.2",
+                             "--json", str(part)],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        progress = proc.stderr.readline()
+        while progress and not progress.startswith("replay: ") or progress.startswith("replay: 0/"):
+            progress = proc.stderr.readline()
+        assert progress.startswith("replay: "), progress
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, (out, err)
+    first = json.loads(part.read_text())
+    done = first["summary"]["exchanges"]
+    assert 0 < done < 150 and first["summary"]["resume_from"] == done + 1
+    assert f"run it again to the end for a verdict, or continue it with --from {done + 1}" in out
+    rest = tmp_path / "rest.json"
+    res = cli(str(slow), "--config", str(cand), "--profile", str(prof), "--from", str(done + 1), "--json", str(rest))
+    assert res.exit_code == 1, res.output
+    second = json.loads(rest.read_text())
+    assert second["summary"]["exchanges"] == 150 - done
+    whole = tmp_path / "whole.json"
+    cli(str(slow), "--config", str(cand), "--profile", str(prof), "--json", str(whole))
+    every = json.loads(whole.read_text())
+    assert first["differences"] + second["differences"] == every["differences"]     # each compared once
