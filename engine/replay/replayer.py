@@ -28,6 +28,12 @@ was when recorded, on any day (``engine.replay.clock``); ``now``: they read the 
 replays did before).  The instant is set per exchange in a context
 variable (``dsl.clock``), so exchanges in flight at once each read their own.
 
+Memory: the exchanges are read from the capture ``chunk`` at a time (``Capture.chunks``: a lazy capture
+reads them from its file) and handed to ``on_result`` in replay order as they finish, then dropped (with
+their recorded answers: ``RecordedAnswers.forget``); the feeder stays at most ``chunk`` (or ``2 *
+concurrency`` if more) exchanges ahead of the oldest unfinished one.  So a replay holds the work in flight, not the
+capture.  An interrupted run hands on the first ``ReplayRun.in_order`` exchanges of its slice exactly.
+
 Pace: ``fast`` (as fast as possible, ``concurrency`` exchanges in flight),
 ``original`` (the recorded inter-arrival times and answer delays) or ``xN``
 (original timing N times faster).
