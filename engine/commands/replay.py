@@ -45,6 +45,15 @@ def replay(
                               help="With --to-tests: mask classified values (card numbers, accounts, secrets) "
                                    "in the tests, as bsp run --mask does (IBANs and card numbers as made-up ones with "
                                    "valid check digits); --no-mask writes them in clear."),
+    first: int = typer.Option(1, "--from", metavar="N",
+                              help="Replay from the Nth exchange of the capture (1 the first, in replay order: "
+                                   "arrival); the report says which slice ran. An interrupted replay's report "
+                                   "says the N to continue from."),
+    count: Optional[int] = typer.Option(None, "--count", metavar="M",
+                                        help="Replay M exchanges (from --from); by default all the rest."),
+    max_differences: int = typer.Option(100_000, "--max-differences", metavar="N",
+                                        help="Differences kept with their details for the reports; past N they "
+                                             "are counted (per place too) but not listed."),
     shown: int = typer.Option(20, "--show", help="Unexpected differences listed in the terminal (0: none)."),
     progress_every: float = typer.Option(5.0, "--progress-every", metavar="SECONDS",
                                          help="Progress on stderr: a bar on a terminal, elsewhere a line every "
@@ -57,7 +66,9 @@ def replay(
     as unreachable.
     --config takes route files or folders, or the deployment file (with --env): its route files and
     channel overrides, as bsp run takes them, so an unchanged configuration has the recorded version.
-    Ctrl-C stops it: the report covers the exchanges replayed so far, marked partial.
+    Ctrl-C stops it: the report covers the exchanges replayed so far, marked partial, and says the
+    --from N to continue with. The capture is read in chunks and compared as it replays: memory is
+    the work in flight, not the capture's size. --from N --count M replays a slice of it.
 
     Exit 0 no unexpected difference (or tests written with --to-tests); 1 unexpected differences;
     2 the replay could not run (missing, locked or empty capture, bad profile or pace, a candidate
@@ -84,6 +95,12 @@ def replay(
         check_clock(clock)
         if shown < 0:
             raise SetupError(f"--show {shown}: expected 0 or more (the unexpected differences listed)")
+        if to_tests is not None:
+            sliced = [o for o, given in (("--from", first != 1), ("--count", count is not None),
+                                         ("--max-differences", max_differences != 100_000)) if given]
+            if sliced:
+                raise SetupError(f"{', '.join(sliced)}: options of a replay, not of --to-tests (--limit bounds "
+                                 f"the tests written)")
         if limit is not None and limit < 0:
             raise SetupError(f"--limit {limit}: expected 0 or more")
         if to_tests is None:       # options of --to-tests alone: never ignored in silence
@@ -107,7 +124,7 @@ def replay(
         with work_progress("replay", "exchange(s)", progress_every) as progress:
             report = replay_file(capture, config, registry, pace=pace, profile=profile, progress=progress,
                                  interruptible=True, env=env, clock=clock, compare_uuids=compare_uuids,
-                                 answers=answers)
+                                 answers=answers, start=first, count=count, keep=max_differences)
     except (CaptureError, ProfileError, PaceError, SetupError, AnswersError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2)

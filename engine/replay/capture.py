@@ -63,7 +63,7 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import duckdb
 import pyarrow as pa
@@ -320,8 +320,12 @@ def tables_columns(con: Any, table: str) -> set[str]:
 class Capture:
     """A capture file read back: exchanges in recording order, with their calls."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, lazy: bool = False) -> None:
+        """``lazy``: read the header and check the frames, but keep no frame in memory: ``chunks()`` reads the
+        exchanges from the file a chunk at a time (``bsp replay``: memory bounded by the work in flight, not the
+        capture's size); ``exchanges`` and ``frames`` stay empty."""
         self.path = Path(path)
+        self.lazy = lazy
         if self.path.is_dir():
             raise CaptureError(f"{self.path}: is a directory, not a capture file; give the file "
                                f"`bsp run --record FILE` wrote (e.g. {self.path / 'capture.duckdb'})")
@@ -365,40 +369,193 @@ class Capture:
                     self.sources = dict(con.execute("SELECT path, text FROM capture_sources WHERE config_version "
                                                     "IS NOT DISTINCT FROM ?", [first]).fetchall())
                 cols = [n if n in have else "NULL" for n in NAMES]      # a capture of before a column
-                cur = con.execute(f"SELECT {', '.join(cols)} FROM frames ORDER BY seq")
-                frames = [Frame(*row) for row in cur.fetchall()]
+                self._select = f"SELECT {', '.join(cols)} FROM frames"
+                if lazy:
+                    self._check_columns(con, have)
+                    frames = []
+                else:
+                    cur = con.execute(f"{self._select} ORDER BY seq")
+                    frames = [Frame(*row) for row in cur.fetchall()]
             except duckdb.Error as exc:
                 raise CaptureError(f"{self.path}: not a bsp capture of format version {FORMAT_VERSION} "
                                    f"(tables capture_info, frames): {exc}") from None
         finally:
             con.close()
         for f in frames:
-            if f.raw is not None:
-                f.raw = bytes(f.raw)
-            if f.config_version is None:
-                f.config_version = self.info.get("config_version") or None
-            for column, load in (("names", load_names), ("peer", load_peer), ("origin", load_origin),
-                                 ("deal", load_deal)):
-                value = getattr(f, column)
-                if value is None:
-                    continue
-                try:
-                    load(value)
-                except ValueError as exc:
-                    raise CaptureError(f"{self.path}: frame {f.seq} (channel {f.channel}), column frames.{column}: "
-                                       f"{exc}; the capture was changed or damaged after `bsp run --record` wrote "
-                                       f"it: replay a copy kept as it was written, or record the traffic again "
-                                       f"(`bsp run --record`)") from None
+            self._prepare(f)
         self.frames = frames
         self.exchanges: list[RecordedExchange] = []
         self.loose: list[RecordedCall] = []          # outbound calls made outside any exchange
+        if lazy:
+            self._read_loose()
+            return
+        self._assemble(frames)
+
+    _CHECKED = (("names", load_names), ("peer", load_peer), ("origin", load_origin), ("deal", load_deal))
+
+    def _prepare(self, f: Frame, check: bool = True) -> None:
+        if f.raw is not None:
+            f.raw = bytes(f.raw)
+        if f.config_version is None:
+            f.config_version = self.info.get("config_version") or None
+        if not check:
+            return
+        for column, load in self._CHECKED:
+            value = getattr(f, column)
+            if value is None:
+                continue
+            try:
+                load(value)
+            except ValueError as exc:
+                raise CaptureError(f"{self.path}: frame {f.seq} (channel {f.channel}), column frames.{column}: "
+                                   f"{exc}; the capture was changed or damaged after `bsp run --record` wrote "
+                                   f"it: replay a copy kept as it was written, or record the traffic again "
+                                   f"(`bsp run --record`)") from None
+
+    def _check_columns(self, con: Any, have: set[str]) -> None:
+        """The lazy reader's check of the JSON columns, before anything is replayed (as the eager reader does
+        it), a batch of rows at a time."""
+        cols = [c for c, _ in self._CHECKED if c in have]
+        if not cols:
+            return
+        cur = con.execute(f"SELECT seq, channel, {', '.join(cols)} FROM frames WHERE "
+                          + " OR ".join(f"{c} IS NOT NULL" for c in cols) + " ORDER BY seq")
+        loads = dict(self._CHECKED)
+        while rows := cur.fetchmany(2000):
+            for row in rows:
+                for column, value in zip(cols, row[2:]):
+                    if value is None:
+                        continue
+                    try:
+                        loads[column](value)
+                    except ValueError as exc:
+                        raise CaptureError(f"{self.path}: frame {row[0]} (channel {row[1]}), column "
+                                           f"frames.{column}: {exc}; the capture was changed or damaged after "
+                                           f"`bsp run --record` wrote it: replay a copy kept as it was written, or "
+                                           f"record the traffic again (`bsp run --record`)") from None
+
+    # ------------------------------------------------------------ lazy reading (bsp replay)
+    _REQUEST = "role = 'inbound' AND direction = 'in'"
+
+    def _has(self, column: str) -> bool:
+        return f" {column}," in self._select or f" {column} FROM" in self._select
+
+    def _query(self, sql: str, params: list | None = None) -> list[tuple]:
+        con = duckdb.connect(str(self.path), read_only=True)
+        try:
+            return con.execute(sql, params or []).fetchall()
+        finally:
+            con.close()
+
+    def _read_loose(self) -> None:
+        """The outbound calls made outside any exchange (a store-and-forward repeat): few, kept in memory."""
+        rows = self._query(f"{self._select} WHERE role = 'outbound' AND (exchange IS NULL OR exchange NOT IN "
+                           f"(SELECT exchange FROM frames WHERE {self._REQUEST} AND exchange IS NOT NULL)) "
+                           f"ORDER BY seq")
+        frames = [Frame(*r) for r in rows]
+        for f in frames:
+            self._prepare(f, check=False)
+        self._assemble(frames)
+
+    def count(self) -> int:
+        """The recorded exchanges (inbound requests)."""
+        if not self.lazy:
+            return len(self.exchanges)
+        return self._query(f"SELECT count(*) FROM frames WHERE {self._REQUEST}")[0][0]
+
+    def unreplayable_count(self) -> int:
+        """How many exchanges ``RecordedExchange.unreplayable`` says cannot be fed."""
+        if not self.lazy:
+            return sum(1 for ex in self.exchanges if ex.unreplayable is not None)
+        return self._query(
+            "SELECT count(*) FROM frames r WHERE r.role = 'inbound' AND r.direction = 'in' AND "
+            "((r.raw IS NULL AND NOT coalesce(r.error, '') LIKE 'framing: %') OR (r.exchange IS NOT NULL AND "
+            "EXISTS (SELECT 1 FROM frames c WHERE c.exchange = r.exchange AND c.role = 'outbound' AND "
+            "c.direction = 'in' AND c.raw IS NULL AND coalesce(c.error, '') = '')))")[0][0]
+
+    def request_channels(self) -> set[str]:
+        if not self.lazy:
+            return {ex.request.channel for ex in self.exchanges}
+        return {r[0] for r in self._query(f"SELECT DISTINCT channel FROM frames WHERE {self._REQUEST}")}
+
+    def call_channels(self) -> set[str]:
+        """The channels the recording called (inside an exchange or not)."""
+        if not self.lazy:
+            return {c.channel for ex in self.exchanges for c in ex.calls} | {c.channel for c in self.loose}
+        return {r[0] for r in self._query("SELECT DISTINCT channel FROM frames WHERE role = 'outbound' AND "
+                                          "direction = 'out'")}
+
+    def first_request_channel(self) -> str:
+        if not self.lazy:
+            return self.exchanges[0].request.channel
+        return self._query(f"SELECT channel FROM frames WHERE {self._REQUEST} ORDER BY t_ms, seq LIMIT 1")[0][0]
+
+    def chunks(self, size: int = 500, start: int = 0, count: int | None = None) -> Iterator[list[RecordedExchange]]:
+        """The exchanges in replay order (arrival: ``(request t_ms, seq)``), ``size`` at a time, from the
+        ``start``-th (0 the first), at most ``count`` of them.  A lazy capture reads each chunk from the file
+        (its requests, then the frames of those exchanges), so only one chunk is held at a time."""
+        end = None if count is None else start + count
+        if not self.lazy:
+            sel = self.exchanges[start:end]
+            for i in range(0, len(sel), size):
+                yield sel[i:i + size]
+            return
+        con = duckdb.connect(str(self.path), read_only=True)
+        try:
+            pos = start
+            while end is None or pos < end:
+                n = size if end is None else min(size, end - pos)
+                # by position: a keyset on (t_ms, seq) would do as well, but OFFSET over the requests alone is
+                # cheap next to replaying them, and exact whatever the times
+                reqs = con.execute(f"{self._select} WHERE {self._REQUEST} ORDER BY t_ms, seq LIMIT ? OFFSET ?",
+                                   [n, pos]).fetchall()
+                if not reqs:
+                    return
+                pos += len(reqs)
+                requests = [Frame(*r) for r in reqs]
+                ids = [f.exchange for f in requests if f.exchange is not None]
+                rest = [Frame(*r) for r in con.execute(
+                    f"{self._select} WHERE exchange IN (SELECT unnest(?::BIGINT[])) AND NOT ({self._REQUEST}) "
+                    f"ORDER BY seq", [ids]).fetchall()] if ids else []
+                frames = sorted(requests + rest, key=lambda f: f.seq)
+                for f in frames:
+                    self._prepare(f, check=False)
+                yield self._assemble(frames, keep=False)
+                if len(reqs) < n:
+                    return
+        finally:
+            con.close()
+
+    def load(self, exchanges: set[int]) -> list[RecordedExchange]:
+        """The recorded exchanges of these ids, in replay order (a few: ``session.recorded_rejects``)."""
+        if not self.lazy:
+            return [ex for ex in self.exchanges if ex.exchange in exchanges]
+        out: list[RecordedExchange] = []
+        for chunk in self.chunks(2000):
+            out.extend(ex for ex in chunk if ex.exchange in exchanges)
+        return out
+
+    def request_keys(self, exchanges: set[int]) -> dict[int, str | None]:
+        """Of these exchanges, those whose request was masked, with their correlation key."""
+        if not self.lazy:
+            return {ex.exchange: ex.key for ex in self.exchanges if ex.request.masked and ex.exchange in exchanges}
+        if not exchanges or not self._has("masked"):
+            return {}
+        return dict(self._query(f"SELECT exchange, correlation_key FROM frames WHERE {self._REQUEST} AND masked IS "
+                                f"NOT NULL AND exchange IN (SELECT unnest(?::BIGINT[]))", [sorted(exchanges)]))
+
+    def _assemble(self, frames: list[Frame], keep: bool = True) -> list[RecordedExchange]:
+        """Exchanges (and loose calls) from frames in ``seq`` order, sorted in arrival order; ``keep``: into
+        ``self.exchanges`` / ``self.loose`` (else only returned, the lazy reader's chunk)."""
+        exchanges: list[RecordedExchange] = []
+        loose = self.loose if keep else []
         by_id: dict[int, RecordedExchange] = {}
         pending_calls: dict[tuple[int | None, str, int | None], RecordedCall] = {}
         for f in frames:
             if f.role == "inbound" and f.direction == "in":
                 ex = RecordedExchange(f.exchange if f.exchange is not None else -f.seq, f, None, [])
                 by_id[ex.exchange] = ex
-                self.exchanges.append(ex)
+                exchanges.append(ex)
             elif f.role == "inbound":
                 ex = by_id.get(f.exchange) if f.exchange is not None else None
                 if ex is not None:
@@ -407,14 +564,17 @@ class Capture:
                 call = RecordedCall(f.channel, f.call_seq or 0, f, None)
                 pending_calls[(f.exchange, f.channel, f.call_seq)] = call
                 ex = by_id.get(f.exchange) if f.exchange is not None else None
-                (ex.calls if ex is not None else self.loose).append(call)
+                (ex.calls if ex is not None else loose).append(call)
             else:
                 call = pending_calls.pop((f.exchange, f.channel, f.call_seq), None)
                 if call is not None:
                     call.reply = f
 
         # frames are written when their exchange is answered: replay in arrival order
-        self.exchanges.sort(key=lambda e: (e.request.t_ms, e.request.seq))
+        exchanges.sort(key=lambda e: (e.request.t_ms, e.request.seq))
+        if keep:
+            self.exchanges = exchanges
+        return exchanges
 
     def _check_version(self) -> None:
         version = self.info.get("format_version")
@@ -432,12 +592,13 @@ class Capture:
 
     def require_exchanges(self) -> None:
         """A capture with no recorded request has nothing to replay or to write tests from."""
-        if self.exchanges:
+        if self.count():
             return
         chans = json.loads(self.info.get("channels") or "[]")
         recorded = f" on channel(s) {', '.join(chans)}" if chans else ""
+        frames = self._query("SELECT count(*) FROM frames")[0][0] if self.lazy else len(self.frames)
         raise CaptureError(f"{self.path}: the capture holds no exchange: no inbound request was recorded"
-                           f"{recorded} ({len(self.frames)} frame(s) in all); record again while traffic "
+                           f"{recorded} ({frames} frame(s) in all); record again while traffic "
                            f"comes in (`bsp run ... --record FILE`)")
 
     def completeness(self) -> list[str]:
@@ -458,6 +619,13 @@ class Capture:
 
     def versions(self) -> list[str]:
         """The configuration versions that served the recorded exchanges, in order of first use."""
+        if self.lazy:
+            default = self.info.get("config_version") or None
+            if not self._has("config_version"):
+                return [default] if default and self.count() else []
+            rows = self._query(f"SELECT coalesce(config_version, ?) AS v, min(seq) AS s FROM frames WHERE "
+                               f"{self._REQUEST} GROUP BY v ORDER BY s", [default])
+            return [v for v, _ in rows if v]
         return list(dict.fromkeys(ex.request.config_version for ex in sorted(self.exchanges, key=lambda e: e.request.seq)
                                   if ex.request.config_version))
 
@@ -479,4 +647,6 @@ class Capture:
         return f"recorded in clear (--no-mask) by {who} on {host}: {reason!r}"
 
     def channels(self) -> list[str]:
+        if self.lazy:
+            return sorted(r[0] for r in self._query("SELECT DISTINCT channel FROM frames"))
         return sorted({f.channel for f in self.frames})

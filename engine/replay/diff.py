@@ -77,6 +77,8 @@ class Difference:
 
 @dataclass
 class DiffResult:
+    """What the report needs of a replay's comparison: the counts, the differences (up to ``keep`` of them, in
+    replay order: ``dropped`` counts those past it) and the tallies per place (exact whatever ``keep``)."""
     exchanges: int = 0
     identical: int = 0
     differences: list[Difference] = field(default_factory=list)
@@ -85,9 +87,44 @@ class DiffResult:
     uuids: int = 0                     # differences only in UUIDs (uuid()): volatile, not counted
     mac_fields: dict[str, set[str]] = field(default_factory=dict)      # format -> MAC fields not compared
     unused_rules: list[Any] = field(default_factory=list)   # profile rules that matched no difference
+    keep: int | None = None            # differences kept with their details (None: all)
+    dropped: int = 0                   # differences counted but not kept (past ``keep``)
+    unexpected_count: int = 0
+    expected_count: int = 0
+    watch: Any = field(default=None, repr=False)     # called with each difference added (kept or not)
+    _places: dict[tuple[str, str, str, str | None], dict[str, Any]] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        given, self.differences = self.differences, []      # differences given (built by hand): tallied
+        for d in given:
+            self.add(d)
+
+    def add(self, d: Difference) -> None:
+        if d.unexpected:
+            self.unexpected_count += 1
+        else:
+            self.expected_count += 1
+        k = (d.what, d.channel, d.field, d.expected_by)     # one group per expect rule: each says how many
+        g = self._places.get(k)
+        if g is None:
+            g = self._places[k] = {"what": d.what, "channel": d.channel, "field": d.field, "count": 0,
+                                   "unexpected": d.unexpected, "expected_by": d.expected_by, "example": d}
+        g["count"] += 1
+        if self.watch is not None:
+            self.watch(d)
+        if self.keep is None or len(self.differences) < self.keep:
+            self.differences.append(d)
+        else:
+            self.dropped += 1
+
+    @property
+    def total(self) -> int:
+        """All the differences counted (kept or not)."""
+        return self.unexpected_count + self.expected_count
 
     @property
     def unexpected(self) -> list[Difference]:
+        """The unexpected differences kept (``unexpected_count``: all of them)."""
         return [d for d in self.differences if d.unexpected]
 
     @property
@@ -95,15 +132,7 @@ class DiffResult:
         return [d for d in self.differences if not d.unexpected]
 
     def groups(self) -> list[dict[str, Any]]:
-        out: dict[tuple[str, str, str, str | None], dict[str, Any]] = {}
-        for d in self.differences:       # one group per expect rule: each says how many it accepted
-            k = (d.what, d.channel, d.field, d.expected_by)
-            g = out.get(k)
-            if g is None:
-                g = out[k] = {"what": d.what, "channel": d.channel, "field": d.field, "count": 0,
-                              "unexpected": d.unexpected, "expected_by": d.expected_by, "example": d}
-            g["count"] += 1
-        return sorted(out.values(), key=lambda g: (-g["count"], g["what"], g["channel"], g["field"]))
+        return sorted(self._places.values(), key=lambda g: (-g["count"], g["what"], g["channel"], g["field"]))
 
 
 def flatten(values: Any, prefix: str = "") -> dict[str, Any]:
@@ -153,14 +182,22 @@ class Differ:
         self._known: dict[str, str] | None = None
         self._used: set[Any] = set()            # profile rules that matched a difference
 
-    def run(self, replayed: Iterable[Any]) -> DiffResult:
-        res = DiffResult()
+    def run(self, replayed: Iterable[Any], keep: int | None = None) -> DiffResult:
+        res = DiffResult(keep=keep)
         for r in replayed:
-            res.exchanges += 1
-            before = len(res.differences)
-            self.exchange(r.recorded, r.produced, res)
-            if len(res.differences) == before:
-                res.identical += 1
+            self.feed(r, res)
+        return self.finish(res)
+
+    def feed(self, r: Any, res: DiffResult) -> int:
+        """Compare one replayed exchange into ``res``; the differences it had."""
+        res.exchanges += 1
+        before = res.total
+        self.exchange(r.recorded, r.produced, res)
+        if res.total == before:
+            res.identical += 1
+        return res.total - before
+
+    def finish(self, res: DiffResult) -> DiffResult:
         res.unused_rules = [r for r in self.profile.rules if r not in self._used]
         return res
 
@@ -315,8 +352,8 @@ class Differ:
         rule = self.profile.expected(channel, what, field_, a, b)
         if rule is not None:
             self._used.add(rule)
-        res.differences.append(Difference(ctx[0], ctx[1], channel, what, field_, a, b, seq,
-                                          rule.describe() if rule is not None else None, title))
+        res.add(Difference(ctx[0], ctx[1], channel, what, field_, a, b, seq,
+                           rule.describe() if rule is not None else None, title))
 
 
 def field_title(codec: Any, path: str) -> str | None:

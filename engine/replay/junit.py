@@ -53,8 +53,10 @@ def junit_xml(report: Any) -> bytes:
                     if (d.what, d.channel, d.field) == (g["what"], g["channel"], g["field"])]
             lines = [f"exchange {d.exchange}{_ref(d)}: {d.place()} field {d.field}: recorded {_show(d.recorded)}, "
                      f"produced {_show(d.produced)}" for d in same[:SHOWN]]
-            if len(same) > SHOWN:
-                lines.append(f"... and {len(same) - SHOWN} more (--json has them all)")
+            if g["count"] > min(len(same), SHOWN):
+                lines.append(f"... and {g['count'] - min(len(same), SHOWN)} more (--json has "
+                             + ("them all)" if not report.diff.dropped else f"the first {report.diff.keep} "
+                                                                            f"differences)"))
             fail.text = "\n".join(lines)
         else:
             note = ET.SubElement(case, "system-out")

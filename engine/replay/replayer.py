@@ -28,6 +28,12 @@ was when recorded, on any day (``engine.replay.clock``); ``now``: they read the 
 replays did before).  The instant is set per exchange in a context
 variable (``dsl.clock``), so exchanges in flight at once each read their own.
 
+Memory: the exchanges are read from the capture ``chunk`` at a time (``Capture.chunks``: a lazy capture
+reads them from its file) and handed to ``on_result`` in replay order as they finish, then dropped (with
+their recorded answers: ``RecordedAnswers.forget``); the feeder stays at most ``chunk`` (or ``2 *
+concurrency`` if more) exchanges ahead of the oldest unfinished one.  So a replay holds the work in flight, not the
+capture.  An interrupted run hands on the first ``ReplayRun.in_order`` exchanges of its slice exactly.
+
 Pace: ``fast`` (as fast as possible, ``concurrency`` exchanges in flight),
 ``original`` (the recorded inter-arrival times and answer delays) or ``xN``
 (original timing N times faster).
@@ -92,6 +98,7 @@ def parse_pace(text: str) -> float | None:
 class Replayed:
     recorded: RecordedExchange
     produced: ExchangeCtx
+    position: int = 0                 # in the slice replayed (0 the first), counting the not replayable ones
 
 
 class RecordedAnswers:
@@ -112,31 +119,49 @@ class RecordedAnswers:
         self.scripted: dict[str, int] = {}   # channel -> calls answered from the script
         self.missing: dict[str, int] = {}    # channel -> calls answered by nothing (failed as unreachable)
         self.missing_identity: dict[str, int] = {}   # channel -> of those, calls whose identity E never had
-        self.recorded_channels = {c.channel for ex in capture.exchanges for c in ex.calls} | {
-            c.channel for c in capture.loose}
+        self.recorded_channels = capture.call_channels()
+        # the exchanges loaded (fed or about to be) and their calls; ``forget`` drops an exchange once compared,
+        # so these hold the work in flight, not the capture
         self.by_exchange: dict[tuple[int, str], list[RecordedCall]] = {}
         self.by_channel: dict[str, deque[RecordedCall]] = {}
         self.loose: dict[str, deque[RecordedCall]] = {}
-        self.exchanges = {ex.exchange for ex in capture.exchanges}
+        self.exchanges: set[int] = set()
         self.used: set[int] = set()
+        self._held: list[RecordedCall] = []  # loose answers given: kept, so their id() stays theirs
+        self.taken = 0
         self.by_identity = 0
         self.by_position = 0
         self.by_order = 0
         self.unanswered = 0
-        for ex in capture.exchanges:
-            for c in ex.calls:
-                self.by_exchange.setdefault((ex.exchange, c.channel), []).append(c)
-        for ex in capture.exchanges:
-            if ex.unreplayable is None:          # not fed: its answers are not handed to another exchange
-                for c in ex.calls:
-                    self.by_channel.setdefault(c.channel, deque()).append(c)
         for c in capture.loose:
             if not _unstored(c):
-                self.by_channel.setdefault(c.channel, deque()).append(c)
                 self.loose.setdefault(c.channel, deque()).append(c)
+        if not capture.lazy:        # a capture read whole: all its exchanges at once
+            self.load(capture.exchanges)
+
+    def load(self, exchanges: list[RecordedExchange]) -> None:
+        """Exchanges about to be fed (in replay order): their recorded calls answer the candidate's."""
+        for ex in exchanges:
+            if ex.unreplayable is not None:          # not fed: its answers are not handed to another exchange
+                continue
+            self.exchanges.add(ex.exchange)
+            for c in ex.calls:
+                self.by_exchange.setdefault((ex.exchange, c.channel), []).append(c)
+                self.by_channel.setdefault(c.channel, deque()).append(c)
+
+    def forget(self, ex: RecordedExchange) -> None:
+        """An exchange compared (they are forgotten in replay order): its unused answers go too."""
+        self.exchanges.discard(ex.exchange)
+        for c in ex.calls:
+            self.by_exchange.pop((ex.exchange, c.channel), None)
+            self.used.discard(id(c))
+            q = self.by_channel.get(c.channel)
+            while q and q[0].request.exchange not in self.exchanges:
+                q.popleft()
 
     def _take(self, rec: RecordedCall, call: CallRecord | None) -> RecordedCall:
         self.used.add(id(rec))
+        self.taken += 1
         if call is not None:
             call.paired = rec               # the diff compares the call with the recorded one that answered it
         return rec
@@ -167,11 +192,17 @@ class RecordedAnswers:
         """The channel's next unused answer: for a call of a recorded exchange, only one the recording made
         outside any exchange; for a call outside any recorded exchange, any."""
         own = ctx is not None and ctx.exchange in self.exchanges
-        q = self.loose.get(channel) if own else self.by_channel.get(channel)
+        if not own:         # the calls of the exchanges loaded (in flight or about to be), then the loose ones
+            for c in self.by_channel.get(channel, ()):
+                if id(c) not in self.used:
+                    self.by_order += 1
+                    return self._take(c, call)
+        q = self.loose.get(channel)
         while q:
             c = q.popleft()
             if id(c) not in self.used:
                 self.by_order += 1
+                self._held.append(c)
                 return self._take(c, call)
         return None
 
@@ -237,37 +268,91 @@ def _unstored(c: RecordedCall) -> bool:
 
 @dataclass
 class NotReplayed:
-    recorded: RecordedExchange
+    exchange: int
+    key: str | None
+    channel: str
     reason: str                       # RecordedExchange.unreplayable
+    position: int = 0                 # in the slice (as Replayed.position)
 
 
 @dataclass
 class ReplayRun:
-    replayed: list[Replayed]          # the exchanges that finished, in recorded arrival order
+    replayed: list[Replayed]          # the exchanges that finished, in recorded arrival order (none with on_result)
     answers: RecordedAnswers
     interrupted: bool = False         # SIGINT stopped it: ``replayed`` is only part of the capture
     not_replayable: list[NotReplayed] = field(default_factory=list)    # not fed, in recorded order
+    fed: int = 0                      # exchanges fed
+    finished: int = 0                 # of those, finished (each given to on_result, in recorded order)
+    in_order: int = 0                 # the first in_order exchanges of the slice were all compared or not
+                                      # replayable: an interrupted run goes on from there (--from)
+
+
+class _InOrder:
+    """Finished exchanges handed on in replay order: one that finishes early waits for those fed before it.
+    The feeder stays at most ``window`` exchanges ahead of the oldest unfinished one, so what waits here
+    (and the chunk read ahead) is the work in flight, not the capture."""
+
+    def __init__(self, window: int, sink: Callable[[Replayed], None]) -> None:
+        self.window = window
+        self.sink = sink
+        self.done: dict[int, Replayed] = {}
+        self.next = 0                   # the position of the next exchange to hand on
+        self.moved = trio.Event()
+        self.handed = 0
+
+    async def room(self, pos: int) -> None:
+        while pos - self.next >= self.window:
+            self.moved = trio.Event()
+            await self.moved.wait()
+
+    def finished(self, pos: int, r: Replayed) -> None:
+        self.done[pos] = r
+        before = self.next
+        while self.next in self.done:
+            self.sink(self.done.pop(self.next))
+            self.next += 1
+        if self.next != before:
+            self.moved.set()
 
 
 async def replay(capture: Capture, program: Any, registry: Any, *, pace: str = "fast",
                  concurrency: int = 64, workdir: Path | None = None,
                  progress: Callable[[int, int], None] | None = None, interruptible: bool = False,
                  overrides: dict[str, dict[str, Any]] | None = None, clock: str = "recorded",
-                 script: Any = None) -> ReplayRun:
+                 script: Any = None, on_result: Callable[[Replayed], None] | None = None,
+                 start: int = 0, count: int | None = None, chunk: int = 500) -> ReplayRun:
     """Feed every recorded exchange to the candidate (``overrides``: a deployment file's channel options,
     bound as ``bsp run`` binds them: a timeout, ...).  ``clock``: ``recorded`` (now() and today() read each
     exchange's recorded received time) or ``now`` (the wall clock).  ``script``: answers for calls the
     recording lacks (``engine.replay.script.AnswerScript``, ``--answers``).  ``progress(done, total)`` after each one;
     ``interruptible``: SIGINT (main thread) stops feeding and cancels the exchanges in flight, and the
-    run returns what finished, marked ``interrupted``."""
+    run returns what finished, marked ``interrupted``.
+
+    ``on_result(replayed)``: each finished exchange, in replay order, as it can be compared (its recorded
+    frames and the candidate's are then dropped: ``bsp replay``'s memory is the work in flight); without it
+    they are returned in ``ReplayRun.replayed``.  ``start`` / ``count``: the slice of the capture's exchanges
+    (in replay order, ``start`` 0 the first) to replay; ``chunk``: exchanges read from the capture at a time."""
     factor = parse_pace(pace)
     recorded_clock = check_clock(clock) == "recorded"
     answers = RecordedAnswers(capture, factor, script)
     out: list[Replayed] = []
-    skipped = [NotReplayed(ex, why) for ex in capture.exchanges if (why := ex.unreplayable) is not None]
-    feed = [ex for ex in capture.exchanges if ex.unreplayable is None]
-    total = len(feed)
-    run = ReplayRun(out, answers, not_replayable=skipped)
+    run = ReplayRun(out, answers)
+    if count is None:
+        total = max(capture.count() - start, 0) - (capture.unreplayable_count() if start == 0 else 0)
+    else:
+        total = count
+    window = max(concurrency * 2, chunk)
+
+    def sink(r: Replayed) -> None:
+        run.finished += 1
+        run.in_order = r.position + 1
+        answers.forget(r.recorded)
+        if on_result is not None:
+            on_result(r)
+        else:
+            out.append(r)
+
+    order = _InOrder(window, sink)
     with tempfile.TemporaryDirectory(prefix="bsp-replay-") as tmp, \
             (trio.open_signal_receiver(signal.SIGINT) if interruptible else _no_signals()) as signals:
         wd = Path(workdir) if workdir is not None else Path(tmp)
@@ -278,21 +363,20 @@ async def replay(capture: Capture, program: Any, registry: Any, *, pace: str = "
                 from engine.replay.guide import FormatGuide
                 script.program, script.binder = program, engine.switchboard.ctx
                 script.guide = FormatGuide(program, engine.switchboard.ctx.codec)
-            missing = sorted({ex.request.channel for ex in capture.exchanges}
-                             - set(engine.switchboard.dispatchers))
+            missing = sorted(capture.request_channels() - set(engine.switchboard.dispatchers))
             if missing:     # session.check_channels says so before anything starts; kept for direct callers
                 raise ValueError(f"the candidate configuration has no route receiving from channel(s) "
                                  f"{', '.join(missing)}, which the capture recorded requests on")
             sem = trio.Semaphore(concurrency) if factor is None else None
-            start = trio.current_time()
+            t0 = trio.current_time()
             # the recorded times from the first request fed: the quiet while the recording engine started
-            # (or before the day's traffic) is not waited out again
-            first_ms = min((ex.request.t_ms or 0.0 for ex in feed), default=0.0)
+            # (or before the day's traffic) is not waited out again (the first fed is the earliest: replay order)
+            first: list[float] = []
 
-            async def one(ex: RecordedExchange) -> None:
+            async def one(pos: int, idx: int, ex: RecordedExchange) -> None:
                 f = ex.request
                 if factor is not None:
-                    await trio.sleep_until(start + max((f.t_ms or 0.0) - first_ms, 0.0) / 1000.0 / factor)
+                    await trio.sleep_until(t0 + max((f.t_ms or 0.0) - first[0], 0.0) / 1000.0 / factor)
                 ctx = ExchangeCtx(ex.exchange, f.channel, f.conn or "0", f.raw or b"",
                                   t_in=trio.current_time())
                 if f.status is not None:
@@ -315,9 +399,9 @@ async def replay(capture: Capture, program: Any, registry: Any, *, pace: str = "
                     if sem is not None:
                         sem.release()
                 ctx.t_out = trio.current_time()
-                out.append(Replayed(ex, ctx))
+                order.finished(pos, Replayed(ex, ctx, idx))
                 if progress is not None:
-                    progress(len(out), total)
+                    progress(run.finished, total)
 
             async with trio.open_nursery() as outer:
                 async def watch_sigint() -> None:
@@ -329,19 +413,37 @@ async def replay(capture: Capture, program: Any, registry: Any, *, pace: str = "
                 async def tick() -> None:          # progress also while nothing finishes (slow pace, timeouts)
                     while True:
                         await trio.sleep(1.0)
-                        progress(len(out), total)   # type: ignore[misc]
+                        progress(run.finished, total)   # type: ignore[misc]
 
                 if interruptible:
                     outer.start_soon(watch_sigint)
                 if progress is not None:
                     outer.start_soon(tick)
                 async with trio.open_nursery() as nursery:
-                    for ex in feed:
-                        if sem is not None:
-                            await sem.acquire()         # at most `concurrency` exchanges in flight
-                        nursery.start_soon(one, ex)
+                    idx = -1
+                    for exchanges in capture.chunks(chunk, start, count):
+                        if capture.lazy:
+                            answers.load(exchanges)
+                        for ex in exchanges:
+                            idx += 1
+                            why = ex.unreplayable
+                            if why is not None:
+                                run.not_replayable.append(NotReplayed(ex.exchange, ex.key, ex.request.channel, why,
+                                                                      idx))
+                                continue
+                            if not first:
+                                first.append(ex.request.t_ms or 0.0)
+                            await order.room(run.fed)
+                            if sem is not None:
+                                await sem.acquire()         # at most `concurrency` exchanges in flight
+                            nursery.start_soon(one, run.fed, idx, ex)
+                            run.fed += 1
+                        del exchanges
                 outer.cancel_scope.cancel()             # all fed and finished: stop watching for SIGINT
-    out.sort(key=lambda r: (r.recorded.request.t_ms, r.recorded.request.seq))
+    # interrupted: the exchanges that finished after one still in flight are not compared, so the report
+    # covers the first ``in_order`` exchanges of the slice exactly and a later run goes on from there (--from)
+    if run.interrupted:
+        run.not_replayable = [n for n in run.not_replayable if n.position < run.in_order]
     return run
 
 

@@ -53,6 +53,9 @@ class ReplayReport:
     capture_notes: list[str] = field(default_factory=list)     # what the capture may lack (Capture.completeness)
     clock: str = "recorded"                # what now() / today() read: the recorded received times, or now
     served_by: dict[int, str] = field(default_factory=dict)    # replayed exchange -> the version that served it
+    versions: dict[str, dict[str, int]] | None = None          # by_recorded_version, tallied as compared
+    slice: dict[str, int] | None = None    # --from / --count: {"from": 1-based, "count": n, "of": in the capture}
+    resume_from: int | None = None         # interrupted: the position (1-based) from which nothing was compared
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -62,7 +65,7 @@ class ReplayReport:
 
     @property
     def passed(self) -> bool:
-        return not self.diff.unexpected and not self.nothing_replayable
+        return not self.diff.unexpected_count and not self.nothing_replayable
 
     @property
     def result(self) -> str:
@@ -93,7 +96,7 @@ class ReplayReport:
             "recorded_config_version": self.recorded_version, "config_files": self.config_files,
             "pace": self.pace, "clock": self.clock, "profile": self.profile,
             "exchanges": d.exchanges, "identical": d.identical, "with_differences": d.exchanges - d.identical,
-            "unexpected_differences": len(d.unexpected), "expected_differences": len(d.expected),
+            "unexpected_differences": d.unexpected_count, "expected_differences": d.expected_count,
             "ignored_differences": d.ignored,
             "answered_by_key": self.answered_by_key, "answered_by_order": self.answered_by_order,
             "answered_by_identity": self.answered_by_identity, "answered_by_position": self.answered_by_position,
@@ -110,12 +113,17 @@ class ReplayReport:
             "capture_notes": list(self.capture_notes),
             "partial": self.interrupted, "result": self.result,
             "by_recorded_version": self.by_recorded_version(),
+            **({"slice": dict(self.slice)} if self.slice is not None else {}),
+            **({"differences_not_kept": d.dropped} if d.dropped else {}),
+            **({"resume_from": self.resume_from} if self.interrupted and self.resume_from is not None else {}),
         }
 
     def by_recorded_version(self) -> dict[str, dict[str, int]]:
         """``{version: {"exchanges": n, "with_differences": m}}`` over the replayed exchanges, by the configuration
         that served each when it was recorded (a capture recorded across reloads holds several): the exchanges
         an older configuration served may differ by that configuration's change alone."""
+        if self.versions is not None:
+            return {v: dict(r) for v, r in self.versions.items()}
         differing = {d.exchange for d in self.diff.differences}
         out: dict[str, dict[str, int]] = {}
         for exchange, version in self.served_by.items():
@@ -132,6 +140,20 @@ class ReplayReport:
         parts = [f"{v} {r['exchanges']} ({r['with_differences']} with differences"
                  f"{', the configuration replayed' if v == self.config_version else ''})" for v, r in rows.items()]
         return "by the configuration that served them when recorded: " + "; ".join(parts)
+
+    def slice_text(self) -> str | None:
+        """Which exchanges of the capture ran (``--from`` / ``--count``); None for the whole capture."""
+        if self.slice is None:
+            return None
+        first, n, of = self.slice["from"], self.slice["count"], self.slice["of"]
+        return (f"slice: exchanges {first} to {first + n - 1} of the {of} in the capture, in replay order "
+                f"(--from {first} --count {n}); the figures cover those only")
+
+    def kept_text(self) -> str:
+        d = self.diff
+        return (f"{d.dropped} more difference(s) counted but not kept (past --max-differences {d.keep}): the counts "
+                f"and the places cover them all, the lists of differences (and the volatile suggestions) the "
+                f"first {d.keep}")
 
     def endpoints_text(self) -> str:
         """Where the candidate's calls were answered from: the recording, the answers script, nothing."""
@@ -207,6 +229,10 @@ class ReplayReport:
             f"{s['ignored_differences']} ignored",
             f"  virtual endpoints: {self.endpoints_text()}",
         ]
+        if self.slice_text() is not None:
+            lines.append(f"  {self.slice_text()}")
+        if d.dropped:
+            lines.append(f"  {self.kept_text()}")
         by_version = self.by_version_text()
         if by_version is not None:
             lines.append(f"  {by_version}")
@@ -264,8 +290,9 @@ class ReplayReport:
             lines.extend("    " + ln for ln in self.suggested_profile().splitlines())
         if self.interrupted:
             lines.append(f"result: INTERRUPTED after {s['exchanges']} of {self.replayable} exchange(s) "
-                         f"({len(d.unexpected)} unexpected difference(s) in those); run it again to the end "
-                         f"for a verdict")
+                         f"({d.unexpected_count} unexpected difference(s) in those); run it again to the end "
+                         f"for a verdict" + (f", or continue it with --from {self.resume_from}"
+                                             if self.resume_from is not None else ""))
         elif self.nothing_replayable:
             lines.append(f"result: NOT REPLAYABLE (none of the {self.total} exchange(s) could be replayed, so "
                          f"nothing was compared; record again with a configuration whose formats decode and "
@@ -274,7 +301,7 @@ class ReplayReport:
             skipped = (f" ({len(self.not_replayable)} of {self.total} exchange(s) not replayable: not compared)"
                        if self.not_replayable else "")
             lines.append(f"result: PASS{skipped}" if self.passed else
-                         f"result: FAIL ({len(d.unexpected)} unexpected difference(s); accept known ones with "
+                         f"result: FAIL ({d.unexpected_count} unexpected difference(s); accept known ones with "
                          f"`expect:` rules or volatile fields with `ignore:` rules in a replay profile, "
                          f"--profile FILE){skipped}")
         return "\n".join(lines)
@@ -314,6 +341,8 @@ class ReplayReport:
                 ("configuration files", ", ".join(self.config_files)), ("profile", self.profile or "(none)"),
                 ("pace", self.pace), ("time", f"{s['seconds']} s"),
                 ("virtual endpoints", self.endpoints_text())]
+        if self.slice_text() is not None:
+            info.append(("slice", self.slice_text()[len("slice: "):]))
         if self.pairing_text() is not None:
             info.append(("pairing", self.pairing_text()[len("pairing: "):]))
         info.extend(("unanswered calls", note) for note in self.answer_notes())
@@ -345,6 +374,8 @@ class ReplayReport:
             f"<td><code>{e(_show(x.produced))}</code></td></tr>" for x in shown)
         more = (f"<p class='note'>{len(self.diff.differences) - len(shown)} more difference(s) are in the JSON "
                 f"report (--json FILE).</p>" if len(self.diff.differences) > len(shown) else "")
+        if self.diff.dropped:
+            more += f"<p class='note'>{e(self.kept_text())}</p>"
         volatile = ""
         if self.volatile:
             volatile = (f"<h2>Volatile fields?</h2><p>These places differ in every exchange with values that "

@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable
 import trio
 
 from engine.replay.capture import Capture
-from engine.replay.diff import Differ
+from engine.replay.diff import DiffResult, Differ
 from engine.replay.guide import FormatGuide
 from engine.replay.profile import load_profile
 from engine.replay.replayer import replay
@@ -114,7 +114,7 @@ def compile_config(paths: Iterable[str | Path], registry: Any, env: str | None =
 def check_channels(cap: Capture, program: Any) -> None:
     """Every channel the capture recorded requests on has a route receiving from it in the candidate."""
     receiving = {r.channel for r in program.routes}
-    missing = sorted({ex.request.channel for ex in cap.exchanges} - receiving)
+    missing = sorted(cap.request_channels() - receiving)
     if missing:
         raise SetupError(f"the candidate configuration has no route receiving from channel(s) "
                          f"{', '.join(missing)}, which the capture recorded requests on (it receives from: "
@@ -149,58 +149,105 @@ def declared_hint(sources: dict[str, str], channels: list[str]) -> str:
     return f"the recording declared {told}: add {folders} (or your copies; --config is given once per folder)"
 
 
+KEEP = 100_000      # differences kept with their details (--max-differences): the counts and places cover all
+
+
 def replay_file(capture: str | Path, config: Iterable[str | Path], registry: Any, *, pace: str = "fast",
                 profile: str | Path | None = None, concurrency: int = 64,
                 progress: Callable[[int, int], None] | None = None,
                 interruptible: bool = False, env: str | None = None, clock: str = "recorded",
-                compare_uuids: bool = False, answers: str | Path | None = None) -> ReplayReport:
+                compare_uuids: bool = False, answers: str | Path | None = None, start: int = 1,
+                count: int | None = None, keep: int | None = KEEP, chunk: int = 500) -> ReplayReport:
     """``progress(done, total)`` is called as exchanges finish.  ``interruptible`` (main thread only):
     SIGINT stops feeding, and the report covers the exchanges that finished (``report.interrupted``).
     ``env``: the environment of a deployment file given as ``config``.  ``clock``: ``recorded`` (now() and
     today() read each exchange's recorded received time) or ``now`` (the wall clock); ``compare_uuids``:
     values that differ only in UUIDs count as differences (else they are volatile); ``answers``: a file of
-    answers for calls the recording lacks (engine/replay/script.py)."""
+    answers for calls the recording lacks (engine/replay/script.py).
+
+    The capture is read ``chunk`` exchanges at a time and each exchange is compared as it finishes (in replay
+    order), so memory is the work in flight, not the capture: the report keeps the counts, the tallies per
+    place and version, and the first ``keep`` differences (None: all).  ``start`` (1 the first) and ``count``:
+    the slice of the capture's exchanges, in replay order, to replay (``--from`` / ``--count``)."""
     from engine.runtime.binder import Binder
 
-    cap = Capture(capture)
+    if start < 1:
+        raise SetupError(f"--from {start}: expected 1 or more (the first exchange of the capture is 1)")
+    if count is not None and count < 1:
+        raise SetupError(f"--count {count}: expected 1 or more (the exchanges to replay from --from)")
+    if keep is not None and keep < 0:
+        raise SetupError(f"--max-differences {keep}: expected 0 or more (the differences kept with their details)")
+    cap = Capture(capture, lazy=True)
     cap.require_exchanges()
+    in_capture = cap.count()
+    if start > in_capture:
+        raise SetupError(f"--from {start}: the capture holds {in_capture} exchange(s), so there is nothing from "
+                         f"the {start}th; give --from 1 to {in_capture}")
+    sliced = start != 1 or count is not None
+    n = max(0, min(in_capture - (start - 1), count if count is not None else in_capture))
     prof = load_profile(profile)
     config = list(config)
     candidate = load_candidate(config, registry, env)
     program = candidate.program
     check_channels(cap, program)
     script = load_script(answers, config, registry, cap, program, env)
+    guide = FormatGuide(program, Binder(program, registry).codec)
+    differ = Differ(guide, prof, masked=cap.masked, uuids=not compare_uuids)
+    diff = differ.finish(DiffResult(keep=keep))
+    versions: dict[str, dict[str, int]] = {}
+    flips: dict[int, str | None] = {}              # exchanges the candidate rejected where the recording did not
+    produced_channels: set[str] = set()
+
+    flipped: list[int] = []
+
+    def flip(d: Any) -> None:           # what masked_rejections looks at
+        if (d.unexpected and d.what == "deal" and d.field == "status" and d.recorded in ("committed", "failed")
+                and d.produced == "rejected"):
+            flipped.append(d.exchange)
+
+    diff.watch = flip
+
+    def compared(r: Any) -> None:
+        had = differ.feed(r, diff)
+        row = versions.setdefault(r.recorded.request.config_version or "unknown",
+                                  {"exchanges": 0, "with_differences": 0})
+        row["exchanges"] += 1
+        row["with_differences"] += bool(had)
+        produced_channels.update(c.channel for c in r.produced.calls)
+        while flipped:
+            n = flipped.pop()
+            if r.recorded.request.masked:
+                flips[n] = getattr(r.produced.deal, "response_code", None)
+
     t0 = time.perf_counter()
     run = trio.run(lambda: replay(cap, program, registry, pace=pace, concurrency=concurrency,
                                   progress=progress, interruptible=interruptible,
-                                  overrides=candidate.overrides, clock=clock, script=script))
-    guide = FormatGuide(program, Binder(program, registry).codec)
-    diff = Differ(guide, prof, masked=cap.masked, uuids=not compare_uuids).run(run.replayed)
+                                  overrides=candidate.overrides, clock=clock, script=script, on_result=compared,
+                                  start=start - 1, count=n if sliced else None, chunk=chunk))
+    differ.finish(diff)
     answers = run.answers
     return ReplayReport(
         capture=str(capture), config_version=program.version,
         recorded_version=", ".join(cap.versions()) or cap.info.get("config_version", ""), config_files=[str(c) for c in config],
-        pace=pace, diff=diff, answered_by_key=len(answers.used) - answers.by_order,
+        pace=pace, diff=diff, answered_by_key=answers.taken - answers.by_order,
         answered_by_order=answers.by_order, unanswered=answers.unanswered,
         answered_by_identity=answers.by_identity, answered_by_position=answers.by_position,
-        pairing=pairing(answers, run.replayed), unanswered_identity=dict(answers.missing_identity),
+        pairing=pairing(answers, produced_channels), unanswered_identity=dict(answers.missing_identity),
         answered_by_script=dict(answers.scripted), unanswered_by_channel=dict(answers.missing),
         recorded_channels=sorted(answers.recorded_channels), answers=str(script.path) if script else None,
         unused_answers=[r.describe() for r in script.unused] if script else [],
         seconds=time.perf_counter() - t0, profile=str(profile) if profile else None,
-        total_exchanges=len(cap.exchanges), interrupted=run.interrupted,
-        not_replayable=[NotReplayable(n.recorded.exchange, n.recorded.key, n.recorded.request.channel, n.reason)
-                        for n in run.not_replayable],
-        capture_notes=cap.completeness() + masked_rejections(
-            cap, diff, registry, {r.recorded.exchange: getattr(r.produced.deal, "response_code", None)
-                                  for r in run.replayed}), clock=clock,
-        served_by={r.recorded.exchange: r.recorded.request.config_version for r in run.replayed})
+        total_exchanges=n, interrupted=run.interrupted,
+        not_replayable=[NotReplayable(x.exchange, x.key, x.channel, x.reason) for x in run.not_replayable],
+        capture_notes=cap.completeness() + masked_rejections(cap, flips, registry), clock=clock,
+        versions=versions, slice={"from": start, "count": n, "of": in_capture} if sliced else None,
+        resume_from=start + run.in_order if run.interrupted else None)
 
 
-def pairing(answers: Any, replayed: list) -> dict[str, str]:
+def pairing(answers: Any, produced: set[str]) -> dict[str, str]:
     """How each channel called (in the recording or by the candidate) pairs its calls: the identity it
     reads (engine/replay/pairing.py), or ``position``."""
-    channels = set(answers.recorded_channels) | {c.channel for r in replayed for c in r.produced.calls}
+    channels = set(answers.recorded_channels) | set(produced)
     ident = answers.identity
     return {ch: (ident.label(ch) if ident is not None else None) or "position" for ch in sorted(channels)}
 
@@ -212,26 +259,25 @@ def load_script(answers: str | Path | None, config: list, registry: Any, cap: Ca
         return None
     from engine.replay.script import load_answers
     files = [f for f in route_files(config, env) if not f.name.endswith("_test.route")]
-    sender = cap.exchanges[0].request.channel
+    sender = cap.first_request_channel()
     fmt = next((r.format for r in program.routes if r.channel == sender and r.format), None) \
         or next(iter(sorted(getattr(program, "formats", {}) or {})), None)       # a route of raw bytes
     return load_answers(answers, files, registry, sender, fmt)
 
 
-def masked_rejections(cap: Capture, diff: Any, registry: Any = None,
-                      codes: dict[int, str | None] | None = None) -> list[str]:
+def masked_rejections(cap: Capture, flips: dict[int, str | None], registry: Any = None) -> list[str]:
     """A note when the capture was recorded with --mask and the candidate rejected exchanges recorded as
     committed or failed whose request had classified fields: a route that checks such a value (an IBAN's
     check digits, a card number's Luhn digit, its length) rejects its mask.  With ``registry``, those
     exchanges are replayed against the recorded configuration (the capture's sources): only those it
-    rejects too, with the response code the candidate gave (``codes``: exchange -> code), are put down to the
+    rejects too, with the response code the candidate gave (``flips``: the exchanges whose deal status became
+    rejected, an unexpected difference, whose request was masked -> the candidate's code), are put down to the
     mask; the others are the change's (a lower limit), and no note hides them.  When the recorded configuration cannot be rebuilt, the note says the mask *may* be why."""
     if not cap.masked:
         return []
-    masked_requests = {ex.exchange: ex.key for ex in cap.exchanges if ex.request.masked}
-    flipped = sorted({d.exchange for d in diff.unexpected if d.what == "deal" and d.field == "status"
-                      and d.recorded in ("committed", "failed") and d.produced == "rejected"
-                      and d.exchange in masked_requests})
+    codes = flips
+    masked_requests = cap.request_keys(set(flips))
+    flipped = sorted(n for n in flips if n in masked_requests)
     if not flipped:
         return []
     also = recorded_rejects(cap, set(flipped), registry) if registry is not None else None
@@ -302,7 +348,7 @@ def recorded_rejects(cap: Capture, exchanges: set[int], registry: Any) -> dict[i
         if res.program is None:
             return None
         sub = copy.copy(cap)
-        sub.exchanges = [ex for ex in cap.exchanges if ex.exchange in exchanges]
+        sub.exchanges, sub.lazy = cap.load(exchanges), False
         try:
             run = trio.run(lambda: replay(sub, res.program, registry))
         except Exception:   # noqa: BLE001
