@@ -76,8 +76,8 @@ async def send_all(sb) -> None:
                              ("api", pay())):                                       # the counterpart is down
         c = await Client.open(sb.channel(channel).port)
         await c.send(payload)
-        with trio.move_on_after(5):
-            await c.recv()
+        with trio.move_on_after(30):       # each is answered (an error reply); a guard, not a timing: closing
+            await c.recv()                  # early under load stopped the down counterpart's call as `lost`
         await c.aclose()
 
 
