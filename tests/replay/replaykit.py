@@ -63,3 +63,21 @@ def record_session(tmp: Path, config: Path, count: int, *, mask: bool = False, a
 
         trio.run(main)
     return capture
+
+
+def replay_cli(*args: str):
+    """``bsp replay ARGS`` through typer's test runner (the command alone in an app, and a second command so
+    that typer does not collapse the app to that one)."""
+    import typer
+    from typer.testing import CliRunner
+
+    from engine.commands import replay as replay_cmd
+
+    app = typer.Typer()
+    replay_cmd.register(app)
+
+    @app.command("noop")
+    def _noop() -> None:
+        pass
+
+    return CliRunner().invoke(app, ["replay", *args])

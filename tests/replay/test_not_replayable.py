@@ -9,11 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import typer
-from typer.testing import CliRunner
 
 import cardkit as ck
-from engine.commands import replay as replay_cmd
 from engine.registry import default_registry
 from engine.replay.capture import Capture
 from engine.replay.guide import FormatGuide
@@ -21,20 +18,10 @@ from engine.replay.profile import Profile
 from engine.replay.session import replay_file
 from engine.replay.totests import write_tests
 from engine.runtime.binder import Binder
+from replaykit import replay_cli as cli
 
 REQUEST_GONE = "the request on pos was recorded without its bytes (undecodable: not stored"
 ANSWER_GONE = "the answer of host to call #0 was recorded without its bytes (undecodable: not stored"
-
-
-def cli(*args: str):
-    app = typer.Typer()
-    replay_cmd.register(app)
-
-    @app.command("noop")
-    def _noop() -> None:
-        pass
-
-    return CliRunner().invoke(app, ["replay", *args])
 
 
 def session(tmp_path: Path, monkeypatch, *, good: bool = True) -> tuple[Path, Path]:

@@ -3,26 +3,12 @@
 (the file is committed and shared) unless --no-mask is given."""
 from __future__ import annotations
 
-import typer
-from typer.testing import CliRunner
 
 from dsl.load import compile_paths
-from engine.commands import replay as replay_cmd
 from engine.registry import default_registry
 from engine.replay.tap import recording
 from engine.routetest.runner import run_paths
-from replaykit import config_copy, record_session
-
-
-def cli(*args: str):
-    app = typer.Typer()
-    replay_cmd.register(app)
-
-    @app.command("noop")
-    def _noop() -> None:
-        pass
-
-    return CliRunner().invoke(app, ["replay", *args])
+from replaykit import config_copy, record_session, replay_cli as cli
 
 
 def _said(tmp_path, **kw) -> list[str]:

@@ -5,11 +5,8 @@ import json
 
 import duckdb
 import pytest
-import typer
-from typer.testing import CliRunner
 
-from replaykit import config_copy, record_session
-from engine.commands import replay as replay_cmd
+from replaykit import config_copy, record_session, replay_cli as cli
 from engine.registry import default_registry
 from engine.replay.capture import Capture
 from engine.replay.profile import ProfileError, load_profile
@@ -18,17 +15,6 @@ from engine.replay.context import CallRecord, ExchangeCtx
 from engine.routetest.runner import run_paths
 
 LOWER = (lambda t: t.replace('message    = "paid " + upper(', 'message    = "paid " + lower('))
-
-
-def cli(*args: str):
-    app = typer.Typer()
-    replay_cmd.register(app)
-
-    @app.command("noop")
-    def _noop() -> None:
-        pass
-
-    return CliRunner().invoke(app, ["replay", *args])
 
 
 @pytest.fixture(scope="module")

@@ -14,11 +14,8 @@ from datetime import datetime, timedelta, timezone
 
 import duckdb
 import pytest
-import typer
-from typer.testing import CliRunner
 
-from replaykit import config_copy, record_session
-from engine.commands import replay as replay_cmd
+from replaykit import config_copy, record_session, replay_cli as cli
 from engine.registry import default_registry
 from engine.routetest.runner import run_paths
 
@@ -28,17 +25,6 @@ CLOCKED = (lambda t: t.replace('        due       = format_date(msg.value_date, 
                                '        due       = format_date(msg.value_date, "%Y-%m-%d")\n'
                                '        booked_on = format_date(today("UTC"), "%Y-%m-%d")\n'
                                '        sent_at   = format_date(now(), "%Y-%m-%dT%H:%M:%SZ")\n'))
-
-
-def cli(*args: str):
-    app = typer.Typer()
-    replay_cmd.register(app)
-
-    @app.command("noop")
-    def _noop() -> None:
-        pass
-
-    return CliRunner().invoke(app, ["replay", *args])
 
 
 def move_to_the_past(capture) -> dict[int, datetime]:

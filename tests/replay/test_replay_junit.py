@@ -8,22 +8,8 @@ import shutil
 from xml.etree import ElementTree as ET
 
 import pytest
-import typer
-from typer.testing import CliRunner
 
-from replaykit import config_copy, record_session
-from engine.commands import replay as replay_cmd
-
-
-def cli(*args: str):
-    app = typer.Typer()
-    replay_cmd.register(app)
-
-    @app.command("noop")
-    def _noop() -> None:
-        pass
-
-    return CliRunner().invoke(app, ["replay", *args])
+from replaykit import config_copy, record_session, replay_cli as cli
 
 
 @pytest.fixture(scope="module")

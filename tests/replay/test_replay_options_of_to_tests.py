@@ -5,24 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import typer
-from typer.testing import CliRunner
 
-from engine.commands import replay
+from replaykit import replay_cli as cli
 
 REPO = Path(__file__).resolve().parents[2]
 BILL = str(REPO / "routes" / "bill_payment")
-
-
-def cli(*args: str):
-    app = typer.Typer()
-    replay.register(app)
-
-    @app.command("noop")
-    def _noop() -> None:  # a second command keeps typer from collapsing to a single command
-        pass
-
-    return CliRunner().invoke(app, ["replay", *args])
 
 
 @pytest.mark.parametrize("extra, named", [(["--limit", "5"], "--limit"), (["--force"], "--force"),

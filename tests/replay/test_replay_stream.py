@@ -19,11 +19,8 @@ import duckdb
 
 import pytest
 import trio
-import typer
-from typer.testing import CliRunner
 
-from replaykit import REPO, config_copy, record_session
-from engine.commands import replay as replay_cmd
+from replaykit import REPO, config_copy, record_session, replay_cli as cli
 from engine.registry import default_registry
 from engine.replay.capture import Capture, RecordedExchange
 from engine.replay.diff import Differ
@@ -39,17 +36,6 @@ CHANGE = (lambda t: t.replace('message    = "paid " + upper(', 'message    = "pa
           .replace("else 0.50", "else 0.75"))
 PROFILE = ('expect:\n  - {channel: mainframe, what: reply, field: message, recorded: "fee 0.50", '
            'produced: "fee 0.75", reason: CR-1 fee}\n')
-
-
-def cli(*args: str):
-    app = typer.Typer()
-    replay_cmd.register(app)
-
-    @app.command("noop")
-    def _noop() -> None:
-        pass
-
-    return CliRunner().invoke(app, ["replay", *args])
 
 
 @pytest.fixture(scope="module")

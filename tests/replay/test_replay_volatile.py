@@ -9,11 +9,8 @@ from datetime import datetime, timezone
 from decimal import Decimal
 
 import pytest
-import typer
-from typer.testing import CliRunner
 
-from replaykit import config_copy, record_session
-from engine.commands import replay as replay_cmd
+from replaykit import config_copy, record_session, replay_cli as cli
 from engine.replay.volatile import shape
 
 VOLATILE = (lambda t: t.replace('        due       = format_date(msg.value_date, "%Y-%m-%d")\n',
@@ -24,17 +21,6 @@ VOLATILE = (lambda t: t.replace('        due       = format_date(msg.value_date,
 
 # the wall clock and uuids compared (before the replay clock): generated values differ on every replay
 WALL = ("--clock", "now", "--compare-uuids")
-
-
-def cli(*args: str):
-    app = typer.Typer()
-    replay_cmd.register(app)
-
-    @app.command("noop")
-    def _noop() -> None:
-        pass
-
-    return CliRunner().invoke(app, ["replay", *args])
 
 
 @pytest.fixture(scope="module")

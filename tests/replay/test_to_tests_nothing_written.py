@@ -6,22 +6,8 @@ A real capture over loopback sockets (replaykit.py)."""
 from __future__ import annotations
 
 import pytest
-import typer
-from typer.testing import CliRunner
 
-from engine.commands import replay
-from replaykit import config_copy, record_session
-
-
-def cli(*args: str):
-    app = typer.Typer()
-    replay.register(app)
-
-    @app.command("noop")
-    def _noop() -> None:
-        pass
-
-    return CliRunner().invoke(app, ["replay", *args])
+from replaykit import config_copy, record_session, replay_cli as cli
 
 
 @pytest.fixture(scope="module")
