@@ -36,8 +36,10 @@ def dead_letters(path) -> list[tuple]:
 
 
 @pytest.mark.parametrize("body, kind, code, words", [
-    (b'{"ref":"E1","amount":1e999999999}', "rejected", "13",
-     "deal PAYMENT: amount 1E+999999999 has more than 20 digits before the decimal point"),
+    # refused by the decoder since 2026-11-27 (formats/json_codec.py MAX_EXPONENT: written out it is a gigabyte
+    # of digits); before, the deal step refused it (13, more than 20 digits)
+    (b'{"ref":"E1","amount":1e999999999}', "malformed", "30",
+     "the number 1e999999999 has more than 4300 digits written out"),
     (b'{"ref":"E2","amount":' + b"9" * 4000 + b"}", "rejected", "13",
      "deal PAYMENT: amount 999999999999... (4000 characters) has more than 20 digits"),
     (b'{"ref":"E3","amount":1.23456}', "rejected", "13", "has more than 4 decimal places"),

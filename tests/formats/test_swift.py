@@ -184,7 +184,14 @@ def test_generated_mt103_round_trip_and_mutations(ref: str, amount: Decimal, ccy
         except FormatError as exc:
             assert exc.offset is not None or exc.field is not None
         else:
-            assert codec.decode(codec.encode(got)) == got
+            try:
+                again = codec.encode(got)
+            except FormatError as exc:
+                # read as sent, refused on the way out: a field line a mutation made start with ':' or '-'
+                # (SWIFT's rule for the X set; the writer refuses it since 2026-11-27, the reader takes it)
+                assert exc.field is not None and "starts with" in str(exc), exc
+            else:
+                assert codec.decode(again) == got
 
 
 # ------------------------------------------------------------------ field order and sequences
