@@ -522,13 +522,16 @@ class FileWatcher:
 
     async def _run(self, path: Path, data: bytes, records: Records, first: int, resume: int,
                    earlier: int, sha: str, handler: ExchangeHandler, head: tuple[int, bytes] | None,
-                   header: Any = None, tally: Tally | None = None) -> list[str]:
+                   header: Any = None, tally: Tally | None = None, rerun: bool = False) -> list[str]:
         """Run ``records`` from index ``resume`` in bounded batches, one after the other, noting after
         each batch how far the file's deals are recorded; returns the problems (a line each).  Each
         record goes with its ``RecordOrigin`` (``file.name``, ``file.line`` ... in the route; a decoder's
         byte offset counted from the file's start); ``head``: the header row (offset, bytes) the
         records carry with header_row; ``header``: the header record's fields (``file.header``); ``tally``:
-        the outcomes of the file's deals, counted on (the end message's, and the index's ``ran`` lines)."""
+        the outcomes of the file's deals, counted on (the end message's, and the index's ``ran`` lines);
+        ``rerun``: the file was being run when the engine stopped, so its first batch now may be one whose deals
+        were recorded before the stop and whose ``ran`` line was not: a record of it answered as a duplicate
+        of a committed deal (94) is that deal, done, not a problem of the file (its tally says duplicate)."""
         tally = tally if tally is not None else Tally()
         index = await self._files()
         conn = ConnInfo(channel=self.name, peer=path.name, number=next(_NUMBERS),
@@ -549,6 +552,8 @@ class FileWatcher:
             outcomes: list[Outcome] = await dispatch_batch(handler, batch_conn, [r for _, r in chunk])
             for n, ((offset, _), out) in enumerate(zip(chunk, outcomes), first + at):
                 tally.add(out.status, out.kind)
+                if rerun and at == resume and out.kind == "duplicate" and out.code == "94":
+                    continue            # run before the stop, its `ran` line not noted: the deal is committed
                 if out.status in ("rejected", "failed"):
                     problems.append(f"record {n}, byte offset {offset}: {out.status} ({out.kind}, code "
                                     f"{out.code}): {out.detail or out.text}")
@@ -657,7 +662,7 @@ class FileWatcher:
             records, first, header_values = self._deal_records(records, problems)
         if records:
             problems += await self._run(path, data, records, first, resume, earlier, sha, handler, head,
-                                        header_values, tally)
+                                        header_values, tally, rerun=cut is not None)
         # a sender still writing the file as its records ran: the file as it is now goes to error/
         now = signature(path)
         change = change_text(seen, now) if now != seen else None
