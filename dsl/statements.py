@@ -7,7 +7,8 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping
 
 from dsl.functions import FUNCTIONS, SIGNATURES, FunctionError, Sig, _str
-from formats.iso20022.camt_balance import REPORT, STATEMENT, item_kind, item_problem, message_items
+from formats.iso20022.camt_balance import (CLOSING, OPENING, REPORT, STATEMENT, balance, item_kind, item_problem,
+                                           message_items)
 from formats.swift.statement import balance_problem as mt940_problem
 
 
@@ -71,8 +72,8 @@ def f_statement_check(s: Any) -> str:
     kind = _camt_kind(s)
     if kind is not None:
         problem = item_problem(s, kind)
-        if problem and item_kind(s) is None and problem.startswith(("no opening", "no closing")):
-            problem += _AMBIGUOUS
+        if problem and item_kind(s) is None and balance(s, *OPENING, *CLOSING) is None:
+            problem += _AMBIGUOUS               # no booked balance at all: it may be an intraday report
     elif isinstance(s, list):
         problem = mt940_problem(s)
     elif s is None:
