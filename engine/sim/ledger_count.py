@@ -9,7 +9,9 @@ rejected before its route's ``deal`` step, or taken by a route with no
 (``trace_no``, ``request_id``, ``reference``); a frame that did not decode is
 stored as hex, and its keys are the trailing run of letters and digits of
 that text and the trailing run of digits (``GARBAGE000000000034`` ->
-``000000000034``).  Nothing is assumed: each request is looked up.
+``000000000034``).  A request a batch client put in a file of its own, which the channel refused whole
+(``all_or_nothing``: ``Service.refused_whole``), has no deal of its own: the file's end deal, whose file is
+named after it, is its row.  Nothing is assumed: each request is looked up.
 
 A repeat (a request the simulator sent again, ``SentRequest.repeat``) is found
 by a row of status ``duplicate`` with its key (one row per repeat), or else by
@@ -68,7 +70,12 @@ def row_keys(reference: str | None, request_json: str | None) -> list[str]:
     except orjson.JSONDecodeError:
         return []
     if isinstance(req, dict):
-        return [str(req[name]).strip() for name in KEY_FIELDS if req.get(name)][:1]
+        keys = [str(req[name]).strip() for name in KEY_FIELDS if req.get(name)][:1]
+        if not keys and req.get("status") == "refused" and isinstance(req.get("name"), str) and "archived" in req:
+            # a file's end message (end_message = true) of a file refused whole: a batch client that puts a
+            # request in a file of its own, named after it (Service.refused_whole), finds it by the name's stem
+            keys = [Path(req["name"]).stem]
+        return keys
     if isinstance(req, str):                      # an undecodable frame, stored as hex
         try:
             raw = bytes.fromhex(req)
