@@ -70,19 +70,33 @@ def row_keys(reference: str | None, request_json: str | None) -> list[str]:
     except orjson.JSONDecodeError:
         return []
     if isinstance(req, dict):
-        keys = [str(req[name]).strip() for name in KEY_FIELDS if req.get(name)][:1]
-        if not keys and req.get("status") == "refused" and isinstance(req.get("name"), str) and "archived" in req:
-            # a file's end message (end_message = true) of a file refused whole: a batch client that puts a
-            # request in a file of its own, named after it (Service.refused_whole), finds it by the name's stem
-            keys = [Path(req["name"]).stem]
-        return keys
+        return [str(req[name]).strip() for name in KEY_FIELDS if req.get(name)][:1]
     if isinstance(req, str):                      # an undecodable frame, stored as hex
         try:
             raw = bytes.fromhex(req)
         except ValueError:
             return []
+        refused = _refused_file(raw)
+        if refused is not None:
+            return [refused]
         return [m.group(1).decode("ascii") for m in (_TRAILING.search(raw), _DIGITS.search(raw)) if m]
     return []
+
+
+def _refused_file(raw: bytes) -> str | None:
+    """The stem of the file's name when ``raw`` is the end message (end_message = true: its summary as JSON,
+    stored as the route read it, bytes) of a file refused whole: a batch client that puts a request in a file
+    of its own, named after it (``Service.refused_whole``), finds the request by it; else None."""
+    if not raw.startswith(b'{"name": '):
+        return None
+    try:
+        summary = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    if isinstance(summary, dict) and summary.get("status") == "refused" and "archived" in summary \
+            and isinstance(summary.get("name"), str):
+        return Path(summary["name"]).stem
+    return None
 
 
 def ledger_rows(ledger_path: Path, config_version: str,
