@@ -72,7 +72,7 @@ from engine.channels.file_change import (ChangedWhileRead, NotAFile, Settling, T
                                          read_unchanged, records_text, signature)
 from engine.channels.file_index import NOT_READ, FileIndex, content_id, free_name
 from engine.channels.file_end import Tally, send_end, summary_of
-from engine.channels import file_keep
+from engine.channels import file_keep, file_precheck
 from engine.channels.file_origin import FILE_FIELDS, RecordOrigin, line_breaks
 from engine.channels.http_listen_dispatch import Outcome, dispatch_batch
 from engine.channels.options import ChannelConfigError, built_check, duration_above_zero, seconds
@@ -99,7 +99,8 @@ ERROR_NOUNS = {"bad records": "files to error/ with rejected or failed records (
                "repeat": "files to error/ whose bytes already ran (run_once)",
                "too big": "files to error/ over max_file_bytes",
                "not a file": "symbolic links (never followed) and other entries that are not files, to error/",
-               "changed": "files to error/ that changed while they ran"}
+               "changed": "files to error/ that changed while they ran",
+               "refused whole": "files to error/ refused whole, a record failing its route's checks (all_or_nothing)"}
 
 
 class FileWatcher:
@@ -188,6 +189,12 @@ class FileWatcher:
         if not isinstance(self.end_message, bool):
             raise ChannelConfigError(f"channel {name}: option end_message: expected true or false, "
                                      f"got {self.end_message!r}")
+        # every data record checked against its route (decoded, its let / deal / validate steps) before any
+        # runs: one that fails refuses the file whole (engine/channels/file_precheck.py)
+        self.all_or_nothing = options.get("all_or_nothing", False)
+        if not isinstance(self.all_or_nothing, bool):
+            raise ChannelConfigError(f"channel {name}: option all_or_nothing: expected true or false, "
+                                     f"got {self.all_or_nothing!r}")
         self.batch = options.get("batch", 1000)
         if not isinstance(self.batch, int) or isinstance(self.batch, bool) or self.batch < 1:
             raise ChannelConfigError(f"channel {name}: option batch: expected a number of records of 1 or more, "
@@ -534,21 +541,14 @@ class FileWatcher:
         of a committed deal (94) is that deal, done, not a problem of the file (its tally says duplicate)."""
         tally = tally if tally is not None else Tally()
         index = await self._files()
-        conn = ConnInfo(channel=self.name, peer=path.name, number=next(_NUMBERS),
-                        extra={"file": {"name": path.name, "size": len(data)}})
-        lines = _LineCounter(data) if self.record in ("lines", "csv") else None
-        head_line = lines.line_at(head[0]) if lines is not None and head is not None else None
+        conn = self.file_conn(path, data)
+        origins_of = self.origins(path, data, len(records), first, head, header)
         problems: list[str] = []
         self.running_records, self.running_done = len(records), resume
         began = told = trio.current_time()
         for at in range(resume, len(records), self.batch):
             chunk = list(records[at:at + self.batch])      # this batch's records, sliced from the file
-            origins = [RecordOrigin(path.name, n, offset, lines.line_at(offset) if lines is not None else None,
-                                    len(records), head=len(head[1]) + 1 if head is not None else 0,
-                                    head_offset=head[0] if head is not None else 0, head_line=head_line,
-                                    header=header)
-                       for n, (offset, _) in enumerate(chunk, first + at)]
-            batch_conn = dataclasses.replace(conn, extra={**conn.extra, "origins": origins})
+            batch_conn = dataclasses.replace(conn, extra={**conn.extra, "origins": origins_of(chunk, at)})
             outcomes: list[Outcome] = await dispatch_batch(handler, batch_conn, [r for _, r in chunk])
             for n, ((offset, _), out) in enumerate(zip(chunk, outcomes), first + at):
                 tally.add(out.status, out.kind)
@@ -587,6 +587,26 @@ class FileWatcher:
                                f"rejected or failed (their deals are in the ledger{which}); this run began at "
                                f"record {first + resume}")
         return problems
+
+    def file_conn(self, path: Path, data: bytes) -> ConnInfo:
+        """The connection a file's batches go on (one per file run)."""
+        return ConnInfo(channel=self.name, peer=path.name, number=next(_NUMBERS),
+                        extra={"file": {"name": path.name, "size": len(data)}})
+
+    def origins(self, path: Path, data: bytes, n_records: int, first: int, head: tuple[int, bytes] | None,
+                header: Any) -> Any:
+        """``origins_of(chunk, at)``: the ``RecordOrigin`` of each record of ``chunk``, the file's data records
+        from index ``at`` (asked in file order: the lines are counted once)."""
+        lines = _LineCounter(data) if self.record in ("lines", "csv") else None
+        head_line = lines.line_at(head[0]) if lines is not None and head is not None else None
+
+        def origins_of(chunk: list[tuple[int, bytes]], at: int) -> list[RecordOrigin]:
+            return [RecordOrigin(path.name, n, offset, lines.line_at(offset) if lines is not None else None,
+                                 n_records, head=len(head[1]) + 1 if head is not None else 0,
+                                 head_offset=head[0] if head is not None else 0, head_line=head_line,
+                                 header=header)
+                    for n, (offset, _) in enumerate(chunk, first + at)]
+        return origins_of
 
     def _still_written(self, path: Path, exc: ChangedWhileRead) -> None:
         """A file that changed as it was read: nothing of it runs; it is read again at the next look."""
@@ -660,6 +680,14 @@ class FileWatcher:
             head = records[self.skip_header] if self.header_row and len(records) > self.skip_header else None
             ends = _ends(records, self.skip_header, self.skip_trailer)
             records, first, header_values = self._deal_records(records, problems)
+            if records and self.all_or_nothing and not resume:
+                # every record checked before any runs: one that fails refuses the file whole
+                refusal = await file_precheck.check_all(self, path, data, records, first, handler, head,
+                                                        header_values)
+                if refusal:
+                    kind = "refused whole"
+                    problems += refusal
+                    records = []
         if records:
             problems += await self._run(path, data, records, first, resume, earlier, sha, handler, head,
                                         header_values, tally, rerun=cut is not None)
@@ -945,6 +973,11 @@ COMPONENT = ComponentSpec(
                    "\"amount\").", default=None),
         OptionSpec("total_format", "format", "The format total_field is read with (usually the routes' "
                    "receive format).", default=None),
+        OptionSpec("all_or_nothing", "bool", "Check every data record against its route before any runs (decoded, "
+                   "its `when`, then the route's leading let / deal / validate steps: nothing sent, nothing "
+                   "recorded); when one fails, the file is refused whole: no record runs, the file goes to error/ "
+                   "and its end message (file.reason) names each failing record, its line and why.",
+                   default=False),
         OptionSpec("batch", "int", "Records run together (one batch through the routes, one ledger group "
                    "commit); a larger file runs as several batches, one after the other.", default=1000),
         OptionSpec("max_file_bytes", "int", "Largest file taken, in bytes, checked before it is read (a file "
