@@ -128,9 +128,9 @@ def test_a_catalog_schema_whose_include_loads_a_file_outside_xsd_dir_is_refused(
 
     folder, outside = _outside_setup(tmp_path)
     inner = folder / "types.xsd"
-    inner.write_text(f'<?xml version="1.0"?>\n<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema" '
-                     f'targetNamespace="urn:common">\n  <xs:include schemaLocation="../elsewhere/common.xsd"/>\n'
-                     f'</xs:schema>')
+    inner.write_text('<?xml version="1.0"?>\n<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema" '
+                     'targetNamespace="urn:common">\n  <xs:include schemaLocation="../elsewhere/common.xsd"/>\n'
+                     '</xs:schema>')
     (folder / "pacs.002.001.97.xsd").write_text(MAIN.format(ns=NS, loc="types.xsd", type="c:Text"))
     codec = Iso20022Codec(xsd_dir=str(folder))
     with pytest.raises(SpecError) as e:
