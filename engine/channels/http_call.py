@@ -177,6 +177,10 @@ class HttpConnector:
         self.max_connections = int(options.get("max_connections") or 100)
         self.headers = {"content-type": options.get("content_type") or "application/json"}
         self.headers.update(parse_headers(name, options.get("headers"), load))
+        if not any(k.lower() == "accept-encoding" for k in self.headers):
+            # the codings the channel inflates itself within max_reply (engine/channels/http_inflate.py), not
+            # those httpx would add when brotli or zstandard are installed
+            self.headers["accept-encoding"] = "gzip, deflate"
         bearer_env, bearer_file = options.get("auth_bearer_env"), options.get("auth_bearer_file")
         if bearer_env and bearer_file:
             raise ChannelConfigError(f"channel {name}: give auth_bearer_env or auth_bearer_file, not both")
