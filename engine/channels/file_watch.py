@@ -981,8 +981,10 @@ COMPONENT = ComponentSpec(
                    "summary (file.status done / refused, file.reason, file.records, file.committed, file.rejected, "
                    "file.failed, file.duplicate, file.archived, file.header, file.trailer); once, across a crash.",
                    default=False),
-        OptionSpec("done_dir", "path", "Where processed files go (default DIR/done).", default=None),
-        OptionSpec("error_dir", "path", "Where files with bad records go (default DIR/error).", default=None),
+        OptionSpec("done_dir", "path", "Where processed files go (default DIR/done); never a symbolic link (refused "
+                   "at start).", default=None),
+        OptionSpec("error_dir", "path", "Where files with bad records go (default DIR/error); never a symbolic link "
+                   "(refused at start).", default=None),
         OptionSpec("keep_done", "duration", "How long a file stays in done/ (e.g. 30d): older ones are deleted, "
                    "at the channel's start and every hour, one log line per sweep; a file's time there is set to "
                    "its move. Default: kept for ever (delete them by your retention policy).", default=None),
