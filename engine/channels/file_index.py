@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import errno
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -155,17 +156,35 @@ class FileIndex:
         """Record an event durably (blocking: a short append and an fsync)."""
         at = datetime.now(timezone.utc).isoformat(timespec="seconds")
         line = "\t".join((sha, status, name.replace("\t", " "), archived.replace("\t", " "), at)) + "\n"
-        try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_EXCL, 0o640)
-            os.fchmod(fd, shared_mode(0o640))        # as before the ledger's owner-only umask
-        except FileExistsError:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+        fd = _open_index(self.path)
         try:
             os.write(fd, line.encode("utf-8"))
             os.fsync(fd)
         finally:
             os.close(fd)
         self._keep(sha, FileRun(name, status, archived, at))
+
+
+def _open_index(path: Path) -> int:
+    """The index file opened to append, made if missing; never through a symbolic link planted as the
+    folder (done/) or as the file (engine/channels/file_folders.py)."""
+    try:
+        folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise OSError(errno.ELOOP, f"{path.parent} is a symbolic link or not a folder, never followed: the file "
+                                       f"index {path.name} is not written through it") from None
+        raise
+    try:
+        try:
+            fd = os.open(path.name, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_EXCL | os.O_NOFOLLOW, 0o640,
+                         dir_fd=folder)
+            os.fchmod(fd, shared_mode(0o640))        # as before the ledger's owner-only umask
+        except FileExistsError:
+            fd = os.open(path.name, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW, dir_fd=folder)
+    finally:
+        os.close(folder)
+    return fd
 
 
 def free_name(folder: Path, name: str) -> str:

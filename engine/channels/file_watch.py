@@ -70,14 +70,15 @@ from engine.channels.base import ConnInfo, ExchangeHandler
 from engine.channels.staged import Staging
 from engine.channels.file_change import (ChangedWhileRead, NotAFile, Settling, TooBig, change_text, changed_reason,
                                          read_unchanged, records_text, signature)
-from engine.channels.file_index import NOT_READ, FileIndex, content_id, free_name
+from engine.channels.file_index import NOT_READ, FileIndex, content_id
+from engine.channels.file_folders import check_folder, free_name_at, open_folder, write_at
 from engine.channels.file_end import Tally, send_end, summary_of
 from engine.channels import file_keep, file_precheck
 from engine.channels.file_origin import FILE_FIELDS, RecordOrigin, line_breaks
 from engine.channels.http_listen_dispatch import Outcome, dispatch_batch
 from engine.channels.options import ChannelConfigError, built_check, duration_above_zero, seconds
 from engine.faultlog import FaultLog
-from engine.filemodes import make_shared_dirs, shared_mode
+from engine.filemodes import make_shared_dirs
 from formats.component import ComponentSpec, OptionSpec
 from formats.batchfile import RECORD_KINDS, ControlTotals, Records, split_offsets
 from formats.errors import FormatError
@@ -255,6 +256,9 @@ class FileWatcher:
 
     # -- Listener -----------------------------------------------------------
     async def serve(self, handler: ExchangeHandler, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        # done/ and error/ a symbolic link (planted by whoever writes the inbox): the channel does not start,
+        # before anything (a sweep, the file index) uses them (engine/channels/file_folders.py)
+        self._check_folders()
         try:
             async with trio.open_nursery() as ticker:
                 ticker.start_soon(self.faults.run)       # summaries of files to error/, when due
@@ -296,9 +300,19 @@ class FileWatcher:
                 if reason.exists():
                     file_keep.stamp(reason)
 
+    def _check_folders(self) -> None:
+        """Make the inbox, done/ and error/ if missing (as the process's umask makes them, the engine's is
+        owner-only); a done/ or error/ that is a symbolic link or not a folder is refused (LinkedFolder)."""
+        make_shared_dirs(self.dir)
+        for option, d in (("done_dir", self.done_dir), ("error_dir", self.error_dir)):
+            check_folder(self.name, option, d)
+
+    def _folder(self, folder: Path) -> Any:
+        """done/ or error/ opened never through a link (a context manager giving its descriptor)."""
+        return open_folder(self.name, "done_dir" if folder == self.done_dir else "error_dir", folder)
+
     async def _serve(self, handler: ExchangeHandler, task_status: Any) -> None:
-        for d in (self.dir, self.done_dir, self.error_dir):
-            make_shared_dirs(d)          # as the process's umask makes them (the engine's is owner-only)
+        self._check_folders()
         await self._files()
         task_status.started()
         log.info("channel %s: watching %s for %s", self.name, self.dir, self.pattern)
@@ -324,8 +338,7 @@ class FileWatcher:
         wake = trio.Event()
         failed: list[BaseException] = []
         where = os.stat(self.dir)
-        for d in (self.done_dir, self.error_dir):     # a folder back from a removal may lack them
-            make_shared_dirs(d)
+        self._check_folders()                          # a folder back from a removal may lack them
 
         async def watch() -> None:
             try:
@@ -506,8 +519,10 @@ class FileWatcher:
         return body, first, header_values
 
     async def _files(self) -> FileIndex:
+        # before a file is noted taken: done/ or error/ replaced by a link since the start is refused (the file
+        # stays in the inbox, nothing of it run); the index's own writes never follow a link either
+        self._check_folders()
         if self._index is None:
-            make_shared_dirs(self.done_dir)
             self._index = await trio.to_thread.run_sync(FileIndex, self.done_dir)
         return self._index
 
@@ -617,10 +632,19 @@ class FileWatcher:
                         "temporary name and rename, or set complete = \"stable\"", self.name, path.name, exc)
 
     def _write_reason(self, archived: str, reason: str) -> None:
-        tmp = self.error_dir / f".{archived}.reason.txt.tmp"
-        tmp.write_text(reason)
-        os.chmod(tmp, shared_mode(0o666))     # as the process's umask makes it (the engine's is owner-only)
-        os.replace(tmp, self.error_dir / f"{archived}.reason.txt")
+        with self._folder(self.error_dir) as fd:       # never through a link planted as error/
+            write_at(fd, f"{archived}.reason.txt", reason)
+
+    def _archive(self, path: Path, folder: Path) -> str:
+        """A free name in ``folder`` for ``path`` (an earlier file of the same name stays), never through a
+        link planted as the folder."""
+        with self._folder(folder) as fd:
+            return free_name_at(fd, path.name)
+
+    def _move(self, path: Path, folder: Path, archived: str) -> None:
+        """``path`` renamed to ``folder/archived``, relative to the folder opened without following a link."""
+        with self._folder(folder) as fd:
+            os.replace(path, archived, dst_dir_fd=fd)
 
     async def _process(self, path: Path, handler: ExchangeHandler) -> bool:
         try:
@@ -696,8 +720,8 @@ class FileWatcher:
         change = change_text(seen, now) if now != seen else None
         ok = not problems and change is None
         folder = self.done_dir if ok else self.error_dir
-        folder.mkdir(exist_ok=True)                      # removed while running: made again beside the index
-        archived = free_name(folder, path.name)          # an earlier file of the same name stays
+        # removed while running: made again beside the index; a link planted meanwhile is refused
+        archived = self._archive(path, folder)           # an earlier file of the same name stays
         if change is not None:
             self._write_reason(archived, changed_reason(path.name, self.name, change, len(data), records, first,
                                                         problems))
@@ -711,7 +735,7 @@ class FileWatcher:
             await send_end(self, handler, index, sha, summary_of(
                 path.name, "refused" if refused else "done", why, len(records), tally,
                 f"{'done' if ok else 'error'}/{archived}", *ends), resumed=cut is not None)
-        os.replace(path, folder / archived)
+        self._move(path, folder, archived)
         if change is None:                               # written to in the instant of the move
             now = signature(folder / archived)
             if now != seen:
@@ -759,13 +783,12 @@ class FileWatcher:
         """A file refused before it was read (over max_file_bytes, a symbolic link): moved to error/ as it is
         (a link is moved, never its target) with its reason; noted without a content id."""
         index = await self._files()
-        make_shared_dirs(self.error_dir)
-        archived = free_name(self.error_dir, path.name)
+        archived = self._archive(path, self.error_dir)
         self._write_reason(archived, f"file {path.name}: 1 problem(s) in 0 record(s)\n{problem}\n")
         if self.end_message:
             await send_end(self, handler, index, NOT_READ, summary_of(
                 path.name, "refused", problem, 0, Tally(), f"error/{archived}", None, None), resumed=False)
-        os.replace(path, self.error_dir / archived)
+        self._move(path, self.error_dir, archived)
         self._stamp(self.error_dir, archived)
         self._stuck_files.pop(path, None)
         self._written.discard(path)
@@ -785,9 +808,9 @@ class FileWatcher:
 
     def _move_on(self, archived: str, name: str) -> str:
         """A file that reached done/ as its sender wrote to it moves on to error/; its name there."""
-        make_shared_dirs(self.error_dir)
-        moved = free_name(self.error_dir, name)
-        os.replace(self.done_dir / archived, self.error_dir / moved)
+        moved = self._archive(Path(name), self.error_dir)
+        with self._folder(self.done_dir) as fd, self._folder(self.error_dir) as to:
+            os.replace(archived, moved, src_dir_fd=fd, dst_dir_fd=to)
         return moved
 
 
@@ -991,8 +1014,10 @@ COMPONENT = ComponentSpec(
                    "summary (file.status done / refused, file.reason, file.records, file.committed, file.rejected, "
                    "file.failed, file.duplicate, file.archived, file.header, file.trailer); once, across a crash.",
                    default=False),
-        OptionSpec("done_dir", "path", "Where processed files go (default DIR/done).", default=None),
-        OptionSpec("error_dir", "path", "Where files with bad records go (default DIR/error).", default=None),
+        OptionSpec("done_dir", "path", "Where processed files go (default DIR/done); never a symbolic link (refused "
+                   "at start).", default=None),
+        OptionSpec("error_dir", "path", "Where files with bad records go (default DIR/error); never a symbolic link "
+                   "(refused at start).", default=None),
         OptionSpec("keep_done", "duration", "How long a file stays in done/ (e.g. 30d): older ones are deleted, "
                    "at the channel's start and every hour, one log line per sweep; a file's time there is set to "
                    "its move. Default: kept for ever (delete them by your retention policy).", default=None),
