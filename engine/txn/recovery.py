@@ -51,7 +51,6 @@ import logging
 from datetime import datetime, timezone
 from typing import Any
 
-
 from engine.channels.base import ConnInfo
 from engine.runtime.exchange import Exchange, StepFailure
 from engine.txn import fingerprint, pivot, shared_keys
