@@ -21,11 +21,17 @@ The message's bytes (``raw``, the deal's request) are the summary as JSON.  It i
 
 Once, across a crash: the channel notes the message in its index (``engine.channels.file_index``: an ``end``
 line with the deal id it will run under and the summary) before it runs, and ``ended`` once its deal is
-recorded; both before the file moves to ``done/`` or ``error/``.  A stop in between leaves the file in the
-folder: at the restart it is resumed (its records are not run again), and the message noted is settled
-rather than made again: when the ledger holds its deal (the transaction log's deals in flight resolved
-first) it is not run again, else it runs under the id noted.  So a route's ``file write`` of a summary line
-is made once, or, if the engine died inside the call, its deal is resolved as any record's is.
+recorded; both before the file moves to ``done/`` or ``error/``, whose index line (``done``, ``error``,
+``repeat``) closes the note.  A stop anywhere in between leaves the file in the folder: at the restart it is
+resumed (its records are not run again) or refused again (a repeat, a file over ``max_file_bytes``), and the
+note, read before any end message is made (``FileIndex.last_end``), is settled rather than made again: noted
+``ended``, nothing is sent; else when the ledger holds its deal (the transaction log's deals in flight
+resolved first) it is not run again, else it runs under the id noted.  So a route's ``file write`` of a
+summary line is made once, or, if the engine died inside the call, its deal is resolved as any record's is.
+
+Sent again outside its file's run (the restart's recovery of its deal left in flight, ``bsp dead retry`` of
+its dead letter), the message gets its ``file.*`` back from ``end_origin``: the summary from its bytes, the
+header and trailer from the records noted with it in the index.
 """
 from __future__ import annotations
 
