@@ -93,7 +93,9 @@ class FileIndex:
         self.path = folder / INDEX_NAME
         self.runs: dict[str, FileRun] = {}
         self.ends: dict[str, EndNote] = {}        # deal id -> the end message noted
-        self._last_end: dict[str, str] = {}      # sha -> the deal id of its last end message since it was taken
+        # (sha, name) -> the deal id of its end message noted since the file was taken and not yet closed by the
+        # line of its move (done, error, repeat): a file still in the folder after a stop
+        self._last_end: dict[tuple[str, str], str] = {}
         self.repeats: list[tuple[str, FileRun]] = []    # refused repeats and unread files: not runs
         self._seq = 0
         if self.path.exists():
@@ -111,15 +113,15 @@ class FileIndex:
             except ValueError:
                 return
             self.ends[deal_id] = EndNote(sha, run.name, deal_id, summary)
-            self._last_end[sha] = deal_id
+            self._last_end[(sha, run.name)] = deal_id
             return
         if run.status == "ended":
             note = self.ends.get(run.archived)
             if note is not None:
                 note.ended = True
             return
-        if run.status == "taken":
-            self._last_end.pop(sha, None)
+        if run.status in ("taken", "done", "error", "repeat"):     # a new run, or the file moved: closed
+            self._last_end.pop((sha, run.name), None)
         self._seq = run.seq = self._seq + 1
         if run.status == "repeat" or sha == NOT_READ:
             self.repeats.append((sha, run))
@@ -144,9 +146,10 @@ class FileIndex:
         return None
 
     def last_end(self, sha: str, name: str) -> EndNote | None:
-        """The end message last noted for these bytes under ``name`` since they were last taken, or None."""
-        note = self.ends.get(self._last_end.get(sha, ""))
-        return note if note is not None and note.name == name else None
+        """The end message noted for the file ``name`` of these bytes whose move is not noted yet (its ``done``,
+        ``error`` or ``repeat`` line): one a stop left in the folder, before or after its ``ended`` line; or
+        None.  (A file over ``max_file_bytes`` has no content id: its name tells it from another.)"""
+        return self.ends.get(self._last_end.get((sha, name), ""))
 
     def interrupted(self, sha: str) -> FileRun | None:
         run = self.runs.get(sha)

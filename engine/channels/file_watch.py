@@ -734,7 +734,7 @@ class FileWatcher:
                    else None)
             await send_end(self, handler, index, sha, summary_of(
                 path.name, "refused" if refused else "done", why, len(records), tally,
-                f"{'done' if ok else 'error'}/{archived}", *ends), resumed=cut is not None)
+                f"{'done' if ok else 'error'}/{archived}", *ends))
         self._move(path, folder, archived)
         if change is None:                               # written to in the instant of the move
             now = signature(folder / archived)
@@ -787,7 +787,7 @@ class FileWatcher:
         self._write_reason(archived, f"file {path.name}: 1 problem(s) in 0 record(s)\n{problem}\n")
         if self.end_message:
             await send_end(self, handler, index, NOT_READ, summary_of(
-                path.name, "refused", problem, 0, Tally(), f"error/{archived}", None, None), resumed=False)
+                path.name, "refused", problem, 0, Tally(), f"error/{archived}", None, None))
         self._move(path, self.error_dir, archived)
         self._stamp(self.error_dir, archived)
         self._stuck_files.pop(path, None)
