@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from engine.commands.admin_url import DEPLOYMENT_ADMIN_OPT
 from engine.commands.ledger_keys import DEPLOYMENT_OPT, ENV_OPT, LEDGER_OPT, ledger_keys
 from engine.commands.live import CA_OPT, CERT_OPT, KEY_OPT, LIVE_OPT, TOKEN_FILE_OPT, URL_OPT
 
@@ -23,6 +24,8 @@ def snapshot(
                                          help="Progress on stderr: a bar on a terminal, else a line every "
                                               "SECONDS while the transfer lasts; 0 for none."),
     live: bool = LIVE_OPT,
+    deployment: Optional[Path] = DEPLOYMENT_ADMIN_OPT,
+    env: Optional[str] = ENV_OPT,
     url: str = URL_OPT,
     token_file: Optional[Path] = TOKEN_FILE_OPT,
     ca: Optional[Path] = CA_OPT,

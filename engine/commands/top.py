@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
+from engine.commands.admin_url import DEPLOYMENT_ADMIN_OPT
+from engine.commands.ledger_keys import ENV_OPT
 from engine.commands.admin import (CA_OPTION, CERT_OPTION, KEY_OPTION, TOKEN_FILE_OPTION, URL_OPTION, _call,
                                    _client, _problem)
 
@@ -333,7 +335,8 @@ def render(now: dict[str, Any], before: dict[str, Any] | None, seconds: float,
     return Group(*parts)
 
 
-def top(url: str = URL_OPTION, token_file: Optional[Path] = TOKEN_FILE_OPTION, ca: Optional[Path] = CA_OPTION,
+def top(deployment: Optional[Path] = DEPLOYMENT_ADMIN_OPT, env: Optional[str] = ENV_OPT,
+        url: str = URL_OPTION, token_file: Optional[Path] = TOKEN_FILE_OPTION, ca: Optional[Path] = CA_OPTION,
         cert: Optional[Path] = CERT_OPTION, key: Optional[Path] = KEY_OPTION,
         interval: float = typer.Option(1.0, "--interval", help="Seconds between samples."),
         once: bool = typer.Option(False, "--once", help="Print one frame and exit.")) -> None:
