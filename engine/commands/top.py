@@ -145,7 +145,12 @@ def _expiry(cert: dict[str, Any] | None) -> Text:
         pass
     left = "EXPIRED" if days <= 0 else f"{int(days * 24)}h" if days < 1 else f"{int(days)}d"
     text = f"{date} ({left}, {cert.get('role')})"
-    return Text(text, style="bold red" if days <= 0 else "yellow" if days <= WARN_DAYS else "")
+    out = Text(text, style="bold red" if days <= 0 else "yellow" if days <= WARN_DAYS else "")
+    if "on_disk" in cert:             # the file holds another certificate now: renewed, not yet reloaded
+        disk = cert["on_disk"]
+        out.append(f"; on disk {str(disk.get('not_after', ''))[:10]}, reload" if disk else "; file unreadable",
+                   style="bold yellow")
+    return out
 
 
 def _totals(tot: dict[str, Any], most: int = 10) -> Any:
@@ -258,6 +263,10 @@ def render(now: dict[str, Any], before: dict[str, Any] | None, seconds: float,
             firsts[owner] = c
     for owner, c in sorted(firsts.items()):
         parts.append(Text.assemble(f"{owner}: certificate expires ", _expiry(c), f" ({c.get('path')})"))
+    # what is served and what is on disk differ (a renewal written, no reload since): each, with what to do
+    parts += [Text(f"{c.get('channel')}: {c.get('role')} certificate {c.get('path')}: served expires "
+                   f"{str(c.get('not_after', ''))[:16]}; {c['note']}", style="bold yellow")
+              for c in now.get("certificates") or () if c.get("note")]
     if now.get("calendars"):           # business-day calendars the routes use (engine/calexpiry.py)
         parts.append(_calendars(now["calendars"]))
         parts += [Text(f"warning: {c['warning']}", style="bold red" if (c.get("days_left") or 0) <= 0 else "yellow")
