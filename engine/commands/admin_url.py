@@ -27,7 +27,7 @@ from engine.defaults import ADMIN_HOST, ADMIN_PORT
 
 DEFAULT_URL = f"http://{ADMIN_HOST}:{ADMIN_PORT}"
 DEFAULT_DEPLOYMENT = Path("platform.yaml")      # looked for in the working folder
-URL_HELP = ("default: the deployment file's admin.listen (--deployment FILE, else ./platform.yaml), "
+URL_HELP = ("the deployment file's admin.listen (--deployment FILE, else ./platform.yaml), "
             f"else {DEFAULT_URL}")
 
 _SOURCES: dict[str, str] = {}       # url -> where it came from, for messages
