@@ -93,6 +93,8 @@ def _callback(ctx: typer.Context, value: Optional[str]) -> str:
     # given is in ctx.params when --url was not given (when --url was given, it wins anyway)
     if value:
         return value
+    if any(p.name == "live" for p in ctx.command.params) and not ctx.params.get("live"):
+        return DEFAULT_URL          # a command whose --live was not given: no deployment file read for nothing
     deployment = ctx.params.get("deployment")
     return resolve(None, Path(deployment) if deployment is not None else None, ctx.params.get("env"))
 

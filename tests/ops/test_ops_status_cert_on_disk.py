@@ -69,7 +69,7 @@ async def test_status_shows_a_renewal_on_disk_until_it_is_reloaded(nursery, tmp_
                                     "expiring "), c
         p = await trio.to_thread.run_sync(partial(bsp, "status", "--table", **client))
         assert p.returncode == 0, p.stderr
-        assert "renewed on disk, reload to serve it" in p.stdout.replace("\n", " "), p.stdout
+        assert "renewed on disk, reload to serve it" in " ".join(p.stdout.split()), p.stdout     # rich wraps it
 
         p = await trio.to_thread.run_sync(partial(bsp, "reload", **client))
         assert p.returncode == 0, p.stderr
