@@ -289,11 +289,17 @@ def _target_check(con: Any, action: str, target: str, params: Mapping[str, Any],
         status, at, outcome = row
         if status == "purged":
             return f"dead letter {target} was purged meanwhile (its message is gone)"
-        claimed = _aware(at)
-        if action == "dead.retry" and since is not None and claimed is not None and claimed >= _aware(since):
-            return (f"dead letter {target} was claimed for a retry at {stamp(at)}, after this request's approval "
-                    f"(status {status}: {outcome or 'no outcome recorded'}): the interrupted retry may have run its "
-                    f"message; it is not run twice (check its deal, then ask for a retry again if needed)")
+        if action == "dead.retry" and since is not None and status != "new":
+            # an interrupted approval: the letter's own record says whether its retry took effect
+            claimed = _aware(at)
+            if status == "retrying":
+                return (f"dead letter {target} was claimed for a retry at {stamp(at)} and its outcome was never "
+                        f"recorded ({outcome or 'no outcome recorded'}): whether its message ran is unknown, so it "
+                        f"is not run twice; see whether its deal ran (`bsp dead show {target}`), then ask again "
+                        f"with again if it did not")
+            if claimed is not None and claimed >= (_aware(since) or claimed):
+                return (f"dead letter {target} was retried at {stamp(at)}, after this request's approval "
+                        f"({outcome or 'no outcome recorded'}): the interrupted retry took effect; not run twice")
         if action == "dead.retry" and status != "new" and not params.get("again"):
             return (f"dead letter {target} was retried meanwhile (status {status}, at {stamp(at)}: "
                     f"{outcome or 'no outcome recorded'}); it is not run again by this request")
@@ -307,6 +313,18 @@ def _target_check(con: Any, action: str, target: str, params: Mapping[str, Any],
         from engine.deal_hold import hold_state
 
         state, ev = hold_state([{**e, "detail": _detail(e["detail"])} for e in events])
+        if since is not None and state == "released":
+            # an interrupted approval: released, and its run never began (its dead letter not claimed: status
+            # new) runs now, as engine.deal_hold does; claimed or run: not run twice
+            row = con.execute("SELECT status, retried_at, retry_outcome FROM dead_letters WHERE id = ?",
+                              [target]).fetchone()
+            if row is not None and row[0] == "new":
+                return None
+            d = _detail((ev or {}).get("detail"))
+            return (f"deal {target} was released at {stamp((ev or {}).get('at'))} by {d.get('by')} and its request "
+                    f"began running as deal {d.get('deal')} (its dead letter {row[0] if row else 'gone'}: "
+                    f"{(row[2] if row else None) or 'no outcome recorded'}): the interrupted release took effect "
+                    f"or may have; not run twice: see `bsp deals show {d.get('deal')}`")
         if state != "held":
             d = _detail((ev or {}).get("detail"))
             return (f"deal {target} is no longer held: its hold was {state} meanwhile by {d.get('by')} at "

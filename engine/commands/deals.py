@@ -428,7 +428,16 @@ def show(
     if not live:
         require_ledger(ledger)
     keyring = found.keys.keyring
-    if reveal and keyring is None:
+    if reveal and not live:
+        from engine.four_eyes import blocked_by_offline, offline_policy
+
+        policy = offline_policy(ledger, found.deployment)
+        if policy is not None and policy.covers("deal.reveal"):
+            typer.echo(f"error: {blocked_by_offline('deal.reveal')}; under four eyes the engine decrypts the fields "
+                       f"for the requester once another operator approved: `bsp deals show {deal_id} --live "
+                       f"--reveal`, then `bsp approvals reveal ID --live`. Nothing was revealed", err=True)
+            raise typer.Exit(2)
+    if reveal and keyring is None and not live:
         needs_keyring(deployment, env)
     if live:
         from urllib.parse import quote
@@ -457,9 +466,25 @@ def show(
             raise typer.Exit(1)
     if reveal:        # recorded before anything is shown in clear; not recorded: nothing shown
         fields = reveal_log.sealed_paths(d["request"], "request") + reveal_log.sealed_paths(d["response"], "response")
-        record_reveal(d["deal_id"], reveal_log.detail("deal", fields, who, "bsp deals show", **where),
-                      None if live else ledger, found.keys.audit_key,
-                      (url, token_file, ca, cert, key, f"/deals/{d['deal_id']}/reveals") if live else None)
+        if live:
+            from engine.commands.live import post_reveal
+
+            body: dict[str, Any] = {"fields": fields, "by": who}
+            if keyring is None:     # no keyring here: only a request under four eyes (the engine decrypts)
+                body["four_eyes"] = True
+            said = post_reveal(url, token_file, ca, cert, key, f"/deals/{d['deal_id']}/reveals", body)
+            if said.get("pending"):
+                from engine.four_eyes import pending_text
+
+                typer.echo(pending_text({**said, "target": d["deal_id"]}, True))
+                typer.echo(f"then {said.get('by')} fetches it, once, with `bsp approvals reveal {said.get('id')} "
+                           f"--live` (the engine decrypts the fields for the requester alone)")
+                return
+            if said.get("why") == "not_under_four_eyes":
+                needs_keyring(deployment, env)
+        else:
+            record_reveal(d["deal_id"], reveal_log.detail("deal", fields, who, "bsp deals show", **where),
+                          ledger, found.keys.audit_key, None)
     problems: list[str] = []
     if keyring is not None:
         for k in ("request", "response"):
