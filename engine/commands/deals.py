@@ -400,7 +400,7 @@ def show(
     """One deal's whole story: request, steps, calls, reply, state changes, configuration.
 
     `--live` asks a running engine (`GET /deals/{id}`); `--reveal` still decrypts here, with the
-    keyring of this shell (the engine never sends clear text of an encrypted field): the deployment
+    keyring of this shell (GET /deals/{id} never sends clear text of an encrypted field): the deployment
     file's ledger.field_keys (`--deployment platform.yaml`, as bsp run takes it), else
     BSP_FIELD_KEYS_FILE / BSP_FIELD_KEYS.
     Every --reveal is recorded first in the ledger's audit trail (PCI DSS 10.2): the event `revealed` on
@@ -408,6 +408,10 @@ def show(
     values; on the ledger file with the audit key the engine writes with (ledger.audit_key, else
     BSP_AUDIT_KEY_FILE / BSP_AUDIT_KEY), with --live by the engine (`POST /deals/{id}/reveals`, its token
     the who). When it cannot be recorded, nothing is revealed (exit 2).
+    Four eyes (operators.four_eyes lists deal.reveal): with --live (no keyring needed here) the engine
+    records a request and nothing is shown (exit 0); once another operator approves it, the requester
+    fetches the fields, decrypted by the engine, once: `bsp approvals reveal ID --live`. On the ledger
+    file such a reveal is refused (exit 2).
     Exit 0 shown; 1 no such deal (one moved out by `bsp ledger archive` is named with its archive file
     and the command to read it there), or (--live) the engine cannot be reached, or a deployment file
     with errors; 2 no ledger file, an ambiguous id, or no (or an unusable) keyring for --reveal (a key that
