@@ -127,6 +127,7 @@ def test_an_approval_cut_by_a_crash_is_interrupted_and_never_runs_twice(tmp_path
         r = bsp("bob", admin, "approvals", "list", "--live", "--json")
         assert _states(r.stdout) == {req["H1"]: "interrupted", req["H2"]: "interrupted"}, r.stdout + r.stderr
         calls = list(back.refs)
+        assert calls == ["H1"], calls                    # the restart ran nothing of its own
         # H1 again: its own record says its release ran: closed void, not run twice
         r = bsp("bob", admin, "approvals", "approve", req["H1"], "--live", "--reason", "after the crash")
         assert r.returncode == 1, r.stdout + r.stderr
