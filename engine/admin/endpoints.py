@@ -219,7 +219,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              "(`four_eyes_expire` after it). Recorded first (`approval done`, `revealed` with both operators); the "
              "values are in this answer only, never in the ledger, the log or GET /approvals.",
              responses=((200, "The request, the deal (`deal`, its fields in clear), the field paths revealed "
-                              "(`fields`) and `warnings` (a field no key of the ring opens).", "Reveal"),
+                              "(`fields`) and `warnings` (a field no key of the ring opens).", "RevealFetched"),
                         (403, "Not a named admin token.", "Problem"),
                         (404, "No such request.", "Problem"),
                         (409, "Not revealed: `why` not_reveal (another action), not_requester (another token than "

@@ -120,7 +120,7 @@ SCHEMAS: dict[str, Any] = {
                                 "event, by, reason or why; a reveal's fetch_until); `run`: what carrying it out did "
                                 "(the retry's, resolution's or reload's own answer; `approval done`). Never a "
                                 "revealed value."},
-    "Reveal": {"type": "object", "required": ["request", "deal", "fields"], "additionalProperties": True,
+    "RevealFetched": {"type": "object", "required": ["request", "deal", "fields"], "additionalProperties": True,
                "description": "An approved reveal fetched by its requester: request (the Approval), deal (as GET "
                               "/deals/{id}, its sealed fields in clear), fields (their paths), warnings."},
     "Approvals": {"type": "object", "required": ["count", "approvals"],
