@@ -495,7 +495,9 @@ def take_reveal(store: Any, request_id: str, by: str, fields: Sequence[str], now
         if req.get("action") != "deal.reveal":
             raise Refused(f"request {rid} is a {req.get('action')}, not a reveal: there is nothing to fetch",
                           "not_reveal")
-        if by.strip().lower() not in names_of(req):
+        # the requester is the admin token the request came with, and only it: not a name the request merely
+        # carries (stated_by, os_user), which another token may be called
+        if not req.get("token") or by.strip().lower() != str(req["token"]).strip().lower():
             raise Refused(f"request {rid} was made by {req.get('by')}: the revealed fields go to the requester "
                           f"alone (their admin token), not to another operator", "not_requester")
         dec = req.get("decision") or {}

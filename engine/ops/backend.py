@@ -489,8 +489,10 @@ class EngineBackend:
         """The four-eyes requests about one deal or dead letter, oldest first (engine/four_eyes.py)."""
         from engine.four_eyes import listing
 
+        now, running = self._clock()(), frozenset(self._running())
+
         def read(path: Path, con: Any = None) -> list[dict[str, Any]]:
-            return listing(con, every=True, target=target, limit=None)[::-1]
+            return listing(con, every=True, target=target, limit=None, now=now, running=running)[::-1]
 
         return await read_in_process(read, Path(self.engine.ledger.path))
 

@@ -131,9 +131,13 @@ async def test_a_reveal_goes_to_its_requester_once_another_operator_approves_it(
         (done,) = listed.json()["approvals"]
         assert done["state"] == "approved" and done["run"]["outcome"] == "revealed to alice (1 field(s))", done
         # a second reveal approved and not fetched in time: lapsed, nothing shown
-        r2 = await alice.post(f"/deals/{deals['V2']}/reveals", json={"fields": [], "four_eyes": True})
-        assert r2.status_code == 202, r2.text
+        # (asked with alice's token, saying "carol": carol's token is not the requester's, and gets nothing)
+        r2 = await alice.post(f"/deals/{deals['V2']}/reveals", json={"fields": [], "four_eyes": True, "by": "carol"})
+        assert r2.status_code == 202 and r2.json()["stated_by"] == "carol", r2.text
         assert (await bob.post(f"/approvals/{r2.json()['id']}/approve", json={"reason": "ok"})).status_code == 200
+        async with _client(url, "carol") as carol:
+            said = await carol.post(f"/approvals/{r2.json()['id']}/reveal")
+            assert said.status_code == 409 and said.json()["why"] == "not_requester", said.text
         clock[0] += timedelta(seconds=600)
         late = await alice.post(f"/approvals/{r2.json()['id']}/reveal")
         assert late.status_code == 409 and late.json()["why"] == "lapsed" and NAME not in late.text, late.text
