@@ -34,7 +34,8 @@ def _render(rows: list[dict[str, Any]], title: str) -> None:
         table.add_column(name, overflow="fold")
     for r in rows:
         p = r.get("params") or {}
-        what = (f"{p.get('outcome')}: {p.get('note')}" if p.get("outcome") else "again" if p.get("again") else "")
+        what = (f"{p.get('outcome')}: {p.get('note')}" if p.get("outcome") else "again" if p.get("again") else
+                f"version {p['version']}" if p.get("version") else "")
         d = r.get("decision") or {}
         end = (r.get("expires_at") if r.get("state") in ("pending", "expired") else
                f"{d.get('by') or ''} {stamp(d.get('at'))}: {d.get('reason') or d.get('why') or ''}")
@@ -48,7 +49,8 @@ def _render(rows: list[dict[str, Any]], title: str) -> None:
 
 @approvals_app.command("list")
 def list_(
-    every: bool = typer.Option(False, "--all", help="Every request: approved, rejected, expired and void ones too."),
+    every: bool = typer.Option(False, "--all", help="Every request: approved, rejected, expired, void, running and "
+                                                    "lapsed ones too."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
     limit: int = typer.Option(100, "--limit", min=1, max=1000, help="Most to show (newest first)."),
     ledger: Optional[Path] = LEDGER_OPT,
