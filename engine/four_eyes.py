@@ -7,6 +7,15 @@ Off unless the deployment file lists the actions (``operators: {four_eyes: [...]
     deal.resolve  bsp deals resolve --outcome applied|not-applied|undone|written-off: a flagged deal settled
                   (its ``limit`` totals given back or counted again, its queued reversals cancelled)
     dead.purge    bsp dead purge ID: a dead letter's stored message deleted for good
+    deal.reveal   bsp deals show ID --live --reveal / POST /deals/{id}/reveals: a deal's sealed fields (card
+                  numbers, secrets, names) shown in clear; approved, the engine decrypts them for the requester
+                  alone, once (``POST /approvals/{id}/reveal``, ``bsp approvals reveal ID --live``) within
+                  ``four_eyes_expire`` of the approval; the clear values are never stored, logged or listed
+    config.reload POST /reload (``bsp reload``): the route and deployment files switched to; the request records
+                  the version a dry run compiled then, and an approval of files changed since is void
+
+``ledger.archive`` is refused in the deployment file (with its file:line): ``bsp ledger archive`` runs on the
+ledger file, where bsp can tell only the OS user running it (docs/security.md#four-eyes).
 
 An action listed is not carried out when asked: the request is recorded (``request``), and carried out only
 when another operator approves it (``decide``, approve); a reject closes it, and so does time
@@ -20,8 +29,19 @@ audit chain (``bsp audit verify``), told by ``bsp deals show`` / ``bsp dead show
     approval rejected   {"request": R, "action", "by", "via", "reason", "requested_by", ...}
     approval void       {"request": R, "action", "why"}: the target changed meanwhile (its dead letter retried,
                         its deal resolved by other means): approving it would do nothing or something else
+    approval done       {"request": R, "action", "ok", "outcome"}: the approved action finished (its outcome,
+                        whatever it was), or a reveal was fetched by its requester
 
-A request is *pending* while it has none of the three and has not expired.  The decision is checked and
+A request approved and carried out by the engine (dead.retry, deal.release, deal.resolve, config.reload) is
+*running* between its ``approval granted`` and its ``approval done``; one the engine was cut in (a crash, a
+kill) has the first and not the second: it is *interrupted* once no engine carries it out.  An interrupted
+request can be approved again (by another operator than its requester): the action's own record is checked
+first (the dead letter's status and retry time, the deal's hold or flag state, the engine's configuration
+version) and when it shows the action took effect the request is closed ``approval void`` (or ``approval done``:
+a reload whose version runs already) and nothing runs twice; else it runs once more (``approval granted`` with
+``again``).
+
+A request is *pending* while it has no decision and has not expired.  The decision is checked and
 written in one transaction of the ledger writer (the engine's writer thread, or this process's store on the
 ledger file, which no other process can hold): of two approvals of one request at once, one is recorded, the
 other refused; an approval after expiry, by the requester, or of a request closed already is refused and
@@ -37,9 +57,9 @@ from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import orjson
 
@@ -48,22 +68,41 @@ ACTIONS: dict[str, str] = {
     "deal.release": "release a deal held by a screening (its request runs on: a payment runs)",
     "deal.resolve": "resolve a deal flagged for an operator (limit totals given back or counted, reversals cancelled)",
     "dead.purge": "purge a dead letter (its stored message deleted for good)",
+    "deal.reveal": "reveal a deal's sealed fields in clear (the engine decrypts them for the requester, once)",
+    "config.reload": "reload the configuration through the admin API (the files' new version runs)",
 }
+# names an operator might list that cannot be under dual control, and why (the deployment file refuses them)
+NOT_UNDER_FOUR_EYES: dict[str, str] = {
+    "ledger.archive": ("bsp ledger archive runs on the ledger file with the engine stopped, where bsp can tell only "
+                       "the OS user running it (anyone can type --by) and no admin token names the operator: a "
+                       "second operator's approval could not be told from the first operator's; restrict who may "
+                       "run it on the ledger host instead (docs/security.md#four-eyes)"),
+}
+# carried out by the engine right after the approval: running, then done (or interrupted by a crash)
+RUN_BY_ENGINE = ("dead.retry", "deal.release", "deal.resolve", "config.reload")
+CONFIG_TARGET = "config"
 DEFAULT_EXPIRE = "24h"
 
 REQUESTED = "approval requested"
 GRANTED = "approval granted"
 REJECTED = "approval rejected"
 VOID = "approval void"
+DONE = "approval done"
 CLOSING = (GRANTED, REJECTED, VOID)
-EVENTS = (REQUESTED, *CLOSING)
+EVENTS = (REQUESTED, *CLOSING, DONE)
 MAX_REASON = 2000
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 @dataclass(frozen=True)
 class Policy:
     actions: tuple[str, ...] = ()
-    expire: float = 24 * 3600.0          # seconds a request waits for its approval
+    expire: float = 24 * 3600.0          # seconds a request waits for its approval (and a reveal its fetch)
+    # the time the requests are stamped and checked with (a test gives a clock it moves; compare: ignored)
+    now: Callable[[], datetime] = field(default=utc_now, compare=False, repr=False)
 
     def covers(self, action: str) -> bool:
         return action in self.actions
@@ -155,10 +194,15 @@ def names_of(detail: Mapping[str, Any]) -> set[str]:
     return {str(detail[k]).strip().lower() for k in ("by", "token", "stated_by", "os_user") if detail.get(k)}
 
 
-def requests_of(events: Iterable[Mapping[str, Any]], now: datetime | None = None) -> list[dict[str, Any]]:
+def requests_of(events: Iterable[Mapping[str, Any]], now: datetime | None = None,
+                running: Iterable[str] = ()) -> list[dict[str, Any]]:
     """The requests among a target's events (``{at, to_state, detail}``, in order), each with its ``state``:
-    pending, expired, approved, rejected or void, and its ``decision`` (the closing event's detail and time)."""
-    now = now or datetime.now(timezone.utc)
+    pending, expired, approved, rejected, void, running, interrupted or lapsed; its ``decision`` (the last
+    decision's detail and time) and ``run`` (its ``approval done``: the action's outcome).  ``running``: the
+    requests this engine is carrying out now (an approved one it is not, without its ``approval done``, was cut
+    by a crash: interrupted)."""
+    now = now or utc_now()
+    live = set(running)
     out: dict[str, dict[str, Any]] = {}
     for e in events:
         state = e.get("to_state")
@@ -169,15 +213,40 @@ def requests_of(events: Iterable[Mapping[str, Any]], now: datetime | None = None
         if not rid:
             continue
         if state == REQUESTED:
-            out[rid] = {"id": rid, "at": e.get("at"), **d, "state": "pending", "decision": None}
-        elif rid in out and out[rid]["decision"] is None:
-            out[rid]["decision"] = {"at": e.get("at"), "event": state, **d}
-            out[rid]["state"] = {GRANTED: "approved", REJECTED: "rejected", VOID: "void"}[state]
+            out[rid] = {"id": rid, "at": e.get("at"), **d, "state": "pending", "decision": None, "run": None}
+            continue
+        r = out.get(rid)
+        if r is None:
+            continue
+        dec = r["decision"]
+        if state == DONE:
+            if dec is not None and dec["event"] == GRANTED and r["run"] is None:
+                r["run"] = {"at": e.get("at"), **d}
+        elif dec is None or (dec["event"] == GRANTED and r["run"] is None and r.get("action") in RUN_BY_ENGINE):
+            # the first decision; or, of an approved action that never finished (interrupted), its approval
+            # again, its void, or its rejection
+            r["decision"] = {"at": e.get("at"), "event": state, **d}
     for r in out.values():
-        exp = _aware(r.get("expires_at"))
-        if r["state"] == "pending" and exp is not None and now >= exp:
-            r["state"] = "expired"
+        r["state"] = _state(r, now, live)
     return list(out.values())
+
+
+def _state(r: Mapping[str, Any], now: datetime, running: set[str]) -> str:
+    dec = r.get("decision")
+    if dec is None:
+        exp = _aware(r.get("expires_at"))
+        return "expired" if exp is not None and now >= exp else "pending"
+    if dec["event"] != GRANTED:
+        return {REJECTED: "rejected", VOID: "void"}[dec["event"]]
+    if r.get("run") is not None:
+        return "approved"
+    action = r.get("action")
+    if action in RUN_BY_ENGINE:
+        return "running" if r["id"] in running else "interrupted"
+    if action == "deal.reveal":
+        until = _aware(dec.get("fetch_until"))
+        return "lapsed" if until is not None and now >= until else "approved"
+    return "approved"
 
 
 # ------------------------------------------------------------------ in one writer transaction
@@ -205,8 +274,13 @@ def _append(store: Any, con: Any, tail: Any, target: str, to_state: str, detail:
         con.unregister("_bsp_batch")
 
 
-def _target_check(con: Any, action: str, target: str, params: Mapping[str, Any]) -> str | None:
-    """Why ``action`` on ``target`` cannot be carried out now (None: it can): read in the writer's transaction."""
+def _target_check(con: Any, action: str, target: str, params: Mapping[str, Any],
+                  since: Any = None) -> str | None:
+    """Why ``action`` on ``target`` cannot be carried out now (None: it can): read in the writer's transaction.
+    ``since``: the time an approval of it was granted before and cut (interrupted): the action's own record is
+    read for whether it took effect after it (a retry claimed since, a hold released, a flag resolved)."""
+    if action == "config.reload":
+        return None         # the version is checked by the engine (engine/ops/backend.py)
     if action in ("dead.retry", "dead.purge"):
         row = con.execute("SELECT status, retried_at, retry_outcome FROM dead_letters WHERE id = ?",
                           [target]).fetchone()
@@ -215,6 +289,17 @@ def _target_check(con: Any, action: str, target: str, params: Mapping[str, Any])
         status, at, outcome = row
         if status == "purged":
             return f"dead letter {target} was purged meanwhile (its message is gone)"
+        if action == "dead.retry" and since is not None and status != "new":
+            # an interrupted approval: the letter's own record says whether its retry took effect
+            claimed = _aware(at)
+            if status == "retrying":
+                return (f"dead letter {target} was claimed for a retry at {stamp(at)} and its outcome was never "
+                        f"recorded ({outcome or 'no outcome recorded'}): whether its message ran is unknown, so it "
+                        f"is not run twice; see whether its deal ran (`bsp dead show {target}`), then ask again "
+                        f"with again if it did not")
+            if claimed is not None and claimed >= (_aware(since) or claimed):
+                return (f"dead letter {target} was retried at {stamp(at)}, after this request's approval "
+                        f"({outcome or 'no outcome recorded'}): the interrupted retry took effect; not run twice")
         if action == "dead.retry" and status != "new" and not params.get("again"):
             return (f"dead letter {target} was retried meanwhile (status {status}, at {stamp(at)}: "
                     f"{outcome or 'no outcome recorded'}); it is not run again by this request")
@@ -228,6 +313,18 @@ def _target_check(con: Any, action: str, target: str, params: Mapping[str, Any])
         from engine.deal_hold import hold_state
 
         state, ev = hold_state([{**e, "detail": _detail(e["detail"])} for e in events])
+        if since is not None and state == "released":
+            # an interrupted approval: released, and its run never began (its dead letter not claimed: status
+            # new) runs now, as engine.deal_hold does; claimed or run: not run twice
+            row = con.execute("SELECT status, retried_at, retry_outcome FROM dead_letters WHERE id = ?",
+                              [target]).fetchone()
+            if row is not None and row[0] == "new":
+                return None
+            d = _detail((ev or {}).get("detail"))
+            return (f"deal {target} was released at {stamp((ev or {}).get('at'))} by {d.get('by')} and its request "
+                    f"began running as deal {d.get('deal')} (its dead letter {row[0] if row else 'gone'}: "
+                    f"{(row[2] if row else None) or 'no outcome recorded'}): the interrupted release took effect "
+                    f"or may have; not run twice: see `bsp deals show {d.get('deal')}`")
         if state != "held":
             d = _detail((ev or {}).get("detail"))
             return (f"deal {target} is no longer held: its hold was {state} meanwhile by {d.get('by')} at "
@@ -246,21 +343,24 @@ def _target_check(con: Any, action: str, target: str, params: Mapping[str, Any])
 
 
 def record_request(store: Any, action: str, target: str, params: Mapping[str, Any], by: str, via: str,
-                   expire: float, **where: Any) -> dict[str, Any]:
+                   expire: float, now: Callable[[], datetime] = utc_now, **where: Any) -> dict[str, Any]:
     """Record the request in ``store`` (an open ``LedgerStore``: the engine's on its writer thread, or this
     process's on the ledger file), in one transaction: refused when one for the same action on the same
-    target is pending already, or when the target cannot be acted on now."""
-    at = datetime.now(timezone.utc)
+    target is pending already (a reload: any pending reload), or when the target cannot be acted on now."""
+    at = now()
     with store.transaction() as tail:
         con = store.connection
         why = _target_check(con, action, target, params)
         if why is not None:
             raise Refused(f"{action} of {target}: {why}; nothing requested", "stale")
-        for r in requests_of(_events(con, target), at):
+        waiting = (listing(con, now=at, limit=None) if action == "config.reload"
+                   else requests_of(_events(con, target), at))
+        for r in waiting:
             if r["state"] == "pending" and r.get("action") == action:
-                raise Refused(f"{action} of {target} is already requested: request {r['id']} by {r.get('by')} at "
-                              f"{stamp(r.get('at'))} waits for a second operator (`bsp approvals approve "
-                              f"{r['id']} --live --reason ...`) until {r.get('expires_at')}", "already_requested")
+                raise Refused(f"{action} of {r.get('target', target)} is already requested: request {r['id']} by "
+                              f"{r.get('by')} at {stamp(r.get('at'))} waits for a second operator (`bsp approvals "
+                              f"approve {r['id']} --live --reason ...`) until {r.get('expires_at')}",
+                              "already_requested")
         detail = {"request": new_request_id(), "action": action, "target": target, "params": dict(params),
                   "by": by, "via": via, "expires_at": stamp(at + timedelta(seconds=expire)),
                   **{k: v for k, v in where.items() if v is not None}}
@@ -268,7 +368,8 @@ def record_request(store: Any, action: str, target: str, params: Mapping[str, An
     return {"id": detail["request"], "at": at, **detail, "state": "pending"}
 
 
-def find(con: Any, request_id: str) -> tuple[str, dict[str, Any]] | None:
+def find(con: Any, request_id: str, now: datetime | None = None,
+         running: Iterable[str] = ()) -> tuple[str, dict[str, Any]] | None:
     """(target, the request) of ``request_id`` (its whole id, or its first 8 or more hex digits)."""
     rid = request_id.strip().lower()
     if not re.fullmatch(r"[0-9a-f]{8,32}", rid):
@@ -281,34 +382,42 @@ def find(con: Any, request_id: str) -> tuple[str, dict[str, Any]] | None:
     if len(hits) > 1:
         raise ValueError(f"request id {request_id!r} matches {len(hits)} requests; give more of it")
     target, full = hits[0]
-    for r in requests_of(_events(con, target)):
+    for r in requests_of(_events(con, target), now, running):
         if r["id"] == full:
             return target, r
     return None
 
 
 def decide(store: Any, request_id: str, approve: bool, by: str, via: str, reason: str,
+           now: Callable[[], datetime] = utc_now, running: Iterable[str] = (), expire: float | None = None,
            **where: Any) -> dict[str, Any] | None:
-    """Approve or reject a pending request, checked and written in one transaction of ``store``: returns the
-    request with its ``decision``; None when there is no such request; ``Refused`` when it is not pending
-    (approved, rejected or void already: ``decided``; ``expired``), when ``by`` is its requester
-    (``own_request``, approving only: a requester may withdraw their own by rejecting it), or (approving)
-    when its target changed meanwhile (``stale``: the request is closed ``approval void``)."""
-    at = datetime.now(timezone.utc)
+    """Approve or reject a pending (or interrupted) request, checked and written in one transaction of
+    ``store``: returns the request with its ``decision``; None when there is no such request; ``Refused`` when
+    it is not pending (approved, rejected or void already: ``decided``; ``expired``; ``running``: being carried
+    out now), when ``by`` is its requester (``own_request``, approving only: a requester may withdraw their own
+    by rejecting it), or (approving) when its target changed meanwhile (``stale``: the request is closed
+    ``approval void``).  An interrupted request approved again has its action's own record checked for whether
+    it took effect after the first approval (then void, never run twice).  ``expire``: a reveal's time to be
+    fetched after the approval (``fetch_until``)."""
+    at = now()
     with store.transaction() as tail:
         con = store.connection
-        found = find(con, request_id)
+        found = find(con, request_id, at, running)
         if found is None:
             return None
         target, req = found
         rid = req["id"]
-        if req["state"] == "expired":
+        state = req["state"]
+        if state == "expired":
             raise Refused(f"request {rid} ({req.get('action')} of {target} by {req.get('by')}) expired at "
                           f"{req.get('expires_at')} without an approval; nothing was done: ask again if it is still "
                           f"needed", "expired")
-        if req["state"] != "pending":
+        if state == "running":
+            raise Refused(f"request {rid} ({req.get('action')} of {target}) was approved and is being carried out "
+                          f"now; wait for its outcome (`bsp approvals list --all`)", "running")
+        if state not in ("pending", "interrupted"):
             d = req["decision"] or {}
-            raise Refused(f"request {rid} ({req.get('action')} of {target}) is already {req['state']}"
+            raise Refused(f"request {rid} ({req.get('action')} of {target}) is already {state}"
                           + (f" by {d.get('by')}" if d.get("by") else "") + f" at {stamp(d.get('at'))}"
                           + (f" ({d.get('reason') or d.get('why')})" if d.get("reason") or d.get("why") else "")
                           + "; a decision is not changed and nothing runs twice", "decided")
@@ -317,8 +426,14 @@ def decide(store: Any, request_id: str, approve: bool, by: str, via: str, reason
                           f"request; another operator (another admin API token) approves it", "own_request")
         action = str(req.get("action"))
         base = {"request": rid, "action": action, "requested_by": req.get("by")}
+        again = state == "interrupted"
+        if again:
+            first = req["decision"] or {}
+            base["interrupted"] = {"approved_by": first.get("by"), "at": stamp(first.get("at"))}
+        pending_error = None
         if approve:
-            why = _target_check(con, action, target, req.get("params") or {})
+            since = (req["decision"] or {}).get("at") if again else None
+            why = _target_check(con, action, target, req.get("params") or {}, since=since)
             if why is not None:
                 _append(store, con, tail, target, VOID, {**base, "why": why, "by": by}, at)
                 void = {**req, "state": "void", "target": target,
@@ -329,12 +444,12 @@ def decide(store: Any, request_id: str, approve: bool, by: str, via: str, reason
                 # the transaction commits the void event: raised once it has
                 pending_error = stale
             else:
-                pending_error = None
-                detail = {**base, "by": by, "via": via, "reason": reason,
+                detail = {**base, "by": by, "via": via, "reason": reason, **({"again": True} if again else {}),
                           **{k: v for k, v in where.items() if v is not None}}
+                if action == "deal.reveal":
+                    detail["fetch_until"] = stamp(at + timedelta(seconds=expire if expire is not None else 86400))
                 _append(store, con, tail, target, GRANTED, detail, at)
         else:
-            pending_error = None
             detail = {**base, "by": by, "via": via, "reason": reason,
                       **{k: v for k, v in where.items() if v is not None}}
             _append(store, con, tail, target, REJECTED, detail, at)
@@ -344,19 +459,83 @@ def decide(store: Any, request_id: str, approve: bool, by: str, via: str, reason
             "decision": {"at": at, "event": GRANTED if approve else REJECTED, **detail}}
 
 
-def listing(con: Any, *, every: bool = False, target: str | None = None, limit: int | None = 100
-            ) -> list[dict[str, Any]]:
-    """The requests, newest first: pending ones only unless ``every``; ``target``: of that deal/letter only."""
+def finish(store: Any, request_id: str, ok: bool, outcome: str, now: Callable[[], datetime] = utc_now,
+           **more: Any) -> None:
+    """Record that the approved request's action finished (``approval done``: its outcome, whatever it was), in
+    one transaction of ``store``: from then on the request is approved (done), never interrupted."""
+    at = now()
+    with store.transaction() as tail:
+        con = store.connection
+        found = find(con, request_id, at)
+        if found is None:
+            return
+        target, req = found
+        _append(store, con, tail, target, DONE, {"request": req["id"], "action": req.get("action"), "ok": bool(ok),
+                                                 "outcome": outcome, **{k: v for k, v in more.items()
+                                                                        if v is not None}}, at)
+
+
+def take_reveal(store: Any, request_id: str, by: str, fields: Sequence[str], now: Callable[[], datetime] = utc_now,
+                **where: Any) -> dict[str, Any] | None:
+    """The requester fetching an approved ``deal.reveal``: checked and written in one transaction of ``store``
+    (``approval done`` and the deal's ``revealed`` event, naming both operators), so a reveal is fetched once,
+    by its requester, within ``fetch_until``; the request, None when there is no such request; ``Refused``:
+    ``not_reveal``, ``not_requester``, ``not_approved`` (pending, rejected, void, expired), ``fetched``, ``lapsed``.
+    The caller decrypts the fields and sends them to the requester only; nothing of them is written."""
+    from engine.reveal_log import REVEALED, detail as reveal_detail
+
+    at = now()
+    with store.transaction() as tail:
+        con = store.connection
+        found = find(con, request_id, at)
+        if found is None:
+            return None
+        target, req = found
+        rid = req["id"]
+        if req.get("action") != "deal.reveal":
+            raise Refused(f"request {rid} is a {req.get('action')}, not a reveal: there is nothing to fetch",
+                          "not_reveal")
+        # the requester is the admin token the request came with, and only it: not a name the request merely
+        # carries (stated_by, os_user), which another token may be called
+        if not req.get("token") or by.strip().lower() != str(req["token"]).strip().lower():
+            raise Refused(f"request {rid} was made by {req.get('by')}: the revealed fields go to the requester "
+                          f"alone (their admin token), not to another operator", "not_requester")
+        dec = req.get("decision") or {}
+        if req["state"] == "lapsed":
+            raise Refused(f"request {rid}: the reveal was approved by {dec.get('by')} at {stamp(dec.get('at'))} and "
+                          f"not fetched before {dec.get('fetch_until')}; nothing was revealed: ask again",
+                          "lapsed")
+        if req.get("run") is not None:
+            raise Refused(f"request {rid}: the reveal was fetched already at {stamp(req['run'].get('at'))}; a "
+                          f"reveal is fetched once: ask again", "fetched")
+        if req["state"] != "approved":
+            raise Refused(f"request {rid} is {req['state']}: a reveal is fetched once another operator approved it"
+                          + (" (`bsp approvals list --live`)" if req["state"] == "pending" else ""),
+                          "not_approved")
+        event = reveal_detail("deal", fields, by, "admin API, four eyes",
+                              **{**{k: v for k, v in where.items() if v is not None}, "four_eyes": rid,
+                                 "approved_by": dec.get("by")})
+        _append(store, con, tail, target, DONE, {"request": rid, "action": "deal.reveal", "ok": True,
+                                                 "outcome": f"revealed to {by} ({len(fields)} field(s))",
+                                                 "by": by}, at)
+        _append(store, con, tail, target, REVEALED, event, at)
+    return {**req, "target": target, "state": "approved", "revealed": {"at": at, **event}}
+
+
+def listing(con: Any, *, every: bool = False, target: str | None = None, limit: int | None = 100,
+            now: datetime | None = None, running: Iterable[str] = ()) -> list[dict[str, Any]]:
+    """The requests, newest first: pending (and interrupted: waiting for a decision again) ones only unless
+    ``every``; ``target``: of that deal/letter only."""
     sql = "SELECT DISTINCT deal_id FROM deal_events WHERE to_state = ?"
     args: list[Any] = [REQUESTED]
     if target is not None:
         sql += " AND deal_id = ?"
         args.append(target)
-    now = datetime.now(timezone.utc)
+    now = now or utc_now()
     out: list[dict[str, Any]] = []
     for (tid,) in con.execute(sql, args).fetchall():
-        for r in requests_of(_events(con, tid), now):
-            if every or r["state"] == "pending":
+        for r in requests_of(_events(con, tid), now, running):
+            if every or r["state"] in ("pending", "interrupted"):
                 out.append({**r, "target": tid})
     out.sort(key=lambda r: (_aware(r.get("at")) or now), reverse=True)
     return out if limit is None else out[:limit]
@@ -369,15 +548,32 @@ def approval_text(req: Mapping[str, Any]) -> str:
     p = req.get("params") or {}
     if p.get("outcome"):
         head += f" (outcome {p['outcome']}: {p.get('note')!r})"
+    if p.get("version"):
+        head += f" (version {p['version']})"
     state = req.get("state")
+    rid = req.get("id")
     if state == "pending":
-        return f"{head}: waits for a second operator until {req.get('expires_at')} (request {req.get('id')})"
+        return f"{head}: waits for a second operator until {req.get('expires_at')} (request {rid})"
     if state == "expired":
-        return f"{head}: expired at {req.get('expires_at')}, not approved (request {req.get('id')})"
+        return f"{head}: expired at {req.get('expires_at')}, not approved (request {rid})"
     if state == "void":
-        return f"{head}: void at {stamp(d.get('at'))}: {d.get('why')} (request {req.get('id')})"
-    verb = "approved" if state == "approved" else "rejected"
-    return f"{head}: {verb} by {d.get('by')} at {stamp(d.get('at'))} ({d.get('reason')!r}) (request {req.get('id')})"
+        return f"{head}: void at {stamp(d.get('at'))}: {d.get('why')} (request {rid})"
+    if state == "rejected":
+        return f"{head}: rejected by {d.get('by')} at {stamp(d.get('at'))} ({d.get('reason')!r}) (request {rid})"
+    said = f"{head}: approved by {d.get('by')} at {stamp(d.get('at'))} ({d.get('reason')!r})"
+    if state == "running":
+        return f"{said}: being carried out now (request {rid})"
+    if state == "interrupted":
+        return (f"{said}: INTERRUPTED: the engine stopped before the action recorded its outcome; approve it again "
+                f"(it runs only if its own record shows it did not take effect) or reject it (request {rid})")
+    if state == "lapsed":
+        return f"{said}: not fetched by {req.get('by')} before {d.get('fetch_until')}, nothing revealed (request {rid})"
+    run = req.get("run") or {}
+    if run:
+        return f"{said}: {run.get('outcome')} (request {rid})"
+    if req.get("action") == "deal.reveal":
+        return f"{said}: {req.get('by')} may fetch it once until {d.get('fetch_until')} (request {rid})"
+    return f"{said} (request {rid})"
 
 
 POLICY = "four eyes policy"      # the policy in force, recorded by ``bsp run`` when it changes (an id of its own)

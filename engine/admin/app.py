@@ -143,8 +143,19 @@ class AdminApp:
         dry_run = self._query(request)["dry_run"]
         if self._reload_lock.locked():
             raise HTTPError(409, "another reload is running; try again when it has finished")
+        # four eyes (config.reload): a dry run first, and the version it compiled is what a second operator
+        # approves (the files changed since: the approval does not reload them); a failing one is answered as is
+        asked = not dry_run and self._four_eyes("config.reload")
         async with self._reload_lock:
-            result = await _call_by(self.backend.reload, request, dry_run)
+            result = await _call_by(self.backend.reload, request, True if asked else dry_run)
+        if asked and result.ok:
+            name = _token_name(request) or "admin API"
+            return await self._request("config.reload", "config", {"version": result.version,
+                                                                   "previous_version": result.previous_version,
+                                                                   "plan": dict(result.plan)}, name,
+                                       _client_of(request))
+        if asked:
+            dry_run = True
         if not dry_run:
             self.metrics.reload_done(result.ok, "admin")
         body = {"ok": result.ok, "dry_run": result.dry_run, "version": result.version,
@@ -322,7 +333,7 @@ class AdminApp:
         record = getattr(self.backend, "record_reveal", None)
         if record is None:
             raise HTTPError(501, "this engine cannot record a reveal; stop it and reveal on its ledger file")
-        body = _json_object(request, ("fields", "by"), shape='{"fields": [...], "by": ...}')
+        body = _json_object(request, ("fields", "by", "four_eyes"), shape='{"fields": [...], "by": ...}')
         fields = body.get("fields")
         if (not isinstance(fields, list) or len(fields) > 1000
                 or not all(isinstance(f, str) and 0 < len(f) <= 300 and f.isprintable() for f in fields)):
@@ -336,6 +347,14 @@ class AdminApp:
             raise HTTPError(400, f"body: {exc}", extra={"field": "by"}) from None
         by = name or stated
         client = {**_client_of(request), "stated_by": stated if stated != by else None}
+        if kind == "deal" and self._four_eyes("deal.reveal"):
+            # four eyes: not recorded as done: a request; once another operator approves it, the engine decrypts
+            # the fields for this requester alone, once (POST /approvals/{id}/reveal)
+            return await self._request("deal.reveal", ident, {}, by, client)
+        if body.get("four_eyes") is True:
+            raise HTTPError(409, "deal.reveal is not under four eyes here (operators.four_eyes does not list it): "
+                                 "nothing was requested; reveal with the field keyring of your shell",
+                            extra={"why": "not_under_four_eyes"})
         try:
             done = await record(kind, ident, fields, by, client)
         except (ValueError, LookupError) as exc:
@@ -409,6 +428,35 @@ class AdminApp:
 
     async def reject_request(self, request: Request) -> Response:
         return await self._decide(request, False)
+
+    async def reveal_request(self, request: Request) -> Response:
+        """``POST /approvals/{id}/reveal``: the requester of an approved ``deal.reveal`` fetches the deal with its
+        sealed fields decrypted by the engine, once, within the approval's ``fetch_until``; recorded first."""
+        from engine.four_eyes import Refused
+        from engine.ledger_store import LedgerError
+
+        rid = request.path_params["id"]
+        fetch = getattr(self.backend, "fetch_reveal", None)
+        if fetch is None:
+            raise HTTPError(501, "this engine cannot reveal under four eyes")
+        name = _token_name(request)
+        if name is None:
+            raise HTTPError(403, "a reveal goes to its requester: an authenticated operator, a named admin token")
+        try:
+            done = await fetch(rid, name, _client_of(request))
+        except Refused as exc:
+            raise HTTPError(409, str(exc), extra={"why": exc.why}) from None
+        except (ValueError, LookupError) as exc:
+            raise HTTPError(400, str(exc)) from None
+        except LedgerError as exc:
+            raise HTTPError(503, f"{exc}; nothing was revealed") from None
+        if done is None:
+            raise HTTPError(404, f"no four-eyes request {rid!r}; list them with GET /approvals")
+        # the field names only, never a value (the answer alone carries them)
+        log.info("admin: four eyes: reveal request %s fetched by token %r from %s: %d field(s) of deal %s",
+                 done["request"]["id"], name, request.peer[0] if request.peer else "?", len(done["fields"]),
+                 done["request"]["target"])
+        return Response.json(dict(done))
 
     async def _decide(self, request: Request, approve: bool) -> Response:
         from engine.four_eyes import Refused, check_reason

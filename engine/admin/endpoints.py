@@ -63,6 +63,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              params=(Param("dry_run", "boolean", "Compile and plan only; change nothing.", default=False,
                            example="1"),),
              responses=((200, "Compiled (and switched unless dry_run); the plan says what changes.", "Reload"),
+                        (202, "Not switched: four eyes (`operators.four_eyes` lists config.reload): the files "
+                              "compiled (a dry run) and the request, with their version, waits for a second "
+                              "operator (POST /approvals/{id}/approve), who reloads that version only.", "Approval"),
                         (409, "Another reload is running.", "Problem"),
                         (422, "The new configuration has errors, or a channel of it could not start (its "
                               "port is taken); the running one is kept.", "Problem"),
@@ -129,6 +132,10 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              "by: the token's name, the client's address and certificate), never the values (PCI DSS 10.2). The "
              "id may be its first 8 or more hex digits.", body="Reveal",
              responses=((200, "Recorded.", "Revealed"),
+                        (202, "Not revealed: four eyes (`operators.four_eyes` lists deal.reveal): the request is "
+                              "recorded and waits for a second operator (POST /approvals/{id}/approve); then the "
+                              "requester fetches the fields, decrypted by the engine, once (POST "
+                              "/approvals/{id}/reveal).", "Approval"),
                         (400, "A bad body (fields, by), or an id too short or matching several deals.", "Problem"),
                         (404, "No deal with this id.", "Problem"),
                         (503, "The ledger could not record it: show nothing.", "Problem"))),
@@ -180,26 +187,46 @@ ENDPOINTS: tuple[Endpoint, ...] = (
                         (404, "No dead letter with this id (one moved out by `bsp ledger archive`: `archived` "
                               "names its archive file, read-only: it cannot be retried from there).", "Problem"))),
     Endpoint("GET", "/approvals", "approvals", "Four-eyes requests (deployment file `operators.four_eyes`): "
-             "the operator actions recorded as asked and waiting for a second operator, newest first.",
+             "the operator actions recorded as asked and waiting for a second operator (pending, or interrupted: "
+             "approved, then cut by a crash), newest first.",
              params=(Param("all", "boolean", "Every request: approved, rejected, expired and void ones too.",
                            default=False, example="1"), LIMIT),
              responses=((200, "The requests.", "Approvals"),)),
     Endpoint("POST", "/approvals/{id}/approve", "approve_request",
-             "Approve a pending four-eyes request and carry its action out (the retry, release or resolution), "
-             "once. The token must not be the requester's. The id may be its first 8 or more hex digits.",
+             "Approve a pending four-eyes request and carry its action out (the retry, release, resolution or "
+             "reload), once; a reveal is then fetched by its requester (POST /approvals/{id}/reveal). An "
+             "interrupted request (its approved action cut by a crash) may be approved again: its action's own "
+             "record is read first, and it runs only if that shows it did not take effect. The token must not "
+             "be the requester's. The id may be its first 8 or more hex digits.",
              body="Decision",
              responses=((200, "Approved; `run` says what carrying it out did.", "Approval"),
                         (400, "A bad body (reason), or an id too short or matching several requests.", "Problem"),
                         (404, "No such request.", "Problem"),
                         (409, "Not approved: `why` own_request (the requester's own token), expired, decided "
-                              "(approved, rejected or void already: nothing runs twice), stale (its dead letter or "
-                              "deal changed meanwhile: the request is closed void).", "Problem"))),
+                              "(approved, rejected or void already: nothing runs twice), running (being carried out "
+                              "now), stale (its dead letter or deal changed meanwhile, or an interrupted action "
+                              "took effect: the request is closed void).", "Problem"))),
     Endpoint("POST", "/approvals/{id}/reject", "reject_request",
-             "Reject a pending four-eyes request (its requester may withdraw it so): nothing is done.",
+             "Reject a pending (or interrupted) four-eyes request (its requester may withdraw it so): nothing "
+             "is done.",
              body="Decision",
              responses=((200, "Rejected.", "Approval"),
                         (400, "A bad body (reason), or a bad id.", "Problem"), (404, "No such request.", "Problem"),
                         (409, "Not pending: expired or decided already (`why`).", "Problem"))),
+    Endpoint("POST", "/approvals/{id}/reveal", "reveal_request",
+             "Fetch an approved `deal.reveal` request: the deal with its sealed fields decrypted by the engine's "
+             "keyring, for the requester's token alone, once, until the approval's `fetch_until` "
+             "(`four_eyes_expire` after it). Recorded first (`approval done`, `revealed` with both operators); the "
+             "values are in this answer only, never in the ledger, the log or GET /approvals.",
+             responses=((200, "The request, the deal (`deal`, its fields in clear), the field paths revealed "
+                              "(`fields`) and `warnings` (a field no key of the ring opens).", "RevealFetched"),
+                        (403, "Not a named admin token.", "Problem"),
+                        (404, "No such request.", "Problem"),
+                        (409, "Not revealed: `why` not_reveal (another action), not_requester (another token than "
+                              "the requester's), not_approved (pending, rejected, void, expired), fetched (once "
+                              "already), lapsed (not fetched in time), no_keyring (the engine has none), stale "
+                              "(the deal is gone).", "Problem"),
+                        (503, "The ledger could not record it: nothing revealed.", "Problem"))),
     Endpoint("POST", "/ledger/snapshot", "ledger_snapshot",
              "A transactionally consistent copy of the ledger (a DuckDB file), every deal acknowledged before "
              "the request in it, encrypted fields still encrypted; streamed, then removed from the engine's "
@@ -223,7 +250,7 @@ ENDPOINT_ROLES: dict[str, str] = {
     "deals": "read", "deal": "read", "dead_letters": "read", "dead_letter": "read",
     "reveal_deal": "read", "reveal_dead_letter": "read",
     "reload": "operate", "resolve_deal": "operate", "retry_dead_letter": "operate",
-    "approvals": "read", "approve_request": "operate", "reject_request": "operate",
+    "approvals": "read", "approve_request": "operate", "reject_request": "operate", "reveal_request": "read",
     "ledger_snapshot": "snapshot",
 }
 ENDPOINTS = tuple(replace(e, role=ENDPOINT_ROLES[e.name]) if e.auth else e for e in ENDPOINTS)

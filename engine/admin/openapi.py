@@ -98,7 +98,11 @@ SCHEMAS: dict[str, Any] = {
                                                         "bytes), never their values."},
                               "by": {"type": "string", "maxLength": MAX_BY,
                                      "description": "Who says they reveal. Recorded as `stated_by` when it is "
-                                                    "not the token's name."}}},
+                                                    "not the token's name."},
+                              "four_eyes": {"type": "boolean",
+                                            "description": "Only a four-eyes request (deal.reveal under dual "
+                                                           "control: 202); else 409 not_under_four_eyes and "
+                                                           "nothing recorded (a client without a keyring)."}}},
     "Revealed": {"type": "object", "required": ["id", "at", "what", "fields", "by", "via"],
                  "additionalProperties": True,
                  "description": "The `revealed` event's detail: id, at, what (deal or dead letter), fields, by "
@@ -108,11 +112,17 @@ SCHEMAS: dict[str, Any] = {
                                            "description": "Why it is approved or rejected (what was checked)."}}},
     "Approval": {"type": "object", "required": ["id", "action", "target", "by", "state"],
                  "description": "A four-eyes request (engine/four_eyes.py): id, at, action (dead.retry, "
-                                "deal.release, deal.resolve, dead.purge), target (the deal's or dead letter's id), "
-                                "params (outcome, note, again), by (the requester: the token's name, or the OS user "
-                                "on the ledger file), via, expires_at, state (pending, expired, approved, rejected, "
-                                "void) and decision (at, event, by, reason or why); after an approval, `run`: what "
-                                "carrying it out did (the retry's or resolution's own answer)."},
+                                "deal.release, deal.resolve, dead.purge, deal.reveal, config.reload), target (the "
+                                "deal's or dead letter's id; a reload's own id), params (outcome, note, again; a "
+                                "reload's version), by (the requester: the token's name, or the OS user on the "
+                                "ledger file), via, expires_at, state (pending, expired, approved, rejected, void, "
+                                "running, interrupted, lapsed: a reveal not fetched in time) and decision (at, "
+                                "event, by, reason or why; a reveal's fetch_until); `run`: what carrying it out did "
+                                "(the retry's, resolution's or reload's own answer; `approval done`). Never a "
+                                "revealed value."},
+    "RevealFetched": {"type": "object", "required": ["request", "deal", "fields"], "additionalProperties": True,
+               "description": "An approved reveal fetched by its requester: request (the Approval), deal (as GET "
+                              "/deals/{id}, its sealed fields in clear), fields (their paths), warnings."},
     "Approvals": {"type": "object", "required": ["count", "approvals"],
                   "properties": {"count": {"type": "integer"},
                                  "approvals": {"type": "array", "items": {"$ref": "#/components/schemas/Approval"}}}},

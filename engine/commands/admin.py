@@ -185,11 +185,22 @@ def reload(dry_run: bool = typer.Option(False, "--dry-run", help="Compile and sh
     """Ask a running engine to recompile its route files and switch to them (exit 1 if they do not compile).
 
     Prints the reload plan: channels, routes, formats and tables added, changed, kept and removed.
-    Exit 0 switched (or, with --dry-run, would switch); 1 the new files have errors (shown with
+    Under four eyes (operators.four_eyes lists config.reload) nothing is switched: the files compile (a dry
+    run) and a request for their version is recorded; another operator's `bsp approvals approve ID --live`
+    switches to that version (files changed since: not reloaded).
+    Exit 0 switched (or requested) (or, with --dry-run, would switch); 1 the new files have errors (shown with
     file:line:col; the running configuration stays) or the engine cannot be reached; 2 usage error.
     """
     with _client(url, token_file, ca, cert, key) as client:
         r = _call(client, "POST", "/reload", params={"dry_run": "1"} if dry_run else None)
+    if r.status_code == 202:        # four eyes (config.reload): the files compiled; a second operator switches
+        from engine.four_eyes import pending_text
+
+        doc = r.json()
+        typer.echo(pending_text({**doc, "target": f"version {(doc.get('params') or {}).get('version')}"}, True))
+        for line in plan_lines((doc.get("params") or {}).get("plan") or {}):
+            typer.echo(f"  {line}")
+        return
     if r.status_code != 200:
         raise _problem(r)
     doc = r.json()

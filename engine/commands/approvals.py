@@ -1,4 +1,4 @@
-"""``bsp approvals list|approve|reject``: four-eyes requests (engine/four_eyes.py)."""
+"""``bsp approvals list|approve|reject|reveal``: four-eyes requests (engine/four_eyes.py)."""
 from __future__ import annotations
 
 import sys
@@ -35,7 +35,8 @@ def _render(rows: list[dict[str, Any]], title: str) -> None:
         table.add_column(name, overflow="fold")
     for r in rows:
         p = r.get("params") or {}
-        what = (f"{p.get('outcome')}: {p.get('note')}" if p.get("outcome") else "again" if p.get("again") else "")
+        what = (f"{p.get('outcome')}: {p.get('note')}" if p.get("outcome") else "again" if p.get("again") else
+                f"version {p['version']}" if p.get("version") else "")
         d = r.get("decision") or {}
         end = (r.get("expires_at") if r.get("state") in ("pending", "expired") else
                f"{d.get('by') or ''} {stamp(d.get('at'))}: {d.get('reason') or d.get('why') or ''}")
@@ -49,7 +50,8 @@ def _render(rows: list[dict[str, Any]], title: str) -> None:
 
 @approvals_app.command("list")
 def list_(
-    every: bool = typer.Option(False, "--all", help="Every request: approved, rejected, expired and void ones too."),
+    every: bool = typer.Option(False, "--all", help="Every request: approved, rejected, expired, void, running and "
+                                                    "lapsed ones too."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
     limit: int = typer.Option(100, "--limit", min=1, max=1000, help="Most to show (newest first)."),
     ledger: Optional[Path] = LEDGER_OPT,
@@ -64,9 +66,12 @@ def list_(
 ) -> None:
     """The four-eyes requests waiting for a second operator, newest first (--all: decided and expired ones too).
 
-    Each names its action (dead.retry, deal.release, deal.resolve, dead.purge), the deal or dead letter, who asked
-    (an admin token's name; on the ledger file the OS user), what (outcome and note), its state (pending, expired,
-    approved, rejected, void: its target changed meanwhile) and when it expires or who decided it and why.
+    Each names its action (dead.retry, deal.release, deal.resolve, dead.purge, deal.reveal, config.reload), the
+    deal or dead letter, who asked (an admin token's name; on the ledger file the OS user), what (outcome and
+    note), its state (pending, expired, approved, rejected, void: its target changed meanwhile; running;
+    interrupted: approved, then cut by a crash before its outcome was recorded, listed with the pending ones:
+    approve it again or reject it; lapsed: an approved reveal not fetched in time) and when it expires or who
+    decided it and why.
     --live asks the running engine (`GET /approvals`); else the ledger file is read.
     Exit 0; 1 (--live) the engine cannot be reached or answers with a problem; 2 no ledger file.
     """
@@ -128,7 +133,7 @@ def _decide_live(url: str, token_file: Optional[Path], ca: Optional[Path], cert:
 def _report(done: dict[str, Any], where: str) -> None:
     from engine.four_eyes import approval_text
 
-    typer.echo(f"{approval_text(done)}, recorded in {where}")
+    typer.echo(f"{approval_text({**done, 'run': None})}, recorded in {where}")
     run = done.get("run")
     if run:
         typer.echo(f"carried out: {run.get('outcome')}")
@@ -157,8 +162,11 @@ def approve(
     file bsp could tell only the OS user running it, which proves too little for a second pair of eyes, so
     an approval without --live is refused (exit 2). A request approved, rejected, void or expired already is
     refused (exit 1) and nothing runs twice; one whose dead letter or deal changed meanwhile (retried,
-    released, resolved) is closed void and refused. The approval and the action's outcome record both
-    operators (`bsp deals show`, `bsp dead show`).
+    released, resolved) is closed void and refused. An interrupted request (approved, then cut by a crash)
+    may be approved again: the action's own record is read first (the letter's retry claim, the deal's
+    hold or flag, the configuration's version) and it runs only if that shows it did not take effect,
+    else it is closed void. A deal.reveal approved is fetched by its requester (`bsp approvals reveal`).
+    The approval and the action's outcome record both operators (`bsp deals show`, `bsp dead show`).
     Exit 0 approved and carried out; 1 refused, not carried out, no such request, or the engine cannot be
     reached; 2 without --live, or a bad reason or id.
     """
@@ -234,6 +242,65 @@ def reject(
                    err=True)
         raise typer.Exit(1)
     _report(done, str(found.path))
+
+
+@approvals_app.command("reveal")
+def reveal(
+    request_id: str = typer.Argument(..., help="The deal.reveal request's id (32 hex digits, or its first 8 or more)."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object instead of text."),
+    live: bool = LIVE_OPT,
+    url: str = URL_OPT,
+    token_file: Optional[Path] = TOKEN_FILE_OPT,
+    ca: Optional[Path] = CA_OPT,
+    cert: Optional[Path] = CERT_OPT,
+    key: Optional[Path] = KEY_OPT,
+) -> None:
+    """Fetch your approved reveal: the deal with its sealed fields in clear, decrypted by the engine, once.
+
+    Under four eyes (operators.four_eyes lists deal.reveal) `bsp deals show ID --live --reveal` records a
+    request; once another operator approves it, its requester (the same admin token) fetches it here, once,
+    before the approval's fetch_until (four_eyes_expire after it) (`POST /approvals/{id}/reveal`). The fetch is
+    recorded first (`approval done`, and `revealed` on the deal with both operators); the values are in this
+    answer only, never in the ledger, the engine's log or `bsp approvals list`. Only with --live: the engine
+    holds the keyring.
+    Exit 0 shown; 1 refused (not yours, not approved, fetched already, lapsed, the engine has no keyring), no
+    such request, or the engine cannot be reached; 2 without --live.
+    """
+    from urllib.parse import quote
+
+    import orjson
+
+    from engine.commands.admin import _call, _client, _problem
+    from engine.commands.deals import _json_default, _story_text
+    from engine.commands.live import typed
+    from engine.exact_json import api_json
+    from engine.reports.text import printable
+
+    if not live:
+        typer.echo("error: a reveal under four eyes is decrypted by the running engine for its requester: add "
+                   "--live (and your admin token)", err=True)
+        raise typer.Exit(2)
+    with _client(url.rstrip("/"), token_file, ca, cert, key) as client:
+        r = _call(client, "POST", f"/approvals/{quote(request_id, safe='')}/reveal")
+        if r.status_code != 200:
+            try:
+                detail = str(r.json().get("detail") or r.text)
+            except ValueError:
+                detail = r.text
+            if r.status_code in (404, 409, 403):
+                typer.echo(f"error: the engine at {url}: {detail}", err=True)
+                raise typer.Exit(1)
+            raise _problem(r)
+        done = api_json(r.text)
+    deal = typed(done["deal"])
+    warnings = [str(w) for w in done.get("warnings") or ()]
+    if as_json:
+        sys.stdout.buffer.write(orjson.dumps(deal, default=_json_default, option=orjson.OPT_UTC_Z) + b"\n")
+        sys.stdout.buffer.flush()
+        for w in warnings:
+            typer.echo(f"warning: {w}", err=True)
+        return
+    typer.echo(printable(_story_text(deal, warnings)))
 
 
 def register(app: typer.Typer) -> None:

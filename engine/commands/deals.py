@@ -400,7 +400,7 @@ def show(
     """One deal's whole story: request, steps, calls, reply, state changes, configuration.
 
     `--live` asks a running engine (`GET /deals/{id}`); `--reveal` still decrypts here, with the
-    keyring of this shell (the engine never sends clear text of an encrypted field): the deployment
+    keyring of this shell (GET /deals/{id} never sends clear text of an encrypted field): the deployment
     file's ledger.field_keys (`--deployment platform.yaml`, as bsp run takes it), else
     BSP_FIELD_KEYS_FILE / BSP_FIELD_KEYS.
     Every --reveal is recorded first in the ledger's audit trail (PCI DSS 10.2): the event `revealed` on
@@ -408,6 +408,10 @@ def show(
     values; on the ledger file with the audit key the engine writes with (ledger.audit_key, else
     BSP_AUDIT_KEY_FILE / BSP_AUDIT_KEY), with --live by the engine (`POST /deals/{id}/reveals`, its token
     the who). When it cannot be recorded, nothing is revealed (exit 2).
+    Four eyes (operators.four_eyes lists deal.reveal): with --live (no keyring needed here) the engine
+    records a request and nothing is shown (exit 0); once another operator approves it, the requester
+    fetches the fields, decrypted by the engine, once: `bsp approvals reveal ID --live`. On the ledger
+    file such a reveal is refused (exit 2).
     Exit 0 shown; 1 no such deal (one moved out by `bsp ledger archive` is named with its archive file
     and the command to read it there), or (--live) the engine cannot be reached, or a deployment file
     with errors; 2 no ledger file, an ambiguous id, or no (or an unusable) keyring for --reveal (a key that
@@ -428,7 +432,16 @@ def show(
     if not live:
         require_ledger(ledger)
     keyring = found.keys.keyring
-    if reveal and keyring is None:
+    if reveal and not live:
+        from engine.four_eyes import blocked_by_offline, offline_policy
+
+        policy = offline_policy(ledger, found.deployment)
+        if policy is not None and policy.covers("deal.reveal"):
+            typer.echo(f"error: {blocked_by_offline('deal.reveal')}; under four eyes the engine decrypts the fields "
+                       f"for the requester once another operator approved: `bsp deals show {deal_id} --live "
+                       f"--reveal`, then `bsp approvals reveal ID --live`. Nothing was revealed", err=True)
+            raise typer.Exit(2)
+    if reveal and keyring is None and not live:
         needs_keyring(deployment, env)
     if live:
         from urllib.parse import quote
@@ -457,9 +470,25 @@ def show(
             raise typer.Exit(1)
     if reveal:        # recorded before anything is shown in clear; not recorded: nothing shown
         fields = reveal_log.sealed_paths(d["request"], "request") + reveal_log.sealed_paths(d["response"], "response")
-        record_reveal(d["deal_id"], reveal_log.detail("deal", fields, who, "bsp deals show", **where),
-                      None if live else ledger, found.keys.audit_key,
-                      (url, token_file, ca, cert, key, f"/deals/{d['deal_id']}/reveals") if live else None)
+        if live:
+            from engine.commands.live import post_reveal
+
+            body: dict[str, Any] = {"fields": fields, "by": who}
+            if keyring is None:     # no keyring here: only a request under four eyes (the engine decrypts)
+                body["four_eyes"] = True
+            said = post_reveal(url, token_file, ca, cert, key, f"/deals/{d['deal_id']}/reveals", body)
+            if said.get("pending"):
+                from engine.four_eyes import pending_text
+
+                typer.echo(pending_text({**said, "target": d["deal_id"]}, True))
+                typer.echo(f"then {said.get('by')} fetches it, once, with `bsp approvals reveal {said.get('id')} "
+                           f"--live` (the engine decrypts the fields for the requester alone)")
+                return
+            if said.get("why") == "not_under_four_eyes":
+                needs_keyring(deployment, env)
+        else:
+            record_reveal(d["deal_id"], reveal_log.detail("deal", fields, who, "bsp deals show", **where),
+                          ledger, found.keys.audit_key, None)
     problems: list[str] = []
     if keyring is not None:
         for k in ("request", "response"):

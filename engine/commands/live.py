@@ -89,13 +89,18 @@ def post_reveal(url: str, token_file: Optional[Path], ca: Optional[Path], cert: 
     """``POST path`` (``/deals/{id}/reveals``, ``/dead-letters/{id}/reveals``): the running engine records a
     ``--reveal`` in its audit trail (engine/reveal_log.py) before this command shows anything in clear.  Not
     recorded (an engine older than this bsp, a token without the role, a problem): one ``error:`` line, exit
-    2, nothing revealed."""
+    2, nothing revealed.  Under four eyes (deal.reveal) the engine answers 202 with a request: returned with
+    ``pending``; ``body["four_eyes"]`` (no keyring here): ``{"why": "not_under_four_eyes"}`` when it is not."""
     from engine.commands.admin import _call, _client, _problem
 
     with _client(url, token_file, ca, cert, key) as client:
         r = _call(client, "POST", path, json=body)
         if r.status_code == 200:
             return dict(r.json())
+        if r.status_code == 202:        # four eyes (deal.reveal): a request recorded, nothing to show yet
+            return {**dict(r.json()), "pending": True}
+        if r.status_code == 409 and body.get("four_eyes") and "not_under_four_eyes" in r.text:
+            return {"why": "not_under_four_eyes"}
         if r.status_code == 404 and "no " not in r.text:
             typer.echo(f"error: {url} has no POST {path.rsplit('/', 2)[0].rsplit('/', 1)[0]}/{{id}}/reveals (an engine "
                        f"older than this bsp?): a --reveal is recorded in the audit trail before anything is shown "

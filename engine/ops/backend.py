@@ -70,6 +70,7 @@
 """
 from __future__ import annotations
 
+import logging
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -89,6 +90,7 @@ from engine.ledger_query import get_deal, letter_history, query_dead_letters, qu
 from engine.ops.ledger_reads import read_in_process
 from engine.ops.observe import RouteCounts
 
+log = logging.getLogger("bsp.admin")
 
 SNAPSHOT_LOAD_WAIT = 30.0     # seconds a snapshot waits for the journal's acknowledged deals to be in DuckDB
 
@@ -491,8 +493,10 @@ class EngineBackend:
         """The four-eyes requests about one deal or dead letter, oldest first (engine/four_eyes.py)."""
         from engine.four_eyes import listing
 
+        now, running = self._clock()(), frozenset(self._running())
+
         def read(path: Path, con: Any = None) -> list[dict[str, Any]]:
-            return listing(con, every=True, target=target, limit=None)[::-1]
+            return listing(con, every=True, target=target, limit=None, now=now, running=running)[::-1]
 
         return await read_in_process(read, Path(self.engine.ledger.path))
 
@@ -562,8 +566,28 @@ class EngineBackend:
 
         return policy_of(getattr(self.engine, "four_eyes", None))
 
+    def _clock(self) -> Any:
+        """The time the requests are stamped and checked with: the policy's (a test's clock), else the wall's."""
+        from engine.four_eyes import utc_now
+
+        return getattr(getattr(self.engine, "four_eyes", None), "now", None) or utc_now
+
+    def _running(self) -> set[str]:
+        """The requests this engine is carrying out now (approved, not yet done): kept on the engine, so a new
+        backend of the same engine sees them and a restarted engine does not (theirs are interrupted)."""
+        running = getattr(self.engine, "four_eyes_running", None)
+        if running is None:
+            running = set()
+            self.engine.four_eyes_running = running
+        return running
+
     async def _target(self, action: str, ident: str) -> str | None:
-        """The whole id of the deal (``deal.*``: its first 8 or more hex digits will do) or dead letter."""
+        """The whole id of the deal (``deal.*``: its first 8 or more hex digits will do) or dead letter; a
+        reload's request has an id of its own."""
+        if action == "config.reload":
+            from engine.deal import new_deal_id
+
+            return new_deal_id()
         path = Path(self.engine.ledger.path)
         if action.startswith("deal."):
             found = await read_in_process(get_deal, path, deal_id=ident)
@@ -594,27 +618,100 @@ class EngineBackend:
         if full is None:
             return None
         return await self.engine.ledger.with_store(
-            record_request, action, full, dict(params), by, "admin API", policy.expire, peer=client.get("peer"),
-            client_cert=client.get("client_cert"), token=client.get("token"), stated_by=client.get("stated_by"))
+            record_request, action, full, dict(params), by, "admin API", policy.expire, now=self._clock(),
+            peer=client.get("peer"), client_cert=client.get("client_cert"), token=client.get("token"),
+            stated_by=client.get("stated_by"))
 
     async def approvals(self, every: bool = False, limit: int = 100) -> Sequence[Mapping[str, Any]]:
         from engine.four_eyes import listing
 
+        now, running = self._clock()(), frozenset(self._running())
+
         def read(path: Path, con: Any = None) -> list[dict[str, Any]]:
-            return listing(con, every=every, limit=limit)
+            return listing(con, every=every, limit=limit, now=now, running=running)
 
         return await read_in_process(read, Path(self.engine.ledger.path))
 
     async def decide_approval(self, request_id: str, approve: bool, reason: str, by: str,
                               client: Mapping[str, Any]) -> Mapping[str, Any] | None:
-        """Approve (then carry out, once) or reject a four-eyes request; ``by``: the approver's token name."""
-        from engine.four_eyes import decide
+        """Approve (then carry out, once) or reject a four-eyes request; ``by``: the approver's token name.  An
+        action the engine carries out is *running* from its approval (recorded in the same transaction of the
+        writer) to its ``approval done``, written whatever its outcome; one a crash cut stays interrupted."""
+        from engine.four_eyes import RUN_BY_ENGINE, decide
 
         where = {"peer": client.get("peer"), "client_cert": client.get("client_cert"), "token": client.get("token")}
-        done = await self.engine.ledger.with_store(decide, request_id, approve, by, "admin API", reason, **where)
+        policy = self.four_eyes
+        running = self._running()
+
+        def decided(store: Any) -> Any:
+            # on the writer's thread: the decision and the request marked running before the next decision is read
+            done = decide(store, request_id, approve, by, "admin API", reason, now=self._clock(),
+                          running=frozenset(running), expire=policy.expire if policy is not None else None, **where)
+            if done is not None and approve and done.get("action") in RUN_BY_ENGINE:
+                running.add(done["id"])
+            return done
+
+        done = await self.engine.ledger.with_store(decided)
         if done is None or not approve:
             return done
-        return {**done, "run": await self._carry_out(done, by, client)}
+        if done.get("action") not in RUN_BY_ENGINE:
+            return {**done, "run": await self._carry_out(done, by, client)}
+        try:
+            run = await self._carry_out(done, by, client)
+            # only an outcome the action returned is recorded: one cut short (an error, the engine stopping) may
+            # or may not have taken effect, so it stays interrupted (the next approval reads its own record)
+            await self._finished(done["id"], run)
+        finally:
+            running.discard(done["id"])
+        return {**done, "run": run}
+
+    async def _finished(self, request_id: str, run: Mapping[str, Any]) -> None:
+        """Record the approved action's outcome (``approval done``), even while the engine is being cancelled."""
+        import trio
+
+        from engine.four_eyes import finish
+
+        outcome = str(run.get("outcome") or ("done" if run.get("ok", True) else "failed"))[:2000]
+        with trio.CancelScope(shield=True):
+            try:
+                await self.engine.ledger.with_store(finish, request_id, bool(run.get("ok", True)), outcome,
+                                                    now=self._clock())
+            except Exception as exc:      # noqa: BLE001 - the ledger cannot write: the request shows interrupted
+                log.error("four eyes: request %s: its outcome could not be recorded (%s): it shows as interrupted "
+                          "until decided again", request_id, exc)
+
+    async def fetch_reveal(self, request_id: str, by: str, client: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """The requester fetching an approved ``deal.reveal`` (``engine.four_eyes.take_reveal``): recorded first
+        (``approval done``, ``revealed``), then the deal read and its sealed fields decrypted with the engine's
+        keyring, for this answer only (nothing of the values is written or logged).  None: no such request."""
+        from engine import fieldcrypt
+        from engine.four_eyes import Refused, find, take_reveal
+        from engine.reveal_log import sealed_paths
+
+        keyring = getattr(self.engine.ledger, "keyring", None)
+        path = Path(self.engine.ledger.path)
+        found = await read_in_process(lambda p, con=None: find(con, request_id), path)
+        if found is None:
+            return None
+        target, req = found
+        if req.get("action") == "deal.reveal" and keyring is None:
+            raise Refused("the engine runs without a field keyring (ledger.field_keys): it has nothing to decrypt "
+                          "a deal's sealed fields with; nothing was revealed", "no_keyring")
+        deal = await read_in_process(get_deal, path, deal_id=target) if req.get("action") == "deal.reveal" else None
+        if req.get("action") == "deal.reveal" and deal is None:
+            raise Refused(f"deal {target} is no longer in the ledger (archived?); nothing was revealed", "stale")
+        fields = (sealed_paths(deal["request"], "request") + sealed_paths(deal["response"], "response")
+                  if deal is not None else [])
+        taken = await self.engine.ledger.with_store(
+            take_reveal, request_id, by, fields, now=self._clock(), peer=client.get("peer"),
+            client_cert=client.get("client_cert"), token=client.get("token"))
+        if taken is None:
+            return None
+        problems: list[str] = []
+        shown = dict(deal or {})
+        for k in ("request", "response"):
+            shown[k] = fieldcrypt.reveal(shown.get(k), keyring, context=target, root=k, problems=problems)
+        return {"request": taken, "deal": shown, "fields": fields, "warnings": problems}
 
     async def _carry_out(self, req: Mapping[str, Any], approver: str, client: Mapping[str, Any]) -> dict[str, Any]:
         """Run the approved request's action once, through its own guard, recording both operators."""
@@ -639,12 +736,41 @@ class EngineBackend:
                 run = dict(done.get("run") or {})
                 return {**dict(done), "ok": bool(run.get("ok", True)), "outcome": run.get("outcome") or
                         f"{params.get('outcome')} recorded by {requester}, approved by {approver}"}
+            if action == "config.reload":
+                return await self._reload_approved(req, requester, approver)
             if action == "dead.purge":
                 return {"ok": False, "outcome": "approved: the purge is carried out on the ledger file with the "
                                                 "engine stopped: `bsp dead purge ID` (it checks this approval)"}
+            if action == "deal.reveal":
+                return {"ok": True, "outcome": f"approved: {requester} fetches the revealed fields once "
+                                               f"(`bsp approvals reveal {req['id']} --live`, POST /approvals/"
+                                               f"{{id}}/reveal) until {(req.get('decision') or {}).get('fetch_until')}"}
         except Refused as exc:
             return {"ok": False, "outcome": f"not carried out: {exc}", "why": exc.why}
         return {"ok": False, "outcome": f"not carried out: unknown action {action!r}"}
+
+    async def _reload_approved(self, req: Mapping[str, Any], requester: str, approver: str) -> dict[str, Any]:
+        """An approved ``config.reload``: the version a dry run compiles now must be the one the request was made
+        for (the files unchanged since); one running already (a reload cut by a crash took effect, or a start
+        loaded the files) is not reloaded again; else the reload runs, by both operators."""
+        asked = (req.get("params") or {}).get("version")
+        gen = getattr(self.engine, "current", None)
+        running_version = getattr(gen, "version", None)
+        if asked is not None and running_version == asked:
+            return {"ok": True, "outcome": f"not reloaded: version {asked} runs already (the engine switched to it "
+                                           f"before, or started with it); nothing runs twice", "version": asked}
+        dry = await self.engine.reload(dry_run=True, source="admin", by=approver)
+        if not dry.ok or dry.version != asked:
+            now = dry.version if dry.ok else "none: the files do not compile"
+            return {"ok": False, "outcome": f"not reloaded: the files changed since the request (version {asked} "
+                                            f"asked, {now} now); ask again for the files as they are",
+                    "version": dry.version}
+        result = await self.engine.reload(dry_run=False, source="admin",
+                                          by=f"{requester}, approved by {approver} (four eyes {req['id']})")
+        return {"ok": bool(result.ok), "version": result.version, "previous_version": result.previous_version,
+                "outcome": (f"reloaded: version {result.previous_version} -> {result.version}" if result.ok else
+                            f"not reloaded: {'; '.join(result.diagnostics) or 'see the engine log'}"),
+                "diagnostics": list(result.diagnostics)}
 
 
 def _merged(counts: Any) -> dict[str, int]:

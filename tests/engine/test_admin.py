@@ -145,7 +145,7 @@ async def test_health_needs_no_token(admin):
 async def test_every_other_endpoint_refuses_without_a_valid_token(admin):
     client, _, metrics = admin
     protected = [e for e in ENDPOINTS if e.auth]
-    assert len(protected) == 17
+    assert len(protected) == 18
     cases = [({}, "missing"), ({"authorization": "Basic dXNlcjpwYXNz"}, "malformed"),
              ({"authorization": "Bearer " + TOKEN[:-1] + "y"}, "wrong")]
     async with httpx.AsyncClient(base_url=client.base_url) as anonymous:

@@ -8,6 +8,7 @@ A real engine (run_live), its admin API on 127.0.0.1 (port 0) with named tokens,
 real DuckDB ledger."""
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
@@ -156,7 +157,9 @@ async def test_a_retry_runs_only_once_another_operator_approves_it(nursery, tmp_
         assert codes == [200, 409], [(w, a.text) for w, a in answers]
         (winner, ok), = [(w, a) for w, a in answers if a.status_code == 200]
         (_, lost), = [(w, a) for w, a in answers if a.status_code == 409]
-        assert lost.json()["why"] == "decided" and "already approved" in lost.json()["detail"], lost.text
+        # refused as decided (the winner's run had finished) or as running (it was being carried out)
+        assert (lost.json()["why"], "already approved" in lost.json()["detail"]) == ("decided", True) or \
+            (lost.json()["why"], "is being carried out now" in lost.json()["detail"]) == ("running", True), lost.text
         done = ok.json()
         assert done["state"] == "approved" and done["decision"]["by"] == winner, done
         assert done["run"]["ok"] is True, done
@@ -175,9 +178,10 @@ async def test_a_retry_runs_only_once_another_operator_approves_it(nursery, tmp_
     assert letter["retry_outcome"] == f"{outcome} (admin API, four eyes: requested by 'alice', approved by token " \
                                       f"'{winner}')", letter
     events = await read_in_process(_events, Path(eng.ledger.path), target=lid)
-    assert [e[0] for e in events] == ["approval requested", "approval granted"], events
+    assert [e[0] for e in events] == ["approval requested", "approval granted", "approval done"], events
     granted = orjson.loads(events[1][1])
     assert granted["by"] == winner and granted["requested_by"] == "alice" and granted["token"] == winner, granted
+    assert orjson.loads(events[2][1])["outcome"] == outcome, events
     eng.drain()
 
 
@@ -198,10 +202,16 @@ async def test_approvals_after_expiry_or_after_the_letter_was_retried_are_refuse
         # the request is closed (void): approving it again says so
         r = await bob.post(f"/approvals/{stale['id']}/approve", json={"reason": "again"})
         assert r.status_code == 409 and "already void" in r.json()["detail"], r.text
-        # a request that expires before its approval
-        eng.four_eyes = Policy(("dead.retry",), 1)
+        # a request that expires before its approval: the policy's clock (injected) moved past its expiry, no
+        # wall time waited; a second before it, it is still pending
+        clock = [datetime.now(timezone.utc)]
+        eng.four_eyes = Policy(("dead.retry",), 600, now=lambda: clock[0])
         late = (await alice.post(f"/dead-letters/{late_id}/retry")).json()
-        await trio.sleep(1.2)
+        assert late["expires_at"] == (clock[0] + timedelta(seconds=600)).strftime("%Y-%m-%dT%H:%M:%SZ"), late
+        clock[0] += timedelta(seconds=599)
+        assert [a["state"] for a in (await bob.get("/approvals")).json()["approvals"]] == ["pending"]
+        clock[0] += timedelta(seconds=1)
+        assert (await bob.get("/approvals")).json()["approvals"] == []
         r = await bob.post(f"/approvals/{late['id']}/approve", json={"reason": "too late"})
         assert r.status_code == 409 and r.json()["why"] == "expired", r.text
         states = {a["id"]: a["state"] for a in (await bob.get("/approvals?all=1")).json()["approvals"]}

@@ -133,3 +133,35 @@ def test_an_unknown_action_is_named_with_its_place(tmp_path: Path) -> None:
                                             "  four_eyes: [dead.retry, deal.release]\n  four_eyes_expire: 8h\n")
     dep = load_deployment(tmp_path / "platform.yaml")
     assert dep.four_eyes.actions == ("dead.retry", "deal.release") and dep.four_eyes.expire == 8 * 3600
+
+
+def test_ledger_archive_cannot_be_listed_and_says_why(tmp_path: Path) -> None:
+    (tmp_path / "pay.route").write_text("")
+    (tmp_path / "platform.yaml").write_text("version: 1\nroutes: [pay.route]\noperators:\n"
+                                            "  four_eyes: [dead.retry, ledger.archive, config.reload]\n")
+    with pytest.raises(DeploymentError) as err:
+        load_deployment(tmp_path / "platform.yaml")
+    text = str(err.value)
+    assert f"{tmp_path / 'platform.yaml'}:4:" in text, text
+    assert "operators.four_eyes[1]: ledger.archive cannot be under dual control: bsp ledger archive runs on the " \
+           "ledger file" in text and "can tell only the OS user" in text, text
+
+
+def test_a_reveal_on_the_ledger_file_under_four_eyes_is_refused(tmp_path: Path) -> None:
+    """deal.reveal listed: `bsp deals show --reveal` on the ledger file (the keyring in this shell) shows nothing
+    and says to ask the running engine; without --reveal the deal is shown, its sealed fields masked."""
+    import base64
+
+    from engine.ledger_store import LedgerStore
+
+    LedgerStore.open(tmp_path / "l.duckdb", None).close()
+    (tmp_path / "pay.route").write_text("")
+    (tmp_path / "platform.yaml").write_text("version: 1\nroutes: [pay.route]\nledger: {path: l.duckdb}\n"
+                                            "operators:\n  four_eyes: [deal.reveal]\n")
+    env = {**os.environ, "BSP_FIELD_KEYS": "k1:" + base64.b64encode(bytes(32)).decode()}
+    r = subprocess.run([sys.executable, "-m", "engine.cli", "deals", "show", "0" * 32, "--reveal", "--deployment",
+                        str(tmp_path / "platform.yaml")], capture_output=True, text=True, env=env, timeout=120,
+                       cwd=str(REPO))
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "four eyes: deal.reveal needs a second operator's approval" in r.stderr, r.stderr
+    assert "--live --reveal`, then `bsp approvals reveal ID --live`. Nothing was revealed" in r.stderr, r.stderr
