@@ -1101,8 +1101,9 @@ def _check_letters(con: Any, report: VerifyReport) -> None:
     for seq, lid, status, retried, outcome, has, e_status, e_retried, e_outcome in rows:
         now = f"status {status!r}, retried_at {_iso(retried) if retried is not None else None}, outcome {outcome!r}"
         if not has:
-            what = (f"the letter reads {now} but no chained event records a status change of it (it was never "
-                    f"retried nor purged): its status was changed outside the ledger writer")
+            what = (f"the letter reads {now} but no chained event records a status change of it: its status was "
+                    f"changed outside the ledger writer, or its status events were deleted (a retry or purge "
+                    f"records one)")
         else:
             what = (f"the letter reads {now} but its last chained status event says status {e_status!r}, "
                     f"retried_at {e_retried}, outcome {e_outcome!r}: its status was changed outside the ledger "
