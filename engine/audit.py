@@ -777,7 +777,8 @@ def verify(con: Any, path: Path, key: bytes | None, *, max_breaks: int = 20,
                       f"right after the archive anchor ({anchor})" if anchor is not None else "at the start")
             gone = f"seq {last + 1}" if seq == last + 2 else f"seq {last + 1}..{seq - 1}"
             add(Break(last + 1, "chain", None,
-                      f"{gone} missing {before}: record(s) deleted, or a seq changed"))
+                      f"{gone} missing {before} and before seq {seq} ({table} {rid}): record(s) deleted, or a "
+                      f"seq changed"))
         last = seq
         before_table, before_rid = table, rid
         if mac is None:            # written without a key: one span per run (a key configured later, ...)

@@ -285,6 +285,23 @@ def test_verify_cli_says_what_to_do_after_a_break(tmp_path: Path, monkeypatch: p
     assert "docs/runbook.md#restoring-the-ledger-from-a-snapshot" in fix and "docs/tour-auditor.md#after-a-break" in fix
 
 
+def test_verify_cli_names_the_records_on_both_sides_of_a_gap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A deleted record is gone, so the break names where it was: the record before the gap and the one after
+    (until 2026-11-28 only the one before, which read as if it were the one deleted)."""
+    path = tmp_path / "l.duckdb"
+    trio.run(fill, path)
+    rows = sql(path, "SELECT chain_seq, deal_id FROM deals ORDER BY chain_seq")
+    s1 = rows[1][0]
+    before = sql(path, f"SELECT max(chain_seq) FROM (SELECT chain_seq FROM deals UNION ALL SELECT chain_seq FROM "
+                       f"deal_steps UNION ALL SELECT chain_seq FROM deal_events) WHERE chain_seq < {s1}")[0][0]
+    sql(path, f"DELETE FROM deals WHERE chain_seq = {s1}")
+    res = cli(monkeypatch, path, KEY)
+    assert res.exit_code == 1
+    first = res.output.splitlines()[0]
+    assert f"BROKEN at seq {s1} (chain): seq {s1} missing after seq {before} (" in first, first
+    assert f") and before seq {s1 + 1} (" in first and first.endswith("record(s) deleted, or a seq changed"), first
+
+
 def test_verify_cli_says_plainly_when_records_were_written_without_a_key(tmp_path: Path,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "l.duckdb"
