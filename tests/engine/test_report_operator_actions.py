@@ -137,3 +137,21 @@ def test_cli_csv_and_json_are_well_formed(acted: tuple[Path, dict[str, str]], tm
     assert rows[4]["target"] == ids["purged"] and isinstance(rows[4]["chain_seq"], int)
     text = out.read_text(encoding="utf-8")
     assert "PAYretried" not in text and "PAYpurged" not in text          # no message bytes, ever
+
+
+def test_text_an_operator_typed_is_shown_as_text(acted: tuple[Path, dict[str, str]], tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A name or note an operator typed never runs as a spreadsheet formula, nor as HTML or terminal markup."""
+    path, ids = acted
+    monkeypatch.setenv("BSP_FIELD_KEYS", "k1:" + base64.b64encode(bytes(range(1, 33))).decode())
+    res = _bsp("dead", "show", ids["retried"], "--reveal", "--by", "=HYPERLINK(\"http://x\")<b>", "--ledger",
+               str(path))
+    assert res.exit_code == 0, res.output
+    res = _bsp("report", "operator-actions", "--ledger", str(path), "--from", "today", "--format", "csv")
+    last = list(csv.DictReader(io.StringIO(res.stdout)))[-1]
+    assert last["action"] == "reveal" and last["by"] == "'=HYPERLINK(\"http://x\")<b>", last
+    out = tmp_path / "ops.html"
+    assert _bsp("report", "operator-actions", "--ledger", str(path), "--from", "today", "--format", "html",
+                "--out", str(out)).exit_code == 0
+    page = out.read_text(encoding="utf-8")
+    assert "HYPERLINK(&quot;http://x&quot;)&lt;b&gt;" in page and ")<b>" not in page
