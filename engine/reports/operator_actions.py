@@ -32,22 +32,28 @@ from typing import Any, Mapping
 
 import orjson
 
+from engine.deal_hold import HOLD_REJECTED, HOLD_RELEASED
+from engine.deal_resolve import RESOLVED
+from engine.four_eyes import GRANTED, POLICY, REJECTED, REQUESTED, VOID
+from engine.ledger_store import LETTER_STATE
 from engine.reports.businessday import BusinessDay
+from engine.reveal_log import REVEALED
 from engine.reports.model import Bar, Chart, Column, Report, Table
 from engine.reports.source import Period, open_read_only
 
-# to_state -> the action's name in the report (a dead letter's status event is named by its status below)
+# to_state -> the action's name in the report (a dead letter's status event is named by its status below); the
+# event names are those their writers use
 EVENTS: dict[str, str] = {
-    "resolved": "resolve",
-    "hold released": "release a held deal",
-    "hold rejected": "reject a held deal",
-    "revealed": "reveal",
-    "dead_letter": "dead letter",
-    "approval requested": "four eyes: request",
-    "approval granted": "four eyes: approve",
-    "approval rejected": "four eyes: reject",
-    "approval void": "four eyes: void",
-    "four eyes policy": "four eyes policy",
+    RESOLVED: "resolve",
+    HOLD_RELEASED: "release a held deal",
+    HOLD_REJECTED: "reject a held deal",
+    REVEALED: "reveal",
+    LETTER_STATE: "dead letter",
+    REQUESTED: "four eyes: request",
+    GRANTED: "four eyes: approve",
+    REJECTED: "four eyes: reject",
+    VOID: "four eyes: void",
+    POLICY: "four eyes policy",
 }
 LETTER_ACTIONS = {"retrying": "retry (started)", "retried": "retry", "new": "retry (not done)",
                   "purged": "purge"}
@@ -118,9 +124,9 @@ def _letter(d: Mapping[str, Any]) -> tuple[str, str, str, str]:
 
 def _what(state: str, d: Mapping[str, Any]) -> str:
     """The action's own words: an outcome and note, the fields revealed, a decision's reason ..."""
-    if state == "revealed":
+    if state == REVEALED:
         return f"{d.get('what') or 'deal'}: " + ", ".join(str(f) for f in d.get("fields") or ())
-    if state == "four eyes policy":
+    if state == POLICY:
         actions = ", ".join(d.get("actions") or ()) or "none (dual control off)"
         return f"actions {actions}" + (f"; from {d['source']}" if d.get("source") else "")
     if state.startswith("approval "):
@@ -142,7 +148,7 @@ def _what(state: str, d: Mapping[str, Any]) -> str:
 def row_of(state: str, detail: str | None) -> tuple[str, str, str, str, str, str]:
     """(action, by, via, stated_by, where, what) of one operator event."""
     d = _detail(detail)
-    if state == "dead_letter":
+    if state == LETTER_STATE:
         action, by, via, what = _letter(d)
     else:
         action, by, via, what = EVENTS.get(state, state), str(d.get("by") or ""), str(d.get("via") or ""), \
