@@ -26,6 +26,7 @@ from dsl import asof, calendars, compexpect, ir
 from dsl.clock import instant_text, parse_instant
 from dsl.classflow import DEAL_COLUMNS, Flow, Source, format_tags, protects, tag_at, tag_at_item
 from dsl.dealtypes import shared_deal_types
+from dsl.allornothing import late_rules
 from dsl.fileend import END_FIELDS, check_end_messages
 from dsl.filekeys import unkeyed_file_routes
 from dsl.diagnostics import ERROR, WARNING, Diagnostic, closest, did_you_mean
@@ -785,6 +786,7 @@ class Checker(_TestChecks):
         unkeyed_file_routes(self.routes.values(), self.decls, self.warn)
         check_end_messages(self.routes.values(), self.decls, self.res.channels, self.res.formats, self.error,
                            self.warn)
+        late_rules(self.routes.values(), self.decls, self.res.channels, self.warn)
         for t in self.tests:
             self._check_test(t)
         self._unused()

@@ -226,6 +226,16 @@ CATALOGUE: tuple[Entry, ...] = (
           + 'route r {\n    receive from inbox as Req\n    deal PAY { ref = msg.code  amount = 1  key = msg.code }\n}\n'
           + 'route ended {\n    receive from inbox when file.end\n}\n',
           12, 29, severity="warning"),
+    Entry("W030", "a `validate` after the first call of a route on a channel with `all_or_nothing = true`",
+          "route `R` receives from channel `C` with all_or_nothing = true, but this validate comes after its call "
+          "`N` (line L): its rules are checked only when a record runs, not before the file does, so a record "
+          "that fails them fails alone while the others of its file run (help: move the rules before the "
+          "route's first call)",
+          _REQ + 'channel inbox = file watch {\n    dir = "."\n    all_or_nothing = true\n}\n' + _OUT
+          + 'route r {\n    receive from inbox as Req\n    deal PAY { ref = msg.code  amount = 1  key = msg.code }\n'
+          + '    call w = out as Req { code = msg.code } name { ref = msg.code }\n'
+          + '    validate {\n        msg.code != "XX" else reject "30" "bad code"\n    }\n}\n',
+          16, 5, severity="warning"),
     Entry("E036", "deal without ref or amount", "deal `TYPE` needs ref and amount",
           _route('deal PAY { currency = "CNY" }', 'reply Req { code = "00" }'), 7, 10),
     Entry("E037", "body field set twice", "`PATH` is set twice",

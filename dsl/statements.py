@@ -7,7 +7,8 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping
 
 from dsl.functions import FUNCTIONS, SIGNATURES, FunctionError, Sig, _str
-from formats.iso20022.camt_balance import balance_problem as camt_problem
+from formats.iso20022.camt_balance import (CLOSING, OPENING, REPORT, STATEMENT, balance, item_kind, item_problem,
+                                           message_items)
 from formats.swift.statement import balance_problem as mt940_problem
 
 
@@ -39,18 +40,61 @@ def f_find(items: Any, path: Any, value: Any) -> Any:
     return None
 
 
+_CAMT_KEYS = ("Bal", "Ntry", "Acct", "TxsSummry")
+_AMBIGUOUS = (" (a camt.052 intraday report has no booked opening and closing balance: give statement_check "
+              "the message, msg, whose BkToCstmrAcctRpt says it is one)")
+
+
+def _camt_kind(s: Any) -> str | None:
+    """``"Stmt"`` or ``"Rpt"``: how ``statement_check`` reads ``s`` (a camt message or item), None: not camt."""
+    whole = message_items(s)
+    if whole is not None:
+        return whole[0]
+    if isinstance(s, Mapping) and any(k in s for k in _CAMT_KEYS):
+        return item_kind(s) or STATEMENT          # an item that does not tell: checked as a statement, the strict way
+    return None
+
+
 def f_statement_check(s: Any) -> str:
     """"" when the statement adds up, else what is wrong (see the signature's doc)."""
-    if isinstance(s, Mapping) and ("Bal" in s or "Ntry" in s or "Acct" in s):
-        problem = camt_problem(s)
+    whole = message_items(s)
+    if whole is not None:                       # a whole camt.053 / camt.052 message: its group says which
+        kind, items = whole
+        if not items:
+            raise FunctionError(f"statement_check: the message holds no {kind}")
+        out = []
+        for i, item in enumerate(items, 1):
+            problem = item_problem(item, kind)
+            if problem:
+                ident = item.get("Id") if isinstance(item, Mapping) else None
+                out.append(f"{kind} {i}{f' {ident}' if ident else ''}: {problem}")
+        return "; ".join(out)
+    kind = _camt_kind(s)
+    if kind is not None:
+        problem = item_problem(s, kind)
+        if problem and item_kind(s) is None and balance(s, *OPENING, *CLOSING) is None:
+            problem += _AMBIGUOUS               # no booked balance at all: it may be an intraday report
     elif isinstance(s, list):
         problem = mt940_problem(s)
     elif s is None:
         raise FunctionError("statement_check: expected a statement (a camt.053 Stmt or an MT940's block4), got null")
     else:
-        raise FunctionError("statement_check: expected a camt.053 statement (Stmt) or an MT940's block4 "
-                            f"(a list of fields), got {'text' if isinstance(s, str) else type(s).__name__}")
+        raise FunctionError("statement_check: expected a camt.053 statement (Stmt), a camt.052 report (Rpt), "
+                            "their message (msg) or an MT940's block4 (a list of fields), got "
+                            f"{'text' if isinstance(s, str) else type(s).__name__}")
     return problem or ""
+
+
+def f_statement_kind(s: Any) -> str:
+    """Which statement ``s`` is, as statement_check reads it (see the signature's doc)."""
+    kind = _camt_kind(s)
+    if kind is not None:
+        return "camt.052" if kind == REPORT else "camt.053"
+    if isinstance(s, list):
+        return "MT940"
+    raise FunctionError("statement_kind: expected a camt.053 statement (Stmt), a camt.052 report (Rpt), their "
+                        "message (msg) or an MT940's block4 (a list of fields), got "
+                        f"{'null' if s is None else 'text' if isinstance(s, str) else type(s).__name__}")
 
 
 def _path_literal(index: int, value: Any) -> str | None:
@@ -59,9 +103,10 @@ def _path_literal(index: int, value: Any) -> str | None:
     return None
 
 
-RESULTS = {"find": None, "statement_check": "string"}
+RESULTS = {"find": None, "statement_check": "string", "statement_kind": "string"}
 
-_FUNCTIONS: dict[str, Callable[..., Any]] = {"find": f_find, "statement_check": f_statement_check}
+_FUNCTIONS: dict[str, Callable[..., Any]] = {"find": f_find, "statement_check": f_statement_check,
+                                             "statement_kind": f_statement_kind}
 
 _SIGNATURES: dict[str, Sig] = {
     "find": Sig(3, 3, ("list", "path", "value"), ("any", "string", "any"),
@@ -75,8 +120,21 @@ _SIGNATURES: dict[str, Sig] = {
                            "amounts. s is a camt.053 Stmt (OPBD, or PRCD, + booked entries = CLBD; a page of a "
                            "statement in pages has an interim ITBD for the one it lacks; a reversal "
                            "counts by its CdtDbtInd) or an MT940's msg.block4 (60F/60M + :61: = 62F/62M; RC "
-                           "is a debit, RD a credit); a statement without either balance is a problem too "
+                           "is a debit, RD a credit); a statement without either balance is a problem too; a "
+                           "camt.053 with a TxsSummry must hold the entries it counts (TtlNtries, TtlCdtNtries, "
+                           "TtlDbtNtries: number and Sum; the net). A camt.052 intraday report (Rpt) is no "
+                           "statement: its balances are the day's so far, so only its entries are checked against "
+                           "its TxsSummry, and what is wrong starts \"intraday report (camt.052): \". Which one s "
+                           "is: give the message (msg: BkToCstmrStmt or BkToCstmrAcctRpt says it, and every Stmt or "
+                           "Rpt of it is checked, each problem after \"Stmt 2 ID: \"), or an item that says it "
+                           "(RptPgntn, AddtlRptInf: a report; StmtPgntn, AddtlStmtInf: a statement); an item that "
+                           "does not is checked as a statement (statement_kind tells which) "
                            "(docs/services/account_consolidation.md)"),
+    "statement_kind": Sig(1, 1, ("s",), ("any",),
+                          "which statement s is, as statement_check reads it: \"camt.053\" (a Stmt, or its "
+                          "message), \"camt.052\" (an intraday report: a message whose group is "
+                          "BkToCstmrAcctRpt, or an Rpt that has RptPgntn or AddtlRptInf), \"MT940\" (an "
+                          "MT940's msg.block4); a Stmt or Rpt that does not tell is \"camt.053\""),
 }
 
 FUNCTIONS.update(_FUNCTIONS)

@@ -520,6 +520,8 @@ class VerifyReport:
     wrong_key: bool = False          # neither the head nor any sealed record checked verifies with the key
     missing: list[MissingKey] = field(default_factory=list)  # sealed with keys the ring lacks: not checked
     keys_used: list[tuple[int, str]] = field(default_factory=list)   # (from seq, key label) of each key span
+    # each ``ledger merge`` record (engine/ledger_merge.py): records of an old copy sealed again here, not a break
+    merges: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -860,6 +862,7 @@ def verify(con: Any, path: Path, key: bytes | None, *, max_breaks: int = 20,
         _check_outside_head(con, path, key, last, prev, report)
     _check_orphans(con, report)
     _check_audit_breaks(con, report)
+    _merges(con, report)
     _check_raw(con, report)
     _check_config_files(con, report)
     _check_keys(con, report)
@@ -1019,6 +1022,25 @@ def _check_audit_breaks(con: Any, report: VerifyReport) -> None:
                                    f"recorded by the writer that opened the ledger at {_iso(at)}: {what}"))
 
 
+def _merges(con: Any, report: VerifyReport) -> None:
+    """One line per chained ``ledger merge`` record (``bsp ledger merge``, engine/ledger_merge.py): the records an
+    old copy of the ledger held and this one lacked, sealed again here (their own seq and mac not kept), from which
+    file, and the cut of the restore it explains.  Checked with the chain like every record; not a break."""
+    if "deal_events" not in report.by_table:
+        return
+    for seq, at, detail in con.execute(
+            "SELECT chain_seq, \"at\", detail FROM deal_events WHERE to_state = 'ledger merge' ORDER BY chain_seq"
+            ).fetchall():
+        d = json.loads(detail) if detail else {}
+        span = (f"records seq {d.get('first_seq')}..{d.get('last_seq')}" if d.get("first_seq") is not None
+                else "no records")
+        counts = ", ".join(f"{n} {t}" for t, n in (d.get("records") or {}).items() if n)
+        cut = f"; it brings back the cut of the restore: {d['cut']}" if d.get("cut") else ""
+        report.merges.append(f"seq {seq}: ledger merge at {_iso(at)} by {d.get('by')}: {span} ({counts or 'none'}) "
+                             f"copied from {d.get('from')} (sha256 {str(d.get('from_sha256'))[:16]}..., its chain "
+                             f"to seq {d.get('from_last_seq')}: {d.get('old_chain')}){cut}")
+
+
 def _check_raw(con: Any, report: VerifyReport) -> None:
     """A dead letter's stored message must still hash to its (mac-covered) ``raw_sha256``."""
     if "dead_letters" not in report.by_table:
@@ -1066,7 +1088,8 @@ def _check_orphans(con: Any, report: VerifyReport) -> None:
         mine = (" AND deal_id NOT IN (SELECT id FROM dead_letters)"
                 if table == "deal_events" and "dead_letters" in report.by_table else "")
         if table == "deal_events":        # an ``audit break`` record is on an id of its own (_check_audit_breaks)
-            mine += " AND to_state NOT IN ('audit break', 'four eyes policy')"   # four eyes: engine/four_eyes.py
+            # four eyes: engine/four_eyes.py; a ledger merge record: engine/ledger_merge.py (_merges)
+            mine += " AND to_state NOT IN ('audit break', 'four eyes policy', 'ledger merge')"
         rows = con.execute(f"SELECT DISTINCT deal_id FROM {table} WHERE deal_id NOT IN "
                            f"(SELECT deal_id FROM deals){mine} ORDER BY 1 LIMIT 5").fetchall()
         for (deal_id,) in rows:

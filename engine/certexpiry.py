@@ -67,6 +67,71 @@ def read_certs(path: str | Path) -> list[tuple[str, float]]:
     return [(c.subject.rfc4514_string(), c.not_valid_after_utc.timestamp()) for c in certs]
 
 
+RENEWED = "renewed on disk, reload to serve it"
+_DISK: dict[str, tuple[tuple[int, int, int], list[tuple[str, float]]]] = {}     # path -> (stat, its certificates)
+
+
+def _disk_certs(path: str) -> list[tuple[str, float]] | None:
+    """The certificates the file holds now (read from disk, never the configuration version's text); None when
+    it cannot be read.  Read again only when the file's inode, size or mtime changed (``bsp top`` asks often)."""
+    import os
+
+    from formats.versioned import versioned
+    try:
+        st = os.stat(path)
+    except OSError:
+        _DISK.pop(path, None)
+        return None
+    sig = (st.st_ino, st.st_size, st.st_mtime_ns)
+    cached = _DISK.get(path)
+    if cached is None or cached[0] != sig:
+        with versioned(None):             # the file as it is now, whatever block the caller is in
+            cached = (sig, read_certs(path))
+        _DISK[path] = cached
+    return cached[1] or None
+
+
+def on_disk(entries: Iterable[CertExpiry]) -> dict[CertExpiry, CertExpiry | None]:
+    """The certificates served (read when bound: start, reload) whose file now holds another one at their place
+    in it: each -> the one on disk (None: the file cannot be read now, or holds fewer certificates).  A
+    certificate renewed on disk and not yet reloaded is served with its old expiry until ``bsp reload``; the
+    counterparts see the old one, so ``bsp status`` shows both (engine/ops/backend.py).  Peer certificates
+    (what a counterpart presented) have no file: never in it."""
+    groups: dict[tuple[str, str, str], list[CertExpiry]] = {}
+    for e in entries:
+        if e.role != "peer":
+            groups.setdefault((e.channel, e.role, e.path), []).append(e)
+    out: dict[CertExpiry, CertExpiry | None] = {}
+    for (_, _, path), served in groups.items():
+        disk = _disk_certs(path)
+        for i, e in enumerate(served):
+            now = disk[i] if disk is not None and i < len(disk) else None
+            if now is None:
+                out[e] = None
+            elif now != (e.subject, e.not_after):
+                out[e] = CertExpiry(e.channel, e.role, e.path, *now)
+    return out
+
+
+def served_dict(e: CertExpiry, now: float, disk: Mapping[CertExpiry, CertExpiry | None]) -> dict[str, Any]:
+    """``e.as_dict(now)``, and when its file holds another certificate now (``on_disk``): ``on_disk`` (that one's
+    subject, not_after, days_left; null when the file cannot be read) and ``note`` saying what to do."""
+    out = e.as_dict(now)
+    if e not in disk:
+        return out
+    new = disk[e]
+    if new is None:
+        out["on_disk"] = None
+        out["note"] = ("the file cannot be read now (moved, emptied or not PEM): the certificate read at the last "
+                       "start or reload is served until then; a reload would fail on it")
+        return out
+    d = new.as_dict(now)
+    out["on_disk"] = {k: d[k] for k in ("subject", "not_after", "days_left")}
+    out["note"] = (f"{RENEWED}: the file now holds {new.subject}, expiring {new.date}; the one served expires "
+                   f"{e.date} (bsp reload)")
+    return out
+
+
 def file_certs(channel: str, role: str, path: str | Path | None) -> list[CertExpiry]:
     if path is None:
         return []

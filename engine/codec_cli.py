@@ -572,8 +572,9 @@ def _camt_statement_records(setup: Setup, data: bytes) -> Iterator[Result]:
                                            problem.startswith("statement ") else problem,
                                            hint="the report's entries are not what its TxsSummry says: an "
                                                 "entry is missing or an amount is wrong" if key == "Rpt" else
-                                           "the statement does not add up, or does not open where the "
-                                           "one before it of its account closed"), no, at)
+                                           "the statement does not add up (or its entries are not what its "
+                                           "TxsSummry says), or does not open where the one before it of its "
+                                           "account closed"), no, at)
         yield no, offset, item
 
 

@@ -131,13 +131,17 @@ async def retry(letter: Mapping[str, Any], injector: Injector, *, keyring: Keyri
         return RetryResult(lid, False, f"failed: {exc}", now)
     if raw is None:
         return RetryResult(lid, False, "failed: the stored message is gone", now)
+    # the route that failed it, to an injector that takes it: a file's end message is offered to that route again
+    # with its file.* (``engine.channels.file_end.end_origin``), not to the record routes
+    named = {"route": route} if route is not None and getattr(injector, "names_route", False) else {}
     try:
         if release is not None:
-            outcome = await injector(letter["channel"], raw, deal_id=deal_id, release=release)  # type: ignore[call-arg]
+            outcome = await injector(letter["channel"], raw, deal_id=deal_id, release=release,  # type: ignore[call-arg]
+                                     **named)
         elif deal_id is not None and getattr(injector, "names_deal", False):
-            outcome = await injector(letter["channel"], raw, deal_id=deal_id)     # type: ignore[call-arg]
+            outcome = await injector(letter["channel"], raw, deal_id=deal_id, **named)     # type: ignore[call-arg]
         else:
-            outcome = await injector(letter["channel"], raw)
+            outcome = await injector(letter["channel"], raw, **named)
     except Exception as exc:   # the injector is the runtime's; its failure is this retry's outcome
         return RetryResult(lid, False, f"failed: {type(exc).__name__}: {exc}", now)
     text = str(outcome)
@@ -315,7 +319,9 @@ def switchboard_injector(sb: Any, handlers: Mapping[str, Any] | None = None) -> 
     from engine.channels.base import ConnInfo
 
     async def inject(channel: str, raw: bytes, deal_id: str | None = None,
-                     release: Mapping[str, Any] | None = None) -> str:
+                     release: Mapping[str, Any] | None = None, route: str | None = None) -> str:
+        from engine.channels.file_end import end_origin
+
         inbound = handlers if handlers is not None else sb.dispatchers
         disp = inbound.get(channel)
         if disp is None:
@@ -332,6 +338,12 @@ def switchboard_injector(sb: Any, handlers: Mapping[str, Any] | None = None) -> 
             from engine.steps.screen import RELEASE_KEY
 
             extra[RELEASE_KEY] = dict(release)    # what the compliance officer released (engine.deal_hold)
+        # a file's end message (its letter's route one whose `when` reads file.end): its file.* again, so that
+        # that route takes it, header and trailer from the channel's index (engine/channels/file_end.py)
+        end = await end_origin(getattr(sb.dispatchers.get(channel), "routes", ()), getattr(sb, "channels", None),
+                               channel, route, raw)
+        if end is not None:
+            extra["origins"] = [end]
         await disp.handle(ConnInfo(channel, "bsp dead retry", 0, extra=extra), [raw])
         if not outcomes:
             return "no reply"
@@ -348,6 +360,7 @@ def switchboard_injector(sb: Any, handlers: Mapping[str, Any] | None = None) -> 
         return _deal_outcome(status, *(deals[0] if deals else (None, None)))
 
     inject.names_deal = True      # type: ignore[attr-defined]
+    inject.names_route = True     # type: ignore[attr-defined]
     program = getattr(sb, "program", None)
     if program is not None:       # the routes of the configuration it runs: a letter whose route is gone waits
         inject.routes = frozenset(r.name for r in program.routes)     # type: ignore[attr-defined]

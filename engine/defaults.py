@@ -25,7 +25,7 @@ DEAD_KINDS = ("unreachable", "timeout", "lost", "refused", "rejected", "malforme
 
 # engine.admin.app / engine.admin.auth: where the admin API listens by default, and its token's variable
 ADMIN_HOST = "127.0.0.1"
-ADMIN_PORT = 9180
+ADMIN_PORT = 7080          # the port the shipped routes/platform.yaml serves (admin.listen); the clients default to it
 ADMIN_TOKEN_ENV = "BSP_ADMIN_TOKEN"
 
 # engine.audit: the ledger's audit key, from the environment

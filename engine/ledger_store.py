@@ -799,7 +799,8 @@ class LedgerStore:
         self._unrecorded: Any = None
 
     @classmethod
-    def open(cls, path: str | Path, audit_key: bytes | None = None, keyring: Any = NO_FIELD_CHECK) -> "LedgerStore":
+    def open(cls, path: str | Path, audit_key: bytes | None = None, keyring: Any = NO_FIELD_CHECK,
+             merge: Any = None) -> "LedgerStore":
         """The ledger, made if new.  While it is open the process's umask is owner-only
         (``engine.filemodes``): DuckDB makes the file, and its ``.wal`` after every checkpoint, 0600.
 
@@ -808,7 +809,9 @@ class LedgerStore:
         writer seals a record with a wrong key, or none.  ``keyring``: the field keyring a writer that seals
         values opens with (``open_ledger``; None: masks only): each of its keys must open its key id's check
         value (``engine.field_key_checks``, ``KeyMismatch``); the current key's is recorded with the first
-        sealed write (``sealing``)."""
+        sealed write (``sealing``).  ``merge``: an ``engine.ledger_merge.MergeJob`` (``bsp ledger merge``), run in
+        this opening transaction; a cut it explains (the restore it merges back) is named in its record instead
+        of an ``audit break``."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
@@ -854,7 +857,10 @@ class LedgerStore:
             # records deleted from the chain's end while no writer had it open (engine/audit_cut.py): named by a
             # chained ``audit break`` record, never continued from silently
             cut = audit_cut.problem(con, path, audit_key, *state, head_row=found is not None)
-            starts = starts and cut is None
+            explained = None
+            if cut is not None and merge is not None and merge.explains(audit_cut.read_head(path), *state, con):
+                explained, cut = str(cut[0]), None       # the restore the merge brings back: named in its record
+            starts = starts and cut is None and explained is None
             rotated = None
             if old is not None:
                 assert audit_key is not None
@@ -881,6 +887,14 @@ class LedgerStore:
                 if n_split or n_kept:
                     _log.info("%s: %d configuration version(s) split into a manifest and config_files, %d kept "
                               "whole (not rebuilt byte for byte)", path, n_split, n_kept)
+            if merge is not None:
+                merged = merge.run(con, audit_key, *state, explained)
+                merge.close(con)
+                if merged[0] != state[0]:
+                    state = merged
+                    con.execute("DELETE FROM audit_head").fetchall()
+                    con.execute("INSERT INTO audit_head VALUES (?, ?)", [
+                        state[0], head_mac(audit_key, *state) if audit_key is not None else None]).fetchall()
             key_warnings: list[str] = []
             if keyring is not NO_FIELD_CHECK:
                 key_warnings = field_key_checks.check(con, path, keyring)

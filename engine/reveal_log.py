@@ -8,7 +8,7 @@ id, or the dead letter's (a letter of a deal has the deal's id), its detail::
 
     {"what": "deal" | "dead letter", "fields": ["request.card", "response.pan"] | ["message", ...],
      "by": "ops-alice", "via": "bsp deals show" | "bsp dead show", "host": "ops-box",
-     "os_user": "bsp" (when --by names another), "live": "https://engine:9180" (with --live)}
+     "os_user": "bsp" (when --by names another), "live": "https://engine:7080" (with --live)}
 
 ``fields`` names what was shown in clear (the field paths that were sealed, ``message`` for a dead letter's
 stored bytes), never a value.  ``by`` is ``--by`` when given, else the OS user running ``bsp``

@@ -1,7 +1,7 @@
 """The admin API application and its server.
 
     app = AdminApp(backend, TokenAuth(load_token(token_file)), metrics)
-    port = await nursery.start(partial(serve_admin, app, "127.0.0.1", 9180, ssl_context=ctx, access=acl))
+    port = await nursery.start(partial(serve_admin, app, "127.0.0.1", 7080, ssl_context=ctx, access=acl))
 
 Every endpoint except ``GET /health`` needs ``Authorization: Bearer <token>`` with a token that has the
 endpoint's role (engine/admin/roles.py); refusals are 401 problems (no valid token) or 403 problems (a

@@ -190,7 +190,7 @@ def build_openapi(version: str) -> dict[str, Any]:
         "info": {"title": "bsp admin API", "version": version,
                  "description": "Operate a running bsp engine: health, readiness, status, reload, deals, "
                                 "dead letters, ledger snapshots, metrics. See docs/admin-api.md."},
-        "servers": [{"url": "http://127.0.0.1:9180", "description": "default: loopback only"}],
+        "servers": [{"url": "http://127.0.0.1:7080", "description": "default: loopback only"}],
         "security": [{"bearer": []}],
         "paths": paths,
         "components": {

@@ -21,11 +21,17 @@ The message's bytes (``raw``, the deal's request) are the summary as JSON.  It i
 
 Once, across a crash: the channel notes the message in its index (``engine.channels.file_index``: an ``end``
 line with the deal id it will run under and the summary) before it runs, and ``ended`` once its deal is
-recorded; both before the file moves to ``done/`` or ``error/``.  A stop in between leaves the file in the
-folder: at the restart it is resumed (its records are not run again), and the message noted is settled
-rather than made again: when the ledger holds its deal (the transaction log's deals in flight resolved
-first) it is not run again, else it runs under the id noted.  So a route's ``file write`` of a summary line
-is made once, or, if the engine died inside the call, its deal is resolved as any record's is.
+recorded; both before the file moves to ``done/`` or ``error/``, whose index line (``done``, ``error``,
+``repeat``) closes the note.  A stop anywhere in between leaves the file in the folder: at the restart it is
+resumed (its records are not run again) or refused again (a repeat, a file over ``max_file_bytes``), and the
+note, read before any end message is made (``FileIndex.last_end``), is settled rather than made again: noted
+``ended``, nothing is sent; else when the ledger holds its deal (the transaction log's deals in flight
+resolved first) it is not run again, else it runs under the id noted.  So a route's ``file write`` of a
+summary line is made once, or, if the engine died inside the call, its deal is resolved as any record's is.
+
+Sent again outside its file's run (the restart's recovery of its deal left in flight, ``bsp dead retry`` of
+its dead letter), the message gets its ``file.*`` back from ``end_origin``: the summary from its bytes, the
+header and trailer from the records noted with it in the index.
 """
 from __future__ import annotations
 
@@ -120,6 +126,58 @@ def _decoded(codec: Any, hexed: str | None) -> Any:
         return None
 
 
+def _noted(index: Any, raw: bytes, deal_id: str | None) -> Any:
+    """The index's note of the end message ``raw``: the one noted under ``deal_id`` (the message's own deal,
+    recovered), else the last one whose message had these bytes (a dead letter's retry: a retry refused again
+    is a deal of its own, not noted), or None."""
+    ends = getattr(index, "ends", None) or {}
+    note = ends.get(deal_id) if deal_id else None
+    if note is not None:
+        return note
+    for note in reversed(list(ends.values())):
+        if message_bytes(note.summary) == raw:
+            return note
+    return None
+
+
+async def end_origin(routes: Any, channels: Any, channel: str, route: str | None, raw: bytes,
+                     deal_id: str | None = None) -> EndOrigin | None:
+    """An end message sent again outside its file's run (a restart's recovery of its deal left in flight,
+    ``bsp dead retry`` of its dead letter): its ``file.*`` rebuilt, so that ``route``, one whose `when` reads
+    ``file.end``, takes it again, and the record routes never do.  The summary is read from its bytes (the
+    summary as JSON); ``file.header`` and ``file.trailer`` are decoded again from the header and trailer records
+    the channel's index noted with it (``done/.bsp-files``: its ``end`` line, found by ``deal_id`` or by the
+    message's bytes), with the formats of the configuration running now: null when the index (or its line) is
+    gone.  None for any other message: ``route`` no end route of ``routes`` (the channel's), or bytes that are no
+    summary."""
+    if route is None or not any(getattr(br, "takes_end", False) and br.name == route for br in routes or ()):
+        return None
+    try:
+        summary = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(summary, dict) or "name" not in summary or "status" not in summary:
+        return None
+    watcher = (channels or {}).get(channel)
+    if watcher is None or not hasattr(watcher, "done_dir"):
+        return EndOrigin(summary)
+    index = getattr(watcher, "_index", None)
+    if index is None:
+        from engine.channels.file_index import INDEX_NAME, FileIndex
+
+        if not (watcher.done_dir / INDEX_NAME).exists():
+            return EndOrigin(summary)
+        try:
+            index = await trio.to_thread.run_sync(FileIndex, watcher.done_dir)
+        except OSError:
+            return EndOrigin(summary)
+    note = _noted(index, raw, deal_id)
+    if note is None:
+        return EndOrigin(summary)
+    return EndOrigin(summary, _decoded(getattr(watcher, "header_codec", None), note.summary.get("header_hex")),
+                     _decoded(getattr(watcher, "trailer_codec", None), note.summary.get("trailer_hex")))
+
+
 async def recorded(handler: Any, deal_id: str) -> bool:
     """Whether the ledger holds the deal ``deal_id`` (the channel recovered first: the transaction log's deals
     in flight resolved, the journal loaded)."""
@@ -135,16 +193,30 @@ async def recorded(handler: Any, deal_id: str) -> bool:
     return deal_id in await ledger.deal_ends([deal_id])
 
 
-async def send_end(watcher: Any, handler: Any, index: Any, sha: str, summary: dict[str, Any],
-                   resumed: bool) -> str:
+def _moved(watcher: Any, note: Any) -> bool:
+    """Whether the file of an end note is already where its message said it goes (``done/NAME``, ``error/NAME``):
+    it moved and a crash lost the index line of its move, so a file of its bytes and name in the folder now was
+    dropped again, and is no longer the one the note is of (the name was free when it was chosen)."""
+    where, _, archived = str(note.summary.get("archived") or "").partition("/")
+    folder = {"done": getattr(watcher, "done_dir", None), "error": getattr(watcher, "error_dir", None)}.get(where)
+    return folder is not None and bool(archived) and (folder / archived).exists()
+
+
+async def send_end(watcher: Any, handler: Any, index: Any, sha: str, summary: dict[str, Any]) -> str:
     """Deliver the file's end message once (see the module's text); returns how: "sent", "settled" (its deal
-    was recorded before a stop) or "already" (sent and noted before a stop)."""
+    was recorded before a stop) or "already" (sent and noted before a stop).  Whether it was noted is read from
+    the index (``last_end``: noted for this file, its move not noted) before anything is made: a stop anywhere
+    between the ``end`` line and the line of the file's move (``done``, ``error``, ``repeat``) leaves the file in
+    the folder, and the restart finds the note, for a file run, a repeat refused unrun and a file over
+    ``max_file_bytes`` alike."""
     from engine.channels.http_listen_dispatch import dispatch_batch
     from engine.channels.file_watch import _stored
 
     name = summary["name"]
     before = index.last_end(sha, name)
-    if before is not None and (resumed or not before.ended):
+    if before is not None and before.ended and await trio.to_thread.run_sync(_moved, watcher, before):
+        before = None
+    if before is not None:
         if before.ended:
             return "already"
         deal_id, summary = before.deal_id, before.summary

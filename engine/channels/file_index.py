@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import errno
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -92,7 +93,9 @@ class FileIndex:
         self.path = folder / INDEX_NAME
         self.runs: dict[str, FileRun] = {}
         self.ends: dict[str, EndNote] = {}        # deal id -> the end message noted
-        self._last_end: dict[str, str] = {}      # sha -> the deal id of its last end message since it was taken
+        # (sha, name) -> the deal id of its end message noted since the file was taken and not yet closed by the
+        # line of its move (done, error, repeat): a file still in the folder after a stop
+        self._last_end: dict[tuple[str, str], str] = {}
         self.repeats: list[tuple[str, FileRun]] = []    # refused repeats and unread files: not runs
         self._seq = 0
         if self.path.exists():
@@ -110,15 +113,15 @@ class FileIndex:
             except ValueError:
                 return
             self.ends[deal_id] = EndNote(sha, run.name, deal_id, summary)
-            self._last_end[sha] = deal_id
+            self._last_end[(sha, run.name)] = deal_id
             return
         if run.status == "ended":
             note = self.ends.get(run.archived)
             if note is not None:
                 note.ended = True
             return
-        if run.status == "taken":
-            self._last_end.pop(sha, None)
+        if run.status in ("taken", "done", "error", "repeat"):     # a new run, or the file moved: closed
+            self._last_end.pop((sha, run.name), None)
         self._seq = run.seq = self._seq + 1
         if run.status == "repeat" or sha == NOT_READ:
             self.repeats.append((sha, run))
@@ -143,9 +146,10 @@ class FileIndex:
         return None
 
     def last_end(self, sha: str, name: str) -> EndNote | None:
-        """The end message last noted for these bytes under ``name`` since they were last taken, or None."""
-        note = self.ends.get(self._last_end.get(sha, ""))
-        return note if note is not None and note.name == name else None
+        """The end message noted for the file ``name`` of these bytes whose move is not noted yet (its ``done``,
+        ``error`` or ``repeat`` line): one a stop left in the folder, before or after its ``ended`` line; or
+        None.  (A file over ``max_file_bytes`` has no content id: its name tells it from another.)"""
+        return self.ends.get(self._last_end.get((sha, name), ""))
 
     def interrupted(self, sha: str) -> FileRun | None:
         run = self.runs.get(sha)
@@ -155,17 +159,35 @@ class FileIndex:
         """Record an event durably (blocking: a short append and an fsync)."""
         at = datetime.now(timezone.utc).isoformat(timespec="seconds")
         line = "\t".join((sha, status, name.replace("\t", " "), archived.replace("\t", " "), at)) + "\n"
-        try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_EXCL, 0o640)
-            os.fchmod(fd, shared_mode(0o640))        # as before the ledger's owner-only umask
-        except FileExistsError:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+        fd = _open_index(self.path)
         try:
             os.write(fd, line.encode("utf-8"))
             os.fsync(fd)
         finally:
             os.close(fd)
         self._keep(sha, FileRun(name, status, archived, at))
+
+
+def _open_index(path: Path) -> int:
+    """The index file opened to append, made if missing; never through a symbolic link planted as the
+    folder (done/) or as the file (engine/channels/file_folders.py)."""
+    try:
+        folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise OSError(errno.ELOOP, f"{path.parent} is a symbolic link or not a folder, never followed: the file "
+                                       f"index {path.name} is not written through it") from None
+        raise
+    try:
+        try:
+            fd = os.open(path.name, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_EXCL | os.O_NOFOLLOW, 0o640,
+                         dir_fd=folder)
+            os.fchmod(fd, shared_mode(0o640))        # as before the ledger's owner-only umask
+        except FileExistsError:
+            fd = os.open(path.name, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW, dir_fd=folder)
+    finally:
+        os.close(folder)
+    return fd
 
 
 def free_name(folder: Path, name: str) -> str:

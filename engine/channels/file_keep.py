@@ -58,10 +58,19 @@ def sweep(folder: Path, keep: float, now: float | None = None) -> Swept:
     (default: the wall clock), each one's ``NAME.reason.txt`` with it.  Blocking (a thread's work)."""
     now = time.time() if now is None else now
     out = Swept()
-    try:
-        entries = list(os.scandir(folder))
+    try:        # never through a symbolic link planted as the folder (engine/channels/file_folders.py)
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     except FileNotFoundError:
         return out
+    try:
+        _sweep_at(fd, keep, now, out)
+    finally:
+        os.close(fd)
+    return out
+
+
+def _sweep_at(fd: int, keep: float, now: float, out: Swept) -> None:
+    entries = list(os.scandir(fd))
     names = {e.name for e in entries}
     for e in sorted(entries, key=lambda e: e.name):
         if e.name.startswith(".") or not e.is_file(follow_symlinks=False):
@@ -80,8 +89,8 @@ def sweep(folder: Path, keep: float, now: float | None = None) -> Swept:
             if victim != e.name and victim not in names:
                 continue
             try:
-                size = (folder / victim).stat().st_size
-                os.unlink(folder / victim)
+                size = os.stat(victim, dir_fd=fd, follow_symlinks=False).st_size
+                os.unlink(victim, dir_fd=fd)
             except FileNotFoundError:
                 continue
             except OSError as exc:
@@ -89,7 +98,6 @@ def sweep(folder: Path, keep: float, now: float | None = None) -> Swept:
                 continue
             out.size += size
             out.deleted += victim == e.name
-    return out
 
 
 def sweep_line(channel: str, folder: Path, option: str, keep: float, swept: Swept) -> str:

@@ -70,14 +70,15 @@ from engine.channels.base import ConnInfo, ExchangeHandler
 from engine.channels.staged import Staging
 from engine.channels.file_change import (ChangedWhileRead, NotAFile, Settling, TooBig, change_text, changed_reason,
                                          read_unchanged, records_text, signature)
-from engine.channels.file_index import NOT_READ, FileIndex, content_id, free_name
+from engine.channels.file_index import NOT_READ, FileIndex, content_id
+from engine.channels.file_folders import check_folder, free_name_at, open_folder, write_at
 from engine.channels.file_end import Tally, send_end, summary_of
-from engine.channels import file_keep
+from engine.channels import file_keep, file_precheck
 from engine.channels.file_origin import FILE_FIELDS, RecordOrigin, line_breaks
 from engine.channels.http_listen_dispatch import Outcome, dispatch_batch
 from engine.channels.options import ChannelConfigError, built_check, duration_above_zero, seconds
 from engine.faultlog import FaultLog
-from engine.filemodes import make_shared_dirs, shared_mode
+from engine.filemodes import make_shared_dirs
 from formats.component import ComponentSpec, OptionSpec
 from formats.batchfile import RECORD_KINDS, ControlTotals, Records, split_offsets
 from formats.errors import FormatError
@@ -99,7 +100,8 @@ ERROR_NOUNS = {"bad records": "files to error/ with rejected or failed records (
                "repeat": "files to error/ whose bytes already ran (run_once)",
                "too big": "files to error/ over max_file_bytes",
                "not a file": "symbolic links (never followed) and other entries that are not files, to error/",
-               "changed": "files to error/ that changed while they ran"}
+               "changed": "files to error/ that changed while they ran",
+               "refused whole": "files to error/ refused whole, a record failing its route's checks (all_or_nothing)"}
 
 
 class FileWatcher:
@@ -188,6 +190,12 @@ class FileWatcher:
         if not isinstance(self.end_message, bool):
             raise ChannelConfigError(f"channel {name}: option end_message: expected true or false, "
                                      f"got {self.end_message!r}")
+        # every data record checked against its route (decoded, its let / deal / validate steps) before any
+        # runs: one that fails refuses the file whole (engine/channels/file_precheck.py)
+        self.all_or_nothing = options.get("all_or_nothing", False)
+        if not isinstance(self.all_or_nothing, bool):
+            raise ChannelConfigError(f"channel {name}: option all_or_nothing: expected true or false, "
+                                     f"got {self.all_or_nothing!r}")
         self.batch = options.get("batch", 1000)
         if not isinstance(self.batch, int) or isinstance(self.batch, bool) or self.batch < 1:
             raise ChannelConfigError(f"channel {name}: option batch: expected a number of records of 1 or more, "
@@ -248,6 +256,9 @@ class FileWatcher:
 
     # -- Listener -----------------------------------------------------------
     async def serve(self, handler: ExchangeHandler, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        # done/ and error/ a symbolic link (planted by whoever writes the inbox): the channel does not start,
+        # before anything (a sweep, the file index) uses them (engine/channels/file_folders.py)
+        self._check_folders()
         try:
             async with trio.open_nursery() as ticker:
                 ticker.start_soon(self.faults.run)       # summaries of files to error/, when due
@@ -289,9 +300,19 @@ class FileWatcher:
                 if reason.exists():
                     file_keep.stamp(reason)
 
+    def _check_folders(self) -> None:
+        """Make the inbox, done/ and error/ if missing (as the process's umask makes them, the engine's is
+        owner-only); a done/ or error/ that is a symbolic link or not a folder is refused (LinkedFolder)."""
+        make_shared_dirs(self.dir)
+        for option, d in (("done_dir", self.done_dir), ("error_dir", self.error_dir)):
+            check_folder(self.name, option, d)
+
+    def _folder(self, folder: Path) -> Any:
+        """done/ or error/ opened never through a link (a context manager giving its descriptor)."""
+        return open_folder(self.name, "done_dir" if folder == self.done_dir else "error_dir", folder)
+
     async def _serve(self, handler: ExchangeHandler, task_status: Any) -> None:
-        for d in (self.dir, self.done_dir, self.error_dir):
-            make_shared_dirs(d)          # as the process's umask makes them (the engine's is owner-only)
+        self._check_folders()
         await self._files()
         task_status.started()
         log.info("channel %s: watching %s for %s", self.name, self.dir, self.pattern)
@@ -317,8 +338,7 @@ class FileWatcher:
         wake = trio.Event()
         failed: list[BaseException] = []
         where = os.stat(self.dir)
-        for d in (self.done_dir, self.error_dir):     # a folder back from a removal may lack them
-            make_shared_dirs(d)
+        self._check_folders()                          # a folder back from a removal may lack them
 
         async def watch() -> None:
             try:
@@ -499,8 +519,10 @@ class FileWatcher:
         return body, first, header_values
 
     async def _files(self) -> FileIndex:
+        # before a file is noted taken: done/ or error/ replaced by a link since the start is refused (the file
+        # stays in the inbox, nothing of it run); the index's own writes never follow a link either
+        self._check_folders()
         if self._index is None:
-            make_shared_dirs(self.done_dir)
             self._index = await trio.to_thread.run_sync(FileIndex, self.done_dir)
         return self._index
 
@@ -534,21 +556,14 @@ class FileWatcher:
         of a committed deal (94) is that deal, done, not a problem of the file (its tally says duplicate)."""
         tally = tally if tally is not None else Tally()
         index = await self._files()
-        conn = ConnInfo(channel=self.name, peer=path.name, number=next(_NUMBERS),
-                        extra={"file": {"name": path.name, "size": len(data)}})
-        lines = _LineCounter(data) if self.record in ("lines", "csv") else None
-        head_line = lines.line_at(head[0]) if lines is not None and head is not None else None
+        conn = self.file_conn(path, data)
+        origins_of = self.origins(path, data, len(records), first, head, header)
         problems: list[str] = []
         self.running_records, self.running_done = len(records), resume
         began = told = trio.current_time()
         for at in range(resume, len(records), self.batch):
             chunk = list(records[at:at + self.batch])      # this batch's records, sliced from the file
-            origins = [RecordOrigin(path.name, n, offset, lines.line_at(offset) if lines is not None else None,
-                                    len(records), head=len(head[1]) + 1 if head is not None else 0,
-                                    head_offset=head[0] if head is not None else 0, head_line=head_line,
-                                    header=header)
-                       for n, (offset, _) in enumerate(chunk, first + at)]
-            batch_conn = dataclasses.replace(conn, extra={**conn.extra, "origins": origins})
+            batch_conn = dataclasses.replace(conn, extra={**conn.extra, "origins": origins_of(chunk, at)})
             outcomes: list[Outcome] = await dispatch_batch(handler, batch_conn, [r for _, r in chunk])
             for n, ((offset, _), out) in enumerate(zip(chunk, outcomes), first + at):
                 tally.add(out.status, out.kind)
@@ -588,6 +603,26 @@ class FileWatcher:
                                f"record {first + resume}")
         return problems
 
+    def file_conn(self, path: Path, data: bytes) -> ConnInfo:
+        """The connection a file's batches go on (one per file run)."""
+        return ConnInfo(channel=self.name, peer=path.name, number=next(_NUMBERS),
+                        extra={"file": {"name": path.name, "size": len(data)}})
+
+    def origins(self, path: Path, data: bytes, n_records: int, first: int, head: tuple[int, bytes] | None,
+                header: Any) -> Any:
+        """``origins_of(chunk, at)``: the ``RecordOrigin`` of each record of ``chunk``, the file's data records
+        from index ``at`` (asked in file order: the lines are counted once)."""
+        lines = _LineCounter(data) if self.record in ("lines", "csv") else None
+        head_line = lines.line_at(head[0]) if lines is not None and head is not None else None
+
+        def origins_of(chunk: list[tuple[int, bytes]], at: int) -> list[RecordOrigin]:
+            return [RecordOrigin(path.name, n, offset, lines.line_at(offset) if lines is not None else None,
+                                 n_records, head=len(head[1]) + 1 if head is not None else 0,
+                                 head_offset=head[0] if head is not None else 0, head_line=head_line,
+                                 header=header)
+                    for n, (offset, _) in enumerate(chunk, first + at)]
+        return origins_of
+
     def _still_written(self, path: Path, exc: ChangedWhileRead) -> None:
         """A file that changed as it was read: nothing of it runs; it is read again at the next look."""
         if path not in self._written:
@@ -597,10 +632,19 @@ class FileWatcher:
                         "temporary name and rename, or set complete = \"stable\"", self.name, path.name, exc)
 
     def _write_reason(self, archived: str, reason: str) -> None:
-        tmp = self.error_dir / f".{archived}.reason.txt.tmp"
-        tmp.write_text(reason)
-        os.chmod(tmp, shared_mode(0o666))     # as the process's umask makes it (the engine's is owner-only)
-        os.replace(tmp, self.error_dir / f"{archived}.reason.txt")
+        with self._folder(self.error_dir) as fd:       # never through a link planted as error/
+            write_at(fd, f"{archived}.reason.txt", reason)
+
+    def _archive(self, path: Path, folder: Path) -> str:
+        """A free name in ``folder`` for ``path`` (an earlier file of the same name stays), never through a
+        link planted as the folder."""
+        with self._folder(folder) as fd:
+            return free_name_at(fd, path.name)
+
+    def _move(self, path: Path, folder: Path, archived: str) -> None:
+        """``path`` renamed to ``folder/archived``, relative to the folder opened without following a link."""
+        with self._folder(folder) as fd:
+            os.replace(path, archived, dst_dir_fd=fd)
 
     async def _process(self, path: Path, handler: ExchangeHandler) -> bool:
         try:
@@ -660,6 +704,14 @@ class FileWatcher:
             head = records[self.skip_header] if self.header_row and len(records) > self.skip_header else None
             ends = _ends(records, self.skip_header, self.skip_trailer)
             records, first, header_values = self._deal_records(records, problems)
+            if records and self.all_or_nothing and not resume:
+                # every record checked before any runs: one that fails refuses the file whole
+                refusal = await file_precheck.check_all(self, path, data, records, first, handler, head,
+                                                        header_values)
+                if refusal:
+                    kind = "refused whole"
+                    problems += refusal
+                    records = []
         if records:
             problems += await self._run(path, data, records, first, resume, earlier, sha, handler, head,
                                         header_values, tally, rerun=cut is not None)
@@ -668,8 +720,8 @@ class FileWatcher:
         change = change_text(seen, now) if now != seen else None
         ok = not problems and change is None
         folder = self.done_dir if ok else self.error_dir
-        folder.mkdir(exist_ok=True)                      # removed while running: made again beside the index
-        archived = free_name(folder, path.name)          # an earlier file of the same name stays
+        # removed while running: made again beside the index; a link planted meanwhile is refused
+        archived = self._archive(path, folder)           # an earlier file of the same name stays
         if change is not None:
             self._write_reason(archived, changed_reason(path.name, self.name, change, len(data), records, first,
                                                         problems))
@@ -682,8 +734,8 @@ class FileWatcher:
                    else None)
             await send_end(self, handler, index, sha, summary_of(
                 path.name, "refused" if refused else "done", why, len(records), tally,
-                f"{'done' if ok else 'error'}/{archived}", *ends), resumed=cut is not None)
-        os.replace(path, folder / archived)
+                f"{'done' if ok else 'error'}/{archived}", *ends))
+        self._move(path, folder, archived)
         if change is None:                               # written to in the instant of the move
             now = signature(folder / archived)
             if now != seen:
@@ -731,13 +783,12 @@ class FileWatcher:
         """A file refused before it was read (over max_file_bytes, a symbolic link): moved to error/ as it is
         (a link is moved, never its target) with its reason; noted without a content id."""
         index = await self._files()
-        make_shared_dirs(self.error_dir)
-        archived = free_name(self.error_dir, path.name)
+        archived = self._archive(path, self.error_dir)
         self._write_reason(archived, f"file {path.name}: 1 problem(s) in 0 record(s)\n{problem}\n")
         if self.end_message:
             await send_end(self, handler, index, NOT_READ, summary_of(
-                path.name, "refused", problem, 0, Tally(), f"error/{archived}", None, None), resumed=False)
-        os.replace(path, self.error_dir / archived)
+                path.name, "refused", problem, 0, Tally(), f"error/{archived}", None, None))
+        self._move(path, self.error_dir, archived)
         self._stamp(self.error_dir, archived)
         self._stuck_files.pop(path, None)
         self._written.discard(path)
@@ -757,9 +808,9 @@ class FileWatcher:
 
     def _move_on(self, archived: str, name: str) -> str:
         """A file that reached done/ as its sender wrote to it moves on to error/; its name there."""
-        make_shared_dirs(self.error_dir)
-        moved = free_name(self.error_dir, name)
-        os.replace(self.done_dir / archived, self.error_dir / moved)
+        moved = self._archive(Path(name), self.error_dir)
+        with self._folder(self.done_dir) as fd, self._folder(self.error_dir) as to:
+            os.replace(archived, moved, src_dir_fd=fd, dst_dir_fd=to)
         return moved
 
 
@@ -945,6 +996,11 @@ COMPONENT = ComponentSpec(
                    "\"amount\").", default=None),
         OptionSpec("total_format", "format", "The format total_field is read with (usually the routes' "
                    "receive format).", default=None),
+        OptionSpec("all_or_nothing", "bool", "Check every data record against its route before any runs (decoded, "
+                   "its `when`, then the route's leading let / deal / validate steps: nothing sent, nothing "
+                   "recorded); when one fails, the file is refused whole: no record runs, the file goes to error/ "
+                   "and its end message (file.reason) names each failing record, its line and why.",
+                   default=False),
         OptionSpec("batch", "int", "Records run together (one batch through the routes, one ledger group "
                    "commit); a larger file runs as several batches, one after the other.", default=1000),
         OptionSpec("max_file_bytes", "int", "Largest file taken, in bytes, checked before it is read (a file "
@@ -958,8 +1014,10 @@ COMPONENT = ComponentSpec(
                    "summary (file.status done / refused, file.reason, file.records, file.committed, file.rejected, "
                    "file.failed, file.duplicate, file.archived, file.header, file.trailer); once, across a crash.",
                    default=False),
-        OptionSpec("done_dir", "path", "Where processed files go (default DIR/done).", default=None),
-        OptionSpec("error_dir", "path", "Where files with bad records go (default DIR/error).", default=None),
+        OptionSpec("done_dir", "path", "Where processed files go (default DIR/done); never a symbolic link (refused "
+                   "at start).", default=None),
+        OptionSpec("error_dir", "path", "Where files with bad records go (default DIR/error); never a symbolic link "
+                   "(refused at start).", default=None),
         OptionSpec("keep_done", "duration", "How long a file stays in done/ (e.g. 30d): older ones are deleted, "
                    "at the channel's start and every hour, one log line per sweep; a file's time there is set to "
                    "its move. Default: kept for ever (delete them by your retention policy).", default=None),

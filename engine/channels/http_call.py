@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import re
+import socket
 from decimal import Decimal
 from typing import Any
 
@@ -39,6 +40,7 @@ import trio
 from engine.channels.base import CallTimeout, ChannelError, ConnectionLost, Unreachable, io_reason, request_one
 from engine.channels.failure_log import FailureLog
 from engine.outage_log import masked_url
+from engine.channels.http_inflate import BadCoding, Inflater, Over
 from engine.channels.http_media import answer_in_utf8
 from engine.channels.options import ChannelConfigError, built_check, read_secret, seconds
 from engine.http.signature import BodySignature, signature_options
@@ -175,6 +177,10 @@ class HttpConnector:
         self.max_connections = int(options.get("max_connections") or 100)
         self.headers = {"content-type": options.get("content_type") or "application/json"}
         self.headers.update(parse_headers(name, options.get("headers"), load))
+        if not any(k.lower() == "accept-encoding" for k in self.headers):
+            # the codings the channel inflates itself within max_reply (engine/channels/http_inflate.py), not
+            # those httpx would add when brotli or zstandard are installed
+            self.headers["accept-encoding"] = "gzip, deflate"
         bearer_env, bearer_file = options.get("auth_bearer_env"), options.get("auth_bearer_file")
         if bearer_env and bearer_file:
             raise ChannelConfigError(f"channel {name}: give auth_bearer_env or auth_bearer_file, not both")
@@ -248,9 +254,11 @@ class HttpConnector:
                     n.start_soon(one, i, p)
         return out  # type: ignore[return-value]
 
-    async def _exchange(self, client: httpx.AsyncClient, body: bytes) -> tuple[int, dict[str, str], bytes | None]:
-        """One request: (status, headers in lower case, body), the body None when it is over max_reply (by its
-        Content-Length, or as it streams in): a counterpart cannot make the engine hold an answer of any size."""
+    async def _exchange(self, client: httpx.AsyncClient, body: bytes) -> tuple[int, dict[str, str], bytes | str]:
+        """One request: (status, headers in lower case, body), the body a text saying why it was not read when
+        it is over max_reply (by its Content-Length, or as it streams in, inflated: a gzip or deflate body is
+        inflated here, never past max_reply, ``http_inflate``): a counterpart cannot make the engine hold an
+        answer of any size, nor inflate one (a decompression bomb) until the call's timeout."""
         signed = self.signature.headers_for(body) if self.signature is not None else None
         async with client.stream(self.method, self.url, content=body, headers=signed) as resp:
             if self.tls:
@@ -258,18 +266,47 @@ class HttpConnector:
             headers = {k.lower(): v for k, v in resp.headers.items()}
             declared = headers.get("content-length", "")
             if declared.isdigit() and int(declared) > self.max_reply:
-                return resp.status_code, headers, None
-            # Read to the end (or the call's timeout), keeping nothing past max_reply: leaving the body early
-            # would abandon httpcore's stream generators half-way (trio then warns as they are collected).
+                return resp.status_code, headers, f"Content-Length {declared}"
+            inflater = Inflater(headers.get("content-encoding"), self.max_reply)
             content = bytearray()
-            over = False
-            async for chunk in resp.aiter_bytes():
-                if not over:
-                    content += chunk
-                    over = len(content) > self.max_reply
-                    if over:
-                        content = bytearray()
-            return resp.status_code, headers, None if over else bytes(content)
+            raw = 0
+            why = None
+            # The raw body, inflated here within max_reply.  Past it (or not inflating) nothing more is inflated and
+            # the connection under the answer is closed: the read then ends on its error (a counterpart streaming
+            # on is not read until the timeout).  Leaving the loop instead would abandon httpcore's stream
+            # generators half-way (they warn as they are collected); what they had buffered is read, not kept.
+            try:
+                async for chunk in resp.aiter_raw():
+                    raw += len(chunk)
+                    if why is not None:
+                        continue
+                    try:
+                        content += inflater.feed(chunk)
+                    except Over:
+                        why, content = self._inflated_over(inflater, raw), bytearray()
+                    except BadCoding as exc:
+                        why, content = f"bad:{exc}", bytearray()
+                    if why is not None:
+                        await _cut(resp)
+            except (httpx.TransportError, OSError):
+                if why is None:
+                    raise
+            if why is None:
+                try:
+                    content += inflater.end()
+                except Over:
+                    why = self._inflated_over(inflater, raw)
+                except BadCoding as exc:
+                    why = f"bad:{exc}"
+            if why is not None:
+                return resp.status_code, headers, why
+            if inflater.coding is not None:     # the body as the route reads it: no longer encoded
+                headers = {k: v for k, v in headers.items() if k not in ("content-encoding", "content-length")}
+            return resp.status_code, headers, bytes(content)
+
+    def _inflated_over(self, inflater: Inflater, raw: int) -> str:
+        return (f"{inflater.coding} body inflating past it after {raw} bytes as sent" if inflater.coding
+                else f"{raw} bytes read")
 
     def _note_peer(self, resp: httpx.Response) -> None:
         """The counterpart's certificate expiry, read once per connection (a response on the connection
@@ -340,11 +377,12 @@ class HttpConnector:
                 err = ConnectionLost(f"channel {self.name}: connection to {self.shown_url} broke: "
                                      f"{io_reason(exc, has_cert=self.has_cert, words=HTTP_TLS_WORDS)}", channel=self.name)
             else:
-                if content is None:         # not read on: memory stays bounded; the connection is dropped
-                    declared = headers.get("content-length")
+                if isinstance(content, str) and content.startswith("bad:"):
                     err = Refused(f"channel {self.name}: {self.method} {self.shown_url} answered {status} with a body "
-                                  f"over max_reply ({self.max_reply} bytes"
-                                  + (f"; Content-Length {declared}" if declared else "") + "); not read",
+                                  f"that is not its Content-Encoding ({content[4:]}); not read", channel=self.name)
+                elif isinstance(content, str):      # not kept: memory stays bounded, nothing inflated past it
+                    err = Refused(f"channel {self.name}: {self.method} {self.shown_url} answered {status} with a body "
+                                  f"over max_reply ({self.max_reply} bytes; {content}); not read",
                                   channel=self.name)
                 else:
                     got = http_answer(self.name, self.method, self.shown_url, self.accept, status, headers, content)
@@ -361,6 +399,19 @@ class HttpConnector:
             return self._failed(err)
         return self._failed(CallTimeout(f"channel {self.name}: no answer from {self.shown_url} within {limit:g}s",
                                         channel=self.name))
+
+
+async def _cut(resp: httpx.Response) -> None:
+    """Shut the connection an answer is being read on down (an answer not read on: over max_reply): the next
+    read of it ends (the answer cut short: an error), and the pool drops it as expired if the answer had
+    ended anyway.  Closing the stream itself would leave the pool a closed socket it then polls."""
+    stream = resp.extensions.get("network_stream")
+    sock = stream.get_extra_info("socket") if stream is not None else None
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:          # already gone: nothing more comes from it either
+            pass
 
 
 def build(decl: Any) -> HttpConnector:

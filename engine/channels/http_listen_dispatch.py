@@ -101,10 +101,10 @@ async def dispatch_one(handler: Any, conn: Any, body: bytes, http_scope: dict[st
     return _outcome(reply, seen[0] if seen else None)
 
 
-async def refuse_one(handler: Any, conn: Any, body: bytes, http_scope: dict[str, Any],
+async def refuse_one(handler: Any, conn: Any, body: bytes, http_scope: dict[str, Any] | None,
                      failure: StepFailure) -> Outcome:
     """A request the channel refused before any route could see it (its signature does not verify, its
-    form body does not parse):
+    form body does not parse; a NATS message over ``max_message``, ``http_scope`` None: no ``http`` values):
     recorded as a deal with ``failure``'s kind, stored as a dead letter with the body as received
     (the dispatcher's ledger and transaction manager do both), answered with the channel's ``on error
     reply`` when it has one.  No route runs and nothing is decoded.  Any other handler: nothing is
@@ -123,7 +123,9 @@ async def refuse_one(handler: Any, conn: Any, body: bytes, http_scope: dict[str,
         await txn.ready(handler)            # deals left in flight by a crash are resolved first
     ex = Exchange(handler.channel, conn, body, datetime.now(timezone.utc), 0)
     who = getattr(conn, "who", None)
-    ex.scope = {**base, "http": http_scope, "peer": who if who is not None else NO_PEER, "raw": body, "msg": None}
+    ex.scope = {**base, "peer": who if who is not None else NO_PEER, "raw": body, "msg": None}
+    if http_scope is not None:
+        ex.scope["http"] = http_scope
     ex.fail(failure)
     if handler.error_reply is not None:
         handler._run_sync(handler.error_reply, ex, during_error=True)

@@ -52,6 +52,7 @@ from engine.channels.nats_fetch import fetch_loop, hand_back_open_pull
 from engine.channels.nats_keys import SharedKeys, bucket_option
 from engine.channels.options import ChannelConfigError, built_check, duration_above_zero, seconds
 from formats.component import ComponentSpec, OptionSpec
+from formats.framing import DEFAULT_MAX_FRAME
 
 ON_FAILED = ("ack", "nak", "term")
 
@@ -91,6 +92,8 @@ class NatsConsumer(LinkStop):
         self.batch = _positive(name, options, "batch", 64)
         self.workers = _positive(name, options, "workers", 4)
         self.max_ack_pending = _positive(name, options, "max_ack_pending", 1024)
+        # a message over it is not run: a malformed deal with its dead letter, acked (engine.channels.nats_fetch)
+        self.max_message = _positive(name, options, "max_message", DEFAULT_MAX_FRAME)
         self.ack_wait = duration_above_zero(name, options, "ack_wait", 30.0)
         self.max_deliver = options.get("max_deliver", -1)
         if not isinstance(self.max_deliver, int) or isinstance(self.max_deliver, bool) or \
@@ -265,6 +268,10 @@ COMPONENT = ComponentSpec(
                    "messages (one message each) share them; nothing is fetched while all are busy.", default=4),
         OptionSpec("max_ack_pending", "int", "Unacknowledged messages at most (the server holds back more).",
                    default=1024),
+        OptionSpec("max_message", "int", "Largest message run, in bytes (as the TCP channels' `max_frame`); a "
+                   "bigger one is not decoded: it is recorded as a `malformed` deal with its dead letter (the "
+                   "reason names its size and stream sequence) and acked, so that it is not delivered again. "
+                   "The server's `max_payload` bounds what it accepts at all.", default=DEFAULT_MAX_FRAME),
         OptionSpec("ack_wait", "duration", "Redeliver a message not acknowledged within this time.",
                    default=Decimal(30)),
         OptionSpec("max_deliver", "int", "Deliveries of one message at most: -1 (no limit) or 1 and more.",

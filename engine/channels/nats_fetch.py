@@ -136,6 +136,10 @@ async def _process(ch: Any, msgs: list[Any], handler: ExchangeHandler, slot: obj
 async def handle(ch: Any, msgs: list[Any], handler: ExchangeHandler, since: list[float] | None = None) -> None:
     """One batch through the routes, then settled (or its deferred messages kept: ``since`` says when
     each was first deferred, None for a fresh batch)."""
+    if since is None:                   # a fresh batch: a message over max_message is refused, not run
+        msgs = await refuse_oversize(ch, msgs, handler)
+        if not msgs:
+            return
     outcomes: list[tuple[str, bool]] = []
     conn = ConnInfo(channel=ch.name, peer=f"nats:{ch.stream}/{ch.durable}", number=next(_BATCHES),
                     frames_in=len(msgs), extra={"outcomes": outcomes, "keys": ch.keys})
@@ -163,6 +167,42 @@ async def handle(ch: Any, msgs: list[Any], handler: ExchangeHandler, since: list
     ch.acks.warn_last_delivery(msgs, verdicts)
     with trio.CancelScope(shield=True):   # settle what was done even while stopping
         await ch.acks.settle(msgs, replies, verdicts)
+
+
+async def refuse_oversize(ch: Any, msgs: list[Any], handler: ExchangeHandler) -> list[Any]:
+    """The messages of ``msgs`` within ``max_message``.  Each one over it is not decoded nor run: it is recorded
+    as a ``malformed`` deal with its dead letter (the reason names its size, the bound and its stream
+    sequence; the channel's ``on error reply`` answers it) and acked, so that the server does not deliver it
+    again and again; nak'ed when its deal could not be recorded (it is refused again at its next delivery)."""
+    big = [m for m in msgs if len(m.data) > ch.max_message]
+    if not big:
+        return msgs
+    from engine.channels.http_listen_dispatch import refuse_one
+    from engine.runtime.exchange import StepFailure
+
+    for m in big:
+        size, at = len(m.data), seq(m)
+        detail = (f"channel {ch.name}: message of {size} bytes (stream {ch.stream} sequence {at}, subject "
+                  f"{m.subject}) is over max_message = {ch.max_message}: not run; acked so that it is not "
+                  f"delivered again; raise max_message on the channel (and retry this dead letter) if such "
+                  f"messages are expected")
+        failure = StepFailure("malformed", detail, text=f"message over max_message ({size} > {ch.max_message} "
+                                                        f"bytes)", where=f"channel {ch.name}")
+        conn = ConnInfo(channel=ch.name, peer=f"nats:{ch.stream}/{ch.durable}", number=next(_BATCHES),
+                        frames_in=1, extra={"keys": ch.keys})
+        reply, verdict_ = None, "ack"
+        try:
+            reply = (await refuse_one(handler, conn, bytes(m.data), None, failure)).reply
+        except Exception as exc:        # the ledger refused the deal: delivered again, refused again then
+            verdict_ = "nak"
+            log.error("channel %s: stream seq %s: a message over max_message could not be recorded as refused "
+                      "(%s); nak'ed, refused again at its next delivery", ch.name, at, describe(exc))
+        log.warning("channel %s: stream seq %s: %d bytes, over max_message = %d: not run, recorded as a malformed "
+                    "deal with its dead letter and %s", ch.name, at, size, ch.max_message,
+                    "acked" if verdict_ == "ack" else "nak'ed")
+        with trio.CancelScope(shield=True):
+            await ch.acks.settle([m], [reply], [verdict_])
+    return [m for m in msgs if len(m.data) <= ch.max_message]
 
 
 def verdict(ch: Any, status: str, recorded: bool | str) -> str:

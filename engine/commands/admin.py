@@ -1,6 +1,7 @@
 """Clients of a running engine's admin API: ``bsp status``, ``bsp reload``, ``bsp admin token``.
 
-Where the API is: ``--url`` or ``$BSP_ADMIN_URL`` (default http://127.0.0.1:9180).
+Where the API is: ``--url`` or ``$BSP_ADMIN_URL``, else the deployment file's ``admin.listen`` (``--deployment
+FILE``, else ./platform.yaml), else http://127.0.0.1:7080 (engine/commands/admin_url.py).
 The token: ``--token-file`` / ``$BSP_ADMIN_TOKEN_FILE``, else ``$BSP_ADMIN_TOKEN``.
 For an https URL: ``--ca`` (the admin server's CA), ``--cert``/``--key`` for mutual TLS; or
 ``$BSP_ADMIN_CA``, ``$BSP_ADMIN_CERT``, ``$BSP_ADMIN_KEY``.
@@ -16,13 +17,14 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
-from engine.defaults import ADMIN_HOST as DEFAULT_HOST, ADMIN_PORT as DEFAULT_PORT, ADMIN_TOKEN_ENV as TOKEN_ENV
+from engine.commands.admin_url import DEPLOYMENT_ADMIN_OPT, source_of, url_option
+from engine.commands.ledger_keys import ENV_OPT
+from engine.defaults import ADMIN_PORT as DEFAULT_PORT, ADMIN_TOKEN_ENV as TOKEN_ENV
 
 if TYPE_CHECKING:
     import httpx
 
-URL_OPTION = typer.Option(f"http://{DEFAULT_HOST}:{DEFAULT_PORT}", "--url", envvar="BSP_ADMIN_URL",
-                          help="The engine's admin API.")
+URL_OPTION = url_option(help="The engine's admin API.")
 TOKEN_FILE_OPTION = typer.Option(None, "--token-file", envvar="BSP_ADMIN_TOKEN_FILE",
                                  help=f"File holding the admin token (else ${TOKEN_ENV}).")
 CA_OPTION = typer.Option(None, "--ca", envvar="BSP_ADMIN_CA", help="CA bundle for an https admin URL.")
@@ -124,8 +126,10 @@ def _transport_problem(client: httpx.Client, exc: httpx.TransportError) -> str:
             fix = ("give --ca FILE, the CA that issued the engine's admin certificate (admin.tls.cert; "
                    "`bsp certs dev` writes it as ca.pem)")
         return f"the admin API at {url} answered, but its certificate is not trusted here: {why}; {fix}"
-    return (f"cannot reach the admin API at {url}: {text}. Is the engine running with its admin API on this "
-            f"address (--url / $BSP_ADMIN_URL)?")
+    where = source_of(url)
+    return (f"cannot reach the admin API at {url}{f' ({where})' if where else ''}: {text}. Is the engine running "
+            f"with its admin API on this address? Give its address with --url / $BSP_ADMIN_URL, or the deployment "
+            f"file it runs with (--deployment platform.yaml: its admin.listen)")
 
 
 def _problem(r: httpx.Response) -> typer.Exit:
@@ -148,7 +152,8 @@ def _problem(r: httpx.Response) -> typer.Exit:
     return typer.Exit(1)
 
 
-def status(url: str = URL_OPTION, token_file: Optional[Path] = TOKEN_FILE_OPTION, ca: Optional[Path] = CA_OPTION,
+def status(deployment: Optional[Path] = DEPLOYMENT_ADMIN_OPT, env: Optional[str] = ENV_OPT,
+           url: str = URL_OPTION, token_file: Optional[Path] = TOKEN_FILE_OPTION, ca: Optional[Path] = CA_OPTION,
            cert: Optional[Path] = CERT_OPTION, key: Optional[Path] = KEY_OPTION,
            table: bool = typer.Option(False, "--table", help="Tables for people instead of JSON.")) -> None:
     """Show a running engine's status (JSON, or --table) and whether it is ready.
@@ -174,6 +179,7 @@ def status(url: str = URL_OPTION, token_file: Optional[Path] = TOKEN_FILE_OPTION
 
 
 def reload(dry_run: bool = typer.Option(False, "--dry-run", help="Compile and show the plan; change nothing."),
+           deployment: Optional[Path] = DEPLOYMENT_ADMIN_OPT, env: Optional[str] = ENV_OPT,
            url: str = URL_OPTION, token_file: Optional[Path] = TOKEN_FILE_OPTION, ca: Optional[Path] = CA_OPTION,
            cert: Optional[Path] = CERT_OPTION, key: Optional[Path] = KEY_OPTION) -> None:
     """Ask a running engine to recompile its route files and switch to them (exit 1 if they do not compile).

@@ -8,6 +8,7 @@ from typing import Any, Optional
 import typer
 
 from engine.commands.ledger_keys import DEPLOYMENT_OPT, ENV_OPT, LEDGER_OPT, ledger_keys
+from engine.commands.admin_url import DEPLOYMENT_ADMIN_OPT
 from engine.commands.live import CA_OPT, CERT_OPT, KEY_OPT, LIVE_OPT, TOKEN_FILE_OPT, URL_OPT, lock_hint
 
 approvals_app = typer.Typer(help="Four eyes (maker-checker): operator actions asked by one operator, waiting for "
@@ -141,6 +142,8 @@ def approve(
     request_id: str = typer.Argument(..., help="The request's id (32 hex digits, or its first 8 or more)."),
     reason: str = REASON_OPT,
     live: bool = LIVE_OPT,
+    deployment: Optional[Path] = DEPLOYMENT_ADMIN_OPT,
+    env: Optional[str] = ENV_OPT,
     url: str = URL_OPT,
     token_file: Optional[Path] = TOKEN_FILE_OPT,
     ca: Optional[Path] = CA_OPT,

@@ -191,7 +191,9 @@ def _continuity(ledger: Path, arc: Path, label: str) -> list[str]:
 
 
 def _anchor_lines(label: str, report: Any) -> None:
-    """Where the records before the first one checked are: one line per archive."""
+    """Where the records before the first one checked are: one line per archive; and each ledger merge."""
+    for m in report.merges:
+        typer.echo(f"{label}: {m}")
     if report.archive is not None:
         first, last, source = report.archive
         typer.echo(f"{label}: an archive of {source}: records {first}..{last}")
@@ -298,8 +300,11 @@ UNPROTECTED_EXIT = 3
 # after a break against the head kept beside the ledger (engine/audit_cut.py): which file to put back, or why not
 _HEAD_FIX = ("what to do: {head} and {label} disagree, and no writer has recorded it yet. An older copy of the "
              "ledger put in place by mistake: put the newest ledger back, and verify again. A backup restored on "
-             "purpose: the next start records the gap as an `audit break` (it is one: the copy lacks what was "
-             "written after it), and verify reports that record from then on; a copy of the whole folder, head "
+             "purpose: before the engine starts, `bsp ledger merge OLD_COPY --ledger {label}` (OLD_COPY: the "
+             "ledger taken aside before the restore) copies back what the backup lacks and names the gap in its "
+             "record (docs/runbook.md#restoring-the-ledger-from-a-snapshot); without it the next start records "
+             "the gap as an `audit break` (it is one: the copy lacks what was written after it), and verify "
+             "reports that record from then on; a copy of the whole folder, head "
              "included, taken at a clean stop and put back together, matches (docs/operations.md#the-runbook). "
              "Neither: records were deleted while bsp was stopped; keep both files as they are for the "
              "investigation (docs/security.md#a-cut-while-the-engine-was-stopped)")

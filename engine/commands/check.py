@@ -83,15 +83,19 @@ class Served:
             return routes.version, ("the route files and the files they name; `bsp run` of a deployment file "
                                     "also hashes its channel overrides: `bsp check platform.yaml [--env ENV]` "
                                     "prints that one")
-        version = with_deployment(routes, self.overrides, registry).version
+        from engine.ops.admintls import with_admin_tls
+        admin = getattr(self.overrides, "admin", None)     # the admin API's TLS certificates, as bsp run records
+        deployed = with_deployment(routes, self.overrides, registry)
+        version = with_admin_tls(deployed, getattr(admin, "tls_cert", None), getattr(admin, "client_ca", None)).version
+        tls = " and the admin API's TLS certificates (admin.tls)" if version != deployed.version else ""
         env = getattr(self.overrides, "env", None)
         run = f"bsp run {_shown(str(self.path))}" + (f" --env {env}" if env else "")
         where = f"environment {env}" if env else "the base settings (no --env, $BSP_ENV unset)"
-        if version == routes.version:
-            return version, (f"as `{run}` serves it: the route files and the files they name; the deployment "
+        if deployed.version == routes.version:
+            return version, (f"as `{run}` serves it: the route files and the files they name{tls}; the deployment "
                              f"file overrides no channel option for {where}")
         return version, (f"as `{run}` serves it: the route files, the files they name and the deployment "
-                         f"file's channel overrides for {where}")
+                         f"file's channel overrides for {where}{tls}")
 
 
 def _plan(program: object, version: str) -> dict:

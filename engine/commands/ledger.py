@@ -1,5 +1,6 @@
 """``bsp ledger snapshot --live --out FILE``: a consistent copy of a running engine's ledger;
-``bsp ledger archive --before DATE --out FILE``: move the oldest deals to an archive file (offline)."""
+``bsp ledger archive --before DATE --out FILE``: move the oldest deals to an archive file (offline);
+``bsp ledger merge OLD_COPY``: after a restore, the deals only the old copy holds copied back (offline)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,10 +8,11 @@ from typing import Optional
 
 import typer
 
+from engine.commands.admin_url import DEPLOYMENT_ADMIN_OPT
 from engine.commands.ledger_keys import DEPLOYMENT_OPT, ENV_OPT, LEDGER_OPT, ledger_keys
 from engine.commands.live import CA_OPT, CERT_OPT, KEY_OPT, LIVE_OPT, TOKEN_FILE_OPT, URL_OPT
 
-ledger_app = typer.Typer(help="The deal ledger: a running engine's snapshot, the archive of old deals.",
+ledger_app = typer.Typer(help="The deal ledger: a running engine's snapshot, the archive of old deals, a merge after a restore.",
                          no_args_is_help=True, add_completion=False)
 
 
@@ -23,6 +25,8 @@ def snapshot(
                                          help="Progress on stderr: a bar on a terminal, else a line every "
                                               "SECONDS while the transfer lasts; 0 for none."),
     live: bool = LIVE_OPT,
+    deployment: Optional[Path] = DEPLOYMENT_ADMIN_OPT,
+    env: Optional[str] = ENV_OPT,
     url: str = URL_OPT,
     token_file: Optional[Path] = TOKEN_FILE_OPT,
     ca: Optional[Path] = CA_OPT,
@@ -151,8 +155,99 @@ def archive(
                f"--ledger {path} --archive {out}`")
 
 
+@ledger_app.command("merge")
+def merge(
+    old_copy: Path = typer.Argument(..., metavar="OLD_COPY", help="The old (damaged or replaced) copy of the "
+                                    "ledger, taken aside before the restore (e.g. /var/lib/bsp.before-restore/"
+                                    "bsp.duckdb); read only."),
+    ledger: Optional[Path] = LEDGER_OPT,
+    deployment: Optional[Path] = DEPLOYMENT_OPT,
+    env: Optional[str] = ENV_OPT,
+    force: bool = typer.Option(False, "--force", help="Merge even when the old copy's own audit chain does not "
+                               "verify (said loudly, and in the merge record)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Count what would be copied; write nothing."),
+) -> None:
+    """After a restore: copy back the deals the old copy holds and the restored ledger lacks, with no engine running.
+
+    Copied: each deal of OLD_COPY whose id the ledger lacks, with its steps, events and dead letter; each dead
+    letter the ledger lacks, with its events; the configuration versions they name. They are sealed again at
+    the end of the ledger's audit chain with the audit key (their old seq and mac are not kept: none is
+    forged), followed by one chained `ledger merge` record naming OLD_COPY (its sha256 and chain end), the
+    seq range and the counts, which `bsp audit verify` lists. Nothing the ledger holds is changed; a second
+    run finds nothing to copy and writes nothing. One transaction: after a crash, run it again.
+    Run it after copying the snapshot in place and before starting the engine: the head kept beside the
+    ledger (ledger.audit-head) then names OLD_COPY's chain end, and the merge record names that cut instead
+    of an `audit break` (bsp audit verify stays clean). OLD_COPY's own chain must verify with the audit key,
+    else nothing is merged unless --force. Deals both files hold whose later events differ, and dead letters
+    whose status differs, are left as the ledger holds them and listed (look at them before any retry).
+    Needs the audit key (--deployment platform.yaml's ledger.audit_key, else BSP_AUDIT_KEY_FILE / BSP_AUDIT_KEY).
+    Exit 0 merged (or nothing to merge); 1 refused: OLD_COPY's chain does not verify (without --force), or it
+    is an archive or not a ledger; 2 a usage error, no ledger, a locked ledger (an engine runs), no or a wrong
+    audit key.
+    """
+    from engine.commands.deals import require_ledger
+    from engine.ledger_merge import MergeRefused, prepare
+    from engine.ledger_store import LedgerError, LedgerStore, connect
+
+    found = ledger_keys(ledger, deployment, env, "bsp ledger merge", audit=True)
+    path, key = found.path, found.keys.audit_key
+    require_ledger(path)
+    if not old_copy.is_file():
+        typer.echo(f"error: OLD_COPY {old_copy}: no such file; give the copy of the ledger taken aside before the "
+                   f"restore (docs/runbook.md#restoring-the-ledger-from-a-snapshot)", err=True)
+        raise typer.Exit(2)
+    if old_copy.resolve() == path.resolve():
+        raise typer.BadParameter(f"{old_copy} is the ledger itself: give the old copy taken aside",
+                                 param_hint="OLD_COPY")
+    try:
+        job, problems = prepare(old_copy, key, force=force, dry_run=dry_run)
+    except MergeRefused as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if problems:
+        typer.echo("WARNING " + "!" * 60, err=True)
+        typer.echo(f"WARNING: --force: merging from {old_copy} although its own audit chain does NOT verify:",
+                   err=True)
+        for p in problems[:5]:
+            typer.echo(f"WARNING:   {p}", err=True)
+        typer.echo("WARNING: what is copied from it is sealed here as if the engine had written it; the merge "
+                   "record says it was not verified", err=True)
+        typer.echo("WARNING " + "!" * 60, err=True)
+    try:
+        if dry_run:
+            con = connect(path, read_only=True)
+            try:
+                from engine.ledger_store import chain_state
+                job.run(con, key, *chain_state(con), None)
+                job.close(con)
+            finally:
+                con.close()
+        else:
+            LedgerStore.open(path, key, merge=job).close()
+    except LedgerError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    res = job.result
+    counts = ", ".join(f"{n} {t}" for t, n in res.counts.items() if n) or "nothing"
+    if dry_run:
+        typer.echo(f"{path}: would copy from {old_copy}: {counts} (--dry-run: nothing written)")
+    elif res.record_seq is None:
+        typer.echo(f"{path}: nothing to merge: every deal and dead letter of {old_copy} is already here")
+    else:
+        span = f"sealed at seq {res.first_seq}..{res.last_seq}, " if res.first_seq is not None else ""
+        typer.echo(f"{path}: merged from {old_copy}: {counts}; {span}recorded as `ledger merge` at seq "
+                   f"{res.record_seq}")
+        if res.cut:
+            typer.echo(f"{path}: the merge record names the cut of the restore (not an audit break): {res.cut}")
+        typer.echo(f"check it: bsp audit verify --ledger {path}")
+    for line in res.diverged:
+        typer.echo(f"warning: not merged: {line}", err=True)
+    for line in res.twice:
+        typer.echo(f"warning: a deal key answered twice: {line}: settle it with the counterpart", err=True)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(ledger_app, name="ledger")
 
 
-__all__ = ["archive", "register", "snapshot"]
+__all__ = ["archive", "merge", "register", "snapshot"]

@@ -6,7 +6,8 @@ readers beside it).  ``--live`` asks that engine instead, through its admin API
 API's ``cursor``: ``--limit 0`` lists them all); the rows come
 back as the local query gives them (``datetime`` times, ``Decimal`` amounts),
 so the same table or JSON lines are printed.  Where the API is and its token:
-as for ``bsp status`` (``--url`` / ``$BSP_ADMIN_URL``, ``--token-file`` /
+as for ``bsp status`` (``--url`` / ``$BSP_ADMIN_URL``, else ``--deployment``'s or ./platform.yaml's
+``admin.listen``: engine/commands/admin_url.py; ``--token-file`` /
 ``$BSP_ADMIN_TOKEN_FILE`` / ``$BSP_ADMIN_TOKEN``, ``--ca`` / ``--cert`` / ``--key`` or
 ``$BSP_ADMIN_CA`` / ``$BSP_ADMIN_CERT`` / ``$BSP_ADMIN_KEY``).
 """
@@ -21,13 +22,12 @@ from typing import Any, Iterator, Optional
 import typer
 
 from engine.exact_json import api_json
-from engine.defaults import ADMIN_HOST as DEFAULT_HOST, ADMIN_PORT as DEFAULT_PORT
+from engine.commands.admin_url import url_option
 
 PANEL = "Live (a running engine's admin API)"
 LIVE_OPT = typer.Option(False, "--live", help="Ask the running engine through its admin API instead of reading "
                         "the ledger file (which the engine holds locked).", rich_help_panel=PANEL)
-URL_OPT = typer.Option(f"http://{DEFAULT_HOST}:{DEFAULT_PORT}", "--url", envvar="BSP_ADMIN_URL",
-                       help="With --live: the admin API.", rich_help_panel=PANEL)
+URL_OPT = url_option(help="With --live: the admin API.", rich_help_panel=PANEL)
 TOKEN_FILE_OPT = typer.Option(None, "--token-file", envvar="BSP_ADMIN_TOKEN_FILE",
                               help="With --live: the admin token file (else $BSP_ADMIN_TOKEN).", rich_help_panel=PANEL)
 CA_OPT = typer.Option(None, "--ca", envvar="BSP_ADMIN_CA", help="With --live: CA bundle for an https admin URL.", rich_help_panel=PANEL)

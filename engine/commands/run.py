@@ -86,7 +86,7 @@ def run(
                                             "warning (default; info with -v) or error."),
     log_file: Optional[Path] = typer.Option(None, "--log-file", help="Also write the log to this file (made owner-only, 0600, when new)."),
     admin: Optional[str] = typer.Option(None, "--admin", help="Serve the admin API on HOST:PORT "
-                                        "(e.g. 127.0.0.1:9180); platform.yaml admin.listen does the same."),
+                                        "(e.g. 127.0.0.1:7080); platform.yaml admin.listen does the same."),
     admin_token_file: Optional[Path] = typer.Option(None, "--admin-token-file",
                                                     help="Admin API token file (else platform.yaml "
                                                     "admin.token, else $BSP_ADMIN_TOKEN)."),

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
+from engine.commands.admin_url import DEPLOYMENT_ADMIN_OPT
+from engine.commands.ledger_keys import ENV_OPT
 from engine.commands.admin import (CA_OPTION, CERT_OPTION, KEY_OPTION, TOKEN_FILE_OPTION, URL_OPTION, _call,
                                    _client, _problem)
 
@@ -143,7 +145,12 @@ def _expiry(cert: dict[str, Any] | None) -> Text:
         pass
     left = "EXPIRED" if days <= 0 else f"{int(days * 24)}h" if days < 1 else f"{int(days)}d"
     text = f"{date} ({left}, {cert.get('role')})"
-    return Text(text, style="bold red" if days <= 0 else "yellow" if days <= WARN_DAYS else "")
+    out = Text(text, style="bold red" if days <= 0 else "yellow" if days <= WARN_DAYS else "")
+    if "on_disk" in cert:             # the file holds another certificate now: renewed, not yet reloaded
+        disk = cert["on_disk"]
+        out.append(f"; on disk {str(disk.get('not_after', ''))[:10]}, reload" if disk else "; file unreadable",
+                   style="bold yellow")
+    return out
 
 
 def _totals(tot: dict[str, Any], most: int = 10) -> Any:
@@ -256,6 +263,10 @@ def render(now: dict[str, Any], before: dict[str, Any] | None, seconds: float,
             firsts[owner] = c
     for owner, c in sorted(firsts.items()):
         parts.append(Text.assemble(f"{owner}: certificate expires ", _expiry(c), f" ({c.get('path')})"))
+    # what is served and what is on disk differ (a renewal written, no reload since): each, with what to do
+    parts += [Text(f"{c.get('channel')}: {c.get('role')} certificate {c.get('path')}: served expires "
+                   f"{str(c.get('not_after', ''))[:16]}; {c['note']}", style="bold yellow")
+              for c in now.get("certificates") or () if c.get("note")]
     if now.get("calendars"):           # business-day calendars the routes use (engine/calexpiry.py)
         parts.append(_calendars(now["calendars"]))
         parts += [Text(f"warning: {c['warning']}", style="bold red" if (c.get("days_left") or 0) <= 0 else "yellow")
@@ -333,7 +344,8 @@ def render(now: dict[str, Any], before: dict[str, Any] | None, seconds: float,
     return Group(*parts)
 
 
-def top(url: str = URL_OPTION, token_file: Optional[Path] = TOKEN_FILE_OPTION, ca: Optional[Path] = CA_OPTION,
+def top(deployment: Optional[Path] = DEPLOYMENT_ADMIN_OPT, env: Optional[str] = ENV_OPT,
+        url: str = URL_OPTION, token_file: Optional[Path] = TOKEN_FILE_OPTION, ca: Optional[Path] = CA_OPTION,
         cert: Optional[Path] = CERT_OPTION, key: Optional[Path] = KEY_OPTION,
         interval: float = typer.Option(1.0, "--interval", help="Seconds between samples."),
         once: bool = typer.Option(False, "--once", help="Print one frame and exit.")) -> None:

@@ -86,6 +86,63 @@ class AdminTLS(ContextHolder):
         self._fingerprint = change.fingerprint
 
 
+# The sources entry of a configuration version that records the admin API's TLS certificates: keyed
+# ``<certificate file>#admin-tls`` (not a file: engine/ops/files.py watched_paths, the replay skip it)
+ADMIN_TLS_KEY = "#admin-tls"
+
+
+def tls_record(cert: Path | None, ca: Path | None) -> str | None:
+    """What the admin API serves and trusts, for the configuration version (``config_versions``, kept with its
+    sources in the ledger): per file (the certificate, the client CA bundle), its path and per certificate its
+    subject, issuer, serial, notBefore, notAfter and SHA-256 fingerprint (of the DER).  Never a key: a private key
+    in the certificate file is not read.  None without a certificate file; a file that cannot be read is
+    recorded as such (the TLS loader refused it already, or a reload will)."""
+    if cert is None:
+        return None
+    import json
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    files = []
+    for role, path in (("server", cert), ("client_ca", ca)):
+        if path is None:
+            continue
+        entry: dict[str, Any] = {"role": role, "path": str(path)}
+        try:
+            found = x509.load_pem_x509_certificates(Path(path).read_bytes())
+        except (OSError, ValueError) as exc:
+            entry["unreadable"] = getattr(exc, "strerror", None) or str(exc)
+            files.append(entry)
+            continue
+        entry["certificates"] = [{
+            "subject": c.subject.rfc4514_string(), "issuer": c.issuer.rfc4514_string(),
+            "serial": format(c.serial_number, "x"), "not_before": c.not_valid_before_utc.isoformat(),
+            "not_after": c.not_valid_after_utc.isoformat(),
+            "sha256": c.fingerprint(hashes.SHA256()).hex(":").upper()} for c in found]
+        files.append(entry)
+    return json.dumps({"admin_tls": files}, indent=1, sort_keys=True)
+
+
+def with_admin_tls(program: Any, cert: Path | None, ca: Path | None) -> Any:
+    """``program`` whose sources and version also record the admin API's TLS certificates (``tls_record``), so
+    that the ledger's configuration versions tell which certificate the admin API served when (a renewal read
+    by a reload makes a new version).  Unchanged without admin TLS."""
+    import dataclasses
+
+    from dsl.lower import program_version
+
+    text = tls_record(cert, ca)
+    if text is None:
+        return program
+    key = f"{cert}{ADMIN_TLS_KEY}"
+    if program.sources.get(key) == text:
+        return program
+    sources = dict(program.sources)
+    sources[key] = text
+    return dataclasses.replace(program, sources=sources, version=program_version(sources))
+
+
 def admin_tls_holder(context: Any, build: Callable[[], ssl.SSLContext], cert: Path | None,
                      key: Path | None, ca: Path | None) -> AdminTLS | None:
     """An ``AdminTLS`` for a context read from these files; None without TLS."""

@@ -26,7 +26,10 @@
                              "last_error_at": "2026-11-26T09:21:40.5+00:00",   # previous_error(_at) instead
                              "frames_in": 1180, "frames_out": 1197}},     # outbound: replies in, requests out
      "certificates": [{"channel": "mainframe", "role": "server", ...}, ...],   # every one, first to expire first
-                                 # (engine/certexpiry.py; channel "admin API" for the admin API's)
+                                 # (engine/certexpiry.py; channel "admin API" for the admin API's); the one served,
+                                 # and when its file holds another now (renewed, not yet reloaded) also
+                                 # "on_disk": {"subject", "not_after", "days_left"} and "note": "renewed on disk,
+                                 # reload to serve it: ..." (on_disk null: the file cannot be read now)
      "calendars": [{"table": "cn_exchange", "path": "/srv/bsp/routes/common/calendars/cn_exchange.csv",
                     "covers": "2026", "last_year": 2026, "runs_out": "2027-01-01", "days_left": 35,
                     "routes": ["fund_order", ...],
@@ -81,7 +84,7 @@ from engine.ops.health import (DEGRADED, READY, down_reason, engine_state, flapp
 from engine.ledger import storage_faults
 from engine.ledger_store import SCHEMA_VERSION
 from engine.calexpiry import WARN_DAYS, engine_today, run_out
-from engine.certexpiry import ADMIN, expired_running, nearest
+from engine.certexpiry import ADMIN, expired_running, nearest, on_disk, served_dict
 from engine.ledger_query import get_deal, letter_history, query_dead_letters, query_deals
 from engine.ops.ledger_reads import read_in_process
 from engine.ops.observe import RouteCounts
@@ -152,11 +155,12 @@ class EngineBackend:
         certs = eng.certificates() if hasattr(eng, "certificates") else []
         if certs:           # TLS certificates by expiry (engine/certexpiry.py); each channel's nearest in its row
             now = time.time()
-            out["certificates"] = [{"channel": e.channel, **e.as_dict(now)}
+            disk = on_disk(certs)      # served (read at bind) vs. the file now: a renewal not yet reloaded
+            out["certificates"] = [{"channel": e.channel, **served_dict(e, now, disk)}
                                    for e in sorted(certs, key=lambda e: e.not_after)]
             for name, e in nearest(certs).items():
                 if name in out["channels"]:
-                    out["channels"][name]["cert_expiry"] = e.as_dict(now)
+                    out["channels"][name]["cert_expiry"] = served_dict(e, now, disk)
         spans = eng.calendars() if hasattr(eng, "calendars") else []
         today = engine_today()
         if spans:           # business-day calendars by the day they run out (engine/calexpiry.py)

@@ -134,8 +134,9 @@ def with_referenced_files(program: Any, files: dict[str, str] | None = None) -> 
 
 def watched_paths(program: Any) -> set[Path]:
     """Every file a change of which should trigger a reload: route files, included files, referenced files."""
-    # the deployment's overrides entry (engine/ops/effective.py) is not a file
-    return ({Path(p) for p in program.sources if not p.endswith("#channels")}
+    # the deployment's overrides entry (engine/ops/effective.py) and the admin TLS record (engine/ops/admintls.py)
+    # are not files
+    return ({Path(p) for p in program.sources if not p.endswith(("#channels", "#admin-tls"))}
             | {Path(p) for p in referenced_files(program)})
 
 

@@ -269,6 +269,7 @@ class LiveEngine:
                 self.overrides = overrides if overrides is not None else {}   # (an empty ChannelOverrides knows its file)
                 self._settings = dict(getattr(overrides, "settings", {}) or {})
                 program = with_deployment(with_referenced_files(program), self.overrides, self.registry)
+                program = self._with_admin_tls(program)
                 gen = self._bind(program, {})
                 await self.ledger.record_config(gen.version, gen.program.sources)
                 # ISO 8583 reversals are stored and forwarded (engine/txn/saf.py): queued before the
@@ -521,7 +522,16 @@ class LiveEngine:
             errors = [d for d in res.diagnostics if d.is_error]
             raise ReloadFailed([render(d, res.sources) for d in errors])
         program = await trio.to_thread.run_sync(with_referenced_files, res.program)
-        return with_deployment(program, overrides, self.registry), overrides
+        return self._with_admin_tls(with_deployment(program, overrides, self.registry)), overrides
+
+    def _with_admin_tls(self, program: Any) -> Any:
+        """``program`` whose version also records the admin API's TLS certificates as its files hold them now
+        (what it serves from this bind on: a reload reads renewed ones; engine/ops/admintls.py)."""
+        tls = self.admin_tls
+        if tls is None:
+            return program
+        from engine.ops.admintls import with_admin_tls
+        return with_admin_tls(program, tls.cert, tls.ca)
 
     # ------------------------------------------------------------ reload
     async def reload(self, dry_run: bool = False, source: str = "admin", by: str | None = None) -> ReloadResult:

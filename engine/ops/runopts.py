@@ -140,7 +140,7 @@ def admin_options(listen: str | None, token_file: Path | None, cert: Path | None
         if token_file or cert or named:
             raise OpsConfigError("--admin-token-file / --admin-named-token / --admin-cert given without --admin "
                                  "HOST:PORT "
-                                 "(or admin.listen in platform.yaml); add --admin 127.0.0.1:9180")
+                                 "(or admin.listen in platform.yaml); add --admin 127.0.0.1:7080")
         for what in ("tls", "access"):
             if getattr(settings, "tls_cert" if what == "tls" else "access", None) is not None:
                 raise OpsConfigError(f"{settings.places[what]}: admin.{what}: given without admin.listen, so no "

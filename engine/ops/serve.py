@@ -1,7 +1,7 @@
 """The serving process of ``bsp run``: ledger, live engine, admin API, signals, file watching.
 
     engine = await run_live(program, registry, ledger_path=..., load=..., overrides=..., grace=10,
-                            ops=OpsOptions(watch=True, admin=AdminOptions(listen="127.0.0.1:9180", token=...)))
+                            ops=OpsOptions(watch=True, admin=AdminOptions(listen="127.0.0.1:7080", token=...)))
 
 Signals: SIGINT / SIGTERM drain (stop accepting, finish in-flight exchanges,
 flush the ledger, return); SIGHUP reloads (``bsp_reloads_total{source="signal"}``).
@@ -31,7 +31,7 @@ log = logging.getLogger("bsp.run")
 
 @dataclass
 class AdminOptions:
-    listen: str = "127.0.0.1:9180"          # host:port; port 0 picks a free one
+    listen: str = "127.0.0.1:7080"          # host:port; port 0 picks a free one
     token: str = ""                         # the token itself (read from its file / env var by the caller);
                                             # "" with named tokens only
     tokens: tuple[Any, ...] = ()            # engine.admin.auth.NamedToken: admin.tokens / --admin-named-token
@@ -44,10 +44,10 @@ class AdminOptions:
     def host_port(self) -> tuple[str, int]:
         host, sep, port = self.listen.rpartition(":")
         if not sep or not port.isdigit():
-            raise ValueError(f"admin listen address {self.listen!r}: expected HOST:PORT, e.g. 127.0.0.1:9180")
+            raise ValueError(f"admin listen address {self.listen!r}: expected HOST:PORT, e.g. 127.0.0.1:7080")
         if int(port) > 65535:
             raise ValueError(f"admin listen address {self.listen!r}: port {int(port)} out of range 1-65535 "
-                             f"(e.g. 127.0.0.1:9180)")
+                             f"(e.g. 127.0.0.1:7080)")
         return host.strip("[]") or "127.0.0.1", int(port)
 
 

@@ -2,7 +2,9 @@
 
 A nostro clerk's controls over a counterparty's statements, per account:
 
-* **running balance**: opening balance + entries = closing balance (each statement on its own);
+* **running balance**: opening balance + entries = closing balance (each statement on its own), and a
+  camt.053's entries are what its own ``TxsSummry`` says (number and sum of its entries, credits and debits,
+  the net) when it has one;
 * **balance continuity**: a statement opens with the closing balance of the one before it (amount, sign and
   currency), else a statement is missing between them or a balance is wrong (``balance_break``);
 * **numbering**: statement numbers (MT940 ``:28C:`` ``nnnnn/sss``, camt.053 ``ElctrncSeqNb`` else
@@ -65,8 +67,9 @@ class Head:
     # lines: ((said debits, said debit sum), (said credits, said credit sum), (debits, sum), (credits, sum))
     sums: tuple | None = None
     # a camt.052 intraday report (``head_camt052``): its balances are the day's so far (ITBD, ITAV, OPAV ...),
-    # none a closing one, so, as an MT942, it is no link of the chain; ``balances``: them in words,
-    # ``summary``: where its ``TxsSummry`` disagrees with its entries (empty: it agrees, or it has none)
+    # none a closing one, so, as an MT942, it is no link of the chain; ``balances``: them in words;
+    # ``summary`` (a camt.052's or a camt.053's): where its ``TxsSummry`` disagrees with its entries (empty: it
+    # agrees, or it has none), ``does_not_add_up`` for either
     intraday: bool = False
     balances: str = ""
     summary: tuple[str, ...] = ()
@@ -203,7 +206,7 @@ def head_mt940(fields: list[Mapping[str, Any]], *, place: str, account: str | No
 
 def head_camt053(stmt: Mapping[str, Any], *, place: str, account: str | None = None) -> Head:
     """A Head of a camt.053 ``Stmt`` (the ISO 20022 codec's values, or the ledger's JSON of them)."""
-    from formats.iso20022.camt_balance import account_of, booked_total, opening_closing
+    from formats.iso20022.camt_balance import account_of, booked_total, opening_closing, summary_problems
 
     def signed(node: Any) -> Decimal | None:
         if not isinstance(node, Mapping):
@@ -225,6 +228,7 @@ def head_camt053(stmt: Mapping[str, Any], *, place: str, account: str | None = N
     entries = stmt.get("Ntry") or []
     entries = entries if isinstance(entries, list) else [entries]
     total, count = booked_total({"Ntry": [plain(e) for e in entries]})
+    problems = summary_problems(stmt)             # its own TxsSummry, when it has one
     seq = stmt.get("ElctrncSeqNb") or stmt.get("LglSeqNb")
     pg = stmt.get("StmtPgntn") if isinstance(stmt.get("StmtPgntn"), Mapping) else {}
     last = pg.get("LastPgInd")
@@ -238,7 +242,8 @@ def head_camt053(stmt: Mapping[str, Any], *, place: str, account: str | None = N
                 currency=str(amt.get("Ccy") or "") if isinstance(amt, Mapping) else "",
                 day=_day((dt_.get("Dt") or dt_.get("DtTm")) if isinstance(dt_, Mapping) else None),
                 total=total, entries=count, label=str(stmt.get("Id") or ""), place=place,
-                last_page=None if last is None else str(last).lower() in ("true", "1"))
+                last_page=None if last is None else str(last).lower() in ("true", "1"),
+                summary=tuple(problems or ()), summarised=problems is not None)
 
 
 def head_camt052(rpt: Mapping[str, Any], *, place: str, account: str | None = None) -> Head:
@@ -330,13 +335,18 @@ def check(heads: Iterable[Head]) -> list[Finding]:
                 if h.sums is not None and h.opening is None and h.closing is None:
                     _interim_report(f, h)
                     continue
-                f.status = UNCHECKED
+                if h.summary:
+                    f.add("does_not_add_up", "; ".join(h.summary))
+                else:
+                    f.status = UNCHECKED
                 f.problems.append((UNCHECKED, f"no {'opening' if h.opening is None else 'closing'} balance: "
                                               f"not checked, and no link of the account's chain"))
                 continue
             problem = _adds_up(h)
             if problem:
                 f.add("does_not_add_up", problem)
+            if h.summary:                       # a camt.053's entries against its own TxsSummry
+                f.add("does_not_add_up", "; ".join(h.summary))
             if prev is None:
                 if not f.problems:
                     f.status = FIRST

@@ -187,6 +187,14 @@ def entry_offsets(data: bytes, part: str) -> dict[tuple[int, int], int]:
     return out
 
 
+def item_offsets(data: bytes, part: str) -> list[int]:
+    """The byte offset of each statement's (``Stmt``) or report's (``Rpt``) start tag, in the file's order; empty
+    when the tags cannot be trusted (a comment or CDATA section)."""
+    if b"<!--" in data or b"<![CDATA[" in data:
+        return []
+    return [m.start() for m in re.finditer(rb"<(?:[A-Za-z_][\w.-]*:)?" + part.encode() + rb"[\s>/]", data)]
+
+
 def _locate(data: bytes, exc: FormatError, part: str = "Stmt") -> str | None:
     """``Stmt 1 / Ntry 2`` (``Rpt 1 / Ntry 2``) holding the element a decode error names (``exc.field``), when it
     is in an entry, with the statement's Id and the entry's byte offset when they can be told."""
@@ -215,4 +223,4 @@ def _locate(data: bytes, exc: FormatError, part: str = "Stmt") -> str | None:
     return None
 
 
-__all__ = ["MESSAGES", "entry_offsets", "load_camt", "load_camt052", "load_camt053", "many"]
+__all__ = ["MESSAGES", "entry_offsets", "item_offsets", "load_camt", "load_camt052", "load_camt053", "many"]

@@ -18,7 +18,7 @@ from formats.iso20022 import Iso20022Codec
 from formats.swift import iter_statements
 
 from engine.reconcile.continuity import PASSED, Finding, Head, check, head_camt052, head_camt053, head_mt940
-from engine.reconcile.statement_camt053 import MESSAGES
+from engine.reconcile.statement_camt053 import MESSAGES, item_offsets
 from engine.reports.model import Column, Report, Table
 
 # a statement's figures and what the checks found, as the ledger report (engine/reports/statement_continuity.py)
@@ -55,11 +55,15 @@ def file_heads(path: Path, kind: str) -> list[Head]:
         return heads
     if kind in MESSAGES:
         message, group, part, _ = MESSAGES[kind]
-        doc = Iso20022Codec(message=message, validate=False).decode(path.read_bytes())
+        data = path.read_bytes()
+        doc = Iso20022Codec(message=message, validate=False).decode(data)
         stmts = (doc.get(group) or {}).get(part) or []
         stmts = stmts if isinstance(stmts, list) else [stmts]
         head = head_camt052 if kind == "camt052" else head_camt053     # an intraday report: as an MT942
-        return [head(s, place=f"{path}: {part} {i}") for i, s in enumerate(stmts, 1)]
+        offsets = item_offsets(data, part)
+        offsets = offsets if len(offsets) == len(stmts) else []        # a tag the regex cannot tell: none said
+        return [head(s, place=f"{path}: {part} {i}" + (f" (byte {offsets[i - 1]})" if offsets else ""))
+                for i, s in enumerate(stmts, 1)]
     return []
 
 

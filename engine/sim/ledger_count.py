@@ -9,7 +9,9 @@ rejected before its route's ``deal`` step, or taken by a route with no
 (``trace_no``, ``request_id``, ``reference``); a frame that did not decode is
 stored as hex, and its keys are the trailing run of letters and digits of
 that text and the trailing run of digits (``GARBAGE000000000034`` ->
-``000000000034``).  Nothing is assumed: each request is looked up.
+``000000000034``).  A request a batch client put in a file of its own, which the channel refused whole
+(``all_or_nothing``: ``Service.refused_whole``), has no deal of its own: the file's end deal, whose file is
+named after it, is its row.  Nothing is assumed: each request is looked up.
 
 A repeat (a request the simulator sent again, ``SentRequest.repeat``) is found
 by a row of status ``duplicate`` with its key (one row per repeat), or else by
@@ -83,8 +85,27 @@ def row_keys(reference: str | None, request_json: str | None, *, keyring: Any = 
             raw = bytes.fromhex(req)
         except ValueError:
             return []
+        refused = _refused_file(raw)
+        if refused is not None:
+            return [refused]
         return [m.group(1).decode("ascii") for m in (_TRAILING.search(raw), _DIGITS.search(raw)) if m]
     return []
+
+
+def _refused_file(raw: bytes) -> str | None:
+    """The stem of the file's name when ``raw`` is the end message (end_message = true: its summary as JSON,
+    stored as the route read it, bytes) of a file refused whole: a batch client that puts a request in a file
+    of its own, named after it (``Service.refused_whole``), finds the request by it; else None."""
+    if not raw.startswith(b'{"name": '):
+        return None
+    try:
+        summary = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    if isinstance(summary, dict) and summary.get("status") == "refused" and "archived" in summary \
+            and isinstance(summary.get("name"), str):
+        return Path(summary["name"]).stem
+    return None
 
 
 def ledger_rows(ledger_path: Path, config_version: str, since: datetime, *,

@@ -51,8 +51,6 @@ import logging
 from datetime import datetime, timezone
 from typing import Any
 
-import orjson
-
 from engine.channels.base import ConnInfo
 from engine.runtime.exchange import Exchange, StepFailure
 from engine.txn import fingerprint, pivot, shared_keys
@@ -247,21 +245,16 @@ def _resume(mgr: Any, revs: list[dict[str, Any]]) -> None:
             mgr.saf.load()
 
 
-def _end_origin(disp: Any, route: Any, raw: bytes) -> Any:
+async def _end_origin(disp: Any, route: Any, raw: bytes, deal_id: str) -> Any:
     """A ``file watch`` channel's end-of-file message left in flight (``end_message = true``, engine/channels/
-    file_end.py): its ``file.*`` rebuilt from its bytes (the summary as JSON), as the channel gave it, so that
-    the route that took it (whose `when` reads ``file.end``) takes it again.  The header and trailer records are
-    not in the bytes: ``file.header`` / ``file.trailer`` read null here.  None for any other message."""
-    if not any(getattr(br, "takes_end", False) and br.name == route for br in getattr(disp, "routes", ())):
-        return None
-    try:
-        summary = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(summary, dict) or "name" not in summary or "status" not in summary:
-        return None
-    from engine.channels.file_end import EndOrigin
-    return EndOrigin(summary)
+    file_end.py): its ``file.*`` rebuilt from its bytes (the summary as JSON) and the header and trailer records
+    its channel's index noted with its deal id, as the channel gave them, so that the route that took it (whose
+    `when` reads ``file.end``) takes it again.  None for any other message."""
+    from engine.channels.file_end import end_origin
+
+    routes = getattr(disp, "routes", ())
+    ctx = next((getattr(br, "ctx", None) for br in routes if getattr(br, "name", None) == route), None)
+    return await end_origin(routes, getattr(ctx, "channels", None), disp.channel, route, raw, deal_id)
 
 
 async def _resolve(mgr: Any, disp: Any, p: Any) -> None:
@@ -272,7 +265,7 @@ async def _resolve(mgr: Any, disp: Any, p: Any) -> None:
     at = datetime.fromisoformat(b["at"]) if b.get("at") else datetime.now(timezone.utc)
     keys = getattr(disp, "keys", None)      # the channel's shared key store: it gets the final state
     extra: dict[str, Any] = {"recovered_keys": keys} if keys is not None else {}
-    end = _end_origin(disp, b.get("route"), raw)
+    end = await _end_origin(disp, b.get("route"), raw, p.id)
     if end is not None:                     # a file's end message: its file.* again, so that its route takes it
         extra["origins"] = [end]
     ex = Exchange(disp.channel, ConnInfo(disp.channel, "recovery", 0, extra=extra), raw, at, 0)

@@ -125,8 +125,10 @@ def _ccy(node: Mapping[str, Any]) -> str:
 
 
 def balance_problem(stmt: Any) -> str | None:
-    """None when the statement adds up (opening + booked entries == closing); otherwise what is wrong:
-    a missing opening or closing booked balance, or the two amounts, the entries and the difference."""
+    """None when the statement adds up (opening + booked entries == closing) and its entries are what its own
+    ``TxsSummry`` says (when it has one: ``summary_problems``); otherwise what is wrong: a missing opening or
+    closing booked balance, or the two amounts, the entries and the difference, then each ``TxsSummry`` figure
+    that disagrees, said and found (``; ``-separated)."""
     if not isinstance(stmt, Mapping):
         return "not a camt.053 statement (Stmt)"
     opening, closing = opening_closing(stmt)
@@ -139,13 +141,14 @@ def balance_problem(stmt: Any) -> str | None:
         return "a balance without an amount"
     total, count = booked_total(stmt)
     want = start + total
-    if want == end:
-        return None
-    ccy = _ccy(closing)
-    return (f"opening balance {balance_code(opening)} {start} {ccy} + {count} booked "
-            f"entr{'y' if count == 1 else 'ies'} ({total:+}) = {want} {ccy}, but the closing balance "
-            f"{balance_code(closing)} is "
-            f"{end} {ccy} (difference {end - want:+})")
+    problems = summary_problems(stmt) or []          # its own TxsSummry, when it has one
+    if want != end:
+        ccy = _ccy(closing)
+        problems.insert(0, f"opening balance {balance_code(opening)} {start} {ccy} + {count} booked "
+                           f"entr{'y' if count == 1 else 'ies'} ({total:+}) = {want} {ccy}, but the closing balance "
+                           f"{balance_code(closing)} is "
+                           f"{end} {ccy} (difference {end - want:+})")
+    return "; ".join(problems) or None
 
 
 def _count(v: Any) -> int | None:
@@ -205,14 +208,30 @@ def summary_problems(stmt: Any) -> list[str] | None:
     compare("TtlDbtNtries", "debit", summ.get("TtlDbtNtries"), debits)
     every = summ.get("TtlNtries")
     compare("TtlNtries", "entries", every, credits + debits)
-    if isinstance(every, Mapping) and _sum(every.get("TtlNetNtryAmt")) is not None:
-        net = _sum(every.get("TtlNetNtryAmt"))
-        net = -net if every.get("CdtDbtInd") == "DBIT" else net       # type: ignore[operator]
+    said = _net(every)
+    if said is not None:
+        name, net = said
         have = sum(credits, Decimal(0)) - sum(debits, Decimal(0))
         if net != have:
-            out.append(f"TxsSummry/TtlNtries/TtlNetNtryAmt says a net {net:+} {ccy}, but the entries net "
-                       f"{have:+} (difference {net - have:+})".replace("  ", " "))    # type: ignore[operator]
+            out.append(f"TxsSummry/TtlNtries/{name} says a net {net:+} {ccy}, but the entries net "
+                       f"{have:+} (difference {net - have:+})".replace("  ", " "))
     return out
+
+
+def _net(every: Any) -> tuple[str, Decimal] | None:
+    """``TtlNtries``' net amount, signed, and where it is: ``TtlNetNtryAmt`` with a ``CdtDbtInd`` beside it
+    (camt.05x.001.02 / .03), ``TtlNetNtry`` with its ``Amt`` and ``CdtDbtInd`` (.04 on); None when not given."""
+    if not isinstance(every, Mapping):
+        return None
+    node = every.get("TtlNetNtry")
+    if isinstance(node, Mapping) and _sum(node.get("Amt")) is not None:
+        net, mark, name = _sum(node.get("Amt")), node.get("CdtDbtInd"), "TtlNetNtry"
+    elif _sum(every.get("TtlNetNtryAmt")) is not None:
+        net, mark, name = _sum(every.get("TtlNetNtryAmt")), every.get("CdtDbtInd"), "TtlNetNtryAmt"
+    else:
+        return None
+    assert net is not None
+    return name, (-net if mark == "DBIT" else net)
 
 
 def report_problem(rpt: Any) -> str | None:
@@ -222,6 +241,50 @@ def report_problem(rpt: Any) -> str | None:
     agree (or there is no ``TxsSummry``), else what disagrees."""
     problems = summary_problems(rpt)
     return "; ".join(problems) if problems else None
+
+
+# a camt message's group element -> the element of each of its items, and what one is called
+GROUPS = {"BkToCstmrStmt": ("Stmt", "camt.053 statement"), "BkToCstmrAcctRpt": ("Rpt", "camt.052 intraday report")}
+STATEMENT, REPORT = "Stmt", "Rpt"
+REPORT_MARKS = ("RptPgntn", "AddtlRptInf")          # elements only a camt.052 Rpt has
+STATEMENT_MARKS = ("StmtPgntn", "AddtlStmtInf")     # ... only a camt.053 Stmt
+
+
+def item_kind(item: Any) -> str | None:
+    """``"Rpt"`` when ``item`` (a decoded ``Stmt`` or ``Rpt``) tells by its own elements that it is a camt.052
+    intraday report (``RptPgntn``, ``AddtlRptInf``), ``"Stmt"`` when it tells it is a camt.053 statement
+    (``StmtPgntn``, ``AddtlStmtInf``), None when it does not tell (the two share every other element: only
+    the message's group element, ``BkToCstmrAcctRpt`` or ``BkToCstmrStmt``, says it then)."""
+    if not isinstance(item, Mapping):
+        return None
+    if any(k in item for k in REPORT_MARKS):
+        return REPORT
+    if any(k in item for k in STATEMENT_MARKS):
+        return STATEMENT
+    return None
+
+
+def message_items(doc: Any) -> tuple[str, list[Any]] | None:
+    """A decoded camt.053 / camt.052 message (``msg``: ``{"BkToCstmrStmt": ...}``) as (``"Stmt"`` or ``"Rpt"``,
+    its items); None when ``doc`` is not one of them."""
+    if not isinstance(doc, Mapping):
+        return None
+    for group, (part, _) in GROUPS.items():
+        body = doc.get(group)
+        if isinstance(body, Mapping):
+            return part, _many(body.get(part))
+    return None
+
+
+def item_problem(item: Any, kind: str) -> str | None:
+    """What is wrong with one item of a camt message, by its kind: a camt.053 ``Stmt`` must add up and agree
+    with its own ``TxsSummry`` (``balance_problem``); a camt.052 ``Rpt`` is no statement (its balances are the
+    day's so far, no closing balance, no link of the balance chain): only its entries are checked against its
+    ``TxsSummry`` (``report_problem``), and what is wrong is said as the report's."""
+    if kind == REPORT:
+        problem = report_problem(item)
+        return f"intraday report (camt.052): {problem}" if problem else None
+    return balance_problem(item)
 
 
 def account_of(stmt: Any) -> str | None:

@@ -266,7 +266,8 @@ class Iso20022Codec:
             if path is None:
                 return None
             with versioned(self.catalog.sources):      # it and its includes as the codec's version holds them
-                schema = self._schemas[msg] = load_schema(path, self.catalog.data.get(msg))
+                schema = self._schemas[msg] = load_schema(path, self.catalog.data.get(msg),
+                                                       self.catalog.roots.get(msg))
         return schema
 
     def _no_xsd(self, msg: str, namespace: str | None = None) -> str:

@@ -129,27 +129,80 @@ def _refuse_urls(doc: Any, p: Path) -> None:
                                                      "schemaLocation as a relative file name")
 
 
-_CACHE: dict[tuple[str, bytes], tuple[Schema, tuple[tuple[str, str], ...]]] = {}
+_LOADS = tuple(f"{_XS}{k}" for k in ("import", "include", "redefine", "override"))
+_MAX_INCLUDED = 1000          # files one XSD set may load (the largest ISO 20022 usage guidelines: a few dozen)
+
+
+def _within(f: Path, root: Path) -> bool:
+    """``f`` (made absolute, ``..`` and links resolved) is ``root`` or below it."""
+    real, top = os.path.realpath(f), os.path.realpath(root)
+    return real == top or real.startswith(top.rstrip(os.sep) + os.sep)
+
+
+def _outside(where: Path, line: int | None, kind: str, loc: str, target: Path, root: Path) -> SpecError:
+    return SpecError(f"the XSD's <xs:{kind}> names {loc!r} ({target}), outside the XSD folder {root}: an XSD may only "
+                     f"load files of its own folder (never another file of the disk)", path=str(where), line=line,
+                     hint=f"copy that schema into {root} and give schemaLocation as a path relative to the XSD")
+
+
+def _confine(p: Path, data: bytes, root: Path) -> None:
+    """SpecError naming the file and line of the first ``xs:import`` / ``include`` / ``redefine`` / ``override``,
+    in the XSD or any file it loads, whose ``schemaLocation`` (absolute, or with ``..``) is outside ``root``
+    (the XSD folder: the catalog's ``xsd_dir``, or the folder of the file named by ``xsd``); a URL is refused
+    as by ``_refuse_urls``.  The files it names are read (as the configuration's version holds them) only
+    once found inside ``root``."""
+    todo: list[tuple[Path, bytes]] = [(p, data)]
+    seen = {os.path.realpath(p)}
+    while todo:
+        f, text = todo.pop()
+        parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+        try:
+            doc = etree.ElementTree(etree.fromstring(text, parser, base_url=str(f)))
+        except etree.XMLSyntaxError:
+            continue                         # not XML: the XSD libraries say where it breaks
+        _refuse_urls(doc, f)
+        for el in doc.getroot().iter(*_LOADS):
+            loc = el.get("schemaLocation")
+            if not loc:
+                continue
+            target = Path(os.path.normpath(f.parent / unquote(loc)))
+            if not _within(target, root):
+                raise _outside(f, el.sourceline, el.tag[len(_XS):], loc, target, root)
+            real = os.path.realpath(target)
+            if real in seen or len(seen) >= _MAX_INCLUDED:
+                continue
+            seen.add(real)
+            try:
+                todo.append((target, read_bytes(target)))
+            except FileChanged:
+                raise
+            except OSError:
+                continue                     # missing: the XSD libraries say which
+
+
+_CACHE: dict[tuple[str, bytes, str], tuple[Schema, tuple[tuple[str, str], ...]]] = {}
 _CACHE_SIZE = 64
 
 
-def load_schema(path: str, data: bytes | None = None) -> Schema:
+def load_schema(path: str, data: bytes | None = None, root: str | None = None) -> Schema:
     """Load an XSD (lxml validator + value shapes), from ``data`` or the bytes the configuration's version
     holds (``formats.versioned``; outside the engine's bind, the file's).  The files it includes or imports
     are read by the XSD libraries through ``_VersionedReads``: as the version holds them too (a file the
-    version does not hold: from disk).  Cached by path and bytes, and by the bytes of the files it includes
-    or imports as read.  Raises SpecError (``FileChanged``: reload again)."""
+    version does not hold: from disk), and only from ``root`` (the XSD folder: the catalog's folder, by
+    default the XSD's own; ``_confine``).  Cached by path, bytes and root, and by the bytes of the files it
+    includes or imports as read.  Raises SpecError (``FileChanged``: reload again)."""
     p = Path(path)
+    top = Path(root) if root is not None else p.parent
     if data is None:
         try:
             data = read_bytes(p)
         except OSError as exc:
             raise SpecError(f"cannot read XSD: {exc}", path=str(p)) from None
-    key = (str(p), data)
+    key = (str(p), data, str(top))
     hit = _CACHE.get(key)
     if hit is not None and all(_read_digest(Path(f)) == d for f, d in hit[1]):
         return hit[0]
-    schema, included = _parse_schema(p, data)
+    schema, included = _parse_schema(p, data, top)
     if len(_CACHE) >= _CACHE_SIZE:
         _CACHE.pop(next(iter(_CACHE)))
     _CACHE[key] = (schema, included)
@@ -172,15 +225,27 @@ class _VersionedReads:
     its text there, not the file read again.  Both libraries swallow an exception raised while reading
     (lxml makes it "failed to parse"): the first ``FileChanged`` is kept in ``changed`` and raised after."""
 
-    def __init__(self) -> None:
+    def __init__(self, root: Path) -> None:
         import urllib.request
 
+        import xmlschema
+
         self.changed: FileChanged | None = None
+        self.outside: Path | None = None        # a file outside the XSD folder a library asked for (refused)
+        own = Path(xmlschema.__file__).parent   # xmlschema's own meta-schemas
         reads = self
+
+        def refused(f: Path) -> bool:
+            if _within(f, root) or _within(f, own):
+                return False
+            reads.outside = reads.outside or f
+            return True
 
         class Resolver(etree.Resolver):
             def resolve(self, url: str, pubid: Any, context: Any) -> Any:
                 f = _local(url)
+                if f is not None and refused(f):    # never read: an empty schema stands in, refused after
+                    return self.resolve_string(b"<refused/>", context, base_url=url)
                 if f is None or held(f) is None:
                     return None                  # not the version's: lxml reads it (local files only)
                 data = reads.read(f)
@@ -192,7 +257,7 @@ class _VersionedReads:
                 import urllib.response
 
                 f = _local(req.full_url)
-                data = reads.read(f) if f is not None else None
+                data = reads.read(f) if f is not None and not refused(f) else None
                 if data is None:
                     raise urllib.request.URLError(f"cannot read {req.full_url}")
                 return urllib.response.addinfourl(io.BytesIO(data), email.message.Message(), req.full_url)
@@ -213,6 +278,12 @@ class _VersionedReads:
     def raise_changed(self) -> None:
         if self.changed is not None:
             raise self.changed
+
+    def raise_outside(self, p: Path, root: Path) -> None:
+        if self.outside is not None:
+            raise SpecError(f"the XSD loads {self.outside}, outside the XSD folder {root}: an XSD may only load "
+                            f"files of its own folder", path=str(p),
+                            hint=f"copy that schema into {root} and give schemaLocation as a path relative to the XSD")
 
 
 def _local(url: str) -> Path | None:
@@ -243,10 +314,11 @@ def _included(xs: Any, main: Path) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(set(out)))
 
 
-def _parse_schema(p: Path, data: bytes) -> tuple[Schema, tuple[tuple[str, str], ...]]:
+def _parse_schema(p: Path, data: bytes, root: Path) -> tuple[Schema, tuple[tuple[str, str], ...]]:
     import xmlschema
 
-    reads = _VersionedReads()          # its includes / imports: as the configuration's version holds them
+    _confine(p, data, root)            # every file it loads (theirs too) in the XSD folder, named with its line
+    reads = _VersionedReads(root)      # its includes / imports: as the configuration's version holds them
     parser = etree.XMLParser(resolve_entities=False, no_network=True)
     parser.resolvers.add(reads.resolver)
     try:
@@ -256,6 +328,7 @@ def _parse_schema(p: Path, data: bytes) -> tuple[Schema, tuple[tuple[str, str], 
             validator = etree.XMLSchema(doc)
         finally:
             reads.raise_changed()
+            reads.raise_outside(p, root)
     except OSError as exc:
         raise SpecError(f"cannot read XSD: {exc}", path=str(p)) from None
     except etree.XMLSyntaxError as exc:
@@ -272,8 +345,10 @@ def _parse_schema(p: Path, data: bytes) -> tuple[Schema, tuple[tuple[str, str], 
                                  opener=reads.opener)
     except Exception as exc:  # xmlschema raises many kinds; all mean a bad schema here
         reads.raise_changed()
+        reads.raise_outside(p, root)
         raise SpecError(f"not a usable XSD: {exc}", path=str(p)) from None
     reads.raise_changed()
+    reads.raise_outside(p, root)
     document = xs.elements.get("Document")
     if document is None:
         raise SpecError("the XSD declares no global <Document> element", path=str(p),
@@ -364,6 +439,7 @@ class Catalog:
     def __init__(self, paths: list[str | Path] = ()) -> None:
         self.by_message: dict[str, str] = {}
         self.data: dict[str, bytes] = {}        # a file the version keeps as its digest: the bytes checked
+        self.roots: dict[str, str] = {}         # message -> the XSD folder its schema may load files from
         # message -> (folder, ((file, namespace), ...)): several schemas of it in one folder
         self.ambiguous: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {}
         self.seen: list[tuple[str, str, str | None, bool]] = []   # (folder, file, namespace, declares Document)
@@ -411,6 +487,7 @@ class Catalog:
         mid = message_id(head.namespace)
         if mid and mid not in self.by_message and mid not in self.ambiguous:
             self.by_message[mid] = str(f)
+            self.roots[mid] = str(f.parent)
             if text is not None and text.startswith("sha256:"):
                 self.data[mid] = data
 
@@ -438,6 +515,7 @@ class Catalog:
         elif roots:
             path, _, data = files[roots[0]]
             self.by_message[mid] = path
+            self.roots[mid] = folder
             if data is not None:
                 self.data[mid] = data
 

@@ -126,3 +126,66 @@ def test_the_rejection_text_carries_what_was_found_and_falls_back_to_its_literal
     ran = run_paths([tmp_path], default_registry())
     assert not ran.broken, [d.message for b in ran.broken for d in b.diagnostics]
     assert [(o.passed, o.failures) for o in ran.outcomes] == [(True, []), (True, [])]
+
+
+statement_kind = FUNCTIONS["statement_kind"]
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason="conformance corpus not found")
+def test_corpus_camt052_report_is_checked_as_a_report_not_a_statement() -> None:
+    """genkgo's camt052.v2.xml (one Rpt, one DBIT entry, no balance, no TxsSummry): given as the message, its
+    group (BkToCstmrAcctRpt) says it is an intraday report, and so does the Rpt itself (AddtlRptInf): no
+    booked balances are asked of it (as a camt.053 Stmt it would be refused: no OPBD), it adds up."""
+    case = CORPUS / "genkgo_camt052_v2"
+    msg = Iso20022Codec(xsd=str(case / "xsd" / "camt.052.001.02.xsd")).decode(
+        (case / "input" / "camt052.v2.xml").read_bytes())
+    (rpt,) = msg["BkToCstmrAcctRpt"]["Rpt"]
+    assert statement_check(msg) == "" and statement_kind(msg) == "camt.052"
+    assert statement_check(rpt) == "" and statement_kind(rpt) == "camt.052"
+    # the same report without what tells it (AddtlRptInf) is read the strict way, as a statement, and says why
+    bare = {k: v for k, v in rpt.items() if k != "AddtlRptInf"}
+    assert statement_kind(bare) == "camt.053"
+    assert statement_check(bare) == ("no opening booked balance (OPBD or PRCD): the statement cannot be checked (a "
+                                     "camt.052 intraday report has no booked opening and closing balance: give "
+                                     "statement_check the message, msg, whose BkToCstmrAcctRpt says it is one)")
+
+
+def test_camt052_report_txs_summary_is_checked_and_its_balances_are_not() -> None:
+    """A hand-made camt.052 (tests/engine/camt052kit.py, XSD-validated; the corpus has none with balances or a
+    TxsSummry): OPBD 1000.00 and ITBD 1150.00 are the day's so far, not a statement's opening and closing
+    (1000.00 + 180.00 booked is not 1150.00: no problem); its TxsSummry is checked, each report named."""
+    from tests.engine.camt052kit import balance, document, entry, report, summary
+
+    r1 = report("INTRA-R1", 1, [balance("OPBD", "1000.00", "2026-11-27"), balance("ITBD", "1150.00")],
+                [entry("100.00"), entry("80.00"), entry("-30.00", status="PDNG")],
+                txs_summary=summary((2, "180.00"), (1, "30.00")))
+    r2 = report("INTRA-R2", 2, [balance("ITBD", "1400.00")], [entry("250.00")], txs_summary=summary((1, "250.00")))
+    codec = Iso20022Codec(message="camt.052", validate=False)
+    msg = codec.decode(document(r1, r2))
+    assert statement_check(msg) == "" and statement_kind(msg) == "camt.052"
+    msg = codec.decode(document(r1, r2.replace("<Sum>250.00</Sum>", "<Sum>250.10</Sum>")))
+    assert statement_check(msg) == ("Rpt 2 INTRA-R2: intraday report (camt.052): TxsSummry/TtlCdtNtries says 1 "
+                                    "credit(s) of 250.10 EUR, but the entries hold 1 of 250.00 (difference +0.10)")
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason="conformance corpus not found")
+def test_corpus_camt053_with_its_own_txs_summary_is_checked_naming_the_statement() -> None:
+    """genkgo's multi-statement camt.053 with a TxsSummry written into each statement (the corpus has none;
+    tests/formats/camt053kit.py, XSD-validated): agreeing, both add up; 254's debit sum one cent off, the
+    message's check names it (Stmt 2, its Id) and the statement's own says what and by how much."""
+    from tests.formats.camt053kit import MULTI_XML, MULTI_XSD, side, totals_v2, valid, with_summary
+
+    good = (totals_v2(1, "8.85", "8.85", "CRDT") + side("TtlCdtNtries", 1, "8.85"),
+            totals_v2(1, "7.00", "7.00", "DBIT") + side("TtlDbtNtries", 1, "7.00"))
+    codec = Iso20022Codec(xsd=str(MULTI_XSD))
+    msg = codec.decode(valid(with_summary(MULTI_XML.read_bytes(), *good), MULTI_XSD))
+    assert statement_check(msg) == "" and statement_kind(msg) == "camt.053"
+    bad = (good[0], good[1].replace("<Sum>7.00</Sum></TtlDbtNtries>", "<Sum>7.01</Sum></TtlDbtNtries>"))
+    msg = codec.decode(valid(with_summary(MULTI_XML.read_bytes(), *bad), MULTI_XSD))
+    said = ("TxsSummry/TtlDbtNtries says 1 debit(s) of 7.01 EUR, but the entries hold 1 of 7.00 (difference +0.01)")
+    assert statement_check(msg["BkToCstmrStmt"]["Stmt"][1]) == said
+    assert statement_check(msg) == "Stmt 2 254EURNL26VAYB8060476890: " + said
+    with pytest.raises(FunctionError, match="holds no Stmt"):
+        statement_check({"BkToCstmrStmt": {"GrpHdr": {"MsgId": "X"}}})
+    with pytest.raises(FunctionError, match="got text"):
+        statement_kind("62F")

@@ -255,3 +255,28 @@ async def test_the_end_message_reads_the_trailer_and_tells_a_file_too_big(tmp_pa
     assert big[:4] == ["big.csv", "refused", "0", "-"]
     assert big[4].startswith("the file is 85 bytes, over max_file_bytes = 60 of channel inbox")
     assert (inbox / "error" / "big.csv").exists()
+
+
+async def test_a_file_dropped_again_after_a_stop_that_lost_the_line_of_its_move_gets_its_own_end_message(
+        tmp_path: Path) -> None:
+    """A stop between a repeat's move to error/ and its ``repeat`` line leaves its end message's note open; the
+    same bytes dropped again under the name are another file (the noted one lies in error/ already): refused
+    with an end message of their own, not taken for the one noted."""
+    inbox, out, prog = _setup(tmp_path)
+    ledger = tmp_path / "l.duckdb"
+    body = b"ACME,1,1.50\nA1,1.50\n"
+    (inbox / "a.csv").write_bytes(body)
+    async with running(prog, ledger):
+        await wait_for(lambda: (inbox / "done" / "a.csv").exists(), "the file run")
+        (inbox / "a.csv").write_bytes(body)
+        await wait_for(lambda: (inbox / "error" / "a.csv").exists(), "the repeat refused")
+    index = inbox / "done" / INDEX_NAME
+    lines = index.read_text().splitlines(keepends=True)
+    assert lines[-1].split("\t")[1] == "repeat"
+    index.write_text("".join(lines[:-1]))            # the stop came after the move, before its line
+    (inbox / "a.csv").write_bytes(body)
+    async with running(prog, ledger):
+        await wait_for(lambda: (inbox / "error" / "a.2.csv").exists(), "the second repeat refused")
+    first, second, third = _ends(out, "a.csv")
+    assert [first[1], second[1], third[1]] == ["done", "refused", "refused"]
+    assert (second[8], third[8]) == ("error/a.csv", "error/a.2.csv")

@@ -114,8 +114,8 @@ async def test_a_watched_folder_deleted_and_restored_stops_nothing_else(tmp_path
 
 
 async def test_a_file_that_cannot_be_archived_stays_and_is_not_run_twice(tmp_path: Path, caplog) -> None:
-    """Its records ran, but it cannot move to done/ (here a plain file named done/ is in the way; a
-    permission or a full disk does the same): that used to end the whole engine.  Now the file stays,
+    """It cannot move to done/ (here a plain file named done/ is in the way, refused before its records run; a
+    permission or a full disk fails the move after they ran): that used to end the whole engine.  Now the file stays,
     the cause is logged once, and it moves at a later look without its records running again."""
     inbox = tmp_path / "in"
     inbox.mkdir()
@@ -128,7 +128,8 @@ async def test_a_file_that_cannot_be_archived_stays_and_is_not_run_twice(tmp_pat
             await wait_for(lambda: "a.jsonl stays in" in caplog.text, "the file stuck")
             assert (inbox / "a.jsonl").exists() and not eng.finished.is_set()
             stuck = ch.status()["stuck"]                    # bsp status names it, and why
-            assert list(stuck) == ["a.jsonl"] and stuck["a.jsonl"].startswith("Not a directory"), stuck
+            # refused before its records run since done/ and error/ are checked first (never a link, a folder)
+            assert list(stuck) == ["a.jsonl"] and f"done_dir {inbox / 'done'} is not a folder" in stuck["a.jsonl"], stuck
             (inbox / "done").unlink()
             (tmp_path / "done-away").rename(inbox / "done")
             await wait_for(lambda: (inbox / "done" / "a.jsonl").exists(), "archived at a later look")

@@ -90,7 +90,7 @@ def test_the_light_names_are_the_home_modules_names() -> None:
         is defaults.DEFAULT_LEDGER == Path("var/bsp.duckdb")
     assert engine.deal.STATUSES is defaults.DEAL_STATUSES
     assert engine.deal.DEAD_STATUSES is defaults.DEAD_STATUSES
-    assert (engine.admin.app.DEFAULT_HOST, engine.admin.app.DEFAULT_PORT) == ("127.0.0.1", 9180)
+    assert (engine.admin.app.DEFAULT_HOST, engine.admin.app.DEFAULT_PORT) == ("127.0.0.1", 7080)
     assert engine.admin.auth.TOKEN_ENV == defaults.ADMIN_TOKEN_ENV == "BSP_ADMIN_TOKEN"
     assert (engine.audit.ENV_KEY, engine.audit.ENV_KEY_FILE) == ("BSP_AUDIT_KEY", "BSP_AUDIT_KEY_FILE")
     assert engine.reports.FORMATS == tuple(engine.reports.export.WRITERS) == defaults.REPORT_FORMATS

@@ -92,7 +92,7 @@ def test_intraday_balances_are_no_closing_balances(tmp_path: Path) -> None:
         "intraday report (camt.052): its balances (OPBD 1000.00 EUR of 2026-11-27, ITBD 1150.00 EUR of "
         "2026-11-27T10:00:00, OPAV 1000.00 EUR of 2026-11-27, ITAV 1100.00 EUR of 2026-11-27T10:00:00) are the "
         "day's so far, no closing balance; no link of the account's chain; its 3 entries agree with TxsSummry")
-    assert first["where"] == f"{path}: Rpt 1"
+    assert first["where"] == f"{path}: Rpt 1 (byte {path.read_bytes().index(b'<Rpt>')})"
     assert statement_breaks(form) == 0
     r = CliRunner().invoke(app, ["reconcile", "--ledger", str(tmp_path / "bsp.duckdb"), "--against", str(path),
                                  "--type", "camt052", "--xsd-dir", str(XSD_DIR), "-q"])

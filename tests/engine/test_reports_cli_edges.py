@@ -182,7 +182,7 @@ async def test_the_nightly_script_of_the_docs_runs(nursery, tmp_path: Path) -> N
     engine = ready[0]
     body = "\n".join(ln.strip() for ln in script.splitlines())
     body = (body.replace("/opt/bsp", str(home)).replace("/srv/reports", str(reports))
-            .replace("http://127.0.0.1:9180", f"http://127.0.0.1:{engine.admin_port}")
+            .replace("http://127.0.0.1:7080", f"http://127.0.0.1:{engine.admin_port}")
             .replace("/etc/bsp/admin.token", str(tmp_path / "admin.token")))
     path = tmp_path / "nightly-report.sh"
     path.write_text(body + "\n")

@@ -80,3 +80,60 @@ def test_a_local_import_beside_the_xsd_still_loads(tmp_path: Path, listener) -> 
     xsd.write_text(MAIN.format(ns=NS, loc="common.xsd", type="c:Text"))
     assert load_schema(str(xsd)).namespace == NS
     assert listener[1] == []
+
+
+def _outside_setup(tmp_path: Path) -> tuple[Path, Path]:
+    """An XSD folder, and a valid schema outside it (a file of the disk the XSD folder's author names)."""
+    folder, elsewhere = tmp_path / "xsd", tmp_path / "elsewhere"
+    folder.mkdir()
+    elsewhere.mkdir()
+    (elsewhere / "common.xsd").write_text(COMMON)
+    return folder, elsewhere / "common.xsd"
+
+
+@pytest.mark.parametrize("how", ["absolute", "relative", "file-url"])
+def test_an_xsd_loading_a_local_file_outside_its_folder_is_refused(tmp_path: Path, how: str) -> None:
+    folder, outside = _outside_setup(tmp_path)
+    loc = {"absolute": str(outside), "relative": "../elsewhere/common.xsd", "file-url": outside.as_uri()}[how]
+    xsd = folder / "pacs.002.001.97.xsd"
+    xsd.write_text(MAIN.format(ns=NS, loc=loc, type="c:Text"))
+    with pytest.raises(SpecError) as e:
+        load_schema(str(xsd))
+    assert str(xsd) in str(e.value) and e.value.line == 4 and repr(loc) in str(e.value), str(e.value)
+    if how != "file-url":          # a URL: refused as one (never read either)
+        assert f"outside the XSD folder {folder}" in str(e.value), str(e.value)
+
+
+def test_a_file_an_xsd_includes_cannot_load_a_file_outside_the_folder_either(tmp_path: Path) -> None:
+    folder, outside = _outside_setup(tmp_path)
+    (folder / "common").mkdir()
+    inner = folder / "common" / "types.xsd"
+    inner.write_text(f'<?xml version="1.0"?>\n<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema" '
+                     f'targetNamespace="urn:common">\n  <xs:include schemaLocation="{outside}"/>\n</xs:schema>')
+    xsd = folder / "messages" / "pacs.002.001.97.xsd"
+    xsd.parent.mkdir()
+    xsd.write_text(MAIN.format(ns=NS, loc="../common/types.xsd", type="c:Text"))
+    with pytest.raises(SpecError) as e:
+        load_schema(str(xsd), root=str(folder))
+    assert str(inner) in str(e.value) and e.value.line == 3 and repr(str(outside)) in str(e.value), str(e.value)
+    # the catalog's folder is the XSD folder: a schema in a subfolder loads the folder's other files
+    (folder / "common" / "types.xsd").write_text(COMMON)
+    assert load_schema(str(xsd), root=str(folder)).namespace == NS
+    with pytest.raises(SpecError, match="outside the XSD folder"):      # its own folder, by default
+        load_schema(str(xsd))
+
+
+def test_a_catalog_schema_whose_include_loads_a_file_outside_xsd_dir_is_refused(tmp_path: Path) -> None:
+    from formats.iso20022.codec import Iso20022Codec
+
+    folder, outside = _outside_setup(tmp_path)
+    inner = folder / "types.xsd"
+    inner.write_text('<?xml version="1.0"?>\n<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema" '
+                     'targetNamespace="urn:common">\n  <xs:include schemaLocation="../elsewhere/common.xsd"/>\n'
+                     '</xs:schema>')
+    (folder / "pacs.002.001.97.xsd").write_text(MAIN.format(ns=NS, loc="types.xsd", type="c:Text"))
+    codec = Iso20022Codec(xsd_dir=str(folder))
+    with pytest.raises(SpecError) as e:
+        codec.schema_for("pacs.002.001.97")
+    assert str(inner) in str(e.value) and e.value.line == 3 and "'../elsewhere/common.xsd'" in str(e.value)
+    assert f"outside the XSD folder {folder}" in str(e.value)

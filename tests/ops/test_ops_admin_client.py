@@ -106,7 +106,7 @@ def test_a_url_port_out_of_range_is_a_usage_error_not_a_refused_connection() -> 
     p = bsp("status", "--url", "http://127.0.0.1:99999", BSP_ADMIN_TOKEN=TOKEN)
     assert p.returncode == 2, p.stderr
     assert p.stderr.strip() == ("error: --url http://127.0.0.1:99999: port 99999 out of range 1-65535 (the port of "
-                                "the engine's admin API, e.g. --url http://127.0.0.1:9180; --url or $BSP_ADMIN_URL)")
+                                "the engine's admin API, e.g. --url http://127.0.0.1:7080; --url or $BSP_ADMIN_URL)")
     p = bsp("dead", "list", "--live", BSP_ADMIN_TOKEN=TOKEN, BSP_ADMIN_URL="http://127.0.0.1:7O80")
     assert p.returncode == 2 and "port '7O80' is not a number" in p.stderr, p.stderr
 

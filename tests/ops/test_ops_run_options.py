@@ -128,7 +128,7 @@ def test_a_negative_grace_is_refused_up_front(tmp_path: Path, value: str) -> Non
 def test_an_admin_port_out_of_range_is_refused(tmp_path: Path) -> None:
     one_error(bsp_run(tmp_path, "--admin", "127.0.0.1:99999", env=clean_env(BSP_ADMIN_TOKEN="t" * 32)), 2,
               "--admin: admin listen address '127.0.0.1:99999': port 99999 out of range 1-65535 "
-              "(e.g. 127.0.0.1:9180)")
+              "(e.g. 127.0.0.1:7080)")
     (tmp_path / "r.route").write_text(ECHO % "x")
     (tmp_path / "platform.yaml").write_text('routes: [r.route]\nadmin:\n  listen: "127.0.0.1:99999"\n')
     p = subprocess.run([sys.executable, "-m", "engine.cli", "run", str(tmp_path / "platform.yaml")], cwd=str(REPO),

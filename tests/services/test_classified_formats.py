@@ -72,7 +72,8 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
                         "TradeSettleAck": set()},
     "broker_system": {"XferReq": {"XferReq.BankAcct", "XferReq.SecAcct"}, "XferRsp": set()},
     "customer_service": {"CrmReq": {"account"}, "CrmRsp": {"account"}},
-    "account_consolidation": {"Camt053": {"BkToCstmrStmt.Stmt.Acct.Id.IBAN"}, "StmtAck": {"account"}},
+    "account_consolidation": {"Camt053": {"BkToCstmrStmt.Stmt.Acct.Id.IBAN"}, "StmtAck": {"account"},
+                              "Camt052": set()},     # refused, never sent by the simulator: built_camt052
     "middle_office": {"DeskReq": {"counterparty"}, "DeskRsp": set(), "CaseOpen": {"counterparty"},
                       "CaseAck": set()},
 }
@@ -84,12 +85,20 @@ CAMT053_BUILT = {"BkToCstmrStmt.Stmt.Acct.Id.IBAN", "BkToCstmrStmt.Stmt.Acct.Nm"
                  "BkToCstmrStmt.Stmt.Ntry.NtryDtls.TxDtls.RltdPties.Cdtr.Nm",
                  "BkToCstmrStmt.Stmt.Ntry.NtryDtls.TxDtls.RltdPties.CdtrAcct.Id.Othr.Id"}
 
+# a camt.052 intraday report (the routes read it only to refuse it): its account, name and owner, an entry's parties
+CAMT052_BUILT = {"BkToCstmrAcctRpt.Rpt.Acct.Id.IBAN", "BkToCstmrAcctRpt.Rpt.Acct.Nm", "BkToCstmrAcctRpt.Rpt.Acct.Ownr.Nm",
+                 "BkToCstmrAcctRpt.Rpt.Ntry.NtryDtls.TxDtls.RltdPties.Dbtr.Nm",
+                 "BkToCstmrAcctRpt.Rpt.Ntry.NtryDtls.TxDtls.RltdPties.DbtrAcct.Id.IBAN",
+                 "BkToCstmrAcctRpt.Rpt.Ntry.NtryDtls.TxDtls.RltdPties.Cdtr.Nm",
+                 "BkToCstmrAcctRpt.Rpt.Ntry.NtryDtls.TxDtls.RltdPties.CdtrAcct.Id.Othr.Id"}
+
 # what a built pacs.002 status adds to the simulator's: the original transaction's parties (OrgnlTxRef)
 PACS002_BUILT = {"FIToFIPmtStsRpt.TxInfAndSts.OrgnlTxRef.Dbtr.Pty.Nm",
                  "FIToFIPmtStsRpt.TxInfAndSts.OrgnlTxRef.DbtrAcct.Id.Othr.Id",
                  "FIToFIPmtStsRpt.TxInfAndSts.OrgnlTxRef.Cdtr.Pty.Nm",
                  "FIToFIPmtStsRpt.TxInfAndSts.OrgnlTxRef.CdtrAcct.Id.IBAN"}
-BUILT = {("account_consolidation", "Camt053"): CAMT053_BUILT, ("remittance", "Pacs002"): PACS002_BUILT,
+BUILT = {("account_consolidation", "Camt053"): CAMT053_BUILT, ("account_consolidation", "Camt052"): CAMT052_BUILT,
+         ("remittance", "Pacs002"): PACS002_BUILT,
          ("claims_payout", "ClaimPacs002"): PACS002_BUILT}
 
 # file write channels of a service: channel -> the format its calls write (the files are read back; each
@@ -211,6 +220,22 @@ def built_camt053(binder: Any) -> Any:
     return codec.decode(codec.encode(stmt))
 
 
+def built_camt052(binder: Any) -> Any:
+    """A bank's camt.052 intraday report of the same account (what the routes refuse): the built statement's
+    account, name, owner and entry under BkToCstmrAcctRpt/Rpt, with an interim booked balance; through the
+    codec (XSD-validated both ways)."""
+    s = copy.deepcopy(built_camt053(binder)["BkToCstmrStmt"]["Stmt"][0])
+    bal = s["Bal"][0]
+    bal["Tp"] = {"CdOrPrtry": {"Cd": "ITBD"}}
+    rpt = {"Id": "AI000000000001G", "CreDtTm": "2026-11-25T10:00:00", "Acct": s["Acct"], "Bal": [bal],
+           "Ntry": s["Ntry"]}
+    report = {"message": "camt.052.001.02",
+              "BkToCstmrAcctRpt": {"GrpHdr": {"MsgId": "MAI000000000001G", "CreDtTm": "2026-11-25T10:00:00"},
+                                   "Rpt": [rpt]}}
+    codec = binder.codec("Camt052")
+    return codec.decode(codec.encode(report))
+
+
 def built_pacs002(binder: Any, fmt: str = "Pacs002") -> Any:
     """The CBPR+ simulator's status report with the original transaction's parties, as gateways may
     send it (OrgnlTxRef); through the codec (XSD-validated both ways)."""
@@ -251,6 +276,7 @@ async def test_classified_paths_match_real_fields(name, tmp_path):
     assert formats == set(EXPECTED[name]), "every json / xml / iso20022 format of the service is listed"
     if name == "account_consolidation":
         seen["Camt053"].append(built_camt053(binder))
+        seen.setdefault("Camt052", []).append(built_camt052(binder))
     if name == "remittance":
         seen["Pacs002"].append(built_pacs002(binder))
     if name == "claims_payout":

@@ -3,8 +3,9 @@ payroll files dropped into the watched folder (tmp dirs), the mainframe simulato
 file per payroll file, the file moved to done/ or to error/ with its reason, every salary a deal in a real
 DuckDB ledger.  A file whose header's record count or control total disagrees with its lines is refused
 whole (no credit sent, no deal); the same file dropped again (byte-identical) is refused whole by the
-channel; a re-exported file (other bytes, the same salaries) credits nobody twice (deal key company +
-value date + reference).  Every payroll file, refused ones included, gets its result file closed by the
+channel; a file with one line the route rejects is refused whole (all_or_nothing); a re-exported file (other
+bytes, the same salaries) credits nobody twice (deal key company + value date + reference), and sends again
+the salary the mainframe refused (on refusal free).  Every payroll file, refused ones included, gets its result file closed by the
 batch's own line (line 1, COMPLETE or REFUSED: the channel's end-of-file message) and a .done marker."""
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ async def test_payroll_files_good_bad_total_repeated_and_re_exported(tmp_path):
         async with running_services(res.program, registry, ledger, [SERVICE], work_dir=tmp_path / "files") as rig:
             inbox, outbox = rig.dirs["pr_batch_in"], rig.dirs["pr_result_out"]
             client = rig.batch_client(SERVICE, run="26110")
-            good = client.requests(4, ["good", "rejected", "failing", "good"])
+            good = client.requests(3, ["good", "failing", "good"])
             client.write_file("PAY-1.csv", good)
             await _settled(client, ["PAY-1.csv"])
             calls_good = _calls(rig)
@@ -69,40 +70,52 @@ async def test_payroll_files_good_bad_total_repeated_and_re_exported(tmp_path):
             (inbox / ".PAY-2.csv.part").rename(inbox / "PAY-2.csv")
             client.files.append("PAY-2.csv")
             # the first file dropped again, byte for byte, under another name: refused whole by run_once
-            # (the first is in error/: one of its lines was rejected, another refused by the mainframe)
+            # (the first is in error/: one of its lines was refused by the mainframe)
             (inbox / ".PAY-1-again.csv.part").write_bytes((inbox / "error" / "PAY-1.csv").read_bytes())
             (inbox / ".PAY-1-again.csv.part").rename(inbox / "PAY-1-again.csv")
             client.files.append("PAY-1-again.csv")
-            await _settled(client, ["PAY-2.csv", "PAY-1-again.csv"])
+            # a file with one line the route rejects (a wrong IBAN): refused whole (all_or_nothing), nothing sent
+            one_bad = client.requests(3, ["good", "rejected", "good"])
+            client.write_file("PAY-3.csv", one_bad)
+            await _settled(client, ["PAY-2.csv", "PAY-1-again.csv", "PAY-3.csv"])
             calls_refused = _calls(rig)
-            # re-exported: the same salaries and one more (other bytes): only the new one is credited
+            # re-exported: the same salaries and one more (other bytes): the credited ones are DUPLICATE; the one
+            # the mainframe refused freed its key (on refusal free) and is sent again; the new one is credited
             client.write_file("PAY-1-reexport.csv", good + client.requests(1, ["good"]))
             await _settled(client, ["PAY-1-reexport.csv"])
             calls_after = _calls(rig)
             where = client.settled()
-    assert calls_good == 3                  # two credits and one the mainframe refused; the rejected line: none
+    assert calls_good == 3                  # two credits and one the mainframe refused
     assert calls_refused == 3, "a refused file sent a credit"
-    assert calls_after == 4, "a re-exported line reached the mainframe again"
-    assert where == {"done": [], "error": ["PAY-1.csv", "PAY-2.csv", "PAY-1-again.csv", "PAY-1-reexport.csv"],
-                     "pending": []}
+    assert calls_after == 5, "a credited line reached the mainframe again, or the refused one did not"
+    assert where == {"done": [], "error": ["PAY-1.csv", "PAY-2.csv", "PAY-1-again.csv", "PAY-3.csv",
+                                           "PAY-1-reexport.csv"], "pending": []}
     reason = (inbox / "error" / "PAY-2.csv.reason.txt").read_text()
     assert reason.startswith("file PAY-2.csv: 1 problem(s) in 0 record(s)\nrecord 1, byte offset 0: the control "
                              f"totals do not match: the header says 2 record(s) and control_total {Decimal(total) + Decimal('0.01')}; "
                              f"the file holds 2 record(s) with amount totalling {total}; no record was run"), reason
     assert "the same bytes as file PAY-1.csv" in (inbox / "error" / "PAY-1-again.csv.reason.txt").read_text()
+    refused_whole = (f"record 2, byte offset {len(payroll.batch_header(one_bad))}: all_or_nothing = true on channel pr_batch_in: 1 of 3 record(s) fail "
+                     "the checks of their route, so the file is refused whole and no record was run: record 3 (line "
+                     "3): rejected 30 employee account is neither a valid IBAN nor an account number")
+    reason = (inbox / "error" / "PAY-3.csv.reason.txt").read_text().splitlines()
+    assert reason[0] == "file PAY-3.csv: 2 problem(s) in 0 record(s)" and reason[1] == refused_whole, reason
     results = _result_lines(outbox)
     # a result file per payroll file, refused ones included, each closed by the batch's line (line 1)
     assert sorted(results) == ["RESULT-PAY-1-again.csv", "RESULT-PAY-1-reexport.csv", "RESULT-PAY-1.csv",
-                               "RESULT-PAY-2.csv"]
+                               "RESULT-PAY-2.csv", "RESULT-PAY-3.csv"]
     assert results["RESULT-PAY-2.csv"] == [[
         "1", "REFUSED", "30", "PAY-2.csv", str(Decimal(total) + Decimal("0.01")), "",
         "record 1, byte offset 0: the control totals do not match: the header says 2 record(s) and control_total "
         f"{Decimal(total) + Decimal('0.01')}; the file holds 2 record(s) with amount totalling {total}; no record was run"]]
+    # the file with one bad line: its result file is the batch's line alone, naming the line and why
+    total_3 = sum((r.values["amount"] for r in one_bad), start=Decimal(0))
+    assert results["RESULT-PAY-3.csv"] == [["1", "REFUSED", "30", "PAY-3.csv", f"{total_3:.2f}", "", refused_whole]]
     [again_line] = results["RESULT-PAY-1-again.csv"]
     assert again_line[:4] == ["1", "REFUSED", "94", "PAY-1-again.csv"] and "the same bytes as file PAY-1.csv" in again_line[6]
     assert results["RESULT-PAY-1.csv"][-1][:4] == ["1", "COMPLETE", "00", "PAY-1.csv"]
-    assert results["RESULT-PAY-1.csv"][-1][6] == "4 salaries: 2 credited, 1 rejected, 1 failed, 0 duplicate"
-    assert results["RESULT-PAY-1-reexport.csv"][-1][6] == "5 salaries: 1 credited, 1 rejected, 0 failed, 3 duplicate"
+    assert results["RESULT-PAY-1.csv"][-1][6] == "3 salaries: 2 credited, 0 rejected, 1 failed, 0 duplicate"
+    assert results["RESULT-PAY-1-reexport.csv"][-1][6] == "4 salaries: 1 credited, 0 rejected, 1 failed, 2 duplicate"
     # the marker of each, written after its last line
     markers = rig.dirs["pr_result_done"]
     assert sorted(p.name for p in markers.iterdir()) == [f"{n}.done" for n in sorted(results)]
@@ -113,14 +126,13 @@ async def test_payroll_files_good_bad_total_repeated_and_re_exported(tmp_path):
     first = sorted(((line[0], line[1], line[2], line[3]) for line in results["RESULT-PAY-1.csv"]),
                    key=lambda x: int(x[0]))
     refs = [r.values["reference"] for r in good]
-    assert first == [("2", "CREDITED", "00", refs[0]), ("3", "REJECTED", "30", refs[1]),
-                     ("4", "FAILED", "05", refs[2]), ("5", "CREDITED", "00", refs[3])]
+    assert first == [("2", "CREDITED", "00", refs[0]), ("3", "FAILED", "05", refs[1]),
+                     ("4", "CREDITED", "00", refs[2])]
     again = {line[3]: (line[0], line[1], line[2]) for line in results["RESULT-PAY-1-reexport.csv"]}
-    assert again[refs[0]] == ("2", "DUPLICATE", "94") and again[refs[3]] == ("5", "DUPLICATE", "94")
-    assert again[refs[1]] == ("3", "REJECTED", "30")       # a rejected line took no key: checked again
-    # refused by the mainframe (05): the key stays taken (docs/transactions.md#which-failures-keep-the-key):
-    # the repeat is not sent again, and says the original's code
-    assert again[refs[2]] == ("4", "DUPLICATE", "05")
+    assert again[refs[0]] == ("2", "DUPLICATE", "94") and again[refs[2]] == ("4", "DUPLICATE", "94")
+    # refused by the mainframe (05): `on refusal free` freed the key, so the line ran again (the simulator
+    # refuses it again: a FAILED line of its own, not DUPLICATE)
+    assert again[refs[1]] == ("3", "FAILED", "05")
     con = duckdb.connect(str(ledger_path), read_only=True)
     try:
         rows = con.execute("SELECT reference, status, party FROM deals WHERE channel = 'pr_batch_in' "
@@ -129,7 +141,9 @@ async def test_payroll_files_good_bad_total_repeated_and_re_exported(tmp_path):
                               ).fetchone()
     finally:
         con.close()
-    assert not [r for r in rows if r[0] in {b.values["reference"] for b in bad}]       # the refused file: no deal
+    refused = {b.values["reference"] for b in bad + one_bad}
+    assert not [r for r in rows if r[0] in refused]       # the refused files: no deal
     assert [s for ref, s, _ in rows if ref == refs[0]] == ["committed", "duplicate"]
+    assert [s for ref, s, _ in rows if ref == refs[1]] == ["failed", "failed"]
     assert {p for _, _, p in rows} == {company}
-    assert ends == 4                        # one end message per payroll file
+    assert ends == 5                        # one end message per payroll file

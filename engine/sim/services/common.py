@@ -15,6 +15,7 @@ from engine.sim.services.model import refuses
 CN_EXCHANGE = Path(__file__).resolve().parents[3] / "routes" / "common" / "calendars" / "cn_exchange.csv"
 # the CNAPS business days (China's holidays and the weekend days worked in their place): the remittance
 # routes' cny_calendar
+TARGET2 = Path(__file__).resolve().parents[3] / "routes" / "common" / "calendars" / "target2.csv"
 CNY_HOLIDAYS = Path(__file__).resolve().parents[3] / "routes" / "remittance" / "cny_holidays.csv"
 
 
@@ -77,6 +78,22 @@ def _calendar(path: Path) -> Any:
     from dsl.calendars import build
     with open(path, newline="", encoding="utf-8") as fh:
         return build(path.stem, path.name, list(csv.DictReader(fh)))
+
+
+def business_day(day: date, calendar: Path = TARGET2) -> date:
+    """``day`` when it is a business day of ``calendar`` (by default TARGET2's), else the next one, as the
+    routes' ``add_business_days(day, 0, calendar)``; a year the calendar does not list is rolled over weekends
+    only (the routes then fail the deal naming the calendar and the year, which the demo should show)."""
+    from dsl.functions import FunctionError
+    cal = _calendar(calendar)
+    while True:
+        try:
+            if cal.open(day, "business_day"):
+                return day
+        except FunctionError:
+            if day.weekday() < 5:
+                return day
+        day += timedelta(days=1)
 
 
 def _cn_exchange() -> Any:

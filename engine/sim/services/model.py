@@ -133,6 +133,10 @@ class Service:
     batch_of: Callable[[Any], str] | None = None
     record_key: Callable[[Any], tuple[Any, ...]] | None = None
     ack_header: bool = False
+    # transport "file", a channel with all_or_nothing: the kinds of request the route's checks refuse, each put
+    # in a file of its own (``batch_of``: named after its reference) that the channel refuses whole: answered
+    # by the file's batch line, recorded by the file's end deal (found by the file's name), no deal of its own
+    refused_whole: frozenset[str] = frozenset()
     # which good requests go to a route with a deal key (docs/transactions.md#idempotency): the demo's
     # client sends a share of those again (engine.sim.repeats); None: none (enquiries, batch files)
     keyed: Callable[[Any], bool] | None = None

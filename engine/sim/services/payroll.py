@@ -9,7 +9,7 @@ import random
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from engine.sim.services.common import mainframe_answer, money, ref_at
+from engine.sim.services.common import business_day, mainframe_answer, money, ref_at
 from engine.sim.services.model import Counterpart, Request, Service, trace
 
 COMPANIES = ("CO000001", "CO000002", "CO000003")
@@ -46,17 +46,28 @@ def make(kind: str, n: int, rng: random.Random, run: str = "") -> Request:
 
 
 def batch_of(values: Any) -> str:
-    """50 salaries to a file: ``PAY-`` + the run's tag + the file's number (from the reference)."""
+    """50 salaries to a file: ``PAY-`` + the run's tag + the file's number (from the reference).  A salary the
+    route rejects (a wrong IBAN) goes in a file of its own, named after its reference: the channel refuses a
+    file with a line its checks fail whole (``all_or_nothing``), so the others run; that file's batch line
+    (REFUSED, 30, its reference the file's name) answers it, and its end deal records it."""
     ref = str(values["reference"])
+    if ref.endswith("R"):
+        return ref
     return f"PAY-{ref[2:7]}-{(_number(ref) - 1) // PER_FILE:05d}"
 
 
+def record_key(values: Any) -> tuple[str]:
+    """A salary by its reference; the batch line of a file refused whole names the file (``REF.csv``)."""
+    return (str(values["reference"]).removesuffix(".csv"),)
+
+
 def batch_header(reqs: list[Request]) -> bytes:
-    """The file's first line: its company (by the file's number), value date (3 days ahead on Berlin's date),
-    record count and control total (the exact sum of its amounts)."""
+    """The file's first line: its company (by the file's number), value date (3 days ahead on Berlin's date,
+    rolled to a TARGET2 business day as the route requires), record count and control total (the exact sum
+    of its amounts)."""
     company = COMPANIES[((_number(reqs[0].values["reference"]) - 1) // PER_FILE) % len(COMPANIES)]
     total = sum((r.values["amount"] for r in reqs), start=0)
-    value_date = _berlin_today() + dt.timedelta(days=3)
+    value_date = business_day(_berlin_today() + dt.timedelta(days=3))
     return f"{company},{value_date:%Y-%m-%d},{len(reqs)},{total:.2f}\n".encode()
 
 
@@ -65,7 +76,7 @@ SERVICE = Service(
     inbound="pr_batch_in", request_format="PrLine", reply_format="PrResult", make=make,
     code_of=lambda r: str(r["code"]), transport="file", ack_channel="pr_result_out",
     batch_header=batch_header, ack_header=True, batch_of=batch_of,
-    record_key=lambda v: (str(v["reference"]),),
+    record_key=record_key, refused_whole=frozenset({"rejected"}),
     counterparts=(Counterpart("pr_mainframe", "PrCreditReq", "MfRsp",
                               mainframe_answer("pay_ref", message="credited"), framing="length2",
                               ref=ref_at("pay_ref")),),

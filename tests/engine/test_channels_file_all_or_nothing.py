@@ -1,0 +1,148 @@
+"""``file watch`` with ``all_or_nothing = true``: every record is checked against its route (decoded, its
+``let`` / ``deal`` / ``validate`` steps) before any runs; one that fails refuses the file whole: no record is
+a deal, nothing is sent, the file goes to ``error/`` and its end message names each failing record."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import trio
+
+from engine.channels.file_watch import FileWatcher
+from kit import compile_text, deals, running
+
+ROUTE = '''
+format Line = csv header false {
+    ref     string
+    amount  decimal(2)
+}
+
+format Head = csv header false {
+    company  string
+    count    integer
+    total    decimal(2)
+}
+
+format Sent = json
+
+channel inbox = file watch {
+    dir            = "in"
+    pattern        = "*.csv"
+    record         = "csv"
+    skip_header    = 1
+    header         = Head
+    header_count   = "count"
+    header_total   = "total"
+    total_field    = "amount"
+    total_format   = Line
+    all_or_nothing = true
+    end_message    = true
+}
+
+channel out = file write {
+    dir  = "out"
+    name = "{source}.json"
+    mode = "append"
+}
+
+route pay {
+    receive from inbox as Line
+    let ref = trim(msg.ref)
+    deal PAYMENT { ref = ref  amount = msg.amount  currency = "EUR"  key = file.header.company + "/" + ref }
+    validate {
+        len(ref) > 0       else reject "30" "reference missing"
+        msg.amount > 0     else reject "13" "invalid amount"
+    }
+    call w = out as Sent reply Sent { ref = ref  amount = msg.amount } name { source = file.name }
+}
+
+route ended {
+    receive from inbox when file.end
+    call e = out as Sent reply Sent { status = file.status  reason = file.reason  records = file.records }
+        name { source = "END-" + file.name }
+}
+'''
+
+
+async def wait_for(cond, what: str) -> None:
+    with trio.fail_after(20):
+        while not cond():
+            await trio.sleep(0.05)
+
+
+def _lines(p: Path) -> list[dict]:
+    return [json.loads(x) for x in p.read_text().splitlines() if x.strip()]
+
+
+async def test_a_file_with_a_record_its_route_rejects_is_refused_whole_before_any_record_runs(tmp_path: Path) -> None:
+    inbox, out = tmp_path / "in", tmp_path / "out"
+    inbox.mkdir()
+    out.mkdir()
+    ledger = tmp_path / "l.duckdb"
+    (inbox / "good.csv").write_bytes(b"ACME,2,4.75\nG1,1.50\nG2,3.25\n")
+    # lines 3 and 4 rejected by the rules: lines 2 and 5 would pass, and are not run
+    (inbox / "bad.csv").write_bytes(b"ACME,4,4.00\nB1,1.50\nB2,0.00\n ,0.50\nB4,2.00\n")
+    async with running(compile_text(tmp_path, ROUTE), ledger):
+        await wait_for(lambda: (inbox / "done" / "good.csv").exists() and (inbox / "error" / "bad.csv").exists(),
+                       "both files handled")
+    rows = sorted(deals(ledger), key=lambda r: r["reference"] or "")
+    # nothing of bad.csv is a deal: only good.csv's two records, and the two end messages
+    assert sorted(r["reference"] for r in rows if r["deal_type"] == "PAYMENT") == ["G1", "G2"]
+    assert not (out / "bad.csv.json").exists(), "a record of the refused file ran its call"
+    assert [x["ref"] for x in _lines(out / "good.csv.json")] == ["G1", "G2"]
+    reason = (inbox / "error" / "bad.csv.reason.txt").read_text().splitlines()
+    assert reason[0] == "file bad.csv: 3 problem(s) in 0 record(s)"
+    assert reason[1].startswith(
+        "record 2, byte offset 12: all_or_nothing = true on channel inbox: 2 of 4 record(s) fail the checks of "
+        "their route, so the file is refused whole and no record was run: record 3 (line 3): rejected 13 invalid "
+        "amount; record 4 (line 4): rejected 30 reference missing"), reason[1]
+    assert reason[2] == "record 3, byte offset 20: rejected (rejected, code 13): invalid amount"
+    assert reason[3] == "record 4, byte offset 28: rejected (rejected, code 30): reference missing"
+    [end] = _lines(out / "END-bad.csv.json")
+    assert end["status"] == "refused" and end["records"] == 0
+    assert end["reason"] == reason[1]
+    [end_good] = _lines(out / "END-good.csv.json")
+    assert end_good == {"status": "done", "reason": None, "records": 2}
+
+
+async def test_a_record_that_does_not_decode_refuses_the_file(tmp_path: Path) -> None:
+    inbox, out = tmp_path / "in", tmp_path / "out"
+    inbox.mkdir()
+    out.mkdir()
+    ledger = tmp_path / "l.duckdb"
+    # without control totals (they read every amount first): a record that does not decode reaches the check
+    text = ROUTE.replace('''    header_count   = "count"
+    header_total   = "total"
+    total_field    = "amount"
+    total_format   = Line
+''', "")
+    (inbox / "bad.csv").write_bytes(b"ACME,2,0\nM1,1.50\nM2,x.yz\n")
+    async with running(compile_text(tmp_path, text), ledger):
+        await wait_for(lambda: (inbox / "error" / "bad.csv").exists(), "the file handled")
+    assert not [r for r in deals(ledger) if r["deal_type"] == "PAYMENT"]
+    reason = (inbox / "error" / "bad.csv.reason.txt").read_text().splitlines()
+    assert reason[1].startswith("record 2, byte offset 9: all_or_nothing = true on channel inbox: 1 of 2 record(s) "
+                                "fail the checks of their route, so the file is refused whole and no record was "
+                                "run: record 3 (line 3): rejected 30 request of "), reason[1]
+    assert reason[2].startswith("record 3, byte offset 17: rejected (malformed, code 30): request of 7 bytes on "
+                                "channel inbox: not a valid Line: line 3, byte 17, field amount: expected a "
+                                "decimal number"), reason[2]
+
+
+async def test_without_the_option_the_good_records_of_such_a_file_run(tmp_path: Path) -> None:
+    inbox, out = tmp_path / "in", tmp_path / "out"
+    inbox.mkdir()
+    out.mkdir()
+    ledger = tmp_path / "l.duckdb"
+    (inbox / "bad.csv").write_bytes(b"ACME,3,4.00\nB1,1.50\nB2,0.00\nB4,2.50\n")
+    async with running(compile_text(tmp_path, ROUTE.replace("all_or_nothing = true", "")), ledger):
+        await wait_for(lambda: (inbox / "error" / "bad.csv").exists(), "the file handled")
+    assert [x["ref"] for x in _lines(out / "bad.csv.json")] == ["B1", "B4"]
+
+
+def test_all_or_nothing_is_true_or_false(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="option all_or_nothing: expected true or false, got 'yes'"):
+        FileWatcher("w", {"dir": str(tmp_path), "all_or_nothing": "yes"})
+    assert FileWatcher("w", {"dir": str(tmp_path), "all_or_nothing": True}).all_or_nothing is True
+    assert FileWatcher("w", {"dir": str(tmp_path)}).all_or_nothing is False
