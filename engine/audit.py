@@ -779,7 +779,8 @@ def verify(con: Any, path: Path, key: bytes | None, *, max_breaks: int = 20,
                       f"right after the archive anchor ({anchor})" if anchor is not None else "at the start")
             gone = f"seq {last + 1}" if seq == last + 2 else f"seq {last + 1}..{seq - 1}"
             add(Break(last + 1, "chain", None,
-                      f"{gone} missing {before}: record(s) deleted, or a seq changed"))
+                      f"{gone} missing {before} and before seq {seq} ({table} {rid}): record(s) deleted, or a "
+                      f"seq changed"))
         last = seq
         before_table, before_rid = table, rid
         if mac is None:            # written without a key: one span per run (a key configured later, ...)
@@ -1124,8 +1125,9 @@ def _check_letters(con: Any, report: VerifyReport) -> None:
     for seq, lid, status, retried, outcome, has, e_status, e_retried, e_outcome in rows:
         now = f"status {status!r}, retried_at {_iso(retried) if retried is not None else None}, outcome {outcome!r}"
         if not has:
-            what = (f"the letter reads {now} but no chained event records a status change of it (it was never "
-                    f"retried nor purged): its status was changed outside the ledger writer")
+            what = (f"the letter reads {now} but no chained event records a status change of it: its status was "
+                    f"changed outside the ledger writer, or its status events were deleted (a retry or purge "
+                    f"records one)")
         else:
             what = (f"the letter reads {now} but its last chained status event says status {e_status!r}, "
                     f"retried_at {e_retried}, outcome {e_outcome!r}: its status was changed outside the ledger "

@@ -394,8 +394,13 @@ def mark_retried(path: str | Path, results: Sequence[RetryResult], *, audit_key:
         store.close()
 
 
-def purge(path: str | Path, ids: Sequence[str], *, audit_key: bytes | None = None) -> int:
+def purge(path: str | Path, ids: Sequence[str], *, audit_key: bytes | None = None,
+          by: str | None = None) -> int:
     """Delete the stored messages of these dead letters (status ``purged``).
+
+    Who purged is recorded in each letter's chained status event (``by``: ``by`` else the OS user running
+    this, ``via`` ``bsp dead purge``, the host, and the OS user beside a ``by`` naming another), as a
+    retry's outcome names who retried: the message is destroyed, so who did it must stay.
 
     The row stays as a tombstone (``raw_sha256`` and the audit chain intact);
     only the message bytes go: from the table, then from the file, which is
@@ -407,10 +412,14 @@ def purge(path: str | Path, ids: Sequence[str], *, audit_key: bytes | None = Non
     from engine.ledger_compact import compact
     from engine.ledger_store import LedgerError, LedgerStore
 
+    from engine.reveal_log import where_offline
+
     path = Path(path)
+    who, where = where_offline(by)
     store = LedgerStore.open(path, audit_key)
     try:
-        n = store.update_dead_letters(list(ids), status="purged", drop_raw=True)
+        n = store.update_dead_letters(list(ids), status="purged", drop_raw=True,
+                                      actor={"by": who, "via": "bsp dead purge", **where})
     finally:
         store.close()
     if n:

@@ -33,7 +33,7 @@ AUDIT_ENV_KEY = "BSP_AUDIT_KEY"
 AUDIT_ENV_KEY_FILE = "BSP_AUDIT_KEY_FILE"
 
 # engine.reports: the reports and the export formats (engine.reports.export.WRITERS has one writer each)
-REPORTS = ("daily-summary", "rejections", "counterparty-statement", "statement-continuity")
+REPORTS = ("daily-summary", "rejections", "counterparty-statement", "statement-continuity", "operator-actions")
 REPORT_FORMATS = ("csv", "parquet", "xlsx", "html", "json")
 
 # engine.reconcile: the statement types

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 from contextlib import contextmanager
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import duckdb
 import orjson
@@ -389,11 +389,14 @@ LETTER_STATE = "dead_letter"
 
 
 def letter_events(con: duckdb.DuckDBPyConnection, ids: Sequence[str] | None, key: bytes | None, seq: int,
-                  prev: bytes, at: datetime | None = None) -> tuple[int, bytes]:
+                  prev: bytes, at: datetime | None = None,
+                  actor: Mapping[str, Any] | None = None) -> tuple[int, bytes]:
     """Append one chained ``LETTER_STATE`` event per dead letter of ``ids`` holding its status, retried_at and
     retry_outcome as the row has them now, inside the caller's transaction; returns the new chain state.
     ``ids`` None: the migration to schema 10 (every letter whose status is not ``new`` and that has no such
-    event yet: the starting point of its chained history)."""
+    event yet: the starting point of its chained history).  ``actor``: who made the change, added to the
+    detail beside those three (``{"by", "via", "host", "os_user"}``, None values dropped): a purge, whose
+    row has no outcome naming who (a retry's outcome names them); verify compares the three only."""
     if ids is not None and not ids:
         return seq, prev
     where = ("list_contains(?, l.id)" if ids is not None else
@@ -410,8 +413,8 @@ def letter_events(con: duckdb.DuckDBPyConnection, ids: Sequence[str] | None, key
         return seq, prev
     when = at or datetime.now(timezone.utc)
     events = [{"deal_id": lid, "seq": int(n or 0) + 1, "at": when, "from_state": st, "to_state": LETTER_STATE,
-               "detail": orjson.dumps({"status": status, "retried_at": _iso_us(retried),
-                                       "outcome": outcome}).decode()}
+               "detail": orjson.dumps({"status": status, "retried_at": _iso_us(retried), "outcome": outcome,
+                                       **{k: v for k, v in (actor or {}).items() if v is not None}}).decode()}
               for lid, status, retried, outcome, n, st in rows]
     return append_events(con, events, key, seq, prev)
 
@@ -1322,8 +1325,10 @@ class LedgerStore:
         return bool(self._transaction(body))
 
     def update_dead_letters(self, ids: Sequence[str], *, status: str, retried_at: datetime | None = None,
-                            retry_outcome: str | None = None, drop_raw: bool = False) -> int:
-        """Change the mutable columns of dead letters (status, retry outcome; raw on purge).
+                            retry_outcome: str | None = None, drop_raw: bool = False,
+                            actor: Mapping[str, Any] | None = None) -> int:
+        """Change the mutable columns of dead letters (status, retry outcome; raw on purge); ``actor``: who
+        did it, recorded in each letter's event (``letter_events``).
 
         These columns are outside the mac (``raw_sha256``, covered, keeps a purged message's fingerprint); each
         change appends a chained ``LETTER_STATE`` event per letter in the same transaction (``letter_events``),
@@ -1342,7 +1347,8 @@ class LedgerStore:
         with self.transaction() as tail:
             res = self._con.execute(f"UPDATE dead_letters SET {', '.join(sets)} WHERE id IN ({marks})",
                                     [*params, *ids]).fetchall()
-            tail.seq, tail.prev = letter_events(self._con, list(ids), self.audit_key, tail.seq, tail.prev)
+            tail.seq, tail.prev = letter_events(self._con, list(ids), self.audit_key, tail.seq, tail.prev,
+                                                actor=actor)
         return int(res[0][0]) if res else 0
 
     def end_retry(self, letter_id: str, *, status: str, retried_at: datetime, outcome: str,

@@ -261,7 +261,8 @@ def _verify_one(ledger: Path, label: str, key: bytes, max_breaks: int, progress_
     for b in report.breaks[1:]:
         typer.echo(f"  also: {b}", err=True)
     typer.echo(f"checked {summary}", err=True)
-    if any(b.table == "audit_head" and b.record == "kept outside the ledger" for b in report.breaks):
+    head_fix = any(b.table == "audit_head" and b.record == "kept outside the ledger" for b in report.breaks)
+    if head_fix:
         from engine.audit_cut import head_path
         typer.echo(_HEAD_FIX.format(label=label, head=head_path(ledger)), err=True)
     for a in report.anchors:
@@ -270,7 +271,29 @@ def _verify_one(ledger: Path, label: str, key: bytes, max_breaks: int, progress_
         typer.echo(f"also not protected (written without an audit key): {_spans(report)}", err=True)
     for m in report.missing:
         typer.echo(f"also cannot verify: {m}", err=True)
+    if not head_fix:
+        typer.echo(break_fix(label, report.breaks), err=True)
     raise typer.Exit(1)
+
+
+# the tables whose record names its deal first (``<deal id> step 2``): a deal a backup can show as it was
+_DEAL_TABLES = ("deals", "deal_steps", "deal_events", "dead_letters")
+
+
+def break_fix(label: str, breaks: Any) -> str:
+    """What an auditor does after a break: keep the evidence, see what the record held, restore; the deal to
+    look at and how far the chain verified, when the breaks say."""
+    seqs = [b.seq for b in breaks if b.seq is not None]
+    deal = next((b.record.split()[0] for b in breaks if b.table in _DEAL_TABLES and b.record), None)
+    before = (f"; no break before seq {min(seqs)}: the records before it verify" if seqs else "")
+    show = (f"bsp deals show {deal} --ledger BACKUP against --ledger {label}" if deal else
+            f"bsp deals show ID --ledger BACKUP against --ledger {label}")
+    return (f"what to do: {label} was changed outside bsp (a record modified, deleted, moved or added){before}. "
+            f"Treat it as an incident: keep the evidence first (copy the file with its .wal and .audit-head, "
+            f"make the copy read-only) and write nothing to it (an engine start, bsp deals resolve, bsp dead "
+            f"retry or purge append to it). See what the record held in a backup or ledger snapshot from before "
+            f"that verifies (bsp audit verify --ledger BACKUP; {show}), then restore from it "
+            f"(docs/runbook.md#restoring-the-ledger-from-a-snapshot); docs/tour-auditor.md#after-a-break")
 
 
 UNPROTECTED_EXIT = 3
@@ -320,4 +343,4 @@ def register(app: typer.Typer) -> None:
     app.add_typer(audit_app, name="audit")
 
 
-__all__ = ["register", "verify"]
+__all__ = ["break_fix", "register", "verify"]

@@ -792,7 +792,9 @@ def purge_cmd(
                                          "names them too)."),
     yes: bool = typer.Option(False, "--yes", help="Purge without --older-than (all matching), and without "
                              "asking on a terminal."),
-    by: Optional[str] = typer.Option(None, "--by", metavar="NAME", help="Under four eyes: who asks, kept beside "
+    by: Optional[str] = typer.Option(None, "--by", metavar="NAME", help="Who purges, recorded with each "
+                                     "letter's purge (its status event's by; default the OS user running bsp, "
+                                     "kept beside a --by naming another). Under four eyes: who asks, kept beside "
                                      "the OS user running bsp (stated_by), which is recorded as who."),
 ) -> None:
     """Delete the stored messages of dead letters; their rows stay as tombstones (status purged).
@@ -800,6 +802,8 @@ def purge_cmd(
     The ledger file is then rewritten with its live data only, so the messages' bytes are gone from it
     (DuckDB would keep them in free blocks); that needs free space for a copy of the file next to it
     (docs/ledger.md#dead-letters). No engine may hold the ledger.
+    Who purged is recorded in each letter's chained status event (by: --by, else the OS user; via bsp dead
+    purge; the host), which bsp deals show ID and bsp report operator-actions tell.
     The rows stay in the audit chain (the columns purge empties are outside it), and the ledger is opened
     with its audit key, checked against the chain as by every writer: --deployment platform.yaml's ledger
     and ledger.audit_key (as bsp run takes them), else BSP_AUDIT_KEY(_FILE).
@@ -820,6 +824,12 @@ def purge_cmd(
     if not yes and not older_than:
         raise typer.BadParameter("purging deletes messages for good: add --older-than AGE (e.g. 30d) or --yes",
                                  param_hint="--yes")
+    if by is not None:
+        from engine.operator import check_by
+        try:
+            check_by(by)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc).removeprefix("--by: "), param_hint="--by") from None
     filters = _filters(route, channel, None, status, None, older_than, kind=kind, until_option="--older-than")
     found = ledger_keys(ledger, deployment, env, "bsp dead purge", audit=True)
     ledger = found.path
@@ -844,8 +854,8 @@ def purge_cmd(
             typer.echo("nothing purged", err=True)
             raise typer.Exit(1)
     try:
-        n = purge(ledger, [r["id"] for r in rows], audit_key=found.keys.audit_key)
-    except LedgerError as exc:
+        n = purge(ledger, [r["id"] for r in rows], audit_key=found.keys.audit_key, by=by)
+    except (LedgerError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     typer.echo(f"purged {n} dead letter(s) in {ledger}" + (

@@ -5,14 +5,14 @@
     write(report, "html", "march.html")
 
 Reports: ``daily-summary``, ``rejections``, ``counterparty-statement`` (needs
-``party=``), ``statement-continuity``.  Formats: csv, parquet, xlsx, html (see ``docs/reports.md``).
+``party=``), ``statement-continuity``, ``operator-actions``.  Formats: csv, parquet, xlsx, html (see ``docs/reports.md``).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 from engine import defaults
-from engine.reports import counterparty, daily_summary, rejections, statement_continuity
+from engine.reports import counterparty, daily_summary, operator_actions, rejections, statement_continuity
 from engine.reports.export import FORMATS, write
 from engine.reports.model import Bar, Chart, Column, Report, ReportError, Table
 from engine.reports.source import Period, period
@@ -29,6 +29,8 @@ def build_report(name: str, ledger: str | Path, when: Period, *, party: str | No
         return counterparty.build(ledger, when, party or "")
     if name == "statement-continuity":
         return statement_continuity.build(ledger, when)
+    if name == "operator-actions":
+        return operator_actions.build(ledger, when)
     raise ReportError(f"no report named {name!r}; the reports are: {', '.join(REPORTS)}")
 
 

@@ -59,8 +59,10 @@ class Accounting:
     by_service: dict[str, int] = field(default_factory=dict)     # service -> lost
 
 
-def row_keys(reference: str | None, request_json: str | None) -> list[str]:
-    """The keys a deal row can be found by (see the module doc)."""
+def row_keys(reference: str | None, request_json: str | None, *, keyring: Any = None,
+             deal_id: str | None = None) -> list[str]:
+    """The keys a deal row can be found by (see the module doc).  With a field keyring an undecodable frame
+    is stored encrypted (``engine.fieldcrypt.protect_raw``, bound to ``deal_id``): ``keyring`` opens it."""
     if reference:
         return [reference.strip()]
     if not request_json:
@@ -69,6 +71,13 @@ def row_keys(reference: str | None, request_json: str | None) -> list[str]:
         req = orjson.loads(request_json)
     except orjson.JSONDecodeError:
         return []
+    if isinstance(req, str) and keyring is not None and deal_id is not None:
+        from engine.fieldcrypt import KeyringError, decrypt_value, is_encrypted
+        if is_encrypted(req):
+            try:
+                req = decrypt_value(req, keyring, context=deal_id, path="request")
+            except (KeyringError, ValueError):
+                return []
     if isinstance(req, dict):
         return [str(req[name]).strip() for name in KEY_FIELDS if req.get(name)][:1]
     if isinstance(req, str):                      # an undecodable frame, stored as hex
@@ -99,22 +108,24 @@ def _refused_file(raw: bytes) -> str | None:
     return None
 
 
-def ledger_rows(ledger_path: Path, config_version: str,
-                since: datetime) -> tuple[Counter[tuple[str, str]], dict[tuple[str, str], int]]:
+def ledger_rows(ledger_path: Path, config_version: str, since: datetime, *,
+                keyring: Any = None) -> tuple[Counter[tuple[str, str]], dict[tuple[str, str], int]]:
     """How many deal rows this run wrote that are not duplicates, by (inbound channel, key) (a
     ``Counter``: a repeat that ran as a new deal adds one to its original's), and how many ``duplicate``
     rows each (channel, key) has.  Rows of several configuration versions: add the counters up
-    (``Counter.update``), not ``|`` (which keeps the larger count)."""
+    (``Counter.update``), not ``|`` (which keeps the larger count).  ``keyring``: the field keyring the engine
+    wrote with, which opens an undecodable frame's stored bytes (``row_keys``)."""
     con = duckdb.connect(str(ledger_path), read_only=True)
     try:
-        rows = con.execute("SELECT channel, reference, CAST(request AS VARCHAR), status = 'duplicate' FROM deals "
-                           "WHERE config_version = ? AND received_at >= ?", [config_version, since]).fetchall()
+        rows = con.execute("SELECT channel, reference, CAST(request AS VARCHAR), status = 'duplicate', deal_id "
+                           "FROM deals WHERE config_version = ? AND received_at >= ?",
+                           [config_version, since]).fetchall()
     finally:
         con.close()
     keys: Counter[tuple[str, str]] = Counter()
     dups: dict[tuple[str, str], int] = {}
-    for channel, reference, request, duplicate in rows:
-        for key in row_keys(reference, request):
+    for channel, reference, request, duplicate, deal_id in rows:
+        for key in row_keys(reference, request, keyring=keyring, deal_id=deal_id):
             if duplicate:
                 dups[(channel, key)] = dups.get((channel, key), 0) + 1
             else:

@@ -265,6 +265,43 @@ def test_verify_cli_exit_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert res.exit_code == 2 and "without bsp's tables (schema_version): is it a bsp ledger?" in res.output
 
 
+def test_verify_cli_says_what_to_do_after_a_break(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A break names the first bad record, then says what an auditor does: keep the evidence, write nothing, see
+    what the record held in a backup (the deal to show named), restore; and how far the chain verified."""
+    path = tmp_path / "l.duckdb"
+    trio.run(fill, path)
+    victim, seq = sql(path, "SELECT deal_id, chain_seq FROM deals ORDER BY chain_seq LIMIT 1 OFFSET 1")[0]
+    sql(path, f"UPDATE deals SET amount = amount + 1 WHERE deal_id = '{victim}'")
+    res = cli(monkeypatch, path, KEY)
+    assert res.exit_code == 1
+    lines = res.output.splitlines()
+    assert lines[0] == f"{path}: audit chain BROKEN at seq {seq} (deals {victim}): content does not match its mac: " \
+                       f"the record was modified after it was written"
+    fix = lines[-1]
+    assert fix.startswith(f"what to do: {path} was changed outside bsp"), lines
+    assert f"no break before seq {seq}: the records before it verify" in fix
+    assert "keep the evidence first" in fix and "write nothing to it" in fix
+    assert f"bsp deals show {victim} --ledger BACKUP against --ledger {path}" in fix
+    assert "docs/runbook.md#restoring-the-ledger-from-a-snapshot" in fix and "docs/tour-auditor.md#after-a-break" in fix
+
+
+def test_verify_cli_names_the_records_on_both_sides_of_a_gap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A deleted record is gone, so the break names where it was: the record before the gap and the one after
+    (until 2026-11-28 only the one before, which read as if it were the one deleted)."""
+    path = tmp_path / "l.duckdb"
+    trio.run(fill, path)
+    rows = sql(path, "SELECT chain_seq, deal_id FROM deals ORDER BY chain_seq")
+    s1 = rows[1][0]
+    before = sql(path, f"SELECT max(chain_seq) FROM (SELECT chain_seq FROM deals UNION ALL SELECT chain_seq FROM "
+                       f"deal_steps UNION ALL SELECT chain_seq FROM deal_events) WHERE chain_seq < {s1}")[0][0]
+    sql(path, f"DELETE FROM deals WHERE chain_seq = {s1}")
+    res = cli(monkeypatch, path, KEY)
+    assert res.exit_code == 1
+    first = res.output.splitlines()[0]
+    assert f"BROKEN at seq {s1} (chain): seq {s1} missing after seq {before} (" in first, first
+    assert f") and before seq {s1 + 1} (" in first and first.endswith("record(s) deleted, or a seq changed"), first
+
+
 def test_verify_cli_says_plainly_when_records_were_written_without_a_key(tmp_path: Path,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "l.duckdb"

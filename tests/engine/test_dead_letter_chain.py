@@ -85,7 +85,8 @@ async def test_status_changes_are_events_and_hand_edits_are_named(tmp_path: Path
             ("when", "UPDATE dead_letters SET retried_at = retried_at + INTERVAL 1 SECOND WHERE id = 'a1'", "a1",
              "retried_at"),
             ("never", "UPDATE dead_letters SET status = 'purged' WHERE id = 'c3'", "c3", "no chained event"),
-            ("event", "DELETE FROM deal_events WHERE deal_id = 'b2'", "b2", "no chained event")):
+            # its events deleted: said so, not "it was never retried nor purged" (until 2026-11-28)
+            ("event", "DELETE FROM deal_events WHERE deal_id = 'b2'", "b2", "or its status events were deleted")):
         f = tmp_path / f"{name}.duckdb"
         f.write_bytes(led.read_bytes())
         tamper(f, stmt)

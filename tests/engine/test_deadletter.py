@@ -348,3 +348,32 @@ async def _one_more(path: Path) -> None:
     async with open_ledger(path, audit_key=KEY) as ledger:
         await ledger.dead_letter(DeadLetter(route=None, channel="c", reason="r", raw=b"after", config_version="v1",
                                             id="after-purge"))
+
+
+def test_cli_purge_records_who_purged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A purge destroys a message for good: who did it is recorded in the letter's chained status event (as a
+    retry's outcome names who retried), --by else the OS user, the OS user kept beside a --by naming another;
+    the chain stays intact.  (Until 2026-11-28 the event said only {"status": "purged"}: nobody.)"""
+    import getpass
+
+    monkeypatch.setenv("BSP_AUDIT_KEY", base64.b64encode(KEY).decode())
+    monkeypatch.delenv("BSP_FIELD_KEYS", raising=False)
+    monkeypatch.delenv("BSP_FIELD_KEYS_FILE", raising=False)
+    path = tmp_path / "l.duckdb"
+    trio.run(fill, path)
+    res = cli("purge", "d-web", "--yes", "--ledger", str(path), "--by", "\x07")
+    assert res.exit_code == 2 and "--by" in res.output, res.output
+    assert query_dead_letters(path, ids=["d-web"], with_raw=True)[0]["raw"] is not None     # nothing purged
+    assert cli("purge", "d-web", "--yes", "--ledger", str(path), "--by", "auditor-ann").exit_code == 0
+    assert cli("purge", "d-old", "--yes", "--ledger", str(path)).exit_code == 0
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        got = {lid: json.loads(d) for lid, d in con.execute(
+            "SELECT deal_id, detail FROM deal_events WHERE to_state = 'dead_letter' ORDER BY chain_seq").fetchall()}
+    finally:
+        con.close()
+    web, old = got["d-web"], got["d-old"]
+    assert web["status"] == "purged" and web["by"] == "auditor-ann" and web["via"] == "bsp dead purge", web
+    assert web["host"] and web["os_user"] == getpass.getuser()
+    assert old["by"] == getpass.getuser() and "os_user" not in old and old["via"] == "bsp dead purge", old
+    assert chain_ok(path)

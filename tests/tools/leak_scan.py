@@ -595,7 +595,7 @@ def exports(work: Path, dep: Path, env: dict[str, str], sample: int,
     reports = work / "reports"
     reports.mkdir(exist_ok=True)
     today = dt.datetime.now(dt.timezone.utc).date().isoformat()
-    for name in ("daily-summary", "rejections", "counterparty-statement"):
+    for name in ("daily-summary", "rejections", "counterparty-statement", "operator-actions"):
         for party in (parties[:max(1, min(2, sample // 10))] if name == "counterparty-statement" else [None]):
             extra = ["--party", party] if party else []
             tag = f"{name}{'-' + re.sub(r'[^A-Za-z0-9]+', '_', party) if party else ''}"

@@ -194,6 +194,7 @@ def run_all_services_demo(*, per_service: int = 200, bill_count: int | None = No
     async def main() -> None:
         biller = BillerSim()
         async with open_ledger_sync(ledger_path, ledger_sync) as ledger:
+            out["keyring"] = getattr(ledger, "keyring", None)   # opens a malformed frame's bytes when counting
             await ledger.record_config(program.version, program.sources)
             async with running_services(program, registry, ledger, SERVICES,
                                         extra_sims={"biller": biller}) as rig:
@@ -248,7 +249,7 @@ def run_all_services_demo(*, per_service: int = 200, bill_count: int | None = No
                  for r in bill.requests]
     svc_sent = [SentRequest(svc.name, svc.inbound, o.ref, o.code is not None, o.repeat_of is not None)
                 for svc, res in results for o in res.outcomes]
-    keys, dups = ledger_rows(ledger_path, program.version, started_at)
+    keys, dups = ledger_rows(ledger_path, program.version, started_at, keyring=out.pop("keyring", None))
     acc_bill, acc_svc = count_lost(bill_sent, keys, duplicates=dups), count_lost(svc_sent, keys, duplicates=dups)
     acc_all = count_lost(bill_sent + svc_sent, keys, duplicates=dups)
     repeated = bill.repeats + [o for _, r in results for o in r.repeats]
