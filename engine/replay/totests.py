@@ -43,6 +43,7 @@ from engine.replay.diff import UUID_TEXT, flatten
 from engine.replay.clock import first_read
 from dsl.clock import instant_text
 from engine.replay.guide import FormatGuide
+from engine.replay.httpline import clause as http_clause
 from engine.replay.names import mask_names, name_tags
 from engine.replay.origin import load as load_origin, load_names, scope_fields
 from engine.replay.peer import clause as peer_clause
@@ -248,8 +249,10 @@ def exchange_test(ex: RecordedExchange, guide: FormatGuide, profile: Profile, *,
     when = f" at {literal(instant_text(at))}" if at is not None else ""
     received = bytes(req.raw or b"") + b"".join(c.reply.raw for c in ex.calls
                                                 if c.reply is not None and c.reply.raw is not None)
+    shown = (lambda v: mask_text(v, known, fakes.mapping if fakes is not None else None)) if mask else None
     out = [f"test {literal(name)}{when} {{", f"    given {ch} sends {fmt} {block(values, ch, 'call', Profile())}"
-           + file_clause(req.origin) + peer_clause(getattr(req, "peer", None), literal)]
+           + file_clause(req.origin) + http_clause(getattr(req, "http", None), literal, target, shown)
+           + peer_clause(getattr(req, "peer", None), literal)]
     expects = []
     for c in ex.calls:
         before = dict(known)

@@ -1,0 +1,52 @@
+"""The dead letters an exchange wrote, in a capture (``frames.dead_letters``), so a replay compares them.
+
+A rejected or failed exchange is kept in the dead-letter store with its reason; operators retry from it. A
+candidate that stops writing one (a rule turned off), writes one the recording did not (a new rule), or
+writes it for another reason (kind ``timeout`` instead of ``refused``) changes what lands on the operators'
+desk even when the reply is the same.  The tap stores, on the exchange's request row, a JSON list of the
+dead letters the exchange wrote: ``{"route", "kind", "code", "reason"}`` each (``[]``: none), the reason
+masked as the exchange's frames are when the capture is.  A capture written before this column holds NULL:
+its dead letters are not compared.  Pure: no engine.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable, Mapping
+
+from formats.classify import mask_text
+
+FIELDS = ("kind", "code", "route", "reason")
+
+
+def values(letter: Any, known: Mapping[str, str] | None = None) -> dict[str, str | None]:
+    """The compared fields of a ``DeadLetter`` (the reason masked with ``known`` when given)."""
+    reason = getattr(letter, "reason", None)
+    if isinstance(reason, str) and known:
+        reason = mask_text(reason, known)
+    out = {"kind": getattr(letter, "error_kind", None), "code": getattr(letter, "error_code", None),
+           "route": getattr(letter, "route", None), "reason": reason}
+    return {k: (None if v is None else str(v)) for k, v in out.items()}
+
+
+def dump(letters: Iterable[Any], known: Mapping[str, str] | None = None) -> str:
+    return json.dumps([values(dl, known) for dl in letters], sort_keys=True)
+
+
+def load(stored: str | None) -> list[dict[str, str | None]] | None:
+    """The stored dead letters ([] none written; None: a capture of before the column), or ``ValueError``
+    saying what is wrong with the value."""
+    if stored is None:
+        return None
+    try:
+        data = json.loads(stored)
+    except ValueError as exc:
+        raise ValueError(f"the exchange's dead letters are not JSON ({exc}), expected a list of objects") from None
+    if not isinstance(data, list) or not all(isinstance(d, dict) for d in data):
+        raise ValueError(f"the exchange's dead letters are {stored!r:.60}, expected a JSON list of objects")
+    out = []
+    for d in data:
+        bad = [k for k in FIELDS if d.get(k) is not None and not isinstance(d.get(k), str)]
+        if bad:
+            raise ValueError(f"a dead letter of the exchange has {bad[0]} = {d[bad[0]]!r:.60}, expected a text or null")
+        out.append({k: d.get(k) for k in FIELDS})
+    return out
