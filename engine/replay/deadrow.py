@@ -5,24 +5,36 @@ candidate that stops writing one (a rule turned off), writes one the recording d
 writes it for another reason (kind ``timeout`` instead of ``refused``) changes what lands on the operators'
 desk even when the reply is the same.  The tap stores, on the exchange's request row, a JSON list of the
 dead letters the exchange wrote: ``{"route", "kind", "code", "reason"}`` each (``[]``: none), the reason
+without its place in the route files (``(at pay.route:14:9)``: it moves with the candidate's folder) and
 masked as the exchange's frames are when the capture is.  A capture written before this column holds NULL:
 its dead letters are not compared.  Pure: no engine.
 """
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Iterable, Mapping
 
 from formats.classify import mask_text
 
 FIELDS = ("kind", "code", "route", "reason")
+# where in the route files the failure arose: it moves with the candidate's folder and any line added above
+# it, which is no change of what the exchange did
+_PLACE = re.compile(r"\s*\(at [^()]*:\d+:\d+\)")
+
+
+def reason_text(reason: str) -> str:
+    """A dead letter's reason as stored and compared: without its place in the route files."""
+    return _PLACE.sub("", reason)
 
 
 def values(letter: Any, known: Mapping[str, str] | None = None) -> dict[str, str | None]:
     """The compared fields of a ``DeadLetter`` (the reason masked with ``known`` when given)."""
     reason = getattr(letter, "reason", None)
-    if isinstance(reason, str) and known:
-        reason = mask_text(reason, known)
+    if isinstance(reason, str):
+        reason = reason_text(reason)
+        if known:
+            reason = mask_text(reason, known)
     out = {"kind": getattr(letter, "error_kind", None), "code": getattr(letter, "error_code", None),
            "route": getattr(letter, "route", None), "reason": reason}
     return {k: (None if v is None else str(v)) for k, v in out.items()}

@@ -250,7 +250,7 @@ class Differ:
             return MISSING if v is None else mask_text(v, known) if known else v
 
         def stored(d: dict[str, Any] | None) -> str:
-            return MISSING if d is None else show(f"stored ({d.get('kind') or '?'}: {d.get('reason') or ''})")
+            return MISSING if d is None else show(f"stored: {d.get('reason') or d.get('kind') or '?'}")
 
         for i in range(n):
             a = rec[i] if i < len(rec) else None

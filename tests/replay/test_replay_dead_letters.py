@@ -1,0 +1,86 @@
+"""The dead letters an exchange wrote are in the capture (frames.dead_letters) and compared on replay.
+
+Until 2026-11-28 a replay compared replies, calls and the deal, not the dead-letter store: an exchange that
+went to the dead letters in the recording and not in the replay (or with another reason) was no difference
+of its own, and a candidate that kept the reply but wrote its dead letter for another reason passed."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+
+from engine.registry import default_registry
+from engine.replay.session import replay_file
+
+from test_replay_http_status import config, record
+
+RULE = 'msg.amount > 0 else reject "13" "invalid amount"'
+
+
+def candidate(tmp: Path, name: str, rule: str) -> Path:
+    d = config(tmp / name)
+    p = d / "pay.route"
+    text = p.read_text()
+    assert RULE in text
+    p.write_text(text.replace(RULE, rule))
+    return d
+
+
+def dead(rep) -> list[tuple]:
+    return [(d.exchange, d.field, d.recorded, d.produced) for d in rep.diff.unexpected if d.what == "dead letter"]
+
+
+def test_the_capture_keeps_dead_letters_and_a_replay_compares_them(tmp_path: Path) -> None:
+    recorded = config(tmp_path / "recorded")
+    capture = record(tmp_path, recorded)
+    with duckdb.connect(str(capture), read_only=True) as con:
+        rows = con.execute("SELECT correlation_key, dead_letters FROM frames WHERE role = 'inbound' AND "
+                           "direction = 'in' ORDER BY t_ms").fetchall()
+    assert rows[0] == ("P1", "[]"), rows
+    letters = json.loads(rows[1][1])
+    assert [(d["kind"], d["code"], d["route"]) for d in letters] == [("rejected", "13", "pay")], letters
+    assert letters[0]["reason"] == "rejected: invalid amount", letters     # without its place in pay.route
+
+    same = replay_file(capture, [recorded], default_registry())
+    assert same.diff.identical == 2 and same.passed, [vars(d) for d in same.diff.differences]
+
+    # the candidate takes an amount of 0: no dead letter where the recording wrote one
+    lenient = replay_file(capture, [candidate(tmp_path, "lenient", 'msg.amount >= 0 else reject "13" "x"')],
+                          default_registry())
+    got = dead(lenient)
+    assert [(k, f, p) for k, f, _r, p in got] == [(2, "(stored)", "<none>")], got
+    assert got[0][2] == "stored: rejected: invalid amount", got
+    assert not lenient.passed
+
+    # the candidate still refuses it, with another code and reason: the same reply status, another dead letter
+    other = replay_file(capture, [candidate(tmp_path, "other", 'msg.amount > 0 else reject "14" "amount is zero"')],
+                        default_registry())
+    fields = {f: (r, p) for _k, f, r, p in dead(other)}
+    assert set(fields) == {"code", "reason"}, dead(other)
+    assert fields["code"] == ("13", "14")
+    assert fields["reason"] == ("rejected: invalid amount", "rejected: amount is zero"), fields
+
+
+def test_a_capture_of_before_the_column_does_not_compare_dead_letters(tmp_path: Path) -> None:
+    recorded = config(tmp_path / "recorded")
+    capture = record(tmp_path, recorded)
+    with duckdb.connect(str(capture)) as con:
+        con.execute("ALTER TABLE frames DROP COLUMN dead_letters")
+    rep = replay_file(capture, [candidate(tmp_path, "other", 'msg.amount > 0 else reject "14" "amount is zero"')],
+                      default_registry())
+    assert dead(rep) == [], dead(rep)
+    assert rep.diff.unexpected, "the reply's code still differs"
+
+
+def test_a_profile_rule_takes_a_dead_letter_difference(tmp_path: Path) -> None:
+    recorded = config(tmp_path / "recorded")
+    capture = record(tmp_path, recorded)
+    prof = tmp_path / "replay.yaml"
+    prof.write_text("expect:\n  - {what: dead letter, field: reason, reason: the new wording}\n"
+                    "  - {what: dead letter, field: code, reason: code 14 now}\n"
+                    "  - {what: reply, field: \"*\", reason: reply changes too}\n"
+                    "  - {what: deal, field: \"*\", reason: deal changes too}\n")
+    rep = replay_file(capture, [candidate(tmp_path, "other", 'msg.amount > 0 else reject "14" "amount is zero"')],
+                      default_registry(), profile=prof)
+    assert not rep.diff.unexpected and rep.diff.expected, [vars(d) for d in rep.diff.differences]
