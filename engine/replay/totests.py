@@ -7,7 +7,8 @@ came from), the answers its counterparts gave (``given X answers``,
 made (``expect call``, with ``name { ... }``: the file name values a call gave a
 ``file write`` channel), the reply it sent (``expect reply``), all decoded
 through the configuration's formats, and the deal the ledger recorded
-(``expect deal TYPE { ... }``, from ``frames.deal``).  Fields the replay profile ignores are left
+(``expect deal TYPE { ... }``, from ``frames.deal``) and the dead letters it wrote (``expect dead letter
+{ ... }``, from ``frames.dead_letters``).  Fields the replay profile ignores are left
 out.  Exchanges that cannot be written as a test are skipped and counted: a
 framing error, a frame no declared format decodes, or an exchange that is not
 replayable (its request or a counterpart's answer recorded without its bytes:
@@ -45,6 +46,7 @@ from typing import Any, Iterable
 from engine import filemodes
 from engine.replay.capture import Capture, RecordedExchange
 from engine.replay.dealrow import load as load_deal
+from engine.replay.deadrow import load as load_dead
 from engine.replay.diff import UUID_TEXT, flatten
 from engine.replay.clock import first_read, load as load_clock, received_at
 from dsl.clock import instant_text
@@ -257,6 +259,26 @@ def deal_expect(req: Any, profile: Profile, known: dict[str, str] | None) -> lis
     return [f"    expect deal {deal['type']} {{ {'  '.join(fields)} }}"] if fields else []
 
 
+def dead_expect(req: Any, profile: Profile, known: dict[str, str] | None) -> list[str]:
+    """``expect dead letter { route = ..  error_kind = ..  error_code = ..  reason = .. }`` for each dead letter
+    the exchange wrote (``frames.dead_letters``; none from a capture of before it).  The reason is its text
+    without its place in the route files (the expectation's ``reason`` is "contains"); fields the profile
+    ignores (``what: dead letter``) are left out, and so is a reason that holds a classified value when masking."""
+    letters = load_dead(getattr(req, "dead_letters", None)) or []
+    out = []
+    for dl in letters:
+        fields = []
+        for name, attr in (("route", "route"), ("kind", "error_kind"), ("code", "error_code"), ("reason", "reason")):
+            v = dl.get(name)
+            if v is None or profile.ignored(req.channel, "dead letter", name, recorded=v) is not None:
+                continue
+            if known is not None and mask_text(v, known) != v:
+                continue
+            fields.append(f"{attr} = {literal(v)}")
+        out.append(f"    expect dead letter {{ {'  '.join(fields)} }}")
+    return out
+
+
 def exchange_test(ex: RecordedExchange, guide: FormatGuide, profile: Profile, *, mask: bool = False,
                   fakes: Pseudonyms | None = None, clock: bool = True, scripted: list[str] | None = None) -> str:
     """``_exchange_test`` at the exchange's recorded instant; when a timestamp keeps it from being written and
@@ -370,6 +392,7 @@ def _exchange_test(ex: RecordedExchange, guide: FormatGuide, profile: Profile, *
         out.append(f"    expect reply {status}{pfmt} "
                    f"{block(pvalues, ch, 'reply', profile, left_out=out_, received=received, reads=reads)}")
     out.extend(deal_expect(req, profile, known if mask else None))
+    out.extend(dead_expect(req, profile, known if mask else None))
     out.append("}")
     return "\n".join(out) + "\n"
 

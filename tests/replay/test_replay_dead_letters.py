@@ -84,3 +84,27 @@ def test_a_profile_rule_takes_a_dead_letter_difference(tmp_path: Path) -> None:
     rep = replay_file(capture, [candidate(tmp_path, "other", 'msg.amount > 0 else reject "14" "amount is zero"')],
                       default_registry(), profile=prof)
     assert not rep.diff.unexpected and rep.diff.expected, [vars(d) for d in rep.diff.differences]
+
+
+def test_to_tests_expects_the_recorded_dead_letters(tmp_path: Path) -> None:
+    from dsl.load import compile_paths
+    from engine.replay.capture import Capture
+    from engine.replay.guide import FormatGuide
+    from engine.replay.profile import Profile
+    from engine.replay.totests import write_tests
+    from engine.routetest.runner import run_paths
+    from engine.runtime.binder import Binder
+
+    recorded = config(tmp_path / "recorded")
+    capture = record(tmp_path, recorded)
+    registry = default_registry()
+    program = compile_paths([recorded / "pay.route"], registry).program
+    res = write_tests(Capture(capture), program, FormatGuide(program, Binder(program, registry).codec),
+                      recorded, [recorded / "pay.route"], Profile(), mask=False)
+    text = res.path.read_text()
+    assert text.count("expect dead letter {") == 1, text
+    assert ('expect dead letter { route = "pay"  error_kind = "rejected"  error_code = "13"  '
+            'reason = "rejected: invalid amount" }') in text, text
+    ran = run_paths([res.path], registry)
+    assert not ran.broken and len(ran.outcomes) == 2 and all(o.passed for o in ran.outcomes), \
+        [f for o in ran.outcomes for f in o.failures]
