@@ -5,8 +5,8 @@ candidate that stops writing one (a rule turned off), writes one the recording d
 writes it for another reason (kind ``timeout`` instead of ``refused``) changes what lands on the operators'
 desk even when the reply is the same.  The tap stores, on the exchange's request row, a JSON list of the
 dead letters the exchange wrote: ``{"route", "kind", "code", "reason"}`` each (``[]``: none), the reason
-without its place in the route files (``(at pay.route:14:9)``: it moves with the candidate's folder) and
-masked as the exchange's frames are when the capture is.  A capture written before this column holds NULL:
+with its places in the route files as the file's name alone (``(at pay.route)``: the folder moves with the
+candidate, the line with an edit above it) and masked as the exchange's frames are when the capture is.  A capture written before this column holds NULL:
 its dead letters are not compared.  Pure: no engine.
 """
 from __future__ import annotations
@@ -18,14 +18,23 @@ from typing import Any, Iterable, Mapping
 from formats.classify import mask_text
 
 FIELDS = ("kind", "code", "route", "reason")
-# where in the route files the failure arose: it moves with the candidate's folder and any line added above
-# it, which is no change of what the exchange did
-_PLACE = re.compile(r"\s*\(at [^()]*:\d+:\d+\)")
+# where in the route files the failure arose (``(at /srv/cand/pay.route:14:9)``, ``expect at ...:82:14 is
+# false``): the folder moves with the candidate and the line with any line added above it, which is no change
+# of what the exchange did; the file's name is kept
+_PLACE = re.compile(r"[^\s()]*?([^/\\\s()]+\.route):\d+:\d+")
 
 
 def reason_text(reason: str) -> str:
-    """A dead letter's reason as stored and compared: without its place in the route files."""
-    return _PLACE.sub("", reason)
+    """A dead letter's reason as stored and compared: its places in the route files as the file's name alone
+    (``(at pay.route)``)."""
+    return _PLACE.sub(r"\1", reason)
+
+
+def reason_head(reason: str) -> str:
+    """The reason before its first place in the route files (``rejected: invalid amount``): what a route test
+    expects (its ``reason`` is "contains"), whatever folder the test's routes are in."""
+    m = re.search(r"\s*\([^()]*\.route\b", reason)
+    return reason[:m.start()] if m else reason
 
 
 def values(letter: Any, known: Mapping[str, str] | None = None) -> dict[str, str | None]:

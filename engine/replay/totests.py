@@ -46,7 +46,7 @@ from typing import Any, Iterable
 from engine import filemodes
 from engine.replay.capture import Capture, RecordedExchange
 from engine.replay.dealrow import load as load_deal
-from engine.replay.deadrow import load as load_dead
+from engine.replay.deadrow import load as load_dead, reason_head
 from engine.replay.diff import UUID_TEXT, flatten
 from engine.replay.clock import first_read, load as load_clock, received_at
 from dsl.clock import instant_text
@@ -270,6 +270,8 @@ def dead_expect(req: Any, profile: Profile, known: dict[str, str] | None) -> lis
         fields = []
         for name, attr in (("route", "route"), ("kind", "error_kind"), ("code", "error_code"), ("reason", "reason")):
             v = dl.get(name)
+            if name == "reason" and v is not None:
+                v = reason_head(v) or None
             if v is None or profile.ignored(req.channel, "dead letter", name, recorded=v) is not None:
                 continue
             if known is not None and mask_text(v, known) != v:

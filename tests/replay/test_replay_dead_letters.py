@@ -40,7 +40,8 @@ def test_the_capture_keeps_dead_letters_and_a_replay_compares_them(tmp_path: Pat
     assert rows[0] == ("P1", "[]"), rows
     letters = json.loads(rows[1][1])
     assert [(d["kind"], d["code"], d["route"]) for d in letters] == [("rejected", "13", "pay")], letters
-    assert letters[0]["reason"] == "rejected: invalid amount", letters     # without its place in pay.route
+    # its place in the route files as the file's name alone (the folder moves with the candidate)
+    assert letters[0]["reason"] == "rejected: invalid amount (at pay.route)", letters
 
     same = replay_file(capture, [recorded], default_registry())
     assert same.diff.identical == 2 and same.passed, [vars(d) for d in same.diff.differences]
@@ -50,7 +51,7 @@ def test_the_capture_keeps_dead_letters_and_a_replay_compares_them(tmp_path: Pat
                           default_registry())
     got = dead(lenient)
     assert [(k, f, p) for k, f, _r, p in got] == [(2, "(stored)", "<none>")], got
-    assert got[0][2] == "stored: rejected: invalid amount", got
+    assert got[0][2] == "stored: rejected: invalid amount (at pay.route)", got
     assert not lenient.passed
 
     # the candidate still refuses it, with another code and reason: the same reply status, another dead letter
@@ -59,7 +60,8 @@ def test_the_capture_keeps_dead_letters_and_a_replay_compares_them(tmp_path: Pat
     fields = {f: (r, p) for _k, f, r, p in dead(other)}
     assert set(fields) == {"code", "reason"}, dead(other)
     assert fields["code"] == ("13", "14")
-    assert fields["reason"] == ("rejected: invalid amount", "rejected: amount is zero"), fields
+    assert fields["reason"] == ("rejected: invalid amount (at pay.route)", "rejected: amount is zero (at pay.route)"), \
+        fields
 
 
 def test_a_capture_of_before_the_column_does_not_compare_dead_letters(tmp_path: Path) -> None:
