@@ -22,7 +22,7 @@ import json
 import re
 from typing import Any, Callable, Iterable, Mapping
 
-from formats.classify import mask_text
+from formats.classify import mask_text, mask_value
 
 ALWAYS_SECRET = ("authorization", "proxy-authorization", "cookie")
 HIDDEN = "***"
@@ -54,8 +54,7 @@ def dump(http: Mapping[str, Any] | None, secrets: Iterable[str] = ALWAYS_SECRET,
     secret = set(secrets)
 
     def text(v: Any) -> str:
-        s = "" if v is None else str(v)
-        return mask_text(s, known) if known else s
+        return masked("" if v is None else str(v), known)
 
     headers = {}
     for k, v in (http.get("headers") or {}).items():
@@ -66,6 +65,16 @@ def dump(http: Mapping[str, Any] | None, secrets: Iterable[str] = ALWAYS_SECRET,
            "query": {str(k): text(v) for k, v in (http.get("query") or {}).items()},
            "headers": headers}
     return json.dumps(out, sort_keys=True)
+
+
+def masked(value: str, known: Mapping[str, str] | None, fakes: Mapping[str, str] | None = None) -> str:
+    """``value`` (a path, a query parameter, a header) with the exchange's classified values masked: a value
+    that is one whole (however short: a header ``x-account: 1234``), else wherever it holds one."""
+    if not known:
+        return value
+    if value in known:
+        return str(mask_value(value, known[value], fakes))
+    return mask_text(value, known, fakes)
 
 
 def load(stored: str | None) -> dict[str, Any] | None:

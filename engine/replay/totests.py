@@ -51,7 +51,7 @@ from engine.replay.diff import UUID_TEXT, flatten
 from engine.replay.clock import first_read, load as load_clock, received_at
 from dsl.clock import instant_text
 from engine.replay.guide import FormatGuide
-from engine.replay.httpline import clause as http_clause
+from engine.replay.httpline import clause as http_clause, masked as http_masked
 from engine.replay.names import mask_names, name_tags
 from engine.replay.origin import load as load_origin, load_names, scope_fields
 from engine.replay.peer import clause as peer_clause
@@ -342,7 +342,7 @@ def _exchange_test(ex: RecordedExchange, guide: FormatGuide, profile: Profile, *
         if at is not None else []
     if whole:
         reads = [r.replace(microsecond=0) for r in reads]
-    http_shown = (lambda v: mask_text(v, known, fakes.mapping if fakes is not None else None)) if mask else None
+    http_shown = (lambda v: http_masked(v, known, fakes.mapping if fakes is not None else None)) if mask else None
     values = given_values(guide, fmt, values, reads, "the request")
     out = [f"test {literal(name)}{when} {{",
            f"    given {ch} sends {fmt} {block(values, ch, 'call', Profile(), reads=reads)}"

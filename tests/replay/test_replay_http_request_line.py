@@ -161,3 +161,37 @@ def test_to_tests_writes_the_request_line_and_the_tests_pass(tmp_path: Path) -> 
     ran = run_paths([res.path], registry)
     assert not ran.broken and len(ran.outcomes) == 3, ran
     assert all(o.passed for o in ran.outcomes), [f for o in ran.outcomes for f in o.failures]
+
+
+def test_a_masked_capture_masks_a_classified_value_in_the_request_line(tmp_path: Path) -> None:
+    """--mask: a classified value of the request's body is masked in its path, query and headers too."""
+    conf = config(tmp_path / "recorded")
+    p = conf / "pay.route"
+    p.write_text(p.read_text().replace("format Pay = json", 'format Pay = json classify ["account:personal"]'))
+    registry = default_registry()
+    program = compile_paths([p], registry).program
+    capture = tmp_path / "masked.duckdb"
+    account = "NL91ABNA0417164300"
+    with recording(program, registry, capture, mask=True) as (rreg, _rec):
+        async def main() -> None:
+            async with open_ledger(tmp_path / "ledger.duckdb", audit_key=None, keyring=None) as ledger:
+                sb = Switchboard(program, rreg, ledger=ledger)
+                async with trio.open_nursery() as nursery:
+                    await nursery.start(sb.run)
+                    url = f"http://127.0.0.1:{sb.channel('api').port}/payments/{account}?acct={account}"
+                    async with httpx.AsyncClient() as c:
+                        r = await c.post(url, json={"ref": "P1", "amount": 10, "account": account},
+                                         headers={"x-account": account, "x-priority": "high"})
+                        assert r.status_code == 200, r.text
+                    sb.drain()
+
+        trio.run(main)
+    for f in tmp_path.glob("masked.duckdb*"):
+        assert account.encode() not in f.read_bytes(), f.name
+    (ex,) = Capture(capture).exchanges
+    import json
+    got = json.loads(ex.request.http)
+    assert got["headers"]["x-priority"] == "high"
+    for shown in (got["path"], got["params"]["kind"], got["query"]["acct"], got["headers"]["x-account"]):
+        assert account not in shown, got
+    assert got["headers"]["x-account"] == got["params"]["kind"] == got["query"]["acct"], got
