@@ -3,7 +3,7 @@
 The route of an http listen channel reads ``http.method``, ``http.path``, ``http.params``, ``http.query`` and
 ``http.headers``; a route may be chosen on them (``when http.params.kind == "fx"``, ``when
 http.headers["x-priority"] == "high"``).  The tap stores them with the request row of every exchange an http
-listen received: a JSON object ``{"method", "path", "params", "query", "headers"}``; a replay gives them back
+listen received: a JSON object ``{"method", "path", "params", "query", "headers", "peer"}``; a replay gives them back
 to the candidate's route as ``http.*``, and ``--to-tests`` writes them as the test's ``http { ... }``.
 
 Secrets never reach the capture, masked or not (``--no-mask`` too): the values of ``Authorization``,
@@ -63,7 +63,7 @@ def dump(http: Mapping[str, Any] | None, secrets: Iterable[str] = ALWAYS_SECRET,
     out = {"method": str(http.get("method") or ""), "path": text(http.get("path")),
            "params": {str(k): text(v) for k, v in (http.get("params") or {}).items()},
            "query": {str(k): text(v) for k, v in (http.get("query") or {}).items()},
-           "headers": headers}
+           "headers": headers, "peer": None if http.get("peer") is None else str(http.get("peer"))}
     return json.dumps(out, sort_keys=True)
 
 
@@ -96,13 +96,15 @@ def load(stored: str | None) -> dict[str, Any] | None:
         v = data.get(k)
         if not isinstance(v, dict) or not all(isinstance(x, str) for x in v.values()):
             raise ValueError(f"the request's http line has {k} = {v!r:.60}, expected an object of texts")
-    return {k: data[k] for k in KEYS}
+    peer = data.get("peer")
+    if peer is not None and not isinstance(peer, str):
+        raise ValueError(f"the request's http line has peer = {peer!r:.60}, expected a text or null")
+    return {**{k: data[k] for k in KEYS}, "peer": peer}
 
 
-def scope(stored: str | None, peer: str | None = None) -> dict[str, Any] | None:
-    """What the route reads as ``http`` on replay (``http.peer``: ``peer``, the replay's), or None."""
-    got = load(stored)
-    return None if got is None else {**got, "peer": peer}
+def scope(stored: str | None) -> dict[str, Any] | None:
+    """What the route reads as ``http`` on replay (``http.peer``: the client's address as recorded), or None."""
+    return load(stored)
 
 
 def clause(stored: str | None, literal: Callable[[Any], str], target: Callable[[str], str],

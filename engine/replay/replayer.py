@@ -397,7 +397,7 @@ async def replay(capture: Capture, program: Any, registry: Any, *, pace: str = "
                         await engine.send(f.channel, f.raw or b"", ctx, conn=conn, framing_error=ferr,
                                           refused=refused, extra={"origins": [origin]} if origin else None,
                                           who=load_peer(f.peer),      # who sent it, given back as peer.*
-                                          http=http_scope(f.http, "virtual"))     # the request line: http.*
+                                          http=http_scope(f.http))     # the request line: http.*
                 finally:
                     if sem is not None:
                         sem.release()

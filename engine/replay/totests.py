@@ -51,7 +51,7 @@ from engine.replay.diff import UUID_TEXT, flatten
 from engine.replay.clock import first_read, load as load_clock, received_at
 from dsl.clock import instant_text
 from engine.replay.guide import FormatGuide
-from engine.replay.httpline import clause as http_clause, masked as http_masked
+from engine.replay.httpline import clause as http_clause, load as load_http, masked as http_masked
 from engine.replay.names import mask_names, name_tags
 from engine.replay.origin import load as load_origin, load_names, scope_fields
 from engine.replay.peer import clause as peer_clause
@@ -154,12 +154,15 @@ def target(path: str) -> str:
 
 
 def block(values: Any, channel: str, what: str, profile: Profile, indent: str = "        ",
-          left_out: Iterable[str] = (), received: bytes | None = None, reads: list[datetime] | None = None) -> str:
+          left_out: Iterable[str] = (), received: bytes | None = None, reads: list[datetime] | None = None,
+          client: str | None = None) -> str:
     """``left_out``: paths not expected (a classified value the test's route makes in clear), each told
     in a comment line.  ``received`` (an expectation): the bytes the exchange received (its request, the
     answers); a text holding a UUID none of them holds is made by ``uuid()``, new each run: not expected.
     ``reads``: the instants the exchange's routes read (the test runs ``at`` the first): a timestamp that is
-    one of them is written ``now()`` (``clock_literal``)."""
+    one of them is written ``now()`` (``clock_literal``).  ``client`` (an expectation): the address the http
+    request came from (``http.peer``), which a route test does not give (its requests come from
+    ``127.0.0.1:0``): a value that is it is not expected."""
     flat = flatten(values) if isinstance(values, dict) else None
     if flat is None:
         raise Unwritable("a message that is not a record of fields")
@@ -171,6 +174,10 @@ def block(values: Any, channel: str, what: str, profile: Profile, indent: str = 
             continue
         if path in left_out:
             lines.append(f"{indent}# {path}: classified, not made from the request: its masked value is not expected")
+            continue
+        if client and v == client:
+            lines.append(f"{indent}# {path}: the client's address (http.peer), which a route test does not give: "
+                         f"not expected")
             continue
         if received is not None and _made_uuid(v, received):
             lines.append(f"{indent}# {path}: a UUID the exchange did not receive (uuid() makes a new one each run): "
@@ -342,6 +349,7 @@ def _exchange_test(ex: RecordedExchange, guide: FormatGuide, profile: Profile, *
         if at is not None else []
     if whole:
         reads = [r.replace(microsecond=0) for r in reads]
+    client = (load_http(getattr(req, "http", None)) or {}).get("peer")     # http.peer: no route test gives it
     http_shown = (lambda v: http_masked(v, known, fakes.mapping if fakes is not None else None)) if mask else None
     values = given_values(guide, fmt, values, reads, "the request")
     out = [f"test {literal(name)}{when} {{",
@@ -374,9 +382,9 @@ def _exchange_test(ex: RecordedExchange, guide: FormatGuide, profile: Profile, *
                 raise Unwritable(f"a request to {c.channel} no declared format decodes")
             out_ = made_in_clear(guide, c.channel, "outbound", "out", c.request.raw, sent, qfmt, before) \
                 if mask else set()
-            expects.append(f"    expect call {c.channel} "
-                           f"{block(qvalues, c.channel, 'call', profile, left_out=out_, received=received, reads=reads)}"
-                           + named)
+            shown_call = block(qvalues, c.channel, 'call', profile, left_out=out_, received=received, reads=reads,
+                               client=client)
+            expects.append(f"    expect call {c.channel} {shown_call}" + named)
     out.extend(f"    {line}  # from the answers script (--answers)" for line in scripted or ())
     out.extend(expects)
     if ex.reply is None:
@@ -392,7 +400,7 @@ def _exchange_test(ex: RecordedExchange, guide: FormatGuide, profile: Profile, *
         status = f"{req.status} " if getattr(req, "status", None) is not None \
             and profile.ignored(ch, "reply", "(status)", recorded=str(req.status)) is None else ""
         out.append(f"    expect reply {status}{pfmt} "
-                   f"{block(pvalues, ch, 'reply', profile, left_out=out_, received=received, reads=reads)}")
+                   f"{block(pvalues, ch, 'reply', profile, left_out=out_, received=received, reads=reads, client=client)}")
     out.extend(deal_expect(req, profile, known if mask else None))
     out.extend(dead_expect(req, profile, known if mask else None))
     out.append("}")

@@ -45,7 +45,7 @@ route urgent_fx {
 route other {
     receive from api as Pay
     deal PAYMENT { ref = msg.ref  amount = msg.amount  currency = "EUR" }
-    reply Ack { status = "QUEUED"  ref = msg.ref  path = http.path }
+    reply Ack { status = "QUEUED"  ref = msg.ref  path = http.path  client = http.peer }
 }
 '''
 
@@ -108,7 +108,7 @@ def test_a_route_chosen_on_method_path_and_header_replays_faithfully(tmp_path: P
     assert first["headers"]["authorization"] == "Bearer ***"
     assert first["headers"]["x-api-key"] == "***" and first["headers"]["cookie"] == "***"
 
-    # the same configuration: every exchange goes to the route it went to, so PASS
+    # the same configuration: every exchange goes to the route it went to (and reads http.peer as recorded), so PASS
     same = replay_file(capture, [recorded], default_registry())
     assert same.diff.exchanges == 3, same.diff
     assert same.diff.identical == 3 and same.passed, [vars(d) for d in same.diff.differences]
@@ -158,6 +158,8 @@ def test_to_tests_writes_the_request_line_and_the_tests_pass(tmp_path: Path) -> 
     assert 'http { method = "POST"  path = "/payments/fx"  query.channel = "web"' in text, text
     assert 'headers["x-priority"] = "high"' in text and 'headers["authorization"] = "Bearer ***"' in text, text
     assert TOKEN not in text and API_KEY not in text, text
+    # the reply's copy of http.peer (the client's address): a route test sends from 127.0.0.1:0, so not expected
+    assert text.count("# client: the client's address (http.peer), which a route test does not give") == 2, text
     ran = run_paths([res.path], registry)
     assert not ran.broken and len(ran.outcomes) == 3, ran
     assert all(o.passed for o in ran.outcomes), [f for o in ran.outcomes for f in o.failures]
