@@ -24,17 +24,33 @@ FIELDS = ("kind", "code", "route", "reason")
 _PLACE = re.compile(r"[^\s()]*?([^/\\\s()]+\.route):\d+:\d+")
 
 
+# what a replay's virtual endpoint adds to a recorded failure it gives again (engine.replay.replayer)
+_AS_RECORDED = " (as recorded)"
+# a counterpart's failure as its channel told it (``channel cp_host: cannot connect to 10.1.2.3:5000 ...``):
+# a route test's ``answers unreachable`` / ``timeout`` / ``error`` gives the kind, not that text
+_FAILED_CALL = re.compile(r"^(.*?: channel [^\s:]+)")
+CALL_FAILURES = ("unreachable", "timeout", "lost")
+
+
 def reason_text(reason: str) -> str:
     """A dead letter's reason as stored and compared: its places in the route files as the file's name alone
-    (``(at pay.route)``)."""
-    return _PLACE.sub(r"\1", reason)
+    (``(at pay.route)``), and without the ``(as recorded)`` a replay adds to a counterpart failure it gives
+    again."""
+    return _PLACE.sub(r"\1", reason).replace(_AS_RECORDED, "")
 
 
-def reason_head(reason: str) -> str:
+def reason_head(reason: str, kind: str | None = None) -> str:
     """The reason before its first place in the route files (``rejected: invalid amount``): what a route test
-    expects (its ``reason`` is "contains"), whatever folder the test's routes are in."""
+    expects (its ``reason`` is "contains"), whatever folder the test's routes are in; for a counterpart that
+    failed (``kind`` unreachable, timeout, lost), up to the channel (``unreachable: call auth: channel
+    cp_host``): the test's ``answers unreachable`` does not repeat the channel's own words."""
     m = re.search(r"\s*\([^()]*\.route\b", reason)
-    return reason[:m.start()] if m else reason
+    head = reason[:m.start()] if m else reason
+    if kind in CALL_FAILURES:
+        m = _FAILED_CALL.match(head)
+        if m:
+            head = m.group(1)
+    return head
 
 
 def values(letter: Any, known: Mapping[str, str] | None = None) -> dict[str, str | None]:

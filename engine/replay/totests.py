@@ -278,7 +278,7 @@ def dead_expect(req: Any, profile: Profile, known: dict[str, str] | None) -> lis
         for name, attr in (("route", "route"), ("kind", "error_kind"), ("code", "error_code"), ("reason", "reason")):
             v = dl.get(name)
             if name == "reason" and v is not None:
-                v = reason_head(v) or None
+                v = reason_head(v, dl.get("kind")) or None
             if v is None or profile.ignored(req.channel, "dead letter", name, recorded=v) is not None:
                 continue
             if known is not None and mask_text(v, known) != v:
