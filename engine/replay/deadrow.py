@@ -30,13 +30,15 @@ _AS_RECORDED = " (as recorded)"
 # a route test's ``answers unreachable`` / ``timeout`` / ``error`` gives the kind, not that text
 _FAILED_CALL = re.compile(r"^(.*?: channel [^\s:]+)")
 CALL_FAILURES = ("unreachable", "timeout", "lost")
+# a deal's id (engine.deal.new_deal_id: 32 hex digits): every run makes new ones (``... used by deal X ...``)
+_DEAL_ID = re.compile(r"(?<![0-9A-Za-z])[0-9a-f]{32}(?![0-9A-Za-z])")
 
 
 def reason_text(reason: str) -> str:
     """A dead letter's reason as stored and compared: its places in the route files as the file's name alone
-    (``(at pay.route)``), and without the ``(as recorded)`` a replay adds to a counterpart failure it gives
-    again."""
-    return _PLACE.sub(r"\1", reason).replace(_AS_RECORDED, "")
+    (``(at pay.route)``), a deal's id as ``<deal id>`` (each run makes its own), and without the ``(as
+    recorded)`` a replay adds to a counterpart failure it gives again."""
+    return _DEAL_ID.sub("<deal id>", _PLACE.sub(r"\1", reason).replace(_AS_RECORDED, ""))
 
 
 def reason_head(reason: str, kind: str | None = None) -> str:

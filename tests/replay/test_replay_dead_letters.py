@@ -110,3 +110,15 @@ def test_to_tests_expects_the_recorded_dead_letters(tmp_path: Path) -> None:
     ran = run_paths([res.path], registry)
     assert not ran.broken and len(ran.outcomes) == 2 and all(o.passed for o in ran.outcomes), \
         [f for o in ran.outcomes for f in o.failures]
+
+
+def test_a_reason_is_compared_without_what_each_run_makes_its_own() -> None:
+    from engine.replay.deadrow import reason_text
+    a = ("key_conflict: deal key 'K1' was used by deal 0193f2a4b5c6d7e8f9a0b1c2d3e4f5a6 for another deal "
+         "(at /srv/recorded/pay.route:14:9)")
+    b = ("key_conflict: deal key 'K1' was used by deal 0193f2a4b5c6ffffffffffffffffffff for another deal "
+         "(at /home/t/candidate/pay.route:15:9)")
+    assert reason_text(a) == reason_text(b) == \
+        "key_conflict: deal key 'K1' was used by deal <deal id> for another deal (at pay.route)"
+    assert reason_text("timeout: call auth: channel h: no reply within 5s (as recorded)") == \
+        "timeout: call auth: channel h: no reply within 5s"
