@@ -53,6 +53,8 @@ def test_the_capture_keeps_dead_letters_and_a_replay_compares_them(tmp_path: Pat
     assert [(k, f, p) for k, f, _r, p in got] == [(2, "(stored)", "<none>")], got
     assert got[0][2] == "stored: rejected: invalid amount (at pay.route)", got
     assert not lenient.passed
+    text = lenient.text()
+    assert "  dead letter api          (stored)" in text and "  deal        api          status" in text, text
 
     # the candidate still refuses it, with another code and reason: the same reply status, another dead letter
     other = replay_file(capture, [candidate(tmp_path, "other", 'msg.amount > 0 else reject "14" "amount is zero"')],
