@@ -112,6 +112,16 @@ def _sniff_type(body: bytes) -> str:
     return "application/octet-stream"
 
 
+def _secret_headers(name: str, value: Any) -> tuple[str, ...]:
+    """``secret_headers``: header names, lower case (a capture never holds their values)."""
+    if value is None:
+        return ()
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise ChannelConfigError(f"channel {name}: option secret_headers: expected a list of header names "
+                                 f"(secret_headers = [\"x-api-key\"]), got {value!r:.60}")
+    return tuple(v.strip().lower() for v in value)
+
+
 class HttpListener:
     role = "listen"
 
@@ -130,6 +140,7 @@ class HttpListener:
             raise ChannelConfigError(f"channel {name}: option check_content_type: expected true or false, "
                                      f"got {check!r}")
         self.check_content_type = check
+        self.secret_headers = _secret_headers(name, options.get("secret_headers"))
         self.staging = Staging()        # what bind_codecs takes from a configuration bound meanwhile
         # the media types the routes' formats read (bind_codecs); None: not checked (engine/channels/http_media.py)
         self.accepted: tuple[str, ...] | None = None
@@ -446,6 +457,10 @@ COMPONENT = ComponentSpec(
                    "route of another format, are not checked. false: any type is read by the format (a form "
                    "as a form).",
                    default=True),
+        OptionSpec("secret_headers", "list", "Request headers whose values are secrets (an API key: "
+                   "[\"x-api-key\"]): a capture (`bsp run --record`, masked or not) writes them `***`, as it always "
+                   "writes Authorization, Proxy-Authorization and Cookie; the route still reads them.",
+                   default=None),
         OptionSpec("max_body", "int", "Largest request body in bytes (413 beyond).", default=1 << 20),
         OptionSpec("idle_timeout", "duration", "Keep-alive wait for the next request.", default=Decimal(60)),
         OptionSpec("max_connections", "int", "Connections open at once. At the cap a new one takes the slot of "

@@ -7,7 +7,7 @@ Schema (``FORMAT_VERSION`` 1; docs/testing.md shows queries):
     capture_sources(path, text, config_version)   the route files of each configuration version that ran
     frames(seq, recorded_at, t_ms, channel, role, direction, conn, exchange, call_seq, raw,
            correlation_key, deal_id, deal_status, error, masked, config_version, origin, names, peer, deal,
-           clock, status)
+           clock, status, http, dead_letters)
 
 ``config_version`` (of frames and capture_sources) was added within format version 1: a capture
 written before it reads back with the version of ``capture_info`` on every frame.  A reload while
@@ -44,6 +44,17 @@ row; a capture written before it replays with ``recorded_at`` alone.
 channel answered, the HTTP status it answered with (200, 422, ...): a replay compares the candidate's with
 it (reply field ``(status)``).  NULL on every other row; a capture written before it compares bodies only.
 
+``http`` (also added within format version 1) is, on the request row of an exchange an ``http listen``
+channel received, its request line and headers (``method``, ``path``, ``params``, ``query``, ``headers``: a
+JSON object, ``engine.replay.httpline``; Authorization, Cookie and the channel's ``secret_headers`` written
+``***`` whatever the masking), given back to the route as ``http.*`` on replay.  NULL on every other row; a
+capture written before it replays with ``http.*`` null, and the report says so.
+
+``dead_letters`` (also added within format version 1) is, on every request row, the dead letters its
+exchange wrote (a JSON list of ``{"route", "kind", "code", "reason"}``, ``[]`` for none,
+``engine.replay.deadrow``); a replay compares the candidate's with them (``dead letter CHANNEL``).  A capture
+written before it does not compare dead letters.
+
 ``role`` is ``inbound`` (a channel bsp listens on) or ``outbound`` (a channel bsp
 calls); ``direction`` is ``in`` (bytes bsp received) or ``out`` (bytes bsp
 sent).  ``exchange`` ties an inbound request, its reply and every outbound call
@@ -71,6 +82,8 @@ import pyarrow as pa
 from engine import filemodes
 from engine.duckdb_open import open_problem
 from engine.replay.dealrow import load as load_deal
+from engine.replay.deadrow import load as load_dead
+from engine.replay.httpline import load as load_http
 from engine.replay.origin import load as load_origin, load_names
 from engine.replay.peer import load as load_peer
 
@@ -99,6 +112,8 @@ COLUMNS = (
     ("deal", pa.string(), "VARCHAR"),
     ("clock", pa.string(), "VARCHAR"),
     ("status", pa.int32(), "INTEGER"),
+    ("http", pa.string(), "VARCHAR"),
+    ("dead_letters", pa.string(), "VARCHAR"),
 )
 NAMES = tuple(c[0] for c in COLUMNS)
 _SCHEMA = pa.schema([(n, t) for n, t, _ in COLUMNS])
@@ -270,6 +285,8 @@ class Frame:
     deal: str | None = None             # JSON: the exchange's deal fields (engine.replay.dealrow)
     clock: str | None = None            # JSON: the instants now()/today() read in the exchange (engine.replay.clock)
     status: int | None = None           # the HTTP status an http listen channel answered the request with
+    http: str | None = None             # JSON: an http listen request's line and headers (engine.replay.httpline)
+    dead_letters: str | None = None     # JSON: the dead letters the exchange wrote (engine.replay.deadrow)
 
 
 @dataclass
@@ -391,7 +408,8 @@ class Capture:
             return
         self._assemble(frames)
 
-    _CHECKED = (("names", load_names), ("peer", load_peer), ("origin", load_origin), ("deal", load_deal))
+    _CHECKED = (("names", load_names), ("peer", load_peer), ("origin", load_origin), ("deal", load_deal),
+                ("http", load_http), ("dead_letters", load_dead))
 
     def _prepare(self, f: Frame, check: bool = True) -> None:
         if f.raw is not None:
@@ -472,6 +490,21 @@ class Capture:
             "((r.raw IS NULL AND NOT coalesce(r.error, '') LIKE 'framing: %') OR (r.exchange IS NOT NULL AND "
             "EXISTS (SELECT 1 FROM frames c WHERE c.exchange = r.exchange AND c.role = 'outbound' AND "
             "c.direction = 'in' AND c.raw IS NULL AND coalesce(c.error, '') = '')))")[0][0]
+
+    def without_http(self, channels: set[str]) -> int:
+        """The recorded requests on ``channels`` (http listen channels) stored without their request line and
+        headers (``frames.http`` NULL: a capture of before the column): their route reads ``http.*`` null."""
+        if not channels:
+            return 0
+        if not self.lazy:
+            return sum(1 for ex in self.exchanges if ex.request.channel in channels and ex.request.http is None
+                       and not (ex.request.error or "").startswith("framing: "))
+        if not self._has("http"):
+            return self._query(f"SELECT count(*) FROM frames WHERE {self._REQUEST} AND channel IN "
+                               f"(SELECT unnest(?::VARCHAR[]))", [sorted(channels)])[0][0]
+        return self._query(f"SELECT count(*) FROM frames WHERE {self._REQUEST} AND http IS NULL AND channel IN "
+                           f"(SELECT unnest(?::VARCHAR[])) AND NOT coalesce(error, '') LIKE 'framing: %'",
+                           [sorted(channels)])[0][0]
 
     def request_channels(self) -> set[str]:
         if not self.lazy:

@@ -2,9 +2,10 @@
 
 For each replayed exchange: the reply, each outbound call's request (paired with
 the recorded call whose answer it got: the same identity, engine/replay/pairing.py;
-the others by channel and order), and the deal: its status, and (from captures that store
+the others by channel and order), the deal: its status, and (from captures that store
 them, ``engine.replay.dealrow``) its type, route, ref, amount, currency, party
-and response code.  Frames are decoded with the
+and response code, and (from captures that store them, ``engine.replay.deadrow``) the
+dead letters it wrote: one written on one side only, or with another kind, code, route or reason.  Frames are decoded with the
 candidate's formats (``FormatGuide``); fields are compared by their dotted
 path.  A frame no declared format decodes is compared as bytes.  With a masked
 capture, produced values are masked the same way before comparing.
@@ -40,6 +41,7 @@ from engine.replay.guide import FormatGuide, filler, fit_mask
 from engine.replay.profile import Profile
 from engine.replay.dealrow import FIELDS as DEAL_FIELDS, masked as deal_masked, load as load_deal, \
     values as deal_values
+from engine.replay.deadrow import FIELDS as DEAD_FIELDS, load as load_dead, values as dead_values
 from engine.replay.origin import load_names
 from formats.classify import classified_values, mask, mask_digit_runs, mask_known, mask_text, tags_of
 
@@ -59,7 +61,7 @@ class Difference:
     exchange: int
     key: str | None
     channel: str
-    what: str                   # reply, call, deal
+    what: str                   # reply, call, deal, dead letter
     field: str
     recorded: Any
     produced: Any
@@ -230,6 +232,36 @@ class Differ:
         if rs is not None and rs != ps:
             self._add(res, ctx, ch, "deal", "status", rs, ps if ps is not None else MISSING, None)
         self._deal(ctx, ch, load_deal(getattr(rec.request, "deal", None)), prod.deal, res)
+        self._dead(ctx, ch, load_dead(getattr(rec.request, "dead_letters", None)), prod.dead_letters, res)
+
+    def _dead(self, ctx: tuple, channel: str, rec: list[dict[str, Any]] | None, prod: list[Any],
+              res: DiffResult) -> None:
+        """The dead letters the exchange wrote, recorded vs produced (``dead letter CHANNEL``): one written on
+        one side only is ``(stored)``; both written, their ``kind``, ``code``, ``route`` and ``reason``.  With
+        more than one, they are paired in order and numbered (``#1``).  Not compared for a capture recorded
+        without them (``frames.dead_letters`` NULL)."""
+        if rec is None:
+            return
+        known = self._request_known() if self._rec.request.raw is not None else {}
+        got = [dead_values(dl, known if self.masked else None) for dl in prod]
+        n = max(len(rec), len(got))
+
+        def show(v: Any) -> Any:
+            return MISSING if v is None else mask_text(v, known) if known else v
+
+        def stored(d: dict[str, Any] | None) -> str:
+            return MISSING if d is None else show(f"stored: {d.get('reason') or d.get('kind') or '?'}")
+
+        for i in range(n):
+            a = rec[i] if i < len(rec) else None
+            b = got[i] if i < len(got) else None
+            seq = i if n > 1 else None
+            if a is None or b is None:
+                self._add(res, ctx, channel, "dead letter", "(stored)", stored(a), stored(b), seq)
+                continue
+            for f in DEAD_FIELDS:
+                if a.get(f) != b.get(f):
+                    self._add(res, ctx, channel, "dead letter", f, show(a.get(f)), show(b.get(f)), seq)
 
     def _status(self, ctx: tuple, channel: str, rec: int | None, prod: int | None, res: DiffResult) -> None:
         """The HTTP status an http listen answered with (reply field ``(status)``): a candidate that answers a

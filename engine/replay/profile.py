@@ -14,7 +14,7 @@
 
 A rule matches a difference when every key it gives matches: ``channel`` and
 ``field`` are globs (``*`` any text), ``field`` is the dotted path of the
-decoded field (``a.b[0].c``); ``what`` is ``reply``, ``call`` or ``deal``;
+decoded field (``a.b[0].c``); ``what`` is ``reply``, ``call``, ``deal`` or ``dead letter``;
 ``recorded`` and ``produced`` are globs over the two values as the report shows
 them (classified values masked, ``<none>`` for a missing field), so a rule
 accepts the change it was written for and not any other change of that field:
@@ -34,7 +34,7 @@ from typing import Any
 
 import yaml
 
-WHATS = ("reply", "call", "deal")
+WHATS = ("reply", "call", "deal", "dead letter")
 RULE_KEYS = ("channel", "what", "field", "recorded", "produced", "reason")
 _ANY = object()         # a value the caller does not know (route tests from a capture have no produced one)
 

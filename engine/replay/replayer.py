@@ -19,7 +19,8 @@ reason, and its recorded answers are given to no other exchange.
 
 A request a ``file watch`` channel fed is dispatched with the record's place as recorded
 (``frames.origin``): the route reads the same ``file.*``; a capture without it gives null ``file.*``.
-Who sent each request (``frames.peer``) is given back as ``peer.*`` (null in a capture without it).
+Who sent each request (``frames.peer``) is given back as ``peer.*`` (null in a capture without it), and an
+``http listen`` request's line and headers (``frames.http``) as ``http.*`` (null in a capture without them).
 
 Clock: ``recorded`` (default): while the candidate handles a recorded exchange, ``now()`` and
 ``today()`` read the instants that exchange read when recorded (``frames.clock``), in order, then the
@@ -56,6 +57,7 @@ from engine.channels.base import CallTimeout, ConnectionLost, Unreachable
 from engine.replay.capture import Capture, RecordedCall, RecordedExchange
 from engine.replay.clock import replay_clock
 from engine.replay.context import CallRecord, ExchangeCtx
+from engine.replay.httpline import scope as http_scope
 from engine.replay.origin import load as load_origin
 from engine.replay.pairing import CallIdentity
 from engine.replay.peer import load as load_peer
@@ -394,7 +396,8 @@ async def replay(capture: Capture, program: Any, registry: Any, *, pace: str = "
                     with using_clock(replay_clock(f) if recorded_clock else None):
                         await engine.send(f.channel, f.raw or b"", ctx, conn=conn, framing_error=ferr,
                                           refused=refused, extra={"origins": [origin]} if origin else None,
-                                          who=load_peer(f.peer))      # who sent it, given back as peer.*
+                                          who=load_peer(f.peer),      # who sent it, given back as peer.*
+                                          http=http_scope(f.http))     # the request line: http.*
                 finally:
                     if sem is not None:
                         sem.release()

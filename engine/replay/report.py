@@ -271,10 +271,11 @@ class ReplayReport:
             # columns as wide as the longest channel and field (a field up to 64 characters), so the counts line up
             cw = max([12] + [len(g["channel"]) for g in groups])
             fw = max([24] + [len(f) for f in fields if len(f) <= 64])
+            ww = max([5] + [len(g["what"]) for g in groups])       # "dead letter" is wider than "reply"
             for g, shown_field in zip(groups, fields):
                 ex: Difference = g["example"]
                 tag = "unexpected" if g["unexpected"] else f"expected by {g['expected_by']}"
-                lines.append(f"  {g['what']:5} {g['channel']:<{cw}} {shown_field:<{fw}} {g['count']:>6}  {tag}; "
+                lines.append(f"  {g['what']:<{ww}} {g['channel']:<{cw}} {shown_field:<{fw}} {g['count']:>6}  {tag}; "
                              f"e.g. exchange {ex.exchange}{_ref(ex)}: {_show(ex.recorded)} -> {_show(ex.produced)}")
         if d.unexpected and shown > 0:
             lines.append(f"first {min(shown, len(d.unexpected))} unexpected difference(s):")

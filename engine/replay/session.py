@@ -239,9 +239,24 @@ def replay_file(capture: str | Path, config: Iterable[str | Path], registry: Any
         seconds=time.perf_counter() - t0, profile=str(profile) if profile else None,
         total_exchanges=n, interrupted=run.interrupted,
         not_replayable=[NotReplayable(x.exchange, x.key, x.channel, x.reason) for x in run.not_replayable],
-        capture_notes=cap.completeness() + masked_rejections(cap, flips, registry), clock=clock,
+        capture_notes=cap.completeness() + http_note(cap, program) + masked_rejections(cap, flips, registry),
+        clock=clock,
         versions=versions, slice={"from": start, "count": n, "of": in_capture} if sliced else None,
         resume_from=start + run.in_order if run.interrupted else None)
+
+
+def http_note(cap: Capture, program: Any) -> list[str]:
+    """A note when requests on the candidate's http listen channels were recorded without their request line
+    and headers (a capture of before ``frames.http``): their routes read ``http.*`` null in this replay."""
+    channels = {name for name, decl in (getattr(program, "channels", None) or {}).items()
+                if getattr(decl, "kind", None) == "http.listen"}
+    n = cap.without_http(channels)
+    if not n:
+        return []
+    return [f"{n} request(s) on http listen channel(s) were recorded without their request line and headers (a "
+            f"capture of an older bsp): their routes read http.method, http.path, http.params, http.query and "
+            f"http.headers as null in this replay, as they did then, so a route chosen on them, or a value copied "
+            f"from them, may differ; record again with this bsp (`bsp run --record`) to replay them"]
 
 
 def pairing(answers: Any, produced: set[str]) -> dict[str, str]:

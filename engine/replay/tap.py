@@ -36,6 +36,8 @@ from engine.replay.capture import CaptureWriter
 from engine.replay.clock import dump as dump_clock
 from engine.replay.context import CURRENT, CallRecord, ExchangeCtx, error_text
 from engine.replay.dealrow import dump as dump_deal
+from engine.replay.deadrow import dump as dump_dead
+from engine.replay.httpline import ALWAYS_SECRET, dump as dump_http, secret_names
 from engine.replay.origin import dump as dump_origin, dump_names, frame_origin
 from engine.replay.peer import dump as dump_peer
 from engine.replay.names import mask_names, name_tags
@@ -102,6 +104,12 @@ class Recorder:
         row["deal"] = dump_deal(deal, known if guide is not None else None)
         row["clock"] = dump_clock(ctx.clock_reads)      # what now() / today() read: given back on replay
         row["status"] = ctx.extra.get("http_status")    # an http listen's answer: its status (compared on replay)
+        # an http listen's request line and headers (http.* on replay): secret headers never written, the rest
+        # masked as the request is
+        row["http"] = dump_http(ctx.extra.get("http"), ctx.extra.get("http_secrets", ALWAYS_SECRET),
+                                known if guide is not None else None)
+        # the dead letters it wrote (compared on replay), their reasons masked as the request is
+        row["dead_letters"] = dump_dead(ctx.dead_letters, known if guide is not None else None)
         add(row)
         for c in ctx.calls:
             self._call_rows(c, common, known, guide)
@@ -187,10 +195,11 @@ class TapHandler:
     """Wraps a channel's ExchangeHandler: one ExchangeCtx per frame."""
 
     def __init__(self, inner: Any, recorder: Recorder | None, channel: str,
-                 done: Callable[[ExchangeCtx], None] | None = None) -> None:
+                 done: Callable[[ExchangeCtx], None] | None = None, secrets: tuple[str, ...] = ALWAYS_SECRET) -> None:
         self.inner = inner
         self.recorder = recorder
         self.channel = channel
+        self.secrets = secrets            # an http listen's headers never recorded (engine.replay.httpline)
         self.done = done or (recorder.exchange_done if recorder is not None else None)
         tap_ledger(inner)
 
@@ -312,6 +321,10 @@ class TapHandler:
         else:
             ctx = ExchangeCtx(0, self.channel, cid, frame, t_in=time.monotonic())
         ctx.extra["peer"] = getattr(conn, "who", None)      # who sent it: peer.* on replay
+        http = (getattr(conn, "extra", None) or {}).get("http")
+        if http is not None:        # an http listen's request line and headers: http.* on replay
+            ctx.extra["http"] = http
+            ctx.extra["http_secrets"] = self.secrets
         return ctx
 
 
@@ -350,7 +363,8 @@ class TapChannel:
         return getattr(self._inner, name)
 
     async def _serve(self, handler: Any, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        await self._inner.serve(TapHandler(handler, self._rec, self._name), task_status=task_status)
+        await self._inner.serve(TapHandler(handler, self._rec, self._name, secrets=secret_names(self._inner)),
+                                task_status=task_status)
 
     async def _request_many(self, payloads: list[bytes], timeout: float | None = None, **kw: Any) -> list[Any]:
         """``kw``: what the call step hands the channel with the requests (``keys``, ``names``), passed on;

@@ -7,7 +7,8 @@ came from), the answers its counterparts gave (``given X answers``,
 made (``expect call``, with ``name { ... }``: the file name values a call gave a
 ``file write`` channel), the reply it sent (``expect reply``), all decoded
 through the configuration's formats, and the deal the ledger recorded
-(``expect deal TYPE { ... }``, from ``frames.deal``).  Fields the replay profile ignores are left
+(``expect deal TYPE { ... }``, from ``frames.deal``) and the dead letters it wrote (``expect dead letter
+{ ... }``, from ``frames.dead_letters``).  Fields the replay profile ignores are left
 out.  Exchanges that cannot be written as a test are skipped and counted: a
 framing error, a frame no declared format decodes, or an exchange that is not
 replayable (its request or a counterpart's answer recorded without its bytes:
@@ -16,7 +17,13 @@ the skip note gives the recorded reason).
 Each test carries the recorded exchange's time (``test "..." at "2026-11-25T10:00:00.123456Z"``: the
 first instant its routes read, ``frames.clock``, else the time it was received, ``recorded_at``):
 ``now()`` and ``today()`` read it, so a value date or a time stamp the route computes is the recorded
-one and the test does not expire (``clock`` False: written without it).  A value of a call or reply
+one and the test does not expire (``clock`` False: written without it).  The language has no timestamp
+literal: a timestamp value that is an instant the routes read (a ``CreDtTm = now()``) is written ``now()``
+(in the test every read is the ``at`` instant), one moved from it by whole days ``add_days(now(), n)``; one
+the test sends (its request, a counterpart's answer) otherwise as its ISO 8601 text, where the format takes
+text (XML, ISO 20022).  Any other timestamp (one a reply or call expects that the routes did not read from
+the clock, one without a zone, one a fixed-width or CSV field must be given as a timestamp) skips the
+exchange, counted under that reason.  A value of a call or reply
 that holds a UUID the exchange did not receive (what ``uuid()`` makes anew each run) is not expected; a
 comment line says so.
 
@@ -39,10 +46,12 @@ from typing import Any, Iterable
 from engine import filemodes
 from engine.replay.capture import Capture, RecordedExchange
 from engine.replay.dealrow import load as load_deal
+from engine.replay.deadrow import load as load_dead, reason_head
 from engine.replay.diff import UUID_TEXT, flatten
-from engine.replay.clock import first_read
+from engine.replay.clock import first_read, load as load_clock, received_at
 from dsl.clock import instant_text
 from engine.replay.guide import FormatGuide
+from engine.replay.httpline import clause as http_clause, load as load_http, masked as http_masked
 from engine.replay.names import mask_names, name_tags
 from engine.replay.origin import load as load_origin, load_names, scope_fields
 from engine.replay.peer import clause as peer_clause
@@ -57,6 +66,43 @@ _KEYWORDS = {"if", "then", "else", "and", "or", "not", "in", "true", "false", "n
 
 class Unwritable(ValueError):
     pass
+
+
+NO_TIMESTAMP = ("a timestamp the routes did not read from the clock (the language has no timestamp literal: a "
+                "test gives one as now() or add_days(now(), n), the test's `at` instant)")
+
+
+def clock_literal(v: datetime, reads: list[datetime]) -> str | None:
+    """A timestamp as the test writes it from its clock: ``now()`` when it is an instant the exchange's routes
+    read (``frames.clock``: in the test every read is its ``at`` instant, so the route makes it ``now()``
+    again), ``add_days(now(), n)`` when it is one moved by whole days; None otherwise (another instant, or a
+    timestamp without a zone, which ``now()`` never equals)."""
+    if v.tzinfo is None:
+        return None
+    for r in reads:
+        delta = v - r
+        if not delta:
+            return "now()"
+        if not delta.seconds and not delta.microseconds:
+            return f"add_days(now(), {delta.days})"
+    return None
+
+
+def timestamps_as_text(values: Any, reads: list[datetime]) -> tuple[Any, bool]:
+    """A request's values with each timestamp that is not of the clock given as its ISO 8601 text (what an
+    XML or ISO 20022 format writes it as), and whether there was one."""
+    if isinstance(values, dict):
+        out, any_ = {}, False
+        for k, v in values.items():
+            out[k], had = timestamps_as_text(v, reads)
+            any_ = any_ or had
+        return out, any_
+    if isinstance(values, list):
+        pairs = [timestamps_as_text(v, reads) for v in values]
+        return [p[0] for p in pairs], any(p[1] for p in pairs)
+    if isinstance(values, datetime) and clock_literal(values, reads) is None:
+        return values.isoformat(), True
+    return values, False
 
 
 @dataclass
@@ -77,7 +123,7 @@ def literal(v: Any) -> str:
     if isinstance(v, Decimal):
         return format(v, "f")
     if isinstance(v, datetime):
-        raise Unwritable("a timestamp value (the language has no timestamp literal)")
+        raise Unwritable(NO_TIMESTAMP)
     if isinstance(v, date):
         return f'parse_date("{v:%Y%m%d}", "%Y%m%d")'
     if isinstance(v, str):
@@ -108,10 +154,15 @@ def target(path: str) -> str:
 
 
 def block(values: Any, channel: str, what: str, profile: Profile, indent: str = "        ",
-          left_out: Iterable[str] = (), received: bytes | None = None) -> str:
+          left_out: Iterable[str] = (), received: bytes | None = None, reads: list[datetime] | None = None,
+          client: str | None = None) -> str:
     """``left_out``: paths not expected (a classified value the test's route makes in clear), each told
     in a comment line.  ``received`` (an expectation): the bytes the exchange received (its request, the
-    answers); a text holding a UUID none of them holds is made by ``uuid()``, new each run: not expected."""
+    answers); a text holding a UUID none of them holds is made by ``uuid()``, new each run: not expected.
+    ``reads``: the instants the exchange's routes read (the test runs ``at`` the first): a timestamp that is
+    one of them is written ``now()`` (``clock_literal``).  ``client`` (an expectation): the address the http
+    request came from (``http.peer``), which a route test does not give (its requests come from
+    ``127.0.0.1:0``): a value that is it is not expected."""
     flat = flatten(values) if isinstance(values, dict) else None
     if flat is None:
         raise Unwritable("a message that is not a record of fields")
@@ -124,11 +175,16 @@ def block(values: Any, channel: str, what: str, profile: Profile, indent: str = 
         if path in left_out:
             lines.append(f"{indent}# {path}: classified, not made from the request: its masked value is not expected")
             continue
+        if client and v == client:
+            lines.append(f"{indent}# {path}: the client's address (http.peer), which a route test does not give: "
+                         f"not expected")
+            continue
         if received is not None and _made_uuid(v, received):
             lines.append(f"{indent}# {path}: a UUID the exchange did not receive (uuid() makes a new one each run): "
                          f"not expected")
             continue
-        lines.append(f"{indent}{target(path)} = {literal(v)}")
+        shown = clock_literal(v, reads) if reads and isinstance(v, datetime) else None
+        lines.append(f"{indent}{target(path)} = {shown or literal(v)}")
     if not lines:
         return "{ }"
     return "{\n" + "\n".join(lines) + "\n" + indent[:-4] + "}"
@@ -210,9 +266,47 @@ def deal_expect(req: Any, profile: Profile, known: dict[str, str] | None) -> lis
     return [f"    expect deal {deal['type']} {{ {'  '.join(fields)} }}"] if fields else []
 
 
+def dead_expect(req: Any, profile: Profile, known: dict[str, str] | None) -> list[str]:
+    """``expect dead letter { route = ..  error_kind = ..  error_code = ..  reason = .. }`` for each dead letter
+    the exchange wrote (``frames.dead_letters``; none from a capture of before it).  The reason is its text
+    without its place in the route files (the expectation's ``reason`` is "contains"); fields the profile
+    ignores (``what: dead letter``) are left out, and so is a reason that holds a classified value when masking."""
+    letters = load_dead(getattr(req, "dead_letters", None)) or []
+    out = []
+    for dl in letters:
+        fields = []
+        for name, attr in (("route", "route"), ("kind", "error_kind"), ("code", "error_code"), ("reason", "reason")):
+            v = dl.get(name)
+            if name == "reason" and v is not None:
+                v = reason_head(v, dl.get("kind")) or None
+            if v is None or profile.ignored(req.channel, "dead letter", name, recorded=v) is not None:
+                continue
+            if known is not None and mask_text(v, known) != v:
+                continue
+            fields.append(f"{attr} = {literal(v)}")
+        out.append(f"    expect dead letter {{ {'  '.join(fields)} }}")
+    return out
+
+
 def exchange_test(ex: RecordedExchange, guide: FormatGuide, profile: Profile, *, mask: bool = False,
                   fakes: Pseudonyms | None = None, clock: bool = True, scripted: list[str] | None = None) -> str:
-    """One recorded exchange as a ``test``.  ``mask``: classified values (card numbers, accounts, secrets)
+    """``_exchange_test`` at the exchange's recorded instant; when a timestamp keeps it from being written and
+    that instant has a fraction of a second, again at the whole second: a route that writes ``now()`` at a
+    format's precision (``format_date(now(), "%Y-%m-%dT%H:%M:%S+00:00")`` into a ``CreDtTm``) made the second
+    of the instant it read, which ``now()`` is in a test ``at`` that second."""
+    try:
+        return _exchange_test(ex, guide, profile, mask=mask, fakes=fakes, clock=clock, scripted=scripted)
+    except Unwritable as why:
+        at = first_read(ex.request) if clock else None
+        if not str(why).startswith(NO_TIMESTAMP) or at is None or not at.microsecond:
+            raise
+    return _exchange_test(ex, guide, profile, mask=mask, fakes=fakes, clock=clock, scripted=scripted, whole=True)
+
+
+def _exchange_test(ex: RecordedExchange, guide: FormatGuide, profile: Profile, *, mask: bool = False,
+                   fakes: Pseudonyms | None = None, clock: bool = True, scripted: list[str] | None = None,
+                   whole: bool = False) -> str:
+    """One recorded exchange as a ``test`` (``whole``: ``at`` the whole second of its instant).  ``mask``: classified values (card numbers, accounts, secrets)
     are masked as ``bsp run --record --mask`` masks them (``FormatGuide.mask``): fields a format classifies,
     and their values wherever they travel in the exchange's later frames; ``fakes``: an IBAN or card number
     among them gets a made-up stand-in of the same shape (``formats.pseudonym``), so a route that checks it
@@ -245,11 +339,23 @@ def exchange_test(ex: RecordedExchange, guide: FormatGuide, profile: Profile, *,
         fmt, values = guide.decode(ch, "inbound", "in", clear(ch, "inbound", "in", req.raw), fmt)
     name = f"recorded exchange {ex.exchange}" + (f" (ref {ex.key})" if ex.key else "")
     at = first_read(req) if clock else None
+    if at is not None and whole:
+        at = at.replace(microsecond=0)
     when = f" at {literal(instant_text(at))}" if at is not None else ""
     received = bytes(req.raw or b"") + b"".join(c.reply.raw for c in ex.calls
                                                 if c.reply is not None and c.reply.raw is not None)
-    out = [f"test {literal(name)}{when} {{", f"    given {ch} sends {fmt} {block(values, ch, 'call', Profile())}"
-           + file_clause(req.origin) + peer_clause(getattr(req, "peer", None), literal)]
+    # the instants the routes read (the test reads `at` for each): a timestamp that is one is written now()
+    reads = [r for r in (load_clock(getattr(req, "clock", None)) or [received_at(req)]) if r is not None] \
+        if at is not None else []
+    if whole:
+        reads = [r.replace(microsecond=0) for r in reads]
+    client = (load_http(getattr(req, "http", None)) or {}).get("peer")     # http.peer: no route test gives it
+    http_shown = (lambda v: http_masked(v, known, fakes.mapping if fakes is not None else None)) if mask else None
+    values = given_values(guide, fmt, values, reads, "the request")
+    out = [f"test {literal(name)}{when} {{",
+           f"    given {ch} sends {fmt} {block(values, ch, 'call', Profile(), reads=reads)}"
+           + file_clause(req.origin) + http_clause(getattr(req, "http", None), literal, target, http_shown)
+           + peer_clause(getattr(req, "peer", None), literal)]
     expects = []
     for c in ex.calls:
         before = dict(known)
@@ -262,7 +368,8 @@ def exchange_test(ex: RecordedExchange, guide: FormatGuide, profile: Profile, *,
             rfmt, rvalues = guide.decode(c.channel, "outbound", "in", clear(c.channel, "outbound", "in", rep.raw))
             if rfmt is None:
                 raise Unwritable(f"an answer of {c.channel} no declared format decodes")
-            out.append(f"    given {c.channel} answers {rfmt} {block(rvalues, c.channel, 'call', Profile())}")
+            rvalues = given_values(guide, rfmt, rvalues, reads, f"the answer of {c.channel}")
+            out.append(f"    given {c.channel} answers {rfmt} {block(rvalues, c.channel, 'call', Profile(), reads=reads)}")
         elif err and err.startswith("timeout"):
             out.append(f"    given {c.channel} answers timeout")
         elif err and err.startswith("unreachable"):             # never left: not `error` (lost, maybe applied)
@@ -275,9 +382,9 @@ def exchange_test(ex: RecordedExchange, guide: FormatGuide, profile: Profile, *,
                 raise Unwritable(f"a request to {c.channel} no declared format decodes")
             out_ = made_in_clear(guide, c.channel, "outbound", "out", c.request.raw, sent, qfmt, before) \
                 if mask else set()
-            expects.append(f"    expect call {c.channel} "
-                           f"{block(qvalues, c.channel, 'call', profile, left_out=out_, received=received)}"
-                           + named)
+            shown_call = block(qvalues, c.channel, 'call', profile, left_out=out_, received=received, reads=reads,
+                               client=client)
+            expects.append(f"    expect call {c.channel} {shown_call}" + named)
     out.extend(f"    {line}  # from the answers script (--answers)" for line in scripted or ())
     out.extend(expects)
     if ex.reply is None:
@@ -293,10 +400,25 @@ def exchange_test(ex: RecordedExchange, guide: FormatGuide, profile: Profile, *,
         status = f"{req.status} " if getattr(req, "status", None) is not None \
             and profile.ignored(ch, "reply", "(status)", recorded=str(req.status)) is None else ""
         out.append(f"    expect reply {status}{pfmt} "
-                   f"{block(pvalues, ch, 'reply', profile, left_out=out_, received=received)}")
+                   f"{block(pvalues, ch, 'reply', profile, left_out=out_, received=received, reads=reads, client=client)}")
     out.extend(deal_expect(req, profile, known if mask else None))
+    out.extend(dead_expect(req, profile, known if mask else None))
     out.append("}")
     return "\n".join(out) + "\n"
+
+
+def given_values(guide: FormatGuide, fmt: str, values: Any, reads: list[datetime], what: str) -> Any:
+    """What a test sends (a request, a counterpart's answer): a timestamp that is not of the clock is given as
+    its ISO 8601 text, which an XML or ISO 20022 format writes as it wrote the timestamp; a format that takes
+    only a timestamp there (a fixed-width or CSV field with a time pattern) cannot be given it: Unwritable."""
+    texts, had = timestamps_as_text(values, reads)
+    if not had:
+        return values
+    try:
+        guide.codec(fmt).encode(texts)
+    except Exception:   # noqa: BLE001 - any refusal: the format does not take the text
+        raise Unwritable(f"{NO_TIMESTAMP}; in {what}, format {fmt} does not take it as text") from None
+    return texts
 
 
 def test_file_path(capture: Capture, out_dir: Path) -> Path:

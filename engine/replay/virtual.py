@@ -109,32 +109,37 @@ class IsolatedEngine:
 
     async def send(self, channel: str, raw: bytes, ctx: ExchangeCtx, *, conn: int | None = None,
                    framing_error: Any = None, refused: Any = None,
-                   extra: dict[str, Any] | None = None, who: dict[str, Any] | None = None) -> bytes | None:
+                   extra: dict[str, Any] | None = None, who: dict[str, Any] | None = None,
+                   http: dict[str, Any] | None = None) -> bytes | None:
         """``refused``: the StepFailure with which the channel refused the request when it was recorded
-        (an http listen's signature check, which a replay cannot repeat: no headers are recorded); it is
+        (an http listen's signature check, which a replay does not repeat: the signing time has passed); it is
         refused again through the candidate's dispatcher, which records it and answers its error reply.
         ``extra``: the connection's extras, as a channel gives them (``origins``: a file record's place);
-        ``who``: the peer the channel authenticated, what the routes read as ``peer.*`` (None: none)."""
+        ``who``: the peer the channel authenticated, what the routes read as ``peer.*`` (None: none);
+        ``http``: an http listen request's line and headers as recorded (``frames.http``), what the routes read
+        as ``http.*`` (None: a capture of before they were kept, ``http.*`` null)."""
         handler = self.handler(channel)
         listener = getattr(self.switchboard.channels.get(channel), "real", None)
         if conn is None:
             self._conns += 1
             conn = self._conns
         info = ConnInfo(channel=channel, peer="virtual", number=conn, extra=dict(extra or {}), who=who)
+        if http is not None:
+            info.extra["http"] = http
         token = CURRENT.set(ctx)
         try:
             if framing_error is not None:
                 reply = await handler.framing_error(info, framing_error)
             elif refused is not None:
                 from engine.channels.http_listen_dispatch import refuse_one
-                out = await refuse_one(handler, info, raw, {}, refused)
+                out = await refuse_one(handler, info, raw, http or {}, refused)
                 reply = out.reply
                 _http_status(ctx, listener, out, refused=True)
             elif callable(getattr(listener, "status_for", None)):
                 # an http listen: the status its answer would carry, from the deal's outcome and the candidate's
                 # status_ok / status_map (compared with the recorded one, frames.status)
                 from engine.channels.http_listen_dispatch import dispatch_one
-                out = await dispatch_one(handler, info, raw, {})
+                out = await dispatch_one(handler, info, raw, http or {})
                 reply = out.reply
                 _http_status(ctx, listener, out)
             else:

@@ -107,3 +107,18 @@ def test_the_tests_written_pass_and_an_unreachable_host_is_written_unreachable(c
         assert not ran.broken, [d.message for b in ran.broken for d in b.diagnostics]
         assert len(ran.outcomes) == 2 and all(o.passed for o in ran.outcomes), \
             [f for o in ran.outcomes for f in o.failures]
+
+
+def test_a_recorded_unreachable_host_replays_with_the_same_dead_letter(captures) -> None:
+    """The replay gives the recorded failure again ("... (as recorded)"): the dead letter it writes is the
+    recorded one, not a difference (dead letters compared since 2026-11-28)."""
+    from engine.replay.session import replay_file
+
+    _up, down = captures
+    rep = replay_file(down, [ROUTE], default_registry())
+    assert rep.passed and rep.diff.identical == rep.diff.exchanges == 2, [vars(d) for d in rep.diff.differences]
+    import duckdb
+    with duckdb.connect(str(down), read_only=True) as con:
+        letters = [r[0] for r in con.execute("SELECT dead_letters FROM frames WHERE role = 'inbound' AND "
+                                             "direction = 'in' ORDER BY t_ms").fetchall()]
+    assert '"kind": "unreachable"' in letters[0], letters
