@@ -163,7 +163,19 @@ def check_statement(fields: Statement, start: int | None = None, offsets: list[i
 def check_balances(fields: Statement, start: int | None = None, offsets: list[int] | None = None) -> None:
     """Opening balance (60F/60M) plus the entries (:61:, debits negative) equals the closing
     balance (62F/62M).  Not part of ``check``: banks' exports (and upstream's test files) do
-    not always add up.  A statement without both balances is not checked here."""
+    not always add up.  A statement without both balances is not checked here; an MT942 interim report's :61:
+    lines must make its :90D: / :90C: (``interim_sums``)."""
+    if is_interim(fields):
+        sums, ccy = interim_sums(fields)
+        problem = interim_problem(sums, ccy) if sums is not None else None
+        if problem is not None:
+            wrong = "90D" if tuple(sums[0]) != tuple(sums[2]) else "90C"      # the first total that is wrong
+            i = next((i for i, f in enumerate(fields) if isinstance(f, dict) and f.get("tag") == wrong),
+                     next(i for i, f in enumerate(fields) if isinstance(f, dict) and f.get("tag") in ("90D", "90C")))
+            raise FormatError(problem, offset=offsets[i] if offsets else start, field=fields[i]["tag"],
+                              hint="the report's totals are not its entries': an entry is missing or an amount "
+                                   "is wrong")
+        return
     at = start
     for i, f in enumerate(fields):
         if isinstance(f, dict) and f.get("tag") in ("62F", "62M"):
