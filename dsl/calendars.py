@@ -5,6 +5,13 @@ holiday a row; ``key date`` keeps a date from being listed twice) and, optionall
 ``holiday`` (or blank) closes that day, ``working`` opens a Saturday or Sunday (China's adjusted
 weekends).  Saturday and Sunday are closed otherwise.
 
+An effective-dated calendar (``table target2 = csv "target2.csv" key date effective from valid_from``: each
+day's rows as they were published, a holiday added or a weekend day opened from the date a row applies from)
+is read day by day: a day is a holiday (or working) by its row in force *on that day* (``T[day at day]``), not by
+its newest one, so a closing announced from 1 March counts for the days from 1 March on and a row that applies
+only from after its own day never counts (W033 at ``bsp check``).  Its key must be its ``date`` column (E157):
+the rows of one day are then the versions of one key.
+
 A calendar *covers* the years it lists at least one row for.  A date outside them is never guessed to
 be a business day: the function fails the exchange (``FunctionError``, naming the calendar, its file
 and the year) so that a holiday file left without next year's dates is noticed on the first deal that
@@ -93,6 +100,49 @@ def build(name: str, file: str, rows: list[dict[str, str]]) -> Calendar:
                     frozenset(d.year for d in holidays | working))
 
 
+def build_dated(table: Any, file: str, fn: str) -> Calendar:
+    """The calendar of an effective-dated table: each day by its row in force on that day (none: an ordinary
+    day, Saturday and Sunday closed).  The years covered are those its file lists a day of."""
+    if table.key != DATE_COLUMN:
+        raise FunctionError(f"{fn}: calendar {table.name} ({file}) is effective-dated ({table.effective}) but keyed "
+                            f"by {table.key}, not by its {DATE_COLUMN} column: declare it `key {DATE_COLUMN} "
+                            f"effective from {table.effective}` so that a day's rows are the versions of one key")
+    holidays, working, years = set(), set(), set()
+    for key, (_, rows) in table.dated.items():
+        for row in rows:
+            problem = row_problem(row)
+            if problem is not None:
+                raise FunctionError(f"calendar {table.name} ({file}): {problem}")
+        day = date.fromisoformat(key.strip())
+        years.add(day.year)
+        row = table._on(key, day)
+        if row is not None:
+            (working if KINDS[(row.get(KIND_COLUMN) or "").strip().lower()] else holidays).add(day)
+    return Calendar(table.name, file, frozenset(holidays), frozenset(working), frozenset(years))
+
+
+def late_rows(path: str, effective: str) -> list[tuple[int, str, str]]:
+    """The rows of an effective-dated calendar file that apply only from after their own day, so never count:
+    (line, the day, the date it applies from).  Rows that are not dates are E068's / E150's to tell."""
+    out: list[tuple[int, str, str]] = []
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.reader(fh)
+            header = [h.strip() for h in next(reader, [])]
+            if DATE_COLUMN not in header or effective not in header:
+                return []
+            di, ei = header.index(DATE_COLUMN), header.index(effective)
+            for row in reader:
+                if len(row) != len(header):
+                    continue
+                day, since = row[di].strip(), row[ei].strip()
+                if _ISO.fullmatch(day) and _ISO.fullmatch(since) and since > day:
+                    out.append((reader.line_num, day, since))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return []
+    return out
+
+
 _CACHE: dict[int, tuple[Any, Calendar]] = {}
 
 
@@ -107,7 +157,10 @@ def calendar_of(table: Any, fn: str) -> Calendar:
     if DATE_COLUMN not in table.columns:
         raise FunctionError(f"{fn}: table {table.name} ({file}) has no column {DATE_COLUMN!r}: a calendar lists "
                             f"its holidays one a row, YYYY-MM-DD; columns: {', '.join(table.columns)}")
-    cal = build(table.name, file, list(table.rows.values()))
+    if getattr(table, "effective", None) is not None:
+        cal = build_dated(table, file, fn)
+    else:
+        cal = build(table.name, file, list(table.rows.values()))
     if len(_CACHE) > 64:
         _CACHE.clear()
     _CACHE[id(table)] = (table, cal)
@@ -304,6 +357,35 @@ def check_calendar_arg(fn: str, a: Any, is_table: Callable[[str], bool], tables:
         report("E068", f"{fn}(): calendar `{name}`: {Path(path).name}:{line}: {text}{more}", a.pos,
                "fix the row in the calendar's CSV: one holiday a row, YYYY-MM-DD")
     return name
+
+
+def check_dated(fn: str, a: Any, decl: Any, seen: set[str], report: Callable[..., None],
+                warn: Callable[..., None]) -> None:
+    """``bsp check`` of an effective-dated calendar (``decl``: its ``dsl.ir.TableDecl``): E157 at the argument
+    when it is not keyed by its date column; W033 (once per table, at the file's line) for a row that applies
+    only from after its own day, so never counts."""
+    eff = getattr(decl, "effective", None)
+    if eff is None:
+        return
+    if decl.key != DATE_COLUMN:
+        report("E157", f"{fn}(): calendar `{decl.name}` is effective-dated (effective from {eff}) but keyed by "
+               f"`{decl.key}`: a day's status is its own row in force on that day, which needs the rows of one "
+               f"day to be the versions of one key", a.pos,
+               f"declare it `table {decl.name} = csv \"{Path(decl.path).name}\" key {DATE_COLUMN} effective from "
+               f"{eff}`")
+        return
+    if decl.name in seen:
+        return
+    seen.add(decl.name)
+    from dsl import ir
+    late = late_rows(decl.path, eff)
+    if late:
+        (line, day, since), more = late[0], len(late) - 1
+        warn("W033", f"calendar `{decl.name}`: the row for {day} applies from {since} ({eff}), after the day itself: "
+             f"it never counts (a day is read by its row in force on that day)"
+             + (f"; and {more} more such row(s)" if more > 0 else ""), ir.Pos(decl.path, line, 1),
+             f"the date it applies from is the day the closing was published or decided, on or before the day; "
+             f"were the columns {DATE_COLUMN} and {eff} swapped?")
 
 
 def check_cutoff_literal(fn: str, a: Any, report: Callable[..., None]) -> None:

@@ -743,6 +743,7 @@ class Checker(_TestChecks):
         self.registry = registry
         self.calendar_warn_days = calendar_warn_days     # W020 within so many days of a calendar's end; None: never
         self.calendars_seen: set[str] = set()
+        self.calendars_dated: set[str] = set()       # effective-dated calendars whose rows were looked at (W033)
         self.diags: list[Diagnostic] = []
         self.decls: dict[str, tuple[str, Any]] = {}      # name -> (category, ast)
         self.routes: dict[str, A.RouteAst] = {}
@@ -2117,6 +2118,8 @@ class Checker(_TestChecks):
         if name is not None:
             self.used.add(name)
             self._calendar_coverage(name)
+            if name in self.res.tables:
+                calendars.check_dated(e.func, a, self.res.tables[name], self.calendars_dated, self.error, self.warn)
         elif not isinstance(a, A.Name):
             self._walk(a, scope, later)
         return True

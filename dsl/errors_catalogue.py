@@ -326,6 +326,15 @@ CATALOGUE: tuple[Entry, ...] = (
           "write it YYYY-MM-DD / effective-date column `C` is not in the file (in the route, at `C`)",
           'table rates = csv "rates.csv" key code effective from valid_from\n', 3, 1,
           files={"rates.csv": "code,valid_from,rate\nA,2026-01-01,0.03\nA,2026-01-01,0.04\n"}, file="rates.csv"),
+    Entry("E157", "effective-dated calendar not keyed by its date column",
+          "is_business_day(): calendar `T` is effective-dated (effective from C) but keyed by `K`: a day's status is "
+          "its own row in force on that day, which needs the rows of one day to be the versions of one key (help: "
+          "`key date effective from C`); at the calendar argument of is_business_day, next_business_day, "
+          "add_business_days or value_date",
+          _route('let ok = is_business_day(today(), hols)', 'reply Req { code = "00" }',
+                 head=_HEAD + 'table hols = csv "hols.csv" key id effective from valid_from\n'), 8, 39,
+          files={"hols.csv": "id,date,valid_from\nX1,2026-12-25,2026-01-01\nX2,2027-12-25,2026-01-01\n"
+                             "X3,2028-12-25,2026-01-01\n"}),
     Entry("E066", "request without the MUX key fields",
           "call `NAME` sends a request without the key field `K` that channel `C` matches replies by",
           'channel mf = memory\nformat Req = fixed {\n    code string(4)\n    ref string(6)\n}\n'
@@ -523,6 +532,15 @@ CATALOGUE: tuple[Entry, ...] = (
           _route('let ok = is_business_day(today(), hols)', 'reply Req { code = "00" }',
                  head=_HEAD + 'table hols = csv "hols.csv" key date\n'), 5, 18, severity="warning",
           files={"hols.csv": "date,name\n2020-12-25,Christmas Day\n"}),
+    Entry("W033", "effective-dated calendar row that applies only after its own day",
+          "calendar `T`: the row for 2026-05-01 applies from 2026-06-01 (C), after the day itself: it never counts "
+          "(a day is read by its row in force on that day); and N more such row(s) (help: were the columns date "
+          "and C swapped?); at the first such line of the calendar's file",
+          _route('let ok = is_business_day(today(), hols)', 'reply Req { code = "00" }',
+                 head=_HEAD + 'table hols = csv "hols.csv" key date effective from valid_from\n'), 3, 1,
+          severity="warning", file="hols.csv",
+          files={"hols.csv": "date,valid_from,name\n2026-12-25,2026-01-01,Christmas Day\n"
+                             "2027-05-01,2027-06-01,Labour Day\n2028-12-25,2028-01-01,Christmas Day\n"}),
     Entry("W011", "format definition its kind accepts with a warning",
           "format `F`: (the format kind's own message, e.g. a copybook item `AMT: SIGN LEADING SEPARATE on an "
           "unsigned item (PIC 9(5)): IBM's compiler refuses it; read as signed, with its sign byte`; help: write "

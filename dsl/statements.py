@@ -10,6 +10,7 @@ from dsl.functions import FUNCTIONS, SIGNATURES, FunctionError, Sig, _str
 from formats.iso20022.camt_balance import (CLOSING, OPENING, REPORT, STATEMENT, balance, item_kind, item_problem,
                                            message_items)
 from formats.swift.statement import balance_problem as mt940_problem
+from formats.swift.statement import interim_problem, interim_sums, is_interim
 
 
 def _at(item: Any, path: list[str]) -> Any:
@@ -74,15 +75,25 @@ def f_statement_check(s: Any) -> str:
         problem = item_problem(s, kind)
         if problem and item_kind(s) is None and balance(s, *OPENING, *CLOSING) is None:
             problem += _AMBIGUOUS               # no booked balance at all: it may be an intraday report
+    elif isinstance(s, list) and is_interim(s):
+        problem = mt942_problem(s)
     elif isinstance(s, list):
         problem = mt940_problem(s)
     elif s is None:
         raise FunctionError("statement_check: expected a statement (a camt.053 Stmt or an MT940's block4), got null")
     else:
         raise FunctionError("statement_check: expected a camt.053 statement (Stmt), a camt.052 report (Rpt), "
-                            "their message (msg) or an MT940's block4 (a list of fields), got "
+                            "their message (msg) or an MT940's or MT942's block4 (a list of fields), got "
                             f"{'text' if isinstance(s, str) else type(s).__name__}")
     return problem or ""
+
+
+def mt942_problem(fields: list) -> str | None:
+    """An MT942 interim report is no statement: no balances, so only its :61: lines are checked against its
+    :90D: / :90C: (number and sum of its debit / credit entries), as ``bsp reconcile``'s statement checks do
+    (``formats.swift.statement.interim_sums``); one with neither has nothing to check."""
+    sums, ccy = interim_sums(fields)
+    return interim_problem(sums, ccy) if sums is not None else None
 
 
 def f_statement_kind(s: Any) -> str:
@@ -91,9 +102,9 @@ def f_statement_kind(s: Any) -> str:
     if kind is not None:
         return "camt.052" if kind == REPORT else "camt.053"
     if isinstance(s, list):
-        return "MT940"
+        return "MT942" if is_interim(s) else "MT940"
     raise FunctionError("statement_kind: expected a camt.053 statement (Stmt), a camt.052 report (Rpt), their "
-                        "message (msg) or an MT940's block4 (a list of fields), got "
+                        "message (msg) or an MT940's or MT942's block4 (a list of fields), got "
                         f"{'null' if s is None else 'text' if isinstance(s, str) else type(s).__name__}")
 
 
@@ -128,13 +139,17 @@ _SIGNATURES: dict[str, Sig] = {
                            "is: give the message (msg: BkToCstmrStmt or BkToCstmrAcctRpt says it, and every Stmt or "
                            "Rpt of it is checked, each problem after \"Stmt 2 ID: \"), or an item that says it "
                            "(RptPgntn, AddtlRptInf: a report; StmtPgntn, AddtlStmtInf: a statement); an item that "
-                           "does not is checked as a statement (statement_kind tells which) "
+                           "does not is checked as a statement (statement_kind tells which). An MT942 interim "
+                           "report's msg.block4 (it has :34F: or :13D:, or :90D: / :90C: without balances) has no "
+                           "balances: its :61: lines are checked against its :90D: / :90C: (number and sum of its "
+                           "debits / credits), and what is wrong starts \"interim report (MT942): \" "
                            "(docs/services/account_consolidation.md)"),
     "statement_kind": Sig(1, 1, ("s",), ("any",),
                           "which statement s is, as statement_check reads it: \"camt.053\" (a Stmt, or its "
                           "message), \"camt.052\" (an intraday report: a message whose group is "
                           "BkToCstmrAcctRpt, or an Rpt that has RptPgntn or AddtlRptInf), \"MT940\" (an "
-                          "MT940's msg.block4); a Stmt or Rpt that does not tell is \"camt.053\""),
+                          "MT940's msg.block4), \"MT942\" (an MT942 interim report's: :34F: or :13D:, or "
+                          ":90D: / :90C: without balances); a Stmt or Rpt that does not tell is \"camt.053\""),
 }
 
 FUNCTIONS.update(_FUNCTIONS)

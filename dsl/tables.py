@@ -8,7 +8,8 @@ date (YYYY-MM-DD) from which it applies: ``table.at(key, day)`` is the row in fo
 row dated on or before it; a day before the key's first row raises ``EvalError`` naming the table, the key
 and the day), and ``table[key]``, ``key in table`` and ``table.get(key)`` read the row in force today (the
 date of ``dsl.clock.now()`` in the engine's local zone, as ``today()``).  ``rows`` holds each key's latest
-row (its newest version).
+row (its newest version); ``rows_on(day)`` the rows in force on ``day`` and ``since(day)`` the date from which
+that set of rows holds (what a step that reads the whole table, a screening list, keys its work by).
 """
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ class TableError(ValueError):
 
 
 class Table:
-    __slots__ = ("name", "key", "rows", "columns", "path", "effective", "dated")
+    __slots__ = ("name", "key", "rows", "columns", "path", "effective", "dated", "starts")
 
     def __init__(self, name: str, key: str, rows: Mapping[str, dict[str, str]],
                  columns: tuple[str, ...] | None = None, path: str | None = None, *,
@@ -50,11 +51,14 @@ class Table:
         self.effective = effective
         # effective-dated: key -> (the days its rows apply from, ascending; the rows, in that order)
         self.dated: dict[str, tuple[tuple[date, ...], tuple[dict[str, str], ...]]] = {}
+        self.starts: tuple[date, ...] = ()
         if effective is not None:
             for k, versions in (dated or {}).items():
                 versions = sorted(versions, key=lambda v: v[0])
                 self.dated[k] = (tuple(d for d, _ in versions), tuple(r for _, r in versions))
             rows = {k: rs[-1] for k, (_, rs) in self.dated.items()}
+            # every date from which a row applies, ascending (``since``)
+            self.starts = tuple(sorted({d for ds, _ in self.dated.values() for d in ds}))
         self.rows = dict(rows)
         first = next(iter(self.rows.values()), None)
         self.columns = tuple(columns) if columns is not None else tuple(first or (key,))
@@ -75,6 +79,27 @@ class Table:
         days, rows = found
         i = bisect_right(days, day)
         return rows[i - 1] if i else None
+
+    def rows_on(self, day: date) -> dict[str, dict[str, str]]:
+        """Each key's row in force on ``day`` (keys with none yet left out); a table without effective dates:
+        its rows."""
+        if self.effective is None:
+            return dict(self.rows)
+        out = {}
+        for k in self.dated:
+            row = self._on(k, day)
+            if row is not None:
+                out[k] = row
+        return out
+
+    def since(self, day: date) -> date | None:
+        """The latest date on or before ``day`` from which a row applies: ``rows_on`` gives the same rows for
+        every day from it up to the next such date.  None: no row is in force on ``day`` (or no effective
+        dates)."""
+        if self.effective is None:
+            return None
+        i = bisect_right(self.starts, day)
+        return self.starts[i - 1] if i else None
 
     def __contains__(self, key: Any) -> bool:
         if self.effective is not None:

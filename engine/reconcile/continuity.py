@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Iterable, Mapping
 
+from formats.swift.statement import interim_problem, interim_sums
+
 OK = "ok"
 FIRST = "first"
 UNCHECKED = "unchecked"     # no opening or no closing balance (a fragment, a notification): no link of the chain
@@ -163,9 +165,6 @@ def head_mt940(fields: list[Mapping[str, Any]], *, place: str, account: str | No
     opening = closing = None
     total, count = Decimal(0), 0
     label, acct, number = "", None, (None, None)
-    lines: list[list[Any]] = [[0, Decimal(0)], [0, Decimal(0)]]      # the :61: debits and credits: count, sum
-    said: dict[str, tuple[int, Decimal]] = {}
-    interim_ccy = ""
     for f in fields:
         tag, v = f.get("tag"), f.get("value")
         if tag == "20":
@@ -184,17 +183,8 @@ def head_mt940(fields: list[Mapping[str, Any]], *, place: str, account: str | No
             amount = _signed(v["mark"], v["amount"])
             total += amount
             count += 1
-            side = lines[0] if amount < 0 else lines[1]
-            side[0] += 1
-            side[1] += abs(amount)
-        elif tag in ("90D", "90C") and isinstance(v, Mapping):
-            said[tag] = (int(str(v.get("count") or 0)), _dec(v.get("amount")) or Decimal(0))
-            interim_ccy = interim_ccy or str(v.get("currency") or "")
     cv = closing[1] if closing else {}
-    sums = None
-    if said:
-        zero = (0, Decimal(0))
-        sums = (said.get("90D", zero), said.get("90C", zero), tuple(lines[0]), tuple(lines[1]))
+    sums, interim_ccy = interim_sums(fields)       # an MT942's :90D: / :90C: and its :61: lines
     return Head(account=account or acct or "?", number=number[0], page=number[1],
                 opening=_signed(opening[1]["mark"], opening[1]["amount"]) if opening else None,
                 opening_tag=f":{opening[0]}:" if opening else "",
@@ -374,14 +364,9 @@ def check(heads: Iterable[Head]) -> list[Finding]:
 def _interim_report(f: Finding, h: Head) -> None:
     """An MT942 interim report carries no balance, only the number and sum of its debit and credit entries
     (:90D: / :90C:): those must be its :61: lines' (``does_not_add_up`` otherwise).  No link of the chain."""
-    said_d, said_c, got_d, got_c = h.sums                 # type: ignore[misc]
-    wrong = []
-    for tag, what, said, got in ((":90D:", "debit", said_d, got_d), (":90C:", "credit", said_c, got_c)):
-        if tuple(said) != tuple(got):
-            wrong.append(f"{tag} says {said[0]} {what}(s) of {said[1]} {h.currency}, but the :61: lines hold "
-                         f"{got[0]} of {got[1]} (difference {said[1] - got[1]:+})".replace("  ", " "))
-    if wrong:
-        f.add("does_not_add_up", "interim report (MT942): " + "; ".join(wrong))
+    problem = interim_problem(h.sums, h.currency)         # type: ignore[arg-type]
+    if problem:
+        f.add("does_not_add_up", problem)
         return
     f.status = UNCHECKED
     f.problems.append((UNCHECKED, f"interim report (MT942): no balances, no link of the account's chain; its "

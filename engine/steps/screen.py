@@ -16,6 +16,12 @@ Otherwise NAME is bound to ``{hit: false, score, entry}`` (the best score and it
 wants to note near misses).  Pure Python; candidates come from an index of the list's tokens by the
 sound of their first letter, their length and their letters (only the tokens sharing enough letters to
 reach TOKEN_FLOOR are scored), and results are cached per name (docs/screening.md#cost).
+
+An effective-dated list (``table sanctions = csv "sanctions.csv" key entry_id effective from listed_from``: an
+entry added, renamed or given aliases from a date) is screened as it is in force on the deal's day (``today()``
+by the engine's clock): each entry by its row in force that day, an entry whose first row applies later not at
+all; never by each entry's newest row.  The index is built per set of rows in force (``Table.since``): the
+bind builds today's, a day that brings another set builds its own once (docs/screening.md#dated-lists).
 """
 from __future__ import annotations
 
@@ -451,7 +457,7 @@ _BUILT_KEEP = 4
 _BUILT_LOCK = threading.Lock()      # a reload builds indexes in a worker thread (engine/steps/screen_prepare.py)
 
 
-def index_of_table(table: Any) -> ScreenIndex:
+def index_of_table(table: Any, day: Any = None) -> ScreenIndex:
     """The index of a table the configuration loaded (``dsl.tables.Table``): its rows as read then, so that
     the list in force is the one the configuration's version covers.  A row without a name is refused (as
     ``bsp check`` refuses it): an entry that cannot match is a hole in the screening, not a detail.
@@ -459,14 +465,16 @@ def index_of_table(table: Any) -> ScreenIndex:
     Building the index of a large list takes seconds (2.0-2.7 s for 20,000 entries): a reload builds it in a
     worker thread before it binds (engine/steps/screen_prepare.py), and the bind finds it here; a list whose
     rows have not changed since an index was built (most reloads change a route, not the list) gets that index
-    again, found by a digest of its rows (~1 us a row)."""
-    digest = _digest(table)
+    again, found by a digest of its rows (~1 us a row).  An effective-dated table: its rows in force on ``day``
+    (the engine's today when not given)."""
+    rows = _rows(table, day)
+    digest = _digest(table, rows)
     with _BUILT_LOCK:
         built = _BUILT.get(digest)
         if built is not None:
             _BUILT.move_to_end(digest)
             return built
-    built = _index_of_rows(table)
+    built = _index_of_rows(table, rows)
     with _BUILT_LOCK:
         _BUILT[digest] = built
         while len(_BUILT) > _BUILT_KEEP:
@@ -474,24 +482,36 @@ def index_of_table(table: Any) -> ScreenIndex:
     return built
 
 
-def _digest(table: Any) -> bytes:
-    return hashlib.blake2b(repr((tuple(table.columns), tuple(table.rows.values()))).encode(),
-                           digest_size=16).digest()
+def _rows(table: Any, day: Any = None) -> list[dict[str, str]]:
+    """The rows to screen against: an effective-dated table's in force on ``day`` (default: today by the
+    engine's clock), each entry by that row; any other table's rows."""
+    if getattr(table, "effective", None) is None:
+        return list(table.rows.values())
+    if day is None:
+        from dsl.functions import f_today
+        day = f_today()
+    return list(table.rows_on(day).values())
 
 
-def index_built(table: Any) -> bool:
-    """Whether the index of the table's rows is built already (a reload then builds nothing on the loop)."""
+def _digest(table: Any, rows: list[dict[str, str]]) -> bytes:
+    return hashlib.blake2b(repr((tuple(table.columns), tuple(rows))).encode(), digest_size=16).digest()
+
+
+def index_built(table: Any, day: Any = None) -> bool:
+    """Whether the index of the table's rows (in force on ``day``) is built already (a reload then builds
+    nothing on the loop)."""
+    digest = _digest(table, _rows(table, day))
     with _BUILT_LOCK:
-        return _digest(table) in _BUILT
+        return digest in _BUILT
 
 
-def _index_of_rows(table: Any) -> ScreenIndex:
+def _index_of_rows(table: Any, rows: list[dict[str, str]]) -> ScreenIndex:
     missing = [c for c in COLUMNS if c not in table.columns]
     if missing:
         raise ValueError(f"{table.path}: the list has no column {', '.join(missing)}; see docs/screening.md")
     entries: list[Entry] = []
     ids: dict[str, Entry] = {}
-    for n, cell in enumerate(table.rows.values(), start=2):
+    for n, cell in enumerate(rows, start=2):
         if _add(cell, n, entries, ids) is None:
             raise ValueError(f"{table.path}: entry {cell.get('entry_id')!r} has no name to screen against")
     return ScreenIndex(entries, ids)
@@ -506,6 +526,9 @@ def _literal(step: Any, name: str) -> Any:
     return None
 
 
+_UNSET = object()
+
+
 class ScreenStep(SyncStep):
     def __init__(self, step: Any, ctx: Any, route: Any) -> None:
         super().__init__(step)
@@ -517,7 +540,11 @@ class ScreenStep(SyncStep):
         if listed not in tables:
             raise ValueError(f"{self.where}: screen {self.label}: `list` must name a table (got {listed!r})")
         self.source = Path(str(tables[listed].path)).name
-        self.index = index_of_table(tables[listed])
+        self.table = tables[listed]
+        # an effective-dated list: the index of the rows in force, per date from which they hold (Table.since)
+        self.dated = getattr(self.table, "effective", None) is not None
+        self.since: Any = _UNSET
+        self.index = self._index_on(None)
         self.threshold = float(Decimal(str(_literal(step, "threshold") or DEFAULT_THRESHOLD)))
         self.code = str(_literal(step, "code") or DEFAULT_CODE)
         self.text = str(_literal(step, "text") or DEFAULT_TEXT)
@@ -528,8 +555,23 @@ class ScreenStep(SyncStep):
         self.name_of = ctx.expr(exprs["name"])
         self.ids_of = ctx.expr(exprs["ids"]) if "ids" in exprs else None
 
+    def _index_on(self, day: Any) -> ScreenIndex:
+        """The index of the list as in force on ``day`` (None: today by the engine's clock); built again only
+        when the day brings another set of rows (an entry listed or changed from a date between)."""
+        if not self.dated:
+            return index_of_table(self.table)
+        if day is None:
+            from dsl.functions import f_today
+            day = f_today()
+        since = self.table.since(day)
+        if since != self.since:
+            self.index = index_of_table(self.table, day)
+            self.since = since
+        return self.index
+
     def run(self, ex: Any) -> None:
         scope = ex.scope
+        index = self._index_on(None) if self.dated else self.index
         try:
             name = self.name_of(scope)
             ids = self.ids_of(scope) if self.ids_of is not None else None
@@ -537,9 +579,9 @@ class ScreenStep(SyncStep):
             raise input_failure(exc, self.where) from exc
         hit = None
         if ids:
-            hit = self.index.screen_ids([ids] if isinstance(ids, str) else [str(i) for i in ids if i])
+            hit = index.screen_ids([ids] if isinstance(ids, str) else [str(i) for i in ids if i])
         if hit is None:
-            hit = self.index.screen(name if isinstance(name, str) else "" if name is None else str(name))
+            hit = index.screen(name if isinstance(name, str) else "" if name is None else str(name))
         score = Decimal(f"{hit.score:.3f}")
         entry = hit.entry
         if entry is not None and hit.score >= self.threshold:

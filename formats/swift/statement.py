@@ -163,7 +163,19 @@ def check_statement(fields: Statement, start: int | None = None, offsets: list[i
 def check_balances(fields: Statement, start: int | None = None, offsets: list[int] | None = None) -> None:
     """Opening balance (60F/60M) plus the entries (:61:, debits negative) equals the closing
     balance (62F/62M).  Not part of ``check``: banks' exports (and upstream's test files) do
-    not always add up.  A statement without both balances is not checked here."""
+    not always add up.  A statement without both balances is not checked here; an MT942 interim report's :61:
+    lines must make its :90D: / :90C: (``interim_sums``)."""
+    if is_interim(fields):
+        sums, ccy = interim_sums(fields)
+        problem = interim_problem(sums, ccy) if sums is not None else None
+        if problem is not None:
+            wrong = "90D" if tuple(sums[0]) != tuple(sums[2]) else "90C"      # the first total that is wrong
+            i = next((i for i, f in enumerate(fields) if isinstance(f, dict) and f.get("tag") == wrong),
+                     next(i for i, f in enumerate(fields) if isinstance(f, dict) and f.get("tag") in ("90D", "90C")))
+            raise FormatError(problem, offset=offsets[i] if offsets else start, field=fields[i]["tag"],
+                              hint="the report's totals are not its entries': an entry is missing or an amount "
+                                   "is wrong")
+        return
     at = start
     for i, f in enumerate(fields):
         if isinstance(f, dict) and f.get("tag") in ("62F", "62M"):
@@ -259,6 +271,65 @@ def balance_problem(fields: Any, *, missing: bool = True) -> str | None:
 
 def _signed(mark: str, amount: Decimal) -> Decimal:
     return -amount if mark in ("D", "RC") else amount
+
+
+# An MT942 interim report: its mandatory :34F: (floor limit) and :13D: (date and time) an MT940 lacks; it has no
+# balances, only :90D: / :90C: (the number and sum of its debit / credit entries), which its :61: lines must make.
+INTERIM_TAGS = frozenset({"34F", "13D"})
+_BALANCE_TAGS = frozenset({"60F", "60M", "62F", "62M"})
+
+
+def is_interim(fields: Any) -> bool:
+    """Whether block 4 ``fields`` is an MT942 interim report: it has :34F: or :13D:, or :90D: / :90C: without
+    an opening or closing balance."""
+    tags = {f.get("tag") for f in fields if isinstance(f, dict)} if isinstance(fields, (list, tuple)) else set()
+    return bool(tags & INTERIM_TAGS) or (bool(tags & {"90D", "90C"}) and not tags & _BALANCE_TAGS)
+
+
+def _amount(v: Any) -> Decimal:
+    """A decoded amount (``Decimal``) or the ledger's JSON of one (text); never a float."""
+    if isinstance(v, Decimal):
+        return v
+    if isinstance(v, (int, str)) and not isinstance(v, bool):
+        return Decimal(v) if v != "" else Decimal(0)
+    if v is None:
+        return Decimal(0)
+    raise TypeError(f"an amount must be a Decimal or text, not {type(v).__name__}")
+
+
+def interim_sums(fields: Any) -> tuple[tuple | None, str]:
+    """An MT942's :90D: / :90C: against its :61: lines (block 4 as the codec decodes it, or the ledger's JSON of
+    it): (((said debits, their sum), (said credits, their sum), (debit lines, sum), (credit lines, sum)), the
+    currency :90D: / :90C: name); (None, "") when it has neither."""
+    lines = [[0, Decimal(0)], [0, Decimal(0)]]
+    said: dict[str, tuple[int, Decimal]] = {}
+    ccy = ""
+    for f in fields if isinstance(fields, (list, tuple)) else []:
+        tag, v = (f.get("tag"), f.get("value")) if isinstance(f, dict) else (None, None)
+        if tag == "61" and isinstance(v, dict):
+            amount = _signed(v.get("mark"), _amount(v.get("amount")))
+            side = lines[0] if amount < 0 else lines[1]
+            side[0] += 1
+            side[1] += abs(amount)
+        elif tag in ("90D", "90C") and isinstance(v, dict):
+            said[tag] = (int(str(v.get("count") or 0)), _amount(v.get("amount")))
+            ccy = ccy or str(v.get("currency") or "")
+    if not said:
+        return None, ""
+    zero = (0, Decimal(0))
+    return (said.get("90D", zero), said.get("90C", zero), tuple(lines[0]), tuple(lines[1])), ccy
+
+
+def interim_problem(sums: tuple, currency: str) -> str | None:
+    """What is wrong with an MT942's totals (``interim_sums``): each of :90D: / :90C: whose number or sum is not
+    its :61: lines'; None when both agree."""
+    said_d, said_c, got_d, got_c = sums
+    wrong = []
+    for tag, what, said, got in ((":90D:", "debit", said_d, got_d), (":90C:", "credit", said_c, got_c)):
+        if tuple(said) != tuple(got):
+            wrong.append(f"{tag} says {said[0]} {what}(s) of {said[1]} {currency}, but the :61: lines hold "
+                         f"{got[0]} of {got[1]} (difference {said[1] - got[1]:+})".replace("  ", " "))
+    return "interim report (MT942): " + "; ".join(wrong) if wrong else None
 
 
 def _balance(v: dict[str, Any]) -> dict[str, Any]:

@@ -189,3 +189,40 @@ def test_corpus_camt053_with_its_own_txs_summary_is_checked_naming_the_statement
         statement_check({"BkToCstmrStmt": {"GrpHdr": {"MsgId": "X"}}})
     with pytest.raises(FunctionError, match="got text"):
         statement_kind("62F")
+
+
+MT942 = CORPUS.parent / "swift" / "mt942_mbank" / "input" / "mt942.sta"
+
+
+@pytest.mark.skipif(not MT942.is_file(), reason="conformance corpus not found")
+def test_corpus_mt942_is_read_as_an_interim_report_and_its_totals_checked() -> None:
+    """mBank's MT942 (no balances; :90D:0PLN0,00 and :90C:3PLN0,03 over three credits of 0.01) was read as an
+    MT940 and refused for want of an opening balance; it is an interim report whose lines agree with its totals."""
+    from formats.swift.statement import parse_statements
+    kind = FUNCTIONS["statement_kind"]
+    text = MT942.read_text(encoding="utf-8")
+    (fields,) = parse_statements(text)
+    assert (kind(fields), statement_check(fields)) == ("MT942", "")
+    # a tampered copy: a credit line the totals count is missing, and a debit the lines do not hold
+    (fields,) = parse_statements(text.replace(":90C:3PLN0,03", ":90C:4PLN0,05"))
+    assert statement_check(fields) == ("interim report (MT942): :90C: says 4 credit(s) of 0.05 PLN, but the :61: "
+                                       "lines hold 3 of 0.03 (difference +0.02)")
+    (fields,) = parse_statements(text.replace(":90D:0PLN0,00", ":90D:1PLN0,00"))
+    assert statement_check(fields) == ("interim report (MT942): :90D: says 1 debit(s) of 0.00 PLN, but the :61: "
+                                       "lines hold 0 of 0 (difference +0.00)")
+
+
+def test_mt942_without_totals_has_nothing_to_check_and_an_mt940_is_still_one() -> None:
+    kind = FUNCTIONS["statement_kind"]
+    line = {"tag": "61", "value": {"mark": "D", "amount": Decimal("5.00")}}
+    interim = [{"tag": "20", "value": "R"}, {"tag": "34F", "value": {"currency": "EUR", "amount": Decimal(0)}},
+               line]
+    assert (kind(interim), statement_check(interim)) == ("MT942", "")
+    said = [{"tag": "20", "value": "R"}, line,
+            {"tag": "90D", "value": {"count": "1", "currency": "EUR", "amount": "5.00"}}]     # the ledger's JSON
+    assert (kind(said), statement_check(said)) == ("MT942", "")
+    bal = {"mark": "C", "currency": "EUR", "date": dt.date(2026, 1, 2)}
+    mt940 = [{"tag": "60F", "value": {**bal, "amount": Decimal("10")}}, line,
+             {"tag": "62F", "value": {**bal, "amount": Decimal("5")}},
+             {"tag": "90D", "value": {"count": "2", "currency": "EUR", "amount": Decimal("9")}}]
+    assert (kind(mt940), statement_check(mt940)) == ("MT940", "")

@@ -123,3 +123,22 @@ def test_61_entry_date_across_the_year_end_funds_code_and_reversals() -> None:
     assert [(t["date"], t["entry_date"]) for t in txns] == [
         (dt.date(2027, 1, 2), dt.date(2026, 12, 31)), (dt.date(2026, 12, 31), dt.date(2027, 1, 2)),
         (dt.date(2027, 1, 2), None), (dt.date(2027, 1, 2), dt.date(2027, 1, 2))]
+
+
+def test_check_balances_checks_an_mt942s_totals_against_its_lines() -> None:
+    """An MT942 has no balances; ``balances=True`` (bsp decode --statements --check-balances) checks its :61:
+    lines against its :90D: / :90C:, naming the total that is wrong at its offset."""
+    from pathlib import Path
+
+    from formats.swift.statement import iter_statements
+    path = (Path(__file__).resolve().parents[2] / ".." / "shared" / "corpus" / "swift" / "mt942_mbank" / "input"
+            / "mt942.sta")
+    if not path.is_file():
+        pytest.skip("conformance corpus not found")
+    text = path.read_text(encoding="utf-8")
+    [(_, fields)] = list(iter_statements(text, balances=True))
+    assert isinstance(fields, list)
+    bad = text.replace(":90C:3PLN0,03", ":90C:4PLN0,05")
+    [(_, err)] = list(iter_statements(bad, balances=True))
+    assert isinstance(err, FormatError) and err.field == "90C" and err.offset == bad.index(":90C:") + 5   # its value
+    assert "interim report (MT942): :90C: says 4 credit(s) of 0.05 PLN, but the :61: lines hold 3 of 0.03" in str(err)
