@@ -163,6 +163,24 @@ def test_the_tester_tours_count_of_route_tests_is_the_libraries() -> None:
     assert said == tests, f"tour-tester.md says {said} route tests, routes/ holds {tests}"
 
 
+def test_the_tester_tours_count_of_service_tests_is_what_pytest_collects() -> None:
+    """`.venv/bin/pytest tests/services/ ... (about N tests)`: the figure a newcomer reads before waiting minutes
+    for the run is within a fifth of what that line collects (it said about 200 while it collected 358)."""
+    text = (ref.REPO / "docs" / "tour-tester.md").read_text(encoding="utf-8")
+    m = re.search(r"^\.venv/bin/pytest (\S+)\s.*\(about ([\d,]+) tests\)", text, re.M)
+    assert m, "tour-tester.md shows `.venv/bin/pytest tests/services/` with (about N tests)"
+    said = int(m.group(2).replace(",", ""))
+    script = Path(sys.executable).parent / "pytest"
+    if not script.is_file():
+        pytest.skip("no pytest script beside the interpreter")
+    p = subprocess.run([str(script), "--collect-only", "-q", "-p", "no:cacheprovider", m.group(1)], cwd=ref.REPO,
+                       capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": ""})
+    found = re.search(r"^(\d+) tests? collected", p.stdout, re.M)
+    assert p.returncode == 0 and found, p.stdout[-2000:]
+    collected = int(found.group(1))
+    assert abs(said - collected) <= collected / 5, f"tour-tester.md says about {said} tests, {m.group(1)} holds {collected}"
+
+
 @pytest.mark.parametrize("page", TOURS, ids=lambda p: p.name)
 def test_the_check_lines_of_a_tour_pass(page: Path) -> None:
     """`bsp check routes/fund_management/ [--explain]` as the tour shows it: exit 0 on the shipped routes."""
