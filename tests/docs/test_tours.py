@@ -21,7 +21,8 @@ import cli_reference as ref
 from test_doc_commands import problems
 
 TOURS = [ref.REPO / "docs" / f"tour-{who}.md" for who in ("analyst", "admin", "tester")]
-_FENCE = re.compile(r"^```([^\n]*)\n(.*?)^```", re.M | re.S)
+_FENCE = re.compile(r"^[ \t]*```([^\n]*)\n(.*?)^[ \t]*```", re.M | re.S)     # indented in a list item too
+_SHELL = ("", "sh", "shell", "bash", "console")
 _INLINE = re.compile(r"(?<!`)`([^`]+?)`(?!`)")          # may wrap onto the next line of the paragraph
 _HELPER = re.compile(r"^(?:\.venv/bin/)?(python(?: -m [\w.]+| [\w/]+\.py)|pytest)\b(.*)$")
 
@@ -34,12 +35,12 @@ def _prose(text: str) -> str:
 def shown_commands(page: Path) -> list[str]:
     """Every command line of the page: code-block lines and inline code that starts like a command."""
     text = page.read_text(encoding="utf-8")
-    lines = [ln for m in _FENCE.finditer(text) if m.group(1) in ("", "sh")
-             for ln in m.group(2).splitlines()]
+    lines = [ln for m in _FENCE.finditer(text) if m.group(1).strip() in _SHELL
+             for ln in re.sub(r"[ \t]*\\\n[ \t]*", " ", m.group(2)).splitlines()]       # a line continued with \\
     lines += [" ".join(m.group(1).split()) for m in _INLINE.finditer(_prose(text)) if "\n\n" not in m.group(1)]
     out = []
     for ln in lines:
-        ln = re.sub(r"^(?:[A-Z_]+=\S+ )+", "", re.sub(r"\s#.*$", "", ln).strip())   # VAR=value bsp ...
+        ln = re.sub(r"^(?:\$ )?(?:[A-Z_]+=\S+ )*", "", re.sub(r"\s#.*$", "", ln).strip())   # $ VAR=value bsp ...
         if ln.startswith(("bsp ", "python ", "python3 ", ".venv/bin/")):
             out.append(ln)
     return out
@@ -102,6 +103,17 @@ def test_the_tours_show_commands() -> None:
     assert "bsp audit verify --deployment platform.yaml" in shown["tour-admin.md"]
     assert any(c.startswith(".venv/bin/python -m engine.sim.bill_traffic --count") for c in shown["tour-tester.md"])
     assert all(len(c) >= 5 for c in shown.values()), {k: len(v) for k, v in shown.items()}
+
+
+def test_shown_commands_reads_shell_blocks_however_they_are_written(tmp_path: Path) -> None:
+    """A tour's block tagged ```shell / ```bash / ```console, indented in a list item, with `$ ` prompts or a
+    command continued with `\\` is what the reader pastes: its commands are checked like an untagged block's."""
+    page = tmp_path / "tour.md"
+    page.write_text("1. Send:\n\n   ```shell\n   $ python -m engine.sim.bill_traffic \\\n       --counts 3\n   ```\n"
+                    "```bash\n.venv/bin/python bench/bench_sync.py --dirs x\n```\n```console\n$ bsp deals --sinse 1h\n```\n"
+                    "```yaml\nbsp: not a command\n```\n", encoding="utf-8")
+    assert shown_commands(page) == ["python -m engine.sim.bill_traffic --counts 3",
+                                    ".venv/bin/python bench/bench_sync.py --dirs x", "bsp deals --sinse 1h"]
 
 
 def test_the_check_finds_a_stale_helper_command() -> None:
