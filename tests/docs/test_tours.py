@@ -97,6 +97,26 @@ def test_every_command_a_tour_shows_exists_with_its_options(page: Path) -> None:
     assert not found, f"{page.name}:\n" + "\n".join(found)
 
 
+def test_the_helper_programs_a_tour_runs_give_their_exit_codes_in_their_help() -> None:
+    """The tours tell a reader what `python -m engine.sim.bill_traffic` exits with (1: requests unanswered); its
+    --help, where a reader looks first, says so too, as every bsp command's does (test_cli_doc.py)."""
+    programs = set()
+    for page in TOURS:
+        for line in shown_commands(page):
+            m = _HELPER.match(line)
+            if m and m.group(1) != "pytest":
+                programs.add(m.group(1))
+    assert "python -m engine.sim.bill_traffic" in programs, programs
+    silent = []
+    for program in sorted(programs):
+        words = program.split()
+        argv = [sys.executable, *words[1:], "--help"]
+        out = subprocess.run(argv, cwd=ref.REPO, capture_output=True, text=True, timeout=60).stdout
+        if not re.search(r"\bExit 0\b", out):
+            silent.append(program)
+    assert not silent, f"--help gives no exit codes (`Exit 0 ...; 1 ...; 2 ...`): {silent}"
+
+
 def test_the_tours_show_commands() -> None:
     """The check above reads the inline commands too (were it to find none, it would prove nothing)."""
     shown = {p.name: shown_commands(p) for p in TOURS}
