@@ -64,7 +64,9 @@ def measure(directory: Path, size: int, count: int, dsync: bool) -> dict[str, fl
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 epilog="Exit 0 measured; 2 a usage error (--dir names no folder: it is not made "
+                                        "here, which could put it on another file system than the ledger's).")
     ap.add_argument("--dir", type=Path, default=None, help="a folder on the ledger's file system (default var)")
     ap.add_argument("--count", type=int, default=2000, help="commits per size and way (default 2000)")
     ap.add_argument("--sizes", default="6000,46600",

@@ -111,6 +111,10 @@ def misspelt_statement(e, path: str, step_kinds) -> Diagnostic | None:
     if kind is None:
         return None
     word = str(kind.value)
+    if word == "readonly":              # `call ... { body } readonly`: the keyword of a call, out of place
+        return Diagnostic("E042", ERROR, "`readonly` is not a statement: it marks a call", _at(kind, path),
+                          "`readonly` goes before the call's body: "
+                          "`call NAME = CHANNEL as FORMAT reply FORMAT readonly { ... }`")
     steps = [s for s in (step_kinds or ()) if s not in STATEMENTS]
     if word in steps:
         return None                     # a real plugin step: the usual message fits

@@ -1002,8 +1002,8 @@ def _check_outside_head(con: Any, path: Path, key: bytes, last: int, last_mac: b
     any writer opens it again (the writer's open then records them as an ``audit break``)."""
     from engine import audit_cut
 
-    if report.archive is not None or any(b.table == "audit_head" for b in report.breaks):
-        return                  # the head in the file named the problem already
+    if report.archive is not None or any(b.table == "audit_head" and b.seq is not None for b in report.breaks):
+        return                  # the head in the file named the problem already (a head row gone names none)
     found = audit_cut.problem(con, Path(path), key, last, last_mac, head_row=False)
     if found is not None:
         report.breaks.append(Break(found[1], "audit_head", "kept outside the ledger", found[0]))

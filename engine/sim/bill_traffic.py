@@ -226,7 +226,12 @@ def tls_failure(exc: BaseException, ctx: ssl.SSLContext, where: tuple[str, int])
 
 def main(argv: list[str] | None = None, *, console: Console | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m engine.sim.bill_traffic",
-                                 description="Send bill payment requests to a running engine and play its biller.")
+                                 description="Send bill payment requests to a running engine and play its biller.",
+                                 epilog="Exit 0 every request sent got a reply (whatever its code: a payment answered "
+                                        "91 only adds a note); 1 a request got none (the engine closed the "
+                                        "connection: it drained, stopped, or speaks TLS to this plain run; or "
+                                        "--reply-timeout passed), no engine listens on --mainframe, or a TLS "
+                                        "handshake was refused; 2 a usage error; 130 Ctrl-C.")
     ap.add_argument("--count", type=_count, metavar="N",
                     help=f"requests to send (default {COUNT}; with --rate and --duration, rate x duration); "
                          f"with --duration, the most it sends")

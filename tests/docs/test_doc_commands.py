@@ -11,15 +11,24 @@ import cli_reference as ref
 
 COMMANDS = {c.name: c for c in ref.walk()}
 PAGES = [ref.REPO / "README.md"] + sorted((ref.REPO / "docs").rglob("*.md"))
-_FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.M | re.S)
-_LINE = re.compile(r"^(?:\$ )?(?:[A-Z_]+=\S+ )*(bsp(?: [^\n]*)?)$", re.M)
+# A fence may be indented (a code block inside a list item: a numbered procedure, a nightly script).
+_FENCE = re.compile(r"^[ \t]*```[^\n]*\n(.*?)^[ \t]*```", re.M | re.S)
+# `bsp ...`, `$ bsp ...`, `VAR=x bsp ...`, `.venv/bin/bsp ...`, indented or not; not output (`bsp 0.1.0 ...`)
+_LINE = re.compile(r"^[ \t]*(?:\$ )?(?:[A-Z_]+=\S+ )*(?:\.venv/bin/)?(bsp(?: [a-z-][^\n]*)?)$", re.M)
 
 
 def command_lines(text: str) -> list[tuple[int, str]]:
+    """(line, command) of every `bsp` line of a code block; a line continued with `\\` is read with the lines
+    that continue it, so the options written on them are checked too."""
     out = []
     for block in _FENCE.finditer(text):
-        for m in _LINE.finditer(block.group(1)):
-            line = m.group(1)
+        body = block.group(1)
+        for m in _LINE.finditer(body):
+            line, end = m.group(1), m.end()
+            while line.endswith("\\") and end < len(body):
+                nxt = body.find("\n", end + 1)
+                nxt = len(body) if nxt == -1 else nxt
+                line, end = line[:-1].rstrip() + " " + body[end + 1:nxt].strip(), nxt
             if "COMMAND" in line.split("#", 1)[0]:      # the generic usage line
                 continue
             out.append((text.count("\n", 0, block.start(1) + m.start()) + 1, line))
@@ -63,6 +72,17 @@ def test_the_check_finds_a_wrong_command_and_option() -> None:
     assert problems("bsp deal --since 1h") == ["'bsp deal --since' is not a bsp command"]
     assert problems("bsp deals --ledger-sync journal   # comment --x") == ["bsp deals has no option --ledger-sync"]
     assert problems("bsp report NAME [--to DAY] [--format table|csv]") == []
+
+
+def test_command_lines_are_read_in_indented_blocks_and_over_continued_lines() -> None:
+    """A procedure's step (a code block indented in a list item) and the options on the lines that continue a
+    command (`\\`) are what a reader pastes: they are read too (they were skipped: a stale option there passed)."""
+    text = ("1. Run it:\n\n   ```\n   $ bsp reconcile --live --type totals \\\n         --codez c.csv\n   ...\n   ```\n"
+            "- nightly:\n  ```sh\n  .venv/bin/bsp deals --sinse 1h\n  ```\n```\nbsp 0.1.0 (ledger schema 11)\n```\n")
+    lines = command_lines(text)
+    assert lines == [(4, "bsp reconcile --live --type totals --codez c.csv"), (10, "bsp deals --sinse 1h")], lines
+    assert [p for _, ln in lines for p in problems(ln)] == ["bsp reconcile has no option --codez",
+                                                           "bsp deals has no option --sinse"]
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ref.REPO)))

@@ -21,7 +21,8 @@ import cli_reference as ref
 from test_doc_commands import problems
 
 TOURS = [ref.REPO / "docs" / f"tour-{who}.md" for who in ("analyst", "admin", "tester")]
-_FENCE = re.compile(r"^```([^\n]*)\n(.*?)^```", re.M | re.S)
+_FENCE = re.compile(r"^[ \t]*```([^\n]*)\n(.*?)^[ \t]*```", re.M | re.S)     # indented in a list item too
+_SHELL = ("", "sh", "shell", "bash", "console")
 _INLINE = re.compile(r"(?<!`)`([^`]+?)`(?!`)")          # may wrap onto the next line of the paragraph
 _HELPER = re.compile(r"^(?:\.venv/bin/)?(python(?: -m [\w.]+| [\w/]+\.py)|pytest)\b(.*)$")
 
@@ -34,12 +35,12 @@ def _prose(text: str) -> str:
 def shown_commands(page: Path) -> list[str]:
     """Every command line of the page: code-block lines and inline code that starts like a command."""
     text = page.read_text(encoding="utf-8")
-    lines = [ln for m in _FENCE.finditer(text) if m.group(1) in ("", "sh")
-             for ln in m.group(2).splitlines()]
+    lines = [ln for m in _FENCE.finditer(text) if m.group(1).strip() in _SHELL
+             for ln in re.sub(r"[ \t]*\\\n[ \t]*", " ", m.group(2)).splitlines()]       # a line continued with \\
     lines += [" ".join(m.group(1).split()) for m in _INLINE.finditer(_prose(text)) if "\n\n" not in m.group(1)]
     out = []
     for ln in lines:
-        ln = re.sub(r"^(?:[A-Z_]+=\S+ )+", "", re.sub(r"\s#.*$", "", ln).strip())   # VAR=value bsp ...
+        ln = re.sub(r"^(?:\$ )?(?:[A-Z_]+=\S+ )*", "", re.sub(r"\s#.*$", "", ln).strip())   # $ VAR=value bsp ...
         if ln.startswith(("bsp ", "python ", "python3 ", ".venv/bin/")):
             out.append(ln)
     return out
@@ -96,12 +97,43 @@ def test_every_command_a_tour_shows_exists_with_its_options(page: Path) -> None:
     assert not found, f"{page.name}:\n" + "\n".join(found)
 
 
+def test_the_helper_programs_a_tour_runs_give_their_exit_codes_in_their_help() -> None:
+    """The tours tell a reader what `python -m engine.sim.bill_traffic` exits with (1: requests unanswered); its
+    --help, where a reader looks first, says so too, as every bsp command's does (test_cli_doc.py)."""
+    programs = set()
+    for page in TOURS:
+        for line in shown_commands(page):
+            m = _HELPER.match(line)
+            if m and m.group(1) != "pytest":
+                programs.add(m.group(1))
+    assert "python -m engine.sim.bill_traffic" in programs, programs
+    silent = []
+    for program in sorted(programs):
+        words = program.split()
+        argv = [sys.executable, *words[1:], "--help"]
+        out = subprocess.run(argv, cwd=ref.REPO, capture_output=True, text=True, timeout=60).stdout
+        if not re.search(r"\bExit 0\b", out):
+            silent.append(program)
+    assert not silent, f"--help gives no exit codes (`Exit 0 ...; 1 ...; 2 ...`): {silent}"
+
+
 def test_the_tours_show_commands() -> None:
     """The check above reads the inline commands too (were it to find none, it would prove nothing)."""
     shown = {p.name: shown_commands(p) for p in TOURS}
     assert "bsp audit verify --deployment platform.yaml" in shown["tour-admin.md"]
     assert any(c.startswith(".venv/bin/python -m engine.sim.bill_traffic --count") for c in shown["tour-tester.md"])
     assert all(len(c) >= 5 for c in shown.values()), {k: len(v) for k, v in shown.items()}
+
+
+def test_shown_commands_reads_shell_blocks_however_they_are_written(tmp_path: Path) -> None:
+    """A tour's block tagged ```shell / ```bash / ```console, indented in a list item, with `$ ` prompts or a
+    command continued with `\\` is what the reader pastes: its commands are checked like an untagged block's."""
+    page = tmp_path / "tour.md"
+    page.write_text("1. Send:\n\n   ```shell\n   $ python -m engine.sim.bill_traffic \\\n       --counts 3\n   ```\n"
+                    "```bash\n.venv/bin/python bench/bench_sync.py --dirs x\n```\n```console\n$ bsp deals --sinse 1h\n```\n"
+                    "```yaml\nbsp: not a command\n```\n", encoding="utf-8")
+    assert shown_commands(page) == ["python -m engine.sim.bill_traffic --counts 3",
+                                    ".venv/bin/python bench/bench_sync.py --dirs x", "bsp deals --sinse 1h"]
 
 
 def test_the_check_finds_a_stale_helper_command() -> None:
@@ -161,6 +193,24 @@ def test_the_tester_tours_count_of_route_tests_is_the_libraries() -> None:
     tests = sum(len(re.findall(r'^\s*test "', p.read_text(encoding="utf-8"), re.M))
                 for p in (ref.REPO / "routes").glob("*/*_test.route"))
     assert said == tests, f"tour-tester.md says {said} route tests, routes/ holds {tests}"
+
+
+def test_the_tester_tours_count_of_service_tests_is_what_pytest_collects() -> None:
+    """`.venv/bin/pytest tests/services/ ... (about N tests)`: the figure a newcomer reads before waiting minutes
+    for the run is within a fifth of what that line collects (it said about 200 while it collected 358)."""
+    text = (ref.REPO / "docs" / "tour-tester.md").read_text(encoding="utf-8")
+    m = re.search(r"^\.venv/bin/pytest (\S+)\s.*\(about ([\d,]+) tests\)", text, re.M)
+    assert m, "tour-tester.md shows `.venv/bin/pytest tests/services/` with (about N tests)"
+    said = int(m.group(2).replace(",", ""))
+    script = Path(sys.executable).parent / "pytest"
+    if not script.is_file():
+        pytest.skip("no pytest script beside the interpreter")
+    p = subprocess.run([str(script), "--collect-only", "-q", "-p", "no:cacheprovider", m.group(1)], cwd=ref.REPO,
+                       capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": ""})
+    found = re.search(r"^(\d+) tests? collected", p.stdout, re.M)
+    assert p.returncode == 0 and found, p.stdout[-2000:]
+    collected = int(found.group(1))
+    assert abs(said - collected) <= collected / 5, f"tour-tester.md says about {said} tests, {m.group(1)} holds {collected}"
 
 
 @pytest.mark.parametrize("page", TOURS, ids=lambda p: p.name)

@@ -92,6 +92,17 @@ def test_misspelt_statement_that_parses_as_a_step_gives_no_follow_on_error(tmp_p
     assert msg == "unknown statement `rpely`" and help_ == "did you mean `reply`?"
 
 
+def test_readonly_after_a_calls_body_says_where_it_goes(tmp_path, registry):
+    # the analyst's tour calls an enquiry `readonly`; written after the body it read as an unknown
+    # statement with "did you mean `reply`?", which sent the analyst the wrong way
+    r = _check(tmp_path, registry, _edit(82, "} expect", "} readonly expect"))
+    code, line, col, msg, help_ = _only(r)
+    assert (code, line, col) == ("E042", 82, 7)
+    assert msg == "`readonly` is not a statement: it marks a call"
+    assert help_ == ("`readonly` goes before the call's body: "
+                     "`call NAME = CHANNEL as FORMAT reply FORMAT readonly { ... }`")
+
+
 # ------------------------------------------------------------------ files
 
 def test_a_byte_order_mark_is_accepted_and_columns_stay_right(tmp_path, registry):

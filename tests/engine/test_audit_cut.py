@@ -60,6 +60,23 @@ async def test_a_cut_with_the_head_row_deleted_stays_named_after_the_next_writer
     assert [b.table for b in check(path).breaks] == ["audit break"]
 
 
+async def test_a_cut_with_the_head_row_deleted_is_named_by_verify_before_any_writer(tmp_path: Path) -> None:
+    """tour-admin.md: delete the newest records and the audit_head row while bsp is stopped, and `bsp audit verify`
+    names the records missing. It said only that the head row was missing (the newest records cannot be checked)
+    and left out the head kept outside the ledger, which names them."""
+    path = tmp_path / "l.duckdb"
+    await fill(path, 3)
+    cut = sql(path, "SELECT chain_seq FROM audit_head")[0][0]
+    await _two_more(path)
+    last = sql(path, "SELECT chain_seq FROM audit_head")[0][0]
+    _cut_after(path, cut)
+    sql(path, "DELETE FROM audit_head")
+    report = check(path)
+    texts = _texts(report)
+    assert not report.ok and "audit_head" in [b.table for b in report.breaks], texts
+    assert any(f"records seq {cut + 1}..{last} were deleted" in t for t in texts), texts
+
+
 async def test_a_cut_with_an_old_head_row_put_back_is_named_before_and_after_the_next_writer(tmp_path: Path) -> None:
     path = tmp_path / "l.duckdb"
     await fill(path, 3)
