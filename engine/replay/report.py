@@ -165,7 +165,8 @@ class ReplayReport:
                    if self.unanswered_by_channel else "")
         how = (f" ({self.answered_by_identity} by the call's identity, {self.answered_by_position} by its position "
                f"in the exchange)" if self.answered_by_identity and self.answered_by_position
-               else " (by the call's identity)" if self.answered_by_identity else "")
+               else " (by the call's identity)" if self.answered_by_identity
+               else " (by its position in the exchange)" if self.answered_by_position else "")
         return (f"{self.answered_by_key} answer(s) from the recording by correlation key{how}, {self.answered_by_order} "
                 f"by order{script}, {self.unanswered} call(s) with no answer, failed as unreachable{nothing}")
 

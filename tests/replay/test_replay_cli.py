@@ -57,6 +57,11 @@ def test_same_config_exits_0(small):
     res = cli(str(capture), "--config", str(config), "--pace", "x1000")
     assert res.exit_code == 0, res.output
     assert "result: PASS" in res.output
+    # bill payment's biller calls carry no identity: the endpoints line says they were answered by position,
+    # as the pairing line does (it used to leave that out, as if they had been matched by identity)
+    endpoints = " ".join(res.output.split("virtual endpoints:", 1)[1].split("pairing:", 1)[0].split())
+    assert "by correlation key (by its position in the exchange)" in endpoints, res.output
+    assert "calls by position in their exchange on" in " ".join(res.output.split())
 
 
 def test_bad_inputs_exit_2_with_the_reason(small, tmp_path):
