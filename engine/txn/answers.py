@@ -16,7 +16,23 @@ A file is records, each one answer::
 
     length  4 bytes big-endian   payload size
     crc     4 bytes big-endian   zlib.crc32 of the payload
-    payload                      orjson of the entry as the log wrote it (``Kept.entry()``: hex or sealed reply)
+    payload                      the answer (below)
+
+The payload's first byte says its form.  ``{`` (the old form, files written before 2026-11-28): orjson of the
+entry as the log wrote it (``Kept.entry()``: the reply in hex, or ``{"k": token}``).  ``\x01`` (the raw form,
+written since): the reply's bytes as they are, not in hex (~300 bytes less a key with 300-byte replies)::
+
+    form    1 byte       1
+    kind    1 byte       0: no reply here (none, or one of another shape: in the JSON as the log wrote it)
+                         1: the reply's bytes (the log's lower-case hex of them)
+                         2: a reply sealed with a field keyring, as ``KID:`` and the bytes of the token's base64
+                            (``kept.Sealed``; the log's ``{"k": "enc:v1:KID:BASE64"}``)
+    length  4 bytes big-endian   the reply's size
+    reply   length bytes
+    rest                         orjson of the entry without its reply (with it for kind 0)
+
+Both forms read back as the same entry, character for character (``_decode``); a file may hold both (a day file
+an older bsp began, appended to since).  An older bsp cannot read the raw form: it takes it for a torn tail.
 
 Order of a move (``add``): the records are appended to their day files and ``fdatasync``'ed, then the index
 rows are committed, then (the caller) the new log without those entries is written and renamed into place.
@@ -49,8 +65,12 @@ import orjson
 
 from engine.durable import fsync_dir
 from engine.filemodes import create_private, private_dir
+from engine.txn.kept import Kept, Sealed, _pack, _reply
 
 HEADER = struct.Struct(">II")
+RAW = 1                     # the payload's first byte in the raw form (the old form's is orjson's ``{``)
+RAW_HEAD = struct.Struct(">BBI")    # form, kind, the reply's length
+NO_REPLY, REPLY_BYTES, REPLY_SEALED = 0, 1, 2
 DAY = 86400
 SEALED_TRIES = 3            # offsets noted per key id and file for the keyring check (keycheck.TRIES)
 READ_AHEAD = 1024           # bytes read at once for a look-up (most answers fit: one pread)
@@ -99,6 +119,70 @@ CREATE TABLE IF NOT EXISTS files(day INTEGER PRIMARY KEY, size INTEGER NOT NULL,
 CREATE TABLE IF NOT EXISTS sealed(day INTEGER NOT NULL, kid TEXT NOT NULL, off INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS meta(name TEXT PRIMARY KEY, value);
 """
+
+
+def _encode(e: Mapping[str, Any]) -> tuple[bytes, dict[str, Any]]:
+    """The raw form's payload of answer ``e`` (a ``Kept`` or the entry as the log wrote it), and that entry."""
+    d = e.entry() if type(e) is Kept else dict(e)
+    reply = d.get("reply")
+    kind, raw = NO_REPLY, b""
+    if type(e) is Kept and type(e.reply) in (bytes, Sealed):     # as the key store holds it: no hex to undo
+        raw = e.reply
+        kind = REPLY_SEALED if type(raw) is Sealed else REPLY_BYTES
+    elif isinstance(reply, str):
+        try:
+            b = bytes.fromhex(reply)
+        except ValueError:
+            b = None
+        if b is not None and b.hex() == reply:          # lower-case hex only: it comes back the same
+            kind, raw = REPLY_BYTES, b
+    elif isinstance(reply, dict) and len(reply) == 1 and isinstance(reply.get("k"), str):
+        packed = _pack(reply["k"])
+        if type(packed) is Sealed:                      # (``_pack`` checked it comes back the same)
+            kind, raw = REPLY_SEALED, packed
+    rest = d
+    if kind != NO_REPLY:
+        rest = dict(d)
+        del rest["reply"]
+    return RAW_HEAD.pack(RAW, kind, len(raw)) + raw + orjson.dumps(rest, default=_default), d
+
+
+def _decode(body: bytes | memoryview) -> dict[str, Any]:
+    """The entry of a record's payload, in either form (module docstring); ``ValueError`` when it is neither."""
+    if body[:1] == b"{":
+        return orjson.loads(body)
+    if len(body) < RAW_HEAD.size or body[0] != RAW:
+        raise ValueError(f"unknown answer form {bytes(body[:1])!r}")
+    _, kind, n = RAW_HEAD.unpack_from(body)
+    end = RAW_HEAD.size + n
+    if len(body) < end or kind > REPLY_SEALED:
+        raise ValueError("the reply runs past the record")
+    e = orjson.loads(body[end:])
+    if kind == REPLY_BYTES:
+        e["reply"] = bytes(body[RAW_HEAD.size:end]).hex()
+    elif kind == REPLY_SEALED:
+        e["reply"] = _reply(Sealed(body[RAW_HEAD.size:end]))
+    return e
+
+
+def _scan_fields(body: bytes | memoryview) -> tuple[str, str, float, str | None]:
+    """Key, deal id, finishing time and sealing key id of a record's payload (an index rebuild): in the raw form
+    only the JSON after the reply is read."""
+    if body[:1] == b"{":
+        e = orjson.loads(body)
+        kid = _kid(e.get("reply"))
+    else:
+        if len(body) < RAW_HEAD.size or body[0] != RAW:
+            raise ValueError(f"unknown answer form {bytes(body[:1])!r}")
+        _, kind, n = RAW_HEAD.unpack_from(body)
+        end = RAW_HEAD.size + n
+        if len(body) < end or kind > REPLY_SEALED:
+            raise ValueError("the reply runs past the record")
+        e = orjson.loads(body[end:])
+        kid = _kid(e.get("reply"))
+        if kind == REPLY_SEALED:
+            kid = bytes(body[RAW_HEAD.size:end]).partition(b":")[0].decode("ascii")
+    return e["key"], str(e.get("id")), float(e.get("fin") or 0.0), kid
 
 
 class AnswersError(OSError):
@@ -222,11 +306,10 @@ class Answers:
                     if length == 0 or len(body) < length or zlib.crc32(body) != crc:
                         break
                     try:
-                        e = orjson.loads(body)
-                    except orjson.JSONDecodeError:
+                        key, deal, fin, kid = _scan_fields(body)
+                    except (ValueError, KeyError, TypeError, UnicodeDecodeError):     # (orjson's error is a ValueError)
                         break
-                    rows.append((digest(e["key"]), digest(str(e.get("id"))), float(e.get("fin") or 0.0), day, pos,
-                                 _kid(e.get("reply"))))
+                    rows.append((digest(key), digest(deal), fin, day, pos, kid))
                     pos += HEADER.size + length
         return rows, pos
 
@@ -258,7 +341,11 @@ class Answers:
         if len(body) < length or zlib.crc32(body) != crc:
             raise AnswersError(f"{self.path / _day_name(day)}: byte {off}: the answer there does not read back "
                                f"(CRC mismatch): the file was changed or damaged; restore it from a copy")
-        return orjson.loads(body)
+        try:
+            return _decode(body)
+        except ValueError as exc:
+            raise AnswersError(f"{self.path / _day_name(day)}: byte {off}: the answer there does not read back "
+                               f"({exc}): written by a newer bsp, or damaged; restore it from a copy") from exc
 
     def find(self, keys: list[str]) -> dict[str, dict[str, Any]]:
         """The entries of those of ``keys`` held here: one query for them all (an admission batch), and a read
@@ -370,8 +457,7 @@ class Answers:
             return here
         by_day: dict[int, list[tuple[bytes, Mapping[str, Any], int]]] = {}
         for e, h in fresh:
-            d = e.entry() if hasattr(e, "entry") else e      # a ``Kept`` as the log writes it
-            body = orjson.dumps(d, default=_default)
+            body, d = _encode(e)                             # the raw form: the reply's bytes, not hex
             fin = float(d.get("fin") or 0.0)
             by_day.setdefault(int(fin // DAY), []).append((HEADER.pack(len(body), zlib.crc32(body)) + body, d, h))
         written: list[tuple[Path, int, bool]] = []      # (file, size before, new) to undo on failure
@@ -511,6 +597,6 @@ def read_all(log_path: Path) -> list[dict[str, Any]]:
             body = data[pos + HEADER.size:pos + HEADER.size + length]
             if length == 0 or len(body) < length or zlib.crc32(body) != crc:
                 break
-            out.append(orjson.loads(body))
+            out.append(_decode(body))
             pos += HEADER.size + length
     return out

@@ -83,12 +83,16 @@ def test_a_compaction_moves_the_answers_out_of_the_log_and_memory_and_a_repeat_r
         assert type(got) is Kept and got == answer and got.entry() == answer
     assert log.ends.get("pay|nope") is None and "pay|nope" not in log.ends
     data = b"".join(p.read_bytes() for p in answers_dir(path).glob("*.ans"))
-    if keyring:                       # sealed on disk as in the log: the token, never the reply in clear
-        assert b"payment accepted" not in data and b"enc:v1:k1:" in data
+    if keyring:                       # sealed on disk as in the log (the token's bytes), never the reply in clear
+        assert b"payment accepted" not in data and b"enc:v1:k1:" not in data
+        token = log.ends["pay|K3"]["reply"]["k"]
+        assert b"k1:" + base64.urlsafe_b64decode(token.split(":")[3]) in data     # its bytes, not its base64
         e = log.ends["pay|K3"]
         assert ring.decrypt(e["reply"]["k"], f"reply|{e['id']}".encode()).startswith(b'{"status":"OK","ref":"3"')
     else:
         assert bytes.fromhex(log.ends["pay|K3"]["reply"]).startswith(b'{"status":"OK","ref":"3"')
+        assert b'{"status":"OK","ref":"3","message":"payment accepted"}' in data      # the reply's bytes, not hex
+        assert log.ends["pay|K3"]["reply"].encode() not in data
     log.close()
     log = TxnLog(path, clock=clock)                   # a restart: nothing to read back into memory
     assert log.ends.hot == {} and len(log.ends) == 40
@@ -104,6 +108,85 @@ def test_a_compaction_moves_the_answers_out_of_the_log_and_memory_and_a_repeat_r
             check_keyring(log, other, path)
     assert len(read_all(path)) == 40                  # each written once
     log.close()
+
+
+OLD_FORM = Path(__file__).parent / "answers_old_form"     # a day file written by the bsp of 2026-11-27 (hex replies)
+
+
+def _payloads(f: Path) -> list[bytes]:
+    data, pos, out = f.read_bytes(), 0, []
+    while pos + 8 <= len(data):
+        n = int.from_bytes(data[pos:pos + 4], "big")
+        out.append(data[pos + 8:pos + 8 + n])
+        pos += 8 + n
+    return out
+
+
+def test_a_file_of_the_old_form_reads_back_and_takes_raw_records_after_it(tmp_path: Path) -> None:
+    """The answers file of an older bsp (``answers_old_form/``: made by the code of 2026-11-27, its replies in hex
+    or as keyring tokens, and one reply of another shape) reads back entry for entry as that bsp read it; new
+    answers of the same day are appended to it in the raw form; both read back after a restart and after the
+    index is made again from the file."""
+    import orjson
+    import shutil
+
+    path = tmp_path / "l.duckdb.txn"
+    folder = answers_dir(path)
+    folder.mkdir(mode=0o700)
+    shutil.copy(OLD_FORM / "2027-01-15.ans", folder / "2027-01-15.ans")
+    old = orjson.loads((OLD_FORM / "expected.json").read_bytes())
+    assert len(old) == 8 and all(p[:1] == b"{" for p in _payloads(folder / "2027-01-15.ans"))
+    log = TxnLog(path, clock=Clock())                  # no index: made from the file
+    assert len(log.ends) == 8
+    for e in old:
+        assert log.ends[e["key"]] == e and dict(log.ends[e["key"]]) == e
+    assert log.ends["pay|U0"]["reply"] == "ABCD"
+    new = _ends(5, T0, prefix="N")
+    odd = dict(_ends(1, T0, prefix="V")[0], reply="ABCD")
+    _record(log, new + [odd])
+    log._compact()                                       # the same day: appended to the old file
+    assert sorted(p.name for p in folder.glob("*.ans")) == ["2027-01-15.ans"]
+    forms = [p[:1] for p in _payloads(folder / "2027-01-15.ans")]
+    assert forms == [b"{"] * 8 + [b"\x01"] * 6
+    want = {e["key"]: e for e in old} | {e["key"]: _answer(e) for e in new + [odd]}
+    assert {e["key"]: e for e in read_all(path)} == want
+    log.close()
+    for again in ("restart", "rebuild"):
+        if again == "rebuild":
+            for p in folder.glob("index.sqlite*"):
+                p.unlink()
+        log = TxnLog(path, clock=Clock())
+        assert len(log.ends) == 14 and log.ends.hot == {}
+        assert {k: dict(v) for k, v in log.ends.items()} == want
+        assert {k: log.ends[k].entry() for k in want if type(log.ends[k]) is Kept} == \
+            {k: v for k, v in want.items() if type(log.ends[k]) is Kept}
+        log.close()
+
+
+def test_a_raw_record_holds_the_reply_bytes_after_a_short_head(tmp_path: Path) -> None:
+    """The raw form byte for byte (engine/txn/answers.py's docstring): form 1, kind, the reply's length, the
+    reply, then the entry's JSON without it; 300 hex digits fewer than the old form for a 150-byte reply."""
+    import orjson
+    import zlib
+
+    path = tmp_path / "l.duckdb.txn"
+    log = TxnLog(path, clock=Clock())
+    e = _ends(1, T0, prefix="R")[0]
+    reply = bytes(range(150))
+    e["reply"] = reply.hex()
+    _record(log, [e])
+    log._compact()
+    log.close()
+    (f,) = answers_dir(path).glob("*.ans")
+    data = f.read_bytes()
+    n = int.from_bytes(data[:4], "big")
+    payload = data[8:]
+    assert len(payload) == n and zlib.crc32(payload) == int.from_bytes(data[4:8], "big")
+    assert payload[:2] == b"\x01\x01" and int.from_bytes(payload[2:6], "big") == 150
+    assert payload[6:156] == reply
+    rest = orjson.loads(payload[156:])
+    assert "reply" not in rest and rest | {"reply": reply.hex()} == _answer(e)
+    assert len(orjson.dumps(_answer(e))) - len(payload) == 300 - 150 - 6 + len(b',"reply":""')
 
 
 def test_an_unrecorded_end_stays_in_the_log_until_its_row_is_recorded(tmp_path: Path) -> None:
