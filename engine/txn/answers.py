@@ -49,11 +49,13 @@ offsets per key id and day are noted (``sealed``) for the keyring check on open 
 """
 from __future__ import annotations
 
+import logging
 import mmap
 import os
 import sqlite3
 import struct
 import threading
+import time
 import zlib
 from datetime import datetime, timezone
 from hashlib import blake2b
@@ -67,7 +69,9 @@ from engine.durable import fsync_dir
 from engine.filemodes import create_private, private_dir
 from engine.txn.kept import Kept, Sealed, _pack, _reply
 
+logger = logging.getLogger("bsp.txn")
 HEADER = struct.Struct(">II")
+PROGRESS_EVERY = 250_000    # answers: a rebuild of the index logs a line with its counts each time it indexed this many
 RAW = 1                     # the payload's first byte in the raw form (the old form's is orjson's ``{``)
 RAW_HEAD = struct.Struct(">BBI")    # form, kind, the reply's length
 NO_REPLY, REPLY_BYTES, REPLY_SEALED = 0, 1, 2
@@ -109,12 +113,12 @@ def _kid(reply: Any) -> str | None:
     return None
 
 
+_INDEXES = ("CREATE INDEX IF NOT EXISTS a_h ON a(h)", "CREATE INDEX IF NOT EXISTS a_i ON a(i)",
+            "CREATE INDEX IF NOT EXISTS a_fin ON a(fin)")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS a(h INTEGER NOT NULL, i INTEGER NOT NULL, fin REAL NOT NULL, day INTEGER NOT NULL,
                              off INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS a_h ON a(h);
-CREATE INDEX IF NOT EXISTS a_i ON a(i);
-CREATE INDEX IF NOT EXISTS a_fin ON a(fin);
+""" + ";\n".join(_INDEXES) + """;
 CREATE TABLE IF NOT EXISTS files(day INTEGER PRIMARY KEY, size INTEGER NOT NULL, last REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS sealed(day INTEGER NOT NULL, kid TEXT NOT NULL, off INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS meta(name TEXT PRIMARY KEY, value);
@@ -248,7 +252,15 @@ class Answers:
 
     def _reconcile(self) -> None:
         """Index what the files hold past what the index knows of them (a crash between a move's append and its
-        commit, a lost index), cut torn tails off, forget files that are gone."""
+        commit, a lost index), cut torn tails off, forget files that are gone.
+
+        A rebuild (the index holds nothing and the files do: ``index.sqlite`` lost or damaged) is one transaction
+        with ``synchronous=OFF``, the B-tree indexes dropped and made again at the end (sorted once rather than
+        grown row by row), then the one sync: ``synchronous`` back to ``FULL`` and a checkpoint (the WAL synced,
+        then the database).  A crash before that sync leaves an index without the rebuild's commit (the WAL's
+        checksums end it before), made again at the next open; no move runs before the open is done.  A rebuild
+        logs its progress (``bsp.txn``, INFO): where it starts with the files' size, every ``PROGRESS_EVERY``
+        answers, and when it is done."""
         self._readers = []
         con = self._w
         known = dict(con.execute("SELECT day, size FROM files").fetchall())
@@ -257,21 +269,37 @@ class Answers:
             day = _day_of(p.name)
             if day is not None:
                 on_disk[day] = p
+        todo = []                               # (day, file, start, size) to read
+        for day, p in sorted(on_disk.items()):
+            start = known.get(day, 0)
+            size = p.stat().st_size
+            if start == size and day in known:
+                continue
+            todo.append((day, p, start, size))
+        bulk = bool(todo) and not known and con.execute("SELECT 1 FROM a LIMIT 1").fetchone() is None
+        total = sum(size - (start if start <= size else 0) for _, _, start, size in todo)
+        began = time.monotonic()
+        if bulk:
+            logger.info("%s: making the key store's index again from %d answers file(s), %.1f MB (index.sqlite "
+                        "was missing or damaged); start-up waits for it", self.path, len(todo), total / 1e6)
+            con.execute("PRAGMA synchronous=OFF")
+            con.execute("PRAGMA wal_autocheckpoint=0")       # no checkpoint before the WAL is synced
         con.execute("BEGIN IMMEDIATE")
         try:
             for day in set(known) - set(on_disk):
                 con.execute("DELETE FROM a WHERE day = ?", (day,))
                 con.execute("DELETE FROM files WHERE day = ?", (day,))
                 con.execute("DELETE FROM sealed WHERE day = ?", (day,))
-            for day, p in sorted(on_disk.items()):
-                start = known.get(day, 0)
-                size = p.stat().st_size
+            if bulk:
+                for name in ("a_h", "a_i", "a_fin"):
+                    con.execute(f"DROP INDEX IF EXISTS {name}")
+            done = read = 0
+            shown = PROGRESS_EVERY
+            for day, p, start, size in todo:
                 if start > size:                # the index knew more than the file holds: index it anew
                     con.execute("DELETE FROM a WHERE day = ?", (day,))
                     con.execute("DELETE FROM sealed WHERE day = ?", (day,))
                     start = 0
-                if start == size and day in known:
-                    continue
                 rows, end = self._scan(p, day, start)
                 if end < size:                  # a torn tail: never relied on (the log still holds its entries)
                     with open(p, "r+b") as f:
@@ -284,13 +312,34 @@ class Answers:
                 last = max([r[2] for r in rows], default=0.0)
                 con.execute("INSERT INTO files(day, size, last) VALUES (?, ?, ?) ON CONFLICT(day) DO UPDATE "
                             "SET size = excluded.size, last = max(files.last, excluded.last)", (day, end, last))
+                done += len(rows)
+                read += size - start
+                if bulk and done >= shown:
+                    self._progress(done, read, total, began)
+                    shown = (done // PROGRESS_EVERY + 1) * PROGRESS_EVERY
+            if bulk:
+                for sql in _INDEXES:
+                    con.execute(sql)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
+        finally:
+            if bulk:
+                con.execute("PRAGMA synchronous=FULL" if self.sync else "PRAGMA synchronous=OFF")
+        if bulk:
+            if self.sync:
+                con.execute("PRAGMA wal_checkpoint(TRUNCATE)")      # the one sync: WAL, then the database
+            con.execute("PRAGMA wal_autocheckpoint=1000")
+            logger.info("%s: the key store's index is made again: %d answers from %d file(s) in %.1f s",
+                        self.path, done, len(todo), time.monotonic() - began)
         self.count = con.execute("SELECT count(*) FROM a").fetchone()[0]
         row = con.execute("SELECT value FROM meta WHERE name = 'horizon'").fetchone()
         self.horizon = None if row is None else float(row[0])
+
+    def _progress(self, done: int, read: int, total: int, began: float) -> None:
+        logger.info("%s: making the key store's index again: %d answers indexed, %.1f of %.1f MB (%d%%), %.1f s",
+                    self.path, done, read / 1e6, total / 1e6, read * 100 // max(1, total), time.monotonic() - began)
 
     def _scan(self, p: Path, day: int, start: int) -> tuple[list[tuple[Any, ...]], int]:
         """Rows ``(h, i, fin, day, off, kid)`` of the good records of ``p`` from ``start``, and where they end."""

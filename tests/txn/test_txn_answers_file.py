@@ -265,6 +265,102 @@ def test_a_damaged_or_lost_index_is_made_again_from_the_files(tmp_path: Path) ->
     log.close()
 
 
+def test_a_rebuilt_index_shows_its_progress_and_is_synced_once(tmp_path: Path, monkeypatch, caplog) -> None:
+    """A lost index is made again at start-up with log lines that count what is done (every ``PROGRESS_EVERY``
+    answers); the rebuild runs with ``synchronous=OFF`` and its B-tree indexes made at the end, then one sync: the
+    index is whole, checkpointed (an empty WAL), and back to ``synchronous=FULL`` for the moves that follow."""
+    import logging
+    import sqlite3
+
+    from engine.txn import answers as answers_mod
+
+    path = tmp_path / "l.duckdb.txn"
+    clock = Clock()
+    log = TxnLog(path, clock=clock)
+    for day in range(2):
+        _record(log, _ends(5, clock.t, prefix=f"D{day}-"))
+        log._compact()
+        clock.t += DAY
+    log.close()
+    folder = answers_dir(path)
+    for p in folder.glob("index.sqlite*"):
+        p.unlink()
+    monkeypatch.setattr(answers_mod, "PROGRESS_EVERY", 4)
+    with caplog.at_level(logging.INFO, logger="bsp.txn"):
+        log = TxnLog(path, clock=clock)
+    lines = [r.getMessage() for r in caplog.records if r.name == "bsp.txn"]
+    assert "making the key store's index again from 2 answers file(s)" in lines[0]
+    assert "answers indexed" in lines[1] and " 5 answers indexed" in lines[1] and "(50%)" in lines[1]
+    assert " 10 answers indexed" in lines[2] and "(100%)" in lines[2]
+    assert "index is made again: 10 answers from 2 file(s)" in lines[3] and len(lines) == 4
+    assert len(log.ends) == 10 and log.ends["pay|D1-4"]["id"] == "D1--4"
+    assert log.answers._w.execute("PRAGMA synchronous").fetchone()[0] == 2           # FULL again
+    assert (folder / "index.sqlite-wal").stat().st_size == 0                        # checkpointed: synced
+    _record(log, _ends(3, clock.t, prefix="E"))
+    log._compact()
+    log.close()
+    con = sqlite3.connect(folder / "index.sqlite")
+    assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'index'")} >= {"a_h", "a_i", "a_fin"}
+    assert "USING INDEX a_h" in " ".join(str(r) for r in con.execute("EXPLAIN QUERY PLAN SELECT day FROM a WHERE h = 1"))
+    con.close()
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="bsp.txn"):
+        log = TxnLog(path, clock=clock)                 # the index in place: nothing to make, nothing logged
+    assert not [r for r in caplog.records if "index" in r.getMessage()] and len(log.ends) == 13
+    log.close()
+
+
+REBUILD_CHILD = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    sys.path[:0] = [{repo!r}]
+    from engine.txn import answers as answers_mod
+
+    answers_mod.PROGRESS_EVERY = 10
+    def stop(*a, **k):
+        print("AT rebuild", flush=True)
+        time.sleep(600)
+    answers_mod.Answers._progress = stop
+    answers_mod.Answers(Path(sys.argv[1]))
+    print("DONE", flush=True)
+""")
+
+
+def test_sigkill_during_a_rebuild_of_the_index_leaves_one_made_again_whole(tmp_path: Path) -> None:
+    """A real process SIGKILLed while it makes a lost index again (``synchronous=OFF``, nothing synced yet): the
+    next open finds an index without that rebuild and makes it again; every answer is found."""
+    path = tmp_path / "l.duckdb.txn"
+    log = TxnLog(path, clock=Clock())
+    for part in range(3):
+        _record(log, _ends(10, T0 + part * DAY, prefix=f"P{part}-"))
+        log._compact()
+    log.close()
+    folder = answers_dir(path)
+    for p in folder.glob("index.sqlite*"):
+        p.unlink()
+    script = REBUILD_CHILD.format(repo=str(REPO))
+    with subprocess.Popen([sys.executable, "-c", script, str(folder)], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, cwd=str(tmp_path)) as proc:
+        try:
+            line = proc.stdout.readline().decode()
+            if line.strip() != "AT rebuild":
+                proc.kill()
+                pytest.fail(f"{line!r}: {proc.stderr.read().decode()}")
+            os.kill(proc.pid, signal.SIGKILL)
+            assert proc.wait(timeout=30) == -signal.SIGKILL
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    log = TxnLog(path, clock=Clock())
+    assert len(log.ends) == 30 and log.ends.hot == {}
+    want = {e["key"]: _answer(e) for part in range(3) for e in _ends(10, T0 + part * DAY, prefix=f"P{part}-")}
+    assert {k: dict(log.ends[k]) for k in want} == want
+    assert len(read_all(path)) == 30
+    log.close()
+
+
 CHILD = textwrap.dedent("""
     import sys, time
     from pathlib import Path
