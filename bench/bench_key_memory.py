@@ -16,9 +16,11 @@ tracemalloc counts what the log holds after the last batch (the key store) and a
 anew (a restart: read, compacted).  One key in 20 is of a failed deal that keeps its key (``held``, ``kind``).
 Then ``--lookups`` keys are looked up: repeats (found) and new keys (not found), as admission does.  Loopback
 files only, fdatasync on (``--no-sync``: off); not a test, no assertions.
+``--hot`` measures only the keys held in memory between compactions at the default compaction setting;
 ``--rebuild`` measures only the rebuild of a lost index (``Answers`` opened on files without ``index.sqlite``):
 
-    .venv/bin/python bench/bench_key_memory.py --rebuild --keys 1000000 --no-sync
+    .venv/bin/python bench/bench_key_memory.py --rebuild --keys 1000000
+    .venv/bin/python bench/bench_key_memory.py --hot --keys 200000 [--small]
 """
 from __future__ import annotations
 
@@ -245,6 +247,48 @@ def rebuild(keys: int, reply_bytes: int, keyring: bool, every: int, sync: bool) 
           f"the next open {again_s:.3f} s")
 
 
+def hot(keys: int, reply_bytes: int, sync: bool, small: bool) -> None:
+    """``--hot``: the keys answered since the last compaction, which the log holds in memory (``KeyStore.hot``),
+    at the default compaction setting (``COMPACT_AFTER``, 5 minutes, or when the 8 MiB log is full) under load:
+    ``keys`` appended as fast as this machine writes them, batches of 64 and their ``recorded`` marks, no
+    compaction asked for.  ``--small``: the smallest ``end`` this bsp writes for a keyed deal (short key and
+    route, an empty reply, no fingerprint): the most keys an 8 MiB log holds."""
+    from engine.txn.log import SEGMENT_BYTES
+
+    seal = _seal(None)
+    digests = fingerprint.Digests(None)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "l.duckdb.txn"
+        log = TxnLog(path, sync=sync)
+        most = most_bytes = 0
+        c0 = log.compactions
+        tracemalloc.start()
+        base = tracemalloc.get_traced_memory()[0]
+        t0 = time.perf_counter()
+        for i in range(0, keys, 64):
+            batch = _ends(min(64, keys - i), reply_bytes, seal, digests, i)
+            if small:
+                for e in batch:
+                    for name in ("reason", "type", "amount", "currency", "party", "fp", "held", "kind"):
+                        e.pop(name, None)
+                    e.update(key=f"k|{e['ref'][4:]}", route="r", channel="c", ref=None, reply="")
+            log.append(batch)
+            log.append([{"t": "recorded", "ids": [e["id"] for e in batch], "keys": [e["key"] for e in batch]}])
+            del batch
+            if len(log.ends.hot) > most:
+                most = len(log.ends.hot)
+                most_bytes = tracemalloc.get_traced_memory()[0] - base
+        took = time.perf_counter() - t0
+        tracemalloc.stop()
+        n = log.compactions - c0
+        log.close()
+    print(f"keys {keys:,}  {'the smallest end' if small else f'reply {reply_bytes} bytes'}  sync {'on' if sync else 'off'}"
+          f"  log {SEGMENT_BYTES >> 20} MiB, compaction after {log.compact_after:.0f} s")
+    print(f"  {keys / took:,.0f} keys/s (traced); {n} compactions (when the log was full: {keys / max(1, n):,.0f} keys "
+          f"apart); most keys in memory at once {most:,} ({most_bytes / 1e6:.1f} MB traced then, "
+          f"{most_bytes / max(1, most):.0f} bytes a key)")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--keys", type=int, default=50_000)
@@ -258,7 +302,13 @@ def main() -> None:
                    help="no tracemalloc while appending and compacting (it slows them several times)")
     p.add_argument("--rebuild", action="store_true",
                    help="only the index's rebuild: --keys answers written to the files, the index removed, opened")
+    p.add_argument("--hot", action="store_true",
+                   help="only the keys held in memory between compactions at the default compaction setting")
+    p.add_argument("--small", action="store_true", help="with --hot: the smallest end entry")
     a = p.parse_args()
+    if a.hot:
+        hot(a.keys, a.reply_bytes, not a.no_sync, a.small)
+        return
     if a.rebuild:
         rebuild(a.keys, a.reply_bytes, a.keyring, a.compact_every, not a.no_sync)
         return

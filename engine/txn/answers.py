@@ -300,23 +300,28 @@ class Answers:
                     con.execute("DELETE FROM a WHERE day = ?", (day,))
                     con.execute("DELETE FROM sealed WHERE day = ?", (day,))
                     start = 0
-                rows, end = self._scan(p, day, start)
+                end, last = start, 0.0
+                while True:                     # PROGRESS_EVERY answers at a time: a day's file holds millions
+                    rows, pos = self._scan(p, day, end, PROGRESS_EVERY)
+                    if rows:
+                        con.executemany("INSERT INTO a(h, i, fin, day, off) VALUES (?, ?, ?, ?, ?)",
+                                        [r[:5] for r in rows])
+                        self._note_sealed(con, day, [(r[4], r[5]) for r in rows])
+                        last = max(last, max(r[2] for r in rows))
+                    done += len(rows)
+                    read += pos - end
+                    end = pos
+                    if bulk and done >= shown:
+                        self._progress(done, read, total, began)
+                        shown = (done // PROGRESS_EVERY + 1) * PROGRESS_EVERY
+                    if len(rows) < PROGRESS_EVERY:
+                        break
                 if end < size:                  # a torn tail: never relied on (the log still holds its entries)
                     with open(p, "r+b") as f:
                         f.truncate(end)
                         os.fsync(f.fileno())
-                if rows:
-                    con.executemany("INSERT INTO a(h, i, fin, day, off) VALUES (?, ?, ?, ?, ?)",
-                                    [r[:5] for r in rows])
-                    self._note_sealed(con, day, [(r[4], r[5]) for r in rows])
-                last = max([r[2] for r in rows], default=0.0)
                 con.execute("INSERT INTO files(day, size, last) VALUES (?, ?, ?) ON CONFLICT(day) DO UPDATE "
                             "SET size = excluded.size, last = max(files.last, excluded.last)", (day, end, last))
-                done += len(rows)
-                read += size - start
-                if bulk and done >= shown:
-                    self._progress(done, read, total, began)
-                    shown = (done // PROGRESS_EVERY + 1) * PROGRESS_EVERY
             if bulk:
                 for sql in _INDEXES:
                     con.execute(sql)
@@ -341,25 +346,28 @@ class Answers:
         logger.info("%s: making the key store's index again: %d answers indexed, %.1f of %.1f MB (%d%%), %.1f s",
                     self.path, done, read / 1e6, total / 1e6, read * 100 // max(1, total), time.monotonic() - began)
 
-    def _scan(self, p: Path, day: int, start: int) -> tuple[list[tuple[Any, ...]], int]:
-        """Rows ``(h, i, fin, day, off, kid)`` of the good records of ``p`` from ``start``, and where they end."""
+    def _scan(self, p: Path, day: int, start: int, most: int) -> tuple[list[tuple[Any, ...]], int]:
+        """Rows ``(h, i, fin, day, off, kid)`` of the good records of ``p`` from ``start`` (at most ``most``), and
+        where they end."""
         rows: list[tuple[Any, ...]] = []
         pos = start
         with open(p, "rb") as f:
             if os.fstat(f.fileno()).st_size <= start:
                 return rows, start
             with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:     # not the whole file in memory
-                while pos + HEADER.size <= len(data):
-                    length, crc = HEADER.unpack_from(data, pos)
-                    body = data[pos + HEADER.size:pos + HEADER.size + length]
-                    if length == 0 or len(body) < length or zlib.crc32(body) != crc:
+                unpack, crc32, fields, hs, add = HEADER.unpack_from, zlib.crc32, _scan_fields, digest, rows.append
+                size, head = len(data), HEADER.size
+                while pos + head <= size and len(rows) < most:
+                    length, crc = unpack(data, pos)
+                    body = data[pos + head:pos + head + length]
+                    if length == 0 or len(body) < length or crc32(body) != crc:
                         break
                     try:
-                        key, deal, fin, kid = _scan_fields(body)
+                        key, deal, fin, kid = fields(body)
                     except (ValueError, KeyError, TypeError, UnicodeDecodeError):     # (orjson's error is a ValueError)
                         break
-                    rows.append((digest(key), digest(deal), fin, day, pos, kid))
-                    pos += HEADER.size + length
+                    add((hs(key), hs(deal), fin, day, pos, kid))
+                    pos += head + length
         return rows, pos
 
     def _note_sealed(self, con: sqlite3.Connection, day: int, offs: list[tuple[int, str | None]]) -> None:
