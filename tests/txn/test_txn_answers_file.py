@@ -190,6 +190,29 @@ def test_a_raw_record_holds_the_reply_bytes_after_a_short_head(tmp_path: Path) -
     assert len(orjson.dumps(_answer(e))) - len(payload) == 300 - 150 - 6 + len(b',"reply":""')
 
 
+def test_the_keys_held_in_memory_between_compactions_are_bounded_by_the_log_size(tmp_path: Path) -> None:
+    """Under load the 5-minute compaction never comes (its clock does not move here): the log fills first, and
+    the compaction that makes room moves the recorded answers out of memory.  So what ``KeyStore.hot`` holds is
+    bounded by count, the keys whose entries fit in one log file (8 MiB: ~7,400 engine ends with 300-byte
+    replies, ~25,000 of the smallest; bench/bench_key_memory.py --hot), whatever the traffic; here a 64 KiB log."""
+    path = tmp_path / "l.duckdb.txn"
+    log = TxnLog(path, segment_bytes=64 << 10, clock=Clock())
+    log.monotonic = lambda: 0.0                         # no time passes: only a full log compacts
+    most, c0 = 0, log.compactions
+    batch_bytes = 0
+    for b in range(60):
+        ends = _ends(16, T0, prefix=f"B{b}-")
+        batch_bytes = max(batch_bytes, len(TxnLog.frame(ends)) + len(TxnLog.frame(
+            [{"t": "recorded", "ids": [e["id"] for e in ends], "keys": [e["key"] for e in ends]}])))
+        _record(log, ends)
+        most = max(most, len(log.ends.hot))
+    per_key = batch_bytes / 16
+    assert log.compactions - c0 >= 60 * 16 * per_key // (64 << 10) - 1      # one each time the log filled
+    assert most <= (64 << 10) / per_key + 16                              # never more than one file's worth
+    assert len(log.ends) == 960 and len(log.ends.hot) < most + 1
+    log.close()
+
+
 def test_an_unrecorded_end_stays_in_the_log_until_its_row_is_recorded(tmp_path: Path) -> None:
     path = tmp_path / "l.duckdb.txn"
     log = TxnLog(path, clock=Clock())
