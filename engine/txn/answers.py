@@ -7,7 +7,7 @@ by every compaction (every 5 minutes): at 1M keyed deals a day for 35 days, ~25 
 rewritten.  So a compaction moves them here (``TxnLog._compact_now``) and the log keeps only what arrived since:
 
     <ledger>.txn.answers/
-        YYYY-MM-DD.ans      one file per UTC day of the deals' finishing time (``fin``), append-only and never
+        YYYY-MM-DD.ans2     one file per UTC day of the deals' finishing time (``fin``), append-only and never
                             rewritten: the retention removes whole files once every answer in them is past it
         index.sqlite        key digest -> (day, offset), with fin and the id's digest: read through SQLite's
                             B-tree (its page cache, a few MB, not a Python object a key)
@@ -31,8 +31,12 @@ written since): the reply's bytes as they are, not in hex (~300 bytes less a key
     reply   length bytes
     rest                         orjson of the entry without its reply (with it for kind 0)
 
-Both forms read back as the same entry, character for character (``_decode``); a file may hold both (a day file
-an older bsp began, appended to since).  An older bsp cannot read the raw form: it takes it for a torn tail.
+Both forms read back as the same entry, character for character (``_decode``).  The raw form goes into files
+named ``YYYY-MM-DD.ans2``; ``YYYY-MM-DD.ans`` files (the old form, written by the bsp of 2026-11-27) are read,
+indexed and expired as before, and never appended to again.  So an older bsp, which cannot read the raw form,
+never finds it in a file it reads (it would take it for a torn tail and cut it off): it ignores ``.ans2``
+files (and cannot answer their keys), and the new bsp, back again, indexes them again.  In the index a file is
+its day number (``.ans``) or its day number plus ``RAW_FILE`` (``.ans2``).
 
 Order of a move (``add``): the records are appended to their day files and ``fdatasync``'ed, then the index
 rows are committed, then (the caller) the new log without those entries is written and renamed into place.
@@ -75,6 +79,7 @@ PROGRESS_EVERY = 250_000    # answers: a rebuild of the index logs a line with i
 RAW = 1                     # the payload's first byte in the raw form (the old form's is orjson's ``{``)
 RAW_HEAD = struct.Struct(">BBI")    # form, kind, the reply's length
 NO_REPLY, REPLY_BYTES, REPLY_SEALED = 0, 1, 2
+RAW_FILE = 1 << 24          # a raw-form file's number in the index: its day plus this (never a day number itself)
 DAY = 86400
 SEALED_TRIES = 3            # offsets noted per key id and file for the keyring check (keycheck.TRIES)
 READ_AHEAD = 1024           # bytes read at once for a look-up (most answers fit: one pread)
@@ -90,17 +95,22 @@ def digest(text: str) -> int:
 
 
 def _day_name(day: int) -> str:
+    """The name of file ``day`` of the index: ``YYYY-MM-DD.ans2`` (raw form), ``YYYY-MM-DD.ans`` (old form)."""
+    if day >= RAW_FILE:
+        return datetime.fromtimestamp((day - RAW_FILE) * DAY, timezone.utc).strftime("%Y-%m-%d") + ".ans2"
     return datetime.fromtimestamp(day * DAY, timezone.utc).strftime("%Y-%m-%d") + ".ans"
 
 
 def _day_of(name: str) -> int | None:
-    if not name.endswith(".ans"):
+    """The file's number in the index (``_day_name``'s inverse), None for another file."""
+    stem, dot, ext = name.rpartition(".")
+    if not dot or ext not in ("ans", "ans2"):
         return None
     try:
-        t = datetime.strptime(name[:-4], "%Y-%m-%d").replace(tzinfo=timezone.utc)
+        t = datetime.strptime(stem, "%Y-%m-%d").replace(tzinfo=timezone.utc)
     except ValueError:
         return None
-    return int(t.timestamp()) // DAY
+    return int(t.timestamp()) // DAY + (RAW_FILE if ext == "ans2" else 0)
 
 
 def _kid(reply: Any) -> str | None:
@@ -516,7 +526,7 @@ class Answers:
         for e, h in fresh:
             body, d = _encode(e)                             # the raw form: the reply's bytes, not hex
             fin = float(d.get("fin") or 0.0)
-            by_day.setdefault(int(fin // DAY), []).append((HEADER.pack(len(body), zlib.crc32(body)) + body, d, h))
+            by_day.setdefault(int(fin // DAY) + RAW_FILE, []).append((HEADER.pack(len(body), zlib.crc32(body)) + body, d, h))
         written: list[tuple[Path, int, bool]] = []      # (file, size before, new) to undo on failure
         rows: list[tuple[Any, ...]] = []
         sealed: dict[int, list[tuple[int, str | None]]] = {}

@@ -83,7 +83,7 @@ def test_a_compaction_moves_the_answers_out_of_the_log_and_memory_and_a_repeat_r
         got = log.ends[key]
         assert type(got) is Kept and got == answer and got.entry() == answer
     assert log.ends.get("pay|nope") is None and "pay|nope" not in log.ends
-    data = b"".join(p.read_bytes() for p in answers_dir(path).glob("*.ans"))
+    data = b"".join(p.read_bytes() for p in answers_dir(path).glob("*.ans2"))
     if keyring:                       # sealed on disk as in the log (the token's bytes), never the reply in clear
         assert b"payment accepted" not in data and b"enc:v1:k1:" not in data
         token = log.ends["pay|K3"]["reply"]["k"]
@@ -123,11 +123,12 @@ def _payloads(f: Path) -> list[bytes]:
     return out
 
 
-def test_a_file_of_the_old_form_reads_back_and_takes_raw_records_after_it(tmp_path: Path) -> None:
+def test_a_file_of_the_old_form_reads_back_beside_a_raw_form_file_of_the_same_day(tmp_path: Path) -> None:
     """The answers file of an older bsp (``answers_old_form/``: made by the code of 2026-11-27, its replies in hex
     or as keyring tokens, and one reply of another shape) reads back entry for entry as that bsp read it; new
-    answers of the same day are appended to it in the raw form; both read back after a restart and after the
-    index is made again from the file."""
+    answers of the same day go to a ``.ans2`` file in the raw form (the old bsp, which cannot read it, ignores
+    that file rather than cutting records it cannot read off its own); both read back after a restart and after
+    the index is made again from the files."""
     import orjson
     import shutil
 
@@ -145,10 +146,11 @@ def test_a_file_of_the_old_form_reads_back_and_takes_raw_records_after_it(tmp_pa
     new = _ends(5, T0, prefix="N")
     odd = dict(_ends(1, T0, prefix="V")[0], reply="ABCD")
     _record(log, new + [odd])
-    log._compact()                                       # the same day: appended to the old file
-    assert sorted(p.name for p in folder.glob("*.ans")) == ["2027-01-15.ans"]
-    forms = [p[:1] for p in _payloads(folder / "2027-01-15.ans")]
-    assert forms == [b"{"] * 8 + [b"\x01"] * 6
+    before = (folder / "2027-01-15.ans").read_bytes()
+    log._compact()                     # the same day: a file of the raw form beside the old one, left as it was
+    assert sorted(p.name for p in folder.glob("*.ans*")) == ["2027-01-15.ans", "2027-01-15.ans2"]
+    assert (folder / "2027-01-15.ans").read_bytes() == before
+    assert [p[:1] for p in _payloads(folder / "2027-01-15.ans2")] == [b"\x01"] * 6
     want = {e["key"]: e for e in old} | {e["key"]: _answer(e) for e in new + [odd]}
     assert {e["key"]: e for e in read_all(path)} == want
     log.close()
@@ -178,7 +180,7 @@ def test_a_raw_record_holds_the_reply_bytes_after_a_short_head(tmp_path: Path) -
     _record(log, [e])
     log._compact()
     log.close()
-    (f,) = answers_dir(path).glob("*.ans")
+    (f,) = answers_dir(path).glob("*.ans2")
     data = f.read_bytes()
     n = int.from_bytes(data[:4], "big")
     payload = data[8:]
@@ -234,13 +236,13 @@ def test_the_retention_removes_whole_files_and_keeps_the_horizon(tmp_path: Path)
         _record(log, _ends(4, clock.t, prefix=f"D{day}-"))
         log._compact()
         clock.t += DAY
-    files = sorted(p.name for p in answers_dir(path).glob("*.ans"))
+    files = sorted(p.name for p in answers_dir(path).glob("*.ans2"))
     assert len(files) == 5 and len(log.ends) == 20 and log.horizon is None      # day 5: days 2..4 within 3
     # days 0 and 1 finished more than 3 days ago: their answers forgotten, their files gone
     log.retention = 3 * DAY
     log._compact()
     assert len(log.ends) == 20 - 8 and log.dropped == 8 and log.horizon == pytest.approx(clock.t - 3 * DAY)
-    assert sorted(p.name for p in answers_dir(path).glob("*.ans")) == files[2:]
+    assert sorted(p.name for p in answers_dir(path).glob("*.ans2")) == files[2:]
     assert log.ends.get("pay|D2-0") is not None and log.ends.get("pay|D1-3") is None
     log.close()
     log = TxnLog(path, clock=clock, retention=3 * DAY)  # the horizon survives: a repeat of D0 goes to the ledger
@@ -262,7 +264,7 @@ def test_a_torn_tail_is_cut_and_the_log_still_answers(tmp_path: Path) -> None:
     log._compact()                                       # A0..A4 in the files
     _record(log, _ends(5, T0, prefix="B"))               # B0..B4 in the log only
     log.close()
-    (f,) = answers_dir(path).glob("*.ans")
+    (f,) = answers_dir(path).glob("*.ans2")
     good = f.stat().st_size
     with open(f, "ab") as out:                           # B0's record begun, cut short by the crash
         out.write(b"\x00\x00\x01\x00\x12\x34\x56\x78{\"t\":\"end\",\"id\":\"B-0\"")
@@ -510,5 +512,5 @@ def test_the_answers_files_are_owner_only_whatever_the_umask(tmp_path: Path) -> 
     folder = answers_dir(path)
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in folder.iterdir()}
-    assert any(n.endswith(".ans") for n in modes) and "index.sqlite" in modes
+    assert any(n.endswith(".ans2") for n in modes) and "index.sqlite" in modes
     assert {n: oct(m) for n, m in modes.items() if m != 0o600} == {}
