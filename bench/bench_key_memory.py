@@ -282,7 +282,8 @@ def hot(keys: int, reply_bytes: int, sync: bool, small: bool) -> None:
         tracemalloc.stop()
         n = log.compactions - c0
         log.close()
-    print(f"keys {keys:,}  {'the smallest end' if small else f'reply {reply_bytes} bytes'}  sync {'on' if sync else 'off'}"
+    what = "the smallest end" if small else f"reply {reply_bytes} bytes"
+    print(f"keys {keys:,}  {what}  sync {'on' if sync else 'off'}"
           f"  log {SEGMENT_BYTES >> 20} MiB, compaction after {log.compact_after:.0f} s")
     print(f"  {keys / took:,.0f} keys/s (traced); {n} compactions (when the log was full: {keys / max(1, n):,.0f} keys "
           f"apart); most keys in memory at once {most:,} ({most_bytes / 1e6:.1f} MB traced then, "

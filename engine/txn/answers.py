@@ -45,10 +45,12 @@ again, and an answer already in the files under the same key and id is not writt
 the append leaves a torn tail: on open each file is read past what the index holds of it; records whose CRC
 holds are indexed (their entries are still in the log, or were moved), the first that does not ends the file
 and is cut off.  The index is only a cache of the files: when it is missing or unreadable it is made again
-from them.  What a look-up returns is the entry read back through ``log._answer_only``: the same ``Kept`` (or
-dict) as the log's, so a repeat gets the original answer byte for byte.
+from them (``_reconcile``: one transaction, one sync at the end, its progress logged).  What a look-up returns
+is the entry read back through ``log._answer_only``: the same ``Kept`` (or dict) as the log's, so a repeat gets
+the original answer byte for byte.
 
-Sealed replies stay sealed: the file holds the token the log held (``{"k": "enc:v1:KID:..."}``), and a few
+Sealed replies stay sealed: the file holds the token the log held (``{"k": "enc:v1:KID:..."}``; in the raw form
+its key id and the bytes its base64 stands for), and a few
 offsets per key id and day are noted (``sealed``) for the keyring check on open (``engine.txn.keycheck``).
 """
 from __future__ import annotations
@@ -526,7 +528,8 @@ class Answers:
         for e, h in fresh:
             body, d = _encode(e)                             # the raw form: the reply's bytes, not hex
             fin = float(d.get("fin") or 0.0)
-            by_day.setdefault(int(fin // DAY) + RAW_FILE, []).append((HEADER.pack(len(body), zlib.crc32(body)) + body, d, h))
+            rec = HEADER.pack(len(body), zlib.crc32(body)) + body
+            by_day.setdefault(int(fin // DAY) + RAW_FILE, []).append((rec, d, h))
         written: list[tuple[Path, int, bool]] = []      # (file, size before, new) to undo on failure
         rows: list[tuple[Any, ...]] = []
         sealed: dict[int, list[tuple[int, str | None]]] = {}
