@@ -164,6 +164,10 @@ def test_a_file_of_the_old_form_reads_back_beside_a_raw_form_file_of_the_same_da
         assert {k: log.ends[k].entry() for k in want if type(log.ends[k]) is Kept} == \
             {k: v for k, v in want.items() if type(log.ends[k]) is Kept}
         log.close()
+    log = TxnLog(path, clock=Clock(T0 + 36 * DAY))         # past the 35-day retention: both files go whole
+    assert len(log.ends) == 0 and log.dropped == 14 and log.horizon is not None
+    assert sorted(p.name for p in folder.glob("*.ans*")) == []
+    log.close()
 
 
 def test_a_raw_record_holds_the_reply_bytes_after_a_short_head(tmp_path: Path) -> None:
