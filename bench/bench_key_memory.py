@@ -16,6 +16,11 @@ tracemalloc counts what the log holds after the last batch (the key store) and a
 anew (a restart: read, compacted).  One key in 20 is of a failed deal that keeps its key (``held``, ``kind``).
 Then ``--lookups`` keys are looked up: repeats (found) and new keys (not found), as admission does.  Loopback
 files only, fdatasync on (``--no-sync``: off); not a test, no assertions.
+``--hot`` measures only the keys held in memory between compactions at the default compaction setting;
+``--rebuild`` measures only the rebuild of a lost index (``Answers`` opened on files without ``index.sqlite``):
+
+    .venv/bin/python bench/bench_key_memory.py --rebuild --keys 1000000
+    .venv/bin/python bench/bench_key_memory.py --hot --keys 200000 [--small]
 """
 from __future__ import annotations
 
@@ -192,6 +197,99 @@ def measure(keys: int, reply_bytes: int, keyring: bool, answers: bool, every: in
           f"({bhits}/{lookups}), new {bmiss_us:.1f} us ({bmisses}/{lookups})")
 
 
+def rebuild(keys: int, reply_bytes: int, keyring: bool, every: int, sync: bool) -> None:
+    """``--rebuild``: ``keys`` answers written straight into the answers files (``Answers.add``, ``every`` at a
+    time, as the compactions move them), then the index removed and the files opened again: the time of the
+    index's rebuild (a lost or damaged ``index.sqlite``), and the files' bytes a key."""
+    import logging
+
+    from engine.txn.answers import Answers
+    from engine.txn.log import _answer_only
+
+    logging.basicConfig(level=logging.INFO, format="  %(asctime)s %(name)s: %(message)s")
+    ring = None
+    if keyring:
+        import base64
+        import os
+        from engine.fieldcrypt import load_keyring
+        ring = load_keyring({"BSP_FIELD_KEYS": "k1:" + base64.b64encode(os.urandom(32)).decode()})
+    seal = _seal(ring)
+    digests = fingerprint.Digests(ring)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "l.duckdb.txn.answers"
+        a = Answers(path, sync=sync)
+        t0 = time.perf_counter()
+        for i in range(0, keys, every):
+            ends = _ends(min(every, keys - i), reply_bytes, seal, digests, i)
+            for e in ends:
+                e["recorded"] = True
+            a.add([_answer_only(e) for e in ends])
+        fill_s = time.perf_counter() - t0
+        files = a.file_bytes()
+        a.close()
+        index = sum(p.stat().st_size for p in path.glob("index.sqlite*"))
+        for p in path.glob("index.sqlite*"):
+            p.unlink()
+        t0 = time.perf_counter()
+        a = Answers(path, sync=sync)
+        open_s = time.perf_counter() - t0
+        n = a.count
+        t0 = time.perf_counter()
+        a.close()
+        a = Answers(path, sync=sync)             # an open with the index in place: nothing to index
+        again_s = time.perf_counter() - t0
+        a.close()
+    print(f"answers {n:,}  reply {reply_bytes} bytes  {'keyring' if keyring else 'no keyring'}  "
+          f"sync {'on' if sync else 'off'}")
+    print(f"  written in {fill_s:.1f} s; answers files {files / 1e6:.1f} MB ({files / max(1, n):.0f} bytes a key), "
+          f"index {index / 1e6:.1f} MB ({index / max(1, n):.0f} bytes a key)")
+    print(f"  index lost: the open rebuilt it in {open_s:.2f} s ({open_s / max(1, n) * 1e6:.1f} us a key); "
+          f"the next open {again_s:.3f} s")
+
+
+def hot(keys: int, reply_bytes: int, sync: bool, small: bool) -> None:
+    """``--hot``: the keys answered since the last compaction, which the log holds in memory (``KeyStore.hot``),
+    at the default compaction setting (``COMPACT_AFTER``, 5 minutes, or when the 8 MiB log is full) under load:
+    ``keys`` appended as fast as this machine writes them, batches of 64 and their ``recorded`` marks, no
+    compaction asked for.  ``--small``: the smallest ``end`` this bsp writes for a keyed deal (short key and
+    route, an empty reply, no fingerprint): the most keys an 8 MiB log holds."""
+    from engine.txn.log import SEGMENT_BYTES
+
+    seal = _seal(None)
+    digests = fingerprint.Digests(None)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "l.duckdb.txn"
+        log = TxnLog(path, sync=sync)
+        most = most_bytes = 0
+        c0 = log.compactions
+        tracemalloc.start()
+        base = tracemalloc.get_traced_memory()[0]
+        t0 = time.perf_counter()
+        for i in range(0, keys, 64):
+            batch = _ends(min(64, keys - i), reply_bytes, seal, digests, i)
+            if small:
+                for e in batch:
+                    for name in ("reason", "type", "amount", "currency", "party", "fp", "held", "kind"):
+                        e.pop(name, None)
+                    e.update(key=f"k|{e['ref'][4:]}", route="r", channel="c", ref=None, reply="")
+            log.append(batch)
+            log.append([{"t": "recorded", "ids": [e["id"] for e in batch], "keys": [e["key"] for e in batch]}])
+            del batch
+            if len(log.ends.hot) > most:
+                most = len(log.ends.hot)
+                most_bytes = tracemalloc.get_traced_memory()[0] - base
+        took = time.perf_counter() - t0
+        tracemalloc.stop()
+        n = log.compactions - c0
+        log.close()
+    what = "the smallest end" if small else f"reply {reply_bytes} bytes"
+    print(f"keys {keys:,}  {what}  sync {'on' if sync else 'off'}"
+          f"  log {SEGMENT_BYTES >> 20} MiB, compaction after {log.compact_after:.0f} s")
+    print(f"  {keys / took:,.0f} keys/s (traced); {n} compactions (when the log was full: {keys / max(1, n):,.0f} keys "
+          f"apart); most keys in memory at once {most:,} ({most_bytes / 1e6:.1f} MB traced then, "
+          f"{most_bytes / max(1, most):.0f} bytes a key)")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--keys", type=int, default=50_000)
@@ -203,7 +301,18 @@ def main() -> None:
     p.add_argument("--no-sync", action="store_true")
     p.add_argument("--timing", action="store_true",
                    help="no tracemalloc while appending and compacting (it slows them several times)")
+    p.add_argument("--rebuild", action="store_true",
+                   help="only the index's rebuild: --keys answers written to the files, the index removed, opened")
+    p.add_argument("--hot", action="store_true",
+                   help="only the keys held in memory between compactions at the default compaction setting")
+    p.add_argument("--small", action="store_true", help="with --hot: the smallest end entry")
     a = p.parse_args()
+    if a.hot:
+        hot(a.keys, a.reply_bytes, not a.no_sync, a.small)
+        return
+    if a.rebuild:
+        rebuild(a.keys, a.reply_bytes, a.keyring, a.compact_every, not a.no_sync)
+        return
     for answers in (False, True):
         if a.only is None or a.only == ("answers" if answers else "log"):
             measure(a.keys, a.reply_bytes, a.keyring, answers, a.compact_every, a.lookups, not a.no_sync,

@@ -7,7 +7,7 @@ by every compaction (every 5 minutes): at 1M keyed deals a day for 35 days, ~25 
 rewritten.  So a compaction moves them here (``TxnLog._compact_now``) and the log keeps only what arrived since:
 
     <ledger>.txn.answers/
-        YYYY-MM-DD.ans      one file per UTC day of the deals' finishing time (``fin``), append-only and never
+        YYYY-MM-DD.ans2     one file per UTC day of the deals' finishing time (``fin``), append-only and never
                             rewritten: the retention removes whole files once every answer in them is past it
         index.sqlite        key digest -> (day, offset), with fin and the id's digest: read through SQLite's
                             B-tree (its page cache, a few MB, not a Python object a key)
@@ -16,7 +16,27 @@ A file is records, each one answer::
 
     length  4 bytes big-endian   payload size
     crc     4 bytes big-endian   zlib.crc32 of the payload
-    payload                      orjson of the entry as the log wrote it (``Kept.entry()``: hex or sealed reply)
+    payload                      the answer (below)
+
+The payload's first byte says its form.  ``{`` (the old form, files written before 2026-11-28): orjson of the
+entry as the log wrote it (``Kept.entry()``: the reply in hex, or ``{"k": token}``).  ``\x01`` (the raw form,
+written since): the reply's bytes as they are, not in hex (~300 bytes less a key with 300-byte replies)::
+
+    form    1 byte       1
+    kind    1 byte       0: no reply here (none, or one of another shape: in the JSON as the log wrote it)
+                         1: the reply's bytes (the log's lower-case hex of them)
+                         2: a reply sealed with a field keyring, as ``KID:`` and the bytes of the token's base64
+                            (``kept.Sealed``; the log's ``{"k": "enc:v1:KID:BASE64"}``)
+    length  4 bytes big-endian   the reply's size
+    reply   length bytes
+    rest                         orjson of the entry without its reply (with it for kind 0)
+
+Both forms read back as the same entry, character for character (``_decode``).  The raw form goes into files
+named ``YYYY-MM-DD.ans2``; ``YYYY-MM-DD.ans`` files (the old form, written by the bsp of 2026-11-27) are read,
+indexed and expired as before, and never appended to again.  So an older bsp, which cannot read the raw form,
+never finds it in a file it reads (it would take it for a torn tail and cut it off): it ignores ``.ans2``
+files (and cannot answer their keys), and the new bsp, back again, indexes them again.  In the index a file is
+its day number (``.ans``) or its day number plus ``RAW_FILE`` (``.ans2``).
 
 Order of a move (``add``): the records are appended to their day files and ``fdatasync``'ed, then the index
 rows are committed, then (the caller) the new log without those entries is written and renamed into place.
@@ -25,19 +45,23 @@ again, and an answer already in the files under the same key and id is not writt
 the append leaves a torn tail: on open each file is read past what the index holds of it; records whose CRC
 holds are indexed (their entries are still in the log, or were moved), the first that does not ends the file
 and is cut off.  The index is only a cache of the files: when it is missing or unreadable it is made again
-from them.  What a look-up returns is the entry read back through ``log._answer_only``: the same ``Kept`` (or
-dict) as the log's, so a repeat gets the original answer byte for byte.
+from them (``_reconcile``: one transaction, one sync at the end, its progress logged).  What a look-up returns
+is the entry read back through ``log._answer_only``: the same ``Kept`` (or dict) as the log's, so a repeat gets
+the original answer byte for byte.
 
-Sealed replies stay sealed: the file holds the token the log held (``{"k": "enc:v1:KID:..."}``), and a few
+Sealed replies stay sealed: the file holds the token the log held (``{"k": "enc:v1:KID:..."}``; in the raw form
+its key id and the bytes its base64 stands for), and a few
 offsets per key id and day are noted (``sealed``) for the keyring check on open (``engine.txn.keycheck``).
 """
 from __future__ import annotations
 
+import logging
 import mmap
 import os
 import sqlite3
 import struct
 import threading
+import time
 import zlib
 from datetime import datetime, timezone
 from hashlib import blake2b
@@ -49,8 +73,15 @@ import orjson
 
 from engine.durable import fsync_dir
 from engine.filemodes import create_private, private_dir
+from engine.txn.kept import Kept, Sealed, _pack, _reply
 
+logger = logging.getLogger("bsp.txn")
 HEADER = struct.Struct(">II")
+PROGRESS_EVERY = 250_000    # answers: a rebuild of the index logs a line with its counts each time it indexed this many
+RAW = 1                     # the payload's first byte in the raw form (the old form's is orjson's ``{``)
+RAW_HEAD = struct.Struct(">BBI")    # form, kind, the reply's length
+NO_REPLY, REPLY_BYTES, REPLY_SEALED = 0, 1, 2
+RAW_FILE = 1 << 24          # a raw-form file's number in the index: its day plus this (never a day number itself)
 DAY = 86400
 SEALED_TRIES = 3            # offsets noted per key id and file for the keyring check (keycheck.TRIES)
 READ_AHEAD = 1024           # bytes read at once for a look-up (most answers fit: one pread)
@@ -66,17 +97,22 @@ def digest(text: str) -> int:
 
 
 def _day_name(day: int) -> str:
+    """The name of file ``day`` of the index: ``YYYY-MM-DD.ans2`` (raw form), ``YYYY-MM-DD.ans`` (old form)."""
+    if day >= RAW_FILE:
+        return datetime.fromtimestamp((day - RAW_FILE) * DAY, timezone.utc).strftime("%Y-%m-%d") + ".ans2"
     return datetime.fromtimestamp(day * DAY, timezone.utc).strftime("%Y-%m-%d") + ".ans"
 
 
 def _day_of(name: str) -> int | None:
-    if not name.endswith(".ans"):
+    """The file's number in the index (``_day_name``'s inverse), None for another file."""
+    stem, dot, ext = name.rpartition(".")
+    if not dot or ext not in ("ans", "ans2"):
         return None
     try:
-        t = datetime.strptime(name[:-4], "%Y-%m-%d").replace(tzinfo=timezone.utc)
+        t = datetime.strptime(stem, "%Y-%m-%d").replace(tzinfo=timezone.utc)
     except ValueError:
         return None
-    return int(t.timestamp()) // DAY
+    return int(t.timestamp()) // DAY + (RAW_FILE if ext == "ans2" else 0)
 
 
 def _kid(reply: Any) -> str | None:
@@ -89,16 +125,80 @@ def _kid(reply: Any) -> str | None:
     return None
 
 
+_INDEXES = ("CREATE INDEX IF NOT EXISTS a_h ON a(h)", "CREATE INDEX IF NOT EXISTS a_i ON a(i)",
+            "CREATE INDEX IF NOT EXISTS a_fin ON a(fin)")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS a(h INTEGER NOT NULL, i INTEGER NOT NULL, fin REAL NOT NULL, day INTEGER NOT NULL,
                              off INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS a_h ON a(h);
-CREATE INDEX IF NOT EXISTS a_i ON a(i);
-CREATE INDEX IF NOT EXISTS a_fin ON a(fin);
+""" + ";\n".join(_INDEXES) + """;
 CREATE TABLE IF NOT EXISTS files(day INTEGER PRIMARY KEY, size INTEGER NOT NULL, last REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS sealed(day INTEGER NOT NULL, kid TEXT NOT NULL, off INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS meta(name TEXT PRIMARY KEY, value);
 """
+
+
+def _encode(e: Mapping[str, Any]) -> tuple[bytes, dict[str, Any]]:
+    """The raw form's payload of answer ``e`` (a ``Kept`` or the entry as the log wrote it), and that entry."""
+    d = e.entry() if type(e) is Kept else dict(e)
+    reply = d.get("reply")
+    kind, raw = NO_REPLY, b""
+    if type(e) is Kept and type(e.reply) in (bytes, Sealed):     # as the key store holds it: no hex to undo
+        raw = e.reply
+        kind = REPLY_SEALED if type(raw) is Sealed else REPLY_BYTES
+    elif isinstance(reply, str):
+        try:
+            b = bytes.fromhex(reply)
+        except ValueError:
+            b = None
+        if b is not None and b.hex() == reply:          # lower-case hex only: it comes back the same
+            kind, raw = REPLY_BYTES, b
+    elif isinstance(reply, dict) and len(reply) == 1 and isinstance(reply.get("k"), str):
+        packed = _pack(reply["k"])
+        if type(packed) is Sealed:                      # (``_pack`` checked it comes back the same)
+            kind, raw = REPLY_SEALED, packed
+    rest = d
+    if kind != NO_REPLY:
+        rest = dict(d)
+        del rest["reply"]
+    return RAW_HEAD.pack(RAW, kind, len(raw)) + raw + orjson.dumps(rest, default=_default), d
+
+
+def _decode(body: bytes | memoryview) -> dict[str, Any]:
+    """The entry of a record's payload, in either form (module docstring); ``ValueError`` when it is neither."""
+    if body[:1] == b"{":
+        return orjson.loads(body)
+    if len(body) < RAW_HEAD.size or body[0] != RAW:
+        raise ValueError(f"unknown answer form {bytes(body[:1])!r}")
+    _, kind, n = RAW_HEAD.unpack_from(body)
+    end = RAW_HEAD.size + n
+    if len(body) < end or kind > REPLY_SEALED:
+        raise ValueError("the reply runs past the record")
+    e = orjson.loads(body[end:])
+    if kind == REPLY_BYTES:
+        e["reply"] = bytes(body[RAW_HEAD.size:end]).hex()
+    elif kind == REPLY_SEALED:
+        e["reply"] = _reply(Sealed(body[RAW_HEAD.size:end]))
+    return e
+
+
+def _scan_fields(body: bytes | memoryview) -> tuple[str, str, float, str | None]:
+    """Key, deal id, finishing time and sealing key id of a record's payload (an index rebuild): in the raw form
+    only the JSON after the reply is read."""
+    if body[:1] == b"{":
+        e = orjson.loads(body)
+        kid = _kid(e.get("reply"))
+    else:
+        if len(body) < RAW_HEAD.size or body[0] != RAW:
+            raise ValueError(f"unknown answer form {bytes(body[:1])!r}")
+        _, kind, n = RAW_HEAD.unpack_from(body)
+        end = RAW_HEAD.size + n
+        if len(body) < end or kind > REPLY_SEALED:
+            raise ValueError("the reply runs past the record")
+        e = orjson.loads(body[end:])
+        kid = _kid(e.get("reply"))
+        if kind == REPLY_SEALED:
+            kid = bytes(body[RAW_HEAD.size:end]).partition(b":")[0].decode("ascii")
+    return e["key"], str(e.get("id")), float(e.get("fin") or 0.0), kid
 
 
 class AnswersError(OSError):
@@ -164,7 +264,15 @@ class Answers:
 
     def _reconcile(self) -> None:
         """Index what the files hold past what the index knows of them (a crash between a move's append and its
-        commit, a lost index), cut torn tails off, forget files that are gone."""
+        commit, a lost index), cut torn tails off, forget files that are gone.
+
+        A rebuild (the index holds nothing and the files do: ``index.sqlite`` lost or damaged) is one transaction
+        with ``synchronous=OFF``, the B-tree indexes dropped and made again at the end (sorted once rather than
+        grown row by row), then the one sync: ``synchronous`` back to ``FULL`` and a checkpoint (the WAL synced,
+        then the database).  A crash before that sync leaves an index without the rebuild's commit (the WAL's
+        checksums end it before), made again at the next open; no move runs before the open is done.  A rebuild
+        logs its progress (``bsp.txn``, INFO): where it starts with the files' size, every ``PROGRESS_EVERY``
+        answers, and when it is done."""
         self._readers = []
         con = self._w
         known = dict(con.execute("SELECT day, size FROM files").fetchall())
@@ -173,61 +281,105 @@ class Answers:
             day = _day_of(p.name)
             if day is not None:
                 on_disk[day] = p
+        todo = []                               # (day, file, start, size) to read
+        for day, p in sorted(on_disk.items()):
+            start = known.get(day, 0)
+            size = p.stat().st_size
+            if start == size and day in known:
+                continue
+            todo.append((day, p, start, size))
+        bulk = bool(todo) and not known and con.execute("SELECT 1 FROM a LIMIT 1").fetchone() is None
+        total = sum(size - (start if start <= size else 0) for _, _, start, size in todo)
+        began = time.monotonic()
+        if bulk:
+            logger.info("%s: making the key store's index again from %d answers file(s), %.1f MB (index.sqlite "
+                        "was missing or damaged); start-up waits for it", self.path, len(todo), total / 1e6)
+            con.execute("PRAGMA synchronous=OFF")
+            con.execute("PRAGMA wal_autocheckpoint=0")       # no checkpoint before the WAL is synced
         con.execute("BEGIN IMMEDIATE")
         try:
             for day in set(known) - set(on_disk):
                 con.execute("DELETE FROM a WHERE day = ?", (day,))
                 con.execute("DELETE FROM files WHERE day = ?", (day,))
                 con.execute("DELETE FROM sealed WHERE day = ?", (day,))
-            for day, p in sorted(on_disk.items()):
-                start = known.get(day, 0)
-                size = p.stat().st_size
+            if bulk:
+                for name in ("a_h", "a_i", "a_fin"):
+                    con.execute(f"DROP INDEX IF EXISTS {name}")
+            done = read = 0
+            shown = PROGRESS_EVERY
+            for day, p, start, size in todo:
                 if start > size:                # the index knew more than the file holds: index it anew
                     con.execute("DELETE FROM a WHERE day = ?", (day,))
                     con.execute("DELETE FROM sealed WHERE day = ?", (day,))
                     start = 0
-                if start == size and day in known:
-                    continue
-                rows, end = self._scan(p, day, start)
+                end, last = start, 0.0
+                while True:                     # PROGRESS_EVERY answers at a time: a day's file holds millions
+                    rows, pos = self._scan(p, day, end, PROGRESS_EVERY)
+                    if rows:
+                        con.executemany("INSERT INTO a(h, i, fin, day, off) VALUES (?, ?, ?, ?, ?)",
+                                        [r[:5] for r in rows])
+                        self._note_sealed(con, day, [(r[4], r[5]) for r in rows])
+                        last = max(last, max(r[2] for r in rows))
+                    done += len(rows)
+                    read += pos - end
+                    end = pos
+                    if bulk and done >= shown:
+                        self._progress(done, read, total, began)
+                        shown = (done // PROGRESS_EVERY + 1) * PROGRESS_EVERY
+                    if len(rows) < PROGRESS_EVERY:
+                        break
                 if end < size:                  # a torn tail: never relied on (the log still holds its entries)
                     with open(p, "r+b") as f:
                         f.truncate(end)
                         os.fsync(f.fileno())
-                if rows:
-                    con.executemany("INSERT INTO a(h, i, fin, day, off) VALUES (?, ?, ?, ?, ?)",
-                                    [r[:5] for r in rows])
-                    self._note_sealed(con, day, [(r[4], r[5]) for r in rows])
-                last = max([r[2] for r in rows], default=0.0)
                 con.execute("INSERT INTO files(day, size, last) VALUES (?, ?, ?) ON CONFLICT(day) DO UPDATE "
                             "SET size = excluded.size, last = max(files.last, excluded.last)", (day, end, last))
+            if bulk:
+                for sql in _INDEXES:
+                    con.execute(sql)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
+        finally:
+            if bulk:
+                con.execute("PRAGMA synchronous=FULL" if self.sync else "PRAGMA synchronous=OFF")
+        if bulk:
+            if self.sync:
+                con.execute("PRAGMA wal_checkpoint(TRUNCATE)")      # the one sync: WAL, then the database
+            con.execute("PRAGMA wal_autocheckpoint=1000")
+            logger.info("%s: the key store's index is made again: %d answers from %d file(s) in %.1f s",
+                        self.path, done, len(todo), time.monotonic() - began)
         self.count = con.execute("SELECT count(*) FROM a").fetchone()[0]
         row = con.execute("SELECT value FROM meta WHERE name = 'horizon'").fetchone()
         self.horizon = None if row is None else float(row[0])
 
-    def _scan(self, p: Path, day: int, start: int) -> tuple[list[tuple[Any, ...]], int]:
-        """Rows ``(h, i, fin, day, off, kid)`` of the good records of ``p`` from ``start``, and where they end."""
+    def _progress(self, done: int, read: int, total: int, began: float) -> None:
+        logger.info("%s: making the key store's index again: %d answers indexed, %.1f of %.1f MB (%d%%), %.1f s",
+                    self.path, done, read / 1e6, total / 1e6, read * 100 // max(1, total), time.monotonic() - began)
+
+    def _scan(self, p: Path, day: int, start: int, most: int) -> tuple[list[tuple[Any, ...]], int]:
+        """Rows ``(h, i, fin, day, off, kid)`` of the good records of ``p`` from ``start`` (at most ``most``), and
+        where they end."""
         rows: list[tuple[Any, ...]] = []
         pos = start
         with open(p, "rb") as f:
             if os.fstat(f.fileno()).st_size <= start:
                 return rows, start
             with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:     # not the whole file in memory
-                while pos + HEADER.size <= len(data):
-                    length, crc = HEADER.unpack_from(data, pos)
-                    body = data[pos + HEADER.size:pos + HEADER.size + length]
-                    if length == 0 or len(body) < length or zlib.crc32(body) != crc:
+                unpack, crc32, fields, hs, add = HEADER.unpack_from, zlib.crc32, _scan_fields, digest, rows.append
+                size, head = len(data), HEADER.size
+                while pos + head <= size and len(rows) < most:
+                    length, crc = unpack(data, pos)
+                    body = data[pos + head:pos + head + length]
+                    if length == 0 or len(body) < length or crc32(body) != crc:
                         break
                     try:
-                        e = orjson.loads(body)
-                    except orjson.JSONDecodeError:
+                        key, deal, fin, kid = fields(body)
+                    except (ValueError, KeyError, TypeError, UnicodeDecodeError):     # (orjson's error is a ValueError)
                         break
-                    rows.append((digest(e["key"]), digest(str(e.get("id"))), float(e.get("fin") or 0.0), day, pos,
-                                 _kid(e.get("reply"))))
-                    pos += HEADER.size + length
+                    add((hs(key), hs(deal), fin, day, pos, kid))
+                    pos += head + length
         return rows, pos
 
     def _note_sealed(self, con: sqlite3.Connection, day: int, offs: list[tuple[int, str | None]]) -> None:
@@ -258,7 +410,11 @@ class Answers:
         if len(body) < length or zlib.crc32(body) != crc:
             raise AnswersError(f"{self.path / _day_name(day)}: byte {off}: the answer there does not read back "
                                f"(CRC mismatch): the file was changed or damaged; restore it from a copy")
-        return orjson.loads(body)
+        try:
+            return _decode(body)
+        except ValueError as exc:
+            raise AnswersError(f"{self.path / _day_name(day)}: byte {off}: the answer there does not read back "
+                               f"({exc}): written by a newer bsp, or damaged; restore it from a copy") from exc
 
     def find(self, keys: list[str]) -> dict[str, dict[str, Any]]:
         """The entries of those of ``keys`` held here: one query for them all (an admission batch), and a read
@@ -370,10 +526,10 @@ class Answers:
             return here
         by_day: dict[int, list[tuple[bytes, Mapping[str, Any], int]]] = {}
         for e, h in fresh:
-            d = e.entry() if hasattr(e, "entry") else e      # a ``Kept`` as the log writes it
-            body = orjson.dumps(d, default=_default)
+            body, d = _encode(e)                             # the raw form: the reply's bytes, not hex
             fin = float(d.get("fin") or 0.0)
-            by_day.setdefault(int(fin // DAY), []).append((HEADER.pack(len(body), zlib.crc32(body)) + body, d, h))
+            rec = HEADER.pack(len(body), zlib.crc32(body)) + body
+            by_day.setdefault(int(fin // DAY) + RAW_FILE, []).append((rec, d, h))
         written: list[tuple[Path, int, bool]] = []      # (file, size before, new) to undo on failure
         rows: list[tuple[Any, ...]] = []
         sealed: dict[int, list[tuple[int, str | None]]] = {}
@@ -511,6 +667,6 @@ def read_all(log_path: Path) -> list[dict[str, Any]]:
             body = data[pos + HEADER.size:pos + HEADER.size + length]
             if length == 0 or len(body) < length or zlib.crc32(body) != crc:
                 break
-            out.append(orjson.loads(body))
+            out.append(_decode(body))
             pos += HEADER.size + length
     return out
