@@ -75,6 +75,13 @@ def _listed(code: str) -> tuple[str, int] | None:
     return hit  # type: ignore[return-value]
 
 
+def listed_places(code: str) -> int | None:
+    """The minor units of the currency ``code`` (letters or number) as ``too_fine`` reads them (the look-up
+    cached); None when the table does not list it."""
+    hit = _listed(code)
+    return None if hit is None else hit[1]
+
+
 def too_fine(amount: object, code: object, text: str | None = None) -> tuple[str, int, int] | None:
     """``(letters, minor units, decimals)`` when ``amount`` (a Decimal or int) has more decimals than the
     currency ``code`` (letters or ISO 4217 number) has: ``too_fine(Decimal("100.5"), "JPY")`` is
