@@ -75,19 +75,27 @@ def _listed(code: str) -> tuple[str, int] | None:
     return hit  # type: ignore[return-value]
 
 
-def too_fine(amount: object, code: object) -> tuple[str, int, int] | None:
+def listed_places(code: str) -> int | None:
+    """The minor units of the currency ``code`` (letters or number) as ``too_fine`` reads them (the look-up
+    cached); None when the table does not list it."""
+    hit = _listed(code)
+    return None if hit is None else hit[1]
+
+
+def too_fine(amount: object, code: object, text: str | None = None) -> tuple[str, int, int] | None:
     """``(letters, minor units, decimals)`` when ``amount`` (a Decimal or int) has more decimals than the
     currency ``code`` (letters or ISO 4217 number) has: ``too_fine(Decimal("100.5"), "JPY")`` is
     ``("JPY", 0, 1)``.  None when it fits, when the currency is not listed (nothing to check it against) or
     either is not one.  On the deal step's path: ~0.4 us (the code's look-up cached, the decimals read from
-    the amount's text)."""
+    the amount's text; ``text``: ``str(amount)`` of a Decimal, when the caller has it)."""
     if type(code) is not str or isinstance(amount, bool):
         return None
     listed = _listed(code)
     if listed is None:
         return None
     if type(amount) is Decimal:
-        text = str(amount)
+        if text is None:
+            text = str(amount)
         if "E" in text or not text[-1].isdigit():       # an exponent, NaN, Infinity: read from its digits
             if not amount.is_finite():
                 return None

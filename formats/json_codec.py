@@ -143,7 +143,9 @@ def _byte_offset(text: str, pos: int) -> int:
 
 def loads(data: bytes | str) -> Any:
     """Parse JSON text to values with exact numbers; raises FormatError."""
-    if isinstance(data, str):
+    if type(data) is bytes:             # what a channel hands over: no copy, no other test
+        raw = data
+    elif isinstance(data, str):
         raw = data.encode("utf-8")
     elif isinstance(data, (bytes, bytearray, memoryview)):
         raw = bytes(data)
@@ -179,7 +181,8 @@ def loads(data: bytes | str) -> Any:
                 _check_depth(raw, value)
             if raw.find(92) >= 0 and _SURROGATE_ESCAPE.search(raw):     # 92: a backslash (find: ~50 ns, `in` ~200)
                 _check_surrogates(raw)
-            _check_keys(raw, value)
+            if not (value.__class__ is dict and raw.count(b":") == len(value)):    # _check_keys' first test
+                _check_keys(raw, value)
             return value
     except FormatError as exc:
         raise _at_number(raw, exc) if exc.offset is None else exc from None

@@ -10,6 +10,7 @@ their deals are committed.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 from datetime import datetime, timezone
 from typing import Any, Callable
@@ -468,27 +469,29 @@ class Dispatcher:
             # a JSON request as received is stored as is (not rendered again)
             request_json = (ex.raw.decode("utf-8") if br.raw_json and ex.msg is ex.raw_msg
                             and ex.msg is not None else None)
+        # positional (in ``_RECORD_FIELDS`` order): matching 19 keyword arguments costs ~1 us a deal
         return DealRecord(
-            deal_id=deal_id,
-            request_json=request_json,
-            response_json=ex.reply_json if ex.reply is not None else None,
-            deal_type=deal_type,
-            route=route,
-            config_version=self.version,
-            channel=self.channel,
-            status=ex.status,
-            received_at=ex.received_at,
-            finished_at=finished,
-            reference=ex.reference,
-            amount=ex.amount,
-            currency=ex.currency,
-            party=ex.party,
-            response_code=ex.code,
-            reason=_reason(f, ex) if f is not None else None,
-            request=ex.msg if ex.msg is not None else ex.raw,
-            response=ex.reply_values,
-            request_tags=ex.request_tags if br is None and ex.msg is not None else None,
+            deal_type, route, self.version, self.channel, ex.status, ex.received_at, finished,
+            ex.reference, ex.amount, ex.currency, ex.party, ex.code,
+            _reason(f, ex) if f is not None else None,                          # reason
+            ex.msg if ex.msg is not None else ex.raw,                           # request
+            ex.reply_values,                                                    # response
+            deal_id, [], [],                                                    # deal_id, steps, events
+            ex.request_tags if br is None and ex.msg is not None else None,     # request_tags
+            None,                                                               # response_tags
+            request_json,
+            ex.reply_json if ex.reply is not None else None,                    # response_json
         )
+
+
+# DealRecord's fields as ``Dispatcher._deal`` passes them, by position: a field added or moved in DealRecord
+# stops the import here instead of filling the wrong column
+_RECORD_FIELDS = ("deal_type", "route", "config_version", "channel", "status", "received_at", "finished_at",
+                  "reference", "amount", "currency", "party", "response_code", "reason", "request", "response",
+                  "deal_id", "steps", "events", "request_tags", "response_tags", "request_json", "response_json")
+if tuple(f.name for f in dataclasses.fields(DealRecord))[:len(_RECORD_FIELDS)] != _RECORD_FIELDS:
+    raise ImportError("engine.deal.DealRecord's fields changed order: update Dispatcher._deal and _RECORD_FIELDS "
+                      "(engine/runtime/dispatch.py)")
 
 
 def _refused_letter(ex: Exchange, rec: DealRecord, err: DealError) -> DeadLetter:

@@ -77,13 +77,22 @@ def flat_assigns(assigns: Any, expr: Callable[[Any], Compiled]) -> Callable[[Map
     if not plan or any(p is None or len(p[1]) != 1 for p in paths):
         return build
     fields = [(name, root, keys[0]) for (name, _), (root, keys) in zip(plan, paths)]  # type: ignore[misc]
-    roots = tuple(dict.fromkeys(root for _, root, _ in fields))
+    return _fields_builder(fields, build)
 
-    def build_fields(scope: Mapping[str, Any]) -> dict:
-        get = scope.get
-        values = {r: get(r) for r in roots}
-        for v in values.values():
-            if type(v) is not dict:
-                return build(scope)
-        return {name: values[root].get(key) for name, root, key in fields}
-    return build_fields
+
+def _fields_builder(fields: list[tuple[str, str, str]], build: Callable[[Mapping[str, Any]], dict]) \
+        -> Callable[[Mapping[str, Any]], dict]:
+    """``{name: root.key, ...}`` as one function with a dict display (``{"a": m.get("x"), ...}``: ~0.35 us
+    for five fields against ~0.9 for a comprehension over the plan); a root that is not a dict takes
+    ``build`` (the general evaluators), as before any field is read.  The names, roots and keys enter
+    the source as ``repr`` literals only."""
+    roots = list(dict.fromkeys(root for _, root, _ in fields))
+    at = {root: i for i, root in enumerate(roots)}
+    lines = ["def build_fields(scope):", "    get = scope.get"]
+    for i, root in enumerate(roots):
+        lines += [f"    r{i} = get({root!r})", f"    if type(r{i}) is not dict:", "        return build(scope)"]
+    lines += [f"    g{i} = r{i}.get" for i in range(len(roots))]
+    lines.append("    return {" + ", ".join(f"{name!r}: g{at[root]}({key!r})" for name, root, key in fields) + "}")
+    namespace: dict[str, Any] = {"build": build, "dict": dict, "type": type}
+    exec("\n".join(lines), namespace)      # noqa: S102 - the source above holds literals only
+    return namespace["build_fields"]

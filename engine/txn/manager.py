@@ -612,13 +612,15 @@ class TxnManager:
         entries: list[dict[str, Any]] = []
         at_of: dict[int, str] = {}
         light = self.light
+        plain = self.keyring is None        # ``seal`` is the bytes' hex: no context text to build per entry
         for ex, did in zip(live, ids):
             did = preset_deal_id(ex) or did
             at = at_of.get(id(ex.received_at))
             if at is None:
                 at = at_of[id(ex.received_at)] = ex.received_at.isoformat()
+            raw = ex.raw
             e = {"t": "a", "id": did, "r": route, "c": ex.channel, "at": at,
-                 "raw": seal(ex.raw, f"raw|{did}"), "s": name}
+                 "raw": (None if raw is None else bytes(raw).hex()) if plain else seal(raw, f"raw|{did}"), "s": name}
             values = _build_sent(call, ex) if iso else None
             if values is not None:
                 self.light_sent[ex] = values
