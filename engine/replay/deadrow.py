@@ -32,13 +32,17 @@ _FAILED_CALL = re.compile(r"^(.*?: channel [^\s:]+)")
 CALL_FAILURES = ("unreachable", "timeout", "lost")
 # a deal's id (engine.deal.new_deal_id: 32 hex digits): every run makes new ones (``... used by deal X ...``)
 _DEAL_ID = re.compile(r"(?<![0-9A-Za-z])[0-9a-f]{32}(?![0-9A-Za-z])")
+# where an `http listen` channel refused a request before any route (``(at POST /payments/1 from
+# 127.0.0.1:57814)``): the client's port is new in every run, and a replay feeds the route, not the socket
+_HTTP_WHERE = re.compile(r" \(at [A-Z]+ \S+ from [^\s()]+\)")
 
 
 def reason_text(reason: str) -> str:
     """A dead letter's reason as stored and compared: its places in the route files as the file's name alone
     (``(at pay.route)``), a deal's id as ``<deal id>`` (each run makes its own), and without the ``(as
-    recorded)`` a replay adds to a counterpart failure it gives again."""
-    return _DEAL_ID.sub("<deal id>", _PLACE.sub(r"\1", reason).replace(_AS_RECORDED, ""))
+    recorded)`` a replay adds to a counterpart failure it gives again, nor the ``(at POST /path from
+    HOST:PORT)`` of an `http listen` refusal (the port is new in every run)."""
+    return _DEAL_ID.sub("<deal id>", _HTTP_WHERE.sub("", _PLACE.sub(r"\1", reason)).replace(_AS_RECORDED, ""))
 
 
 def reason_head(reason: str, kind: str | None = None) -> str:

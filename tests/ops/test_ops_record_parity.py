@@ -115,7 +115,7 @@ async def test_http_listen_under_record_answers_each_outcome_and_records_refusal
     # a replay refuses it again through the candidate (it cannot check a signature: no headers are
     # recorded), so the unchanged configuration replays with no difference
     report = await trio.to_thread.run_sync(lambda: replay_file(capture, [route], default_registry()))
-    assert report.diff.exchanges == 3 and report.diff.differences == [], report.diff.differences
+    assert report.diff.exchanges == 3 and report.diff.differences == [], [(d.recorded, d.produced) for d in report.diff.differences]
 
 
 async def test_file_watch_under_record_sends_a_file_with_bad_records_to_error(tmp_path: Path) -> None:
