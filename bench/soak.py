@@ -511,10 +511,22 @@ class Soak:
                 sims.cancel_scope.cancel()
         return self.report(started_at, proc.returncode)
 
+    def ledger_versions(self, since: datetime) -> set[str]:
+        """The configuration versions of this run's deal rows: the engine's own (the version this script
+        compiles from the same folder is not always the engine's: then every deal before the first reload,
+        and all of a run without reloads, was counted lost)."""
+        import duckdb
+        con = duckdb.connect(str(self.ledger), read_only=True)
+        try:
+            return {v for (v,) in con.execute("SELECT DISTINCT config_version FROM deals WHERE received_at >= ?",
+                                              [since]).fetchall()}
+        finally:
+            con.close()
+
     def report(self, started_at: datetime, rc: int | None) -> int:
         keys: collections.Counter[tuple[str, str]] = collections.Counter()
         dups: dict[tuple[str, str], int] = {}
-        for version in self.versions:
+        for version in self.versions | self.ledger_versions(started_at):
             k, d = ledger_rows(self.ledger, version, started_at)
             keys.update(k)          # summed: a repeat that ran as a new deal may be of another version
             for key, n in d.items():
@@ -623,7 +635,11 @@ class Soak:
             print(f"  DuckDB: {da.get('error')} / {db.get('error')}")
         types_a, types_b = dict(a["types"]), dict(b["types"])
         grown = sorted(((types_b.get(k, 0) - types_a.get(k, 0), k) for k in set(types_a) | set(types_b)), reverse=True)
-        print("  gc objects by type, growth: " + ", ".join(f"{k} {d:+,}" for d, k in grown[:12] if d))
+        print(f"  gc objects by type (after a gc.collect(): {b.get('gc_collected', 0):,} collected at b), growth: "
+              + ", ".join(f"{k} {d:+,}" for d, k in grown[:12] if d))
+        for name, p in (b.get("programs") or {}).items():
+            print(f"  {name} objects alive at b: {p['alive']} (at a: {a.get('programs', {}).get(name, {}).get('alive')}); "
+                  f"held by: " + ", ".join(f"{n} {k}" for k, n in p["holders"][:8]))
         if not snaps:
             return
         try:

@@ -9,6 +9,9 @@ soak writes into the folder and answers each with a file beside it (nothing in t
   Python heap (current, peak), ``sys.getallocatedblocks()``, gc's object count by type (the top 40), and the
   ledger's DuckDB instance as it tells it (``duckdb_memory()`` by tag, ``PRAGMA database_size``,
   ``memory_limit``), read on a connection joining the writer's instance as the admin API's reads do;
+- in every answer, gc's objects by type before and after a ``gc.collect()`` (cyclic garbage awaiting a
+  collection is not a leak), and the route programs alive (``dsl.ir.Program``, ``dsl.ast.Module``) with
+  what holds them (two levels of referrers): one a running generation, the others are kept by something;
 - ``holders.req`` (tracing): for each ``file:line`` of ``holders.spec``, what holds the live objects allocated
   there (two levels of ``gc.get_referrers``, by type), in ``holders.json``: who keeps what grew;
 - each answer is finished by ``<label>.done``.
@@ -51,7 +54,24 @@ def _answer(folder: Path, label: str, ledger: str) -> None:
     if tracemalloc.is_tracing():
         tracemalloc.take_snapshot().dump(str(folder / f"{label}.snap"))
         doc["traced"] = list(tracemalloc.get_traced_memory())
-    doc["types"] = collections.Counter(type(o).__qualname__ for o in gc.get_objects()).most_common(40)
+    doc["types_before_gc"] = collections.Counter(type(o).__qualname__ for o in gc.get_objects()).most_common(40)
+    doc["gc_collected"] = gc.collect()      # cyclic garbage not collected yet is not a leak: count what is left
+    objs = gc.get_objects()
+    doc["types"] = collections.Counter(type(o).__qualname__ for o in objs).most_common(40)
+    # route programs alive (dsl.ir.Program, dsl.ast.Module): one a running generation; what holds the others
+    doc["programs"] = {}
+    for name, mod in (("Program", "dsl.ir"), ("Module", "dsl.ast")):
+        alive = [o for o in objs if type(o).__name__ == name and type(o).__module__ == mod]
+        doc["programs"][name] = {"alive": len(alive), "holders": collections.Counter(
+            f"{_name(h2)} <- {_name(h)}" for o in alive for h in gc.get_referrers(o) if h is not objs
+            and h is not alive for h2 in ([x for x in gc.get_referrers(h) if x is not objs and x is not alive][:4]
+                                          or [None])).most_common(20)}
+        if name == "Program":
+            binders = [r for o in alive for r in gc.get_referrers(o) if type(r).__name__ == "Binder"]
+            doc["programs"]["chains"] = [_chain(o, {id(objs), id(alive), id(binders)}) for o in binders[:8]]
+            del binders
+        del alive
+    del objs
     doc["duckdb"] = _duckdb(ledger)
     (folder / f"{label}.json").write_text(json.dumps(doc, indent=1))
 
@@ -64,11 +84,31 @@ def _name(o: object) -> str:
     return type(o).__qualname__
 
 
+def _chain(o: object, skip: set[int], depth: int = 9) -> list[list[str]]:
+    """The referrers of ``o``, level by level (by type; a dict's first keys), following the first one that is
+    not a frame, an iterator or a list of the probe's own: who keeps ``o`` alive."""
+    out: list[list[str]] = []
+    seen = set(skip)
+    here = o
+    for _ in range(depth):
+        seen.add(id(here))
+        refs = [r for r in gc.get_referrers(here) if id(r) not in seen and type(r).__name__ not in
+                ("frame", "list_iterator", "dict_itemiterator", "dict_valueiterator")]
+        if not refs:
+            break
+        seen.add(id(refs))
+        refs.sort(key=lambda r: isinstance(r, (list, tuple)))     # an object's holder first, a container after
+        out.append([_name(r) + (":" + ",".join(map(str, list(r)[:5])) if isinstance(r, dict) else "")
+                    for r in refs[:6]])
+        here = refs[0]
+    return out
+
+
 def _holders(folder: Path, specs: list[str], limit: int = 300) -> None:
     """For each ``file:line``: what holds (its direct referrers, and theirs, by type) up to ``limit`` of the live
     objects whose allocation's most recent frame is there (needs tracemalloc).  Walks every container gc
     tracks and their referents (a dict of atoms is not tracked itself, its holder is)."""
-    want = {(f, int(line)) for f, _, line in (s.rpartition(":") for s in specs)}
+    want = {(f, int(line)) for f, _, line in (s.rpartition(":") for s in specs) if line.isdigit()}
     found: dict = {w: {} for w in want}                 # -> {id(obj): [holders]}
     site: dict[int, tuple | None] = {}
     objs = gc.get_objects()
