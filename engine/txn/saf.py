@@ -527,6 +527,8 @@ class Saf:
             if lane.failing and now >= lane.swept + SWEEP_EVERY:
                 lane.swept = now
                 self._sweep(lane, now)
+            if lane.flags and not (lane.waiting or lane.ready or lane.in_flight):
+                self._prune_flags(lane)     # idle: what the heap holds is done (or queued elsewhere)
             next_due = lane.waiting[0][0] if lane.waiting else math.inf
             if lane.failing and lane.flags:
                 next_due = min(next_due, max(lane.flags[0][0], lane.swept + SWEEP_EVERY))
@@ -547,7 +549,7 @@ class Saf:
         ``_sweep`` pops entries only while the channel's attempts fail: with a channel that acknowledges, every
         reversal stayed in the heap for good, and with it its call step, which holds its generation's whole
         configuration (bench/soak.py: one configuration kept per reload).  Run when the heap doubled since the
-        last pruning: amortised O(1) a push."""
+        last pruning (amortised O(1) a push) and when the lane has nothing waiting, due or in flight."""
         keep = []
         for entry in lane.flags:
             item = entry[2]
