@@ -638,6 +638,11 @@ class Soak:
         print(f"  gc objects by type (after a gc.collect(): {b.get('gc_collected', 0):,} collected at b), growth: "
               + ", ".join(f"{k} {d:+,}" for d, k in grown[:12] if d))
         for name, p in (b.get("programs") or {}).items():
+            if name == "chains":
+                for chain in p[:3]:
+                    print("  an old configuration's Binder, held by (level by level): "
+                          + " <- ".join("/".join(level[:2]) for level in chain))
+                continue
             print(f"  {name} objects alive at b: {p['alive']} (at a: {a.get('programs', {}).get(name, {}).get('alive')}); "
                   f"held by: " + ", ".join(f"{n} {k}" for k, n in p["holders"][:8]))
         if not snaps:
