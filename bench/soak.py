@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/soak.py                    # 3 minutes, a reload every 20 s, a sample every 5 s
     .venv/bin/python bench/soak.py --minutes 5 --reload-every 10 --keep var/soak
+    .venv/bin/python bench/soak.py --minutes 3 --reload-every 0 --tracemalloc   # no reloads; what grew, by line
 
 A script, not a test (loopback only).  It copies ``routes/`` to a work folder,
 starts every counterpart simulator the demo uses (engine/sim/services, the bill
@@ -26,7 +27,13 @@ and starts ``bsp run`` on it with the admin API on.  Then, for ``--minutes``:
 - a sample every ``--sample-every`` seconds: the engine's RSS and peak RSS
   (VmRSS / VmHWM), open fds, threads, the sizes of its per-exchange structures
   (``bsp_bookkeeping_entries`` on ``/metrics``, engine/ops/bookkeeping.py) and
-  the ledger's files (journal segments, transaction log, DuckDB).
+  the ledger's files (journal segments, transaction log, DuckDB), and the anonymous memory
+  (``/proc/PID/smaps_rollup``: the heap, Python's and DuckDB's, without the mapped files);
+- two probes inside the engine (bench/soak_trace.py, put on its ``PYTHONPATH`` as its
+  ``sitecustomize``: no engine code), with the first sample after ``--warmup`` and after the idle
+  one: gc's objects by type and DuckDB's own figures (``duckdb_memory()``, ``PRAGMA
+  database_size``, ``memory_limit``); with ``--tracemalloc`` also tracemalloc snapshots (tracing
+  started at half the warm-up), compared by line and by traceback at the end.
 
 At the end the traffic stops, the engine is left idle for a few seconds
 (every structure should be back to its floor) and sampled once more, then
@@ -113,7 +120,11 @@ def proc_figures(pid: int) -> dict[str, float]:
             elif key == "Threads":
                 out["threads"] = int(value)
         out["fds"] = len(os.listdir(f"/proc/{pid}/fd"))
-    except OSError:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("Anonymous", "Rss"):
+                out["anon" if key == "Anonymous" else "smaps_rss"] = int(value.split()[0]) / 1024
+    except (OSError, ValueError):
         pass
     return out
 
@@ -237,6 +248,7 @@ class Soak:
         self.pid = 0
         self.t0 = 0.0
         self.swapped = False
+        self.trace = self.work / "trace"        # bench/soak_trace.py's requests and answers
 
     # -------------------------------------------------------------- set-up
     def prepare(self) -> None:
@@ -303,6 +315,11 @@ class Soak:
 
     async def start_engine(self, nursery: trio.Nursery, platform: Path) -> Any:
         env = dict(os.environ, BSP_SOAK_TOKEN=TOKEN)
+        if self.trace is not None:        # bench/soak_trace.py as the engine's sitecustomize (the probes)
+            self.trace.mkdir(parents=True, exist_ok=True)
+            shutil.copy(REPO / "bench" / "soak_trace.py", self.trace / "sitecustomize.py")
+            env.update(BSP_SOAK_TRACE=str(self.trace), BSP_SOAK_LEDGER=str(self.ledger),
+                       PYTHONPATH=os.pathsep.join(filter(None, [str(self.trace), env.get("PYTHONPATH")])))
         bsp = Path(sys.executable).parent / "bsp"
         self.log_path = self.work / "engine.log"
         log = open(self.log_path, "ab")
@@ -380,6 +397,8 @@ class Soak:
                 pass
 
     async def reload_loop(self) -> None:
+        if not self.args.reload_every:
+            return
         while True:
             await trio.sleep(self.args.reload_every)
             if not self.running():
@@ -410,9 +429,40 @@ class Soak:
         self.samples.append(row)
         return row
 
+    async def probe(self, label: str) -> None:
+        """Ask bench/soak_trace.py in the engine for ``label`` (``start``, or a snapshot) and wait for it."""
+        if self.trace is None:
+            return
+        (self.trace / f"{label}.req").write_text("")
+        with trio.move_on_after(300):
+            while not (self.trace / f"{label}.done").exists():
+                await trio.sleep(0.2)
+
+    def holders(self, top: int = 8) -> None:
+        """The lines that grew most between the snapshots, for the engine to say what holds their objects."""
+        import tracemalloc
+        try:
+            a, b = (tracemalloc.Snapshot.load(str(self.trace / f"{x}.snap")) for x in "ab")
+        except OSError:
+            return
+        lines = [st.traceback[-1] for st in b.compare_to(a, "lineno") if st.count_diff > 0][:top]
+        (self.trace / "holders.spec").write_text(
+            "\n".join(f"{fr.filename.replace(str(REPO) + '/', '')}:{fr.lineno}" for fr in lines) + "\n")
+
     async def sample_loop(self) -> None:
+        started = snapped = False
         while self.running():
-            row = await self.sample()
+            t = time.monotonic() - self.t0
+            if not started and t >= self.args.warmup / 2:
+                started = True
+                if self.args.tracemalloc:
+                    await self.probe("start")
+            label = ""
+            if not snapped and t >= self.args.warmup:
+                snapped = True
+                label = "a"
+                await self.probe("a")
+            row = await self.sample(label)
             print(f"  {row['t']:6.0f}s  msgs {row['msgs']:>8,}  rss {row.get('VmRSS', 0):6.1f} MB  "
                   f"fds {row.get('fds', 0):4.0f}  threads {row.get('threads', 0):3.0f}  "
                   f"reloads {row['reloads']:3d}  tasks {row.get('trio.tasks', 0):5.0f}  "
@@ -447,6 +497,10 @@ class Soak:
                       f"the last sample", flush=True)
                 await trio.sleep(self.args.idle)
                 await self.sample("idle")
+                await self.probe("b")             # after the idle sample: nothing in flight (its gauges say so)
+                if self.args.tracemalloc:
+                    self.holders()
+                    await self.probe("holders")
             finally:
                 if proc.poll() is None:
                     proc.send_signal(signal.SIGTERM)
@@ -457,16 +511,29 @@ class Soak:
                 sims.cancel_scope.cancel()
         return self.report(started_at, proc.returncode)
 
+    def ledger_versions(self, since: datetime) -> set[str]:
+        """The configuration versions of this run's deal rows: the engine's own (the version this script
+        compiles from the same folder is not always the engine's: then every deal before the first reload,
+        and all of a run without reloads, was counted lost)."""
+        import duckdb
+        con = duckdb.connect(str(self.ledger), read_only=True)
+        try:
+            return {v for (v,) in con.execute("SELECT DISTINCT config_version FROM deals WHERE received_at >= ?",
+                                              [since]).fetchall()}
+        finally:
+            con.close()
+
     def report(self, started_at: datetime, rc: int | None) -> int:
         keys: collections.Counter[tuple[str, str]] = collections.Counter()
         dups: dict[tuple[str, str], int] = {}
-        for version in self.versions:
+        for version in self.versions | self.ledger_versions(started_at):
             k, d = ledger_rows(self.ledger, version, started_at)
             keys.update(k)          # summed: a repeat that ran as a new deal may be of another version
             for key, n in d.items():
                 dups[key] = dups.get(key, 0) + n
         acc = count_lost(self.tally.sent, keys, duplicates=dups)
         self.print_table()
+        self.print_trace()
         elapsed = self.samples[-1]["t"] if self.samples else 0.0
         print()
         print(f"traffic: {acc.sent:,} requests ({', '.join(f'{k} {n:,}' for k, n in sorted(self.tally.by_kind.items()))})"
@@ -496,13 +563,13 @@ class Soak:
     def print_table(self) -> None:
         if not self.samples:
             return
-        cols = ["t", "msgs", "reloads", "VmRSS", "VmHWM", "fds", "threads", "trio.tasks", "python.blocks",
+        cols = ["t", "msgs", "reloads", "VmRSS", "VmHWM", "anon", "fds", "threads", "trio.tasks", "python.blocks",
                 "channels.objects", "generations.alive", "generations.retiring", "engine.stats_parts", "engine.task_scopes",
                 "observer.route_tags", "metrics.channel_connects", "txn.states", "txn.light", "txn.light_sent",
                 "txn.inflight_keys", "txn.log.pending", "txn.log.accepted", "txn.log.unrecorded", "txn.log.ends",
                 "routes.running", "calls.sent", "mux.pending", "mux.fifo", "mux.sent", "mux.seen", "tcp.pending",
                 "ledger.queue", "ledger.to_load", "wal_segments", "journal_mb", "txn_mb", "duckdb_mb"]
-        short = {"VmRSS": "rss", "VmHWM": "hwm", "python.blocks": "blocks", "channels.objects": "chan",
+        short = {"VmRSS": "rss", "VmHWM": "hwm", "anon": "anon", "python.blocks": "blocks", "channels.objects": "chan",
                  "generations.alive": "gens", "generations.retiring": "retir", "engine.stats_parts": "stats", "engine.task_scopes": "scopes",
                  "observer.route_tags": "tags", "metrics.channel_connects": "conns", "txn.states": "states",
                  "txn.light": "light", "txn.light_sent": "lsent", "txn.inflight_keys": "infl",
@@ -515,13 +582,13 @@ class Soak:
         print("samples (rss/hwm MB; structures: entries; files: MB):")
         print(" ".join(f"{short.get(c, c):>7}" for c in cols))
         for row in self.samples:
-            print(" ".join(_cell(row.get(c)) for c in cols) + ("  <- idle" if row.get("label") else ""))
+            print(" ".join(_cell(row.get(c)) for c in cols) + (f"  <- {row['label']}" if row.get("label") else ""))
         warm = next((r for r in self.samples if r["t"] >= self.args.warmup), self.samples[0])
         last = self.samples[-1]
         msgs = last["msgs"] - warm["msgs"]
         print()
         print(f"growth from t={warm['t']:.0f}s ({warm['msgs']:,} msgs, {warm['reloads']} reloads) to the "
-              f"{'idle ' if last.get('label') else ''}sample at t={last['t']:.0f}s ({last['msgs']:,} msgs, "
+              f"{'idle ' if last.get('label') == 'idle' else ''}sample at t={last['t']:.0f}s ({last['msgs']:,} msgs, "
               f"{last['reloads']} reloads): {msgs:,} msgs, {last['reloads'] - warm['reloads']} reloads")
         print(f"{'':22} {'growth':>10} {'per 100k msgs':>14}")
         for c in cols[3:]:
@@ -531,6 +598,73 @@ class Soak:
             d = b - a
             per = d / msgs * 100_000 if msgs else 0.0
             print(f"{c:22} {d:>10.1f} {per:>14.2f}")
+
+    def print_trace(self) -> None:
+        """What grew in the engine between the two probes of --tracemalloc (bench/soak_trace.py)."""
+        if self.trace is None:
+            return
+        import json
+        import tracemalloc
+        try:
+            a, b = (json.loads((self.trace / f"{x}.json").read_text()) for x in "ab")
+            snaps = [tracemalloc.Snapshot.load(str(self.trace / f"{x}.snap")) for x in "ab"] \
+                if self.args.tracemalloc else []
+        except (OSError, ValueError) as exc:
+            print(f"\nprobes: no answer ({exc}); see {self.trace}")
+            return
+        rows = {r.get("label"): r for r in self.samples}
+        ra, rb = rows.get("a", {}), rows.get("idle", {})
+        msgs = rb.get("msgs", 0) - ra.get("msgs", 0)
+        per = 100_000 / msgs if msgs else 0.0
+        print(f"\nprobes in the engine (bench/soak_trace.py), a (t={ra.get('t', 0):.0f}s, {ra.get('msgs', 0):,} msgs) to b (idle, "
+              f"{rb.get('msgs', 0):,} msgs): {msgs:,} msgs")
+        ta, tb = a.get("traced", [0, 0])[0], b.get("traced", [0, 0])[0]
+        print(f"  (--tracemalloc) traced Python heap {ta / 2**20:.1f} -> {tb / 2**20:.1f} MB ({(tb - ta) / 2**20 * per:+.1f} MB per "
+              f"100k msgs); allocated blocks {a['blocks']:,} -> {b['blocks']:,}")
+        for name in ("VmRSS", "anon"):
+            if name in ra and name in rb:
+                print(f"  {name} {ra[name]:.1f} -> {rb[name]:.1f} MB ({(rb[name] - ra[name]) * per:+.1f} MB per 100k msgs)")
+        da, db = a["duckdb"], b["duckdb"]
+        if "memory" in da and "memory" in db:
+            tot = [sum(v[0] for v in d["memory"].values()) / 2**20 for d in (da, db)]
+            print(f"  DuckDB duckdb_memory() {tot[0]:.1f} -> {tot[1]:.1f} MB (memory_limit {db.get('memory_limit')}); "
+                  f"by tag: " + ", ".join(f"{t} {da['memory'].get(t, [0])[0] / 2**20:.1f}->{v[0] / 2**20:.1f}"
+                                          for t, v in sorted(db["memory"].items()) if v[0] or da["memory"].get(t, [0])[0]))
+            print(f"  PRAGMA database_size: {db.get('database_size')}")
+        else:
+            print(f"  DuckDB: {da.get('error')} / {db.get('error')}")
+        types_a, types_b = dict(a["types"]), dict(b["types"])
+        grown = sorted(((types_b.get(k, 0) - types_a.get(k, 0), k) for k in set(types_a) | set(types_b)), reverse=True)
+        print(f"  gc objects by type (after a gc.collect(): {b.get('gc_collected', 0):,} collected at b), growth: "
+              + ", ".join(f"{k} {d:+,}" for d, k in grown[:12] if d))
+        for name, p in (b.get("programs") or {}).items():
+            if name == "chains":
+                for chain in p[:3]:
+                    print("  an old configuration's Binder, held by (level by level): "
+                          + " <- ".join("/".join(level[:2]) for level in chain))
+                continue
+            print(f"  {name} objects alive at b: {p['alive']} (at a: {a.get('programs', {}).get(name, {}).get('alive')}); "
+                  f"held by: " + ", ".join(f"{n} {k}" for k, n in p["holders"][:8]))
+        if not snaps:
+            return
+        try:
+            held = json.loads((self.trace / "holders.json").read_text())
+        except (OSError, ValueError):
+            held = {}
+        diff = snaps[1].compare_to(snaps[0], "lineno")
+        print("  grown most, by line (size diff, count diff):")
+        for st in diff[:20]:
+            fr = st.traceback[-1]                   # the most recent frame (sorted oldest first)
+            print(f"    {st.size_diff / 1024:+10.1f} KiB {st.count_diff:+9,}  {fr.filename.replace(str(REPO) + '/', '')}:{fr.lineno}")
+        for where, h in held.items():
+            print(f"  what holds {h['objects']} of the live objects allocated at {where}: "
+                  + ", ".join(f"{n} {k}" for k, n in h["holders"][:5]) + "; two up: "
+                  + ", ".join(f"{n} {k}" for k, n in h["holders2"][:6]))
+        print("  grown most, by traceback (the engine's frames):")
+        for st in snaps[1].compare_to(snaps[0], "traceback")[:6]:
+            print(f"    {st.size_diff / 1024:+10.1f} KiB {st.count_diff:+9,}")
+            for fr in [f for f in st.traceback if str(REPO) in f.filename and "/.venv/" not in f.filename][-6:]:
+                print(f"        {fr.filename.replace(str(REPO) + '/', '')}:{fr.lineno}")
 
 
 def _cell(v: Any) -> str:
@@ -547,7 +681,7 @@ def main(argv: list[str] | None = None) -> int:
                                  epilog="\n\n".join(__doc__.split("\n\n")[2:]))
     ap.add_argument("--minutes", type=float, default=3.0, help="how long traffic runs (default 3)")
     ap.add_argument("--reload-every", type=float, default=20.0, metavar="SECONDS",
-                    help="a hot reload every SECONDS, alternating two route versions (default 20)")
+                    help="a hot reload every SECONDS, alternating two route versions (default 20; 0: none)")
     ap.add_argument("--sample-every", type=float, default=5.0, metavar="SECONDS",
                     help="sample the engine every SECONDS (default 5)")
     ap.add_argument("--warmup", type=float, default=30.0, metavar="SECONDS",
@@ -557,10 +691,15 @@ def main(argv: list[str] | None = None) -> int:
                          "calls' timeouts)")
     ap.add_argument("--ledger-sync", default="journal", choices=("journal", "duckdb", "none"),
                     help="as bsp run --ledger-sync (default journal)")
+    ap.add_argument("--tracemalloc", action="store_true",
+                    help="trace the engine's Python heap (bench/soak_trace.py as its sitecustomize): started at "
+                         "half the warm-up, a snapshot with the first sample after it and one at idle; prints what "
+                         "grew between them, by line and by traceback, gc's objects by type and DuckDB's "
+                         "duckdb_memory() (slows the engine: figures of such a run are not throughput)")
     ap.add_argument("--keep", metavar="DIR", help="work in DIR and keep it (default: a temporary folder, removed)")
     args = ap.parse_args(argv)
-    if not (args.minutes > 0 and args.reload_every > 0 and args.sample_every > 0):
-        ap.error("--minutes, --reload-every and --sample-every must be above 0")
+    if not (args.minutes > 0 and args.reload_every >= 0 and args.sample_every > 0):
+        ap.error("--minutes and --sample-every must be above 0, --reload-every at least 0 (0: no reloads)")
     soak = Soak(args)
     try:
         return trio.run(soak.main)

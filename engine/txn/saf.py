@@ -74,6 +74,7 @@ _UTC = timezone.utc
 
 ALERT_AFTER = 5           # attempts after which a reversal is flagged for an operator (it goes on)
 BACKOFF_CAP = 60.0        # seconds: the longest pause between two attempts
+FLAGS_PRUNE = 64          # a lane's flag heap is pruned of reversals done once it doubled (at least this many)
 SWEEP_EVERY = 1.0         # seconds: a lane flags the reversals kept waiting past their time at most this often
 
 
@@ -147,6 +148,7 @@ class Lane:
         self.failing = False      # the channel's last attempt that ended was not acknowledged
         self.tick = 0             # turns of the lane's loop
         self.swept = -math.inf    # trio time of its last ``Saf._sweep``
+        self.flags_kept = 0       # entries ``flags`` kept at its last pruning (``Saf._prune_flags``)
 
     def push(self, item: Item, due: float) -> None:
         heapq.heappush(self.waiting, (due, item.seq, item.ticket, item))
@@ -525,6 +527,8 @@ class Saf:
             if lane.failing and now >= lane.swept + SWEEP_EVERY:
                 lane.swept = now
                 self._sweep(lane, now)
+            if lane.flags and not (lane.waiting or lane.ready or lane.in_flight):
+                self._prune_flags(lane)     # idle: what the heap holds is done (or queued elsewhere)
             next_due = lane.waiting[0][0] if lane.waiting else math.inf
             if lane.failing and lane.flags:
                 next_due = min(next_due, max(lane.flags[0][0], lane.swept + SWEEP_EVERY))
@@ -537,6 +541,27 @@ class Saf:
             return
         item.flag_lane = lane.name
         heapq.heappush(lane.flags, (item.flag_at, item.seq, item))
+        if len(lane.flags) >= 2 * max(lane.flags_kept, FLAGS_PRUNE):
+            self._prune_flags(lane)
+
+    def _prune_flags(self, lane: Lane) -> None:
+        """Drop ``lane.flags``' entries of reversals done (acknowledged, flagged, ended, moved to another lane).
+        ``_sweep`` pops entries only while the channel's attempts fail: with a channel that acknowledges, every
+        reversal stayed in the heap for good, and with it its call step, which holds its generation's whole
+        configuration (bench/soak.py: one configuration kept per reload).  Run when the heap doubled since the
+        last pruning (amortised O(1) a push) and when the lane has nothing waiting, due or in flight."""
+        keep = []
+        for entry in lane.flags:
+            item = entry[2]
+            if item.flag_lane != lane.name:
+                continue                    # moved to another lane (a reload): its entry there counts
+            if item.flagged or item.ack is not None or self.items.get(item.key) is not item:
+                item.flag_lane = None       # done: nothing to flag (``_watch`` puts it back if it is queued again)
+                continue
+            keep.append(entry)
+        heapq.heapify(keep)
+        lane.flags = keep
+        lane.flags_kept = len(keep)
 
     def _sweep(self, lane: Lane, now: float) -> None:
         """While the channel's attempts fail: flag the reversals kept waiting by the ``reversal_in_flight``
