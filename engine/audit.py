@@ -867,6 +867,7 @@ def verify(con: Any, path: Path, key: bytes | None, *, max_breaks: int = 20,
     _check_config_files(con, report)
     _check_keys(con, report)
     _check_letters(con, report)
+    _check_letters_kept(con, report)
     _check_anchors(con, keys, report, cur if blind is None and not report.stopped_early else None)
     report.seconds = time.perf_counter() - start
     return report
@@ -1135,6 +1136,37 @@ def _check_letters(con: Any, report: VerifyReport) -> None:
         if status == "new":
             what += "; a `bsp dead retry` would run it again: set it back as the event says before any retry"
         report.breaks.append(Break(seq, "dead_letters", lid, what))
+
+
+# the deal statuses that keep their message as a dead letter of the deal's id (engine.txn.manager.dead_letter_of,
+# stored in the deal's own transaction since 2026-11-26): every kind of refusal or failure (unrouted, malformed,
+# unauthenticated, a rule's, a counterpart's, a timeout, held by a screening ...); a duplicate never has one (the
+# original's answer stands), a committed deal neither
+LETTER_KEEPING = ("rejected", "failed")
+
+
+def _check_letters_kept(con: Any, report: VerifyReport, most: int = 5) -> None:
+    """Every rejected or failed deal has its dead-letter row (same id; a purged one stays as a tombstone): a row
+    deleted whose status never changed leaves no status event, so without this it shows only as a gap in the
+    chain.  One anti-join on the letters' primary key, streamed by DuckDB (the deals are probed, not loaded);
+    the first ``most`` by seq are named, the count of the others said."""
+    if not {"deals", "dead_letters"} <= report.by_table.keys():
+        return
+    statuses = ", ".join(f"'{s}'" for s in LETTER_KEEPING)
+    rows = con.execute(
+        f"SELECT d.chain_seq, d.deal_id, d.status, count(*) OVER () FROM deals d WHERE d.status IN ({statuses}) "
+        f"AND NOT EXISTS (SELECT 1 FROM dead_letters l WHERE l.id = d.deal_id) "
+        f"ORDER BY d.chain_seq NULLS LAST, d.deal_id LIMIT ?", [most]).fetchall()
+    for n, (seq, deal_id, status, total) in enumerate(rows):
+        more = total - len(rows)
+        what = (f"the {status} deal {deal_id} has no dead letter: its message was kept as dead letter {deal_id} "
+                f"in the deal's own transaction (a purge keeps the row as a tombstone), so the row was deleted "
+                f"outside the ledger writer (a gap in the chain after the deal says so), or never written (a bsp "
+                f"before 2026-11-26 stored it after the deal, on its own: a crash in between lost it); the message "
+                f"is lost unless a backup or snapshot from before holds it (bsp dead show {deal_id} --ledger BACKUP)")
+        if n == len(rows) - 1 and more > 0:
+            what += f"; {more} more rejected or failed deal(s) without their dead letter, not named here"
+        report.breaks.append(Break(seq, "dead_letters", deal_id, what))
 
 
 def _check_keys(con: Any, report: VerifyReport) -> None:

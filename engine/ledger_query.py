@@ -20,6 +20,7 @@ from typing import Any
 import duckdb
 
 from engine.config_sources import paths_of
+from engine.deal_letters import letters_of
 from engine.deal_resolve import (ACKED, FLAGGED_EVENTS, REVERSAL_FLAGGED, RESOLVED, acks_after, approved, code_of,
                                  flag_state, resolution_of, stamp)
 from engine.exact_json import stored_json
@@ -475,7 +476,9 @@ def get_deal(path: str | Path, deal_id: str, *, con: Any | None = None) -> dict[
     ``events`` (lists of dicts in order), ``calls`` (the steps of kind
     ``call``), ``chain_seq`` and ``config`` (``version``, ``loaded_at``,
     ``files``: the route files of that configuration, or None when it was
-    never recorded).  ``con`` as for ``query_deals``.
+    never recorded) and ``dead_letters`` (``engine.deal_letters.letters_of``: its
+    own letter, then those its retries left, each with its status, reason and
+    retries; [] for none).  ``con`` as for ``query_deals``.
     """
     path = Path(path)
     with _reading(path, con) as con:
@@ -503,6 +506,7 @@ def get_deal(path: str | Path, deal_id: str, *, con: Any | None = None) -> dict[
                          [d["config_version"]])
             if cfg:        # the manifest's paths (schema 11) or the whole sources' (engine/config_sources.py)
                 cfg[0]["files"] = paths_of(con, d["config_version"]) or []
+            d["dead_letters"] = letters_of(con, full)     # its own, then those its retries left (engine/deal_letters.py)
         except duckdb.Error as exc:
             raise LedgerError(f"{path}: cannot read deal {deal_id}: {exc}") from exc
     _deal_values(d)

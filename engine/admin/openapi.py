@@ -65,8 +65,18 @@ SCHEMAS: dict[str, Any] = {
                                   "with the field keyring when `raw_key` is set), null once purged, or withheld from a token without the role `raw` (then `raw_withheld` says so)."},
     "Deal": {"type": "object", "required": ["deal_id", "status", "steps", "events", "calls"],
              "additionalProperties": True,
-             "description": "The deals row (amounts as exact decimal strings) plus steps, events, calls and "
-                            "config (version, loaded_at, files)."},
+             "description": "The deals row (amounts as exact decimal strings) plus steps, events, calls, "
+                            "config (version, loaded_at, files) and dead_letters: the deal's dead letter, then "
+                            "those its retries refused again left the message in, oldest first ([] for none).",
+             "properties": {"dead_letters": {"type": "array", "items": {"$ref": "#/components/schemas/DealLetter"}}}},
+    "DealLetter": {"type": "object", "required": ["id", "status"], "additionalProperties": True,
+                   "description": "One of a deal's dead letters (no message: GET /dead-letters/{id}): id, status "
+                                  "(new, retrying, retried, purged; null: named by the previous letter's outcome but "
+                                  "moved by bsp ledger archive), reason, error_kind, error_code, at, route, channel, "
+                                  "retried_at, retry_outcome, chain_seq, message_kept (false once purged: the row "
+                                  "stays as a tombstone) and retries: its chained status changes, oldest first, each "
+                                  "{at, status, retried_at, outcome} and, for a purge, by, via, host, os_user ([] for "
+                                  "a letter never retried)."},
     "Resolve": {"type": "object", "required": ["outcome", "note"], "additionalProperties": False,
                 "properties": {"outcome": {"type": "string", "enum": [*OUTCOMES, *HOLD_OUTCOMES],
                                            "description": "; ".join(f"{k}: {v}" for k, v in

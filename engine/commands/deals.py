@@ -18,6 +18,7 @@ from engine.commands.ledger_keys import (DEPLOYMENT_LEDGER_OPT, DEPLOYMENT_OPT, 
                                          missing_in_env)
 from engine.commands.stdout import quiet_pipe
 from engine.commands.deals_resolve import resolve
+from engine.deal_letters import story_lines
 from engine.deal_resolve import OUTCOMES, REVERSAL_ACKNOWLEDGED, stamp
 from engine.defaults import DEAL_STATUSES as STATUSES, DEFAULT_LEDGER
 
@@ -373,6 +374,7 @@ def _story_text(d: dict[str, Any], problems: list[str]) -> str:
     for ev in d["events"]:
         out.append(f"  {_when(ev['at'])}  {ev['from_state'] or '(start)'} -> {ev['to_state']}"
                    + (f"  {orjson.dumps(ev['detail']).decode()}" if ev["detail"] is not None else ""))
+    out.extend(story_lines(d.get("dead_letters") or []))      # absent from an engine of an older bsp
     for p in problems:
         out.append(f"warning: {p}")
     return "\n".join(out)
@@ -397,7 +399,11 @@ def show(
     cert: Optional[Path] = CERT_OPT,
     key: Optional[Path] = KEY_OPT,
 ) -> None:
-    """One deal's whole story: request, steps, calls, reply, state changes, configuration.
+    """One deal's whole story: request, steps, calls, reply, state changes, configuration, dead letters.
+
+    A rejected or failed deal ends with its dead letter (also one never retried): id, status, kind, reason,
+    its retries (each status change: time, who, outcome), the letters a retry refused again left the
+    message in, and where the message waits now (JSON: `dead_letters`).
 
     `--live` asks a running engine (`GET /deals/{id}`); `--reveal` still decrypts here, with the
     keyring of this shell (GET /deals/{id} never sends clear text of an encrypted field): the deployment

@@ -56,6 +56,11 @@ def typed(row: dict[str, Any]) -> dict[str, Any]:
     for k in ("config", "resolution"):
         if isinstance(row.get(k), dict):
             typed(row[k])
+    for letter in row.get("dead_letters") or ():      # a deal's letters (engine/deal_letters.py)
+        typed(letter)
+        for r in letter.get("retries") or ():        # its status events: the time of the change (the detail's
+            if isinstance(r.get("at"), str):         # retried_at stays as stored, as the local query gives it)
+                r["at"] = datetime.fromisoformat(r["at"])
     return row
 
 

@@ -202,6 +202,9 @@ async def test_refused_while_a_deal_to_move_is_flagged(tmp_path: Path, bsp) -> N
     flagged = deal(50, at, status="failed", events=[
         DealEvent(at, "received", "accepted", {"key": "transfer|R50"}), DealEvent(at, "accepted", "failed"),
         DealEvent(at, "failed", "flagged", {"why": "debit may stand at the counterpart"})])
+    # as the engine stores a failed deal: with its dead letter, which stays with it (bsp audit verify checks it)
+    flagged.dead_letter = DeadLetter(route="transfer", channel="front", reason="timeout", raw=b'{"ref":"R50"}',
+                                     config_version="v1", error_kind="timeout", at=at, id=flagged.deal_id)
     await fill(led, extra=[flagged])
     before = sha(led)
     res = archive(bsp, led, arc)

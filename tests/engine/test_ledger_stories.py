@@ -12,7 +12,7 @@ import pytest
 import trio
 
 from engine.audit import verify
-from engine.deal import DealEvent, DealRecord, DealStep, new_deal_id
+from engine.deal import DeadLetter, DealEvent, DealRecord, DealStep, new_deal_id
 from engine.journal import open_ledger_sync
 from engine.ledger import LedgerError, open_ledger
 
@@ -24,7 +24,10 @@ def deal(deal_id: str) -> DealRecord:
     return DealRecord(deal_type="PURCHASE", route="purchase", config_version="v1", channel="pos",
                       status="failed", received_at=T0, finished_at=T0, reference=deal_id[-8:],
                       deal_id=deal_id, steps=[DealStep("auth", "call", "timeout", T0, 1.0)],
-                      events=[DealEvent(T0, None, "accepted"), DealEvent(T0, "accepted", "failed")])
+                      events=[DealEvent(T0, None, "accepted"), DealEvent(T0, "accepted", "failed")],
+                      # as the engine stores a failed deal: with its dead letter (bsp audit verify checks it is there)
+                      dead_letter=DeadLetter(route="purchase", channel="pos", reason="timeout", raw=b"{}",
+                                             config_version="v1", error_kind="timeout", at=T0, id=deal_id))
 
 
 def attempt(n: int) -> tuple[list[DealStep], list[DealEvent]]:

@@ -1,0 +1,125 @@
+"""A deal's dead letters, for its story (``bsp deals show``, ``GET /deals/{id}``).
+
+A rejected or failed deal keeps its message as the dead letter of its own id (``engine.txn.manager.dead_letter_of``,
+stored in the deal's transaction).  A retry refused again leaves the message in the letter of the retry's deal
+(``engine.deadletter.waits_again``): the deal's letters are its own, then those its retries left, oldest first.
+Each letter says its status (``new``, ``retrying``, ``retried``, ``purged``; a purged letter stays as a tombstone
+without its message), its reason and kind, and its retries: the chained status events of the letter (ledger
+schema 10, ``engine.ledger_store.LETTER_STATE``), each with the outcome the row held after that change.  A letter
+never retried has no such event: its row alone says it waits.
+"""
+from __future__ import annotations
+
+from datetime import timezone
+from typing import Any
+
+from engine.exact_json import stored_json
+
+__all__ = ["letters_of", "story_lines", "MOST"]
+
+MOST = 100        # letters followed along one message's chain (a retry refused again, and again ...)
+
+_COLUMNS = ("id", "at", "route", "channel", "reason", "error_kind", "error_code", "status", "retried_at",
+            "retry_outcome", "chain_seq")
+
+
+def _utc(t: Any) -> Any:
+    return t.astimezone(timezone.utc) if t is not None and hasattr(t, "astimezone") else t
+
+
+def _letter(con: Any, letter_id: str) -> dict[str, Any] | None:
+    cur = con.execute(f"SELECT {', '.join(chr(34) + c + chr(34) for c in _COLUMNS)}, raw IS NULL "
+                      f"FROM dead_letters WHERE id = ?", [letter_id])
+    row = cur.fetchone()
+    if row is None:
+        return None
+    d = dict(zip(_COLUMNS, row[:-1]))
+    d["message_kept"] = not row[-1]         # false once purged (a tombstone: the row stays, the message is gone)
+    d["at"], d["retried_at"] = _utc(d["at"]), _utc(d["retried_at"])
+    return d
+
+
+def _retries(con: Any, letter_id: str) -> list[dict[str, Any]]:
+    """The letter's chained status events, oldest first: ``{at, status, retried_at, outcome, ...}`` (who, for a
+    purge)."""
+    from engine.ledger_store import LETTER_STATE
+
+    out = []
+    for at, detail in con.execute('SELECT "at", detail FROM deal_events WHERE deal_id = ? AND to_state = ? '
+                                  "ORDER BY seq", [letter_id, LETTER_STATE]).fetchall():
+        d = stored_json(detail) if detail is not None else {}
+        out.append({"at": _utc(at), **(d if isinstance(d, dict) else {"detail": d})})
+    return out
+
+
+def letters_of(con: Any, deal_id: str) -> list[dict[str, Any]]:
+    """The deal's dead letters, oldest first: its own (id = the deal's id), then those its retries refused again
+    left the message in; [] when it has none (a committed or duplicate deal, or a letter moved by ``bsp ledger
+    archive``).  A letter named by an outcome but not in this ledger ends the list as ``{"id", "status": None}``.
+    Each: the ``dead_letters`` columns (no raw), ``message_kept`` and ``retries`` (``_retries``)."""
+    from engine.deadletter import successor
+
+    if not con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'dead_letters' "
+                       "AND table_catalog = current_database()").fetchall()[0][0]:
+        return []
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    nxt: str | None = deal_id
+    while nxt is not None and nxt not in seen and len(out) < MOST:
+        seen.add(nxt)
+        letter = _letter(con, nxt)
+        if letter is None:
+            if out:              # named by the previous letter's outcome, not here (archived)
+                out.append({"id": nxt, "status": None})
+            break
+        letter["retries"] = _retries(con, nxt)
+        out.append(letter)
+        nxt = successor(letter["retry_outcome"]) if letter["status"] == "retried" else None
+    return out
+
+
+def _when(t: Any) -> str:
+    return "" if t is None else t.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
+
+
+def _where_now(letters: list[dict[str, Any]]) -> str:
+    """One sentence: where the deal's message is now."""
+    last = letters[-1]
+    lid, status = last["id"], last["status"]
+    if status is None:
+        return (f"its message went on to dead letter {lid}, which is not in this ledger (moved by `bsp ledger "
+                f"archive`: `bsp dead show {lid}` names the archive)")
+    if status == "new":
+        return f"its message waits as dead letter {lid} (new): `bsp dead show {lid}`, `bsp dead retry {lid}`"
+    if status == "retrying":
+        return (f"its message is being retried: dead letter {lid} (retrying since {_when(last['retried_at'])}; "
+                f"a retry cut short is settled at the next start)")
+    if status == "purged":
+        return (f"its message was purged: dead letter {lid} (purged; the row stays as a tombstone, the message "
+                f"is gone)")
+    if status == "retried":
+        return f"its message was retried from dead letter {lid} (retried): {last['retry_outcome']}"
+    return f"its message is in dead letter {lid} ({status})"
+
+
+def story_lines(letters: list[dict[str, Any]]) -> list[str]:
+    """The text of ``bsp deals show``'s dead-letter section (``letters_of``)."""
+    if not letters:
+        return []
+    out = ["dead letters:" if len(letters) > 1 else "dead letter:"]
+    for n, letter in enumerate(letters):
+        if letter["status"] is None:
+            continue
+        whose = "the deal's own" if n == 0 else "the letter of a retry's deal, refused again"
+        out.append(f"  {letter['id']}  {letter['status']}  kind {letter['error_kind'] or '-'}"
+                   + (f"  code {letter['error_code']}" if letter.get("error_code") else "")
+                   + f"  at {_when(letter['at'])}  ({whose}; audit chain seq {letter['chain_seq']})")
+        out.append(f"    reason: {letter['reason']}")
+        if not letter["retries"]:
+            out.append("    retries: none (no status change recorded)")
+        for r in letter["retries"]:
+            who = f" by {r['by']}" if r.get("by") else ""
+            out.append(f"    {_when(r['at'])}  -> {r.get('status')}{who}"
+                       + (f": {r['outcome']}" if r.get("outcome") else ""))
+    out.append(f"  {_where_now(letters)}")
+    return out
