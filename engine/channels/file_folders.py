@@ -23,6 +23,7 @@ import stat
 from pathlib import Path
 from typing import Iterator
 
+from engine.channels.file_index import free_name_by
 from engine.filemodes import make_shared_dirs, shared_mode
 
 
@@ -91,17 +92,7 @@ def free_name_at(fd: int, name: str) -> str:
             return False
         return True
 
-    if not taken(name):
-        return name
-    stem, dot, suffix = name.rpartition(".")
-    if not dot or not stem:
-        stem, suffix = name, ""
-    n = 2
-    while True:
-        candidate = f"{stem}.{n}.{suffix}" if suffix else f"{stem}.{n}"
-        if not taken(candidate):
-            return candidate
-        n += 1
+    return free_name_by(taken, name)
 
 
 def write_at(fd: int, name: str, text: str) -> None:

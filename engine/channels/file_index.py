@@ -39,6 +39,7 @@ import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 from engine.filemodes import shared_mode
 
@@ -193,7 +194,12 @@ def _open_index(path: Path) -> int:
 def free_name(folder: Path, name: str) -> str:
     """``name`` if nothing in ``folder`` has it, else ``STEM.2.SUFFIX``, ``STEM.3.SUFFIX``, ...: an
     archived file is never replaced by a later one of the same name."""
-    if not (folder / name).exists():
+    return free_name_by(lambda n: (folder / n).exists(), name)
+
+
+def free_name_by(taken: Callable[[str], bool], name: str) -> str:
+    """``name`` unless ``taken(name)``, else the first of ``STEM.2.SUFFIX``, ``STEM.3.SUFFIX``, ... not taken."""
+    if not taken(name):
         return name
     stem, dot, suffix = name.rpartition(".")
     if not dot or not stem:
@@ -201,6 +207,6 @@ def free_name(folder: Path, name: str) -> str:
     n = 2
     while True:
         candidate = f"{stem}.{n}.{suffix}" if suffix else f"{stem}.{n}"
-        if not (folder / candidate).exists():
+        if not taken(candidate):
             return candidate
         n += 1
