@@ -163,16 +163,22 @@ def _encode(e: Mapping[str, Any]) -> tuple[bytes, dict[str, Any]]:
     return RAW_HEAD.pack(RAW, kind, len(raw)) + raw + orjson.dumps(rest, default=_default), d
 
 
-def _decode(body: bytes | memoryview) -> dict[str, Any]:
-    """The entry of a record's payload, in either form (module docstring); ``ValueError`` when it is neither."""
-    if body[:1] == b"{":
-        return orjson.loads(body)
+def _raw_head(body: bytes | memoryview) -> tuple[int, int]:
+    """The reply's kind and where the entry's JSON starts in a raw-form payload; ``ValueError`` when it is not one."""
     if len(body) < RAW_HEAD.size or body[0] != RAW:
         raise ValueError(f"unknown answer form {bytes(body[:1])!r}")
     _, kind, n = RAW_HEAD.unpack_from(body)
     end = RAW_HEAD.size + n
     if len(body) < end or kind > REPLY_SEALED:
         raise ValueError("the reply runs past the record")
+    return kind, end
+
+
+def _decode(body: bytes | memoryview) -> dict[str, Any]:
+    """The entry of a record's payload, in either form (module docstring); ``ValueError`` when it is neither."""
+    if body[:1] == b"{":
+        return orjson.loads(body)
+    kind, end = _raw_head(body)
     e = orjson.loads(body[end:])
     if kind == REPLY_BYTES:
         e["reply"] = bytes(body[RAW_HEAD.size:end]).hex()
@@ -188,12 +194,7 @@ def _scan_fields(body: bytes | memoryview) -> tuple[str, str, float, str | None]
         e = orjson.loads(body)
         kid = _kid(e.get("reply"))
     else:
-        if len(body) < RAW_HEAD.size or body[0] != RAW:
-            raise ValueError(f"unknown answer form {bytes(body[:1])!r}")
-        _, kind, n = RAW_HEAD.unpack_from(body)
-        end = RAW_HEAD.size + n
-        if len(body) < end or kind > REPLY_SEALED:
-            raise ValueError("the reply runs past the record")
+        kind, end = _raw_head(body)
         e = orjson.loads(body[end:])
         kid = _kid(e.get("reply"))
         if kind == REPLY_SEALED:
