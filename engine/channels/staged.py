@@ -12,31 +12,54 @@ a file watch's trailer formats) is staged and applied only when the engine swaps
 
     def adopt(self, ctx):
         self.staging.adopt(ctx)
+
+The binders (configurations) are held weakly: a channel kept over many reloads holds no configuration
+alive, neither the one in force (its generation holds it while it runs) nor one bound by a dry run or a
+reload refused after the bind (staged, never adopted: dropped with its values once that binder is freed).
+Before, a kept channel held the last such configuration whole (its program, tables, codecs and the
+channel objects built for it) until the next reload that switched.
 """
 from __future__ import annotations
 
+import weakref
 from typing import Any, Callable
 
 
 class Staging:
     def __init__(self) -> None:
-        self.bound: Any = None                # the binder whose values are in force
-        self.staged: tuple[Any, Callable[[], None]] | None = None
+        self._bound: weakref.ref[Any] | None = None        # the binder whose values are in force
+        self._staged: tuple[weakref.ref[Any], Callable[[], None]] | None = None
+
+    @property
+    def bound(self) -> Any:
+        """The binder whose values are in force (None: none yet, or it was freed)."""
+        return self._bound() if self._bound is not None else None
+
+    @property
+    def staged(self) -> Any:
+        """The binder bound meanwhile whose values wait for ``adopt`` (None: none)."""
+        return self._staged[0]() if self._staged is not None else None
 
     def bind(self, ctx: Any, apply: Callable[[], None]) -> None:
-        if self.bound is None or self.bound is ctx:
+        bound = self.bound
+        if bound is None or bound is ctx:
             apply()
-            self.bound = ctx
+            self._bound = weakref.ref(ctx)
         else:
-            self.staged = (ctx, apply)
+            self._staged = (weakref.ref(ctx, self._freed), apply)
 
     def adopt(self, ctx: Any) -> None:
-        staged = self.staged
-        if staged is None or staged[0] is not ctx:
+        staged = self._staged
+        if staged is None or staged[0]() is not ctx:
             return
-        self.staged = None
+        self._staged = None
         staged[1]()
-        self.bound = ctx
+        self._bound = weakref.ref(ctx)
+
+    def _freed(self, ref: "weakref.ref[Any]") -> None:
+        """A staged binder freed without being adopted (a dry run's, a refused reload's): its values go too."""
+        if self._staged is not None and self._staged[0] is ref:
+            self._staged = None
 
 
 __all__ = ["Staging"]
