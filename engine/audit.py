@@ -1016,11 +1016,32 @@ def _check_audit_breaks(con: Any, report: VerifyReport) -> None:
     checked with the chain; it stays a break for as long as the ledger is kept."""
     if "deal_events" not in report.by_table:
         return
+    resolved = _resolved_breaks(con)
     for seq, at, what in con.execute(
             "SELECT chain_seq, \"at\", json_extract_string(detail, '$.what') FROM deal_events "
             "WHERE to_state = 'audit break' ORDER BY chain_seq").fetchall():
+        if seq in resolved:          # listed with the merge that resolves it (_merges)
+            continue
         report.breaks.append(Break(seq, "audit break", None,
                                    f"recorded by the writer that opened the ledger at {_iso(at)}: {what}"))
+
+
+def _resolved_breaks(con: Any) -> dict[int, int]:
+    """``{audit break seq: ledger merge seq}``: each ``audit break`` record a later chained ``ledger merge`` record
+    names in ``resolves`` (engine/ledger_merge.py: the cut the break recorded is the restore of a snapshot, and
+    the merge copied back from the old copy whose chain end that cut reached, its chain verified).  Both records
+    are checked with the chain like every record, so neither can be added or changed without breaking it."""
+    out: dict[int, int] = {}
+    for seq, detail in con.execute("SELECT chain_seq, detail FROM deal_events WHERE to_state = 'ledger merge' "
+                                   "ORDER BY chain_seq").fetchall():
+        try:
+            d = json.loads(detail) if detail else {}
+        except ValueError:
+            continue
+        for b in (d.get("resolves") or []) if isinstance(d, dict) else []:
+            if isinstance(b, int) and b < seq:
+                out.setdefault(b, seq)
+    return out
 
 
 def _merges(con: Any, report: VerifyReport) -> None:
@@ -1037,6 +1058,11 @@ def _merges(con: Any, report: VerifyReport) -> None:
                 else "no records")
         counts = ", ".join(f"{n} {t}" for t, n in (d.get("records") or {}).items() if n)
         cut = f"; it brings back the cut of the restore: {d['cut']}" if d.get("cut") else ""
+        resolves = [b for b in (d.get("resolves") or []) if isinstance(b, int) and b < seq]
+        if resolves:
+            cut += (f"; it resolves the audit break{'s' if len(resolves) > 1 else ''} at seq "
+                    f"{', '.join(map(str, resolves))} (a writer opened the restored ledger before the merge: the "
+                    f"records that break names as cut are those the old copy held, copied back here)")
         report.merges.append(f"seq {seq}: ledger merge at {_iso(at)} by {d.get('by')}: {span} ({counts or 'none'}) "
                              f"copied from {d.get('from')} (sha256 {str(d.get('from_sha256'))[:16]}..., its chain "
                              f"to seq {d.get('from_last_seq')}: {d.get('old_chain')}){cut}")

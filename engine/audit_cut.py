@@ -112,6 +112,20 @@ def orphaned(ledger: Path) -> str | None:
             f"again (docs/security.md#a-ledger-deleted-or-moved). Nothing was written")
 
 
+def sealed_end(head: Any, key: bytes | None) -> tuple[int, bytes] | None:
+    """The ``(seq, mac)`` a head kept outside (``read_head``'s document) names, when its seal verifies with a key of
+    the audit keyring ``key``; None otherwise."""
+    if key is None or not isinstance(head, dict):
+        return None
+    try:
+        seq, mac, seal = int(head["seq"]), bytes.fromhex(head["mac"]), bytes.fromhex(head["seal"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    if not any(hmac.compare_digest(head_seal(k, seq, mac), seal) for k in ring_of(key)):
+        return None
+    return seq, mac
+
+
 def _mac_at(con: Any, seq: int) -> tuple[bool, bytes | None]:
     """(found, mac) of the chained record at ``seq``."""
     have = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
@@ -183,13 +197,20 @@ def _outside(con: Any, ledger: Path, key: bytes, last_seq: int, last_mac: bytes)
     return None
 
 
-def record_break(con: Any, key: bytes, what: str, seq: int, last_seq: int, last_mac: bytes) -> tuple[int, bytes]:
+def record_break(con: Any, key: bytes, what: str, seq: int, last_seq: int, last_mac: bytes,
+                 head: Any = None) -> tuple[int, bytes]:
     """Append the chained ``audit break`` event (inside the caller's transaction) and return the new chain state;
-    the caller writes the head."""
+    the caller writes the head.  ``head``: the head kept outside (``read_head``); when it is sealed with the audit
+    key and names more than the chain holds, its seq and mac are recorded too (``head_seq``, ``head_mac``): the
+    chain end the records cut reached, which a later ``bsp ledger merge`` of the copy ending there brings back
+    (engine/ledger_merge.py, ``resolves``)."""
     from engine.deal import new_deal_id
     from engine.ledger_store import append_events
 
-    detail = {"what": what, "from_seq": seq, "found_last_seq": last_seq, "by": "writer open"}
+    detail: dict[str, Any] = {"what": what, "from_seq": seq, "found_last_seq": last_seq, "by": "writer open"}
+    end = sealed_end(head, key)
+    if end is not None and end[0] > last_seq:
+        detail["head_seq"], detail["head_mac"] = end[0], end[1].hex()
     row = {"deal_id": new_deal_id(), "seq": 1, "at": datetime.now(timezone.utc), "from_state": None,
            "to_state": BREAK_STATE, "detail": orjson.dumps(detail).decode()}
     return append_events(con, [row], key, last_seq, last_mac)

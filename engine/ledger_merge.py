@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import getpass
 import hashlib
-import hmac
+import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -42,7 +42,8 @@ from typing import Any
 
 import orjson
 
-from engine.audit import ZERO_MAC, ring_of, verify as verify_chain
+from engine.audit import ZERO_MAC, verify as verify_chain
+from engine.audit_cut import BREAK_STATE, _mac_at
 from engine.ledger_store import (KEYS_FROM_EVENTS, LedgerError, append_chained, archive_of, chain_state, connect,
                                  schema_of)
 
@@ -66,6 +67,8 @@ class MergeResult:
     cut: str | None = None                                   # the cut the merge explains (instead of a break)
     diverged: list[str] = field(default_factory=list)        # what differs and was left as the ledger holds it
     twice: list[str] = field(default_factory=list)           # deal keys answered in both (a merged and a kept deal)
+    resolves: list[dict[str, Any]] = field(default_factory=list)   # the ``audit break`` records it brings back
+    key_checks: list[str] = field(default_factory=list)      # key ids whose field key check value was copied
 
     @property
     def copied(self) -> int:
@@ -87,23 +90,58 @@ class MergeJob:
     def explains(self, head: Any, last_seq: int, last_mac: bytes, con: Any) -> bool:
         """Whether the cut a writer open finds (the head kept outside names more than the ledger holds) is this
         restore: that head is the old copy's chain end, and the ledger's chain is a prefix of the old copy's."""
-        if self.key is None or not isinstance(head, dict):
+        from engine.audit_cut import sealed_end
+        end = sealed_end(head, self.key)
+        if end is None or end != (self.old_last_seq, self.old_last_mac) or last_seq >= end[0]:
             return False
-        try:
-            seq, mac, seal = int(head["seq"]), bytes.fromhex(head["mac"]), bytes.fromhex(head["seal"])
-        except (KeyError, TypeError, ValueError):
-            return False
-        from engine.audit_cut import head_seal
-        if not any(hmac.compare_digest(head_seal(k, seq, mac), seal) for k in ring_of(self.key)):
-            return False
-        if (seq, mac) != (self.old_last_seq, self.old_last_mac) or last_seq >= seq:
-            return False
+        return self._prefix(con, last_seq, last_mac)
+
+    def _prefix(self, con: Any, last_seq: int, last_mac: bytes) -> bool:
+        """Whether the ledger's chain up to ``last_seq`` (its record there has ``last_mac``) is the old copy's: the
+        old copy holds the same record (mac) at that seq (each mac is over the one before: the whole prefix)."""
         if last_seq == 0:
             return True
         old = self._alias(con)
         rows = con.execute(" UNION ALL ".join(f"SELECT mac FROM {old}.{t} WHERE chain_seq = ?" for t in TABLES),
                            [last_seq] * len(TABLES)).fetchall()
         return len(rows) == 1 and bytes(rows[0][0] or ZERO_MAC) == last_mac
+
+    def resolves(self, con: Any) -> list[dict[str, Any]]:
+        """The ``audit break`` records of the ledger this merge brings back (a writer opened the restored file
+        before the merge, an engine ran on it): the break names the head kept outside as the old copy's chain end
+        (``head_seq`` / ``head_mac``; a break recorded before 2026-11-28 names its seq only, in its text), the
+        chain it found (``found_last_seq``) is a prefix of the old copy's, the old copy's chain verified, and no
+        earlier ``ledger merge`` record resolves it already.  ``[{"seq", "at", "cut"}]``, named in the merge record
+        (``resolves``): ``bsp audit verify`` lists each as resolved by the merge, not as a break."""
+        if self.key is None or self.old_chain != "verified":
+            return []
+        done = {int(s) for (d,) in con.execute(
+            f"SELECT detail FROM deal_events WHERE to_state = '{MERGE_STATE}'").fetchall()
+            for s in (_loads(d).get("resolves") or []) if isinstance(s, int)}
+        out: list[dict[str, Any]] = []
+        for seq, at, detail in con.execute(
+                f"SELECT chain_seq, \"at\", detail FROM deal_events WHERE to_state = '{BREAK_STATE}' "
+                f"ORDER BY chain_seq").fetchall():
+            d = _loads(detail)
+            if seq in done or not isinstance(d.get("found_last_seq"), int):
+                continue
+            head_seq, head_mac = d.get("head_seq"), d.get("head_mac")
+            if head_seq is None:        # recorded before the break named the head: its seq, from its text
+                m = _REACHED.search(str(d.get("what") or ""))
+                head_seq = int(m.group(1)) if m else None
+                if head_seq != self.old_last_seq:
+                    continue
+            elif (head_seq, head_mac) != (self.old_last_seq, self.old_last_mac.hex()):
+                continue
+            found = d["found_last_seq"]
+            if found >= self.old_last_seq or found >= seq:
+                continue
+            there, mac = _mac_at(con, found) if found else (True, ZERO_MAC)
+            if not there or not self._prefix(con, found, mac or ZERO_MAC):
+                continue
+            out.append({"seq": seq, "at": at.isoformat() if hasattr(at, "isoformat") else str(at),
+                        "cut": f"seq {found + 1}..{self.old_last_seq}"})
+        return out
 
     def run(self, con: Any, key: bytes | None, seq: int, prev: bytes, cut: str | None) -> tuple[int, bytes]:
         """Copy what the ledger lacks, inside the caller's transaction; returns the new chain state."""
@@ -127,6 +165,9 @@ class MergeJob:
                  "dead_letters": ("list_contains($1, id)", letters)}
         copied_deals = deals
         res.diverged = self._diverged(con, old)
+        # audit breaks a writer recorded for the cut this copy brings back (read before anything is appended)
+        res.resolves = self.resolves(con)
+        res.key_checks = self._key_checks(con, old)
         first = seq + 1
         if not self.dry_run:
             texts = self._texts(con, old, versions)
@@ -149,6 +190,10 @@ class MergeJob:
             seq, prev = append_chained(con, table, arrow, key, seq, prev)
         if self.dry_run:
             return seq, prev
+        if res.key_checks:          # not chained: the field keys' check values the ledger lacks, one row per key id
+            con.execute(f"INSERT INTO field_key_checks (key_id, token, created_at) SELECT key_id, arg_min(token, "
+                        f"created_at), min(created_at) FROM {old}.field_key_checks WHERE list_contains(?, key_id) "
+                        f"GROUP BY key_id ORDER BY key_id", [res.key_checks]).fetchall()
         if copied_deals:
             con.execute(f"INSERT INTO deal_keys (key, deal_id) SELECT key, deal_id FROM ({KEYS_FROM_EVENTS}) k "
                         f"WHERE list_contains(?, k.deal_id)", [copied_deals]).fetchall()
@@ -160,8 +205,8 @@ class MergeJob:
                                      [copied_deals, copied_deals]).fetchall()]
         if seq >= first:
             res.first_seq, res.last_seq = first, seq
-        if seq < first and cut is None:
-            return seq, prev                   # nothing to copy, no cut: nothing is written
+        if seq < first and cut is None and not res.resolves:
+            return seq, prev                   # nothing to copy, no cut, no break to resolve: nothing is written
         from engine.deal import new_deal_id
         from engine.ledger_store import append_events
 
@@ -170,6 +215,10 @@ class MergeJob:
                   "from_last_mac": self.old_last_mac.hex(), "old_chain": self.old_chain,
                   "first_seq": res.first_seq, "last_seq": res.last_seq, "records": res.counts,
                   "cut": cut, "by": _who()}
+        if res.resolves:
+            detail["resolves"] = [b["seq"] for b in res.resolves]
+        if res.key_checks:
+            detail["field_key_checks"] = res.key_checks
         row = {"deal_id": new_deal_id(), "seq": 1, "at": datetime.now(timezone.utc), "from_state": None,
                "to_state": MERGE_STATE, "detail": orjson.dumps(detail).decode()}
         seq, prev = append_events(con, [row], key, seq, prev)
@@ -206,6 +255,19 @@ class MergeJob:
         return sorted({h for (m,) in rows for h in orjson.loads(m).values()})
 
     @staticmethod
+    def _key_checks(con: Any, old: str) -> list[str]:
+        """The key ids the old copy holds a field key check value for and the ledger does not
+        (engine/field_key_checks.py): values sealed under them after the snapshot come back with the deals, and
+        their check value with them, so that a keyring with another key under such an id is refused here too."""
+        have = {r[0] for r in con.execute(
+            "SELECT table_catalog FROM information_schema.tables WHERE table_name = 'field_key_checks'").fetchall()}
+        if old not in have:
+            return []
+        return [r[0] for r in con.execute(
+            f"SELECT DISTINCT key_id FROM {old}.field_key_checks WHERE key_id NOT IN "
+            f"(SELECT key_id FROM field_key_checks) ORDER BY 1").fetchall()]
+
+    @staticmethod
     def _diverged(con: Any, old: str) -> list[str]:
         """Deals and dead letters both files hold whose later history differs (left as the ledger holds it)."""
         out = [f"deal {d}: the old copy has {n} event(s) after the restored ledger's last one of it "
@@ -221,6 +283,17 @@ class MergeJob:
                     f"SELECT o.id, o.status, l.status FROM {old}.dead_letters o JOIN dead_letters l ON l.id = o.id "
                     f"WHERE o.status IS DISTINCT FROM l.status ORDER BY 1 LIMIT 20").fetchall()]
         return out
+
+
+_REACHED = re.compile(r"says the chain reached seq (\d+) at")
+
+
+def _loads(detail: Any) -> dict[str, Any]:
+    try:
+        d = orjson.loads(detail) if detail else {}
+    except orjson.JSONDecodeError:
+        return {}
+    return d if isinstance(d, dict) else {}
 
 
 def _who() -> str:

@@ -868,7 +868,8 @@ class LedgerStore:
                 state = rotate_audit_key(con, old, audit_key, *state)
             if cut is not None:
                 assert audit_key is not None
-                state = audit_cut.record_break(con, audit_key, cut[0], cut[1], *state)
+                state = audit_cut.record_break(con, audit_key, cut[0], cut[1], *state,
+                                               head=audit_cut.read_head(path))
                 con.execute("DELETE FROM audit_head").fetchall()
                 con.execute("INSERT INTO audit_head VALUES (?, ?)", [state[0], head_mac(audit_key, *state)]).fetchall()
             first_keyed = state[0] + 1

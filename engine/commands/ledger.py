@@ -177,8 +177,11 @@ def merge(
     run finds nothing to copy and writes nothing. One transaction: after a crash, run it again.
     Run it after copying the snapshot in place and before starting the engine: the head kept beside the
     ledger (ledger.audit-head) then names OLD_COPY's chain end, and the merge record names that cut instead
-    of an `audit break` (bsp audit verify stays clean). OLD_COPY's own chain must verify with the audit key,
-    else nothing is merged unless --force. Deals both files hold whose later events differ, and dead letters
+    of an `audit break` (bsp audit verify stays clean). Run after an engine started on the restored ledger
+    (which recorded the cut as an `audit break`), the merge record names that break as resolved (`resolves`)
+    when its cut reached OLD_COPY's chain end and OLD_COPY's chain verified: verify lists it with the merge,
+    not as a break. The field keys' check values OLD_COPY holds for key ids the ledger lacks are copied too.
+    OLD_COPY's own chain must verify with the audit key, else nothing is merged unless --force. Deals both files hold whose later events differ, and dead letters
     whose status differs, are left as the ledger holds them and listed (look at them before any retry).
     Needs the audit key (--deployment platform.yaml's ledger.audit_key, else BSP_AUDIT_KEY_FILE / BSP_AUDIT_KEY).
     Exit 0 merged (or nothing to merge); 1 refused: OLD_COPY's chain does not verify (without --force), or it
@@ -230,7 +233,9 @@ def merge(
     res = job.result
     counts = ", ".join(f"{n} {t}" for t, n in res.counts.items() if n) or "nothing"
     if dry_run:
-        typer.echo(f"{path}: would copy from {old_copy}: {counts} (--dry-run: nothing written)")
+        extra = "".join([f"; would resolve the audit break at seq {b['seq']}" for b in res.resolves] +
+                        [f"; would copy the field key check value of key id {k}" for k in res.key_checks])
+        typer.echo(f"{path}: would copy from {old_copy}: {counts}{extra} (--dry-run: nothing written)")
     elif res.record_seq is None:
         typer.echo(f"{path}: nothing to merge: every deal and dead letter of {old_copy} is already here")
     else:
@@ -239,6 +244,13 @@ def merge(
                    f"{res.record_seq}")
         if res.cut:
             typer.echo(f"{path}: the merge record names the cut of the restore (not an audit break): {res.cut}")
+        for b in res.resolves:
+            typer.echo(f"{path}: the merge record resolves the audit break at seq {b['seq']} (recorded {b['at']} by "
+                       f"the writer that opened the restored ledger before the merge): its cut, {b['cut']}, is the "
+                       f"old copy's, copied back; bsp audit verify lists it with the merge, not as a break")
+        if res.key_checks:
+            typer.echo(f"{path}: field key check value(s) copied for key id(s) {', '.join(res.key_checks)} (the "
+                       f"merged values sealed under them can be revealed, and checked, with the keyring)")
         typer.echo(f"check it: bsp audit verify --ledger {path}")
     for line in res.diverged:
         typer.echo(f"warning: not merged: {line}", err=True)

@@ -24,8 +24,11 @@ from tests.engine.test_audit_rotation import ring
 
 JAN = datetime(2026, 1, 10, 9, 0, tzinfo=timezone.utc)
 NOW = datetime(2026, 1, 11, 12, 0, 0, 123456, tzinfo=timezone.utc)
-# sha256 of ``_dump`` of the ledger ``_make`` writes, as the code before ``append_chained`` wrote it
-GOLDEN = "f1ad8966fa6d89b4054c56e780ecdd21104a3665decc971e3325d9b72951af9a"
+# sha256 of ``_dump`` of the ledger ``_make`` writes, as the code before ``append_chained`` wrote it; taken again
+# on 2026-11-28, when the ``audit break`` record's detail began to name the head kept outside (``head_seq``,
+# ``head_mac``: engine/ledger_merge.py resolves a break by them): the dumps differ only in that record's detail and
+# the macs from it on (was f1ad8966fa6d89b4054c56e780ecdd21104a3665decc971e3325d9b72951af9a)
+GOLDEN = "90dc2fa6fefe016db74fd17e00d1f18adfb55507022df2e3571f976876663aab"
 
 
 class _Clock(datetime):

@@ -172,21 +172,6 @@ def test_an_old_copy_whose_chain_does_not_verify_is_refused_unless_forced(bsp, t
     assert r.exit_code == 0 and "NOT verified, merged with --force" in r.output, r.output
 
 
-def test_merge_after_the_engine_started_on_the_restored_file_keeps_its_audit_break(bsp, tmp_path: Path) -> None:
-    """The runbook before the merge existed: the engine started on the restored file and recorded the cut as an
-    `audit break`. The merge still brings each deal back once; the break stays reported (it happened)."""
-    led, old = restored(tmp_path)
-    store = LedgerStore.open(led, KEY)
-    assert store.audit_break is not None
-    store.close()
-    r = bsp("ledger", "merge", str(old), "--ledger", str(led))
-    assert r.exit_code == 0 and "3 deals" in r.output and "names the cut" not in r.output, r.output
-    assert [n for (n,) in rows(led, "SELECT count(*) FROM deals GROUP BY deal_id")] == [1] * 7
-    r = bsp("audit", "verify", "--ledger", str(led))
-    assert r.exit_code == 1, r.output
-    assert "(audit break)" in r.output and "content does not match" not in r.output, r.output
-
-
 def test_later_history_of_what_both_hold_is_not_copied_but_named(bsp, tmp_path: Path) -> None:
     site = tmp_path / "bsp"
     site.mkdir()
