@@ -190,15 +190,26 @@ class HttpListener:
 
     def bind_codecs(self, ctx: Any) -> None:
         """The switchboard's binder: the receive formats of the routes on this channel fix the request
-        Content-Types it reads (``check_content_type``)."""
+        Content-Types it reads (``check_content_type``), and its declaration the place the warnings at the cap
+        name; a configuration bound while another runs takes effect at the swap (``adopt``)."""
         program = getattr(ctx, "program", None)
-        if not self.check_content_type or program is None:
+        if program is None:
             return
-        routes = program.routes_for(self.name)
-        kinds = [getattr(program.formats.get(r.format or ""), "kind", None) for r in routes]
-        accepted = accepted_types(kinds) if kinds else None
+        decl = program.channels.get(self.name)
+        # where max_connections is declared in this configuration (the warnings at the cap name it): a reload
+        # that keeps the channel may have moved its declaration
+        place = _place(decl) if decl is not None else self.room.place
+        accepted = self.accepted
+        if self.check_content_type:
+            routes = program.routes_for(self.name)
+            kinds = [getattr(program.formats.get(r.format or ""), "kind", None) for r in routes]
+            accepted = accepted_types(kinds) if kinds else None
+
+        def apply() -> None:
+            self.accepted = accepted
+            self.room.place = place
         # a configuration bound while another runs on this channel: in force from the swap (``adopt``)
-        self.staging.bind(ctx, lambda: setattr(self, "accepted", accepted))
+        self.staging.bind(ctx, apply)
 
     def adopt(self, ctx: Any) -> None:
         """The configuration bound by ``ctx`` runs now (a reload kept this channel): its Content-Types."""
@@ -406,10 +417,15 @@ class HttpListener:
                                 **({"deal_id": deal_id} if deal_id is not None else {}))
 
 
+def _place(decl: Any) -> str | None:
+    """Where ``max_connections`` (else the channel) is declared: FILE:LINE:COL, named by the warnings at the cap."""
+    pos = (getattr(decl, "option_pos", None) or {}).get("max_connections") or getattr(decl, "pos", None)
+    return str(pos) if pos is not None else None
+
+
 def build(decl: Any) -> HttpListener:
     lst = HttpListener(decl.name, dict(decl.options))
-    pos = (getattr(decl, "option_pos", None) or {}).get("max_connections") or getattr(decl, "pos", None)
-    lst.room.place = str(pos) if pos is not None else None     # named by the warnings at the cap
+    lst.room.place = _place(decl)
     return lst
 
 

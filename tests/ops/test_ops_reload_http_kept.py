@@ -133,6 +133,39 @@ async def test_a_changed_max_body_applies_to_the_next_request_on_the_handed_over
             assert (await client.post(url, json={"kind": "pay", "ref": "SMALL", "amount": 1})).status_code == 200
 
 
+async def test_a_kept_http_listen_names_the_place_of_the_running_configuration(tmp_path: Path) -> None:
+    """The warnings at max_connections name where the channel's max_connections is declared.  A reload that keeps
+    the channel but moves its declaration (lines added above it) moves that place at the swap; a dry run does
+    not.  (It named the line of the configuration that built the listener for as long as it was kept.)"""
+    route = tmp_path / "pay.route"
+    body = HTTP_CAP
+    route.write_text(body)
+    async with live([route], tmp_path / "l.duckdb") as eng:
+        listener = eng.channels["api"]
+        assert listener.room.place == f"{route}:5:5", listener.room.place
+        route.write_text("# a comment\n# and another\n" + body)
+        assert (await eng.reload(dry_run=True)).ok
+        assert listener.room.place == f"{route}:5:5"
+        result = await eng.reload()
+        assert result.ok and result.plan["channels"]["kept"] == ["api"], result.plan
+        assert eng.channels["api"] is listener and listener.room.place == f"{route}:7:5", listener.room.place
+
+
+HTTP_CAP = """
+format J = json
+channel api = http listen {
+    address         = "127.0.0.1:0"
+    max_connections = 8
+    path            = "/pay"
+}
+route pay {
+    receive from api as J
+    deal PAY { ref = msg.ref  amount = 1.00  currency = "EUR" }
+    reply J { ref = msg.ref }
+}
+"""
+
+
 async def _free_port() -> int:
     from opskit import free_port
     return free_port()
