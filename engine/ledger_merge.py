@@ -23,6 +23,13 @@ old copy's own chain end (the same seq and mac, sealed with the audit key) and t
 the old copy's (the restored ledger's last record is in the old copy at the same seq, with the same mac: a
 snapshot of that ledger), the cut is exactly what this merge brings back: it is named in the merge record
 (``cut``) instead of a break, and verify is clean afterwards.  Any other cut is recorded as a break as always.
+When a writer opened the restored ledger first (an engine ran on it) and recorded that cut as an ``audit break``,
+the merge record names that break in ``resolves`` (the merge point) when the break's head (``head_seq`` /
+``head_mac``) is the old copy's chain end, the chain it found a prefix of the old copy's, and the old copy's chain
+verified (``MergeJob.resolves``): ``engine.audit.verify`` then lists the break with the merge, not as a break.
+
+The field keys' check values (``field_key_checks``, engine/field_key_checks.py, not chained) the old copy holds
+for key ids the ledger has none for are copied with the deals, one row per key id (``key_checks``).
 
 The old copy's own chain must verify (``engine.audit.verify`` with the audit key); else the merge is refused,
 unless ``force`` (the command's ``--force``): then the merge record says so (``old_chain``) and the command
