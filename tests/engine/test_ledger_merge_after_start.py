@@ -165,3 +165,25 @@ def test_field_key_checks_only_the_old_copy_holds_are_merged_once(bsp, tmp_path:
     with pytest.raises(KeyMismatch, match="field key 'k2' of the keyring"):
         LedgerStore.open(led, KEY, keyring=ring("k2=A,k1=A"))
     LedgerStore.open(led, KEY, keyring=ring("k2=B,k1=A")).close()
+
+
+def test_a_merge_run_again_resolves_a_break_an_earlier_merge_left(bsp, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The records were merged back by a bsp that did not resolve breaks (emulated: its ``resolves`` finds none);
+    the merge run again by this one copies nothing and writes one `ledger merge` record resolving the break."""
+    from engine.ledger_merge import MergeJob
+
+    led, old = restored(tmp_path)
+    engine_ran(led, 20)
+    (brk,) = breaks(led)
+    with monkeypatch.context() as m:
+        m.setattr(MergeJob, "resolves", lambda self, con: [])
+        assert bsp("ledger", "merge", str(old), "--ledger", str(led)).exit_code == 0
+    assert bsp("audit", "verify", "--ledger", str(led)).exit_code == 1
+    r = bsp("ledger", "merge", str(old), "--ledger", str(led))
+    assert r.exit_code == 0 and "merged from" in r.output and f"resolves the audit break at seq {brk}" in r.output, \
+        r.output
+    assert rows(led, "SELECT count(*) FROM deals") == [(8,)]
+    assert rows(led, "SELECT detail->'resolves', detail->>'first_seq' IS NOT NULL FROM deal_events WHERE "
+                     "to_state = 'ledger merge' ORDER BY chain_seq") == [(None, True), (f"[{brk}]", False)]
+    assert bsp("audit", "verify", "--ledger", str(led)).exit_code == 0
