@@ -798,10 +798,11 @@ class EngineBackend:
                 return {"ok": False, "outcome": "approved: the purge is carried out on the ledger file with the "
                                                 "engine stopped: `bsp dead purge ID` (it checks this approval)"}
             if action == "ledger.archive":
-                p = params
+                from engine.archive_approval import command
+
                 return {"ok": True, "outcome": f"approved: the archive is carried out on the ledger file with the "
-                                               f"engine stopped: `bsp ledger archive --before {p.get('before')} "
-                                               f"--out {p.get('out')}` (it checks this approval and claims it)"}
+                                               f"engine stopped: `{command(params)}` (it checks this approval and "
+                                               f"claims it, once)"}
             if action in ("deal.reveal", "dead.reveal"):
                 return {"ok": True, "outcome": f"approved: {requester} fetches the revealed fields once "
                                                f"(`bsp approvals reveal {req['id']} --live`, POST /approvals/"
