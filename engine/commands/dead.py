@@ -209,7 +209,11 @@ def show(
     request's sealed fields), never the bytes; on the ledger file with the audit key the engine writes with,
     with --live by the engine (`POST /dead-letters/{id}/reveals`). When it cannot be recorded, nothing is
     revealed (exit 2).
-    Exit 0 shown; 1 no such dead letter (one that `bsp ledger archive` may have moved is named with the
+    Four eyes (operators.four_eyes lists dead.reveal): with --live the engine records a request and nothing
+    is shown (exit 0; the engine withholds a message stored in clear from GET /dead-letters/{id}); once
+    another operator approves it, the requester (a token with the role raw) fetches the message, decrypted by
+    the engine, once: `bsp approvals reveal ID --live`. On the ledger file --reveal is refused (exit 2).
+    Exit 0 shown (or, under four eyes, requested); 1 no such dead letter (one that `bsp ledger archive` may have moved is named with the
     archive file to look in), or (--live) the engine cannot be reached or answers with a problem;
     2 no ledger file, a locked ledger, --reveal of a sealed letter without the field keyring (or, --live, of a
     message the engine withheld from the token), a field key that is not the one the ledger sealed with under
