@@ -277,7 +277,7 @@ def show(
             typer.echo(f"error: --reveal of dead letter {r['id']}: the engine withheld its message ({engine_withheld}); "
                        f"{fix}", err=True)
             raise typer.Exit(2)
-        engine_withheld = f"withheld by the engine: {engine_withheld}; {fix}"
+        engine_withheld = f"withheld by the engine: {engine_withheld}" + ("" if held else f"; {fix}")
     if reveal and stored is not None and r.get("raw_key") is not None and keyring is None:
         needs_keyring(deployment, env, f"--reveal of dead letter {r['id']} (sealed with field key {r['raw_key']!r})")
     if not live:

@@ -32,7 +32,7 @@ TOKENS = tuple(NamedToken(n, s, frozenset({"operate", "read"} | ({"raw"} if n !=
 CARD = "CARD-4111111111111111"
 
 
-async def _engine(nursery, tmp_path: Path, port: int):
+async def _engine(nursery, tmp_path: Path, port: int, keyring=None):
     route = tmp_path / "pay.route"
     route.write_text(ROUTE % port)
     registry = default_registry()
@@ -42,7 +42,7 @@ async def _engine(nursery, tmp_path: Path, port: int):
                      hooks=[lambda e: (box.append(e), ready.set())], four_eyes=Policy(("dead.reveal",), 3600))
     nursery.start_soon(lambda: run_live(compile_file(route, registry), registry, ledger_path=tmp_path / "l.duckdb",
                                         load=lambda: ([route], {}), grace=2.0, ops=ops,
-                                        keys=RunKeys(audit_key=AUDIT_KEY, keyring=None)))
+                                        keys=RunKeys(audit_key=AUDIT_KEY, keyring=keyring)))
     with trio.fail_after(10):
         await ready.wait()
     return box[0], f"http://127.0.0.1:{box[0].admin_port}"
@@ -72,6 +72,9 @@ async def test_a_dead_letters_message_is_shown_once_another_operator_approves_it
             got = await alice.get(f"/dead-letters/{lid}")          # the role raw is not enough under four eyes
             assert got.status_code == 200 and got.json()["raw_base64"] is None, got.text
             assert got.json()["raw_four_eyes"] is True and CARD not in got.text, got.text
+            r = await trio.to_thread.run_sync(_bsp, url, "bob", "dead", "show", lid, "--live")     # says why
+            assert r.exit_code == 0 and "withheld by the engine: four eyes: dead.reveal is under dual control" \
+                in r.output and "roles read and raw" not in r.output and CARD not in r.output, r.output
             r = await trio.to_thread.run_sync(_bsp, url, "alice", "dead", "show", lid, "--live", "--reveal")
             assert r.exit_code == 0, r.output
             assert "NOT done yet: four eyes: dead.reveal of " + lid in r.output and CARD not in r.output, r.output
@@ -108,3 +111,27 @@ async def test_a_dead_letters_message_is_shown_once_another_operator_approves_it
     (shown,) = [row for row in rows if row["action"] == "reveal"]
     assert shown["by"] == "alice" and shown["target"] == lid and "dead letter: message" in shown["what"], shown
     assert any(row["action"] == "four eyes: approve" and row["by"] == "bob" for row in rows), rows
+
+
+async def test_a_sealed_message_is_decrypted_by_the_engine_for_its_requester(nursery, tmp_path: Path) -> None:
+    """The engine holds the field keyring: GET sends the message sealed (as a deal's sealed fields); an approved
+    dead.reveal is fetched by its requester with the message decrypted by the engine."""
+    from test_ops_four_eyes_reveal_reload import KEYRING
+
+    back = Back()
+    port = await json_counterpart(nursery, back)
+    eng, url = await _engine(nursery, tmp_path, port, KEYRING)
+    lid = await _letter(eng, CARD + "-S")
+    async with _client(url, "alice") as alice, _client(url, "bob") as bob:
+        got = (await alice.get(f"/dead-letters/{lid}")).json()
+        assert got["raw_key"] and got["raw_base64"] and CARD not in base64.b64decode(got["raw_base64"]).decode()
+        req = await alice.post(f"/dead-letters/{lid}/reveals", json={"fields": ["message"], "by": "alice"})
+        assert req.status_code == 202 and req.json()["action"] == "dead.reveal", req.text
+        rid = req.json()["id"]
+        assert (await bob.post(f"/approvals/{rid}/approve", json={"reason": "OPS-8"})).status_code == 200
+        done = await alice.post(f"/approvals/{rid}/reveal")
+        assert done.status_code == 200, done.text
+        letter = done.json()["dead_letter"]
+        assert CARD + "-S" in base64.b64decode(letter["raw_base64"]).decode() and letter["raw_key"] is None, letter
+        assert done.json()["fields"][0] == "message" and done.json()["request"]["revealed"]["approved_by"] == "bob"
+    eng.drain()
