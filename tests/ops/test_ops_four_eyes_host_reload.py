@@ -7,13 +7,16 @@ A real engine (run_live) watching its real route file, a real SIGHUP sent to thi
 127.0.0.1 (port 0) with named tokens, a real DuckDB ledger."""
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import signal
 from pathlib import Path
 
 import trio
+from typer.testing import CliRunner
 
+from engine.cli import app
 from engine.four_eyes import Policy
 from engine.ops.runsettings import RunKeys
 from engine.ops.serve import AdminOptions, OpsOptions, run_live
@@ -33,7 +36,8 @@ async def _pending(client, by: str) -> dict:
             await trio.sleep(0.05)
 
 
-async def test_a_watched_change_and_a_sighup_wait_for_a_second_operator(nursery, tmp_path: Path, caplog) -> None:
+async def test_a_watched_change_and_a_sighup_wait_for_a_second_operator(nursery, tmp_path: Path, caplog,
+                                                                       monkeypatch) -> None:
     caplog.set_level(logging.INFO)
     back = Back()
     back.up = True
@@ -45,9 +49,21 @@ async def test_a_watched_change_and_a_sighup_wait_for_a_second_operator(nursery,
     box: list = []
     ops = OpsOptions(watch=True, debounce=0.1, admin=AdminOptions(listen="127.0.0.1:0", token="", tokens=TOKENS),
                      hooks=[lambda e: (box.append(e), ready.set())], four_eyes=Policy(("config.reload",), 3600))
-    nursery.start_soon(lambda: run_live(compile_file(route, registry), registry, ledger_path=tmp_path / "l.duckdb",
-                                        load=lambda: ([route], {}), grace=2.0, ops=ops,
-                                        keys=RunKeys(audit_key=AUDIT_KEY)))
+    async with trio.open_nursery() as running:
+        running.start_soon(lambda: run_live(compile_file(route, registry), registry, ledger_path=tmp_path / "l.duckdb",
+                                            load=lambda: ([route], {}), grace=2.0, ops=ops,
+                                            keys=RunKeys(audit_key=AUDIT_KEY)))
+        await _exercise(box, ready, route, port, caplog)
+        running.cancel_scope.deadline = trio.current_time() + 30      # a hang guard
+    # the requests on their own ids are in the audit chain, which verifies
+    monkeypatch.setenv("BSP_AUDIT_KEY", base64.b64encode(AUDIT_KEY).decode())
+    monkeypatch.delenv("BSP_AUDIT_KEY_FILE", raising=False)
+    r = await trio.to_thread.run_sync(lambda: CliRunner().invoke(app, ["audit", "verify", "--ledger",
+                                                                       str(tmp_path / "l.duckdb")]))
+    assert r.exit_code == 0, r.output
+
+
+async def _exercise(box: list, ready, route: Path, port: int, caplog) -> None:
     with trio.fail_after(10):
         await ready.wait()
     eng = box[0]
