@@ -795,8 +795,9 @@ class EngineBackend:
             if action == "config.reload":
                 return await self._reload_approved(req, requester, approver)
             if action == "dead.purge":
-                return {"ok": False, "outcome": "approved: the purge is carried out on the ledger file with the "
-                                                "engine stopped: `bsp dead purge ID` (it checks this approval)"}
+                # approved, carried out later on the ledger file: not a failure (`bsp approvals approve` exits 0)
+                return {"ok": True, "outcome": "approved: the purge is carried out on the ledger file with the "
+                                               "engine stopped: `bsp dead purge ID` (it checks this approval)"}
             if action == "ledger.archive":
                 from engine.archive_approval import command
 
