@@ -1116,7 +1116,10 @@ def _check_orphans(con: Any, report: VerifyReport) -> None:
                 if table == "deal_events" and "dead_letters" in report.by_table else "")
         if table == "deal_events":        # an ``audit break`` record is on an id of its own (_check_audit_breaks)
             # four eyes: engine/four_eyes.py; a ledger merge record: engine/ledger_merge.py (_merges)
-            mine += " AND to_state NOT IN ('audit break', 'four eyes policy', 'ledger merge')"
+            mine += (" AND to_state NOT IN ('audit break', 'four eyes policy', 'ledger merge')"
+                     # a reload's or an archive's four-eyes request: on an id of its own (four_eyes.OWN_TARGET)
+                     " AND NOT (starts_with(to_state, 'approval ') AND "
+                     "json_extract_string(detail, '$.action') IN ('config.reload', 'ledger.archive'))")
         rows = con.execute(f"SELECT DISTINCT deal_id FROM {table} WHERE deal_id NOT IN "
                            f"(SELECT deal_id FROM deals){mine} ORDER BY 1 LIMIT 5").fetchall()
         for (deal_id,) in rows:

@@ -11,11 +11,16 @@ Off unless the deployment file lists the actions (``operators: {four_eyes: [...]
                   numbers, secrets, names) shown in clear; approved, the engine decrypts them for the requester
                   alone, once (``POST /approvals/{id}/reveal``, ``bsp approvals reveal ID --live``) within
                   ``four_eyes_expire`` of the approval; the clear values are never stored, logged or listed
-    config.reload POST /reload (``bsp reload``): the route and deployment files switched to; the request records
-                  the version a dry run compiled then, and an approval of files changed since is void
-
-``ledger.archive`` is refused in the deployment file (with its file:line): ``bsp ledger archive`` runs on the
-ledger file, where bsp can tell only the OS user running it (docs/security.md#four-eyes).
+    dead.reveal   bsp dead show ID --live --reveal / POST /dead-letters/{id}/reveals: a dead letter's stored
+                  message (and its deal's sealed request fields) shown in clear; as deal.reveal (the requester's
+                  token needs the role raw); GET /dead-letters/{id} then withholds a message stored in clear
+    config.reload POST /reload (``bsp reload``), and a ``bsp run --watch`` file change or SIGHUP: the route and
+                  deployment files switched to; the request records the version a dry run compiled then, and an
+                  approval of files changed since is void
+    ledger.archive bsp ledger archive --before D --out F: old records moved out of the live ledger; run with the
+                  engine stopped, it records a request (who: the OS user), approved through the admin API; run
+                  again (the engine stopped), it archives with the same --before and --out once, the approval
+                  claimed first (``approval done``)
 
 An action listed is not carried out when asked: the request is recorded (``request``), and carried out only
 when another operator approves it (``decide``, approve); a reject closes it, and so does time
@@ -69,18 +74,17 @@ ACTIONS: dict[str, str] = {
     "deal.resolve": "resolve a deal flagged for an operator (limit totals given back or counted, reversals cancelled)",
     "dead.purge": "purge a dead letter (its stored message deleted for good)",
     "deal.reveal": "reveal a deal's sealed fields in clear (the engine decrypts them for the requester, once)",
-    "config.reload": "reload the configuration through the admin API (the files' new version runs)",
+    "dead.reveal": "reveal a dead letter's stored message in clear (the engine decrypts it for the requester, once)",
+    "config.reload": "reload the configuration (admin API, --watch, SIGHUP: the files' new version runs)",
+    "ledger.archive": "archive old records out of the live ledger (bsp ledger archive, the engine stopped)",
 }
-# names an operator might list that cannot be under dual control, and why (the deployment file refuses them)
-NOT_UNDER_FOUR_EYES: dict[str, str] = {
-    "ledger.archive": ("bsp ledger archive runs on the ledger file with the engine stopped, where bsp can tell only "
-                       "the OS user running it (anyone can type --by) and no admin token names the operator: a "
-                       "second operator's approval could not be told from the first operator's; restrict who may "
-                       "run it on the ledger host instead (docs/security.md#four-eyes)"),
-}
+# the reveals: approved, fetched once by the requester (``take_reveal``), of a deal or of a dead letter
+REVEALS: dict[str, str] = {"deal.reveal": "deal", "dead.reveal": "dead letter"}
 # carried out by the engine right after the approval: running, then done (or interrupted by a crash)
 RUN_BY_ENGINE = ("dead.retry", "deal.release", "deal.resolve", "config.reload")
 CONFIG_TARGET = "config"
+# the actions whose request is not about a deal or a dead letter: each has an id of its own (``new_deal_id``)
+OWN_TARGET = ("config.reload", "ledger.archive")
 DEFAULT_EXPIRE = "24h"
 
 REQUESTED = "approval requested"
@@ -243,7 +247,7 @@ def _state(r: Mapping[str, Any], now: datetime, running: set[str]) -> str:
     action = r.get("action")
     if action in RUN_BY_ENGINE:
         return "running" if r["id"] in running else "interrupted"
-    if action == "deal.reveal":
+    if action in REVEALS:
         until = _aware(dec.get("fetch_until"))
         return "lapsed" if until is not None and now >= until else "approved"
     return "approved"
@@ -279,9 +283,11 @@ def _target_check(con: Any, action: str, target: str, params: Mapping[str, Any],
     """Why ``action`` on ``target`` cannot be carried out now (None: it can): read in the writer's transaction.
     ``since``: the time an approval of it was granted before and cut (interrupted): the action's own record is
     read for whether it took effect after it (a retry claimed since, a hold released, a flag resolved)."""
-    if action == "config.reload":
-        return None         # the version is checked by the engine (engine/ops/backend.py)
-    if action in ("dead.retry", "dead.purge"):
+    if action in ("config.reload", "ledger.archive"):
+        # a reload's version is checked by the engine (engine/ops/backend.py); an archive's plan by the command
+        # on the ledger file when it runs (engine/commands/ledger.py)
+        return None
+    if action in ("dead.retry", "dead.purge", "dead.reveal"):
         row = con.execute("SELECT status, retried_at, retry_outcome FROM dead_letters WHERE id = ?",
                           [target]).fetchone()
         if row is None:
@@ -289,6 +295,8 @@ def _target_check(con: Any, action: str, target: str, params: Mapping[str, Any],
         status, at, outcome = row
         if status == "purged":
             return f"dead letter {target} was purged meanwhile (its message is gone)"
+        if action == "dead.reveal":
+            return None
         if action == "dead.retry" and since is not None and status != "new":
             # an interrupted approval: the letter's own record says whether its retry took effect
             claimed = _aware(at)
@@ -346,17 +354,19 @@ def record_request(store: Any, action: str, target: str, params: Mapping[str, An
                    expire: float, now: Callable[[], datetime] = utc_now, **where: Any) -> dict[str, Any]:
     """Record the request in ``store`` (an open ``LedgerStore``: the engine's on its writer thread, or this
     process's on the ledger file), in one transaction: refused when one for the same action on the same
-    target is pending already (a reload: any pending reload), or when the target cannot be acted on now."""
+    target is pending already (a reload: any pending reload; an archive: one with the same --before and
+    --out), or when the target cannot be acted on now."""
     at = now()
     with store.transaction() as tail:
         con = store.connection
         why = _target_check(con, action, target, params)
         if why is not None:
             raise Refused(f"{action} of {target}: {why}; nothing requested", "stale")
-        waiting = (listing(con, now=at, limit=None) if action == "config.reload"
+        waiting = (listing(con, now=at, limit=None) if action in OWN_TARGET
                    else requests_of(_events(con, target), at))
         for r in waiting:
-            if r["state"] == "pending" and r.get("action") == action:
+            if (r["state"] == "pending" and r.get("action") == action
+                    and (action != "ledger.archive" or same_archive(r.get("params") or {}, params))):
                 raise Refused(f"{action} of {r.get('target', target)} is already requested: request {r['id']} by "
                               f"{r.get('by')} at {stamp(r.get('at'))} waits for a second operator (`bsp approvals "
                               f"approve {r['id']} --live --reason ...`) until {r.get('expires_at')}",
@@ -366,6 +376,11 @@ def record_request(store: Any, action: str, target: str, params: Mapping[str, An
                   **{k: v for k, v in where.items() if v is not None}}
         _append(store, con, tail, target, REQUESTED, detail, at)
     return {"id": detail["request"], "at": at, **detail, "state": "pending"}
+
+
+def same_archive(asked: Mapping[str, Any], params: Mapping[str, Any]) -> bool:
+    """Whether a ``ledger.archive`` request's params name the same archive: the same --before and --out."""
+    return asked.get("before") == params.get("before") and asked.get("out") == params.get("out")
 
 
 def find(con: Any, request_id: str, now: datetime | None = None,
@@ -446,7 +461,7 @@ def decide(store: Any, request_id: str, approve: bool, by: str, via: str, reason
             else:
                 detail = {**base, "by": by, "via": via, "reason": reason, **({"again": True} if again else {}),
                           **{k: v for k, v in where.items() if v is not None}}
-                if action == "deal.reveal":
+                if action in REVEALS:
                     detail["fetch_until"] = stamp(at + timedelta(seconds=expire if expire is not None else 86400))
                 _append(store, con, tail, target, GRANTED, detail, at)
         else:
@@ -477,7 +492,7 @@ def finish(store: Any, request_id: str, ok: bool, outcome: str, now: Callable[[]
 
 def take_reveal(store: Any, request_id: str, by: str, fields: Sequence[str], now: Callable[[], datetime] = utc_now,
                 **where: Any) -> dict[str, Any] | None:
-    """The requester fetching an approved ``deal.reveal``: checked and written in one transaction of ``store``
+    """The requester fetching an approved reveal (``deal.reveal``, ``dead.reveal``): checked and written in one transaction of ``store``
     (``approval done`` and the deal's ``revealed`` event, naming both operators), so a reveal is fetched once,
     by its requester, within ``fetch_until``; the request, None when there is no such request; ``Refused``:
     ``not_reveal``, ``not_requester``, ``not_approved`` (pending, rejected, void, expired), ``fetched``, ``lapsed``.
@@ -492,7 +507,8 @@ def take_reveal(store: Any, request_id: str, by: str, fields: Sequence[str], now
             return None
         target, req = found
         rid = req["id"]
-        if req.get("action") != "deal.reveal":
+        action = str(req.get("action"))
+        if action not in REVEALS:
             raise Refused(f"request {rid} is a {req.get('action')}, not a reveal: there is nothing to fetch",
                           "not_reveal")
         # the requester is the admin token the request came with, and only it: not a name the request merely
@@ -512,10 +528,10 @@ def take_reveal(store: Any, request_id: str, by: str, fields: Sequence[str], now
             raise Refused(f"request {rid} is {req['state']}: a reveal is fetched once another operator approved it"
                           + (" (`bsp approvals list --live`)" if req["state"] == "pending" else ""),
                           "not_approved")
-        event = reveal_detail("deal", fields, by, "admin API, four eyes",
+        event = reveal_detail(REVEALS[action], fields, by, "admin API, four eyes",
                               **{**{k: v for k, v in where.items() if v is not None}, "four_eyes": rid,
                                  "approved_by": dec.get("by")})
-        _append(store, con, tail, target, DONE, {"request": rid, "action": "deal.reveal", "ok": True,
+        _append(store, con, tail, target, DONE, {"request": rid, "action": action, "ok": True,
                                                  "outcome": f"revealed to {by} ({len(fields)} field(s))",
                                                  "by": by}, at)
         _append(store, con, tail, target, REVEALED, event, at)
@@ -550,6 +566,8 @@ def approval_text(req: Mapping[str, Any]) -> str:
         head += f" (outcome {p['outcome']}: {p.get('note')!r})"
     if p.get("version"):
         head += f" (version {p['version']})"
+    if p.get("before"):
+        head += f" (records before {p['before']} to {p.get('out')})"
     state = req.get("state")
     rid = req.get("id")
     if state == "pending":
@@ -571,7 +589,7 @@ def approval_text(req: Mapping[str, Any]) -> str:
     run = req.get("run") or {}
     if run:
         return f"{said}: {run.get('outcome')} (request {rid})"
-    if req.get("action") == "deal.reveal":
+    if req.get("action") in REVEALS:
         return f"{said}: {req.get('by')} may fetch it once until {d.get('fetch_until')} (request {rid})"
     return f"{said} (request {rid})"
 

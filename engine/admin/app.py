@@ -300,6 +300,14 @@ class AdminApp:
             found["raw_base64"] = None
             found["raw_withheld"] = (f"the stored message is shown to a token with the role {RAW_ROLE!r}; the "
                                      f"token sent does not have it")
+        elif found.get("raw_base64") is not None and found.get("raw_key") is None and self._four_eyes("dead.reveal"):
+            # four eyes (dead.reveal): the message in clear goes out only through an approved request, decrypted
+            # for its requester once (POST /dead-letters/{id}/reveals, then POST /approvals/{id}/reveal)
+            found["raw_base64"] = None
+            found["raw_four_eyes"] = True
+            found["raw_withheld"] = ("four eyes: dead.reveal is under dual control (operators.four_eyes): the "
+                                     "stored message (in clear) is shown once another operator approved a reveal "
+                                     "request (POST /dead-letters/{id}/reveals; `bsp dead show ID --live --reveal`)")
         elif found.get("raw_base64") is not None and found.get("raw_key") is None:
             # a message stored in clear (no field keyring) leaves the engine as it came: card data, so the
             # access is recorded first (PCI DSS 10.2, engine/reveal_log.py); not recorded, not sent
@@ -347,13 +355,18 @@ class AdminApp:
             raise HTTPError(400, f"body: {exc}", extra={"field": "by"}) from None
         by = name or stated
         client = {**_client_of(request), "stated_by": stated if stated != by else None}
-        if kind == "deal" and self._four_eyes("deal.reveal"):
+        action = "deal.reveal" if kind == "deal" else "dead.reveal"
+        if self._four_eyes(action):
             # four eyes: not recorded as done: a request; once another operator approves it, the engine decrypts
-            # the fields for this requester alone, once (POST /approvals/{id}/reveal)
-            return await self._request("deal.reveal", ident, {}, by, client)
+            # the fields (a dead letter's message) for this requester alone, once (POST /approvals/{id}/reveal)
+            token = request.token
+            if action == "dead.reveal" and token is not None and RAW_ROLE not in token.roles:
+                raise HTTPError(403, f"a dead letter's message goes to a token with the role {RAW_ROLE!r}, and the "
+                                     f"token sent does not have it: nothing was requested (docs/admin-api.md#roles)")
+            return await self._request(action, ident, {}, by, client)
         if body.get("four_eyes") is True:
-            raise HTTPError(409, "deal.reveal is not under four eyes here (operators.four_eyes does not list it): "
-                                 "nothing was requested; reveal with the field keyring of your shell",
+            raise HTTPError(409, f"{action} is not under four eyes here (operators.four_eyes does not list it): "
+                                 f"nothing was requested; reveal with the field keyring of your shell",
                             extra={"why": "not_under_four_eyes"})
         try:
             done = await record(kind, ident, fields, by, client)
@@ -430,8 +443,9 @@ class AdminApp:
         return await self._decide(request, False)
 
     async def reveal_request(self, request: Request) -> Response:
-        """``POST /approvals/{id}/reveal``: the requester of an approved ``deal.reveal`` fetches the deal with its
-        sealed fields decrypted by the engine, once, within the approval's ``fetch_until``; recorded first."""
+        """``POST /approvals/{id}/reveal``: the requester of an approved ``deal.reveal`` (``dead.reveal``) fetches
+        the deal with its sealed fields (the dead letter with its message) decrypted by the engine, once, within
+        the approval's ``fetch_until``; recorded first."""
         from engine.four_eyes import Refused
         from engine.ledger_store import LedgerError
 
@@ -442,10 +456,11 @@ class AdminApp:
         name = _token_name(request)
         if name is None:
             raise HTTPError(403, "a reveal goes to its requester: an authenticated operator, a named admin token")
+        token = request.token
         try:
-            done = await fetch(rid, name, _client_of(request))
+            done = await fetch(rid, name, _client_of(request), raw=token is None or RAW_ROLE in token.roles)
         except Refused as exc:
-            raise HTTPError(409, str(exc), extra={"why": exc.why}) from None
+            raise HTTPError(403 if exc.why == "not_raw" else 409, str(exc), extra={"why": exc.why}) from None
         except (ValueError, LookupError) as exc:
             raise HTTPError(400, str(exc)) from None
         except LedgerError as exc:
@@ -453,9 +468,9 @@ class AdminApp:
         if done is None:
             raise HTTPError(404, f"no four-eyes request {rid!r}; list them with GET /approvals")
         # the field names only, never a value (the answer alone carries them)
-        log.info("admin: four eyes: reveal request %s fetched by token %r from %s: %d field(s) of deal %s",
+        log.info("admin: four eyes: reveal request %s fetched by token %r from %s: %d field(s) of %s %s",
                  done["request"]["id"], name, request.peer[0] if request.peer else "?", len(done["fields"]),
-                 done["request"]["target"])
+                 "dead letter" if "dead_letter" in done else "deal", done["request"]["target"])
         return Response.json(dict(done))
 
     async def _decide(self, request: Request, approve: bool) -> Response:

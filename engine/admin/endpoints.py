@@ -157,7 +157,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
                      LIMIT, CURSOR),
              responses=((200, "Matching dead letters.", "DeadLetters"),)),
     Endpoint("GET", "/dead-letters/{id}", "dead_letter", "One dead letter with its stored message (`raw_base64`, "
-             "as stored: encrypted when `raw_key` is set; null once purged), and `history`: the letters of its "
+             "as stored: encrypted when `raw_key` is set; null once purged; stored in clear, withheld under four "
+             "eyes for dead.reveal: `raw_four_eyes`), and `history`: the letters of its "
              "message, oldest first, when a retry refused again left it in another (`[{id, status}]`, empty "
              "otherwise). The whole 32-digit id.",
              responses=((200, "The dead letter.", "DeadLetter"), (404, "No dead letter with this id.", "Problem"))),
@@ -166,7 +167,14 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              "sealed fields) in clear (`bsp dead show --live --reveal`): the event `revealed` on the letter's id "
              "(fields, by: the token's name, the client's address and certificate), never the bytes (PCI DSS "
              "10.2). The whole 32-digit id.", body="Reveal",
-             responses=((200, "Recorded.", "Revealed"), (400, "A bad body (fields, by).", "Problem"),
+             responses=((200, "Recorded.", "Revealed"),
+                        (202, "Not revealed: four eyes (`operators.four_eyes` lists dead.reveal): the request is "
+                              "recorded and waits for a second operator (POST /approvals/{id}/approve); then the "
+                              "requester (a token with the role raw) fetches the message, decrypted by the engine, "
+                              "once (POST /approvals/{id}/reveal).", "Approval"),
+                        (400, "A bad body (fields, by).", "Problem"),
+                        (403, "Under four eyes: a token without the role raw (the message would never be its to "
+                              "see); nothing requested.", "Problem"),
                         (404, "No dead letter with this id.", "Problem"),
                         (503, "The ledger could not record it: show nothing.", "Problem"))),
     Endpoint("POST", "/dead-letters/{id}/retry", "retry_dead_letter",
@@ -214,13 +222,15 @@ ENDPOINTS: tuple[Endpoint, ...] = (
                         (400, "A bad body (reason), or a bad id.", "Problem"), (404, "No such request.", "Problem"),
                         (409, "Not pending: expired or decided already (`why`).", "Problem"))),
     Endpoint("POST", "/approvals/{id}/reveal", "reveal_request",
-             "Fetch an approved `deal.reveal` request: the deal with its sealed fields decrypted by the engine's "
-             "keyring, for the requester's token alone, once, until the approval's `fetch_until` "
+             "Fetch an approved `deal.reveal` (`dead.reveal`) request: the deal with its sealed fields (the dead "
+             "letter with its message) decrypted by the engine's keyring, for the requester's token alone, once, until the approval's `fetch_until` "
              "(`four_eyes_expire` after it). Recorded first (`approval done`, `revealed` with both operators); the "
              "values are in this answer only, never in the ledger, the log or GET /approvals.",
-             responses=((200, "The request, the deal (`deal`, its fields in clear), the field paths revealed "
-                              "(`fields`) and `warnings` (a field no key of the ring opens).", "RevealFetched"),
-                        (403, "Not a named admin token.", "Problem"),
+             responses=((200, "The request, the deal (`deal`, its fields in clear) or the dead letter "
+                              "(`dead_letter`, its message in clear), the field paths revealed (`fields`) and "
+                              "`warnings` (a field no key of the ring opens).", "RevealFetched"),
+                        (403, "Not a named admin token; a dead.reveal to a token without the role raw (`why` "
+                              "not_raw).", "Problem"),
                         (404, "No such request.", "Problem"),
                         (409, "Not revealed: `why` not_reveal (another action), not_requester (another token than "
                               "the requester's), not_approved (pending, rejected, void, expired), fetched (once "

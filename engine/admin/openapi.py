@@ -62,7 +62,9 @@ SCHEMAS: dict[str, Any] = {
                                    "next": NEXT}},
     "DeadLetter": {"type": "object", "required": ["id", "status", "raw_base64"], "additionalProperties": True,
                    "description": "The dead_letters row; `raw_base64` is the stored message in base64 (encrypted "
-                                  "with the field keyring when `raw_key` is set), null once purged, or withheld from a token without the role `raw` (then `raw_withheld` says so)."},
+                                  "with the field keyring when `raw_key` is set), null once purged, or withheld from a token without the role `raw` (then `raw_withheld` says so), or, "
+                                  "stored in clear, withheld under four eyes (dead.reveal: `raw_four_eyes` true, "
+                                  "`raw_withheld` says how to request it)."},
     "Deal": {"type": "object", "required": ["deal_id", "status", "steps", "events", "calls"],
              "additionalProperties": True,
              "description": "The deals row (amounts as exact decimal strings) plus steps, events, calls, "
@@ -122,17 +124,21 @@ SCHEMAS: dict[str, Any] = {
                                            "description": "Why it is approved or rejected (what was checked)."}}},
     "Approval": {"type": "object", "required": ["id", "action", "target", "by", "state"],
                  "description": "A four-eyes request (engine/four_eyes.py): id, at, action (dead.retry, "
-                                "deal.release, deal.resolve, dead.purge, deal.reveal, config.reload), target (the "
-                                "deal's or dead letter's id; a reload's own id), params (outcome, note, again; a "
-                                "reload's version), by (the requester: the token's name, or the OS user on the "
+                                "deal.release, deal.resolve, dead.purge, deal.reveal, dead.reveal, config.reload, "
+                                "ledger.archive), target (the deal's or dead letter's id; a reload's or an archive's "
+                                "own id), params (outcome, note, again; a reload's version; an archive's before and "
+                                "out), by (the requester: the token's name, or the OS user on the "
                                 "ledger file), via, expires_at, state (pending, expired, approved, rejected, void, "
                                 "running, interrupted, lapsed: a reveal not fetched in time) and decision (at, "
                                 "event, by, reason or why; a reveal's fetch_until); `run`: what carrying it out did "
                                 "(the retry's, resolution's or reload's own answer; `approval done`). Never a "
                                 "revealed value."},
-    "RevealFetched": {"type": "object", "required": ["request", "deal", "fields"], "additionalProperties": True,
-               "description": "An approved reveal fetched by its requester: request (the Approval), deal (as GET "
-                              "/deals/{id}, its sealed fields in clear), fields (their paths), warnings."},
+    "RevealFetched": {"type": "object", "required": ["request", "fields"], "additionalProperties": True,
+               "description": "An approved reveal fetched by its requester: request (the Approval), deal (a "
+                              "deal.reveal: as GET /deals/{id}, its sealed fields in clear) or dead_letter (a "
+                              "dead.reveal: as GET /dead-letters/{id}, `raw_base64` the message in clear, "
+                              "`deal_request` its deal's request with the sealed fields in clear), fields (their "
+                              "paths), warnings."},
     "Approvals": {"type": "object", "required": ["count", "approvals"],
                   "properties": {"count": {"type": "integer"},
                                  "approvals": {"type": "array", "items": {"$ref": "#/components/schemas/Approval"}}}},

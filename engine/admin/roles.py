@@ -3,7 +3,8 @@
     monitor   GET /ready, /status, /metrics, /openapi.json       (a Prometheus scraper, a dashboard)
     read      GET /deals, /deals/{id}, /dead-letters, /dead-letters/{id} (its message withheld);
               POST /deals/{id}/reveals, /dead-letters/{id}/reveals (record a client's reveal)
-    raw       with read: a dead letter's stored message (raw_base64) in GET /dead-letters/{id}
+    raw       with read: a dead letter's stored message (raw_base64) in GET /dead-letters/{id}; under four eyes
+              (dead.reveal) a dead letter's reveal request and its fetch (POST /approvals/{id}/reveal)
     operate   POST /reload, /dead-letters/{id}/retry, /deals/{id}/resolve
     snapshot  POST /ledger/snapshot (a copy of the whole ledger)
 

@@ -36,7 +36,8 @@ def _render(rows: list[dict[str, Any]], title: str) -> None:
     for r in rows:
         p = r.get("params") or {}
         what = (f"{p.get('outcome')}: {p.get('note')}" if p.get("outcome") else "again" if p.get("again") else
-                f"version {p['version']}" if p.get("version") else "")
+                f"version {p['version']}" if p.get("version") else
+                f"before {p['before']} to {p.get('out')}" if p.get("before") else "")
         d = r.get("decision") or {}
         end = (r.get("expires_at") if r.get("state") in ("pending", "expired") else
                f"{d.get('by') or ''} {stamp(d.get('at'))}: {d.get('reason') or d.get('why') or ''}")
@@ -66,8 +67,8 @@ def list_(
 ) -> None:
     """The four-eyes requests waiting for a second operator, newest first (--all: decided and expired ones too).
 
-    Each names its action (dead.retry, deal.release, deal.resolve, dead.purge, deal.reveal, config.reload), the
-    deal or dead letter, who asked (an admin token's name; on the ledger file the OS user), what (outcome and
+    Each names its action (dead.retry, deal.release, deal.resolve, dead.purge, deal.reveal, dead.reveal,
+    config.reload, ledger.archive), the deal or dead letter, who asked (an admin token's name; on the ledger file the OS user), what (outcome and
     note), its state (pending, expired, approved, rejected, void: its target changed meanwhile; running;
     interrupted: approved, then cut by a crash before its outcome was recorded, listed with the pending ones:
     approve it again or reject it; lapsed: an approved reveal not fetched in time) and when it expires or who
@@ -246,7 +247,8 @@ def reject(
 
 @approvals_app.command("reveal")
 def reveal(
-    request_id: str = typer.Argument(..., help="The deal.reveal request's id (32 hex digits, or its first 8 or more)."),
+    request_id: str = typer.Argument(..., help="The deal.reveal or dead.reveal request's id (32 hex digits, or its "
+                                                "first 8 or more)."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object instead of text."),
     live: bool = LIVE_OPT,
     url: str = URL_OPT,
@@ -255,10 +257,11 @@ def reveal(
     cert: Optional[Path] = CERT_OPT,
     key: Optional[Path] = KEY_OPT,
 ) -> None:
-    """Fetch your approved reveal: the deal with its sealed fields in clear, decrypted by the engine, once.
+    """Fetch your approved reveal: the deal with its sealed fields (the dead letter with its message) in clear, once.
 
     Under four eyes (operators.four_eyes lists deal.reveal) `bsp deals show ID --live --reveal` records a
-    request; once another operator approves it, its requester (the same admin token) fetches it here, once,
+    request (dead.reveal: `bsp dead show ID --live --reveal`, the message of a dead letter, to a token with the
+    role raw); once another operator approves it, its requester (the same admin token) fetches it here, once,
     before the approval's fetch_until (four_eyes_expire after it) (`POST /approvals/{id}/reveal`). The fetch is
     recorded first (`approval done`, and `revealed` on the deal with both operators); the values are in this
     answer only, never in the ledger, the engine's log or `bsp approvals list`. Only with --live: the engine
@@ -292,6 +295,9 @@ def reveal(
                 raise typer.Exit(1)
             raise _problem(r)
         done = api_json(r.text)
+    if "dead_letter" in done:         # a dead.reveal: the letter with its message in clear
+        _show_letter(done, as_json)
+        return
     deal = typed(done["deal"])
     warnings = [str(w) for w in done.get("warnings") or ()]
     if as_json:
@@ -301,6 +307,40 @@ def reveal(
             typer.echo(f"warning: {w}", err=True)
         return
     typer.echo(printable(_story_text(deal, warnings)))
+
+
+def _show_letter(done: dict[str, Any], as_json: bool) -> None:
+    """An approved dead.reveal fetched: the letter as `bsp dead show --reveal` shows it (its message's text, or
+    offset, hex and ASCII; its deal's request with the sealed fields in clear)."""
+    import base64
+
+    import orjson
+
+    from engine.commands.dead import _as_text, _block, _default, hexdump
+    from engine.reports.text import printable
+
+    r = dict(done["dead_letter"])
+    encoded = r.pop("raw_base64", None)
+    r["raw"] = base64.b64decode(encoded) if encoded is not None else None
+    warnings = [str(w) for w in done.get("warnings") or ()]
+    if as_json:
+        sys.stdout.buffer.write(orjson.dumps(r, default=_default, option=orjson.OPT_UTC_Z) + b"\n")
+        sys.stdout.buffer.flush()
+    else:
+        for k, v in r.items():
+            if k not in ("raw", "deal_request", "history", "approvals"):
+                typer.echo(printable(f"{k:>15}: {'' if v is None else v}"))
+        if r.get("deal_request") is not None:
+            typer.echo(f"{'deal request':>15}: classified fields decrypted (bsp deals show {r.get('id')})")
+            typer.echo(printable(_block(r["deal_request"])))
+        raw = r["raw"]
+        text = _as_text(raw) if raw is not None else None
+        typer.echo(f"{'raw':>15}: " + ("(unreadable)" if raw is None else f"{len(raw)} bytes" + (
+            "" if text is not None else ", binary: offset, hex, ASCII")))
+        if raw is not None:
+            typer.echo(text if text is not None else "\n".join(hexdump(raw)))
+    for w in warnings:
+        typer.echo(f"warning: {w}", err=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -209,7 +209,11 @@ def show(
     request's sealed fields), never the bytes; on the ledger file with the audit key the engine writes with,
     with --live by the engine (`POST /dead-letters/{id}/reveals`). When it cannot be recorded, nothing is
     revealed (exit 2).
-    Exit 0 shown; 1 no such dead letter (one that `bsp ledger archive` may have moved is named with the
+    Four eyes (operators.four_eyes lists dead.reveal): with --live the engine records a request and nothing
+    is shown (exit 0; the engine withholds a message stored in clear from GET /dead-letters/{id}); once
+    another operator approves it, the requester (a token with the role raw) fetches the message, decrypted by
+    the engine, once: `bsp approvals reveal ID --live`. On the ledger file --reveal is refused (exit 2).
+    Exit 0 shown (or, under four eyes, requested); 1 no such dead letter (one that `bsp ledger archive` may have moved is named with the
     archive file to look in), or (--live) the engine cannot be reached or answers with a problem;
     2 no ledger file, a locked ledger, --reveal of a sealed letter without the field keyring (or, --live, of a
     message the engine withheld from the token), a field key that is not the one the ledger sealed with under
@@ -227,6 +231,8 @@ def show(
     found_keys = ledger_keys(ledger, deployment, env, "bsp dead show", fields=reveal, audit=reveal and not live)
     ledger = found_keys.path
     keyring = found_keys.keys.keyring
+    if reveal and not live:
+        _four_eyes_offline(ledger, found_keys.deployment, letter_id)
     if live:
         from engine.commands.live import fetch_one
         problem: dict[str, Any] = {}
@@ -257,6 +263,13 @@ def show(
     problems: list[str] = []
     stored = r.get("raw")
     engine_withheld = r.pop("raw_withheld", None) if live and stored is None else None
+    held = bool(r.pop("raw_four_eyes", None))      # four eyes (dead.reveal): the engine sends it once approved
+    if reveal and live and (held or not engine_withheld):
+        # recorded (or, under four eyes, requested) by the engine before anything is shown in clear
+        if _reveal_live(r, who, held or (stored is not None and r.get("raw_key") is not None and keyring is None),
+                        (url, token_file, ca, cert, key)):
+            return
+        engine_withheld = None
     if engine_withheld:       # the engine kept the message to itself (a token without the role raw): say why
         fix = ("give --token-file (or $BSP_ADMIN_TOKEN_FILE) a token with the roles read and raw "
                "(docs/admin-api.md#roles)")
@@ -264,7 +277,7 @@ def show(
             typer.echo(f"error: --reveal of dead letter {r['id']}: the engine withheld its message ({engine_withheld}); "
                        f"{fix}", err=True)
             raise typer.Exit(2)
-        engine_withheld = f"withheld by the engine: {engine_withheld}; {fix}"
+        engine_withheld = f"withheld by the engine: {engine_withheld}" + ("" if held else f"; {fix}")
     if reveal and stored is not None and r.get("raw_key") is not None and keyring is None:
         needs_keyring(deployment, env, f"--reveal of dead letter {r['id']} (sealed with field key {r['raw_key']!r})")
     if not live:
@@ -275,9 +288,9 @@ def show(
     if reveal:        # recorded before anything is shown in clear; not recorded: nothing shown
         fields = (["message"] if stored is not None else []) + reveal_log.sealed_paths(r.get("deal_request"),
                                                                                        "deal.request")
-        record_reveal(r["id"], reveal_log.detail("dead letter", fields, who, "bsp dead show", **where),
-                      None if live else ledger, found_keys.keys.audit_key,
-                      (url, token_file, ca, cert, key, f"/dead-letters/{r['id']}/reveals") if live else None)
+        if not live:      # with --live the engine recorded it above
+            record_reveal(r["id"], reveal_log.detail("dead letter", fields, who, "bsp dead show", **where),
+                          ledger, found_keys.keys.audit_key, None)
         if keyring is not None and "deal_request" in r:
             r["deal_request"] = fieldcrypt.reveal(r["deal_request"], keyring, context=r["id"], root="request",
                                                   problems=problems)
@@ -328,6 +341,41 @@ def show(
 
 
 _NO_DEAL = object()
+
+
+def _four_eyes_offline(ledger: Path, deployment: Any, letter_id: str) -> None:
+    """``--reveal`` on the ledger file while the policy (the deployment file's, or the one the ledger recorded)
+    lists dead.reveal: refused (exit 2), as a deal's reveal is: an approval is taken through the admin API."""
+    from engine.four_eyes import blocked_by_offline, offline_policy
+
+    policy = offline_policy(ledger, deployment)
+    if policy is not None and policy.covers("dead.reveal"):
+        typer.echo(f"error: {blocked_by_offline('dead.reveal')}; under four eyes the engine decrypts the message for "
+                   f"the requester once another operator approved: `bsp dead show {letter_id} --live --reveal`, then "
+                   f"`bsp approvals reveal ID --live`. Nothing was revealed", err=True)
+        raise typer.Exit(2)
+
+
+def _reveal_live(r: dict[str, Any], who: Any, four_eyes: bool, conn: tuple[Any, ...]) -> bool:
+    """``--live --reveal``: the engine records the reveal (``POST /dead-letters/{id}/reveals``) before anything is
+    shown; under four eyes (dead.reveal) it records a request instead: said, True (nothing is shown: the requester
+    fetches it once approved).  ``four_eyes``: nothing can be shown here without it (the engine withheld the
+    message, or it is sealed and this shell has no keyring): a 409 ``not_under_four_eyes`` then, False."""
+    from engine.commands.live import post_reveal
+
+    fields = ["message"] if r.get("raw") is not None or four_eyes else []
+    body: dict[str, Any] = {"fields": fields, "by": who}
+    if four_eyes:
+        body["four_eyes"] = True
+    said = post_reveal(*conn, f"/dead-letters/{r['id']}/reveals", body)
+    if said.get("pending"):
+        from engine.four_eyes import pending_text
+
+        typer.echo(pending_text({**said, "target": r["id"]}, True))
+        typer.echo(f"then {said.get('by')} fetches it, once, with `bsp approvals reveal {said.get('id')} --live` "
+                   f"(the engine decrypts the message for the requester alone)")
+        return True
+    return False
 
 
 def _withheld(letter: dict[str, Any], stored: Any) -> str:

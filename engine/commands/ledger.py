@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -89,7 +89,13 @@ def archive(
     transaction and the file is rewritten without their bytes. After a crash run the same command again:
     it finishes. Needs the audit key (--deployment platform.yaml's ledger.audit_key, else BSP_AUDIT_KEY_FILE
     / BSP_AUDIT_KEY) and free space for a copy of the ledger.
-    Exit 0 archived (or nothing to archive); 1 refused (flagged deals, the journal, the transaction log), or the archive
+    Four eyes (operators.four_eyes lists ledger.archive, in --deployment's file or the policy the last engine
+    recorded in the ledger): the first run records a request (who: the OS user running bsp; what: --before as
+    an exact time, --out as an absolute path, the plan) and moves nothing; another operator approves it through
+    the running engine (`bsp approvals approve ID --live`); then, the engine stopped, the same command with
+    the --before and --out the request names (it prints them) claims the approval and archives, once
+    (docs/security.md#four-eyes).
+    Exit 0 archived (or nothing to archive, or, under four eyes, requested or waiting); 1 refused (flagged deals, the journal, the transaction log), or the archive
     did not verify; 2 a usage error, no ledger, a locked ledger (an engine runs), no or a wrong audit key, --out
     taken, or no confirmation.
     """
@@ -110,6 +116,9 @@ def archive(
         raise typer.Exit(2)
     if out.resolve() == path.resolve():
         raise typer.BadParameter(f"{out} is the ledger itself: give a new file for the archive", param_hint="--out")
+    from engine.four_eyes import offline_policy
+    # read before the job holds the file: the deployment's policy and the one the last engine recorded
+    policy = offline_policy(path, found.deployment)
     try:
         job = prepare(path, out, when, found.keys.audit_key)
     except LedgerError as exc:
@@ -134,6 +143,9 @@ def archive(
                 raise typer.Exit(1)
             if job.plan.cut < job.plan.first:
                 return
+            approval = _four_eyes(job, policy, when, out)     # ledger.archive under four eyes
+            if approval is None:
+                return
             if not yes:
                 if sys.stdin is None or not sys.stdin.isatty():      # None: started with stdin closed
                     typer.echo("error: archiving removes these records from the live ledger: add --yes (stdin is "
@@ -142,6 +154,9 @@ def archive(
                 if not typer.confirm("archive them?", default=False):
                     typer.echo("nothing was changed", err=True)
                     raise typer.Exit(2)
+            if approval.kind == "run":        # claimed before the first record is copied: used once
+                from engine.archive_approval import claim
+                claim(job.store, approval.request, job.plan.first, job.plan.cut, out)
         try:
             digest = job.run(lambda what, unit: work_progress(what, unit, progress_every))
         except LedgerError as exc:
@@ -153,6 +168,40 @@ def archive(
     typer.echo(f"archived records {job.plan.first}..{job.plan.cut} to {out} ({size:,.1f} MiB, sha256 {digest}); "
                f"{path} is now {path.stat().st_size / (1024 * 1024):,.1f} MiB. Check both: `bsp audit verify "
                f"--ledger {path} --archive {out}`")
+
+
+def _four_eyes(job: Any, policy: Any, when: Any, out: Path) -> Any:
+    """Four eyes on ``ledger.archive`` (engine/archive_approval.py): the approval this run may use (its verdict;
+    ``kind`` none: not under four eyes), or None when it recorded a request, or one waits (said; nothing moved)."""
+    from engine.archive_approval import Verdict, command, gate
+    from engine.four_eyes import Refused, pending_text
+    from engine.ledger_store import LedgerError
+
+    if policy is None or not policy.covers("ledger.archive"):
+        return Verdict("none", {})
+    p = job.plan
+    plan = {"records": f"{p.first}..{p.cut}", "deals": p.counts.get("deals", 0),
+            "dead_letters": p.counts.get("dead_letters", 0)}
+    try:
+        verdict = gate(job.store, policy, when, out, plan, p.resume, None)
+    except (Refused, LedgerError, ValueError) as exc:
+        typer.echo(f"error: four eyes: {exc}; nothing was changed", err=True)
+        raise typer.Exit(2) from None
+    req = verdict.request
+    rerun = command(req.get("params") or {})
+    if verdict.kind in ("run", "resume"):
+        d = req.get("decision") or {}
+        typer.echo(f"four eyes: archive requested by {req.get('by')}, approved by {d.get('by')} (request "
+                   f"{req.get('id')})" + ("; finishing the archive it started" if verdict.kind == "resume" else ""))
+        return verdict
+    if verdict.kind == "waiting":
+        typer.echo(f"NOT archived: four eyes: request {req.get('id')} (by {req.get('by')}) for this archive waits "
+                   f"for a second operator until {req.get('expires_at')} (`bsp approvals approve {req.get('id')} "
+                   f"--live --reason TEXT`, the engine running); then, the engine stopped: `{rerun}`")
+        return None
+    typer.echo(f"{pending_text({**req, 'target': 'the ledger'}, False)}; once approved, with the engine stopped: "
+               f"`{rerun}`. Nothing was changed")
+    return None
 
 
 @ledger_app.command("merge")

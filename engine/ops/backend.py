@@ -584,7 +584,9 @@ class EngineBackend:
     async def _target(self, action: str, ident: str) -> str | None:
         """The whole id of the deal (``deal.*``: its first 8 or more hex digits will do) or dead letter; a
         reload's request has an id of its own."""
-        if action == "config.reload":
+        from engine.four_eyes import OWN_TARGET
+
+        if action in OWN_TARGET:
             from engine.deal import new_deal_id
 
             return new_deal_id()
@@ -680,10 +682,13 @@ class EngineBackend:
                 log.error("four eyes: request %s: its outcome could not be recorded (%s): it shows as interrupted "
                           "until decided again", request_id, exc)
 
-    async def fetch_reveal(self, request_id: str, by: str, client: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    async def fetch_reveal(self, request_id: str, by: str, client: Mapping[str, Any],
+                           raw: bool = True) -> Mapping[str, Any] | None:
         """The requester fetching an approved ``deal.reveal`` (``engine.four_eyes.take_reveal``): recorded first
         (``approval done``, ``revealed``), then the deal read and its sealed fields decrypted with the engine's
-        keyring, for this answer only (nothing of the values is written or logged).  None: no such request."""
+        keyring, for this answer only (nothing of the values is written or logged).  A ``dead.reveal``: the
+        dead letter with its message in clear (``raw``: the token has the role raw, which it needs).  None: no
+        such request."""
         from engine import fieldcrypt
         from engine.four_eyes import Refused, find, take_reveal
         from engine.reveal_log import sealed_paths
@@ -694,6 +699,8 @@ class EngineBackend:
         if found is None:
             return None
         target, req = found
+        if req.get("action") == "dead.reveal":
+            return await self._fetch_letter(request_id, target, by, client, raw)
         if req.get("action") == "deal.reveal" and keyring is None:
             raise Refused("the engine runs without a field keyring (ledger.field_keys): it has nothing to decrypt "
                           "a deal's sealed fields with; nothing was revealed", "no_keyring")
@@ -712,6 +719,55 @@ class EngineBackend:
         for k in ("request", "response"):
             shown[k] = fieldcrypt.reveal(shown.get(k), keyring, context=target, root=k, problems=problems)
         return {"request": taken, "deal": shown, "fields": fields, "warnings": problems}
+
+    async def _fetch_letter(self, request_id: str, target: str, by: str, client: Mapping[str, Any],
+                            raw: bool) -> Mapping[str, Any] | None:
+        """An approved ``dead.reveal`` fetched by its requester: the letter's message decrypted (or as stored in
+        clear) and its deal's request with the sealed fields decrypted; recorded first, as a deal's reveal."""
+        import base64
+
+        from engine import fieldcrypt
+        from engine.deadletter import raw_bytes
+        from engine.fieldcrypt import KeyringError
+        from engine.four_eyes import Refused, take_reveal
+        from engine.reveal_log import sealed_paths
+
+        if not raw:
+            raise Refused(f"a dead letter's message goes to a token with the role raw, and token {by!r} does not "
+                          f"have it: nothing was revealed (docs/admin-api.md#roles)", "not_raw")
+        keyring = getattr(self.engine.ledger, "keyring", None)
+        path = Path(self.engine.ledger.path)
+        rows = await read_in_process(query_dead_letters, path, ids=[target], limit=1, with_raw=True)
+        if not rows or rows[0].get("raw") is None:
+            raise Refused(f"dead letter {target} is no longer in the ledger, or its message was purged; nothing was "
+                          f"revealed", "stale")
+        letter = dict(rows[0])
+        if letter.get("raw_key") is not None and keyring is None:
+            raise Refused(f"dead letter {target} is sealed with field key {letter['raw_key']!r} and the engine runs "
+                          f"without a field keyring (ledger.field_keys): nothing was revealed", "no_keyring")
+        deal = await read_in_process(get_deal, path, deal_id=target) if len(target) == 32 else None
+        request = (deal or {}).get("request") if (deal or {}).get("deal_id") == target else None
+        if not isinstance(request, (dict, list)):
+            request = None
+        fields = ["message"] + (sealed_paths(request, "deal.request") if request is not None else [])
+        taken = await self.engine.ledger.with_store(
+            take_reveal, request_id, by, fields, now=self._clock(), peer=client.get("peer"),
+            client_cert=client.get("client_cert"), token=client.get("token"))
+        if taken is None:
+            return None
+        problems: list[str] = []
+        try:
+            clear = raw_bytes(letter, keyring)
+        except KeyringError as exc:
+            problems.append(str(exc))
+            clear = None
+        letter.pop("raw", None)
+        letter["raw_base64"] = base64.b64encode(clear).decode() if clear is not None else None
+        letter["raw_key"] = None if clear is not None else letter.get("raw_key")
+        if request is not None:
+            letter["deal_request"] = (fieldcrypt.reveal(request, keyring, context=target, root="request",
+                                                        problems=problems) if keyring is not None else request)
+        return {"request": taken, "dead_letter": letter, "fields": fields, "warnings": problems}
 
     async def _carry_out(self, req: Mapping[str, Any], approver: str, client: Mapping[str, Any]) -> dict[str, Any]:
         """Run the approved request's action once, through its own guard, recording both operators."""
@@ -739,9 +795,16 @@ class EngineBackend:
             if action == "config.reload":
                 return await self._reload_approved(req, requester, approver)
             if action == "dead.purge":
-                return {"ok": False, "outcome": "approved: the purge is carried out on the ledger file with the "
-                                                "engine stopped: `bsp dead purge ID` (it checks this approval)"}
-            if action == "deal.reveal":
+                # approved, carried out later on the ledger file: not a failure (`bsp approvals approve` exits 0)
+                return {"ok": True, "outcome": "approved: the purge is carried out on the ledger file with the "
+                                               "engine stopped: `bsp dead purge ID` (it checks this approval)"}
+            if action == "ledger.archive":
+                from engine.archive_approval import command
+
+                return {"ok": True, "outcome": f"approved: the archive is carried out on the ledger file with the "
+                                               f"engine stopped: `{command(params)}` (it checks this approval and "
+                                               f"claims it, once)"}
+            if action in ("deal.reveal", "dead.reveal"):
                 return {"ok": True, "outcome": f"approved: {requester} fetches the revealed fields once "
                                                f"(`bsp approvals reveal {req['id']} --live`, POST /approvals/"
                                                f"{{id}}/reveal) until {(req.get('decision') or {}).get('fetch_until')}"}

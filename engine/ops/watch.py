@@ -13,13 +13,17 @@ and token files, plus any new ``*.route`` file in the route folders.  Changes ar
 by writing a temporary file and renaming it, which shows as several events):
 one reload runs once the files have been quiet for ``debounce`` seconds.
 After each reload the watched set is recomputed (a new ``use`` adds a file).
+
+Under four eyes for config.reload (``operators.four_eyes``) neither switches: the files are compiled (a dry
+run) and a request for their version is recorded, which another operator approves through the admin API
+(``request_reload``); the running configuration stays meanwhile.
 """
 from __future__ import annotations
 
 import logging
 from contextlib import aclosing
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import trio
 
@@ -28,11 +32,68 @@ from engine.ops.files import secret_files, watched_paths
 log = logging.getLogger("bsp.reload")
 
 
-async def triggered_reload(engine: Any, metrics: Any, source: str) -> Any:
+async def triggered_reload(engine: Any, metrics: Any, source: str, files: Sequence[str] = ()) -> Any:
+    """A reload the host asked for (``source``: signal, watch; ``files``: the files that changed).  Under four
+    eyes for config.reload (``operators.four_eyes``) nothing is switched to: ``request_reload``."""
+    from engine.four_eyes import policy_of
+
+    policy = policy_of(getattr(engine, "four_eyes", None))
+    if policy is not None and policy.covers("config.reload"):
+        return await request_reload(engine, policy, source, files)
     result = await engine.reload(dry_run=False, source=source)
     if metrics is not None:
         metrics.reload_done(result.ok, source)
     return result          # engine.reload logged it: "reloaded: version A -> B (generation N) (signal)"
+
+
+HOW = {"signal": "SIGHUP", "watch": "a file change (bsp run --watch)"}
+
+
+async def request_reload(engine: Any, policy: Any, source: str, files: Sequence[str] = ()) -> Any:
+    """Four eyes on config.reload: a ``--watch`` change or SIGHUP does not switch.  The files are compiled (a
+    dry run, as ``POST /reload`` under four eyes does) and, when they compile to another version than the one
+    running, a request for that version is recorded (``approval requested``, by the trigger: ``SIGHUP`` or
+    ``file change``) that another operator approves through the admin API; the running configuration stays, one
+    log line names the files, the version and the request.  Returns the dry run's result."""
+    from engine.four_eyes import Refused, record_request, utc_now
+
+    what = HOW.get(source, source)
+    named = ", ".join(files[:5]) + (" ..." if len(files) > 5 else "") if files else "the configuration's files"
+    dry = await engine.reload(dry_run=True, source=source)
+    if not dry.ok:          # engine.reload logged why; nothing to approve
+        log.error("four eyes: %s (%s): the files do not compile; nothing reloaded nor requested, the running "
+                  "configuration %s stays", what, named, dry.previous_version)
+        return dry
+    if dry.version == dry.previous_version:
+        log.warning("four eyes: %s (%s): the files compile to the running version %s; nothing to reload, nothing "
+                    "requested", what, named, dry.version)
+        return dry
+    import socket
+
+    from engine.deal import new_deal_id
+
+    by = "SIGHUP" if source == "signal" else "file change"
+    params = {"version": dry.version, "previous_version": dry.previous_version, "plan": dict(dry.plan),
+              **({"files": list(files[:20])} if files else {})}
+    try:
+        req = await engine.ledger.with_store(record_request, "config.reload", new_deal_id(), params, by, source,
+                                             policy.expire, now=getattr(policy, "now", None) or utc_now,
+                                             host=socket.gethostname())
+    except Refused as exc:
+        log.error("four eyes: %s (%s) compiled to version %s, NOT reloaded: config.reload needs a second "
+                  "operator's approval and no request was recorded: %s; the running configuration %s stays",
+                  what, named, dry.version, exc, dry.previous_version)
+        return dry
+    except Exception as exc:  # noqa: BLE001 - the ledger cannot write: said, the running configuration stays
+        log.error("four eyes: %s (%s) compiled to version %s, NOT reloaded: the request could not be recorded in "
+                  "the ledger (%s); the running configuration %s stays; ask through the admin API (`bsp reload`)",
+                  what, named, dry.version, exc, dry.previous_version)
+        return dry
+    log.warning("four eyes: %s (%s) compiled to version %s, NOT reloaded: config.reload needs a second operator: "
+                "request %s recorded, expires %s; the running configuration %s stays until an operator approves it "
+                "(`bsp approvals approve %s --live --reason TEXT`)", what, named, dry.version, req["id"],
+                req["expires_at"], dry.previous_version, req["id"])
+    return dry
 
 
 async def reload_on_sighup(engine: Any, metrics: Any, hup: Any) -> None:
@@ -126,7 +187,7 @@ async def watch_and_reload(engine: Any, metrics: Any, debounce: float = 0.3, *,
                     continue
                 log.warning("files changed (%s): reloading",
                             ", ".join(hits[:5]) + (" ..." if len(hits) > 5 else ""))
-                await triggered_reload(engine, metrics, "watch")
+                await triggered_reload(engine, metrics, "watch", hits)
                 files, route_dirs, dirs = _targets(engine)
                 if dirs != watching:
                     stop.set()

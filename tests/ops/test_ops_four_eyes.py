@@ -276,7 +276,7 @@ async def test_a_purge_is_requested_on_the_file_approved_live_and_carried_out_on
         async with _client(url, "bob") as bob:
             r2 = await bob.post(f"/approvals/{req['id']}/approve", json={"reason": "older than 90 days"})
             assert r2.status_code == 200, r2.text
-            assert "bsp dead purge ID" in r2.json()["run"]["outcome"], r2.text
+            assert "bsp dead purge ID" in r2.json()["run"]["outcome"] and r2.json()["run"]["ok"] is True, r2.text
         eng.drain()
         second.cancel_scope.deadline = trio.current_time() + 30
     r = await trio.to_thread.run_sync(lambda: run.invoke(app, ["dead", "purge", lid, "--ledger", ledger, "--yes"]))

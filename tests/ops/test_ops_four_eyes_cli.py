@@ -135,16 +135,14 @@ def test_an_unknown_action_is_named_with_its_place(tmp_path: Path) -> None:
     assert dep.four_eyes.actions == ("dead.retry", "deal.release") and dep.four_eyes.expire == 8 * 3600
 
 
-def test_ledger_archive_cannot_be_listed_and_says_why(tmp_path: Path) -> None:
+def test_ledger_archive_and_dead_reveal_can_be_listed(tmp_path: Path) -> None:
+    """ledger.archive and dead.reveal are actions under dual control like the others (engine/archive_approval.py,
+    tests/ops/test_ops_four_eyes_archive.py, tests/ops/test_ops_four_eyes_dead_reveal.py)."""
     (tmp_path / "pay.route").write_text("")
     (tmp_path / "platform.yaml").write_text("version: 1\nroutes: [pay.route]\noperators:\n"
-                                            "  four_eyes: [dead.retry, ledger.archive, config.reload]\n")
-    with pytest.raises(DeploymentError) as err:
-        load_deployment(tmp_path / "platform.yaml")
-    text = str(err.value)
-    assert f"{tmp_path / 'platform.yaml'}:4:" in text, text
-    assert "operators.four_eyes[1]: ledger.archive cannot be under dual control: bsp ledger archive runs on the " \
-           "ledger file" in text and "can tell only the OS user" in text, text
+                                            "  four_eyes: [dead.retry, ledger.archive, dead.reveal, config.reload]\n")
+    dep = load_deployment(tmp_path / "platform.yaml")
+    assert dep.four_eyes.actions == ("dead.retry", "ledger.archive", "dead.reveal", "config.reload")
 
 
 def test_a_reveal_on_the_ledger_file_under_four_eyes_is_refused(tmp_path: Path) -> None:
