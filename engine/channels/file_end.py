@@ -31,7 +31,9 @@ summary line is made once, or, if the engine died inside the call, its deal is r
 
 Sent again outside its file's run (the restart's recovery of its deal left in flight, ``bsp dead retry`` of
 its dead letter), the message gets its ``file.*`` back from ``end_origin``: the summary from its bytes, the
-header and trailer from the records noted with it in the index.
+header and trailer from the records noted with it in the index.  A retry whose channel reads a header or trailer
+and whose index (or its note) is gone is refused (``EndOrigin.missing``), not run with them null; the calls its
+failed deal made are not made again (``EndOrigin.done``: ``engine.channels.file_end_calls``).
 """
 from __future__ import annotations
 
