@@ -115,6 +115,13 @@ async def retry(letter: Mapping[str, Any], injector: Injector, *, keyring: Keyri
         return RetryResult(lid, False, f"refused: the deal was held for a compliance officer by a screening (kind "
                                        f"held); it runs again only when released: `bsp deals resolve {lid} "
                                        f"--outcome release --note ...` (or reject it: --outcome reject)", now)
+    if letter.get("error_kind") == "refused_whole":
+        # a record of a file refused whole (all_or_nothing): run alone it would break the file's all or nothing
+        return RetryResult(lid, False, "refused: the record was not run because its file was refused whole "
+                                       "(all_or_nothing, kind refused_whole): run alone it would break the file's "
+                                       "all or nothing; have the sender correct the file and drop it again (its "
+                                       "records then run), and purge this letter once it has (bsp dead purge "
+                                       f"{lid})", now)
     if release is not None and not getattr(injector, "names_deal", False):
         return RetryResult(lid, False, "failed: this injector cannot carry a release (engine.deal_hold)", now)
     routes = getattr(injector, "routes", None)
