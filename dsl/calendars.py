@@ -209,6 +209,19 @@ def f_add_business_days(d: Any, n: Any, calendar: Any) -> date | None:
     return day
 
 
+def f_calendar_covers(d: Any, calendar: Any) -> bool | None:
+    """Whether the calendar lists the year of ``d`` (the other calendar functions fail the deal on a date it does
+    not): a route refuses such a date as a business rejection, naming the calendar and its years."""
+    if d is None:
+        return None
+    return _day(d, "calendar_covers").year in calendar_of(calendar, "calendar_covers").years
+
+
+def f_calendar_years(calendar: Any) -> str:
+    """The years the calendar lists, as text: "2026-2028" (for a rejection's text)."""
+    return years_text(calendar_of(calendar, "calendar_years").years)
+
+
 def cutoff_problem(text: Any) -> str | None:
     """Why ``text`` is not a cut-off time "HH:MM" (or "HH:MM:SS", 24-hour clock); None when it is one."""
     m = _CUTOFF.fullmatch(text) if isinstance(text, str) else None
@@ -396,11 +409,12 @@ def check_cutoff_literal(fn: str, a: Any, report: Callable[..., None]) -> None:
 
 
 RESULTS = {"is_business_day": "bool", "next_business_day": "date", "add_business_days": "date",
-           "value_date": "date"}
+           "value_date": "date", "calendar_covers": "bool", "calendar_years": "string"}
 
 _FUNCTIONS: dict[str, Callable[..., Any]] = {
     "is_business_day": f_is_business_day, "next_business_day": f_next_business_day,
     "add_business_days": f_add_business_days, "value_date": f_value_date,
+    "calendar_covers": f_calendar_covers, "calendar_years": f_calendar_years,
 }
 
 _SIGNATURES: dict[str, Sig] = {
@@ -419,6 +433,13 @@ _SIGNATURES: dict[str, Sig] = {
                       "and ts is before the cut-off (\"HH:MM\"), else the next business day; the clock is "
                       "tz's (an IANA name), without tz the engine's (TZ)",
                       literal=lambda i, v: zone_problem(v) if i == 3 and v is not None else None),
+    "calendar_covers": Sig(2, 2, ("d", "calendar"), ("date", CALENDAR),
+                           "true when the calendar lists the year of d (the other calendar functions fail the deal "
+                           "on a date in a year it does not list); null d gives null: refuse such a date with a "
+                           "rejection of the route's own"),
+    "calendar_years": Sig(1, 1, ("calendar",), (CALENDAR,),
+                          "the years the calendar lists, as text (\"2026-2028\"; \"2026-2027, 2029\" with a gap), "
+                          "for a rejection's text"),
 }
 
 FUNCTIONS.update(_FUNCTIONS)

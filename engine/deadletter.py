@@ -16,6 +16,7 @@ wrong) is not re-injected: its outcome says so.
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -114,6 +115,13 @@ async def retry(letter: Mapping[str, Any], injector: Injector, *, keyring: Keyri
         return RetryResult(lid, False, f"refused: the deal was held for a compliance officer by a screening (kind "
                                        f"held); it runs again only when released: `bsp deals resolve {lid} "
                                        f"--outcome release --note ...` (or reject it: --outcome reject)", now)
+    if letter.get("error_kind") == "refused_whole":
+        # a record of a file refused whole (all_or_nothing): run alone it would break the file's all or nothing
+        return RetryResult(lid, False, "refused: the record was not run because its file was refused whole "
+                                       "(all_or_nothing, kind refused_whole): run alone it would break the file's "
+                                       "all or nothing; have the sender correct the file and drop it again (its "
+                                       "records then run), and purge this letter once it has (bsp dead purge "
+                                       f"{lid})", now)
     if release is not None and not getattr(injector, "names_deal", False):
         return RetryResult(lid, False, "failed: this injector cannot carry a release (engine.deal_hold)", now)
     routes = getattr(injector, "routes", None)
@@ -133,7 +141,8 @@ async def retry(letter: Mapping[str, Any], injector: Injector, *, keyring: Keyri
         return RetryResult(lid, False, "failed: the stored message is gone", now)
     # the route that failed it, to an injector that takes it: a file's end message is offered to that route again
     # with its file.* (``engine.channels.file_end.end_origin``), not to the record routes
-    named = {"route": route} if route is not None and getattr(injector, "names_route", False) else {}
+    # (and the letter, whose id is its deal's: the calls that deal made are not made again, file_end_calls)
+    named = {"route": route, "letter": lid} if route is not None and getattr(injector, "names_route", False) else {}
     try:
         if release is not None:
             outcome = await injector(letter["channel"], raw, deal_id=deal_id, release=release,  # type: ignore[call-arg]
@@ -319,8 +328,10 @@ def switchboard_injector(sb: Any, handlers: Mapping[str, Any] | None = None) -> 
     from engine.channels.base import ConnInfo
 
     async def inject(channel: str, raw: bytes, deal_id: str | None = None,
-                     release: Mapping[str, Any] | None = None, route: str | None = None) -> str:
+                     release: Mapping[str, Any] | None = None, route: str | None = None,
+                     letter: str | None = None) -> str:
         from engine.channels.file_end import end_origin
+        from engine.channels.file_end_calls import done_of
 
         inbound = handlers if handlers is not None else sb.dispatchers
         disp = inbound.get(channel)
@@ -339,10 +350,17 @@ def switchboard_injector(sb: Any, handlers: Mapping[str, Any] | None = None) -> 
 
             extra[RELEASE_KEY] = dict(release)    # what the compliance officer released (engine.deal_hold)
         # a file's end message (its letter's route one whose `when` reads file.end): its file.* again, so that
-        # that route takes it, header and trailer from the channel's index (engine/channels/file_end.py)
+        # that route takes it, header and trailer from the channel's index (engine/channels/file_end.py), and
+        # without the calls its failed deal made (engine/channels/file_end_calls.py); not run with its header
+        # and trailer null when the index that noted them is gone
         end = await end_origin(getattr(sb.dispatchers.get(channel), "routes", ()), getattr(sb, "channels", None),
                                channel, route, raw)
         if end is not None:
+            if end.missing is not None:
+                return f"failed: {end.missing}"
+            done = await done_of(getattr(sb, "ledger", None), letter)
+            if done:
+                end = dataclasses.replace(end, done=done)
             extra["origins"] = [end]
         await disp.handle(ConnInfo(channel, "bsp dead retry", 0, extra=extra), [raw])
         if not outcomes:

@@ -21,7 +21,7 @@ DEAD_STATUSES = ("new", "retrying", "retried", "purged")
 # refused: engine.runtime.dispatch); tests/engine/test_dead_kind_filter.py holds the two lists together
 DEAD_KINDS = ("unreachable", "timeout", "lost", "refused", "rejected", "malformed", "unrouted", "unauthenticated",
               "failed", "internal", "in_doubt", "recovered", "duplicate", "unrecorded",
-              "key_conflict", "held")
+              "key_conflict", "held", "refused_whole")
 
 # engine.admin.app / engine.admin.auth: where the admin API listens by default, and its token's variable
 ADMIN_HOST = "127.0.0.1"

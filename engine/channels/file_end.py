@@ -31,7 +31,9 @@ summary line is made once, or, if the engine died inside the call, its deal is r
 
 Sent again outside its file's run (the restart's recovery of its deal left in flight, ``bsp dead retry`` of
 its dead letter), the message gets its ``file.*`` back from ``end_origin``: the summary from its bytes, the
-header and trailer from the records noted with it in the index.
+header and trailer from the records noted with it in the index.  A retry whose channel reads a header or trailer
+and whose index (or its note) is gone is refused (``EndOrigin.missing``), not run with them null; the calls its
+failed deal made are not made again (``EndOrigin.done``: ``engine.channels.file_end_calls``).
 """
 from __future__ import annotations
 
@@ -89,6 +91,11 @@ class EndOrigin:
     header: Any = None
     trailer: Any = None
     end: bool = field(default=True)
+    # a retry's: the calls of its route that went through in the deal it retries, not made again
+    # (``engine.channels.file_end_calls``: {name: answer as kept})
+    done: dict[str, Any] = field(default_factory=dict)
+    # why it cannot be sent again as it was (its header or trailer lost with the channel's index), or None
+    missing: str | None = None
 
     @property
     def scope(self) -> dict[str, Any]:
@@ -166,16 +173,33 @@ async def end_origin(routes: Any, channels: Any, channel: str, route: str | None
         from engine.channels.file_index import INDEX_NAME, FileIndex
 
         if not (watcher.done_dir / INDEX_NAME).exists():
-            return EndOrigin(summary)
+            return EndOrigin(summary, missing=_lost(watcher, summary, route, "is gone"))
         try:
             index = await trio.to_thread.run_sync(FileIndex, watcher.done_dir)
-        except OSError:
-            return EndOrigin(summary)
+        except OSError as exc:
+            return EndOrigin(summary, missing=_lost(watcher, summary, route, f"cannot be read ({exc})"))
     note = _noted(index, raw, deal_id)
     if note is None:
-        return EndOrigin(summary)
+        return EndOrigin(summary, missing=_lost(watcher, summary, route, "has no note of this message"))
     return EndOrigin(summary, _decoded(getattr(watcher, "header_codec", None), note.summary.get("header_hex")),
                      _decoded(getattr(watcher, "trailer_codec", None), note.summary.get("trailer_hex")))
+
+
+def _lost(watcher: Any, summary: dict[str, Any], route: str, what: str) -> str | None:
+    """Why the end message cannot be sent again with its ``file.header`` / ``file.trailer``: the channel reads a
+    header or trailer record, and the index that noted them (``done/.bsp-files``) ``what``; None for a channel
+    that reads neither (nothing is lost)."""
+    from engine.channels.file_index import INDEX_NAME
+
+    reads = [f"{k} = {getattr(watcher, k, None) or 'FORMAT'}" for k in ("header", "trailer")
+             if getattr(watcher, k + "_codec", None) is not None]
+    if not reads:
+        return None
+    return (f"the end message of file {summary.get('name')!r} on channel {watcher.name} would run route {route!r} "
+            f"with file.header and file.trailer null: the channel reads {' and '.join(reads)}, whose records were "
+            f"noted with the message in its index {watcher.done_dir / INDEX_NAME}, which {what}; nothing ran and "
+            f"the letter still waits: put the channel's done/ folder back (from a backup) and retry it, or purge "
+            f"it (bsp dead purge) and do the end route's work by hand")
 
 
 async def recorded(handler: Any, deal_id: str) -> bool:

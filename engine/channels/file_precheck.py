@@ -7,6 +7,17 @@ checked against the route that takes it (``engine.runtime.precheck``: decoded, i
 its end message, the file to ``error/``), and the reason's first problem names each failing record (the
 first ``LISTED``) with its line and why; a line per failing record follows in ``NAME.reason.txt``.
 A file resumed after a stop with records already run is not checked again (it passed before they ran).
+
+So that the ledger accounts for every line (an auditor asks what became of each salary of a refused payroll),
+each data record of a file refused so is then **recorded as a rejected deal** of the route that takes it, kind
+``refused_whole`` (``record_refused``): its reason says the file was refused whole and why, and whether this
+record failed the checks (its own status, code and text; its code is the deal's) or passed them (code 30); its
+deal values are those its ``deal`` step gave in the check.  Nothing runs: no call, no ``on error``.  Each has
+its dead letter, which ``bsp dead retry`` refuses (a record of it run alone would break the all or nothing: the
+sender drops the corrected file again).  No deal key is taken (the deals were never admitted): the corrected
+file's records, under the same keys, run.  Their ids are made from the file's bytes and the record's number
+(the file's modification time as their time part), so a stop between their rows and the file's move records
+none twice: the restart, which refuses the file again, records only the rows not in the ledger yet.
 """
 from __future__ import annotations
 
@@ -15,9 +26,10 @@ from typing import Any
 
 import trio
 
-from engine.runtime.precheck import check_frames, dispatcher_of
+from engine.runtime.precheck import check, check_frames, dispatcher_of
 
 LISTED = 10          # failing records named in the first problem (the end message's file.reason)
+REFUSED_WHOLE = "refused_whole"      # the kind of the deal of each record of a file refused whole
 
 
 async def check_all(watcher: Any, path: Path, data: bytes, records: Any, first: int, handler: Any,
@@ -41,6 +53,7 @@ async def check_all(watcher: Any, path: Path, data: bytes, records: Any, first: 
         await trio.sleep(0)                     # a long file: the engine's other channels carry on
     if not bad:
         return []
+    await record_refused(watcher, path, data, records, first, disp, handler, head, header, bad)
     named = "; ".join(f"record {o.record}" + (f" (line {o.line})" if o.line is not None else "")
                       + f": {f.status} {f.code} {_short(f)}" for o, f in bad[:LISTED])
     more = f"; and {len(bad) - LISTED} more (NAME.reason.txt names each)" if len(bad) > LISTED else ""
@@ -53,3 +66,79 @@ async def check_all(watcher: Any, path: Path, data: bytes, records: Any, first: 
 def _short(f: Any) -> str:
     """A failure as the first problem lists it: a rule's own text, else the detail."""
     return f.text if f.kind == "rejected" and f.text else f.detail
+
+
+async def record_refused(watcher: Any, path: Path, data: bytes, records: Any, first: int, disp: Any, handler: Any,
+                         head: tuple[int, bytes] | None, header: Any, bad: list[tuple[Any, Any]]) -> int:
+    """Each data record of the refused file recorded as a rejected deal (see the module), those the ledger does
+    not hold yet; returns how many were recorded."""
+    from datetime import datetime, timezone
+
+    from engine.channels.base import ConnInfo
+    from engine.channels.file_watch import _stored
+    from engine.runtime.exchange import Exchange
+
+    ledger = getattr(disp, "ledger", None)
+    if ledger is None:
+        return 0
+    if getattr(ledger, "sync", None) == "none":
+        await ledger.wait_loaded()          # rows a stop left: known before any is made again
+    ids = _ids(path, data)
+    first_bad = bad[0]
+    why = (f"{len(bad)} of {len(records)} record(s) fail the checks of their route (the first: record "
+           f"{first_bad[0].record}" + (f" (line {first_bad[0].line})" if first_bad[0].line is not None else "")
+           + f": {first_bad[1].status} {first_bad[1].code} {_short(first_bad[1])})")
+    origins_of = watcher.origins(path, data, len(records), first, head, header)
+    file = {"name": path.name, "size": len(data)}
+    now = datetime.now(timezone.utc)
+    made = 0
+    for at in range(0, len(records), watcher.batch):
+        chunk = list(records[at:at + watcher.batch])
+        origins = origins_of(chunk, at)
+        chunk_ids = [ids(o.record) for o in origins]
+        known = await ledger.known_deal_ids(chunk_ids)
+        exs = []
+        for origin, (_, raw), did in zip(origins, chunk, chunk_ids):
+            if did in known:
+                continue
+            conn = ConnInfo(channel=watcher.name, peer=path.name, number=0,
+                            extra={"file": file, "origins": [origin], "deal_id": did})
+            ex = check(disp, Exchange(disp.channel, conn, raw, now, 0))
+            _refuse(ex, watcher.name, path.name, why)
+            exs.append(ex)
+        if exs:
+            await disp._record(exs)
+            made += len(exs)
+        await trio.sleep(0)
+    await _stored(handler)
+    return made
+
+
+def _refuse(ex: Any, channel: str, name: str, why: str) -> None:
+    """``ex``'s failure made the file's refusal (kind ``refused_whole``), saying how this record fared."""
+    from engine.runtime.exchange import StepFailure
+
+    f = ex.failure
+    if f is not None and ex.route is None:       # no route took it (unrouted, malformed): its own kind stays
+        return
+    own = (f"this record fails them: {f.status} {f.code} {f.detail}" if f is not None
+           else "this record passed them")
+    detail = (f"all_or_nothing = true on channel {channel}: not run, its file {name} was refused whole: {why}; "
+              f"{own}; the corrected file, dropped again, runs it")
+    ex.failure = None
+    ex.fail(StepFailure(REFUSED_WHOLE, detail, code=f.code if f is not None else None,
+                        text=(f.text if f is not None else None), where=f.where if f is not None else None))
+
+
+def _ids(path: Path, data: bytes) -> Any:
+    """``id_of(record)``: the deal id of a record of this file's refusal: the same at a restart (the file's
+    bytes and modification time unchanged), so that rows already recorded are not made again."""
+    from hashlib import blake2b
+
+    try:
+        ms = int(path.stat().st_mtime * 1000)
+    except OSError:
+        ms = 0
+    head = f"{ms & 0xFFFF_FFFF_FFFF:012x}"
+    base = blake2b(data, digest_size=16).digest()
+    return lambda record: head + blake2b(base + str(record).encode(), digest_size=10).hexdigest()

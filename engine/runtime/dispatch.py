@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 
+from engine.channels import file_end_calls
 from engine.channels.base import ConnInfo
 from engine.channels.file_origin import place_text
 from engine.deal import DeadLetter, DealError, DealEvent, DealRecord, new_deal_ids
@@ -55,6 +56,10 @@ class BoundRoute:
         # its `when` reads file.end: it takes a file watch channel's end-of-file messages, and only it does
         self.takes_end = reads_file_end(route.when)
         self.steps = [build_step(s, route) for s in route.steps]
+        if self.takes_end:        # its calls that went through are not made again by a retry (file_end_calls)
+            for step in self.steps:
+                if hasattr(step, "end_route"):
+                    step.end_route = True
         self.on_error = [build_step(s, route) for s in route.on_error]
         self.limiter = CountLimiter(limit)
         self.running: dict[int, list[Any]] = {}     # id(group) -> its exchanges not yet recorded (drain report)
@@ -405,6 +410,9 @@ class Dispatcher:
         for ex, rec in zip(exs, records):                 # events the steps gave (a screening hit)
             if ex.notes:
                 rec.events[:0] = [DealEvent(finished, None, to, detail) for to, detail in ex.notes]
+            if ex.failure is not None and ex.route is not None and ex.route.takes_end:
+                # a file's end message failed: the calls that went through, not made again by its retry
+                file_end_calls.note(ex, rec, finished, self.txn is not None and self.txn.takes(ex.route))
         for ex, rec in zip(exs, records):    # the record's status: the transaction manager marks duplicates
             s.count(rec.status)
             f = ex.failure

@@ -44,8 +44,11 @@ DEFAULT_CODES = {
     # not 94 (duplicate transmission): a sender may read 94 as "already done", and this request was not
     "key_conflict": "12",
     "held": "62",
+    # a record of a file refused whole (all_or_nothing), not run: its own code when it failed the checks
+    "refused_whole": "30",
 }
-REJECTED_KINDS = frozenset({"malformed", "unrouted", "unauthenticated", "rejected", "key_conflict", "held"})
+REJECTED_KINDS = frozenset({"malformed", "unrouted", "unauthenticated", "rejected", "key_conflict", "held",
+                            "refused_whole"})
 
 
 # ``error.text`` when the failure gives none: short, to fit a reply field.
@@ -63,6 +66,7 @@ SHORT_TEXTS = {
     "recovered": "undone after a restart",
     "key_conflict": "deal key already used for another deal",   # the manager's text names the fields too
     "held": "held for compliance review",         # the screen step's default text (its reason names the hit)
+    "refused_whole": "file refused whole",        # all_or_nothing: its reason says why and how this record fared
 }
 # ``rejected`` (a validate rule's own text) and ``duplicate`` ("repeats deal ID (key ...)": which deal the
 # request repeats, for the sender) keep their whole text as ``error.text``

@@ -41,17 +41,19 @@ def dispatcher_of(handler: Any) -> Dispatcher | None:
 def check_frames(disp: Dispatcher, conn: Any, frames: list[bytes]) -> list[StepFailure | None]:
     """For each frame, the failure the route's checks give it (see the module), or None when it passes."""
     now = datetime.now(timezone.utc)
-    out: list[StepFailure | None] = []
-    for i, raw in enumerate(frames):
-        ex = Exchange(disp.channel, conn, raw, now, i)
-        r = disp._route(ex)
-        if r is not None:
-            br = disp.routes[r]
-            for ir_step, step in zip(br.route.steps, br.steps):
-                if ir_step.kind not in PURE_STEPS or getattr(step, "batch", False):
-                    break
-                disp._run_sync(step, ex)
-                if ex.failure is not None:
-                    break
-        out.append(ex.failure)
-    return out
+    return [check(disp, Exchange(disp.channel, conn, raw, now, i)).failure for i, raw in enumerate(frames)]
+
+
+def check(disp: Dispatcher, ex: Exchange) -> Exchange:
+    """``ex`` routed and run through its route's leading pure steps (its failure set when one refuses it): its
+    deal's values (type, reference, amount, currency, party) are those the ``deal`` step gave, if it ran."""
+    r = disp._route(ex)
+    if r is not None:
+        br = disp.routes[r]
+        for ir_step, step in zip(br.route.steps, br.steps):
+            if ir_step.kind not in PURE_STEPS or getattr(step, "batch", False):
+                break
+            disp._run_sync(step, ex)
+            if ex.failure is not None:
+                break
+    return ex

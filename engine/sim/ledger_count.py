@@ -10,8 +10,9 @@ rejected before its route's ``deal`` step, or taken by a route with no
 stored as hex, and its keys are the trailing run of letters and digits of
 that text and the trailing run of digits (``GARBAGE000000000034`` ->
 ``000000000034``).  A request a batch client put in a file of its own, which the channel refused whole
-(``all_or_nothing``: ``Service.refused_whole``), has no deal of its own: the file's end deal, whose file is
-named after it, is its row.  Nothing is assumed: each request is looked up.
+(``all_or_nothing``: ``Service.refused_whole``), is a rejected deal of its own (kind ``refused_whole``); the
+file's end deal, whose file is named after it, is found by it too (a ledger of a bsp before 2026-11-28
+recorded no deal for such a request).  Nothing is assumed: each request is looked up.
 
 A repeat (a request the simulator sent again, ``SentRequest.repeat``) is found
 by a row of status ``duplicate`` with its key (one row per repeat), or else by

@@ -20,8 +20,6 @@ import duckdb
 from rich import box
 from rich.table import Table
 
-from engine.sim.ledger_count import row_keys
-
 # at most 14 characters, so the per-service table fits 80 columns
 LABELS = {"receivables_payables": "recv./payables", "account_consolidation": "account consol",
           "insurance_brokerage": "insurance brok", "trade_receiving": "import/export",
@@ -41,9 +39,9 @@ def service_of_channel(program: Any) -> dict[str, str]:
 
 def summarize(ledger_path: Path, program: Any, since: datetime) -> list[dict[str, Any]]:
     """Per service, the deals of this run's requests: a file watch channel's end-of-file messages (routes whose
-    `when` reads `file.end`) are deals of their own but no request a simulator sent, so they are left out; but
-    that of a file refused whole by its route's checks (all_or_nothing), which holds one request the batch client
-    put in a file of its own (``Service.refused_whole``), is that request's: counted rejected."""
+    `when` reads `file.end`) are deals of their own but no request a simulator sent, so they are left out (the
+    request a batch client put in a file of its own, ``Service.refused_whole``, which its route's checks refused
+    whole, is a rejected deal of its own: engine/channels/file_precheck.py)."""
     from dsl.fileend import reads_file_end
 
     svc_of = service_of_channel(program)
@@ -61,22 +59,8 @@ def summarize(ledger_path: Path, program: Any, since: datetime) -> list[dict[str
             "AND NOT list_contains(?, route) "
             "AND status = 'committed' AND currency IS NOT NULL AND currency <> '' AND amount <> 0 "
             "GROUP BY channel, currency", [program.version, since, ends]).fetchall()
-        end_rows = con.execute(
-            "SELECT channel, CAST(request AS VARCHAR) FROM deals WHERE config_version = ? AND received_at >= ? "
-            "AND list_contains(?, route)", [program.version, since, ends]).fetchall() if ends else []
     finally:
         con.close()
-    # an end deal of a file refused whole is found by its file's name (engine.sim.ledger_count.row_keys): the
-    # request a batch client put in a file of its own (Service.refused_whole), rejected with its file
-    refused: dict[str, int] = {}
-    for channel, request in end_rows:
-        if row_keys(None, request):
-            refused[channel] = refused.get(channel, 0) + 1
-    for channel in refused:
-        if channel not in {row[0] for row in per_channel}:
-            per_channel.append((channel, 0, 0, 0, 0, 0, []))
-    per_channel = [(c, n + refused.get(c, 0), ok, rej + refused.get(c, 0), failed, dup, durations)
-                   for c, n, ok, rej, failed, dup, durations in per_channel]
     by_svc: dict[str, dict[str, Any]] = {}
     for channel, n, ok, rej, failed, dup, durations in per_channel:
         s = by_svc.setdefault(svc_of.get(channel, channel),

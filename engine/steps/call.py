@@ -45,6 +45,9 @@ def refusal_code(iso: bool, answer: Any) -> str | None:
 
 class CallStep:
     batch = True
+    # a call of a route whose `when` reads file.end (set by ``BoundRoute``): on a retry of a failed end message,
+    # the calls that went through before are not made again (engine/channels/file_end_calls.py)
+    end_route = False
 
     def __init__(self, step: Any, ctx: Any, route: Any) -> None:
         o = step.options
@@ -93,6 +96,10 @@ class CallStep:
         self.name_pattern = pattern if isinstance(pattern, str) else None
 
     async def run_batch(self, exs: list[Any]) -> None:
+        if self.end_route:
+            from engine.channels.file_end_calls import answered_before
+
+            exs = [ex for ex in exs if not answered_before(ex, self)]
         payloads: list[bytes] = []
         sent: list[Any] = []
         names: list[NameValues] = []

@@ -36,12 +36,14 @@ def test_demo_loses_nothing_and_shows_every_service(tmp_path):
         # and a deal per payroll file's end-of-file message (end_message = true), which no simulator sent
         ends = con.execute("SELECT count(*) FROM deals WHERE route = 'payroll_file_end'").fetchone()[0]
         assert ends >= 1
-        # a salary the route refuses is in a payroll file of its own, refused whole (all_or_nothing): no deal of
-        # its own, its file's end deal records it
+        # a salary the route refuses is in a payroll file of its own, refused whole (all_or_nothing): a rejected
+        # deal of its own (kind refused_whole, not run), beside its file's end deal
         summaries = [json.loads(bytes.fromhex(json.loads(r))) for (r,) in con.execute(
             "SELECT CAST(request AS VARCHAR) FROM deals WHERE route = 'payroll_file_end'").fetchall()]
         refused = sum(s["status"] == "refused" for s in summaries)
-        assert con.execute("SELECT count(*) FROM deals").fetchone()[0] == res["sent"] + ends - refused
+        assert con.execute("SELECT count(*) FROM deals WHERE reason LIKE 'refused_whole: %'").fetchone()[0] \
+            == refused
+        assert con.execute("SELECT count(*) FROM deals").fetchone()[0] == res["sent"] + ends
     finally:
         con.close()
     text = console.file.getvalue()

@@ -1,6 +1,8 @@
 """``file watch`` with ``all_or_nothing = true``: every record is checked against its route (decoded, its
 ``let`` / ``deal`` / ``validate`` steps) before any runs; one that fails refuses the file whole: no record is
-a deal, nothing is sent, the file goes to ``error/`` and its end message names each failing record."""
+a deal that runs, nothing is sent, the file goes to ``error/`` and its end message names each failing record.
+Each record of the refused file is recorded as a rejected deal of kind ``refused_whole`` (the ledger accounts
+for every line), once, even when the same file is refused again."""
 from __future__ import annotations
 
 import json
@@ -87,8 +89,18 @@ async def test_a_file_with_a_record_its_route_rejects_is_refused_whole_before_an
         await wait_for(lambda: (inbox / "done" / "good.csv").exists() and (inbox / "error" / "bad.csv").exists(),
                        "both files handled")
     rows = sorted(deals(ledger), key=lambda r: r["reference"] or "")
-    # nothing of bad.csv is a deal: only good.csv's two records, and the two end messages
-    assert sorted(r["reference"] for r in rows if r["deal_type"] == "PAYMENT") == ["G1", "G2"]
+    # nothing of bad.csv ran: good.csv's two records are committed; each of bad.csv's is a rejected deal, kind
+    # refused_whole, with its own code when it failed the checks, 30 when it passed them
+    assert sorted(r["reference"] for r in rows if r["deal_type"] == "PAYMENT" and r["status"] == "committed") \
+        == ["G1", "G2"]
+    refused = {r["reference"]: r for r in rows if r["deal_type"] == "PAYMENT" and r["status"] == "rejected"}
+    assert {k: v["response_code"] for k, v in refused.items()} == {"": "30", "B1": "30", "B2": "13", "B4": "30"}
+    assert all(v["reason"].startswith("refused_whole: all_or_nothing = true on channel inbox: not run, its file "
+                                      "bad.csv was refused whole: 2 of 4 record(s) fail the checks of their route "
+                                      "(the first: record 3 (line 3): rejected 13 invalid amount); ")
+               for v in refused.values()), refused
+    assert "; this record fails them: rejected 13 invalid amount" in refused["B2"]["reason"]
+    assert "; this record passed them; the corrected file, dropped again, runs it" in refused["B1"]["reason"]
     assert not (out / "bad.csv.json").exists(), "a record of the refused file ran its call"
     assert [x["ref"] for x in _lines(out / "good.csv.json")] == ["G1", "G2"]
     reason = (inbox / "error" / "bad.csv.reason.txt").read_text().splitlines()
@@ -120,7 +132,10 @@ async def test_a_record_that_does_not_decode_refuses_the_file(tmp_path: Path) ->
     (inbox / "bad.csv").write_bytes(b"ACME,2,0\nM1,1.50\nM2,x.yz\n")
     async with running(compile_text(tmp_path, text), ledger):
         await wait_for(lambda: (inbox / "error" / "bad.csv").exists(), "the file handled")
-    assert not [r for r in deals(ledger) if r["deal_type"] == "PAYMENT"]
+    # nothing ran: M1 (it passed) a rejected deal of its file's refusal; M2, which no route could read, a malformed
+    # one, as when it runs
+    assert sorted((r["route"], r["status"], r["response_code"]) for r in deals(ledger) if r["route"] != "ended") \
+        == [("(malformed)", "rejected", "30"), ("pay", "rejected", "30")]
     reason = (inbox / "error" / "bad.csv.reason.txt").read_text().splitlines()
     assert reason[1].startswith("record 2, byte offset 9: all_or_nothing = true on channel inbox: 1 of 2 record(s) "
                                 "fail the checks of their route, so the file is refused whole and no record was "
@@ -146,3 +161,23 @@ def test_all_or_nothing_is_true_or_false(tmp_path: Path) -> None:
         FileWatcher("w", {"dir": str(tmp_path), "all_or_nothing": "yes"})
     assert FileWatcher("w", {"dir": str(tmp_path), "all_or_nothing": True}).all_or_nothing is True
     assert FileWatcher("w", {"dir": str(tmp_path)}).all_or_nothing is False
+
+
+async def test_a_file_refused_whole_again_records_its_records_once(tmp_path: Path) -> None:
+    """The rows of a refusal have ids made from the file's bytes, record number and modification time: the same
+    file refused again (as at a restart that stopped between the rows and the file's move; here dropped again
+    as it was, with run_once = false) records none a second time."""
+    inbox, out = tmp_path / "in", tmp_path / "out"
+    inbox.mkdir()
+    out.mkdir()
+    ledger = tmp_path / "l.duckdb"
+    text = ROUTE.replace("    all_or_nothing = true\n", "    all_or_nothing = true\n    run_once = false\n")
+    (inbox / "bad.csv").write_bytes(b"ACME,2,1.50\nB1,1.50\nB2,0.00\n")
+    async with running(compile_text(tmp_path, text), ledger):
+        await wait_for(lambda: (inbox / "error" / "bad.csv").exists(), "the file refused")
+        (inbox / "error" / "bad.csv").rename(inbox / "bad.csv")        # the same bytes and modification time
+        await wait_for(lambda: (out / "END-bad.csv.json").exists() and len(_lines(out / "END-bad.csv.json")) == 2
+                       and not (inbox / "bad.csv").exists(), "the file refused again")
+    rows = [r for r in deals(ledger) if r["deal_type"] == "PAYMENT"]
+    assert sorted((r["reference"], r["status"]) for r in rows) == [("B1", "rejected"), ("B2", "rejected")]
+    assert len([r for r in deals(ledger) if r["route"] == "ended"]) == 2      # refused twice: two end messages

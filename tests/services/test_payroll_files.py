@@ -141,8 +141,11 @@ async def test_payroll_files_good_bad_total_repeated_and_re_exported(tmp_path):
                               ).fetchone()
     finally:
         con.close()
-    refused = {b.values["reference"] for b in bad + one_bad}
-    assert not [r for r in rows if r[0] in refused]       # the refused files: no deal
+    refused = {b.values["reference"] for b in bad}
+    assert not [r for r in rows if r[0] in refused]       # the file refused for its control totals: no deal
+    # the file refused whole by its route's checks (all_or_nothing): each line a rejected deal, nothing run
+    # (tests/services/test_payroll_refused_whole.py tells them apart)
+    assert [s for ref, s, _ in rows if ref in {b.values["reference"] for b in one_bad}] == ["rejected"] * 3
     assert [s for ref, s, _ in rows if ref == refs[0]] == ["committed", "duplicate"]
     assert [s for ref, s, _ in rows if ref == refs[1]] == ["failed", "failed"]
     assert {p for _, _, p in rows} == {company}

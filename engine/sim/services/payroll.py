@@ -49,7 +49,7 @@ def batch_of(values: Any) -> str:
     """50 salaries to a file: ``PAY-`` + the run's tag + the file's number (from the reference).  A salary the
     route rejects (a wrong IBAN) goes in a file of its own, named after its reference: the channel refuses a
     file with a line its checks fail whole (``all_or_nothing``), so the others run; that file's batch line
-    (REFUSED, 30, its reference the file's name) answers it, and its end deal records it."""
+    (REFUSED, 30, its reference the file's name) answers it, and it is a rejected deal of its own (refused_whole)."""
     ref = str(values["reference"])
     if ref.endswith("R"):
         return ref
