@@ -147,8 +147,10 @@ def describe_text(text: str) -> tuple[str, int]:
     shown = line if len(line) <= 60 else line[:57] + "..."
     if "\x00" in body[:512] or sum(not (c.isprintable() or c in "\r\n\t") for c in body[:512]) > 8:
         return "binary data", at
-    if any(sep in line for sep in (",", ";", "\t", "|")) and not _TAG_LINE.match(line):
-        return f"CSV text (first line {shown!r})", at
+    lines = [ln for ln in body.split("\n")[:2] if ln.strip()]
+    if len(lines) == 2 and not _TAG_LINE.match(line) and any(
+            lines[0].count(sep) and lines[0].count(sep) == lines[1].count(sep) for sep in (",", ";", "\t", "|")):
+        return f"CSV text (first line {shown!r})", at     # two lines of as many separators
     return f"text (first line {shown!r})", at
 
 
