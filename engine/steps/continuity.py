@@ -136,9 +136,10 @@ COMPONENT = ComponentSpec(
     options=(
         OptionSpec("key", "expr", "The account the chain is kept per: its member number (a classified "
                    "account is kept as a keyed digest).", required=True),
-        OptionSpec("statement", "expr", "The statement: an MT940's msg.block4, a camt.053 Stmt, or the "
-                   "message (msg) of a camt.053 or a camt.052 of one statement or report; a camt.052 intraday "
-                   "report, as an MT942, is checked against its TxsSummry and is no link of the chain.",
+        OptionSpec("statement", "expr", "The statement: an MT940's or MT950's msg.block4 (or msg), a camt.053 "
+                   "Stmt, or the message (msg) of a camt.053 or a camt.052 of one statement or report; a camt.052 "
+                   "intraday report, as an MT942, is checked against its TxsSummry and is no link of the chain. "
+                   "Another SWIFT message (an MT103) is rejected 30 saying what it is.",
                    required=True),
     ),
     build=ContinuityStep,
