@@ -41,6 +41,7 @@ _TAG = re.compile(r"^:(\d{2}[A-Z]?|NS):")
 _END = re.compile(r"-(?:\}.*)?")
 _FIN_START = re.compile(r"\{1:[FAL]\d\d")
 _FIN_B2 = re.compile(r"\{2:[IO](\d{3})")
+_ONLY = "only statements are read here: MT940, MT942, MT950 (FIN messages or bank .sta exports)"
 
 
 Statement = list[dict[str, Any]]
@@ -150,11 +151,10 @@ def _other_messages(text: str) -> tuple[str, list[tuple[int, NotAStatement]]]:
             continue
         raw = text[begin:end]
         tags = re.findall(r"^:(\d{2}[A-Z]?):", raw, re.M)
-        what = mt_name(b2[1])
+        fields = (", fields " + " ".join(f":{t}:" for t in tags[:4]) + (" ..." if len(tags) > 4 else "")) if tags else ""
         refused.append((begin, NotAStatement(
-            f"{what} is no bank statement (its block 2 says {b2[1]}{', fields ' + ' '.join(f':{t}:' for t in tags[:4]) if tags else ''}"
-            f"{' ...' if len(tags) > 4 else ''}); expected {ACCEPTED}", offset=b2.start(), field="block2",
-            hint="only statements are read here: MT940, MT942, MT950 (FIN messages or bank .sta exports)")))
+            f"{mt_name(b2[1])} is no bank statement (its block 2 says {b2[1]}{fields}); expected {ACCEPTED}",
+            offset=b2.start(), field="block2", hint=_ONLY)))
         for j in range(begin, end):
             if chars[j] not in "\r\n":
                 chars[j] = " "
@@ -170,9 +170,8 @@ def _statement_fields(raw: list[tuple[str, list[str], int]]) -> None:
     i, tag = bad
     what = guess_mt(tag for tag, _, _ in raw)
     raise NotAStatement(f"field :{tag}: is no field of a bank statement"
-                      + (f": these are the fields of {what}" if what else "")
-                      + f"; expected {ACCEPTED}: {SHAPE}", offset=raw[i][2] - len(tag) - 2, field=tag,
-                      hint="only statements are read here: MT940, MT942, MT950 (FIN messages or bank .sta exports)")
+                        + (f": these are the fields of {what}" if what else "")
+                        + f"; expected {ACCEPTED}: {SHAPE}", offset=raw[i][2] - len(tag) - 2, field=tag, hint=_ONLY)
 
 
 def parse_statements(text: str, *, check: bool = False) -> list[Statement]:
