@@ -20,6 +20,7 @@ from dsl import ast as A
 from dsl.dealamount import check_deal_amount
 from dsl.configfolders import check_config_folders
 from dsl.continuity import check_continuity
+from dsl.statement_args import check_statement_arg
 from dsl.records import check_record
 from dsl.limits import check_limit
 from dsl import asof, calendars, compexpect, ir
@@ -1617,6 +1618,10 @@ class Checker(_TestChecks):
                     check_limit(self, s, r)
                 elif kind == "continuity":  # a statement chain (dsl/continuity.py)
                     check_continuity(self, s, r)
+                    for a in s.assigns:     # E135: its statement is no message of a format holding none
+                        if a.parts == ("statement",):
+                            check_statement_arg(f"`continuity {s.name.name if s.name else ''}`: statement",
+                                                a.value, scope, self.res.formats, self.error)
                 elif kind == "record":      # the route's own values kept with the deal (dsl/records.py)
                     check_record(self, s, scope)
                 if spec.check is not None and not suggested:
@@ -2058,6 +2063,8 @@ class Checker(_TestChecks):
                 self._call_arg(e, sig, a, scope, later)
                 continue
             self._walk(a, scope, later)
+            if i == 0 and e.func in ("statement_check", "statement_kind"):    # E135 (dsl/statement_args.py)
+                check_statement_arg(f"{e.func}()", a, scope, self.res.formats, self.error)
             if i in sig.constant and not (isinstance(a, A.Lit) and a.type != "null"):
                 self.error("E077", f"{e.func}(): argument {i + 1} ({sig.params[i]}) must be a string literal "
                            f"(\"...\"), not {'null' if isinstance(a, A.Lit) else show(a)}", a.pos,

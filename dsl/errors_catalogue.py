@@ -199,6 +199,15 @@ CATALOGUE: tuple[Entry, ...] = (
           "format in several, each with its own folder)",
           'format J = json schema "."\n', 1, 17,
           files={f"s{i:04d}.json": "{}" for i in range(2000)}),
+    Entry("E135", "a statement reader given a message that holds no bank statement",
+          "statement_check(): `msg.block4` is of format `F` (swift mt103: an MT103 (Single Customer Credit "
+          "Transfer)), which holds no bank statement: it reads an MT940 (customer statement), MT942 (interim "
+          "transaction report) or MT950 (statement message) (a swift format of that type, or of any type) or a "
+          "camt.053 / camt.052 (an iso20022 format) (help: give it a statement's message, received through a "
+          "format of the statement's type); also statement_kind() and a `continuity` step's `statement`, for a "
+          "swift format of another type, an iso20022 format of another message (pain.001), an iso8583, fixed, csv "
+          "or copybook record; at the argument",
+          _route('let chk = statement_check(msg)', 'reply Req { code = "00" }'), 7, 31),
     Entry("E141", "`file.header.FIELD` on a channel that reads no header record",
           "channel `C` reads no header record: `file.header.FIELD` is always null (help: give the channel "
           "`header = FORMAT`, the format of the file's first record, and `skip_header = 1`)",

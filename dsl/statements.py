@@ -1,5 +1,6 @@
 """Bank statement functions of the route language: ``find`` (an item of a list by a field, wherever it
-is) and ``statement_check`` (does a statement add up?).  Registered into ``dsl.functions``' tables, as
+is) and ``statement_check`` (does a statement add up?): camt.053 / camt.052, MT940 / MT942 / MT950; any other
+message is refused saying what it is (formats.swift.statement_kind).  Registered into ``dsl.functions``' tables, as
 ``dsl.calendars`` is; the arithmetic is ``formats`` code (pure, ``Decimal``), shared with
 ``bsp codec --check-balances``."""
 from __future__ import annotations
@@ -10,7 +11,8 @@ from dsl.functions import FUNCTIONS, SIGNATURES, FunctionError, Sig, _str
 from formats.iso20022.camt_balance import (CLOSING, OPENING, REPORT, STATEMENT, balance, item_kind, item_problem,
                                            message_items)
 from formats.swift.statement import balance_problem as mt940_problem
-from formats.swift.statement import interim_problem, interim_sums, is_interim
+from formats.swift.statement import interim_problem, interim_sums
+from formats.swift.statement_kind import swift_statement
 
 
 def _at(item: Any, path: list[str]) -> Any:
@@ -70,22 +72,44 @@ def f_statement_check(s: Any) -> str:
                 ident = item.get("Id") if isinstance(item, Mapping) else None
                 out.append(f"{kind} {i}{f' {ident}' if ident else ''}: {problem}")
         return "; ".join(out)
-    kind = _camt_kind(s)
+    swift = _swift("statement_check", s)
+    kind = _camt_kind(s) if swift is None else None
     if kind is not None:
         problem = item_problem(s, kind)
         if problem and item_kind(s) is None and balance(s, *OPENING, *CLOSING) is None:
             problem += _AMBIGUOUS               # no booked balance at all: it may be an intraday report
-    elif isinstance(s, list) and is_interim(s):
-        problem = mt942_problem(s)
-    elif isinstance(s, list):
-        problem = mt940_problem(s)
+    elif swift is not None and swift[0] == "MT942":
+        problem = mt942_problem(swift[1])
+    elif swift is not None:                     # an MT940 or an MT950: the same balances and entries
+        problem = mt940_problem(swift[1])
     elif s is None:
         raise FunctionError("statement_check: expected a statement (a camt.053 Stmt or an MT940's block4), got null")
     else:
-        raise FunctionError("statement_check: expected a camt.053 statement (Stmt), a camt.052 report (Rpt), "
-                            "their message (msg) or an MT940's or MT942's block4 (a list of fields), got "
-                            f"{'text' if isinstance(s, str) else type(s).__name__}")
+        raise FunctionError(f"statement_check: expected {_EXPECTED}, got {_got(s)}")
     return problem or ""
+
+
+_EXPECTED = ("a camt.053 statement (Stmt), a camt.052 report (Rpt), their message (msg), or an MT940, MT942 or "
+             "MT950 (its msg, or its msg.block4: a list of fields)")
+
+
+def _got(s: Any) -> str:
+    if isinstance(s, str):
+        return "text"
+    if isinstance(s, Mapping):
+        shown = ", ".join(list(map(str, s))[:4])
+        return f"a record with {shown}{' ...' if len(s) > 4 else ''}" if s else "an empty record"
+    return type(s).__name__
+
+
+def _swift(fn: str, s: Any) -> tuple[str, list] | None:
+    """("MT940" / "MT942" / "MT950", block 4) of a SWIFT statement (its msg or msg.block4), None when ``s`` is no
+    SWIFT message; a SWIFT message that is no statement (an MT103, an MT103's block 4) fails the exchange saying
+    what it is (formats.swift.statement_kind)."""
+    try:
+        return swift_statement(s)
+    except ValueError as exc:
+        raise FunctionError(f"{fn}: {exc}") from None
 
 
 def mt942_problem(fields: list) -> str | None:
@@ -98,14 +122,13 @@ def mt942_problem(fields: list) -> str | None:
 
 def f_statement_kind(s: Any) -> str:
     """Which statement ``s`` is, as statement_check reads it (see the signature's doc)."""
+    swift = _swift("statement_kind", s)
+    if swift is not None:
+        return swift[0]
     kind = _camt_kind(s)
     if kind is not None:
         return "camt.052" if kind == REPORT else "camt.053"
-    if isinstance(s, list):
-        return "MT942" if is_interim(s) else "MT940"
-    raise FunctionError("statement_kind: expected a camt.053 statement (Stmt), a camt.052 report (Rpt), their "
-                        "message (msg) or an MT940's or MT942's block4 (a list of fields), got "
-                        f"{'null' if s is None else 'text' if isinstance(s, str) else type(s).__name__}")
+    raise FunctionError(f"statement_kind: expected {_EXPECTED}, got {'null' if s is None else _got(s)}")
 
 
 def _path_literal(index: int, value: Any) -> str | None:
@@ -139,7 +162,10 @@ _SIGNATURES: dict[str, Sig] = {
                            "is: give the message (msg: BkToCstmrStmt or BkToCstmrAcctRpt says it, and every Stmt or "
                            "Rpt of it is checked, each problem after \"Stmt 2 ID: \"), or an item that says it "
                            "(RptPgntn, AddtlRptInf: a report; StmtPgntn, AddtlStmtInf: a statement); an item that "
-                           "does not is checked as a statement (statement_kind tells which). An MT942 interim "
+                           "does not is checked as a statement (statement_kind tells which). An MT950 statement "
+                           "message (msg or msg.block4) is checked as an MT940. Any other SWIFT message (an MT103's "
+                           "msg, or a block4 with a field no statement has, e.g. :32A:) fails the exchange naming "
+                           "the message type or the field, never checked as a statement. An MT942 interim "
                            "report's msg.block4 (it has :34F: or :13D:, or :90D: / :90C: without balances) has no "
                            "balances: its :61: lines are checked against its :90D: / :90C: (number and sum of its "
                            "debits / credits), and what is wrong starts \"interim report (MT942): \" "
@@ -149,7 +175,9 @@ _SIGNATURES: dict[str, Sig] = {
                           "message), \"camt.052\" (an intraday report: a message whose group is "
                           "BkToCstmrAcctRpt, or an Rpt that has RptPgntn or AddtlRptInf), \"MT940\" (an "
                           "MT940's msg.block4), \"MT942\" (an MT942 interim report's: :34F: or :13D:, or "
-                          ":90D: / :90C: without balances); a Stmt or Rpt that does not tell is \"camt.053\""),
+                          ":90D: / :90C: without balances), \"MT950\" (an MT950's msg: its block 2 says 950; its "
+                          "block4 alone reads as \"MT940\"); a Stmt or Rpt that does not tell is \"camt.053\"; "
+                          "any other SWIFT message (an MT103) fails the exchange saying what it is"),
 }
 
 FUNCTIONS.update(_FUNCTIONS)

@@ -93,8 +93,9 @@ Spec = Annotated[Optional[str], typer.Option("--spec", metavar="FILE|NAME",
                                                   "name (iso8583_1987_ascii).", rich_help_panel=_I)]
 Message = Annotated[Optional[str], typer.Option("--message", help="SWIFT: accept only this type (mt103). "
                                                 "ISO 20022: pacs.008[.001.08].", rich_help_panel=_I)]
-Statements = Annotated[bool, typer.Option("--statements", help="SWIFT: read MT940/MT942 bank exports (.sta), "
-                                          "one statement per line (decode only); ISO 20022: one record per "
+Statements = Annotated[bool, typer.Option("--statements", help="SWIFT: read MT940/MT942/MT950 statements (bank "
+                                          ".sta exports or FIN messages; any other message is a bad record "
+                                          "saying what it is), one statement per line (decode only); ISO 20022: one record per "
                                           "statement of a camt.053 (Stmt; camt.052 Rpt, camt.054 Ntfctn), each "
                                           "with the group header.", rich_help_panel=_I)]
 CheckBalances = Annotated[bool, typer.Option("--check-balances", help="--statements (SWIFT, ISO 20022): each "

@@ -86,7 +86,9 @@ def reconcile(
     A running engine holds its ledger file locked: `--live` reconciles a snapshot the engine takes of
     it (`POST /ledger/snapshot`), in a private temporary file removed afterwards.
     An MT940 or camt.053 file's statements are checked too (each adds up; each account's open where the one
-    before closed, numbers follow on, pages complete): the form's statements table. A camt.052 intraday
+    before closed, numbers follow on, pages complete): the form's statements table. `--type mt940` reads
+    MT940, MT942 and MT950 (bank exports or FIN messages); a file that is none of them (an MT103, a pain.001,
+    a CSV) is refused naming what it is, its line and byte, and the type that reads it. A camt.052 intraday
     report (`--type camt052`), as an MT942, has no closing balance: it is no link of the chain, only its
     entries are checked against its TxsSummry.
     Exit 0 when fully matched, 1 when there are breaks, of lines or statements (or, --live, the engine answered with a problem

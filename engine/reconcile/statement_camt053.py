@@ -27,8 +27,10 @@ from typing import Any
 
 from formats.errors import FormatError, SpecError
 from formats.iso20022 import Iso20022Codec
+from formats.swift.statement_kind import describe_text
 
 from engine.reconcile.lines import StatementLine
+from engine.reconcile.statement_type import byte_at, text_of, type_hint
 from engine.reports.model import ReportError
 
 
@@ -119,6 +121,12 @@ def load_camt(path: Path, xsd_dir: Path | None, kind: str) -> list[StatementLine
             raise ReportError(f"{path}: {place}: field {exc.field}: {exc.message}"
                               + ("; write it with a point and no thousands separator, e.g. 1234.50"
                                  if "decimal number" in exc.message else "")) from None
+        if not data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):      # no XML at all: say what it is
+            text = text_of(data)
+            what, at = describe_text(text)
+            raise ReportError(f"{path}:{text.count(chr(10), 0, at) + 1}: byte {byte_at(data, text, at)}: "
+                              f"found {what}, not a {message} XML document ({group}){type_hint(data, kind)}") \
+                from None
         other = _other_message(exc.message, kind)
         raise ReportError(f"{path}: not a readable {message} {noun}: {exc}" + other) from None
     offsets = entry_offsets(data, part)

@@ -1,4 +1,6 @@
-"""MT940 statements (``formats.swift.parse_statements`` + ``statement_view``) as statement lines.
+"""MT940 statements (``formats.swift.parse_statements`` + ``statement_view``) as statement lines; MT942 interim
+reports and MT950 statement messages (FIN, or block 4 alone) read the same.  Any other file (an MT103, a
+pain.001, a CSV) is refused saying what it is, where, and which ``--type`` reads it (statement_type.py).
 
 Per :61: line: booking date (entry date, else value date), value date, the
 signed amount in the statement's currency, and candidate references in this
@@ -15,8 +17,10 @@ from pathlib import Path
 
 from formats.errors import FormatError
 from formats.swift import parse_statements, statement_view
+from formats.swift.statement_kind import NotAStatement
 
 from engine.reconcile.lines import StatementLine
+from engine.reconcile.statement_type import text_of, type_hint
 from engine.reports.model import ReportError
 
 _SUBFIELD = re.compile(r"\?\d{2}")
@@ -39,15 +43,14 @@ def sepa_refs(flat: str) -> dict[str, str]:
 
 def load_mt940(path: Path) -> list[StatementLine]:
     raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        text = raw.decode("latin-1")     # banks' .sta exports are often ISO 8859-1
+    text = text_of(raw)                  # banks' .sta exports are often ISO 8859-1
     try:
         statements = parse_statements(text)
         views = [statement_view(s) for s in statements]
     except FormatError as exc:
         where = f"{path}:{text.count(chr(10), 0, exc.offset) + 1}" if exc.offset is not None else str(path)
+        if isinstance(exc, NotAStatement):        # not a statement at all: what it is, and what reads it
+            raise ReportError(f"{where}: {exc}{type_hint(raw, 'mt940')}") from None
         raise ReportError(f"{where}: not a readable MT940 statement: {exc}") from None
     # line numbers of the :61: fields, in order (statement_view keeps their order)
     lines_61 = [i for i, line in enumerate(text.splitlines(), start=1) if line.startswith(":61:")]

@@ -1,7 +1,7 @@
 """``statement-continuity``: the counterparty statements the engine posted, checked as a chain per account.
 
 The ledger is the memory: every statement a route committed is a deal whose ``request`` holds the decoded
-statement (MT940 block 4, or the camt.053 ``Stmt``; a camt.052 intraday report's ``Rpt``), its opening and
+statement (the MT940's, MT950's or MT942's SWIFT message, or the camt.053 ``Stmt``; a camt.052 intraday report's ``Rpt``), its opening and
 closing balances, statement number and entries in clear (only the account and the owner's information are masked).  So the report needs no table
 of its own, nothing is kept in the engine's memory, and it reads the same after a restart.  The account is
 named by the deal key's first part (``member/reference/date`` in the account consolidation routes: the
@@ -12,7 +12,8 @@ adds up, opens where the one before closed, numbers follow on, pages complete); 
 the period are listed.  An intraday report (camt.052, or an MT942) is listed but is no link of the chain: its
 balances are the day's so far, not a closing balance.  Statements ``bsp ledger archive`` moved out are read from the archive files beside
 the ledger (their names are in its anchors), so a chain goes on across an archive; an archive not there is
-named in the header (the chains then start after it).  A statement rejected by its route (it did not add
+named in the header (the chains then start after it).  The other SWIFT deals of the ledger (an MT103, an MT202:
+block 2 says so, or block 4 has a field no statement has) are no statements and not read.  A statement rejected by its route (it did not add
 up, an unknown account) is no link of the chain: the next one shows the gap.  The second table is the last
 statement of each account: what the next one must open with.
 """
@@ -27,6 +28,7 @@ from engine.reconcile.continuity import PASSED, Head, check, head_camt052, head_
 from engine.reconcile.statement_checks import STATEMENT_COLUMNS
 from engine.reports.model import Column, Report, Table
 from engine.reports.source import Period, open_read_only
+from formats.swift.statement_kind import swift_statement
 
 COLUMNS = (Column("received_at", "timestamp", "received (UTC)"), *STATEMENT_COLUMNS,
            Column("deal_id", "text", "deal id"))
@@ -67,8 +69,12 @@ def heads_of(request: Any, *, place: str, account: str) -> list[Head]:
     doc = orjson.loads(request) if isinstance(request, (str, bytes)) else request
     if not isinstance(doc, dict):
         return []
-    if isinstance(doc.get("block4"), list):
-        return [head_mt940(doc["block4"], place=place, account=account)]
+    try:
+        swift = swift_statement(doc)        # an MT940, MT950 or MT942 (block 2 says which, else its fields)
+    except ValueError:
+        return []                           # an MT103, an MT202 ... the ledger holds: no statement
+    if swift is not None:
+        return [head_mt940(swift[1], place=place, account=account)]
     intraday = "BkToCstmrAcctRpt" in doc          # a camt.052 intraday report: as an MT942, no link of the chain
     group = doc.get("BkToCstmrAcctRpt" if intraday else "BkToCstmrStmt") or {}
     stmts = group.get("Rpt" if intraday else "Stmt") if isinstance(group, dict) else None

@@ -23,16 +23,19 @@ from engine.runtime.stepfail import input_failure
 from engine.statement_chains import Chains
 from engine.steps.base import SyncStep
 from formats.component import ComponentSpec, OptionSpec
+from formats.swift.statement_kind import swift_statement
 
 OPTIONS = ("key", "statement")
 
 
 def head(s: Any, place: str) -> Head | None:
-    """The Head of a decoded statement: an MT940's block 4 (a list of fields) or a camt.053 ``Stmt``; or a
+    """The Head of a decoded statement: an MT940's, MT950's or MT942's block 4 (a list of fields) or message, or a
+    camt.053 ``Stmt``; or a
     camt.053 / camt.052 document of one statement (``msg``): a camt.052 intraday report (``Rpt``) is, as an
     MT942, no link of the chain (a ``Rpt`` alone cannot be told from a ``Stmt``: give the document)."""
-    if isinstance(s, list):
-        return head_mt940(s, place=place, account="")
+    swift = swift_statement(s)          # ValueError: a SWIFT message that is no statement (an MT103)
+    if swift is not None:               # an MT940, MT950 or MT942 (its msg or block 4)
+        return head_mt940(swift[1], place=place, account="")
     if isinstance(s, Mapping):
         for group, part, make in (("BkToCstmrAcctRpt", "Rpt", head_camt052), ("BkToCstmrStmt", "Stmt", head_camt053)):
             g = s.get(group)
@@ -103,10 +106,15 @@ class ContinuityStep(SyncStep):
             raise StepFailure("rejected", f"continuity {self.chain}: the key must be text or a number, not "
                               f"blank, got {got(key)}", code="30",
                               text=f"invalid request (no account for {self.chain})", where=self.where)
-        h = head(s, f"{ex.channel} message")
+        try:
+            h = head(s, f"{ex.channel} message")
+        except ValueError as exc:       # an MT103 where a statement belongs: the sender's, not the route's
+            raise StepFailure("rejected", f"continuity {self.chain}: {exc}", code="30",
+                              text="invalid request (not a bank statement)", where=self.where) from None
         if h is None:
-            raise StepFailure("internal", f"continuity {self.chain}: `statement` must be an MT940's msg.block4, "
-                              f"a camt.053 Stmt, or a camt.053 / camt.052 message (msg) of one statement or "
+            raise StepFailure("internal", f"continuity {self.chain}: `statement` must be an MT940's, MT950's or "
+                              f"MT942's msg.block4 (or msg), a camt.053 Stmt, or a camt.053 / camt.052 message "
+                              f"(msg) of one statement or "
                               f"report, got {got(s)}", where=self.where)
         known = ex.classified()
         if known and any(v == key or (len(v) >= 4 and v in key) or (len(key) >= 4 and key in v) for v in known):
@@ -128,9 +136,10 @@ COMPONENT = ComponentSpec(
     options=(
         OptionSpec("key", "expr", "The account the chain is kept per: its member number (a classified "
                    "account is kept as a keyed digest).", required=True),
-        OptionSpec("statement", "expr", "The statement: an MT940's msg.block4, a camt.053 Stmt, or the "
-                   "message (msg) of a camt.053 or a camt.052 of one statement or report; a camt.052 intraday "
-                   "report, as an MT942, is checked against its TxsSummry and is no link of the chain.",
+        OptionSpec("statement", "expr", "The statement: an MT940's or MT950's msg.block4 (or msg), a camt.053 "
+                   "Stmt, or the message (msg) of a camt.053 or a camt.052 of one statement or report; a camt.052 "
+                   "intraday report, as an MT942, is checked against its TxsSummry and is no link of the chain. "
+                   "Another SWIFT message (an MT103) is rejected 30 saying what it is.",
                    required=True),
     ),
     build=ContinuityStep,

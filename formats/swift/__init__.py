@@ -2,7 +2,8 @@
 
     SwiftCodec("mt103").decode(bytes) / .encode(values)
     parse_fin(text) -> (values, end); write_fin(values) -> text; parse_many(text); split_rje(text)
-    parse_statements(text) -> list of block-4 field lists (lenient reader for bank .sta exports)
+    parse_statements(text) -> list of block-4 field lists (lenient reader for bank .sta exports and FIN
+        MT940 / MT942 / MT950 messages; anything else refused saying what it is: statement_kind)
     iter_statements(text) -> (offset, fields | FormatError) per statement
     check_statement(fields) (mandatory tags, C27), check_balances(fields) (opening + entries = closing)
     statement_view(fields) -> statement + transactions (MT940/942 view; :NS: split by parse_ns)

@@ -1,4 +1,10 @@
-"""MT940 / MT942 statements: a lenient reader for banks' .sta exports and a flat view.
+"""MT940 / MT942 / MT950 statements: a lenient reader for banks' .sta exports and a flat view.
+
+What it reads: block 4 fields of an MT940, an MT942 or an MT950 (the MT950 statement message is an MT940
+without :86:), written alone (a bank's export) or as FIN messages (``{1:...}{2:O950...}{4:`` ... ``-}{5:...}``).
+Anything else is refused as ``NotAStatement`` saying what it is and where (formats.swift.statement_kind): a
+FIN message of another type at its block 2 (an MT103 in an RJE batch), a field no statement has (an MT103's
+:32A: in block 4 text) at that field, a text without any field (a pain.001, a CSV) at its start.
 
 ``parse_statements(text)`` reads files that hold only block 4 content (no FIN
 envelope), statements separated by a line "-" (or, where a bank leaves it out, by
@@ -27,8 +33,15 @@ from typing import Any, Iterator
 from formats.errors import FormatError
 from formats.swift.details86 import add_details, parse_86
 from formats.swift.fields import parse_field
+from formats.swift.statement_kind import (ACCEPTED, SHAPE, STATEMENT_TYPES, describe_text, foreign_field, guess_mt,
+                                           mt_name, NotAStatement)
 
 _TAG = re.compile(r"^:(\d{2}[A-Z]?|NS):")
+# a statement's end: a line "-", or a FIN message's block 4 end "-}" (its trailer blocks {5:...} may follow)
+_END = re.compile(r"-(?:\}.*)?")
+_FIN_START = re.compile(r"\{1:[FAL]\d\d")
+_FIN_B2 = re.compile(r"\{2:[IO](\d{3})")
+_ONLY = "only statements are read here: MT940, MT942, MT950 (FIN messages or bank .sta exports)"
 
 
 Statement = list[dict[str, Any]]
@@ -60,7 +73,7 @@ def _split(text: str) -> list[tuple[int, list[tuple[str, list[str], int]]]]:
                 body = body.lstrip(" ")
             current.append((m[1], [body], offset + m.end()))
             in_field = True
-        elif line.strip(" \x01\x03\x1a") in ("-", "-}"):
+        elif _END.fullmatch(line.strip(" \x01\x03\x1a")):
             if current:
                 out.append((start, current))
             current = []
@@ -92,12 +105,21 @@ def iter_statements(text: str, *, check: bool = False, balances: bool = False
     ``balances``: opening balance + entries must equal the closing balance (``check_balances``), and a
     statement's opening balance the closing balance of the one before it of the same account in the file
     (``check_continuity``)."""
+    text, refused = _other_messages(text)
     parts = _split(text)
-    if not parts:
-        raise FormatError("no MT940/MT942 fields found (expected lines like :20:...)", offset=0)
+    if not parts and not refused:
+        what, at = describe_text(text)
+        raise NotAStatement(f"no bank statement here: found {what}; expected {ACCEPTED}: {SHAPE}", offset=at,
+                            hint="a camt.053 / camt.052 statement is XML, read as ISO 20022"
+                            if what.startswith("an XML") else None)
+    items: list[tuple[int, Any]] = sorted([*parts, *refused], key=lambda p: p[0])
     closed: dict[str, tuple[dict[str, Any], int, str]] = {}   # account -> (its last 62a, statement no, 28C)
-    for no, (start, raw) in enumerate(parts, 1):
+    for no, (start, raw) in enumerate(items, 1):
+        if isinstance(raw, FormatError):
+            yield start, raw
+            continue
         try:
+            _statement_fields(raw)
             fields = _fields(raw)
             offsets = [off for _, _, off in raw]
             if check:
@@ -111,6 +133,45 @@ def iter_statements(text: str, *, check: bool = False, balances: bool = False
             yield start, exc
             continue
         yield start, fields
+
+
+def _other_messages(text: str) -> tuple[str, list[tuple[int, NotAStatement]]]:
+    """FIN messages (``{1:...}{2:O940...}{4:...-}``) of a type that is no statement (an MT103 ...), each as its
+    FormatError at its block 2, and ``text`` with them blanked out (spaces, the line breaks kept: offsets and
+    lines stay).  Service messages (an ACK: no block 2) are left to the reader: they hold no fields."""
+    starts = [m.start() for m in _FIN_START.finditer(text)]
+    if not starts:
+        return text, []
+    refused: list[tuple[int, NotAStatement]] = []
+    chars = list(text)
+    for i, begin in enumerate(starts):
+        end = starts[i + 1] if i + 1 < len(starts) else len(text)
+        b2 = _FIN_B2.search(text, begin, end)
+        if b2 is None or b2[1] in STATEMENT_TYPES:
+            continue
+        raw = text[begin:end]
+        tags = re.findall(r"^:(\d{2}[A-Z]?):", raw, re.M)
+        fields = (", fields " + " ".join(f":{t}:" for t in tags[:4]) + (" ..." if len(tags) > 4 else "")) if tags else ""
+        refused.append((begin, NotAStatement(
+            f"{mt_name(b2[1])} is no bank statement (its block 2 says {b2[1]}{fields}); expected {ACCEPTED}",
+            offset=b2.start(), field="block2", hint=_ONLY)))
+        for j in range(begin, end):
+            if chars[j] not in "\r\n":
+                chars[j] = " "
+    return ("".join(chars) if refused else text), refused
+
+
+def _statement_fields(raw: list[tuple[str, list[str], int]]) -> None:
+    """Refuses a statement with a field no MT940, MT942 or MT950 has (an MT103's block 4 in a .sta file), at that
+    field, before its fields are read as a statement's."""
+    bad = foreign_field(tag for tag, _, _ in raw)
+    if bad is None:
+        return
+    i, tag = bad
+    what = guess_mt(tag for tag, _, _ in raw)
+    raise NotAStatement(f"field :{tag}: is no field of a bank statement"
+                        + (f": these are the fields of {what}" if what else "")
+                        + f"; expected {ACCEPTED}: {SHAPE}", offset=raw[i][2] - len(tag) - 2, field=tag, hint=_ONLY)
 
 
 def parse_statements(text: str, *, check: bool = False) -> list[Statement]:

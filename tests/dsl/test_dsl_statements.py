@@ -226,3 +226,30 @@ def test_mt942_without_totals_has_nothing_to_check_and_an_mt940_is_still_one() -
              {"tag": "62F", "value": {**bal, "amount": Decimal("5")}},
              {"tag": "90D", "value": {"count": "2", "currency": "EUR", "amount": Decimal("9")}}]
     assert (kind(mt940), statement_check(mt940)) == ("MT940", "")
+
+
+MT103_RJE = CORPUS.parent / "swift" / "prowide_mt103_rje_batches" / "input" / "MT103-out-ack.rje"
+
+
+@pytest.mark.skipif(not MT103_RJE.is_file(), reason="conformance corpus not found")
+def test_an_mt103_is_refused_saying_what_it_is_and_an_mt950_is_checked_as_a_statement() -> None:
+    """The corpus's MT103 (its msg, its msg.block4) was read as an MT940: statement_check answered "no opening
+    balance (60F/60M)" and statement_kind "MT940"; an MT950's msg was "expected ... got dict"."""
+    from formats.swift import SwiftCodec
+    from tests.formats.test_swift_statement_kind import MT950
+    kind = FUNCTIONS["statement_kind"]
+    mt103 = SwiftCodec().decode(MT103_RJE.read_text("ascii").split("$")[0].strip().encode())
+    for fn in (statement_check, kind):
+        with pytest.raises(FunctionError, match=r": an MT103 \(Single Customer Credit Transfer\) is no bank "
+                                                r"statement: expected an MT940 \(customer statement\), MT942"):
+            fn(mt103)
+        with pytest.raises(FunctionError, match=r": field 2 \(:23B:\) is no field of a bank statement: these are "
+                                                r"the fields of an MT103 \(Single Customer Credit Transfer\)"):
+            fn(mt103["block4"])
+    mt950 = SwiftCodec().decode(MT950.encode())
+    assert (kind(mt950), statement_check(mt950), statement_check(mt950["block4"])) == ("MT950", "", "")
+    mt950["block4"][-2]["value"]["amount"] = Decimal("1149999.00")          # the 62F: 0.50 short
+    assert statement_check(mt950).startswith("closing balance :62F: is 1149999.00 EUR, but the opening balance "
+                                             ":60F: 1000000.00 plus the 2 entries (+149999.50) makes 1149999.50")
+    with pytest.raises(FunctionError, match=r"got a record with block1, block2, block3, block4"):
+        statement_check({"block1": {}, "block2": {}, "block3": {}, "block4": "text", "block5": {}})

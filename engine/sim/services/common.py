@@ -1,9 +1,9 @@
 """Helpers the service simulators share."""
 from __future__ import annotations
 
-import csv
 import functools
 import random
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -12,12 +12,25 @@ from zoneinfo import ZoneInfo
 
 from engine.sim.services.model import refuses
 
-CN_EXCHANGE = Path(__file__).resolve().parents[3] / "routes" / "common" / "calendars" / "cn_exchange.csv"
+ROUTES = Path(__file__).resolve().parents[3] / "routes"
+
+
+@dataclass(frozen=True)
+class CalendarRef:
+    """A business-day calendar as the routes name it: the table ``table`` the route file ``route`` declares
+    (``table target2 = csv "calendars/target2.csv" key date``, with its ``effective from`` column when it has
+    one).  The simulators read it as the engine does (``read_calendar``), never the CSV file on their own."""
+    route: Path
+    table: str
+
+
+# the TARGET2 closing days (EUR settles, a direct debit is collected, on a TARGET2 business day)
+TARGET2 = CalendarRef(ROUTES / "common" / "target2.route", "target2")
+# the days the Shanghai and Shenzhen exchanges are open (the fund routes' dealing days)
+CN_EXCHANGE = CalendarRef(ROUTES / "common" / "dealing_days.route", "cn_exchange")
 # the CNAPS business days (China's holidays and the weekend days worked in their place): the remittance
 # routes' cny_calendar
-TARGET2 = Path(__file__).resolve().parents[3] / "routes" / "common" / "calendars" / "target2.csv"
-CNY_HOLIDAYS = Path(__file__).resolve().parents[3] / "routes" / "remittance" / "cny_holidays.csv"
-
+CNY_HOLIDAYS = CalendarRef(ROUTES / "remittance" / "remittance.route", "cny_calendar")
 
 def money(rng: random.Random, low: int, high: int) -> Decimal:
     """An amount between low and high (whole units), with cents."""
@@ -73,19 +86,56 @@ def every(_values: Any) -> bool:
     return True
 
 
-@functools.lru_cache(maxsize=4)
-def _calendar(path: Path) -> Any:
-    from dsl.calendars import build
-    with open(path, newline="", encoding="utf-8") as fh:
-        return build(path.stem, path.name, list(csv.DictReader(fh)))
+def _stamp(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_mtime_ns, st.st_size
 
 
-def business_day(day: date, calendar: Path = TARGET2) -> date:
+@functools.lru_cache(maxsize=8)
+def _declaration(route: Path, table: str, _stamp: tuple[int, int]) -> Any:
+    """The ``dsl.ir.TableDecl`` of ``table`` as route file ``route`` (compiled with what it uses) declares it."""
+    from dsl.diagnostics import render
+    from dsl.load import compile_paths
+    from engine.sim.services.registry import services_registry
+    res = compile_paths([route], services_registry())
+    if res.program is None:
+        raise ValueError(f"{route}: does not compile, so calendar {table} cannot be read as the engine reads it:\n"
+                         + "\n".join(render(d, {}) for d in res.errors))
+    decl = res.program.tables.get(table)
+    if decl is None:
+        raise ValueError(f"{route}: declares no table {table} (it declares {', '.join(res.program.tables) or 'none'})")
+    return decl
+
+
+_TABLES: dict[tuple[str, str], tuple[tuple[int, int], Any]] = {}      # (route, table) -> (its CSV's stamp, table)
+
+
+def _table(route: Path, decl: Any) -> Any:
+    from dsl.tables import load_table
+    stamp = _stamp(Path(decl.path))
+    hit = _TABLES.get((str(route), decl.name))
+    if hit is None or hit[0] != stamp:
+        hit = _TABLES[str(route), decl.name] = (stamp, load_table(decl))
+    return hit[1]
+
+
+def read_calendar(ref: CalendarRef) -> Any:
+    """The calendar ``ref`` names, read the way the engine reads it: the route file's declaration of the table
+    (``dsl.load``), its CSV loaded as a table (``dsl.tables.load_table``: an effective-dated table keeps each
+    day's versions) and read as a calendar (``dsl.calendars.calendar_of``: a day by its row in force on that
+    day); read again when the route or the CSV file changes."""
+    from dsl.calendars import calendar_of
+    decl = _declaration(ref.route, ref.table, _stamp(ref.route))
+    return calendar_of(_table(ref.route, decl), "business_day")
+
+
+def business_day(day: date, calendar: CalendarRef = TARGET2) -> date:
     """``day`` when it is a business day of ``calendar`` (by default TARGET2's), else the next one, as the
-    routes' ``add_business_days(day, 0, calendar)``; a year the calendar does not list is rolled over weekends
-    only (the routes then fail the deal naming the calendar and the year, which the demo should show)."""
+    routes' ``add_business_days(day, 0, calendar)`` (the same reading: ``read_calendar``, effective dates too);
+    a year the calendar does not list is rolled over weekends only (the routes then fail the deal naming the
+    calendar and the year, which the demo should show)."""
     from dsl.functions import FunctionError
-    cal = _calendar(calendar)
+    cal = read_calendar(calendar)
     while True:
         try:
             if cal.open(day, "business_day"):
@@ -97,11 +147,11 @@ def business_day(day: date, calendar: Path = TARGET2) -> date:
 
 
 def _cn_exchange() -> Any:
-    return _calendar(CN_EXCHANGE)
+    return read_calendar(CN_EXCHANGE)
 
 
 def dealing_day(cutoff: time = time(15, 0), ahead: timedelta = timedelta(minutes=5),
-                at: datetime | None = None, calendar: Path = CN_EXCHANGE) -> int:
+                at: datetime | None = None, calendar: CalendarRef = CN_EXCHANGE) -> int:
     """The trade date (YYYYMMDD) of a fund order sent now (``at``; by default the engine's clock,
     ``dsl.clock.now()``: the wall clock, or where ``--at`` set it, as the routes' ``now()``): the
     first day the Shanghai and Shenzhen exchanges are open (routes/common/calendars/cn_exchange.csv)
@@ -110,13 +160,14 @@ def dealing_day(cutoff: time = time(15, 0), ahead: timedelta = timedelta(minutes
     ``ahead`` of the clock, so that an order made just before the cut-off and received after it is
     dated the next dealing day (a later date passes), never one the route finds past.  A year the
     calendar does not list is rolled over weekends only: the routes then fail the order naming the
-    calendar and the year, which is what the demo should show.  ``calendar``: another calendar file
-    (CNY_HOLIDAYS, the CNAPS business days, for a remittance's value date and its 17:00 cut-off)."""
+    calendar and the year, which is what the demo should show.  ``calendar``: another calendar (CNY_HOLIDAYS,
+    the CNAPS business days, for a remittance's value date and its 17:00 cut-off), read as the engine reads it
+    (``read_calendar``)."""
     from dsl.clock import now
     from dsl.functions import FunctionError
     local = ((at or now()) + ahead).astimezone(ZoneInfo("Asia/Shanghai"))
     day: date = local.date() if local.time() < cutoff else local.date() + timedelta(days=1)
-    cal = _calendar(calendar)
+    cal = read_calendar(calendar)
     while True:
         try:
             if cal.open(day, "dealing_day"):
