@@ -75,6 +75,9 @@ def show(e: ir.Expr) -> str:
             return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
         if e.type == "bool":
             return "true" if e.value else "false"
+        if e.type == "timestamp":
+            from dsl.timestamps import text
+            return text(e.value)
         return "null" if e.type == "null" else str(e.value)
     if isinstance(e, ir.Call):
         return f"{e.func}(...)"
@@ -96,7 +99,7 @@ def field_type(fd: Any) -> str | None:
 
 def lit_type(e: ir.Lit) -> str | None:
     return {"string": STRING, "int": INTEGER, "decimal": DECIMAL, "duration": DECIMAL,
-            "bool": BOOL, "null": NULL}.get(e.type)
+            "bool": BOOL, "null": NULL, "timestamp": TIMESTAMP}.get(e.type)
 
 
 def as_number(text: str) -> Decimal | None:
@@ -242,8 +245,14 @@ class Typer:
         if op in ("+", "-", "*", "/", "%"):
             if a in NUMERIC and b in NUMERIC:
                 return _arith_result(a, b, op)
+            if TIMESTAMP in (a, b) and op in ("+", "-"):
+                timed = self._timed(e, a, b)
+                if timed is not False:
+                    return timed
             self.report("E073", f"cannot apply {op} to {sides}", e.pos,
                         "arithmetic needs a number on both sides" + (
+                            "; a timestamp moves by a duration (ts + 2h, ts - 30m), ts - ts is the seconds between"
+                            if TIMESTAMP in (a, b) and DATE not in (a, b) else
                             "; dates have no operators: add_days(d, n) moves a date, days_between(a, b) counts the days "
                             "from a to b" if DATE in (a, b) or TIMESTAMP in (a, b)
                             else "; `+` joins text when one side is a string" if op != "+" else ""))
@@ -259,6 +268,22 @@ class Typer:
             self.report("E073", f"cannot compare {desc(a)} ({show(e.left)}) {op} {desc(b)} ({show(e.right)})",
                         e.pos, self._hint(e, a, b) or "order compares two numbers, two strings or two dates")
         return BOOL
+
+    def _timed(self, e: ir.Binary, a: str, b: str) -> str | None | bool:
+        """``TS + 2h``, ``2h + TS``, ``TS - 30m``: a timestamp; ``TS - TS``: the seconds between (a decimal);
+        a plain number literal beside a timestamp (``now() + 1``) is refused: write its unit.  False: not one
+        of these (the caller reports E073)."""
+        op = e.op
+        if a == b == TIMESTAMP:
+            return DECIMAL if op == "-" else False
+        num = e.right if a == TIMESTAMP else e.left
+        if (b if a == TIMESTAMP else a) not in NUMERIC or (op == "-" and a != TIMESTAMP):
+            return False
+        if isinstance(num, ir.Lit) and num.type in ("int", "decimal"):
+            self.report("E073", f"`{op}` beside a timestamp takes a duration: {show(num)} has no unit", num.pos,
+                        f"write the unit: {show(num)}s, {show(num)}m, {show(num)}h or {show(num)}d")
+            return None
+        return TIMESTAMP
 
     @staticmethod
     def _hint(e: ir.Binary, a: str, b: str) -> str | None:
