@@ -619,7 +619,8 @@ TEST_CATALOGUE: tuple[Entry, ...] = (
     Entry("E098", "test declared twice", 'test "NAME" is declared twice',
           _test('given front sends { a = 1 }') + 'test "t" {\n' + _T_SEND + '}\n', 12, 6),
     Entry("E099", "http details on a channel that is not http",
-          "channel `C` (memory) is not an http listen channel: it has no request line",
+          "channel `C` (memory) is not an http listen channel: it has no request line (also: an http request has "
+          "no `NAME` to set; `http.peer` is the client's address, HOST:PORT: \"partner-a\" is not one)",
           _test('given front sends { a = 1 } http { method = "GET" }'), 10, 40),
     Entry("E102", "file details on a channel that takes no files, or a wrong one",
           "channel `C` (memory) does not take files: its routes see no `file` (also: a file record has no `NAME` "

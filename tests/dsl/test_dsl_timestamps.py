@@ -160,3 +160,19 @@ def test_check_refuses_what_never_holds(tmp_path, registry):
     got = [(d.code, d.message) for d in r.diagnostics if d.severity == "error"]
     assert ("E073", "cannot compare a timestamp (2026-11-25T10:00:00Z) > an integer (msg.count)") in got
     assert any(c == "E073" and "never holds" in m for c, m in got)
+
+
+def test_the_docs_timestamp_example_passes_its_route_test(tmp_path):
+    """docs/language.md#timestamps: the example's route test (a partner's zone-less time in a fixed-width
+    record, after the cut-off written as a literal) passes under `bsp test`."""
+    import re
+    from pathlib import Path
+    from engine.registry import default_registry
+    from engine.routetest.runner import run_paths
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "language.md").read_text(encoding="utf-8")
+    section = doc.split("### Timestamps\n", 1)[1].split("\n### ", 1)[0]
+    (block,) = re.findall(r"```route\n(.*?)```", section, flags=re.S)
+    (tmp_path / "example_test.route").write_text(block)
+    result = run_paths([tmp_path / "example_test.route"], default_registry())
+    assert [o.name for o in result.outcomes] == ["a booking after the cut-off is late"]
+    assert all(o.passed for o in result.outcomes), [f for o in result.outcomes for f in o.failures]
