@@ -176,3 +176,13 @@ def test_the_docs_timestamp_example_passes_its_route_test(tmp_path):
     result = run_paths([tmp_path / "example_test.route"], default_registry())
     assert [o.name for o in result.outcomes] == ["a booking after the cut-off is late"]
     assert all(o.passed for o in result.outcomes), [f for o in result.outcomes for f in o.failures]
+
+
+def test_the_program_with_a_timestamp_literal_dumps_to_json(tmp_path, registry):
+    """`bsp check --explain` prints the IR as JSON: a timestamp literal is written as it is in the route."""
+    import json
+    r = check(tmp_path, registry, '    reply Rsp { resp_code = "00"  stamp = 2026-11-25T10:00:00 + 90s }\n'
+                                  '    on error reply Rsp { resp_code = "96"  stamp = 2026-11-25T11:00:00+01:00 }')
+    assert r.program is not None, r.diagnostics
+    text = json.dumps(r.program.to_json())
+    assert '"2026-11-25T10:00:00"' in text and '"2026-11-25T11:00:00+01:00"' in text
