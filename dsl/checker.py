@@ -1870,8 +1870,19 @@ class Checker(_TestChecks):
         if self._errors() != before:         # a name problem: its types would only repeat it
             return None
         typer = Typer(lambda c, m, p, h: (self.warn if c.startswith("W") else self.error)(c, m, p, h),
-                      lambda x: self._ref_type(x, scope))
+                      lambda x: self._ref_type(x, scope), lambda x: self._ref_zone(x, scope))
         return typer.condition(e) if cond else typer.infer(e)
+
+    def _ref_zone(self, e: A.Expr, scope: dict[str, Binding]) -> bool | None:
+        """Whether a record field read as a timestamp has a zone: its pattern reads one (``%z``) or not (a
+        fixed-width or CSV time, zone-less); None for anything else."""
+        if isinstance(e, A.Attr) and isinstance(e.base, A.Name):
+            b = scope.get(e.base.name)
+            if b is not None and b.kind in ("msg", "call") and b.format:
+                fd = self._typed_fields(b.format).get(e.name)
+                if fd is not None and field_type(fd) == TIMESTAMP:
+                    return "%z" in (getattr(fd, "pattern", None) or "")
+        return None
 
     def _ref_type(self, e: A.Expr, scope: dict[str, Binding]) -> str | None:
         """The type of a name or field read: a typed ``let``, a record field of msg or a call result."""

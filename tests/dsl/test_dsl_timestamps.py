@@ -186,3 +186,27 @@ def test_the_program_with_a_timestamp_literal_dumps_to_json(tmp_path, registry):
     assert r.program is not None, r.diagnostics
     text = json.dumps(r.program.to_json())
     assert '"2026-11-25T10:00:00"' in text and '"2026-11-25T11:00:00+01:00"' in text
+
+
+@pytest.mark.parametrize("body, words", [
+    ('msg.booked > 2026-11-25T16:30:00Z else reject "13" "late"',
+     "cannot order a timestamp with a zone (2026-11-25T16:30:00Z) and one without (msg.booked)"),
+    ('now() - msg.booked < 5m else reject "13" "old"', "cannot subtract a timestamp with a zone (now(...))"),
+    ('msg.booked == add_days(now(), -1) else reject "13" "x"', "cannot compare a timestamp with a zone"),
+])
+def test_check_refuses_a_zoned_and_a_zone_less_timestamp_together(tmp_path, registry, body, words):
+    """A fixed-width record's time has no zone: ordered with `now()` or a `Z` literal it fails every request at
+    run time, so `bsp check` refuses it (E073, at the operator's expression)."""
+    r = check(tmp_path, registry, f'    validate {{\n        {body}\n    }}\n    reply Rsp {{ resp_code = "00" }}')
+    errs = [d for d in r.diagnostics if d.severity == "error"]
+    assert [(d.code, d.pos.line, d.pos.col) for d in errs] == [("E073", 13, 9)], [str(d) for d in errs]
+    assert words in errs[0].message and "write both with a zone, or both without" in errs[0].help
+
+
+def test_check_takes_a_field_read_with_its_offset_beside_now(tmp_path, registry):
+    head = HEAD.replace('booked  date(14, "%Y%m%d%H%M%S")', 'booked  date(19, "%Y%m%d%H%M%S%z")')
+    src = head + ('route r {\n    receive from mainframe as Req\n    validate {\n'
+                  '        now() - msg.booked < 5m and msg.booked > 2026-11-25T10:00:00+01:00 else reject "13" "old"\n'
+                  '    }\n    reply Rsp { resp_code = "00" }\n}\n')
+    r = compile_source(src, registry, tmp_path / "main.route")
+    assert [str(d) for d in r.diagnostics if d.severity == "error"] == []
