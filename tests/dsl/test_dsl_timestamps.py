@@ -58,6 +58,7 @@ def test_the_literal_is_the_type_now_gives_and_compares_with_it():
     ("2h + 2026-11-25T10:00:00Z", datetime(2026, 11, 25, 12, tzinfo=UTC)),
     ("2026-11-25T10:00:00Z - 30m", datetime(2026, 11, 25, 9, 30, tzinfo=UTC)),
     ("2026-11-25T10:00:00Z-1d", datetime(2026, 11, 24, 10, tzinfo=UTC)),          # no spaces: still a minus
+    ("2026-11-25T10:00:00Z-1000s", datetime(2026, 11, 25, 9, 43, 20, tzinfo=UTC)),
     ("2026-11-25T10:00:00 + 250ms", datetime(2026, 11, 25, 10, 0, 0, 250000)),
     ("2026-11-25T10:00:00Z - 2026-11-24T22:00:00Z", Decimal(43200)),           # seconds, as a duration
     ("2026-11-25T10:00:00.5Z - 2026-11-25T10:00:00Z", Decimal("0.5")),
