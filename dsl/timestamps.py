@@ -107,7 +107,7 @@ def _malformed(text: str) -> str:
 def text(v: datetime) -> str:
     """A timestamp as the literal that reads back to an equal value: its own offset (``Z`` for UTC), none
     for a zone-less one; a fraction only when it has one (milliseconds when they are whole)."""
-    out = v.strftime("%Y-%m-%dT%H:%M:%S")
+    out = f"{v.year:04d}-{v.month:02d}-{v.day:02d}T{v.hour:02d}:{v.minute:02d}:{v.second:02d}"   # year 0999 too
     if v.microsecond:
         out += f".{v.microsecond // 1000:03d}" if v.microsecond % 1000 == 0 else f".{v.microsecond:06d}"
     off = v.utcoffset()

@@ -71,8 +71,6 @@ class Unwritable(ValueError):
     pass
 
 
-
-
 def clock_literal(v: datetime, reads: list[datetime]) -> str | None:
     """A timestamp as the test writes it from its clock: ``now()`` when it is an instant the exchange's routes
     read (``frames.clock``: in the test every read is its ``at`` instant, so the route makes it ``now()``

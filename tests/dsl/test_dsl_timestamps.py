@@ -32,6 +32,7 @@ def ev(text: str, **scope):
     ("2026-11-25T10:00:00.123456Z", datetime(2026, 11, 25, 10, 0, 0, 123456, tzinfo=UTC)),
     ("2026-11-25T10:00:00", datetime(2026, 11, 25, 10)),                   # no zone: a local time
     ("2024-02-29T23:59:59+00:00", datetime(2024, 2, 29, 23, 59, 59, tzinfo=UTC)),
+    ("0999-01-02T03:04:05", datetime(999, 1, 2, 3, 4, 5)),                  # written back with 4 digits
 ])
 def test_literal_values(text, want):
     got = ev(text)
