@@ -37,7 +37,7 @@ from dsl.functions import SIGNATURES
 from dsl.hookfail import hook_failure
 from dsl.listen import listen_clashes
 from dsl.muxkeys import mux_key_check
-from dsl.peer import CERT_FIELDS, CERT_MODES, PEER_FIELDS
+from dsl.peer import CERT_FIELDS, CERT_MODES, PEER_FIELDS, peer_address
 from dsl.options import NOT_LITERAL, best_guess, convert, finish_options, group_atoms, literal_of
 from dsl.types import (BOOL, DATE, INTEGER, NUMBER, NUMERIC, NULL, STRING, TIMESTAMP, Typer, as_number, body_fields, desc,
                        field_type, show)
@@ -86,7 +86,8 @@ EXACT_BODY_KINDS = ("json", "xml")
 # receiving channel kinds a test cannot send `twice` on, and why (E088)
 NO_REPEAT_KINDS = {"timer": "each tick is a new one, with its own number and time"}
 # ``given CHANNEL sends ... http { ... }``: what an http listen request line may set.
-GIVEN_HTTP_FIELDS = ("method", "path", "params", "query", "headers")
+# ``peer = "10.20.30.40:51234"``: the client's address the route reads as ``http.peer`` (HOST:PORT)
+GIVEN_HTTP_FIELDS = ("method", "path", "params", "query", "headers", "peer")
 # A record option every channel kind takes (``record = true``: capture its frames, docs/testing.md).
 COMMON_CHANNEL_OPTIONS = ("record",)
 
@@ -436,6 +437,10 @@ class _TestChecks:
                            did_you_mean(str(a.parts[0]), GIVEN_HTTP_FIELDS)
                            or "set: " + ", ".join(GIVEN_HTTP_FIELDS) + " (params.NAME, query.NAME, "
                            'headers["NAME"])')
+            elif role == "listen" and a.parts == ("peer",) and isinstance(a.value, ir.Lit) \
+                    and not (a.value.type == "string" and peer_address(a.value.value)):
+                self.error("E099", f"`http.peer` is the client's address, HOST:PORT: {show(a.value)} is not one",
+                           a.value.pos, 'write it as the route reads it: peer = "10.20.30.40:51234"')
             self._expr(a.value, scope, set())
 
     def _field_kinds(self, fmt: str | None) -> dict[str, str]:
@@ -1870,8 +1875,19 @@ class Checker(_TestChecks):
         if self._errors() != before:         # a name problem: its types would only repeat it
             return None
         typer = Typer(lambda c, m, p, h: (self.warn if c.startswith("W") else self.error)(c, m, p, h),
-                      lambda x: self._ref_type(x, scope))
+                      lambda x: self._ref_type(x, scope), lambda x: self._ref_zone(x, scope))
         return typer.condition(e) if cond else typer.infer(e)
+
+    def _ref_zone(self, e: A.Expr, scope: dict[str, Binding]) -> bool | None:
+        """Whether a record field read as a timestamp has a zone: its pattern reads one (``%z``) or not (a
+        fixed-width or CSV time, zone-less); None for anything else."""
+        if isinstance(e, A.Attr) and isinstance(e.base, A.Name):
+            b = scope.get(e.base.name)
+            if b is not None and b.kind in ("msg", "call") and b.format:
+                fd = self._typed_fields(b.format).get(e.name)
+                if fd is not None and field_type(fd) == TIMESTAMP:
+                    return "%z" in (getattr(fd, "pattern", None) or "")
+        return None
 
     def _ref_type(self, e: A.Expr, scope: dict[str, Binding]) -> str | None:
         """The type of a name or field read: a typed ``let``, a record field of msg or a call result."""

@@ -23,7 +23,7 @@ import contextvars
 import json
 import re
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal, DivisionByZero, Inexact, InvalidOperation
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -31,6 +31,7 @@ from dsl import ir
 from dsl.types import show
 from dsl import inbound
 from dsl import money as _money
+from dsl import timestamps as _ts
 from dsl.money import EXACT as _EXACT, QUOTIENT as _QUOTIENT
 from dsl.eval_error import EvalError, InputError
 from dsl.functions import FUNCTIONS, FunctionError
@@ -83,6 +84,8 @@ def _tname(v: Any) -> str:
         return "a table"
     if isinstance(v, Mapping):
         return "a record"
+    if isinstance(v, datetime):
+        return "a timestamp"
     if isinstance(v, date):
         return "a date"
     if isinstance(v, (bytes, bytearray)):
@@ -296,6 +299,10 @@ def _arith(op: str, a: Any, b: Any, e: ir.Binary) -> Any:
         if _is_num(a) or _is_num(b):
             _number_sent_as_text(a, b, e)
         return _text(a) + _text(b)
+    if isinstance(a, datetime) or isinstance(b, datetime):
+        timed = _timed(op, a, b, e)
+        if timed is not None:
+            return timed
     if not (_is_num(a) and _is_num(b)):
         raise inbound.arith(a, b, op, e, *_sent(e)) or EvalError(f"cannot apply {op} to {_tname(a)} ({_show(e.left)}) and {_tname(b)} ({_show(e.right)})",
                         e.pos)
@@ -336,6 +343,23 @@ def _arith(op: str, a: Any, b: Any, e: ir.Binary) -> Any:
     raise AssertionError(op)
 
 
+def _timed(op: str, a: Any, b: Any, e: ir.Binary) -> Any:
+    """``ts + 2h`` / ``2h + ts`` / ``ts - 2h``: a timestamp; ``ts - ts``: the seconds between (a duration);
+    None: not one of these (the caller says what cannot be applied)."""
+    try:
+        if op == "+" and isinstance(a, datetime) and _is_num(b):
+            return _ts.shift(a, b, 1)
+        if op == "+" and _is_num(a) and isinstance(b, datetime):
+            return _ts.shift(b, a, 1)
+        if op == "-" and isinstance(a, datetime) and _is_num(b):
+            return _ts.shift(a, b, -1)
+        if op == "-" and isinstance(a, datetime) and isinstance(b, datetime):
+            return _ts.between(a, b)
+    except _ts.TimeError as exc:
+        raise EvalError(str(exc), e.pos) from None
+    return None
+
+
 def _compare(op: str, a: Any, b: Any, e: ir.Binary) -> bool:
     if op == "==":
         return _eq(a, b)
@@ -346,6 +370,8 @@ def _compare(op: str, a: Any, b: Any, e: ir.Binary) -> bool:
     if not ok:
         raise inbound.compare(a, b, e, *_sent(e)) or EvalError(f"cannot compare {_tname(a)} ({_show(e.left)}) {op} {_tname(b)} ({_show(e.right)})",
                         e.pos)
+    if isinstance(a, datetime) and _ts.aware(a) != _ts.aware(b):
+        raise EvalError(str(_ts.mixed(a, b, "order")), e.pos)
     if op == "<":
         return a < b
     if op == "<=":

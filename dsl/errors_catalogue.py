@@ -82,6 +82,16 @@ CATALOGUE: tuple[Entry, ...] = (
     Entry("E016", "malformed number or duration",
           "`3sec` is not a duration / exponent notation is not supported: write 100000",
           'channel c = tcp connect {\n    address = "127.0.0.1:7002"\n    timeout = 3sec\n}\n', 3, 15),
+    Entry("E133", "malformed timestamp literal",
+          "`2026-11-25t10:00z` is not a timestamp: write `T` and `Z` in capitals (also: the offset with a colon, "
+          "+01:00; month and day in two digits; HH:MM:SS with colons; not the basic form 20261125T100000Z; at most "
+          "6 digits after the second's point) (help: write it ISO 8601: 2026-11-25T10:00:00Z (UTC), "
+          "2026-11-25T11:00:00+01:00, or 2026-11-25T10:00:00 without a zone)",
+          _route('validate {', '    now() < 2026-11-25t10:00z else reject "13" "too late"', '}'), 8, 17),
+    Entry("E134", "timestamp literal that names no real time",
+          "`2026-02-30T10:00:00Z` names no real time: 2026-02 has no day 30 (also: no month 13, no hour 24, no "
+          "second 60; an offset of 24 hours or more; the year 0000)",
+          _route('validate {', '    now() < 2026-02-30T10:00:00Z else reject "13" "too late"', '}'), 8, 17),
     Entry("E111", "unknown escape in a string",
           "unknown escape `\\d` in a string: a route string knows only `\\\"` `\\\\` `\\n` `\\t` `\\r` `\\0`, "
           "and drops the backslash of any other (it reads d alone); the string has N more: ... (help: write "
@@ -618,7 +628,8 @@ TEST_CATALOGUE: tuple[Entry, ...] = (
     Entry("E098", "test declared twice", 'test "NAME" is declared twice',
           _test('given front sends { a = 1 }') + 'test "t" {\n' + _T_SEND + '}\n', 12, 6),
     Entry("E099", "http details on a channel that is not http",
-          "channel `C` (memory) is not an http listen channel: it has no request line",
+          "channel `C` (memory) is not an http listen channel: it has no request line (also: an http request has "
+          "no `NAME` to set; `http.peer` is the client's address, HOST:PORT: \"partner-a\" is not one)",
           _test('given front sends { a = 1 } http { method = "GET" }'), 10, 40),
     Entry("E102", "file details on a channel that takes no files, or a wrong one",
           "channel `C` (memory) does not take files: its routes see no `file` (also: a file record has no `NAME` "

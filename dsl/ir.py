@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Union
 
@@ -36,7 +37,8 @@ class Expr:
 
 @dataclass(frozen=True)
 class Lit(Expr):
-    """A literal. ``type``: string, int, decimal, bool, null, duration (value: seconds as Decimal)."""
+    """A literal. ``type``: string, int, decimal, bool, null, duration (value: seconds as Decimal), timestamp
+    (value: a datetime, aware or zone-less: ``dsl.timestamps``)."""
     value: Any
     type: str
 
@@ -325,6 +327,9 @@ def _dump(obj: Any) -> Any:
         return [_dump(v) for v in obj]
     if isinstance(obj, Decimal):
         return str(obj)
+    if isinstance(obj, datetime):         # a timestamp literal: as it is written (dsl/timestamps.py)
+        from dsl.timestamps import text
+        return text(obj)
     return obj
 
 

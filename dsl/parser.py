@@ -15,7 +15,7 @@ from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedInput, VisitError
 
 from dsl import ast as A
-from dsl.diagnostics import Diagnostic
+from dsl.diagnostics import ERROR, Diagnostic
 from dsl.escapes import ESCAPES, scan
 from dsl.ir import Pos
 
@@ -450,6 +450,18 @@ class _Build(Transformer):
 
     def duration(self, meta, ch):
         return A.Lit(duration_seconds(str(ch[0])), "duration", pos=self._pos(meta))
+
+    def timestamp(self, meta, ch):
+        from dsl import timestamps
+        try:
+            value = timestamps.parse(str(ch[0]))
+        except timestamps.LiteralError as exc:
+            raise ParseFailure(Diagnostic(exc.code, ERROR, exc.message, self._tpos(ch[0]), exc.help)) from None
+        return A.Lit(value, "timestamp", pos=self._pos(meta))
+
+    def bad_timestamp(self, meta, ch):
+        from dsl.syntax_hints import bad_timestamp
+        raise ParseFailure(bad_timestamp(str(ch[0]), self._tpos(ch[0])))
 
     def bad_number(self, meta, ch):
         from dsl.syntax_hints import bad_number

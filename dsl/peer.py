@@ -21,3 +21,16 @@ def no_peer() -> dict:
 
 
 NO_PEER = no_peer()
+
+
+def peer_address(text: object) -> tuple[str, int] | None:
+    """``"10.20.30.40:51234"`` (an http listen's ``http.peer``, a connection's ``peer.address``: HOST:PORT, as
+    the channel writes the client's address) -> (host, port); None for text that is not one."""
+    if not isinstance(text, str):
+        return None
+    host, sep, port = text.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or not port.isascii() or not port.isdigit() or int(port) > 65535 \
+            or any(c.isspace() for c in host):
+        return None
+    return host, int(port)

@@ -76,7 +76,7 @@ def _describe(tok) -> str:
 
 
 _KINDS = {"NAME": "a name", "STRING": "a quoted string", "INT": "a number", "DECIMAL": "a decimal number",
-          "DURATION": "a duration", "DOTTED": "a dotted word", "COMP_OP": "a comparison",
+          "DURATION": "a duration", "TIMESTAMP": "a timestamp", "BAD_TIMESTAMP": "a timestamp", "DOTTED": "a dotted word", "COMP_OP": "a comparison",
           "ADD_OP": "+ or -", "MUL_OP": "*, / or %", "$END": "the end of the file"}
 
 
@@ -186,6 +186,8 @@ def diagnostic_for(e: UnexpectedInput, text: str, path: str, step_kinds=None) ->
     tok = getattr(e, "token", None)
     if tok is not None and tok.type == "BAD_NUMBER":     # e.g. `timeout 3sec` after a call
         return hints.bad_number(str(tok.value), Pos(path, line, col, line, col + len(str(tok.value))))
+    if tok is not None and tok.type == "BAD_TIMESTAMP":  # a malformed timestamp where no operand fits
+        return hints.bad_timestamp(str(tok.value), Pos(path, line, col, line, col + len(str(tok.value))))
     at_eof = isinstance(e, UnexpectedEOF) or (tok is not None and tok.type == "$END")
     if not at_eof:
         known = (_safe(hints.spaced_duration, e, text, path)

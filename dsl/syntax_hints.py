@@ -33,6 +33,16 @@ def bad_number(text: str, pos: Pos) -> Diagnostic:
                       "ms, s, m, h or d (e.g. 3s); put a space between a number and a word")
 
 
+def bad_timestamp(text: str, pos: Pos) -> Diagnostic:
+    """E133 for a BAD_TIMESTAMP token: a date run into a `T` that is no timestamp literal."""
+    from dsl import timestamps
+    try:
+        timestamps.parse(text)
+    except timestamps.LiteralError as exc:
+        return Diagnostic(exc.code, ERROR, exc.message, pos, exc.help)
+    return Diagnostic("E133", ERROR, f"`{text}` is not a timestamp", pos, f"write it ISO 8601: {timestamps.EXAMPLES}")
+
+
 _SPACED = re.compile(r"([0-9]+(\.[0-9]+)?)[ \t]+$")
 _DURATION_UNITS = ("ms", "s", "m", "h", "d", "sec", "secs", "min", "mins")
 

@@ -16,7 +16,10 @@ never hold at run time:
   refused only when the string is a literal that reads as a number
   (``msg.amount + "1.00"`` gives "120.501.00"); ``- * / %`` and unary ``-``
   need numbers;
-* ``< <= > >=`` need two numbers, two strings or two dates of the same kind;
+* ``< <= > >=`` need two numbers, two strings or two dates of the same kind; a timestamp with a zone and
+  one without (a fixed-width or CSV field's time, a literal without ``Z``) are neither ordered, compared
+  nor subtracted; ``TS + 2h`` / ``TS - 30m`` is a timestamp, ``TS - TS`` the seconds between, and a number
+  literal without a unit beside a timestamp (``now() + 1``) is refused;
 * ``==`` / ``!=`` / ``in [..]`` between a number and a string (or other
   different kinds) never hold (``1 == 1.0`` holds: numbers compare as numbers);
 * a condition (``when``, ``validate``, ``expect``, ``if``, ``and`` / ``or`` /
@@ -75,6 +78,9 @@ def show(e: ir.Expr) -> str:
             return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
         if e.type == "bool":
             return "true" if e.value else "false"
+        if e.type == "timestamp":
+            from dsl.timestamps import text
+            return text(e.value)
         return "null" if e.type == "null" else str(e.value)
     if isinstance(e, ir.Call):
         return f"{e.func}(...)"
@@ -96,7 +102,7 @@ def field_type(fd: Any) -> str | None:
 
 def lit_type(e: ir.Lit) -> str | None:
     return {"string": STRING, "int": INTEGER, "decimal": DECIMAL, "duration": DECIMAL,
-            "bool": BOOL, "null": NULL}.get(e.type)
+            "bool": BOOL, "null": NULL, "timestamp": TIMESTAMP}.get(e.type)
 
 
 def as_number(text: str) -> Decimal | None:
@@ -128,9 +134,42 @@ class Typer:
     ``ref_type(expr)`` gives the type of a name or field read (``msg.amount``,
     a ``let``), or None."""
 
-    def __init__(self, report: Report, ref_type: Callable[[ir.Expr], str | None]) -> None:
+    def __init__(self, report: Report, ref_type: Callable[[ir.Expr], str | None],
+                 ref_zone: Callable[[ir.Expr], bool | None] | None = None) -> None:
         self.report = report
         self.ref_type = ref_type
+        self.ref_zone = ref_zone or (lambda e: None)
+
+    def zone(self, e: ir.Expr) -> bool | None:
+        """Whether a timestamp expression has a zone (True: ``now()``, ``...Z``, a field read with ``%z``),
+        has none (False: a zone-less literal, a fixed-width or CSV field's time), or None: not known."""
+        if isinstance(e, ir.Lit):
+            return e.value.utcoffset() is not None if e.type == "timestamp" else None
+        if isinstance(e, ir.Call):
+            if e.func == "now":
+                return True
+            return self.zone(e.args[0]) if e.func == "add_days" and e.args else None
+        if isinstance(e, ir.Binary) and e.op in ("+", "-"):
+            left = self.zone(e.left)
+            return left if left is not None or e.op == "-" else self.zone(e.right)
+        if isinstance(e, ir.Cond):
+            a, b = self.zone(e.then), self.zone(e.otherwise)
+            return a if a == b else None
+        if isinstance(e, (ir.Name, ir.Attr)):
+            return self.ref_zone(e)
+        return None
+
+    def _zones_differ(self, e: ir.Binary, what: str) -> bool:
+        """E073 for two timestamps of which one has a zone and the other none (``msg.booked > ...Z`` where
+        the field is a fixed-width time): never ordered nor subtracted at run time; True when reported."""
+        za, zb = self.zone(e.left), self.zone(e.right)
+        if za is None or zb is None or za == zb:
+            return False
+        z, n = (e.left, e.right) if za else (e.right, e.left)
+        self.report("E073", f"cannot {what} a timestamp with a zone ({show(z)}) and one without ({show(n)})", e.pos,
+                    "a time without a zone (a fixed-width or CSV field's, a literal without Z or an offset) is a "
+                    "local time whose instant the value does not say: write both with a zone, or both without")
+        return True
 
     def condition(self, e: ir.Expr) -> str | None:
         t = self.infer(e)
@@ -242,12 +281,22 @@ class Typer:
         if op in ("+", "-", "*", "/", "%"):
             if a in NUMERIC and b in NUMERIC:
                 return _arith_result(a, b, op)
+            if a == b == TIMESTAMP and op == "-" and self._zones_differ(e, "subtract"):
+                return None
+            if TIMESTAMP in (a, b) and op in ("+", "-"):
+                timed = self._timed(e, a, b)
+                if timed is not False:
+                    return timed
             self.report("E073", f"cannot apply {op} to {sides}", e.pos,
                         "arithmetic needs a number on both sides" + (
+                            "; a timestamp moves by a duration (ts + 2h, ts - 30m), ts - ts is the seconds between"
+                            if TIMESTAMP in (a, b) and DATE not in (a, b) else
                             "; dates have no operators: add_days(d, n) moves a date, days_between(a, b) counts the days "
                             "from a to b" if DATE in (a, b) or TIMESTAMP in (a, b)
                             else "; `+` joins text when one side is a string" if op != "+" else ""))
             return None
+        if a == b == TIMESTAMP and self._zones_differ(e, "order" if op not in ("==", "!=") else "compare"):
+            return BOOL
         if op in ("==", "!="):
             if _kind(a) != _kind(b):
                 holds = "never holds" if op == "==" else "always holds"
@@ -259,6 +308,22 @@ class Typer:
             self.report("E073", f"cannot compare {desc(a)} ({show(e.left)}) {op} {desc(b)} ({show(e.right)})",
                         e.pos, self._hint(e, a, b) or "order compares two numbers, two strings or two dates")
         return BOOL
+
+    def _timed(self, e: ir.Binary, a: str, b: str) -> str | None | bool:
+        """``TS + 2h``, ``2h + TS``, ``TS - 30m``: a timestamp; ``TS - TS``: the seconds between (a decimal);
+        a plain number literal beside a timestamp (``now() + 1``) is refused: write its unit.  False: not one
+        of these (the caller reports E073)."""
+        op = e.op
+        if a == b == TIMESTAMP:
+            return DECIMAL if op == "-" else False
+        num = e.right if a == TIMESTAMP else e.left
+        if (b if a == TIMESTAMP else a) not in NUMERIC or (op == "-" and a != TIMESTAMP):
+            return False
+        if isinstance(num, ir.Lit) and num.type in ("int", "decimal"):
+            self.report("E073", f"`{op}` beside a timestamp takes a duration: {show(num)} has no unit", num.pos,
+                        f"write the unit: {show(num)}s, {show(num)}m, {show(num)}h or {show(num)}d")
+            return None
+        return TIMESTAMP
 
     @staticmethod
     def _hint(e: ir.Binary, a: str, b: str) -> str | None:

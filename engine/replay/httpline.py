@@ -1,7 +1,7 @@
 """An ``http listen`` request's line and headers in a capture (``frames.http``), so a replay gives them back.
 
 The route of an http listen channel reads ``http.method``, ``http.path``, ``http.params``, ``http.query`` and
-``http.headers``; a route may be chosen on them (``when http.params.kind == "fx"``, ``when
+``http.headers`` (and ``http.peer``, the client's address); a route may be chosen on them (``when http.params.kind == "fx"``, ``when
 http.headers["x-priority"] == "high"``).  The tap stores them with the request row of every exchange an http
 listen received: a JSON object ``{"method", "path", "params", "query", "headers", "peer"}``; a replay gives them back
 to the candidate's route as ``http.*``, and ``--to-tests`` writes them as the test's ``http { ... }``.
@@ -109,7 +109,7 @@ def scope(stored: str | None) -> dict[str, Any] | None:
 
 def clause(stored: str | None, literal: Callable[[Any], str], target: Callable[[str], str],
            shown: Callable[[str], str] | None = None) -> str:
-    """`` http { method = "POST"  path = "/x/1"  query.a = "1"  headers["x-y"] = "z" }``: the recorded
+    """`` http { method = "POST"  path = "/x/1"  query.a = "1"  headers["x-y"] = "z"  peer = "10.1.2.3:5000" }``: the recorded
     request line as a route test gives it, or "" (none recorded).  The path carries the params (the channel's
     router reads them from it); framing headers (content-length ...) are left out: the test sends its body.
     ``shown``: each value as the test writes it (masked as the request's body is)."""
@@ -121,6 +121,8 @@ def clause(stored: str | None, literal: Callable[[Any], str], target: Callable[[
     parts += [f"{target('query.' + k) if _word(k) else 'query[' + literal(k) + ']'} = {literal(show(v))}"
               for k, v in got["query"].items()]
     parts += [f"headers[{literal(k)}] = {literal(show(v))}" for k, v in got["headers"].items() if k not in _FRAMING]
+    if got["peer"]:                 # the client's address (http.peer): a test gives it, so a copy of it is expected
+        parts.append(f"peer = {literal(show(got['peer']))}")
     return f" http {{ {'  '.join(parts)} }}"
 
 

@@ -17,15 +17,17 @@ the skip note gives the recorded reason).
 Each test carries the recorded exchange's time (``test "..." at "2026-11-25T10:00:00.123456Z"``: the
 first instant its routes read, ``frames.clock``, else the time it was received, ``recorded_at``):
 ``now()`` and ``today()`` read it, so a value date or a time stamp the route computes is the recorded
-one and the test does not expire (``clock`` False: written without it).  The language has no timestamp
-literal: a timestamp value that is an instant the routes read (a ``CreDtTm = now()``) is written ``now()``
-(in the test every read is the ``at`` instant), one moved from it by whole days ``add_days(now(), n)``; one
-the test sends (its request, a counterpart's answer) otherwise as its ISO 8601 text, where the format takes
-text (XML, ISO 20022).  Any other timestamp (one a reply or call expects that the routes did not read from
-the clock, one without a zone, one a fixed-width or CSV field must be given as a timestamp) skips the
-exchange, counted under that reason.  A value of a call or reply
-that holds a UUID the exchange did not receive (what ``uuid()`` makes anew each run) is not expected; a
-comment line says so.
+one and the test does not expire (``clock`` False: written without it).  A timestamp value that is an
+instant the routes read (a ``CreDtTm = now()``) is written ``now()`` (in the test every read is the ``at``
+instant), one moved from it by whole days ``add_days(now(), n)``; one the test sends (its request, a
+counterpart's answer) as its ISO 8601 text where the format takes text (XML, ISO 20022), as it did
+before the language had a timestamp literal.  Any other timestamp (a partner's time a reply or call
+expects, one without a zone, one a fixed-width or CSV field must be given as a timestamp) is written as a
+timestamp literal (``dsl.timestamps``): ``2026-01-02T03:04:05Z`` with its offset, ``2026-11-25T10:00:00``
+without a zone.  (Until 2026-11-28 the language had none, and such an exchange was skipped.)  A value of
+a call or reply that holds a UUID the exchange did not receive (what ``uuid()`` makes anew each run) is
+not expected; a comment line says so.  An http listen's request gives the client's address it came from
+(``http { ... peer = "10.1.2.3:51234" }``), so a value the route copied from ``http.peer`` is expected.
 
 Classified values (fields a format tags ``pan``, ``secret`` or ``personal``, and
 those values wherever the exchange carries them on) are masked in the tests as
@@ -50,8 +52,9 @@ from engine.replay.deadrow import load as load_dead, reason_head
 from engine.replay.diff import UUID_TEXT, flatten
 from engine.replay.clock import first_read, load as load_clock, received_at
 from dsl.clock import instant_text
+from dsl import timestamps
 from engine.replay.guide import FormatGuide
-from engine.replay.httpline import clause as http_clause, load as load_http, masked as http_masked
+from engine.replay.httpline import clause as http_clause, masked as http_masked
 from engine.replay.names import mask_names, name_tags
 from engine.replay.origin import load as load_origin, load_names, scope_fields
 from engine.replay.peer import clause as peer_clause
@@ -66,10 +69,6 @@ _KEYWORDS = {"if", "then", "else", "and", "or", "not", "in", "true", "false", "n
 
 class Unwritable(ValueError):
     pass
-
-
-NO_TIMESTAMP = ("a timestamp the routes did not read from the clock (the language has no timestamp literal: a "
-                "test gives one as now() or add_days(now(), n), the test's `at` instant)")
 
 
 def clock_literal(v: datetime, reads: list[datetime]) -> str | None:
@@ -123,7 +122,7 @@ def literal(v: Any) -> str:
     if isinstance(v, Decimal):
         return format(v, "f")
     if isinstance(v, datetime):
-        raise Unwritable(NO_TIMESTAMP)
+        return timestamps.text(v)            # 2026-11-25T10:00:00Z, +01:00, or zone-less (dsl/timestamps.py)
     if isinstance(v, date):
         return f'parse_date("{v:%Y%m%d}", "%Y%m%d")'
     if isinstance(v, str):
@@ -155,14 +154,13 @@ def target(path: str) -> str:
 
 def block(values: Any, channel: str, what: str, profile: Profile, indent: str = "        ",
           left_out: Iterable[str] = (), received: bytes | None = None, reads: list[datetime] | None = None,
-          client: str | None = None) -> str:
+          literals: list[str] | None = None) -> str:
     """``left_out``: paths not expected (a classified value the test's route makes in clear), each told
     in a comment line.  ``received`` (an expectation): the bytes the exchange received (its request, the
     answers); a text holding a UUID none of them holds is made by ``uuid()``, new each run: not expected.
     ``reads``: the instants the exchange's routes read (the test runs ``at`` the first): a timestamp that is
-    one of them is written ``now()`` (``clock_literal``).  ``client`` (an expectation): the address the http
-    request came from (``http.peer``), which a route test does not give (its requests come from
-    ``127.0.0.1:0``): a value that is it is not expected."""
+    one of them is written ``now()`` (``clock_literal``), any other as a timestamp literal, each of which is
+    appended to ``literals`` (``exchange_test`` prefers the test that needs fewer)."""
     flat = flatten(values) if isinstance(values, dict) else None
     if flat is None:
         raise Unwritable("a message that is not a record of fields")
@@ -175,15 +173,13 @@ def block(values: Any, channel: str, what: str, profile: Profile, indent: str = 
         if path in left_out:
             lines.append(f"{indent}# {path}: classified, not made from the request: its masked value is not expected")
             continue
-        if client and v == client:
-            lines.append(f"{indent}# {path}: the client's address (http.peer), which a route test does not give: "
-                         f"not expected")
-            continue
         if received is not None and _made_uuid(v, received):
             lines.append(f"{indent}# {path}: a UUID the exchange did not receive (uuid() makes a new one each run): "
                          f"not expected")
             continue
         shown = clock_literal(v, reads) if reads and isinstance(v, datetime) else None
+        if shown is None and isinstance(v, datetime) and literals is not None:
+            literals.append(path)
         lines.append(f"{indent}{target(path)} = {shown or literal(v)}")
     if not lines:
         return "{ }"
@@ -290,22 +286,27 @@ def dead_expect(req: Any, profile: Profile, known: dict[str, str] | None) -> lis
 
 def exchange_test(ex: RecordedExchange, guide: FormatGuide, profile: Profile, *, mask: bool = False,
                   fakes: Pseudonyms | None = None, clock: bool = True, scripted: list[str] | None = None) -> str:
-    """``_exchange_test`` at the exchange's recorded instant; when a timestamp keeps it from being written and
-    that instant has a fraction of a second, again at the whole second: a route that writes ``now()`` at a
-    format's precision (``format_date(now(), "%Y-%m-%dT%H:%M:%S+00:00")`` into a ``CreDtTm``) made the second
-    of the instant it read, which ``now()`` is in a test ``at`` that second."""
-    try:
-        return _exchange_test(ex, guide, profile, mask=mask, fakes=fakes, clock=clock, scripted=scripted)
-    except Unwritable as why:
-        at = first_read(ex.request) if clock else None
-        if not str(why).startswith(NO_TIMESTAMP) or at is None or not at.microsecond:
-            raise
-    return _exchange_test(ex, guide, profile, mask=mask, fakes=fakes, clock=clock, scripted=scripted, whole=True)
+    """``_exchange_test`` at the exchange's recorded instant; when it writes a timestamp literal (a timestamp
+    not of the clock) and that instant has a fraction of a second, again at the whole second, which is taken
+    when it needs fewer: a route that writes ``now()`` at a format's precision
+    (``format_date(now(), "%Y-%m-%dT%H:%M:%S+00:00")`` into a ``CreDtTm``) made the second of the instant it
+    read, which ``now()`` is in a test ``at`` that second (a test that says ``now()`` stays true when its
+    ``at`` is moved; a literal does not)."""
+    literals: list[str] = []
+    text = _exchange_test(ex, guide, profile, mask=mask, fakes=fakes, clock=clock, scripted=scripted,
+                          literals=literals)
+    at = first_read(ex.request) if clock else None
+    if not literals or at is None or not at.microsecond:
+        return text
+    fewer: list[str] = []
+    whole = _exchange_test(ex, guide, profile, mask=mask, fakes=fakes, clock=clock, scripted=scripted,
+                           whole=True, literals=fewer)
+    return whole if len(fewer) < len(literals) else text
 
 
 def _exchange_test(ex: RecordedExchange, guide: FormatGuide, profile: Profile, *, mask: bool = False,
                    fakes: Pseudonyms | None = None, clock: bool = True, scripted: list[str] | None = None,
-                   whole: bool = False) -> str:
+                   whole: bool = False, literals: list[str] | None = None) -> str:
     """One recorded exchange as a ``test`` (``whole``: ``at`` the whole second of its instant).  ``mask``: classified values (card numbers, accounts, secrets)
     are masked as ``bsp run --record --mask`` masks them (``FormatGuide.mask``): fields a format classifies,
     and their values wherever they travel in the exchange's later frames; ``fakes``: an IBAN or card number
@@ -349,11 +350,10 @@ def _exchange_test(ex: RecordedExchange, guide: FormatGuide, profile: Profile, *
         if at is not None else []
     if whole:
         reads = [r.replace(microsecond=0) for r in reads]
-    client = (load_http(getattr(req, "http", None)) or {}).get("peer")     # http.peer: no route test gives it
     http_shown = (lambda v: http_masked(v, known, fakes.mapping if fakes is not None else None)) if mask else None
-    values = given_values(guide, fmt, values, reads, "the request")
+    values = given_values(guide, fmt, values, reads)
     out = [f"test {literal(name)}{when} {{",
-           f"    given {ch} sends {fmt} {block(values, ch, 'call', Profile(), reads=reads)}"
+           f"    given {ch} sends {fmt} {block(values, ch, 'call', Profile(), reads=reads, literals=literals)}"
            + file_clause(req.origin) + http_clause(getattr(req, "http", None), literal, target, http_shown)
            + peer_clause(getattr(req, "peer", None), literal)]
     expects = []
@@ -368,8 +368,9 @@ def _exchange_test(ex: RecordedExchange, guide: FormatGuide, profile: Profile, *
             rfmt, rvalues = guide.decode(c.channel, "outbound", "in", clear(c.channel, "outbound", "in", rep.raw))
             if rfmt is None:
                 raise Unwritable(f"an answer of {c.channel} no declared format decodes")
-            rvalues = given_values(guide, rfmt, rvalues, reads, f"the answer of {c.channel}")
-            out.append(f"    given {c.channel} answers {rfmt} {block(rvalues, c.channel, 'call', Profile(), reads=reads)}")
+            rvalues = given_values(guide, rfmt, rvalues, reads)
+            out.append(f"    given {c.channel} answers {rfmt} "
+                       f"{block(rvalues, c.channel, 'call', Profile(), reads=reads, literals=literals)}")
         elif err and err.startswith("timeout"):
             out.append(f"    given {c.channel} answers timeout")
         elif err and err.startswith("unreachable"):             # never left: not `error` (lost, maybe applied)
@@ -383,7 +384,7 @@ def _exchange_test(ex: RecordedExchange, guide: FormatGuide, profile: Profile, *
             out_ = made_in_clear(guide, c.channel, "outbound", "out", c.request.raw, sent, qfmt, before) \
                 if mask else set()
             shown_call = block(qvalues, c.channel, 'call', profile, left_out=out_, received=received, reads=reads,
-                               client=client)
+                               literals=literals)
             expects.append(f"    expect call {c.channel} {shown_call}" + named)
     out.extend(f"    {line}  # from the answers script (--answers)" for line in scripted or ())
     out.extend(expects)
@@ -400,24 +401,25 @@ def _exchange_test(ex: RecordedExchange, guide: FormatGuide, profile: Profile, *
         status = f"{req.status} " if getattr(req, "status", None) is not None \
             and profile.ignored(ch, "reply", "(status)", recorded=str(req.status)) is None else ""
         out.append(f"    expect reply {status}{pfmt} "
-                   f"{block(pvalues, ch, 'reply', profile, left_out=out_, received=received, reads=reads, client=client)}")
+                   f"{block(pvalues, ch, 'reply', profile, left_out=out_, received=received, reads=reads, literals=literals)}")
     out.extend(deal_expect(req, profile, known if mask else None))
     out.extend(dead_expect(req, profile, known if mask else None))
     out.append("}")
     return "\n".join(out) + "\n"
 
 
-def given_values(guide: FormatGuide, fmt: str, values: Any, reads: list[datetime], what: str) -> Any:
+def given_values(guide: FormatGuide, fmt: str, values: Any, reads: list[datetime]) -> Any:
     """What a test sends (a request, a counterpart's answer): a timestamp that is not of the clock is given as
-    its ISO 8601 text, which an XML or ISO 20022 format writes as it wrote the timestamp; a format that takes
-    only a timestamp there (a fixed-width or CSV field with a time pattern) cannot be given it: Unwritable."""
+    its ISO 8601 text where the format takes it (XML, ISO 20022 write it as they wrote the timestamp), else
+    as it is, which the test writes as a timestamp literal (a fixed-width or CSV field with a time pattern,
+    zone-less: ``2026-11-25T10:00:00``)."""
     texts, had = timestamps_as_text(values, reads)
     if not had:
         return values
     try:
         guide.codec(fmt).encode(texts)
-    except Exception:   # noqa: BLE001 - any refusal: the format does not take the text
-        raise Unwritable(f"{NO_TIMESTAMP}; in {what}, format {fmt} does not take it as text") from None
+    except Exception:   # noqa: BLE001 - any refusal: the format does not take the text, but the timestamp
+        return values
     return texts
 
 

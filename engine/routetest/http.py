@@ -1,11 +1,12 @@
 """HTTP in route tests.
 
-``given CHANNEL sends [FORMAT] { fields } http { method path params.X query.X headers["X"] }`` on an
+``given CHANNEL sends [FORMAT] { fields } http { method path params.X query.X headers["X"] peer }`` on an
 ``http listen`` channel: the test's request goes through the channel's own request handling (the
 real ``HttpListener`` built from the declaration, no socket): its router (path template -> 404 /
 405), form bodies, the ``http`` scope the route reads, and the status the answer gets from the
 deal (``status_ok``, ``status_map``, problem details).  Without ``path`` the channel's template is
-filled from ``params``; without ``method`` the channel's method is used.
+filled from ``params``; without ``method`` the channel's method is used; ``peer = "10.20.30.40:51234"`` is the
+client's address the route reads as ``http.peer`` (without it, ``127.0.0.1:0``).
 
 ``given ENDPOINT answers STATUS [FORMAT] { fields } headers { ... }`` on an ``http call`` channel:
 a 2xx status (or one the channel's ``answer_status`` takes) answers the body with that status and
@@ -18,6 +19,7 @@ import re
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from dsl.peer import peer_address
 from engine.channels.http_call import answer_statuses, http_answer
 from engine.http import HTTPError, Request, Response
 from engine.replay.context import CURRENT, ExchangeCtx
@@ -58,7 +60,13 @@ def build_request(listener: Any, http: dict[str, Any], body: bytes, where: str,
         headers["content-type"] = "application/json" if head in (b"{", b"[") else \
             "application/xml" if head == b"<" else "application/octet-stream"
     method = _text(http.get("method") or listener.method).upper()
-    return Request(method, target, list(headers.items()), body, peer=("127.0.0.1", 0), who=who)
+    peer = ("127.0.0.1", 0)                  # a test's request comes from nowhere, unless it says where
+    if http.get("peer") is not None:
+        peer = peer_address(_text(http["peer"]))
+        if peer is None:
+            raise HttpSetupError(f"{where}: http: peer = {_text(http['peer'])!r} is not the client's address: "
+                                 f"write it as the route reads it, HOST:PORT (\"10.20.30.40:51234\")")
+    return Request(method, target, list(headers.items()), body, peer=peer, who=who)
 
 
 async def send_http(listener: Any, handler: Any, request: Request, ctx: ExchangeCtx) -> Response:

@@ -121,9 +121,15 @@ def test_a_route_using_them_checks_clean(tmp_path, registry):
         iban_valid(iban)                                        else reject "30" "bad IBAN"
         days_between(today("Europe/Berlin"), msg.due_date) <= 30 else reject "57" "due too far ahead"
         msg.due_date <= add_days(today(), 30)                    else reject "57" "due too far ahead"
-        add_days(msg.stamp, 1) > now("Europe/Berlin")            else reject "57" "stale"
+        days_between(msg.stamp, now("Europe/Berlin")) <= 1       else reject "57" "stale"
     }''', registry)
     assert diags(r) == []
+    # msg.stamp is a fixed-width time, without a zone: ordered with now() it failed every request at run time
+    # (Python refuses to order a naive and an aware datetime), which `bsp check` refuses since 2026-11-28
+    r = check(tmp_path, '''    validate {
+        add_days(msg.stamp, 1) > now("Europe/Berlin")            else reject "57" "stale"
+    }''', registry)
+    assert [c for c, _ in diags(r)] == ["E073"] and "and one without (add_days(...))" in diags(r)[0][1]
 
 
 @pytest.mark.parametrize("body, message", [

@@ -4,8 +4,12 @@ Until 2026-11-28 every exchange whose reply or call held a timestamp value (an I
 skipped, "a timestamp value (the language has no timestamp literal)": the shipped remittance and claims
 services, whose calls carry `CreDtTm = format_date(now(), "%Y-%m-%dT%H:%M:%S+00:00")`, got no test at all.
 The test runs `at` the instant the routes read, so `now()` is that timestamp again; a route that writes it at
-the whole second gets a test `at` that second.  A timestamp that is not of the clock is still skipped, with
-the reason (the language has no timestamp literal)."""
+the whole second gets a test `at` that second.
+
+Until the language had a timestamp literal (2026-11-28), a timestamp that was not of the clock (a partner's
+time the reply copies, a zone-less time of a fixed-width request) skipped its exchange, "the language has no
+timestamp literal"; it is now written as one (`2026-01-02T03:04:05Z`, `2026-11-25T10:00:00`) and the test
+passes."""
 from __future__ import annotations
 
 import shutil
@@ -21,7 +25,7 @@ from engine.replay.capture import Capture
 from engine.replay.guide import FormatGuide
 from engine.replay.profile import Profile
 from engine.replay.tap import recording
-from engine.replay.totests import NO_TIMESTAMP, write_tests
+from engine.replay.totests import write_tests
 from engine.routetest.runner import run_paths
 from engine.runtime import Switchboard
 from engine.runtime.binder import Binder
@@ -48,6 +52,30 @@ route pay {
         message                          = "pacs.002.001.11"
         FIToFIPmtStsRpt.GrpHdr.MsgId     = msg.ref
         FIToFIPmtStsRpt.GrpHdr.CreDtTm   = when
+    }
+}
+
+# a desk's booking, fixed-width: its time has no zone (a timestamp that is not of the clock, which the
+# request must give as a timestamp: the format takes no text there)
+format Booking = fixed {
+    ref     string(4)
+    booked  date(14, "%Y%m%d%H%M%S")
+}
+format Booked = json
+
+channel desk = http listen {
+    address = "127.0.0.1:0"
+    path    = "/bookings"
+}
+
+route book {
+    receive from desk as Booking
+    deal BOOKING { ref = msg.ref  amount = 1  currency = "EUR" }
+    reply Booked {
+        ref   = msg.ref
+        day   = format_date(msg.booked, "%Y-%m-%d")
+        late  = msg.booked > 2026-11-25T18:00:00
+        stamp = format_date(msg.booked + 90s, "%H:%M:%S")
     }
 }
 '''
@@ -77,6 +105,10 @@ def record(tmp: Path) -> tuple[Path, Path]:
                             r = await c.post(url, json={"ref": ref, "amount": 5, "kind": kind,
                                                         "sent": "2026-01-02T03:04:05+00:00"})
                             assert r.status_code == 200, r.text
+                        url = f"http://127.0.0.1:{sb.channel('desk').port}/bookings"
+                        r = await c.post(url, content=b"B1  20261125100000",
+                                         headers={"content-type": "text/plain"})
+                        assert r.status_code == 200, r.text
                     sb.drain()
 
         trio.run(main)
@@ -90,15 +122,16 @@ def test_clock_timestamps_are_written_as_now_and_the_tests_pass(tmp_path: Path) 
     res = write_tests(Capture(capture), program, FormatGuide(program, Binder(program, registry).codec),
                       tmp_path / "out", [conf / "pay.route"], Profile(), mask=False)
     text = res.path.read_text()
-    # T1, T2, T3 are written; T4's CreDtTm is the partner's time, not the clock's: skipped, with the reason
-    assert res.written == 3, (res.skipped, text)
-    assert list(res.skipped) == [NO_TIMESTAMP], res.skipped
-    assert "(ref T4)" not in text
+    # T4's CreDtTm is the partner's time, not the clock's: a timestamp literal; B1's booking time has no zone
+    # and the fixed-width request takes no text for it: a zone-less literal
+    assert res.written == 5 and not res.skipped, (res.skipped, text)
+    assert "CreDtTm = 2026-01-02T03:04:05Z" in text, text
+    assert "given desk sends Booking {" in text and "booked = 2026-11-25T10:00:00\n" in text, text
     assert text.count("CreDtTm = now()") == 2, text
     assert "CreDtTm = add_days(now(), 1)" in text, text
     # T2 wrote the second of the instant it read: its test runs at that whole second
     t2 = text.split('"recorded exchange 2 (ref T2)"')[1].split("{", 1)[0]
     assert t2.startswith(' at "') and "." not in t2, t2
     ran = run_paths([res.path], registry)
-    assert not ran.broken and len(ran.outcomes) == 3, ran
+    assert not ran.broken and len(ran.outcomes) == 5, ran
     assert all(o.passed for o in ran.outcomes), [f for o in ran.outcomes for f in o.failures]
