@@ -550,9 +550,11 @@ def query_dead_letters(
     con: Any | None = None,
     before: tuple[datetime, str] | None = None,
     open_only: bool = False,
+    code: str | None = None,
 ) -> list[dict[str, Any]]:
     """Dead letters matching every filter, newest first.  ``reason`` is a case-insensitive substring;
-    ``kind`` the ``error_kind`` (``engine.defaults.DEAD_KINDS``); ``open_only``: only those waiting for an
+    ``kind`` the ``error_kind`` (``engine.defaults.DEAD_KINDS``); ``code`` the ``error_code`` (the code its deal
+    records, ``deals.response_code``: a rule's ``13``, ``91`` ...); ``open_only``: only those waiting for an
     operator or held by a retry (``OPEN_SQL``: what ``bsp dead list`` shows without --status or --all).
     ``before``: ``(at, id)`` of the last row of a previous page (as ``query_deals``'s).  The reason of a
     failed deal's letter whose ISO 8583 reversal was flagged since ends with that flag's note (``flag_note``),
@@ -566,6 +568,7 @@ def query_dead_letters(
     sql, params = _select(
         f"SELECT {cols} FROM dead_letters",
         [("route = ?", route), ("channel = ?", channel), ("status = ?", status), ("error_kind = ?", kind),
+         ("error_code = ?", code),
          (f"contains(lower(reason || {_NOTE_SQL.format(row='dead_letters.id')}), lower(?))",
           None if reason is None else [*_NOTE_PARAMS, reason]),
          ('"at" >= ?', _utc(since, "since")), ('"at" < ?', _utc(until, "until")),

@@ -56,7 +56,7 @@ def _query(ledger: Path, **filters: Any) -> list[dict[str, Any]]:
 
 def _filters(route: str | None, channel: str | None, reason: str | None, status: str | None,
              since: str | None, until: str | None, *, kind: str | None = None,
-             until_option: str = "--until") -> dict[str, Any]:
+             until_option: str = "--until", code: str | None = None) -> dict[str, Any]:
     from engine.commands.deals import time_range
 
     if status is not None and status not in DEAD_STATUSES:
@@ -66,10 +66,11 @@ def _filters(route: str | None, channel: str | None, reason: str | None, status:
         raise typer.BadParameter(f"{kind!r} is not an error kind; use one of {', '.join(DEAD_KINDS)} (the kind "
                                  f"column of bsp dead list)", param_hint="--kind")
     after, before = time_range(since, until, what="dead letter", until_option=until_option)
-    return dict(route=route, channel=channel, reason=reason, status=status, kind=kind, since=after, until=before)
+    found = dict(route=route, channel=channel, reason=reason, status=status, kind=kind, since=after, until=before)
+    return found if code is None else {**found, "code": code}
 
 
-_COLUMNS = ("id", "at (UTC)", "status", "channel", "route", "kind", "reason")
+_COLUMNS = ("id", "at (UTC)", "status", "channel", "route", "kind", "code", "reason")
 
 
 def _render_table(rows: list[dict[str, Any]], title: str) -> None:
@@ -83,7 +84,7 @@ def _render_table(rows: list[dict[str, Any]], title: str) -> None:
         return
     cells = [tuple(printable("-" if v is None else str(v)) for v in (
         r["id"], r["at"].strftime("%Y-%m-%d %H:%M:%S"), r["status"], r["channel"], r["route"], r["error_kind"],
-        r["reason"])) for r in rows]
+        r.get("error_code"), r["reason"])) for r in rows]
     widths = [max(len(c[i]) for c in [_COLUMNS, *cells]) for i in range(len(_COLUMNS) - 1)]
     for line in [_COLUMNS, *cells]:
         typer.echo("  ".join(c.ljust(w) for c, w in zip(line, widths)) + "  " + line[-1])
@@ -103,6 +104,8 @@ def list_(
     status: Optional[str] = typer.Option(None, "--status", help=f"Only this status: {', '.join(DEAD_STATUSES)}."),
     kind: Optional[str] = typer.Option(None, "--kind", help=f"Only this error kind: {', '.join(DEAD_KINDS)} "
                                        "(the kind column)."),
+    code: Optional[str] = typer.Option(None, "--code", help="Only this error code, exactly (the code column: the "
+                                       "code its deal records, e.g. a rule's 13, 30 malformed, 91 unreachable)."),
     since: Optional[str] = typer.Option(None, "--since", help="At or after: ISO date/time or an age (30m, 2d)."),
     until: Optional[str] = typer.Option(None, "--until", help="Before: ISO date/time or an age."),
     every: bool = typer.Option(False, "--all", help="Every status (retried and purged ones too); without it, "
@@ -132,7 +135,7 @@ def list_(
     """
     if every and status is not None:
         raise typer.BadParameter("--all lists every status, --status one: give one of them", param_hint="--all")
-    filters = _filters(route, channel, reason, status, since, until, kind=kind)
+    filters = _filters(route, channel, reason, status, since, until, kind=kind, code=code)
     ledger = ledger_keys(ledger, deployment, env, "bsp dead list").path
     open_only = not every and status is None
     which = "dead letters waiting (new or retrying; --all lists every status)" if open_only else "dead letters"
