@@ -408,6 +408,31 @@ WAITING_SQL = ("status = 'new' AND (retried_at IS NULL OR NOT (coalesce(retry_ou
 OPEN_SQL = f"(({WAITING_SQL}) OR status = 'retrying')"
 
 
+def letter_purge(path: str | Path, letter_id: str, *, con: Any | None = None) -> dict[str, Any] | None:
+    """Who purged this dead letter and when: its last chained status event of status ``purged``
+    (``engine.ledger_store.LETTER_STATE``): ``{"at", "by", "via", "host", "os_user", "stated_by"}`` as recorded
+    (``by`` absent for a purge before 2026-11-28, or one before the ledger had status events); None when it
+    has no such event."""
+    from engine.exact_json import stored_json
+    from engine.ledger_store import LETTER_STATE
+
+    path = Path(path)
+    with _reading(path, con) as c:
+        if not _has_table(c, "deal_events"):
+            return None
+        try:
+            rows = c.execute('SELECT "at", detail FROM deal_events WHERE deal_id = ? AND to_state = ? '
+                             "ORDER BY seq DESC", [letter_id, LETTER_STATE]).fetchall()
+        except duckdb.Error as exc:
+            raise LedgerError(f"{path}: cannot read dead letter {letter_id}'s status events: {exc}") from exc
+    for at, detail in rows:
+        d = stored_json(detail) if detail is not None else None
+        if isinstance(d, dict) and d.get("status") == "purged":
+            return {"at": at.astimezone(timezone.utc) if hasattr(at, "astimezone") else at,
+                    **{k: d[k] for k in ("by", "via", "host", "os_user", "stated_by") if d.get(k)}}
+    return None
+
+
 def letter_history(path: str | Path, letter_id: str, *, con: Any | None = None,
                    most: int = 100) -> list[dict[str, Any]]:
     """The dead letters of one message, oldest first, when a retry refused again left it in another

@@ -201,6 +201,8 @@ def show(
 
     When a retry refused again left its message in another letter, `history` lists the letters of the
     message, oldest first, the one where it waits pointed at (JSON: `history`, [{id, status}]).
+    A purged letter's raw line says when and by whom it was purged (its status event), or that bsp did not
+    record who (a purge before 2026-11-28).
 
     A running engine holds the ledger file locked: `--live` asks it instead (`GET /dead-letters/{id}`; the
     message comes only to a token with the role raw, sealed as stored: to another, `raw` says the engine
@@ -321,7 +323,7 @@ def show(
         raw = r["raw"]
         text = _as_text(raw) if raw is not None else None
         typer.echo(f"{'raw':>15}: " + (withheld if withheld is not None else
-                                        "(purged)" if raw is None and r["status"] == "purged" else
+                                        _purged(ledger, r["id"], live) if raw is None and r["status"] == "purged" else
                                         "(unreadable)" if raw is None else f"{len(raw)} bytes" + (
                                             "" if text is not None else ", binary: offset, hex, ASCII")))
         if raw is not None:
@@ -331,6 +333,16 @@ def show(
 
 
 _NO_DEAL = object()
+
+
+def _purged(ledger: Path, letter_id: str, live: bool) -> str:
+    """A purged letter's message: when and by whom (its status event), on the ledger file; "(purged)" --live."""
+    if live:
+        return "(purged)"
+    from engine.deal_letters import purge_text
+    from engine.ledger_query import letter_purge
+
+    return purge_text(letter_purge(ledger, letter_id))
 
 
 def _withheld(letter: dict[str, Any], stored: Any) -> str:
@@ -850,14 +862,14 @@ def purge_cmd(
         # waiting for an operator (or held by a retry): deleting its message loses a payment nobody handled
         kept = [r for r in rows if r["status"] == "retrying" or not retried_before(r)]
         rows = [r for r in rows if r["status"] != "retrying" and retried_before(r)]
-    rows = _purge_four_eyes(ledger, found, rows, ids, by)
+    rows, dual = _purge_four_eyes(ledger, found, rows, ids, by)
     if rows and not yes and sys.stdin is not None and sys.stdin.isatty():
         if not typer.confirm(f"purge {len(rows)} dead letter(s) in {ledger} (their messages are deleted for good)?",
                              default=False, err=True):
             typer.echo("nothing purged", err=True)
             raise typer.Exit(1)
     try:
-        n = purge(ledger, [r["id"] for r in rows], audit_key=found.keys.audit_key, by=by)
+        n = purge(ledger, [r["id"] for r in rows], audit_key=found.keys.audit_key, by=by, four_eyes=dual)
     except (LedgerError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -871,15 +883,16 @@ def purge_cmd(
 
 
 def _purge_four_eyes(ledger: Path, found: Any, rows: list[dict[str, Any]], ids: Optional[list[str]],
-                     by: Optional[str]) -> list[dict[str, Any]]:
+                     by: Optional[str]) -> tuple[list[dict[str, Any]], bool]:
     """Four eyes on dead.purge (engine/four_eyes.py): the letters whose purge another operator approved (through
-    the admin API) are purged; for each other one a request is recorded and it is left.  Off: ``rows`` as given."""
+    the admin API) are purged; for each other one a request is recorded and it is left.  Off: ``rows`` as given.
+    With whether four eyes is on (the purge then records the OS user as who, --by beside)."""
     from engine.four_eyes import Refused, offline_policy, pending_text, request_in_file, requests_in_file
     from engine.ledger_store import LedgerError
 
     policy = offline_policy(ledger, found.deployment)
     if policy is None or not policy.covers("dead.purge"):
-        return rows
+        return rows, False
     if not ids:
         typer.echo("error: four eyes: a purge needs a second operator's approval, letter by letter: give the dead "
                    "letters' ids (each is requested, then purged once approved)", err=True)
@@ -904,7 +917,7 @@ def _purge_four_eyes(ledger: Path, found: Any, rows: list[dict[str, Any]], ids: 
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
         typer.echo(f"{r['id']}: {pending_text(req, False)}; once approved, purge it again (the engine stopped)")
-    return approved
+    return approved, True
 
 
 def register(app: typer.Typer) -> None:
