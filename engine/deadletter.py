@@ -413,12 +413,15 @@ def mark_retried(path: str | Path, results: Sequence[RetryResult], *, audit_key:
 
 
 def purge(path: str | Path, ids: Sequence[str], *, audit_key: bytes | None = None,
-          by: str | None = None) -> int:
+          by: str | None = None, four_eyes: bool = False) -> int:
     """Delete the stored messages of these dead letters (status ``purged``).
 
     Who purged is recorded in each letter's chained status event (``by``: ``by`` else the OS user running
     this, ``via`` ``bsp dead purge``, the host, and the OS user beside a ``by`` naming another), as a
-    retry's outcome names who retried: the message is destroyed, so who did it must stay.
+    retry's outcome names who retried: the message is destroyed, so who did it must stay.  ``four_eyes``: the
+    purge of letters whose purge another operator approved (``dead.purge``): who is the OS user, what bsp can
+    tell (anyone can type ``--by``), ``by`` kept beside as ``stated_by``, as the request was recorded
+    (``engine.four_eyes.where_offline``; until 2026-11-28 the purge named the ``--by`` as who).
 
     The row stays as a tombstone (``raw_sha256`` and the audit chain intact);
     only the message bytes go: from the table, then from the file, which is
@@ -430,7 +433,10 @@ def purge(path: str | Path, ids: Sequence[str], *, audit_key: bytes | None = Non
     from engine.ledger_compact import compact
     from engine.ledger_store import LedgerError, LedgerStore
 
-    from engine.reveal_log import where_offline
+    if four_eyes:
+        from engine.four_eyes import where_offline
+    else:
+        from engine.reveal_log import where_offline
 
     path = Path(path)
     who, where = where_offline(by)

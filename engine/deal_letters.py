@@ -15,7 +15,7 @@ from typing import Any
 
 from engine.exact_json import stored_json
 
-__all__ = ["letters_of", "story_lines", "MOST"]
+__all__ = ["letters_of", "purge_text", "story_lines", "MOST"]
 
 MOST = 100        # letters followed along one message's chain (a retry refused again, and again ...)
 
@@ -100,6 +100,18 @@ def _where_now(letters: list[dict[str, Any]]) -> str:
     if status == "retried":
         return f"its message was retried from dead letter {lid} (retried): {last['retry_outcome']}"
     return f"its message is in dead letter {lid} ({status})"
+
+
+def purge_text(purge: dict[str, Any] | None) -> str:
+    """What ``bsp dead show`` says of a purged letter's message: when and by whom (``ledger_query.letter_purge``),
+    or that bsp did not record who (a purge before 2026-11-28)."""
+    if purge is None or not purge.get("by"):
+        when = f" at {_when(purge['at'])}" if purge is not None else ""
+        return (f"(purged{when}; who purged it was not recorded: a purge before 2026-11-28, when bsp did not keep "
+                f"the name; the row stays as a tombstone, the message is gone)")
+    beside = "".join(f", {k.replace('_', ' ')} {purge[k]}" for k in ("stated_by", "os_user", "host") if purge.get(k))
+    return (f"(purged at {_when(purge['at'])} by {purge['by']} (via {purge.get('via') or '?'}{beside}); the row "
+            f"stays as a tombstone, the message is gone)")
 
 
 def story_lines(letters: list[dict[str, Any]]) -> list[str]:

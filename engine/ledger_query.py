@@ -408,6 +408,31 @@ WAITING_SQL = ("status = 'new' AND (retried_at IS NULL OR NOT (coalesce(retry_ou
 OPEN_SQL = f"(({WAITING_SQL}) OR status = 'retrying')"
 
 
+def letter_purge(path: str | Path, letter_id: str, *, con: Any | None = None) -> dict[str, Any] | None:
+    """Who purged this dead letter and when: its last chained status event of status ``purged``
+    (``engine.ledger_store.LETTER_STATE``): ``{"at", "by", "via", "host", "os_user", "stated_by"}`` as recorded
+    (``by`` absent for a purge before 2026-11-28, or one before the ledger had status events); None when it
+    has no such event."""
+    from engine.exact_json import stored_json
+    from engine.ledger_store import LETTER_STATE
+
+    path = Path(path)
+    with _reading(path, con) as c:
+        if not _has_table(c, "deal_events"):
+            return None
+        try:
+            rows = c.execute('SELECT "at", detail FROM deal_events WHERE deal_id = ? AND to_state = ? '
+                             "ORDER BY seq DESC", [letter_id, LETTER_STATE]).fetchall()
+        except duckdb.Error as exc:
+            raise LedgerError(f"{path}: cannot read dead letter {letter_id}'s status events: {exc}") from exc
+    for at, detail in rows:
+        d = stored_json(detail) if detail is not None else None
+        if isinstance(d, dict) and d.get("status") == "purged":
+            return {"at": at.astimezone(timezone.utc) if hasattr(at, "astimezone") else at,
+                    **{k: d[k] for k in ("by", "via", "host", "os_user", "stated_by") if d.get(k)}}
+    return None
+
+
 def letter_history(path: str | Path, letter_id: str, *, con: Any | None = None,
                    most: int = 100) -> list[dict[str, Any]]:
     """The dead letters of one message, oldest first, when a retry refused again left it in another
@@ -550,9 +575,11 @@ def query_dead_letters(
     con: Any | None = None,
     before: tuple[datetime, str] | None = None,
     open_only: bool = False,
+    code: str | None = None,
 ) -> list[dict[str, Any]]:
     """Dead letters matching every filter, newest first.  ``reason`` is a case-insensitive substring;
-    ``kind`` the ``error_kind`` (``engine.defaults.DEAD_KINDS``); ``open_only``: only those waiting for an
+    ``kind`` the ``error_kind`` (``engine.defaults.DEAD_KINDS``); ``code`` the ``error_code`` (the code its deal
+    records, ``deals.response_code``: a rule's ``13``, ``91`` ...); ``open_only``: only those waiting for an
     operator or held by a retry (``OPEN_SQL``: what ``bsp dead list`` shows without --status or --all).
     ``before``: ``(at, id)`` of the last row of a previous page (as ``query_deals``'s).  The reason of a
     failed deal's letter whose ISO 8583 reversal was flagged since ends with that flag's note (``flag_note``),
@@ -566,6 +593,7 @@ def query_dead_letters(
     sql, params = _select(
         f"SELECT {cols} FROM dead_letters",
         [("route = ?", route), ("channel = ?", channel), ("status = ?", status), ("error_kind = ?", kind),
+         ("error_code = ?", code),
          (f"contains(lower(reason || {_NOTE_SQL.format(row='dead_letters.id')}), lower(?))",
           None if reason is None else [*_NOTE_PARAMS, reason]),
          ('"at" >= ?', _utc(since, "since")), ('"at" < ?', _utc(until, "until")),

@@ -15,7 +15,8 @@ Metric families (all prefixed ``bsp_``):
   route_latency_seconds{route}             received -> answered (histogram)
   channel_received_total{channel}          frames received (inbound) or replies received (outbound calls)
   channel_sent_total{channel}              frames sent (inbound replies) or requests sent (outbound calls)
-  channel_errors_total{channel,kind}       kind: framing, reply_not_sent (tcp listen), unreachable, lost, timeout, ...
+  channel_errors_total{channel,kind}       kind: framing, reply_not_sent (tcp listen), unreachable, timeout, lost
+                                           (sent, the connection broke before the reply: in doubt), ...
   channel_evictions_total{channel,reason}  tcp/http listen at max_connections: connections closed to make room;
                                            reason: handshake, idle, unread (engine/channels/conn_room.py)
   channel_capped_total{channel}            tcp/http listen at max_connections: times accepting paused (none could go)
@@ -117,7 +118,9 @@ class Metrics:
                                         namespace=ns, registry=r)
         self.channel_sent = Counter("channel_sent", "Frames sent on a channel.", ["channel"],
                                     namespace=ns, registry=r)
-        self.channel_errors = Counter("channel_errors", "Channel errors by kind.", ["channel", "kind"],
+        self.channel_errors = Counter("channel_errors", "Channel errors by kind; of an outbound call: unreachable "
+                                      "(not sent), timeout and lost (sent, no answer: in doubt; lost: the "
+                                      "connection broke before the reply).", ["channel", "kind"],
                                       namespace=ns, registry=r)
         self.channel_evictions = Counter("channel_evictions", "tcp/http listen at max_connections: connections closed "
                                          "to make room for a new peer, by reason (handshake: still in its TLS "
@@ -149,8 +152,8 @@ class Metrics:
                                           ["channel"], namespace=ns, registry=r)
         self.channel_resets = Counter("channel_resets", "tcp connect without match: connections the engine closed "
                                       "after a call timed out, its replies matched in order no longer to be trusted "
-                                      "(the other calls waiting on it failed lost).", ["channel"], namespace=ns,
-                                      registry=r)
+                                      "(the other calls waiting on it failed in doubt, kind lost).", ["channel"],
+                                      namespace=ns, registry=r)
         self.channel_reversals_joined = Counter(
             "channel_reversals_joined", "ISO 8583 MUX (match = iso8583): reversals not sent because the same one "
             "(its key and original, DE 90) was already at the counterpart, the engine's own or a front end's; "

@@ -74,6 +74,7 @@ class DeadLetterQuery:
     before: tuple[datetime, str] | None = None   # (at, id) of a previous page's last row (cursor)
     kind: str | None = None                  # the error kind: unreachable, timeout, rejected, ... (DEAD_KINDS)
     open: bool = False                       # only those waiting or held by a retry (ledger_query.OPEN_SQL)
+    code: str | None = None                  # the error code (error_code: the code its deal records)
 
 
 # Optional, used when the backend has it: ``async archived(kind, ident) -> Mapping | None``: where ``bsp ledger

@@ -145,6 +145,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
                      Param("kind", "string", "The dead letter's error kind (`error_kind`: unreachable, timeout, "
                            "rejected, ...; the kind column of `bsp dead list`).", enum=DEAD_KINDS,
                            example="unreachable"),
+                     Param("code", "string", "The dead letter's error code, exactly (`error_code`: the code its deal "
+                           "records, `response_code`; the code column of `bsp dead list`).", example="13"),
                      Param("reason", "string", "The reason contains this text (any case; `flagged for an operator` "
                            "finds the letters of flagged deals, also of one whose ISO 8583 reversal was flagged after "
                            "it was written).", example="no route"),

@@ -56,7 +56,7 @@ def _query(ledger: Path, **filters: Any) -> list[dict[str, Any]]:
 
 def _filters(route: str | None, channel: str | None, reason: str | None, status: str | None,
              since: str | None, until: str | None, *, kind: str | None = None,
-             until_option: str = "--until") -> dict[str, Any]:
+             until_option: str = "--until", code: str | None = None) -> dict[str, Any]:
     from engine.commands.deals import time_range
 
     if status is not None and status not in DEAD_STATUSES:
@@ -66,10 +66,11 @@ def _filters(route: str | None, channel: str | None, reason: str | None, status:
         raise typer.BadParameter(f"{kind!r} is not an error kind; use one of {', '.join(DEAD_KINDS)} (the kind "
                                  f"column of bsp dead list)", param_hint="--kind")
     after, before = time_range(since, until, what="dead letter", until_option=until_option)
-    return dict(route=route, channel=channel, reason=reason, status=status, kind=kind, since=after, until=before)
+    found = dict(route=route, channel=channel, reason=reason, status=status, kind=kind, since=after, until=before)
+    return found if code is None else {**found, "code": code}
 
 
-_COLUMNS = ("id", "at (UTC)", "status", "channel", "route", "kind", "reason")
+_COLUMNS = ("id", "at (UTC)", "status", "channel", "route", "kind", "code", "reason")
 
 
 def _render_table(rows: list[dict[str, Any]], title: str) -> None:
@@ -83,7 +84,7 @@ def _render_table(rows: list[dict[str, Any]], title: str) -> None:
         return
     cells = [tuple(printable("-" if v is None else str(v)) for v in (
         r["id"], r["at"].strftime("%Y-%m-%d %H:%M:%S"), r["status"], r["channel"], r["route"], r["error_kind"],
-        r["reason"])) for r in rows]
+        r.get("error_code"), r["reason"])) for r in rows]
     widths = [max(len(c[i]) for c in [_COLUMNS, *cells]) for i in range(len(_COLUMNS) - 1)]
     for line in [_COLUMNS, *cells]:
         typer.echo("  ".join(c.ljust(w) for c, w in zip(line, widths)) + "  " + line[-1])
@@ -103,6 +104,8 @@ def list_(
     status: Optional[str] = typer.Option(None, "--status", help=f"Only this status: {', '.join(DEAD_STATUSES)}."),
     kind: Optional[str] = typer.Option(None, "--kind", help=f"Only this error kind: {', '.join(DEAD_KINDS)} "
                                        "(the kind column)."),
+    code: Optional[str] = typer.Option(None, "--code", help="Only this error code, exactly (the code column: the "
+                                       "code its deal records, e.g. a rule's 13, 30 malformed, 91 unreachable)."),
     since: Optional[str] = typer.Option(None, "--since", help="At or after: ISO date/time or an age (30m, 2d)."),
     until: Optional[str] = typer.Option(None, "--until", help="Before: ISO date/time or an age."),
     every: bool = typer.Option(False, "--all", help="Every status (retried and purged ones too); without it, "
@@ -132,7 +135,7 @@ def list_(
     """
     if every and status is not None:
         raise typer.BadParameter("--all lists every status, --status one: give one of them", param_hint="--all")
-    filters = _filters(route, channel, reason, status, since, until, kind=kind)
+    filters = _filters(route, channel, reason, status, since, until, kind=kind, code=code)
     ledger = ledger_keys(ledger, deployment, env, "bsp dead list").path
     open_only = not every and status is None
     which = "dead letters waiting (new or retrying; --all lists every status)" if open_only else "dead letters"
@@ -198,6 +201,8 @@ def show(
 
     When a retry refused again left its message in another letter, `history` lists the letters of the
     message, oldest first, the one where it waits pointed at (JSON: `history`, [{id, status}]).
+    A purged letter's raw line says when and by whom it was purged (its status event), or that bsp did not
+    record who (a purge before 2026-11-28).
 
     A running engine holds the ledger file locked: `--live` asks it instead (`GET /dead-letters/{id}`; the
     message comes only to a token with the role raw, sealed as stored: to another, `raw` says the engine
@@ -331,7 +336,7 @@ def show(
         raw = r["raw"]
         text = _as_text(raw) if raw is not None else None
         typer.echo(f"{'raw':>15}: " + (withheld if withheld is not None else
-                                        "(purged)" if raw is None and r["status"] == "purged" else
+                                        _purged(ledger, r["id"], live) if raw is None and r["status"] == "purged" else
                                         "(unreadable)" if raw is None else f"{len(raw)} bytes" + (
                                             "" if text is not None else ", binary: offset, hex, ASCII")))
         if raw is not None:
@@ -376,6 +381,16 @@ def _reveal_live(r: dict[str, Any], who: Any, four_eyes: bool, conn: tuple[Any, 
                    f"(the engine decrypts the message for the requester alone)")
         return True
     return False
+
+
+def _purged(ledger: Path, letter_id: str, live: bool) -> str:
+    """A purged letter's message: when and by whom (its status event), on the ledger file; "(purged)" --live."""
+    if live:
+        return "(purged)"
+    from engine.deal_letters import purge_text
+    from engine.ledger_query import letter_purge
+
+    return purge_text(letter_purge(ledger, letter_id))
 
 
 def _withheld(letter: dict[str, Any], stored: Any) -> str:
@@ -895,14 +910,14 @@ def purge_cmd(
         # waiting for an operator (or held by a retry): deleting its message loses a payment nobody handled
         kept = [r for r in rows if r["status"] == "retrying" or not retried_before(r)]
         rows = [r for r in rows if r["status"] != "retrying" and retried_before(r)]
-    rows = _purge_four_eyes(ledger, found, rows, ids, by)
+    rows, dual = _purge_four_eyes(ledger, found, rows, ids, by)
     if rows and not yes and sys.stdin is not None and sys.stdin.isatty():
         if not typer.confirm(f"purge {len(rows)} dead letter(s) in {ledger} (their messages are deleted for good)?",
                              default=False, err=True):
             typer.echo("nothing purged", err=True)
             raise typer.Exit(1)
     try:
-        n = purge(ledger, [r["id"] for r in rows], audit_key=found.keys.audit_key, by=by)
+        n = purge(ledger, [r["id"] for r in rows], audit_key=found.keys.audit_key, by=by, four_eyes=dual)
     except (LedgerError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -916,15 +931,16 @@ def purge_cmd(
 
 
 def _purge_four_eyes(ledger: Path, found: Any, rows: list[dict[str, Any]], ids: Optional[list[str]],
-                     by: Optional[str]) -> list[dict[str, Any]]:
+                     by: Optional[str]) -> tuple[list[dict[str, Any]], bool]:
     """Four eyes on dead.purge (engine/four_eyes.py): the letters whose purge another operator approved (through
-    the admin API) are purged; for each other one a request is recorded and it is left.  Off: ``rows`` as given."""
+    the admin API) are purged; for each other one a request is recorded and it is left.  Off: ``rows`` as given.
+    With whether four eyes is on (the purge then records the OS user as who, --by beside)."""
     from engine.four_eyes import Refused, offline_policy, pending_text, request_in_file, requests_in_file
     from engine.ledger_store import LedgerError
 
     policy = offline_policy(ledger, found.deployment)
     if policy is None or not policy.covers("dead.purge"):
-        return rows
+        return rows, False
     if not ids:
         typer.echo("error: four eyes: a purge needs a second operator's approval, letter by letter: give the dead "
                    "letters' ids (each is requested, then purged once approved)", err=True)
@@ -949,7 +965,7 @@ def _purge_four_eyes(ledger: Path, found: Any, rows: list[dict[str, Any]], ids: 
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
         typer.echo(f"{r['id']}: {pending_text(req, False)}; once approved, purge it again (the engine stopped)")
-    return approved
+    return approved, True
 
 
 def register(app: typer.Typer) -> None:

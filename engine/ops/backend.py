@@ -451,7 +451,7 @@ class EngineBackend:
                                      route=query.route, status=query.status, reason=query.reason,
                                      since=query.since, until=query.until, limit=query.limit,
                                      before=getattr(query, "before", None), kind=getattr(query, "kind", None),
-                                     open_only=getattr(query, "open", False))
+                                     open_only=getattr(query, "open", False), code=getattr(query, "code", None))
 
     async def snapshot_ledger(self) -> Any:
         """A consistent copy of the ledger (``engine.ledger_snapshot``): first every deal acknowledged so far

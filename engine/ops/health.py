@@ -181,7 +181,7 @@ def flap_reason(name: str, row: Mapping[str, Any]) -> str:
     f = row["flapping"]
     where = f" ({row['address']})" if row.get("address") else ""
     return (f"channel {name}{where} flapping: {f['lost_connections']} connections lost in the last "
-            f"{f['window_s']}s with calls waiting ({f['lost_calls']} calls lost, in doubt), reconnected each "
+            f"{f['window_s']}s with calls waiting ({f['lost_calls']} calls failed in doubt, kind lost), reconnected each "
             f"time; ask the counterpart why it drops connections (its log, a load balancer or firewall idle "
             f"timeout, a connection limit)")
 

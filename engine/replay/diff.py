@@ -239,7 +239,8 @@ class Differ:
         """The dead letters the exchange wrote, recorded vs produced (``dead letter CHANNEL``): one written on
         one side only is ``(stored)``; both written, their ``kind``, ``code``, ``route`` and ``reason``.  With
         more than one, they are paired in order and numbered (``#1``).  Not compared for a capture recorded
-        without them (``frames.dead_letters`` NULL)."""
+        without them (``frames.dead_letters`` NULL); a recorded letter without a code (of a capture made before
+        2026-11-28, when a letter had a code only if its exchange was answered) is not compared by its code."""
         if rec is None:
             return
         known = self._request_known() if self._rec.request.raw is not None else {}
@@ -260,6 +261,8 @@ class Differ:
                 self._add(res, ctx, channel, "dead letter", "(stored)", stored(a), stored(b), seq)
                 continue
             for f in DEAD_FIELDS:
+                if f == "code" and a.get(f) is None and a.get("kind") not in (None, "unrecorded"):
+                    continue        # recorded before 2026-11-28: a letter whose exchange was not answered had no code
                 if a.get(f) != b.get(f):
                     self._add(res, ctx, channel, "dead letter", f, show(a.get(f)), show(b.get(f)), seq)
 

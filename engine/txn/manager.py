@@ -1403,13 +1403,16 @@ class TxnManager:
 
 
 def dead_letter_of(ex: Any, rec: Any) -> DeadLetter:
-    """The dead letter of a rejected or failed exchange: its raw bytes, the deal's reason, id = the deal's id."""
+    """The dead letter of a rejected or failed exchange: its raw bytes, the deal's reason and code, id = the deal's
+    id.  Its ``error_code`` is the deal's (``response_code``: the failed rule's, the counterpart's refusal's, the
+    kind's default) whether or not a reply was sent: a file's record, a NATS message without a reply subject and
+    a request whose reply was withheld have one too (before 2026-11-28 only a letter answered had a code)."""
     f = ex.failure
     return DeadLetter(
         route=rec.route if ex.route is not None else None, channel=rec.channel,
         reason=rec.reason or "failed", raw=kept_raw(ex), config_version=rec.config_version,
         error_kind=f.kind if f is not None else None,
-        error_code=(f.code if f is not None else None) if ex.reply is not None else None,
+        error_code=rec.response_code or (f.code if f is not None else None),
         id=rec.deal_id)
 
 

@@ -135,8 +135,9 @@ def test_cli_list_show_purge(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     # a line naming the ledger, then the column names over aligned columns (--live prints the same)
     title, head, row = res.stdout.splitlines()
     assert title == f"dead letters waiting (new or retrying; --all lists every status) in {path}"
-    assert head.split() == ["id", "at", "(UTC)", "status", "channel", "route", "kind", "reason"]
-    assert row.split()[3:] == ["new", "mainframe", "bill_payment", "timeout", "biller", "timed", "out", "after", "5s"]
+    assert head.split() == ["id", "at", "(UTC)", "status", "channel", "route", "kind", "code", "reason"]
+    assert row.split()[3:] == ["new", "mainframe", "bill_payment", "timeout", "91", "biller", "timed", "out", "after",
+                               "5s"]
     assert head.index("channel") == row.index("mainframe") and head.index("reason") == row.index("biller")
     res = cli("list", "--ledger", str(path), "--status", "purged")
     assert res.stdout.splitlines() == [f"dead letters in {path}", "no dead letters match these filters"]

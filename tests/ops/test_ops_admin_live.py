@@ -252,8 +252,15 @@ async def test_bsp_deals_live_asks_the_engine_that_holds_the_ledger(nursery, tmp
     # without --status or --all: what waits, and the title says so (--all lists every status)
     assert title == f"dead letters waiting (new or retrying; --all lists every status) in the engine at " \
                     f"{env['BSP_ADMIN_URL']}"
-    assert head.split() == ["id", "at", "(UTC)", "status", "channel", "route", "kind", "reason"]
+    assert head.split() == ["id", "at", "(UTC)", "status", "channel", "route", "kind", "code", "reason"]
     assert row.startswith(letter["id"]) and head.index("channel") == row.index("front  ")
+    # --code asks the engine for that code (GET /dead-letters?code=), as --kind for a kind
+    code = row.split()[head.split().index("code")]          # "at (UTC)" two words over a date and a time
+    assert code.isdigit(), row
+    r = await trio.to_thread.run_sync(dead, "--live", "--code", code, "--json")
+    assert r.returncode == 0 and [orjson.loads(x)["id"] for x in r.stdout.splitlines()] == [letter["id"]], r.stderr
+    r = await trio.to_thread.run_sync(dead, "--live", "--code", "no-such-code")
+    assert r.returncode == 0 and r.stdout.splitlines()[1:] == ["no dead letters match these filters"], r.stdout
     r = await trio.to_thread.run_sync(dead, "--live", "--status", "retried")
     assert r.returncode == 0 and r.stdout.splitlines() == [
         f"dead letters in the engine at {env['BSP_ADMIN_URL']}", "no dead letters match these filters"]

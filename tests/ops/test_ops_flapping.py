@@ -65,7 +65,7 @@ async def test_a_counterpart_that_keeps_dropping_the_connection_degrades_the_eng
     assert doc["state"] == "degraded", doc["reasons"]
     assert doc["reasons"] == [
         f"channel back (127.0.0.1:{port}) flapping: 3 connections lost in the last 60s with calls waiting (3 calls "
-        f"lost, in doubt), reconnected each time; ask the counterpart why it drops connections (its log, a load "
+        f"failed in doubt, kind lost), reconnected each time; ask the counterpart why it drops connections (its log, a load "
         f"balancer or firewall idle timeout, a connection limit)"]
     table = _table({**doc, "ready": True})
     assert "DEGRADED (1 channel flapping)" in table and "FLAPPING 3 lost/60s" in table, table

@@ -279,13 +279,23 @@ async def test_a_purge_is_requested_on_the_file_approved_live_and_carried_out_on
             assert "bsp dead purge ID" in r2.json()["run"]["outcome"] and r2.json()["run"]["ok"] is True, r2.text
         eng.drain()
         second.cancel_scope.deadline = trio.current_time() + 30
-    r = await trio.to_thread.run_sync(lambda: run.invoke(app, ["dead", "purge", lid, "--ledger", ledger, "--yes"]))
+    r = await trio.to_thread.run_sync(lambda: run.invoke(app, ["dead", "purge", lid, "--ledger", ledger, "--yes",
+                                                               "--by", "carol"]))
     assert r.exit_code == 0 and "purged 1 dead letter(s)" in r.output, r.output
     assert f"approved by bob (request {req['id']})" in r.output, r.output
     (letter,) = query_dead_letters(Path(ledger))
     assert letter["status"] == "purged", letter
+    # under four eyes who purged is the OS user, what bsp can tell, --by beside it, as the request recorded who
+    # asked (until 2026-11-28 the purge named the --by, a name anyone can type, as who)
+    import getpass
+
+    from engine.ledger_query import letter_purge
+    purge = letter_purge(Path(ledger), lid)
+    assert purge is not None and (purge["by"], purge["stated_by"], purge["via"]) == (
+        getpass.getuser(), "carol", "bsp dead purge"), purge
     r = await trio.to_thread.run_sync(lambda: run.invoke(app, ["dead", "show", lid, "--ledger", ledger]))
     assert "dead.purge requested by " in r.output and "approved by bob" in r.output, r.output
+    assert f" by {getpass.getuser()} (via bsp dead purge, stated by carol, os user " in r.output, r.output
     r = await trio.to_thread.run_sync(lambda: run.invoke(app, ["audit", "verify", "--ledger", ledger]))
     assert r.exit_code == 0, r.output
 

@@ -124,3 +124,21 @@ def test_a_reason_is_compared_without_what_each_run_makes_its_own() -> None:
         "key_conflict: deal key 'K1' was used by deal <deal id> for another deal (at pay.route)"
     assert reason_text("timeout: call auth: channel h: no reply within 5s (as recorded)") == \
         "timeout: call auth: channel h: no reply within 5s"
+
+
+def test_a_letter_recorded_without_its_code_is_not_compared_by_code(tmp_path: Path) -> None:
+    """Until 2026-11-28 a dead letter had a code only when its exchange was answered (a file's record, a NATS
+    message without a reply subject had none); now every letter has its deal's.  A capture of then, replayed
+    by the same routes, is no difference for that."""
+    recorded = config(tmp_path / "recorded")
+    capture = record(tmp_path, recorded)
+    with duckdb.connect(str(capture)) as con:
+        con.execute("UPDATE frames SET dead_letters = replace(dead_letters, '\"code\": \"13\"', '\"code\": null') "
+                    "WHERE dead_letters LIKE '%\"code\": \"13\"%'")
+        assert con.execute("SELECT count(*) FROM frames WHERE dead_letters LIKE '%\"code\": null%'").fetchone()[0] == 1
+    same = replay_file(capture, [recorded], default_registry())
+    assert dead(same) == [] and same.passed, [vars(d) for d in same.diff.differences]
+    # the reason is still compared
+    other = replay_file(capture, [candidate(tmp_path, "other", 'msg.amount > 0 else reject "14" "amount is zero"')],
+                        default_registry())
+    assert {f for _k, f, _r, _p in dead(other)} == {"reason"}, dead(other)
