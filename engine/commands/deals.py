@@ -324,6 +324,32 @@ def _block(value: Any) -> str:
     return "\n".join("    " + line for line in text.splitlines())
 
 
+def joined_lines(events: Iterable[dict[str, Any]]) -> list[str]:
+    """What became of each reversal of the deal that joined another deal's queued one (its event ``reversal
+    queued`` names that deal in ``joined``; engine/txn/saf.py ``_joined_story``): acknowledged (its ``reversed
+    CALL`` event: when, the message, the host's code), or still waiting on that deal's attempts."""
+    evs = list(events)
+    out = []
+    for i, ev in enumerate(evs):
+        q = ev.get("detail")
+        if ev.get("to_state") != "reversal queued" or not isinstance(q, dict) or not q.get("joined"):
+            continue
+        call, other = q.get("call"), q.get("joined")
+        head = f"  reversal of call {call}: joined deal {other}'s reversal (call {q.get('joined_call')})"
+        ack = next((e for e in evs[i + 1:] if e.get("to_state") == f"reversed {call}"), None)
+        a = ack.get("detail") if ack is not None and isinstance(ack.get("detail"), dict) else None
+        if a is None:
+            out.append(f"{head}; not acknowledged yet: its attempts are on that deal (`bsp deals show {other}`)")
+            continue
+        code = a.get("response_code")
+        verdict = ("approved: the host reversed the original" if a.get("approved") else
+                   "not an approval: the host has the reversal but did not apply it; ask the host about the original")
+        at = ack.get("at")
+        out.append(f"{head}; acknowledged at {_when(at) if isinstance(at, datetime) else at} ({a.get('mti')}, code "
+                   f"{'?' if code is None else code}, {verdict}); nothing is left to send")
+    return out
+
+
 def _story_text(d: dict[str, Any], problems: list[str]) -> str:
     out = [f"deal {d['deal_id']}  {d['deal_type']}  {d['status']}"
            + (f"  code {d['response_code']}" if d["response_code"] else "")]
@@ -348,6 +374,7 @@ def _story_text(d: dict[str, Any], problems: list[str]) -> str:
     elif d.get("flag") == "open":
         out.append(f"  flagged for an operator, not resolved: settle it with the counterpart, then "
                    f"`bsp deals resolve {d['deal_id']} --outcome {'|'.join(OUTCOMES)} --note TEXT`")
+    out.extend(joined_lines(d.get("events") or ()))
     cfg = d["config"]
     if cfg is None:
         out.append(f"  configuration {d['config_version']} (not recorded in config_versions)")
