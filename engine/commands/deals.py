@@ -350,6 +350,24 @@ def joined_lines(events: Iterable[dict[str, Any]]) -> list[str]:
     return out
 
 
+def release_lines(events: Iterable[dict[str, Any]]) -> list[str]:
+    """A held deal released (engine/deal_hold.py): the run's deal and where its reply went (event ``hold release
+    ran``); the run's deal itself (event ``screening released``): its reply was delivered to no one."""
+    out = []
+    for ev in events:
+        d = ev.get("detail") if isinstance(ev.get("detail"), dict) else {}
+        if ev.get("to_state") == "hold release ran":
+            reply = d.get("reply") if isinstance(d.get("reply"), dict) else {}
+            where = (f"kept on deal {reply.get('kept_on')} (`bsp deals show {reply.get('kept_on')}`)"
+                     if reply.get("kept_on") else "none kept")
+            went = "delivered" if reply.get("delivered") else f"its reply went to no one, {where}"
+            out.append(f"  released: ran as deal {d.get('deal')} ({d.get('status') or d.get('outcome')}); {went}")
+        elif ev.get("to_state") == "screening released" and d.get("held_deal"):
+            out.append(f"  reply not delivered: this deal is the release of held deal {d.get('held_deal')}, whose "
+                       f"sender was answered `held`; the reply below went to no one (kept here)")
+    return out
+
+
 def _story_text(d: dict[str, Any], problems: list[str]) -> str:
     out = [f"deal {d['deal_id']}  {d['deal_type']}  {d['status']}"
            + (f"  code {d['response_code']}" if d["response_code"] else "")]
@@ -375,6 +393,7 @@ def _story_text(d: dict[str, Any], problems: list[str]) -> str:
         out.append(f"  flagged for an operator, not resolved: settle it with the counterpart, then "
                    f"`bsp deals resolve {d['deal_id']} --outcome {'|'.join(OUTCOMES)} --note TEXT`")
     out.extend(joined_lines(d.get("events") or ()))
+    out.extend(release_lines(d.get("events") or ()))
     cfg = d["config"]
     if cfg is None:
         out.append(f"  configuration {d['config_version']} (not recorded in config_versions)")
