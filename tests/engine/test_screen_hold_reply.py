@@ -50,7 +50,7 @@ async def test_a_released_deals_reply_is_kept_and_said_to_go_to_no_one(nursery, 
     assert "values" not in ran[0]["reply"]            # the reply itself stays on its own deal (its fields' rules)
     report(done, str(ledger))
     said = capsys.readouterr().out
-    assert f"its reply went to no one" in said and f"kept on deal {new}" in said, said
+    assert "its reply went to no one" in said and f"kept on deal {new}" in said, said
     assert f"bsp deals show {new}" in said and orjson.dumps(reply["values"]).decode() in said, said
     out = CliRunner().invoke(app, ["deals", "--ledger", str(ledger), "show", new])
     assert out.exit_code == 0, out.output
