@@ -195,6 +195,8 @@ class Saf:
         self.items: dict[str, Item] = {}
         self.unrecorded: dict[str, list[Item]] = {}   # deal id -> its items whose deal row is not committed yet
         self.joining: dict[str, list[Joiner]] = {}    # deal id -> its joins whose deal row is not committed yet
+        self._joins_loaded: dict[str, list[dict[str, Any]]] | None = None   # the ledger's joins to loaded items
+        self._joins_lock = trio.Lock()
         self.attempts = 0
         self.acknowledged = 0
         self.flagged = 0                      # reversals flagged for an operator (since the start)
@@ -809,10 +811,9 @@ class Saf:
         acknowledgement (``mti``, ``response_code``, ``approved``, ``at``), ``joined`` / ``joined_call`` the deal
         and call whose reversal it was.  Once per deal (``unless``: a restart before ``revrec`` tells again)."""
         found: list[tuple[str, str, Joiner | None]] = [(j.deal_id, j.call, j) for j in item.joined]
-        lookup = getattr(self.mgr.ledger, "joined_to", None) if item.loaded else None
-        if lookup is not None:
+        if item.loaded:
             try:
-                found += [(j["deal_id"], str(j["call"]), None) for j in await lookup(item.deal_id, item.step)]
+                found += [(j["deal_id"], str(j["call"]), None) for j in await self._loaded_joins(item)]
             except Exception as exc:     # noqa: BLE001 - the reversal is done all the same; said, not hidden
                 log.error("store and forward: cannot ask the ledger which deals joined the reversal of deal %s "
                           "(call %s) to record its acknowledgement on them: %s; find them by their event "
@@ -850,6 +851,20 @@ class Saf:
             if isinstance(r, BaseException):
                 log.error("store and forward: deal %s joined the reversal of deal %s (call %s), acknowledged; the "
                           "acknowledgement is not recorded on it: %s", deal_id, item.deal_id, item.step, r)
+
+    async def _loaded_joins(self, item: Item) -> list[dict[str, Any]]:
+        """The deals that joined ``item`` (left by a previous run) before the restart: asked of the ledger once for
+        every reversal the log held (``joins_to``; a ledger without it: ``joined_to``, per reversal)."""
+        many = getattr(self.mgr.ledger, "joins_to", None)
+        if many is None:
+            one = getattr(self.mgr.ledger, "joined_to", None)
+            return [] if one is None else list(await one(item.deal_id, item.step))
+        if self._joins_loaded is None:
+            async with self._joins_lock:
+                if self._joins_loaded is None:
+                    ids = sorted({i.deal_id for i in [*self.items.values(), item] if i.loaded})
+                    self._joins_loaded = await many(ids)
+        return self._joins_loaded.pop(item.key, [])
 
     async def _append_many(self, batch: list[tuple[Item, list[DealEvent]]]) -> None:
         """Events on several deals in one ledger transaction (their rows are committed)."""

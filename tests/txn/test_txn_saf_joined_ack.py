@@ -87,3 +87,54 @@ async def test_a_reversal_joined_to_the_engines_queued_one_records_its_acknowled
     assert said in out.output, out.output
     assert f"code {code}" in out.output.split(said)[1].splitlines()[0], out.output
     assert DE90 in out.output
+
+
+async def test_a_reversal_joined_before_a_restart_gets_the_acknowledgement_after_it(
+        program, tmp_path, nursery, mock_clock) -> None:
+    # the same join, the host silent; the engine stops with the reversal still queued (it stays in the log). On
+    # the next start the queued reversal is acknowledged: the deal that joined it in the previous run (found in
+    # the ledger by its `reversal queued` event) gets the acknowledgement, once
+    mock_clock.autojump_threshold = 0.1
+    rev_held, joined, answering = trio.Event(), trio.Event(), trio.Event()
+
+    async def answer(msg, send):
+        if msg["t"] == "0200" or not answering.is_set():
+            if msg["t"] == "0420" and not rev_held.is_set():
+                rev_held.set()
+                await joined.wait()
+            return
+        await send(answered(msg, "00"))
+
+    host = Host(answer)
+    port = await host.serve(nursery)
+    ledger = tmp_path / "l.duckdb"
+    front = {**REVERSAL, "11": PURCHASE["11"]}
+    async with running(program, ledger, overrides(port, "3s")) as sb:
+        await ask(sb.channel("cp_mainframe").port, PURCHASE)
+        with trio.fail_after(60):
+            await rev_held.wait()
+        c = await Client.open(sb.channel("cp_mainframe").port)
+        await c.send(frame(front))
+        with trio.move_on_after(30):
+            while not getattr(sb.channel("cp_host"), "joined", 0):
+                await trio.sleep(0.25)
+        joined.set()
+        with trio.fail_after(60):
+            (raw,) = await c.recv()
+        await c.aclose()
+        (queue,) = sb.saf
+        assert queue.status()["pending"] == 1
+    rev, = [d for d in deals(ledger) if d["route"] == "card_reversal"]
+    purchase, = [d for d in deals(ledger) if d["route"] == "card_purchase"]
+    assert "reversed rev" not in [e["to_state"] for e in rows(
+        ledger, "SELECT to_state FROM deal_events WHERE deal_id = ?", [rev["deal_id"]])]
+    answering.set()
+    async with running(program, ledger, overrides(port, "3s")) as sb:
+        (queue,) = sb.saf
+        with trio.fail_after(600):                 # a guard against a hang (MockClock time), not a timing
+            await queue.wait_empty()
+        assert queue.status()["acknowledged"] == 1
+    events = rows(ledger, "SELECT to_state, detail FROM deal_events WHERE deal_id = ? ORDER BY seq",
+                  [rev["deal_id"]])
+    acks = [json.loads(e["detail"]) for e in events if e["to_state"] == "reversed rev"]
+    assert len(acks) == 1 and acks[0]["joined"] == purchase["deal_id"] and acks[0]["response_code"] == "00", events
