@@ -148,7 +148,9 @@ async def decide(ledger: Any, deal_id: str, outcome: str, note: str, by: str, *,
     if not res.skipped:
         ran = await read_in_process(get_deal, path, deal_id=new_id)
         run["status"] = None if ran is None else ran.get("status")
-        run["reply"] = reply = reply_whereabouts(deal, new_id, ran)
+        deliver = getattr(injector, "deliver", None)
+        sent = await deliver(deal["channel"], new_id) if deliver is not None and deal.get("channel") else None
+        run["reply"] = reply = reply_whereabouts(deal, new_id, ran, sent)
         # the run's outcome and where its reply went, on the held deal (its story ends with it); the reply's
         # values stay on the run's own deal, under its fields' rules (sealed, masked)
         told = {"deal": new_id, "ok": res.ok, "outcome": res.outcome, "status": run["status"],
@@ -160,12 +162,23 @@ async def decide(ledger: Any, deal_id: str, outcome: str, note: str, by: str, *,
     return {"deal_id": full, "at": at, **detail, "hits": hits(events), "run": run}
 
 
-def reply_whereabouts(held: Mapping[str, Any], new_id: str, ran: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Where the reply of a released deal's run went: ``{"delivered": False, "kept_on": NEW_ID or None,
-    "values": the reply as the run's deal keeps it (None: it made none), "why"}``.  Never delivered: the sender
-    was answered `held` when the screening held it, and a reply goes only on the connection (or exchange) its
-    request came in on, which is not kept for the officer's decision."""
+def reply_whereabouts(held: Mapping[str, Any], new_id: str, ran: Mapping[str, Any] | None,
+                      sent: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Where the reply of a released deal's run went: ``{"delivered", "to" (when the channel has an address of its
+    own for replies), "kept_on": NEW_ID or None, "values": the reply as the run's deal keeps it (None: it made
+    none), "why"}``.  The sender was answered `held` when the screening held it, and a reply goes on the
+    connection (or exchange) its request came in on, which is not kept for the officer's decision: delivered
+    only by a channel with a reply address of its own (``sent``: engine/channels/late_reply.py, a ``nats
+    consume`` channel's ``reply_subject``); else to no one."""
     channel, code = held.get("channel"), held.get("response_code")
+    values = ran.get("response") if ran is not None else None
+    if sent is not None and sent.get("delivered"):
+        return {"delivered": True, "to": sent.get("to"), "kept_on": new_id if ran is not None else None,
+                "values": values, "why": f"{sent.get('why')}; also kept on deal {new_id} (`bsp deals show {new_id}`)"}
+    if sent is not None:        # the channel has a reply address, and the delivery did not happen
+        return {"delivered": False, "to": sent.get("to"), "kept_on": new_id if ran is not None else None,
+                "values": values, "why": f"not delivered to {sent.get('to')}: {sent.get('why')}; "
+                                         f"kept on deal {new_id} (`bsp deals show {new_id}`): tell the sender the outcome"}
     gone = (f"its sender was answered `held` (code {code}) on channel {channel} when the screening held deal "
             f"{held.get('deal_id')}; a reply goes back only on the request's own connection, which is not kept for "
             f"the officer's decision, so the reply of the release went to no one")

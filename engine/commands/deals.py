@@ -360,11 +360,14 @@ def release_lines(events: Iterable[dict[str, Any]]) -> list[str]:
             reply = d.get("reply") if isinstance(d.get("reply"), dict) else {}
             where = (f"kept on deal {reply.get('kept_on')} (`bsp deals show {reply.get('kept_on')}`)"
                      if reply.get("kept_on") else "none kept")
-            went = "delivered" if reply.get("delivered") else f"its reply went to no one, {where}"
+            went = (f"its reply was delivered to {reply.get('to')}, {where}" if reply.get("delivered") else
+                    f"its reply was not delivered to {reply.get('to')}, {where}" if reply.get("to") else
+                    f"its reply went to no one, {where}")
             out.append(f"  released: ran as deal {d.get('deal')} ({d.get('status') or d.get('outcome')}); {went}")
         elif ev.get("to_state") == "screening released" and d.get("held_deal"):
-            out.append(f"  reply not delivered: this deal is the release of held deal {d.get('held_deal')}, whose "
-                       f"sender was answered `held`; the reply below went to no one (kept here)")
+            out.append(f"  reply not sent on the sender's connection: this deal is the release of held deal "
+                       f"{d.get('held_deal')}, whose sender was answered `held`; the reply below is kept here, and "
+                       f"where else it went is on that deal (`released:`, event `hold release ran`)")
     return out
 
 

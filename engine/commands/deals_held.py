@@ -116,7 +116,10 @@ def reply_lines(run: dict[str, Any]) -> list[str]:
     if not isinstance(reply, dict):
         return []
     if reply.get("delivered"):
-        return [f"its reply was delivered: {reply.get('why')}"]
+        return [f"its reply was delivered to {reply.get('to')}; kept on deal {reply.get('kept_on')} too: "
+                f"`bsp deals show {reply.get('kept_on')}`"]
+    if reply.get("to"):
+        return [f"warning: its reply was NOT delivered: {reply.get('why')}"]
     kept = reply.get("kept_on")
     head = "its reply went to no one (the sender was answered `held` and its connection is not kept)"
     if reply.get("values") is None:
