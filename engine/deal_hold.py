@@ -14,13 +14,15 @@ across restarts, until an operator records one decision, an event appended to th
     remaining steps (the limit, the calls, the reply) run once.  The run goes through the dead letter's claim
     (``engine.deadletter.retry_once``: atomic, durable), so it happens once: a second release is refused; a
     release whose run never began (the process stopped between the event and the claim) runs when asked again.
-    Its reply goes to no one (the sender was answered "held"): it is kept on the deal ``NEW_ID`` and said so
+    Its reply cannot go back on the sender's connection (the sender was answered "held"): it is kept on the deal
+    ``NEW_ID``, published to the channel's own reply address when it has one, and where it went is said
     (``hold release ran``, below).  Another entry matching on the run (the list changed) holds it again.
-``hold release ran`` ``{"deal": NEW_ID, "ok", "outcome", "status", "reply": {"delivered": false, "kept_on", "why"}}``
-    after the release's run: its outcome, and where its reply went.  Nowhere: the sender was answered "held",
-    and a reply goes only on the request's own connection, not kept for the decision.  The reply stays on the
-    run's deal (``bsp deals show NEW_ID``); ``decide``'s result carries it (``run.reply.values``) and
-    ``bsp deals resolve`` prints it and says where it went.
+``hold release ran`` ``{"deal": NEW_ID, "ok", "outcome", "status", "reply": {"delivered", "to", "kept_on", "why"}}``
+    after the release's run: its outcome, and where its reply went: to a ``nats consume`` channel's
+    ``reply_subject`` (``delivered``, ``to``: engine/channels/late_reply.py), else to no one (the sender was
+    answered "held", and a reply goes on the request's own connection, not kept for the decision).  The reply
+    stays on the run's deal (``bsp deals show NEW_ID``); ``decide``'s result carries it (``run.reply.values``)
+    and ``bsp deals resolve`` prints it and says where it went.
 ``hold rejected`` ``{"outcome": "reject", "note", "by", "via", ...}``
     a true match: the deal stays rejected (nothing was sent, nothing to give back); its dead letter is closed
     (status ``retried``, its outcome saying the hold was rejected) and is never run.
