@@ -75,6 +75,7 @@ _UTC = timezone.utc
 ALERT_AFTER = 5           # attempts after which a reversal is flagged for an operator (it goes on)
 BACKOFF_CAP = 60.0        # seconds: the longest pause between two attempts
 FLAGS_PRUNE = 64          # a lane's flag heap is pruned of reversals done once it doubled (at least this many)
+JOIN_ROW_WAIT = 60.0      # seconds an acknowledgement waits for the row of a deal that joined the reversal
 SWEEP_EVERY = 1.0         # seconds: a lane flags the reversals kept waiting past their time at most this often
 
 
@@ -806,7 +807,7 @@ class Saf:
 
     async def _joined_story(self, item: Item) -> None:
         """The acknowledgement of ``item`` on each deal whose advice joined it (``join``; those of a previous run
-        asked of the ledger: ``LedgerStore.joined_to``): a trace line ``CALL.reversal`` (``.repeat`` when the
+        asked of the ledger: ``LedgerStore.joins_to``): a trace line ``CALL.reversal`` (``.repeat`` when the
         acknowledged message was a repeat), outcome ``acknowledged``, and the event ``reversed CALL`` with the
         acknowledgement (``mti``, ``response_code``, ``approved``, ``at``), ``joined`` / ``joined_call`` the deal
         and call whose reversal it was.  Once per deal (``unless``: a restart before ``revrec`` tells again)."""
@@ -827,7 +828,13 @@ class Saf:
                 continue
             seen.add((deal_id, call))
             if j is not None:
-                await j.recorded.wait()
+                with trio.move_on_after(JOIN_ROW_WAIT):
+                    await j.recorded.wait()
+                if not j.recorded.is_set():
+                    log.warning("store and forward: deal %s joined the reversal of deal %s; its row was not written "
+                                "within %gs of the acknowledgement, which is not recorded on it", deal_id,
+                                item.deal_id, JOIN_ROW_WAIT)
+                    continue
                 if not j.has_row:
                     log.warning("store and forward: deal %s joined the reversal of deal %s but has no ledger row; "
                                 "the acknowledgement is not recorded on it", deal_id, item.deal_id)
