@@ -148,6 +148,9 @@ async def decide(ledger: Any, deal_id: str, outcome: str, note: str, by: str, *,
                            release={"deal": full, "hits": held})
     run: dict[str, Any] = {"deal": new_id, "ok": res.ok, "outcome": res.outcome, "skipped": res.skipped}
     if not res.skipped:
+        loaded = getattr(ledger, "wait_loaded", None)
+        if loaded is not None:
+            await loaded()          # a journaled ledger: the run's row in DuckDB before it is read
         ran = await read_in_process(get_deal, path, deal_id=new_id)
         run["status"] = None if ran is None else ran.get("status")
         deliver = getattr(injector, "deliver", None)

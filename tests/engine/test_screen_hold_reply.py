@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
+import pytest
 from typer.testing import CliRunner
 
 from engine.cli import app
@@ -21,7 +22,11 @@ from kit import Client, compile_text, framed_counterpart, running
 from test_screen_hold import LIST, ROUTE, req
 
 
-async def test_a_released_deals_reply_is_kept_and_said_to_go_to_no_one(nursery, tmp_path: Path, capsys) -> None:
+@pytest.mark.parametrize("sync", ["duckdb", "journal"])
+async def test_a_released_deals_reply_is_kept_and_said_to_go_to_no_one(nursery, tmp_path: Path, capsys,
+                                                                      sync) -> None:
+    # (journal: bsp run's default ledger, whose rows reach DuckDB after the journal; the release reads its run's
+    # deal once loaded)
     (tmp_path / "list.csv").write_text(LIST, encoding="utf-8")
     port = await framed_counterpart(nursery, lambda p: b'{"status":"OK"}', 4)
     program = compile_text(tmp_path, ROUTE)
@@ -34,7 +39,7 @@ async def test_a_released_deals_reply_is_kept_and_said_to_go_to_no_one(nursery, 
         await c.aclose()                                  # the sender goes away with its `held` answer
         assert first["code"] == "09"
     (held,) = held_deals(ledger)
-    async with running(program, ledger, over) as sb:
+    async with running(program, ledger, over, sync=sync) as sb:
         done = await decide(sb.ledger, held["deal_id"], "release", "other person (ticket CMP-2)", "officer-ann",
                             via="ledger file", injector=switchboard_injector(sb), host="ops-box")
     assert done is not None and done["run"]["ok"], done
