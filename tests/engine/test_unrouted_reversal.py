@@ -95,6 +95,12 @@ async def test_an_unrouted_reversal_is_acknowledged_25_kept_and_flagged(program,
     assert deal["deal_id"] in out.output
     out = CliRunner().invoke(app, ["deals", "--ledger", str(ledger), "--flagged", "--json"])
     assert out.exit_code == 0 and deal["deal_id"] in out.output, out.output
+    # settled with the issuer: resolved like any flagged deal, then no longer listed
+    out = CliRunner().invoke(app, ["deals", "--ledger", str(ledger), "resolve", deal["deal_id"], "--outcome",
+                                   "not-applied", "--note", "issuer has no such purchase", "--by", "ops-1"])
+    assert out.exit_code == 0, out.output
+    out = CliRunner().invoke(app, ["deals", "--ledger", str(ledger), "--flagged", "--json"])
+    assert out.exit_code == 0 and deal["deal_id"] not in out.output, out.output
 
 
 async def test_an_unrouted_authorisation_keeps_12(program, tmp_path) -> None:
