@@ -352,7 +352,7 @@ def joined_lines(events: Iterable[dict[str, Any]]) -> list[str]:
 
 def release_lines(events: Iterable[dict[str, Any]]) -> list[str]:
     """A held deal released (engine/deal_hold.py): the run's deal and where its reply went (event ``hold release
-    ran``); the run's deal itself (event ``screening released``): its reply was delivered to no one."""
+    ran``); the run's deal itself (event ``screening released``): its reply was not sent on the sender's connection."""
     out = []
     for ev in events:
         d = ev.get("detail") if isinstance(ev.get("detail"), dict) else {}
