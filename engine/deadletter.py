@@ -362,7 +362,9 @@ def switchboard_injector(sb: Any, handlers: Mapping[str, Any] | None = None) -> 
             if done:
                 end = dataclasses.replace(end, done=done)
             extra["origins"] = [end]
-        await disp.handle(ConnInfo(channel, "bsp dead retry", 0, extra=extra), [raw])
+        got = await disp.handle(ConnInfo(channel, "bsp dead retry", 0, extra=extra), [raw])
+        if release is not None and deal_id is not None:
+            late[deal_id] = got[0] if got else None      # a released deal's reply: ``deliver`` (engine.deal_hold)
         if not outcomes:
             return "no reply"
         status, recorded = outcomes[0]
@@ -377,8 +379,18 @@ def switchboard_injector(sb: Any, handlers: Mapping[str, Any] | None = None) -> 
             return duplicate_outcome(*(deals[0] if deals else (None, None)))
         return _deal_outcome(status, *(deals[0] if deals else (None, None)))
 
+    late: dict[str, bytes | None] = {}
+
+    async def deliver(channel: str, deal_id: str) -> dict[str, Any] | None:
+        """The reply of the released deal ``deal_id`` to ``channel``'s own reply address (engine/channels/late_reply.py);
+        None when it has none."""
+        from engine.channels.late_reply import deliver_late
+
+        return await deliver_late(sb, channel, late.pop(deal_id, None))
+
     inject.names_deal = True      # type: ignore[attr-defined]
     inject.names_route = True     # type: ignore[attr-defined]
+    inject.deliver = deliver      # type: ignore[attr-defined]
     program = getattr(sb, "program", None)
     if program is not None:       # the routes of the configuration it runs: a letter whose route is gone waits
         inject.routes = frozenset(r.name for r in program.routes)     # type: ignore[attr-defined]

@@ -14,8 +14,15 @@ across restarts, until an operator records one decision, an event appended to th
     remaining steps (the limit, the calls, the reply) run once.  The run goes through the dead letter's claim
     (``engine.deadletter.retry_once``: atomic, durable), so it happens once: a second release is refused; a
     release whose run never began (the process stopped between the event and the claim) runs when asked again.
-    Its reply goes nowhere (the sender was answered "held"): the sender learns the outcome as for any deal
-    (its status, `bsp deals show NEW_ID`).  Another entry matching on the run (the list changed) holds it again.
+    Its reply cannot go back on the sender's connection (the sender was answered "held"): it is kept on the deal
+    ``NEW_ID``, published to the channel's own reply address when it has one, and where it went is said
+    (``hold release ran``, below).  Another entry matching on the run (the list changed) holds it again.
+``hold release ran`` ``{"deal": NEW_ID, "ok", "outcome", "status", "reply": {"delivered", "to", "kept_on", "why"}}``
+    after the release's run: its outcome, and where its reply went: to a ``nats consume`` channel's
+    ``reply_subject`` (``delivered``, ``to``: engine/channels/late_reply.py), else to no one (the sender was
+    answered "held", and a reply goes on the request's own connection, not kept for the decision).  The reply
+    stays on the run's deal (``bsp deals show NEW_ID``); ``decide``'s result carries it (``run.reply.values``)
+    and ``bsp deals resolve`` prints it and says where it went.
 ``hold rejected`` ``{"outcome": "reject", "note", "by", "via", ...}``
     a true match: the deal stays rejected (nothing was sent, nothing to give back); its dead letter is closed
     (status ``retried``, its outcome saying the hold was rejected) and is never run.
@@ -35,6 +42,7 @@ from engine.deal_resolve import HOLD_OUTCOMES, Refused, stamp
 HELD = "held"                       # engine.steps.screen.HELD
 HOLD_RELEASED = "hold released"
 HOLD_REJECTED = "hold rejected"
+HOLD_RAN = "hold release ran"       # after a release's run: the run's deal, its outcome and where its reply went
 DECISIONS = (HOLD_RELEASED, HOLD_REJECTED)
 def hold_state(events: Sequence[Mapping[str, Any]]) -> tuple[str, Mapping[str, Any] | None]:
     """``("none", None)``, ``("held", None)``, ``("released", the event)`` or ``("rejected", the event)``."""
@@ -138,8 +146,57 @@ async def decide(ledger: Any, deal_id: str, outcome: str, note: str, by: str, *,
     res = await retry_once(ledger, letter, injector, keyring=keyring, by=by, via=via, by_what="by",
                            who=f"release of held deal {full} by {by!r}", deal_id=new_id,
                            release={"deal": full, "hits": held})
-    return {"deal_id": full, "at": at, **detail, "hits": hits(events), "run": {
-        "deal": new_id, "ok": res.ok, "outcome": res.outcome, "skipped": res.skipped}}
+    run: dict[str, Any] = {"deal": new_id, "ok": res.ok, "outcome": res.outcome, "skipped": res.skipped}
+    if not res.skipped:
+        loaded = getattr(ledger, "wait_loaded", None)
+        if loaded is not None:
+            await loaded()          # a journaled ledger: the run's row in DuckDB before it is read
+        ran = await read_in_process(get_deal, path, deal_id=new_id)
+        run["status"] = None if ran is None else ran.get("status")
+        deliver = getattr(injector, "deliver", None)
+        sent = await deliver(deal["channel"], new_id) if deliver is not None and deal.get("channel") else None
+        run["reply"] = reply = reply_whereabouts(deal, new_id, ran, sent)
+        # the run's outcome and where its reply went, on the held deal (its story ends with it); the reply's
+        # values stay on the run's own deal, under its fields' rules (sealed, masked)
+        told = {"deal": new_id, "ok": res.ok, "outcome": res.outcome, "status": run["status"],
+                "reply": {k: v for k, v in reply.items() if k != "values"}}
+        try:
+            await ledger.append_story(full, [], [DealEvent(datetime.now(timezone.utc), None, HOLD_RAN, told)])
+        except Exception as exc:      # noqa: BLE001 - the run happened; the operator is told it is not recorded
+            run["not_recorded"] = f"the event `{HOLD_RAN}` could not be added to deal {full}: {exc}"
+    return {"deal_id": full, "at": at, **detail, "hits": hits(events), "run": run}
+
+
+def reply_whereabouts(held: Mapping[str, Any], new_id: str, ran: Mapping[str, Any] | None,
+                      sent: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Where the reply of a released deal's run went: ``{"delivered", "to" (when the channel has an address of its
+    own for replies), "kept_on": NEW_ID or None, "values": the reply as the run's deal keeps it (None: it made
+    none), "why"}``.  The sender was answered `held` when the screening held it, and a reply goes on the
+    connection (or exchange) its request came in on, which is not kept for the officer's decision: delivered
+    only by a channel with a reply address of its own (``sent``: engine/channels/late_reply.py, a ``nats
+    consume`` channel's ``reply_subject``); else to no one."""
+    channel, code = held.get("channel"), held.get("response_code")
+    values = ran.get("response") if ran is not None else None
+    if sent is not None and sent.get("delivered"):
+        return {"delivered": True, "to": sent.get("to"), "kept_on": new_id if ran is not None else None,
+                "values": values, "why": f"{sent.get('why')}; also kept on deal {new_id} (`bsp deals show {new_id}`)"}
+    if sent is not None:        # the channel has a reply address, and the delivery did not happen
+        return {"delivered": False, "to": sent.get("to"), "kept_on": new_id if ran is not None else None,
+                "values": values, "why": f"not delivered to {sent.get('to')}: {sent.get('why')}; "
+                                         f"kept on deal {new_id} (`bsp deals show {new_id}`): tell the sender the outcome"}
+    gone = (f"its sender was answered `held` (code {code}) on channel {channel} when the screening held deal "
+            f"{held.get('deal_id')}; a reply goes back only on the request's own connection, which is not kept for "
+            f"the officer's decision, so the reply of the release went to no one")
+    if ran is None:
+        return {"delivered": False, "kept_on": None, "values": None,
+                "why": f"{gone}; no deal {new_id} was recorded: see the dead letter {held.get('deal_id')}"}
+    values = ran.get("response")
+    if values is None:
+        return {"delivered": False, "kept_on": new_id, "values": None,
+                "why": f"{gone}; the run (deal {new_id}, {ran.get('status')}) made no reply"}
+    return {"delivered": False, "kept_on": new_id, "values": values,
+            "why": f"{gone}; it is kept on deal {new_id} (`bsp deals show {new_id}`, `reply:`): tell the sender the "
+                   f"outcome"}
 
 
 def held_deals(path: str | Path, *, con: Any | None = None, include_decided: bool = False,

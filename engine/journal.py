@@ -424,6 +424,10 @@ class JournaledLedger:
         await self.wait_loaded()
         return await self.ledger.joined_to(deal_id, call)
 
+    async def joins_to(self, ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+        await self.wait_loaded()
+        return await self.ledger.joins_to(ids)
+
     async def resolutions(self, ids: list[str]) -> dict[str, dict[str, Any]]:
         await self.wait_loaded()
         return await self.ledger.resolutions(ids)

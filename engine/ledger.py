@@ -231,6 +231,10 @@ class Ledger:
         """The deals whose advice joined this deal's queued reversal of ``call`` (``LedgerStore``)."""
         return await self._run(self._store.joined_to, deal_id, call)
 
+    async def joins_to(self, ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """``joined_to`` of the queued reversals of all these deals, in one query (``LedgerStore``)."""
+        return await self._run(self._store.joins_to, list(ids))
+
     async def resolutions(self, ids: list[str]) -> dict[str, dict[str, Any]]:
         """The operator's resolution of these deals, and their reversals it cancelled (``LedgerStore``)."""
         return await self._run(self._store.resolutions, list(ids))

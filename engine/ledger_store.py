@@ -1171,6 +1171,22 @@ class LedgerStore:
             "ORDER BY e.seq", [deal_id, call]).fetchall()
         return [{"deal_id": d, "route": r, "call": c} for d, r, c in rows]
 
+    def joins_to(self, ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """``joined_to`` for the queued reversals of all these deals in one query: ``{"DEAL|CALL": [{"deal_id",
+        "route", "call"}]}`` (the reversals a previous run left in the log, acknowledged after a restart:
+        engine/txn/saf.py ``_joined_story``; one scan of the events, not one per reversal)."""
+        if not ids:
+            return {}
+        rows = self._con.execute(
+            "SELECT json_extract_string(e.detail, '$.joined'), json_extract_string(e.detail, '$.joined_call'), "
+            "e.deal_id, d.route, json_extract_string(e.detail, '$.call') FROM deal_events e "
+            "LEFT JOIN deals d ON d.deal_id = e.deal_id WHERE e.to_state = 'reversal queued' "
+            "AND list_contains(?, json_extract_string(e.detail, '$.joined')) ORDER BY e.seq", [list(ids)]).fetchall()
+        out: dict[str, list[dict[str, Any]]] = {}
+        for joined, joined_call, d, r, c in rows:
+            out.setdefault(f"{joined}|{joined_call}", []).append({"deal_id": d, "route": r, "call": c})
+        return out
+
     def resolutions(self, ids: list[str]) -> dict[str, dict[str, Any]]:
         """The operator's resolution of each of these deals that has one (its newest ``resolved`` event,
         engine.deal_resolve) and the calls whose reversal is already cancelled on it (``reversal

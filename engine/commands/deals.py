@@ -324,6 +324,53 @@ def _block(value: Any) -> str:
     return "\n".join("    " + line for line in text.splitlines())
 
 
+def joined_lines(events: Iterable[dict[str, Any]]) -> list[str]:
+    """What became of each reversal of the deal that joined another deal's queued one (its event ``reversal
+    queued`` names that deal in ``joined``; engine/txn/saf.py ``_joined_story``): acknowledged (its ``reversed
+    CALL`` event: when, the message, the host's code), or still waiting on that deal's attempts."""
+    evs = list(events)
+    out = []
+    for i, ev in enumerate(evs):
+        q = ev.get("detail")
+        if ev.get("to_state") != "reversal queued" or not isinstance(q, dict) or not q.get("joined"):
+            continue
+        call, other = q.get("call"), q.get("joined")
+        head = f"  reversal of call {call}: joined deal {other}'s reversal (call {q.get('joined_call')})"
+        ack = next((e for e in evs[i + 1:] if e.get("to_state") == f"reversed {call}"), None)
+        a = ack.get("detail") if ack is not None and isinstance(ack.get("detail"), dict) else None
+        if a is None:
+            out.append(f"{head}; not acknowledged yet: its attempts are on that deal (`bsp deals show {other}`)")
+            continue
+        code = a.get("response_code")
+        verdict = ("approved: the host reversed the original" if a.get("approved") else
+                   "not an approval: the host has the reversal but did not apply it; ask the host about the original")
+        at = ack.get("at")
+        out.append(f"{head}; acknowledged at {_when(at) if isinstance(at, datetime) else at} ({a.get('mti')}, code "
+                   f"{'?' if code is None else code}, {verdict}); nothing is left to send")
+    return out
+
+
+def release_lines(events: Iterable[dict[str, Any]]) -> list[str]:
+    """A held deal released (engine/deal_hold.py): the run's deal and where its reply went (event ``hold release
+    ran``); the run's deal itself (event ``screening released``): its reply was not sent on the sender's connection."""
+    out = []
+    for ev in events:
+        d = ev.get("detail") if isinstance(ev.get("detail"), dict) else {}
+        if ev.get("to_state") == "hold release ran":
+            reply = d.get("reply") if isinstance(d.get("reply"), dict) else {}
+            where = (f"kept on deal {reply.get('kept_on')} (`bsp deals show {reply.get('kept_on')}`)"
+                     if reply.get("kept_on") else "none kept")
+            went = (f"its reply was delivered to {reply.get('to')}, {where}" if reply.get("delivered") else
+                    f"its reply was not delivered to {reply.get('to')}, {where}" if reply.get("to") else
+                    f"its reply went to no one, {where}")
+            out.append(f"  released: ran as deal {d.get('deal')} ({d.get('status') or d.get('outcome')}); {went}")
+        elif ev.get("to_state") == "screening released" and d.get("held_deal"):
+            out.append(f"  reply not sent on the sender's connection: this deal is the release of held deal "
+                       f"{d.get('held_deal')}, whose sender was answered `held`; the reply below is kept here, and "
+                       f"where else it went is on that deal (`released:`, event `hold release ran`)")
+    return out
+
+
 def _story_text(d: dict[str, Any], problems: list[str]) -> str:
     out = [f"deal {d['deal_id']}  {d['deal_type']}  {d['status']}"
            + (f"  code {d['response_code']}" if d["response_code"] else "")]
@@ -348,6 +395,8 @@ def _story_text(d: dict[str, Any], problems: list[str]) -> str:
     elif d.get("flag") == "open":
         out.append(f"  flagged for an operator, not resolved: settle it with the counterpart, then "
                    f"`bsp deals resolve {d['deal_id']} --outcome {'|'.join(OUTCOMES)} --note TEXT`")
+    out.extend(joined_lines(d.get("events") or ()))
+    out.extend(release_lines(d.get("events") or ()))
     cfg = d["config"]
     if cfg is None:
         out.append(f"  configuration {d['config_version']} (not recorded in config_versions)")

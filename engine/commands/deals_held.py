@@ -102,3 +102,27 @@ def report(done: dict[str, Any], where: str) -> None:
         typer.echo(f"its request ran as deal {run.get('deal')}: {run.get('outcome')}")
         if not run.get("ok"):
             typer.echo(f"warning: the released request did not go through: {run.get('outcome')}", err=True)
+        for line in reply_lines(run):
+            typer.echo(line)
+        if run.get("not_recorded"):
+            typer.echo(f"warning: {run['not_recorded']}", err=True)
+
+
+def reply_lines(run: dict[str, Any]) -> list[str]:
+    """Where the released run's reply went (engine.deal_hold.reply_whereabouts): said plainly, the reply shown."""
+    import orjson
+
+    reply = run.get("reply")
+    if not isinstance(reply, dict):
+        return []
+    if reply.get("delivered"):
+        return [f"its reply was delivered to {reply.get('to')}; kept on deal {reply.get('kept_on')} too: "
+                f"`bsp deals show {reply.get('kept_on')}`"]
+    if reply.get("to"):
+        return [f"warning: its reply was NOT delivered: {reply.get('why')}"]
+    kept = reply.get("kept_on")
+    head = "its reply went to no one (the sender was answered `held` and its connection is not kept)"
+    if reply.get("values") is None:
+        return [f"{head}; {reply.get('why', '').rsplit('; ', 1)[-1]}"]
+    return [f"{head}; it is kept on deal {kept}: `bsp deals show {kept}`; tell the sender the outcome",
+            f"  reply: {orjson.dumps(reply['values']).decode()}"]

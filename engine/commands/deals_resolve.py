@@ -99,7 +99,10 @@ def resolve(
     with --live at once, else when the engine next starts, before it sends any; the command says so.
     A deal held by a screening (`bsp deals --held`): release (a false positive) appends `hold released` and
     runs its request on through the route once (the released hit passes; the calls go out), as a new deal the
-    command names; offline it runs in this process with --deployment's routes, against the counterparts.
+    command names; offline it runs in this process with --deployment's routes, against the counterparts. Its
+    reply cannot go back on the sender's connection (the sender was answered "held"): the command says where
+    it went (published to a nats consume channel's reply_subject with --live; else to no one) and prints it,
+    kept on the new deal (event `hold release ran` on the held one).
     reject (a true match) appends `hold rejected`: the deal stays refused, its request is never run. A deal
     already released or rejected is refused (docs/screening.md#holding-a-hit).
     Four eyes (the deployment file's operators.four_eyes lists deal.release, or deal.resolve for the other

@@ -35,6 +35,7 @@ from dsl.eval_error import EvalError, InputError
 from formats.classify import (classified_values, mask_card_numbers, mask_digit_runs, mask_text, safe_error_text,
                               tags_of)
 from formats.errors import FormatError
+from engine.runtime import unrouted_reversal
 from formats.json_codec import JsonCodec
 from formats.mac import MacError
 
@@ -302,8 +303,15 @@ class Dispatcher:
             if not_object is not None:      # a JSON list or text where the routes read an object's fields
                 ex.fail(input_failure(not_object))
                 return None
-            ex.fail(StepFailure("unrouted", f"no route of channel {self.channel} takes this request "
-                                f"(routes tried: {names}; none matched its `when`)"))
+            detail = f"no route of channel {self.channel} takes this request (routes tried: {names}; none matched its `when`)"
+            if unrouted_reversal.is_reversal(ex.msg, ex.request_codec):
+                # acknowledged 25 (the acquirer stops repeating), kept and flagged: engine/runtime/unrouted_reversal.py
+                note = unrouted_reversal.flagged_note(self.channel, ex.msg)
+                ex.notes = [note, *(ex.notes or ())]
+                ex.fail(StepFailure("unrouted", f"{detail}; flagged for an operator: {note[1]['why']}",
+                                    code=unrouted_reversal.CODE))
+                return None
+            ex.fail(StepFailure("unrouted", detail))
         return None
 
     # -- steps --------------------------------------------------------------

@@ -5,6 +5,7 @@ when the route gives none):
 
     malformed    a frame or body that could not be decoded       rejected  "30"
     unrouted     no route of the channel took the request        rejected  "12"
+                 (an ISO 8583 reversal: "25", flagged: engine/runtime/unrouted_reversal.py)
     unauthenticated  its MAC or signature is missing or wrong    rejected  "63"
                  (on a call's answer: failed, and the call is in doubt: compensated / reversed)
     rejected     a validate rule failed (the rule's own code)    rejected  rule

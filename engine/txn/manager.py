@@ -1085,6 +1085,7 @@ class TxnManager:
                     st.move("reversal queued", {"call": call.name, "mti": item_mti(values, forward),
                                                 "store_and_forward": True, "forwarded": True,
                                                 "joined": other.deal_id, "joined_call": other.step})
+                    saf.join(other, st.deal_id, call.name)     # its acknowledgement is told to this deal too
                     return
                 entry, item = saf.entry(st.deal_id, call.name, plan.route.name, ex.channel, values, call.runner,
                                         sent=1 if forward else 0)
@@ -1362,9 +1363,9 @@ class TxnManager:
             if rec.status in ("rejected", "failed") and self.ledger is not None and rec.dead_letter is None:
                 letters.append(dead_letter_of(ex, rec))     # a record committed without one (not through the dispatcher)
         saf = self.saf
-        if saf is not None and saf.unrecorded:     # their reversals' story may now be added to them
+        if saf is not None and (saf.unrecorded or saf.joining):     # their reversals' story may now be added
             for rec, err in zip(records, errors or [None] * len(records)):
-                if rec.deal_id in saf.unrecorded:
+                if rec.deal_id in saf.unrecorded or rec.deal_id in saf.joining:
                     saf.recorded(rec.deal_id, err is None,
                                  flagged=any(e.to_state == "flagged" for e in rec.events or ()))
         if done_ids:   # no fsync of its own: reaches the disk with the next record
@@ -1389,6 +1390,8 @@ class TxnManager:
                 for call in plan_of(ex.route).calls.values():
                     call.sent.pop(id(ex.scope), None)
             st = self.states.pop(ex, None)
+            if st is not None and self.saf is not None and st.deal_id in self.saf.joining:
+                self.saf.not_joined(st.deal_id)      # no row for it: nothing to tell it of the joined reversal
             if st is not None and st.admitted and st.key is not None and st.deal_id not in pending:
                 ev = self._inflight.pop(st.key, None)
                 if ev is not None:

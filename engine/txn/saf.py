@@ -75,6 +75,7 @@ _UTC = timezone.utc
 ALERT_AFTER = 5           # attempts after which a reversal is flagged for an operator (it goes on)
 BACKOFF_CAP = 60.0        # seconds: the longest pause between two attempts
 FLAGS_PRUNE = 64          # a lane's flag heap is pruned of reversals done once it doubled (at least this many)
+JOIN_ROW_WAIT = 60.0      # seconds an acknowledgement waits for the row of a deal that joined the reversal
 SWEEP_EVERY = 1.0         # seconds: a lane flags the reversals kept waiting past their time at most this often
 
 
@@ -109,6 +110,8 @@ class Item:
     paused: bool = False      # an operator's resolution of its deal is being recorded: not sent meanwhile
     cancel: dict[str, Any] | None = None   # the resolution that cancelled it (in flight then: dropped after)
     dropped: bool = False     # cancelled and out of the queue (engine.txn.safcancel.drop): once only
+    joined: list["Joiner"] = field(default_factory=list)   # deals whose advice joined it in this run (``Saf.join``)
+    loaded: bool = False      # left by a previous run: the deals that joined it then are asked of the ledger
 
     @property
     def key(self) -> str:
@@ -127,6 +130,17 @@ class Item:
         return {"deal_id": self.deal_id, "route": self.route, "call": self.step, "channel": self.target,
                 "state": self.state, "attempts": self.n, "queued_at": self.queued_at, "flagged": self.flagged,
                 "stranded": self.stranded, "last": self.last}
+
+
+@dataclass
+class Joiner:
+    """A deal whose ``store and forward`` advice joined a queued reversal instead of being queued again
+    (``Saf.join``): told of that reversal's acknowledgement once its own row is committed."""
+
+    deal_id: str
+    call: str
+    recorded: trio.Event = field(default_factory=trio.Event)
+    has_row: bool = True
 
 
 class Lane:
@@ -181,6 +195,9 @@ class Saf:
         self._done: list[Item] = []           # acknowledged before a restart: only their story and revrec left
         self.items: dict[str, Item] = {}
         self.unrecorded: dict[str, list[Item]] = {}   # deal id -> its items whose deal row is not committed yet
+        self.joining: dict[str, list[Joiner]] = {}    # deal id -> its joins whose deal row is not committed yet
+        self._joins_loaded: dict[str, list[dict[str, Any]]] | None = None   # the ledger's joins to loaded items
+        self._joins_lock = trio.Lock()
         self.attempts = 0
         self.acknowledged = 0
         self.flagged = 0                      # reversals flagged for an operator (since the start)
@@ -236,6 +253,19 @@ class Saf:
                     and _identity(item.values) == want:
                 return item
         return None
+
+    def join(self, item: Item, deal_id: str, call: str) -> None:
+        """Deal ``deal_id``'s advice (call ``call``) joined ``item`` (the same reversal, queued already): when
+        ``item`` is acknowledged, that deal gets the acknowledgement too (``_joined_story``)."""
+        j = Joiner(deal_id, call)
+        item.joined.append(j)
+        self.joining.setdefault(deal_id, []).append(j)
+
+    def not_joined(self, deal_id: str) -> None:
+        """Deal ``deal_id``'s batch failed before its row was written (``TxnManager.forget``): its joins wait no more."""
+        for j in self.joining.pop(deal_id, ()):
+            j.has_row = False
+            j.recorded.set()
 
     def acknowledged_by(self, target: str | None, values: dict[str, Any], deal_id: str,
                         answer: dict[str, Any]) -> Item | None:
@@ -306,6 +336,9 @@ class Saf:
             item.has_row = ok
             item.deal_flagged = flagged
             item.recorded.set()
+        for j in self.joining.pop(deal_id, ()):
+            j.has_row = ok
+            j.recorded.set()
 
     def load(self) -> int:
         """The reversals the log holds (a previous run's, not acknowledged or not yet on the deal)."""
@@ -317,7 +350,7 @@ class Saf:
             values = self.mgr.unseal_values(e.get("values"), f"values|{e['id']}|{e['step']}")
             item = Item(e["id"], e["step"], e.get("r") or "?", e.get("c") or "?", values or {},
                         e.get("at") or "", n=int(e.get("n") or 0), ack=e.get("ack"), target=e.get("o"),
-                        checked=False)
+                        checked=False, loaded=True)
             item.flagged = item.n >= self.alert_after     # flagged by then (its deal has the event): not again
             item.recorded.set()       # its deal's row was written (or written again on restart) before
             self.add(item)
@@ -685,6 +718,8 @@ class Saf:
         """An acknowledged reversal: its story on the deal (once), then dropped from the log."""
         if item.n and item.ack is not None and not _stories_done(item):
             await self._acked_story(item)          # acknowledged before a restart: its line, once
+        if item.ack is not None and (item.joined or item.loaded):
+            await self._joined_story(item)         # before ``revrec``: a crash before then tells them again
         await self._log({"t": "revrec", "id": item.deal_id, "step": item.step})
         self.items.pop(item.key, None)
         self.stranded.pop(item.key, None)
@@ -769,6 +804,74 @@ class Saf:
                             {"attempts": item.n, **{k: v for k, v in ack.items() if k != "on_deal"},
                              "recovered": "acknowledged before a restart"})]
         await self._append(item, [], events, f"reversed {item.step}")
+
+    async def _joined_story(self, item: Item) -> None:
+        """The acknowledgement of ``item`` on each deal whose advice joined it (``join``; those of a previous run
+        asked of the ledger: ``LedgerStore.joins_to``): a trace line ``CALL.reversal`` (``.repeat`` when the
+        acknowledged message was a repeat), outcome ``acknowledged``, and the event ``reversed CALL`` with the
+        acknowledgement (``mti``, ``response_code``, ``approved``, ``at``), ``joined`` / ``joined_call`` the deal
+        and call whose reversal it was.  Once per deal (``unless``: a restart before ``revrec`` tells again)."""
+        found: list[tuple[str, str, Joiner | None]] = [(j.deal_id, j.call, j) for j in item.joined]
+        if item.loaded:
+            try:
+                found += [(j["deal_id"], str(j["call"]), None) for j in await self._loaded_joins(item)]
+            except Exception as exc:     # noqa: BLE001 - the reversal is done all the same; said, not hidden
+                log.error("store and forward: cannot ask the ledger which deals joined the reversal of deal %s "
+                          "(call %s) to record its acknowledgement on them: %s; find them by their event "
+                          "`reversal queued` naming it in `joined`", item.deal_id, item.step, exc)
+        ack = {k: v for k, v in (item.ack or {}).items() if k != "on_deal"}
+        mti = str(ack.get("mti") or "")
+        batch: list[tuple[str, list[Any], list[Any], str | None]] = []
+        seen: set[tuple[str, str]] = set()
+        for deal_id, call, j in found:
+            if (deal_id, call) in seen or deal_id == item.deal_id:
+                continue
+            seen.add((deal_id, call))
+            if j is not None:
+                with trio.move_on_after(JOIN_ROW_WAIT):
+                    await j.recorded.wait()
+                if not j.recorded.is_set():
+                    log.warning("store and forward: deal %s joined the reversal of deal %s; its row was not written "
+                                "within %gs of the acknowledgement, which is not recorded on it", deal_id,
+                                item.deal_id, JOIN_ROW_WAIT)
+                    continue
+                if not j.has_row:
+                    log.warning("store and forward: deal %s joined the reversal of deal %s but has no ledger row; "
+                                "the acknowledgement is not recorded on it", deal_id, item.deal_id)
+                    continue
+            at = datetime.now(_UTC)
+            said = (f"acknowledged through deal {item.deal_id}'s reversal (call {item.step}), which this deal's "
+                    f"advice joined: {ack.get('detail')}")
+            step = DealStep(f"{call}.reversal" + (".repeat" if mti.endswith("1") else ""), "reversal", "acknowledged",
+                            at, 0.0, None, {"mti": mti, "joined": item.deal_id, "joined_call": item.step,
+                                            "detail": said})
+            event = DealEvent(at, None, f"reversed {call}", {"attempts": item.n, **ack, "joined": item.deal_id,
+                                                            "joined_call": item.step})
+            batch.append((deal_id, [step], [event], f"reversed {call}"))
+        if not batch:
+            return
+        try:
+            results = await self.mgr.ledger.append_stories(batch)
+        except Exception as exc:     # noqa: BLE001
+            results = [exc] * len(batch)
+        for (deal_id, _, _, _), r in zip(batch, results):
+            if isinstance(r, BaseException):
+                log.error("store and forward: deal %s joined the reversal of deal %s (call %s), acknowledged; the "
+                          "acknowledgement is not recorded on it: %s", deal_id, item.deal_id, item.step, r)
+
+    async def _loaded_joins(self, item: Item) -> list[dict[str, Any]]:
+        """The deals that joined ``item`` (left by a previous run) before the restart: asked of the ledger once for
+        every reversal the log held (``joins_to``; a ledger without it: ``joined_to``, per reversal)."""
+        many = getattr(self.mgr.ledger, "joins_to", None)
+        if many is None:
+            one = getattr(self.mgr.ledger, "joined_to", None)
+            return [] if one is None else list(await one(item.deal_id, item.step))
+        if self._joins_loaded is None:
+            async with self._joins_lock:
+                if self._joins_loaded is None:
+                    ids = sorted({i.deal_id for i in [*self.items.values(), item] if i.loaded})
+                    self._joins_loaded = await many(ids)
+        return self._joins_loaded.pop(item.key, [])
 
     async def _append_many(self, batch: list[tuple[Item, list[DealEvent]]]) -> None:
         """Events on several deals in one ledger transaction (their rows are committed)."""
