@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from dsl import clock, timestamps
+from dsl import clock
 from dsl.compiler import EvalError, compile_expr
 from dsl.load import compile_source
 from dsl.parser import ParseFailure, parse
@@ -202,3 +202,19 @@ def test_check_refuses_a_number_for_a_duration_and_a_zone_less_time_beside_now(t
     errs, _ = check(tmp_path, registry, cond)
     assert [(c, line, k) for c, line, k, _ in errs] == [(errs[0][0], 15, col)], errs
     assert words in errs[0][3]
+
+
+def test_the_docs_dates_example_passes_its_route_tests(tmp_path):
+    """docs/language.md#dates-and-local-times: the example (a date literal, a date moved by days, a zone-less
+    booking time against local(now(), "Europe/Paris"), tests `at` a bare timestamp) passes under `bsp test`."""
+    import re
+    from pathlib import Path
+    from engine.registry import default_registry
+    from engine.routetest.runner import run_paths
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "language.md").read_text(encoding="utf-8")
+    section = doc.split("### Dates and local times\n", 1)[1].split("\n### ", 1)[0]
+    (block,) = re.findall(r"```route\n(.*?)```", section, flags=re.S)
+    (tmp_path / "example_test.route").write_text(block)
+    result = run_paths([tmp_path / "example_test.route"], default_registry())
+    assert [o.name for o in result.outcomes] == ["booked in Paris a minute ago", "booked in Paris a minute ahead"]
+    assert all(o.passed for o in result.outcomes), [f for o in result.outcomes for f in o.failures]
