@@ -440,6 +440,8 @@ def f_number(x: Any) -> Decimal | int | None:
 
 def f_abs(x: Any) -> Decimal | int:
     v = _num(x, "abs")
+    if isinstance(v, _Duration):                 # abs(b - a): still a duration, as bsp check types it
+        return _Duration(v.copy_abs())
     return v.copy_abs() if isinstance(v, Decimal) else abs(v)      # exact: abs() would round to 28 digits
 
 

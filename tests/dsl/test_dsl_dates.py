@@ -92,6 +92,7 @@ def test_what_a_date_cannot_do_fails_at_its_place(text, words):
     ("2026-11-25T10:00:00Z + 1d / 2", datetime(2026, 11, 25, 22, tzinfo=UTC)),
     ("2026-11-25T10:00:00Z + (2026-11-25T10:00:00Z - 2026-11-25T09:00:00Z)", datetime(2026, 11, 25, 11, tzinfo=UTC)),
     ("2026-11-25T10:00:00Z + (if n > 1 then 1h else 2h)", datetime(2026, 11, 25, 11, tzinfo=UTC)),
+    ("2026-11-25T10:00:00Z + abs(2026-11-25T09:00:00Z - 2026-11-25T10:00:00Z)", datetime(2026, 11, 25, 11, tzinfo=UTC)),
 ])
 def test_a_timestamp_moves_by_a_duration_however_it_is_computed(text, want):
     assert ev(text, n=5) == want
