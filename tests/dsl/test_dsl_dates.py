@@ -219,3 +219,11 @@ def test_the_docs_dates_example_passes_its_route_tests(tmp_path):
     result = run_paths([tmp_path / "example_test.route"], default_registry())
     assert [o.name for o in result.outcomes] == ["booked in Paris a minute ago", "booked in Paris a minute ahead"]
     assert all(o.passed for o in result.outcomes), [f for o in result.outcomes for f in o.failures]
+
+
+def test_the_program_with_a_date_literal_dumps_to_json(tmp_path, registry):
+    """`bsp check --explain` prints the IR as JSON: a date literal is written as it is in the route."""
+    import json
+    errs, r = check(tmp_path, registry, "msg.day >= 2026-11-25")
+    assert errs == [] and r.program is not None
+    assert '"2026-11-25"' in json.dumps(r.program.to_json())
