@@ -2092,7 +2092,7 @@ class Checker(_TestChecks):
                 continue
             if isinstance(a, A.Lit):
                 ok = {"string": ("string",), "int": ("int",), "number": ("int", "decimal"),
-                      "date": (), "timestamp": ()}.get(want)
+                      "date": ("date", "timestamp"), "timestamp": ("timestamp",)}.get(want)
                 if ok is not None and a.type not in ok and a.type != "null":
                     self.error("E072", f"{e.func}(): argument {i + 1} ({sig.params[i]}) must be "
                                f"{ {'string': 'a string', 'int': 'a whole number', 'number': 'a number', 'date': 'a date', 'timestamp': 'a timestamp'}[want]}, "
@@ -2214,6 +2214,8 @@ PATTERN_SYNTAX = ("the pattern is Python's regular expression syntax (re); the p
 def _lit_desc(a: A.Lit) -> str:
     if a.type == "string":
         return f'the string "{a.value}"'
+    if a.type in ("date", "timestamp"):
+        return f"the {a.type} {show(a)}"
     return f"{a.type} {a.value}"
 
 

@@ -141,6 +141,8 @@ def _lit(e: ir.Lit) -> Evaluator:
     value = e.value
     if isinstance(value, float):  # never: the parser makes Decimals, but guard the contract
         value = Decimal(str(value))
+    if e.type == "duration":      # 2h: seconds that know they are a duration (a timestamp moves by one only)
+        value = _ts.duration(value)
     return lambda scope: value
 
 
@@ -269,7 +271,8 @@ def _unary(e: ir.Unary) -> Evaluator:
             if sent is not None:
                 raise inbound.error(sent, "a number", v, pos)
             raise EvalError(f"cannot negate {_tname(v)} ({_show(e.operand)})", pos)
-        return _money.negate(v) if isinstance(v, Decimal) else -v     # exact; -0.00 is 0.00
+        r = _money.negate(v) if isinstance(v, Decimal) else -v     # exact; -0.00 is 0.00
+        return _ts.duration(r) if isinstance(v, _ts.Duration) else r
     return neg
 
 
@@ -303,6 +306,10 @@ def _arith(op: str, a: Any, b: Any, e: ir.Binary) -> Any:
         timed = _timed(op, a, b, e)
         if timed is not None:
             return timed
+    elif isinstance(a, date) or isinstance(b, date):
+        dated = _dated(op, a, b, e)
+        if dated is not None:
+            return dated
     if not (_is_num(a) and _is_num(b)):
         raise inbound.arith(a, b, op, e, *_sent(e)) or EvalError(f"cannot apply {op} to {_tname(a)} ({_show(e.left)}) and {_tname(b)} ({_show(e.right)})",
                         e.pos)
@@ -326,7 +333,8 @@ def _arith(op: str, a: Any, b: Any, e: ir.Binary) -> Any:
         else:
             r = None
         if r is not None:
-            return r if r or not r.is_signed() else r.copy_abs()       # -0.00 is 0.00
+            r = r if r or not r.is_signed() else r.copy_abs()       # -0.00 is 0.00
+            return _ts.duration(r) if _durable(op, a, b) else r
         if op == "%":
             if whole:
                 if b == 0:
@@ -343,9 +351,41 @@ def _arith(op: str, a: Any, b: Any, e: ir.Binary) -> Any:
     raise AssertionError(op)
 
 
+def _durable(op: str, a: Any, b: Any) -> bool:
+    """Whether ``a op b`` of numbers is a duration (types.py's rule): 2h + 30m, 2h * n, n * 2h, 2h / n."""
+    da, db = isinstance(a, _ts.Duration), isinstance(b, _ts.Duration)
+    return (op in ("+", "-") and da and db) or (op == "*" and da != db) or (op == "/" and da and not db)
+
+
+def _not_duration(op: str, v: Any, side: ir.Expr, e: ir.Binary, what: str, unit: str) -> EvalError:
+    """``now() + msg.n``: a plain number beside a timestamp (or a date) is not taken for seconds."""
+    return EvalError(f"`{op}` beside {what} needs a duration: {_show(side)} is {_tname(v)} ({_shown_number(v)}), "
+                     f"not a duration (say its unit: {_show(side)} * 1{unit})", e.pos)
+
+
+def _dated(op: str, a: Any, b: Any, e: ir.Binary) -> Any:
+    """``d + 3d`` / ``3d + d`` / ``d - 1d``: a date (whole days only); None: not one of these."""
+    try:
+        if op in ("+", "-") and isinstance(a, date) and _is_num(b):
+            if not isinstance(b, _ts.Duration):
+                raise _not_duration(op, b, e.right, e, "a date", "d")
+            return _ts.shift_date(a, b, 1 if op == "+" else -1)
+        if op == "+" and _is_num(a) and isinstance(b, date):
+            if not isinstance(a, _ts.Duration):
+                raise _not_duration(op, a, e.left, e, "a date", "d")
+            return _ts.shift_date(b, a, 1)
+    except _ts.TimeError as exc:
+        raise EvalError(str(exc), e.pos) from None
+    return None
+
+
 def _timed(op: str, a: Any, b: Any, e: ir.Binary) -> Any:
     """``ts + 2h`` / ``2h + ts`` / ``ts - 2h``: a timestamp; ``ts - ts``: the seconds between (a duration);
     None: not one of these (the caller says what cannot be applied)."""
+    if op in ("+", "-") and isinstance(a, datetime) and _is_num(b) and not isinstance(b, _ts.Duration):
+        raise _not_duration(op, b, e.right, e, "a timestamp", "s")
+    if op == "+" and _is_num(a) and isinstance(b, datetime) and not isinstance(a, _ts.Duration):
+        raise _not_duration(op, a, e.left, e, "a timestamp", "s")
     try:
         if op == "+" and isinstance(a, datetime) and _is_num(b):
             return _ts.shift(a, b, 1)
@@ -354,7 +394,7 @@ def _timed(op: str, a: Any, b: Any, e: ir.Binary) -> Any:
         if op == "-" and isinstance(a, datetime) and _is_num(b):
             return _ts.shift(a, b, -1)
         if op == "-" and isinstance(a, datetime) and isinstance(b, datetime):
-            return _ts.between(a, b)
+            return _ts.duration(_ts.between(a, b))
     except _ts.TimeError as exc:
         raise EvalError(str(exc), e.pos) from None
     return None

@@ -92,6 +92,11 @@ CATALOGUE: tuple[Entry, ...] = (
           "`2026-02-30T10:00:00Z` names no real time: 2026-02 has no day 30 (also: no month 13, no hour 24, no "
           "second 60; an offset of 24 hours or more; the year 0000)",
           _route('validate {', '    now() < 2026-02-30T10:00:00Z else reject "13" "too late"', '}'), 8, 17),
+    Entry("E142", "malformed date literal, or one that names no real day",
+          "`2026-02-30` names no real day: 2026-02 has no day 30 (also: `2026-1-5` is not a date: month and day "
+          "take two digits each; no month 13; the year 0000) (help: write it 2026-11-25; for arithmetic, put "
+          "spaces around the minus)",
+          _route('validate {', '    today() < 2026-02-30 else reject "13" "too late"', '}'), 8, 19),
     Entry("E111", "unknown escape in a string",
           "unknown escape `\\d` in a string: a route string knows only `\\\"` `\\\\` `\\n` `\\t` `\\r` `\\0`, "
           "and drops the backslash of any other (it reads d alone); the string has N more: ... (help: write "

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dsl import clock as _clock
 from dsl import money as _money
+from dsl.timestamps import Duration as _Duration
 from formats.exact import plain_decimal
 
 
@@ -83,7 +84,8 @@ def _tname(v: Any) -> str:
     if v is None:
         return "null"
     return {str: "a string", int: "an integer", Decimal: "a decimal", bool: "a bool",
-            list: "a list", dict: "a record", date: "a date", datetime: "a timestamp"}.get(type(v), type(v).__name__)
+            list: "a list", dict: "a record", date: "a date", datetime: "a timestamp",
+            _Duration: "a duration"}.get(type(v), type(v).__name__)
 
 
 def f_trim(s: Any) -> str:
@@ -317,6 +319,43 @@ def f_parse_date(s: Any, fmt: Any) -> date | None:
         raise FunctionError(f"parse_date: {text!r} does not match {fmt!r}: {why}") from None
 
 
+def f_parse_timestamp(s: Any, fmt: Any) -> datetime | None:
+    """``s`` read with a strftime pattern that has a time of day: a timestamp, with a zone when the pattern
+    reads one (``%z``: +0100, Z), zone-less otherwise; null and "" give null; text that does not fit fails."""
+    if s is None or s == "":
+        return None
+    text = _str(s, "parse_timestamp")
+    try:
+        return datetime.strptime(text, _str(fmt, "parse_timestamp"))
+    except ValueError as e:
+        why = str(e)
+        if why.startswith("unconverted data remains"):
+            rest = len(why.split(": ", 1)[-1])
+            why = f"the first {len(text) - rest} characters match it, {rest} are left over"
+        elif why.startswith("time data"):
+            why = "it does not fit the pattern"
+        raise FunctionError(f"parse_timestamp: {text!r} does not match {fmt!r}: {why}") from None
+
+
+def f_local(ts: Any, tz: Any) -> datetime | None:
+    """The wall-clock time a timestamp with a zone is in the zone ``tz``, without a zone: what a fixed-width
+    or CSV field's zone-less time is compared with (``msg.booked < local(now(), "Europe/Paris")``)."""
+    if ts is None:
+        return None
+    if not isinstance(ts, datetime):
+        raise FunctionError(f"local: expected a timestamp, got {_tname(ts)}"
+                            + (" (use parse_timestamp first)" if isinstance(ts, str) else ""))
+    zone = _tz(tz, "local")
+    if ts.utcoffset() is None:
+        raise FunctionError(f"local: {ts.isoformat()} has no zone already: whose local time it is the value does "
+                            f"not say, so it is not moved to {tz}")
+    return ts.astimezone(zone).replace(tzinfo=None)
+
+
+def _local_literal(i: int, value: Any) -> str | None:
+    return zone_problem(value) if i == 1 and value is not None else None
+
+
 def f_is_date(s: Any, fmt: Any) -> bool:
     """True when ``parse_date(s, fmt)`` gives a date; never fails: null, "" and text that does not fit are false."""
     if s is None or s == "" or not isinstance(fmt, str) or isinstance(s, (list, tuple, dict, bool)):
@@ -401,6 +440,8 @@ def f_number(x: Any) -> Decimal | int | None:
 
 def f_abs(x: Any) -> Decimal | int:
     v = _num(x, "abs")
+    if isinstance(v, _Duration):                 # abs(b - a): still a duration, as bsp check types it
+        return _Duration(v.copy_abs())
     return v.copy_abs() if isinstance(v, Decimal) else abs(v)      # exact: abs() would round to 28 digits
 
 
@@ -478,7 +519,8 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "swift_x_valid": f_swift_x_valid, "has_control": f_has_control,
     "replace": f_replace,
     "len": f_len, "now": f_now, "today": f_today, "add_days": f_add_days, "days_between": f_days_between,
-    "format_date": f_format_date, "parse_date": f_parse_date, "is_date": f_is_date, "matches": f_matches,
+    "format_date": f_format_date, "parse_date": f_parse_date,
+    "parse_timestamp": f_parse_timestamp, "local": f_local, "is_date": f_is_date, "matches": f_matches,
     "uuid": f_uuid, "round": f_round, "abs": f_abs, "number": f_number, "coalesce": f_coalesce,
     "env": f_env, "lookup": f_lookup, "http_status": f_http_status,
     "http_header": f_http_header, "response_mti": f_response_mti,
@@ -532,6 +574,16 @@ SIGNATURES: dict[str, Sig] = {
                        "the directives parse_date reads)", literal=_date_fmt_literal),
     "parse_date": Sig(2, 2, ("s", "fmt"), ("string", "string"), "a string read with a strftime pattern; as lenient as Python's strptime: a one-digit month or day is read (parse_date(\"2026-12-1\", \"%Y-%m-%d\") is 2026-12-01), so a deal key or a comparison takes format_date(parse_date(s, fmt), fmt), not s; null and \"\" give null; text that does not fit fails the request; bsp check refuses a literal pattern with a bad directive (%Q)",
                       literal=_date_fmt_literal),
+    "parse_timestamp": Sig(2, 2, ("s", "fmt"), ("string", "string"), "a string read with a strftime pattern "
+                           "that has a time of day: a timestamp (parse_date keeps only the date); with a zone when "
+                           "the pattern reads one (%z: +0100, +01:00, Z), without one otherwise: "
+                           "parse_timestamp(\"2026-11-25 10:00\", \"%Y-%m-%d %H:%M\") is 2026-11-25T10:00:00; null "
+                           "and \"\" give null; text that does not fit fails the request",
+                           literal=_date_fmt_literal),
+    "local": Sig(2, 2, ("ts", "tz"), ("timestamp", "string"), "the wall-clock time the timestamp ts (with a zone) "
+                 "is in the zone tz (an IANA name), without a zone: local(now(), \"Europe/Paris\") is the time in "
+                 "Paris now, to compare with a fixed-width or CSV field's zone-less time; null ts gives null; a "
+                 "zone-less ts fails (whose time it is is not known)", literal=_local_literal),
     "is_date": Sig(2, 2, ("s", "fmt"), ("string", "string"), "true when parse_date(s, fmt) gives a date (the same "
                    "strptime pattern, as lenient); never fails: null, \"\" and text that does not fit are false: "
                    "is_date(msg.value_date, \"%Y%m%d\")", literal=_date_fmt_literal),

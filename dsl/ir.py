@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Union
 
@@ -38,7 +38,7 @@ class Expr:
 @dataclass(frozen=True)
 class Lit(Expr):
     """A literal. ``type``: string, int, decimal, bool, null, duration (value: seconds as Decimal), timestamp
-    (value: a datetime, aware or zone-less: ``dsl.timestamps``)."""
+    (value: a datetime, aware or zone-less: ``dsl.timestamps``), date (value: a date, ``2026-11-25``)."""
     value: Any
     type: str
 
@@ -330,6 +330,8 @@ def _dump(obj: Any) -> Any:
     if isinstance(obj, datetime):         # a timestamp literal: as it is written (dsl/timestamps.py)
         from dsl.timestamps import text
         return text(obj)
+    if isinstance(obj, date):             # a date literal: 2026-11-25
+        return obj.isoformat()
     return obj
 
 

@@ -265,7 +265,15 @@ class _Build(Transformer):
         return A.RouteTestAst(unquote(name), self._tpos(name), tuple(body), self._pos(meta), at)
 
     def test_at(self, meta, ch):
-        return A.Lit(unquote(ch[0]), "string", pos=self._tpos(ch[0]))
+        tok = ch[0]
+        if tok.type == "STRING":
+            return A.Lit(unquote(tok), "string", pos=self._tpos(tok))
+        # ``at 2026-11-25T10:00:00Z``: the literal as a route writes it, checked as one (E133/E134); its text
+        # is what the clock reads (a zone-less one is refused there, E113, as the quoted string is)
+        if tok.type == "BAD_TIMESTAMP":
+            self.bad_timestamp(meta, ch)
+        self.timestamp(meta, ch)
+        return A.Lit(str(tok), "string", pos=self._tpos(tok))
 
     def given_sends(self, meta, ch):
         return A.GivenSendAst(self._id(ch[0]), self._id(ch[1]), ch[2], self._pos(meta), ch[3], ch[6], ch[4], ch[5])
@@ -458,6 +466,14 @@ class _Build(Transformer):
         except timestamps.LiteralError as exc:
             raise ParseFailure(Diagnostic(exc.code, ERROR, exc.message, self._tpos(ch[0]), exc.help)) from None
         return A.Lit(value, "timestamp", pos=self._pos(meta))
+
+    def date_lit(self, meta, ch):
+        from dsl import timestamps
+        try:
+            value = timestamps.parse_day(str(ch[0]))
+        except timestamps.LiteralError as exc:
+            raise ParseFailure(Diagnostic(exc.code, ERROR, exc.message, self._tpos(ch[0]), exc.help)) from None
+        return A.Lit(value, "date", pos=self._pos(meta))
 
     def bad_timestamp(self, meta, ch):
         from dsl.syntax_hints import bad_timestamp

@@ -76,7 +76,7 @@ def _describe(tok) -> str:
 
 
 _KINDS = {"NAME": "a name", "STRING": "a quoted string", "INT": "a number", "DECIMAL": "a decimal number",
-          "DURATION": "a duration", "TIMESTAMP": "a timestamp", "BAD_TIMESTAMP": "a timestamp", "DOTTED": "a dotted word", "COMP_OP": "a comparison",
+          "DURATION": "a duration", "TIMESTAMP": "a timestamp", "BAD_TIMESTAMP": "a timestamp", "DATE": "a date", "DOTTED": "a dotted word", "COMP_OP": "a comparison",
           "ADD_OP": "+ or -", "MUL_OP": "*, / or %", "$END": "the end of the file"}
 
 

@@ -157,3 +157,55 @@ def between(a: datetime, b: datetime) -> Decimal:
     d = a - b
     whole = Decimal(d.days * 86400 + d.seconds)
     return whole + Decimal(d.microseconds).scaleb(-6).normalize() if d.microseconds else whole
+
+
+# ------------------------------------------------------------------ durations at run time
+
+class Duration(Decimal):
+    """A duration's value at run time (``2h``, ``ts - ts``): its seconds, a ``Decimal`` that knows it is a
+    duration, so that a plain number beside a timestamp (``now() + msg.n``) is refused, not taken for seconds.
+    It is a number everywhere else (compared, written, added to a number: a plain number then)."""
+    __slots__ = ()
+
+
+def duration(seconds: Any) -> Duration:
+    return seconds if isinstance(seconds, Duration) else Duration(seconds)
+
+
+DAY = 86400
+
+
+def shift_date(day: date, seconds: Any, sign: int) -> date:
+    """A date moved by a duration of whole days (``2026-11-25 + 3d``); ``TimeError`` for part of a day."""
+    days, rest = divmod(Decimal(seconds), DAY)
+    if rest:
+        raise TimeError(f"a date moves by whole days: a duration of {seconds} seconds is not one (write 1d, 2d "
+                        f"..., or use a timestamp for a time of day)")
+    try:
+        return day + timedelta(days=sign * int(days))
+    except OverflowError:
+        raise TimeError(f"{day.isoformat()} moved by {int(days) * sign} days is outside the years 0001 to "
+                        f"9999") from None
+
+
+# ------------------------------------------------------------------ date literals (2026-11-25)
+
+def parse_day(text: str) -> date:
+    """The value of a date literal, ``2026-11-25`` (ISO 8601 calendar date); ``LiteralError`` E142 for one
+    that is not of that shape (``2026-1-5``) or names no real day (``2026-02-30``)."""
+    m = re.fullmatch(r"([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})", text)
+    example = "2026-11-25 (year, month and day, ISO 8601); an instant is 2026-11-25T10:00:00Z"
+    if m is None or len(m.group(2)) != 2 or len(m.group(3)) != 2:
+        raise LiteralError("E142", f"`{text}` is not a date: month and day take two digits each (2026-01-05)",
+                           f"write it {example}; for arithmetic, put spaces around the minus: 2026 - 1 - 5")
+    y, mo, d = (int(g) for g in m.groups())
+    if y < 1:
+        what = "the year 0000 is before the first a date holds (0001)"
+    elif not 1 <= mo <= 12:
+        what = f"there is no month {mo:02d}"
+    else:
+        try:
+            return date(y, mo, d)
+        except ValueError:
+            what = f"{y:04d}-{mo:02d} has no day {d:02d}"
+    raise LiteralError("E142", f"`{text}` names no real day: {what}", f"write a real date: {example}")

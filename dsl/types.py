@@ -39,7 +39,10 @@ from dsl.functions import SIGNATURES
 
 STRING, INTEGER, DECIMAL, NUMBER = "string", "integer", "decimal", "number"
 DATE, TIMESTAMP, BOOL, LIST, NULL = "date", "timestamp", "bool", "list", "null"
-NUMERIC = frozenset({INTEGER, DECIMAL, NUMBER})
+# a duration (2h, ts - ts) is a number of seconds that knows it is one: a timestamp moves by it, never by a
+# plain number (dsl.timestamps.Duration at run time)
+DURATION = "duration"
+NUMERIC = frozenset({INTEGER, DECIMAL, NUMBER, DURATION})
 _TIME_DIRECTIVES = ("%H", "%I", "%M", "%S", "%f", "%p", "%X", "%c", "%T")
 _ARTICLE = {INTEGER: "an integer", NULL: "null", LIST: "a list"}
 
@@ -48,7 +51,7 @@ RESULTS: dict[str, str | None] = {
     "trim": STRING, "upper": STRING, "lower": STRING, "pad_left": STRING, "pad_right": STRING,
     "substr": STRING, "mask_pan": STRING, "iban_valid": BOOL, "is_digits": BOOL, "swift_x_valid": BOOL, "has_control": BOOL, "replace": STRING, "len": INTEGER, "now": TIMESTAMP,
     "today": DATE, "add_days": DATE, "days_between": INTEGER, "format_date": STRING,
-    "parse_date": DATE, "is_date": BOOL, "matches": BOOL, "uuid": STRING, "round": DECIMAL, "abs": None, "number": NUMBER, "coalesce": None,
+    "parse_date": DATE, "parse_timestamp": TIMESTAMP, "local": TIMESTAMP, "is_date": BOOL, "matches": BOOL, "uuid": STRING, "round": DECIMAL, "abs": None, "number": NUMBER, "coalesce": None,
     "env": None, "lookup": None, "http_status": INTEGER, "http_header": STRING, "response_mti": STRING,
 }
 RESULTS.update(CALENDAR_RESULTS)      # is_business_day, value_date ... (dsl/calendars.py)
@@ -81,6 +84,8 @@ def show(e: ir.Expr) -> str:
         if e.type == "timestamp":
             from dsl.timestamps import text
             return text(e.value)
+        if e.type == "date":
+            return e.value.isoformat()
         return "null" if e.type == "null" else str(e.value)
     if isinstance(e, ir.Call):
         return f"{e.func}(...)"
@@ -101,8 +106,8 @@ def field_type(fd: Any) -> str | None:
 
 
 def lit_type(e: ir.Lit) -> str | None:
-    return {"string": STRING, "int": INTEGER, "decimal": DECIMAL, "duration": DECIMAL,
-            "bool": BOOL, "null": NULL, "timestamp": TIMESTAMP}.get(e.type)
+    return {"string": STRING, "int": INTEGER, "decimal": DECIMAL, "duration": DURATION,
+            "bool": BOOL, "null": NULL, "timestamp": TIMESTAMP, "date": DATE}.get(e.type)
 
 
 def as_number(text: str) -> Decimal | None:
@@ -122,7 +127,19 @@ def _kind(t: str) -> str:
     return NUMBER if t in NUMERIC else t
 
 
+def _duration_text(seconds: Decimal) -> str:
+    """A duration literal's seconds as it is written: 5400 -> 90m, 86400 -> 1d, 0.25 -> 250ms."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{(seconds * 1000).normalize():f}ms"
+
+
 def _arith_result(a: str, b: str, op: str) -> str:
+    if DURATION in (a, b):        # 2h + 30m, 2h * n, 1d / 2: a duration; anything else with one a number
+        if (op in ("+", "-") and a == b) or (op == "*" and a != b) or (op == "/" and a == DURATION != b):
+            return DURATION
+        return DECIMAL
     if op == "/" or DECIMAL in (a, b):
         return DECIMAL
     return INTEGER if a == b == INTEGER else NUMBER
@@ -148,6 +165,11 @@ class Typer:
         if isinstance(e, ir.Call):
             if e.func == "now":
                 return True
+            if e.func == "local":
+                return False
+            if e.func == "parse_timestamp" and len(e.args) == 2:
+                fmt = e.args[1]
+                return "%z" in fmt.value if isinstance(fmt, ir.Lit) and fmt.type == "string" else None
             return self.zone(e.args[0]) if e.func == "add_days" and e.args else None
         if isinstance(e, ir.Binary) and e.op in ("+", "-"):
             left = self.zone(e.left)
@@ -287,12 +309,16 @@ class Typer:
                 timed = self._timed(e, a, b)
                 if timed is not False:
                     return timed
+            if DATE in (a, b) and TIMESTAMP not in (a, b) and op in ("+", "-"):
+                dated = self._dated(e, a, b)
+                if dated is not False:
+                    return dated
             self.report("E073", f"cannot apply {op} to {sides}", e.pos,
                         "arithmetic needs a number on both sides" + (
                             "; a timestamp moves by a duration (ts + 2h, ts - 30m), ts - ts is the seconds between"
                             if TIMESTAMP in (a, b) and DATE not in (a, b) else
-                            "; dates have no operators: add_days(d, n) moves a date, days_between(a, b) counts the days "
-                            "from a to b" if DATE in (a, b) or TIMESTAMP in (a, b)
+                            "; a date moves by a duration of whole days (d + 3d, d - 1d; add_days(d, n) by a number "
+                            "n of days), days_between(a, b) counts the days from a to b" if DATE in (a, b) or TIMESTAMP in (a, b)
                             else "; `+` joins text when one side is a string" if op != "+" else ""))
             return None
         if a == b == TIMESTAMP and self._zones_differ(e, "order" if op not in ("==", "!=") else "compare"):
@@ -315,15 +341,40 @@ class Typer:
         of these (the caller reports E073)."""
         op = e.op
         if a == b == TIMESTAMP:
-            return DECIMAL if op == "-" else False
+            return DURATION if op == "-" else False
         num = e.right if a == TIMESTAMP else e.left
-        if (b if a == TIMESTAMP else a) not in NUMERIC or (op == "-" and a != TIMESTAMP):
+        t = b if a == TIMESTAMP else a
+        if t not in NUMERIC or (op == "-" and a != TIMESTAMP):
             return False
+        if t == DURATION:
+            return TIMESTAMP
         if isinstance(num, ir.Lit) and num.type in ("int", "decimal"):
             self.report("E073", f"`{op}` beside a timestamp takes a duration: {show(num)} has no unit", num.pos,
                         f"write the unit: {show(num)}s, {show(num)}m, {show(num)}h or {show(num)}d")
             return None
-        return TIMESTAMP
+        # a number field, len(...), round(...): never taken for seconds (at run time neither: it fails there)
+        self.report("E073", f"`{op}` beside a timestamp needs a duration: {show(num)} is {desc(t)}, not a duration",
+                    e.pos, f"say its unit by multiplying: {show(num)} * 1s (or 1m, 1h, 1d)")
+        return None
+
+    def _dated(self, e: ir.Binary, a: str, b: str) -> str | None | bool:
+        """``D + 3d``, ``3d + D``, ``D - 1d``: a date (a duration literal of part of a day is refused); a
+        number beside a date is refused (write its unit, or add_days).  False: not one of these."""
+        op = e.op
+        num = e.right if a == DATE else e.left
+        t = b if a == DATE else a
+        if t not in NUMERIC or (op == "-" and a != DATE):
+            return False
+        if t == DURATION:
+            if isinstance(num, ir.Lit) and num.type == "duration" and num.value % 86400:
+                self.report("E073", f"a date moves by whole days: {_duration_text(num.value)} is not", e.pos,
+                            "write it in days (1d, 2d), or use a timestamp for a time of day")
+                return None
+            return DATE
+        self.report("E073", f"`{op}` beside a date needs a duration of days: {show(num)} is {desc(t)}", e.pos,
+                    (f"write the unit: {show(num)}d" if isinstance(num, ir.Lit) else f"say its unit: {show(num)} * 1d")
+                    + " (or add_days(date, n) for a number n of days)")
+        return None
 
     @staticmethod
     def _hint(e: ir.Binary, a: str, b: str) -> str | None:
@@ -362,7 +413,7 @@ class Typer:
         if t is None or t == NULL:
             return
         bad = None
-        if ftype == STRING and t not in (STRING, INTEGER, DECIMAL, NUMBER):
+        if ftype == STRING and t not in (STRING, INTEGER, DECIMAL, NUMBER, DURATION):
             bad = "text or a number"
         elif ftype in (DATE,) and t not in (DATE, TIMESTAMP):
             bad = "a date (parse_date(text, pattern) reads one)"

@@ -54,7 +54,7 @@ def diags(result, code=None):
     ('msg.amount in ["CNY", "USD"]',
      'a decimal (msg.amount) is never in a list of strings: values of different types are never equal'),
     ('msg.amount > "0"', 'cannot compare a decimal (msg.amount) > a string ("0")'),
-    ('msg.value_date + 1', 'cannot apply + to a date (msg.value_date) and an integer (1)'),
+    ('msg.value_date + 1', '`+` beside a date needs a duration of days: 1 is an integer'),
     ('msg.amount * msg.currency', 'cannot apply * to a decimal (msg.amount) and a string (msg.currency)'),
     ('msg.amount + "1.00"', '`+` joins a decimal (msg.amount) and a string ("1.00") as text, it does not add them'),
     ('msg.amount == "0"', 'a decimal (msg.amount) == a string ("0") never holds: values of different types are '

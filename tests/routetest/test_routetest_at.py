@@ -130,3 +130,31 @@ def test_instants(text, ok):
     assert (at is not None) == ok and (problem is None) == ok
     if ok:
         assert clock.parse_instant(clock.instant_text(at))[0] == at
+
+
+def test_at_takes_the_bare_timestamp_literal_a_route_writes(tmp_path):
+    """`at 2026-11-25T11:00:00+01:00` (no quotes, as a timestamp is written in a route) is the same clock as the
+    quoted string; every test of TESTS written so passes as before."""
+    tests = TESTS.replace('at "2025-03-14T16:30:05Z"', 'at 2025-03-14T16:30:05Z') \
+                 .replace('at "2026-11-25T11:00:00+01:00"', 'at 2026-11-25T11:00:00+01:00')
+    assert 'at 2025-03-14T16:30:05Z {' in tests and 'at 2026-11-25T11:00:00+01:00 {' in tests
+    with clock.engine_clock(NOW):
+        result = run_paths([_config(tmp_path, tests)], default_registry())
+    assert len(result.outcomes) == 4
+    assert not result.failed, [o.failures for o in result.failed]
+
+
+@pytest.mark.parametrize("at, code, col, words", [
+    ("2025-03-14T16:30:05", "E113", 49, "has no time zone"),              # zone-less: whose clock is it
+    ("2025-02-30T16:30:05Z", "E134", 49, "2025-02 has no day 30"),
+    ("2025-03-14t16:30z", "E133", 49, "write `T` and `Z` in capitals"),
+])
+def test_a_wrong_bare_instant_is_told_at_its_place(tmp_path, at, code, col, words):
+    from dsl.load import compile_paths
+
+    cfg = _config(tmp_path, TESTS.replace('at "2025-03-14T16:30:05Z"', f"at {at}"))
+    res = compile_paths([cfg / "r_test.route"], default_registry())
+    hits = [d for d in res.diagnostics if d.severity == "error"]
+    assert [(d.code, d.pos.line, d.pos.col) for d in hits] == [(code, 3, col)], [str(d) for d in hits]
+    assert words in hits[0].message
+    assert res.program is None
