@@ -30,7 +30,7 @@ from test_txn_flow import _req, _setup
 from test_txn_key_retention import Clock as EngineClock, ask, serving
 from txnkit import Client
 
-HOLD = 30.0     # seconds the held rebuild waits for the test before it gives up (a fail-safe, not a timing)
+HOLD = 10.0     # seconds the held rebuild waits for the test before it gives up (a fail-safe, not a timing)
 
 
 class Gate:
@@ -199,4 +199,68 @@ async def test_a_drain_during_the_rebuild_stops_it_and_the_next_start_makes_it_a
         await c.aclose()
         log = manager_for(eng.ledger).log
         assert log.answers.count >= 1 and "transfer|K1/20240501" not in log.ends.hot    # from the rebuilt index
+    assert again == first[0] and debit.counts[("post", "K1")] == 1
+
+
+async def test_the_admin_api_answers_during_the_rebuild_and_sigterm_stops_it_cleanly(
+        nursery, tmp_path: Path, monkeypatch) -> None:
+    """``bsp run`` as it serves (``run_live``: the admin API on a loopback port, SIGTERM heard by the engine's
+    loop): /health, /status and /ready answer while the rebuild is held; SIGTERM then stops the engine with no
+    error and nothing of the rebuild kept; the next start makes the index again and answers the repeat."""
+    import os
+    import signal
+
+    import httpx
+
+    from engine.ops.serve import AdminOptions, OpsOptions, run_live
+    from engine.txn.keyopen import open_log
+
+    program, debit, credit, ledger, clock, first = await _with_lost_index(nursery, tmp_path)
+    gate = Gate()
+    monkeypatch.setattr(answers_mod, "REBUILD_CHUNK", 1)
+    monkeypatch.setattr(Rebuild, "after_chunk", gate)
+    started, ended = trio.Event(), trio.Event()
+    box: list = []
+
+    def hook(engine) -> None:
+        box.append(engine)
+        started.set()
+
+    async def serve() -> None:
+        ops = OpsOptions(admin=AdminOptions(listen="127.0.0.1:0", token="t" * 32), hooks=[hook])
+        try:
+            box.append(await run_live(program, default_registry(), ledger_path=ledger, load=lambda: ([], {}),
+                                      grace=30.0, ops=ops))
+        finally:
+            ended.set()
+    try:
+        nursery.start_soon(serve)
+        await started.wait()
+        assert await trio.to_thread.run_sync(gate.reached.wait, HOLD)
+        eng = box[0]
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{eng.admin_port}",
+                                     headers={"authorization": "Bearer " + "t" * 32}) as admin:
+            assert (await admin.get("/health")).json() == {"status": "ok"}
+            status = (await admin.get("/status")).json()
+            assert status["key_index"]["state"] == "rebuilding" and status["state"] == "not_ready"
+            assert any(r.startswith("rebuilding key index: ") for r in status["reasons"])
+            ready = await admin.get("/ready")
+            assert ready.status_code == 503 and ready.json()["reason"].startswith("rebuilding key index: ")
+        os.kill(os.getpid(), signal.SIGTERM)
+        await trio.testing.wait_all_tasks_blocked()      # the drain has told the rebuild to stop
+        gate.go.set()
+        await ended.wait()
+    finally:
+        gate.go.set()
+    assert len(box) == 2 and box[1] is eng and manager_for(eng.ledger)._log is None     # returned, no error
+    con = sqlite3.connect(answers_dir(log_path(ledger)) / "index.sqlite")
+    assert con.execute("SELECT count(*) FROM a").fetchone() == (0,)
+    con.close()
+    monkeypatch.setattr(Rebuild, "after_chunk", None)
+    async with _live(program, ledger, clock) as eng:
+        await open_log(manager_for(eng.ledger))
+        c = await Client.open(eng.current.channels["front"].port)
+        await c.send(_req("K1"))
+        (again,) = await c.recv(1)
+        await c.aclose()
     assert again == first[0] and debit.counts[("post", "K1")] == 1
