@@ -590,7 +590,10 @@ class ScreenStep(SyncStep):
         async with self._building:
             if self.table.since(day) == self.since:
                 return                  # built by the batch this one waited for
-            index = await trio.to_thread.run_sync(index_of_table, self.table, day)
+            try:
+                index = await trio.to_thread.run_sync(index_of_table, self.table, day)
+            except Exception:       # noqa: BLE001 - a row without a name: ``run`` builds it again and fails the
+                return              # deals naming the list, as it always did
             if self.table.since(day) != self.since:     # (a batch straddling midnight may have built it in run)
                 self.index, self.since = index, since
 
