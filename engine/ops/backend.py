@@ -7,6 +7,9 @@
 
     {"version": "0.1.0", "config_version": "3f2a...", "deployment": "platform.yaml", "environment": "uat",
      "generation": 4, "uptime_s": 812.4,
+     "key_index": None,      # a rebuild of the key store's index under way (engine/txn/keyopen.py): {"state":
+                             # "rebuilding", "answers", "bytes_read", "bytes_total", "phase", "text": "rebuilding
+                             # key index: N of M MB read ..."}; the engine is not_ready meanwhile
      "draining": false, "generations_in_flight": 1,
      "generation_started_at": "2026-11-26T08:56:53.123456+00:00",     # times: ISO 8601, UTC
      "reloads": [{"at": "2026-11-26T09:12:03.5+00:00", "source": "signal", "ok": true, "version": ..., ...}],
