@@ -80,7 +80,6 @@ async def _run(mgr: Any, op: Opening) -> None:
     finally:
         if mgr.opening is op:
             mgr.opening = None
-        mgr.key_index = op.rebuild if op.rebuild.running else None     # bsp status: how the last one went
         op.done.set()
 
 

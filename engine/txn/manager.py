@@ -208,7 +208,6 @@ class TxnManager:
         self.clock = time.time                         # epoch seconds: when a deal finished (key retention)
         self.saf: Any = None        # engine.txn.saf.Saf while an engine runs: reversals are stored and forwarded
         self.opening: Any = None    # engine.txn.keyopen.Opening: the log opened in a worker thread (key index rebuild)
-        self.key_index: Any = None  # answers.Rebuild of the last rebuild of the key index this process made
 
     def log_exists(self) -> bool:
         return self._log is not None or log_path(self.ledger.path).exists()

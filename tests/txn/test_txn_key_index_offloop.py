@@ -13,7 +13,6 @@ import threading
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import orjson
 import trio
 import trio.testing
 
