@@ -5,6 +5,7 @@ or a part of the new one, and each gets what the old path (the index built in ``
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from datetime import datetime, timezone
 
 import trio
@@ -25,6 +26,7 @@ async def test_a_new_days_list_is_indexed_off_the_loop_and_that_days_deals_wait_
     port = await framed_counterpart(nursery, lambda p: b'{"status":"OK"}', 4)
     program = compile_text(tmp_path, DATED_ROUTE)
     real = screen._index_of_rows
+    monkeypatch.setattr(screen, "_BUILT", OrderedDict())       # no index another test built for these rows
     reached, go = threading.Event(), threading.Event()
     builds: list[tuple[bool, int]] = []       # (built on the main thread, entries)
 
