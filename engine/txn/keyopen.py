@@ -27,7 +27,8 @@ from typing import Any
 
 import trio
 
-from engine.txn.answers import Rebuild, RebuildStopped, answers_dir, rebuild_needed
+from engine.txn.answers import answers_dir
+from engine.txn.answers_rebuild import Rebuild, RebuildStopped, rebuild_needed
 from engine.txn.log import TxnLogError, log_path
 
 log = logging.getLogger("bsp.txn")

@@ -22,7 +22,8 @@ from engine.ops.live import LiveEngine
 from engine.registry import default_registry
 from engine.txn import answers as answers_mod
 from engine.txn import manager_for
-from engine.txn.answers import Answers, Rebuild, RebuildStopped, answers_dir
+from engine.txn.answers import Answers, answers_dir
+from engine.txn.answers_rebuild import Rebuild, RebuildStopped
 from engine.txn.log import TxnLog, log_path
 from test_txn_answers_file import Clock, T0, _ends, _record
 from test_txn_flow import _req, _setup
