@@ -20,6 +20,7 @@ files only, fdatasync on (``--no-sync``: off); not a test, no assertions.
 ``--rebuild`` measures only the rebuild of a lost index (``Answers`` opened on files without ``index.sqlite``):
 
     .venv/bin/python bench/bench_key_memory.py --rebuild --keys 1000000
+    .venv/bin/python bench/bench_key_memory.py --rebuild --loop --keys 300000    # the event loop meanwhile
     .venv/bin/python bench/bench_key_memory.py --hot --keys 200000 [--small]
 """
 from __future__ import annotations
@@ -247,6 +248,78 @@ def rebuild(keys: int, reply_bytes: int, keyring: bool, every: int, sync: bool) 
           f"the next open {again_s:.3f} s")
 
 
+def rebuild_loop(keys: int, reply_bytes: int, every: int, sync: bool) -> None:
+    """``--rebuild --loop``: what the engine's event loop does while a lost index is made again.  ``keys`` answers
+    written as for ``--rebuild``, the index removed, then in a trio run with a ticker task (``trio.sleep(0.01)``
+    in a loop, noting the longest gap between two ticks, as ``bsp_event_loop_lag_seconds`` would): ``before``, the
+    open on the loop as the engine made it until 2026-11-28 (``TxnManager.log``); ``after``, the open in a worker
+    thread (``engine.txn.keyopen.open_log``), the ticker also reading the progress line ``bsp status`` shows."""
+    import types
+
+    import trio
+
+    from engine.txn import keyopen
+    from engine.txn.answers import Answers, answers_dir
+    from engine.txn.log import _answer_only
+    from engine.txn.manager import TxnManager
+
+    seal = _seal(None)
+    digests = fingerprint.Digests(None)
+    with tempfile.TemporaryDirectory() as tmp:
+        ledger = types.SimpleNamespace(path=Path(tmp) / "l.duckdb", sync="journal" if sync else "none")
+        path = answers_dir(Path(tmp) / "l.duckdb.txn")
+        a = Answers(path, sync=sync)
+        for i in range(0, keys, every):
+            ends = _ends(min(every, keys - i), reply_bytes, seal, digests, i)
+            for e in ends:
+                e["recorded"] = True
+            a.add([_answer_only(e) for e in ends])
+        files = a.file_bytes()
+        a.close()
+        print(f"answers {keys:,}  reply {reply_bytes} bytes  files {files / 1e6:.1f} MB  sync {'on' if sync else 'off'}")
+        for how in ("before", "after"):
+            for p in path.glob("index.sqlite*"):
+                p.unlink()
+            mgr = TxnManager(ledger)
+            lines: list[str] = []
+
+            async def run() -> tuple[float, float, int]:
+                gaps = [0.0, 0]
+                done = trio.Event()
+
+                async def ticker() -> None:
+                    last = time.perf_counter()
+                    while not done.is_set():
+                        await trio.sleep(0.01)
+                        now = time.perf_counter()
+                        gaps[0] = max(gaps[0], now - last - 0.01)
+                        gaps[1] += 1
+                        last = now
+                        op = mgr.opening
+                        if op is not None and op.rebuild.running and (not lines or gaps[1] % 100 == 0):
+                            lines.append(op.rebuild.text())
+
+                async with trio.open_nursery() as n:
+                    n.start_soon(ticker)
+                    await trio.sleep(0.05)
+                    t0 = time.perf_counter()
+                    if how == "before":
+                        mgr.log                       # the open on the loop (no worker thread)
+                    else:
+                        await keyopen.open_log(mgr)
+                    took = time.perf_counter() - t0
+                    done.set()
+                return took, gaps[0], gaps[1]
+
+            took, lag, ticks = trio.run(run)
+            n = mgr.log.answers.count
+            mgr.log.close()
+            print(f"  {how}: rebuilt {n:,} answers in {took:.2f} s; the loop's longest stall {lag * 1000:.0f} ms, "
+                  f"{ticks} ticks of 10 ms meanwhile")
+            for line in lines[:1] + lines[len(lines) // 2:len(lines) // 2 + 1] + lines[-1:]:
+                print(f"    status: {line}")
+
+
 def hot(keys: int, reply_bytes: int, sync: bool, small: bool) -> None:
     """``--hot``: the keys answered since the last compaction, which the log holds in memory (``KeyStore.hot``),
     at the default compaction setting (``COMPACT_AFTER``, 5 minutes, or when the 8 MiB log is full) under load:
@@ -306,9 +379,14 @@ def main() -> None:
     p.add_argument("--hot", action="store_true",
                    help="only the keys held in memory between compactions at the default compaction setting")
     p.add_argument("--small", action="store_true", help="with --hot: the smallest end entry")
+    p.add_argument("--loop", action="store_true",
+                   help="with --rebuild: the event loop's stall during the rebuild, on the loop and in a worker thread")
     a = p.parse_args()
     if a.hot:
         hot(a.keys, a.reply_bytes, not a.no_sync, a.small)
+        return
+    if a.rebuild and a.loop:
+        rebuild_loop(a.keys, a.reply_bytes, a.compact_every, not a.no_sync)
         return
     if a.rebuild:
         rebuild(a.keys, a.reply_bytes, a.keyring, a.compact_every, not a.no_sync)

@@ -7,6 +7,9 @@
 
     {"version": "0.1.0", "config_version": "3f2a...", "deployment": "platform.yaml", "environment": "uat",
      "generation": 4, "uptime_s": 812.4,
+     "key_index": None,      # a rebuild of the key store's index under way (engine/txn/keyopen.py): {"state":
+                             # "rebuilding", "answers", "bytes_read", "bytes_total", "phase", "text": "rebuilding
+                             # key index: N of M MB read ..."}; the engine is not_ready meanwhile
      "draining": false, "generations_in_flight": 1,
      "generation_started_at": "2026-11-26T08:56:53.123456+00:00",     # times: ISO 8601, UTC
      "reloads": [{"at": "2026-11-26T09:12:03.5+00:00", "source": "signal", "ok": true, "version": ..., ...}],
@@ -120,6 +123,15 @@ def ledger_status(ledger: Any) -> tuple[dict[str, Any], list[str]]:
     return row, [storage_reason(f) for f in row["faults"]]
 
 
+def _key_index(eng: Any) -> dict[str, Any] | None:
+    """``status()``'s ``key_index``: the rebuild under way, with its line (``rebuilding key index: N of M MB``)."""
+    rebuilding = eng.key_index() if hasattr(eng, "key_index") else []
+    if not rebuilding:
+        return None
+    r = rebuilding[0]
+    return {**r.as_dict(), "text": r.text()}
+
+
 class EngineBackend:
     def __init__(self, engine: Any, observer: Any = None) -> None:
         self.engine = engine
@@ -139,6 +151,8 @@ class EngineBackend:
             "generation_started_at": _iso(gen.started_at) if gen else None,
             "uptime_s": round(time.time() - eng.started_at, 3),
             "event_loop": eng.loop_lag.as_dict(),       # how late the loop runs (engine/ops/looplag.py)
+            # the key store's index made again in a worker thread (engine/txn/keyopen.py); None: not under way
+            "key_index": _key_index(eng),
             "draining": eng.draining,
             "generations_in_flight": eng.generations_in_flight(),
             "reloads": [{**r, "at": _iso(r["at"])} for r in eng.history[-10:]],
@@ -305,6 +319,9 @@ class EngineBackend:
             return Readiness(False, "draining: the engine is stopping")
         if eng.current is None:
             return Readiness(False, "starting: channels are not listening yet")
+        rebuilding = eng.key_index() if hasattr(eng, "key_index") else []
+        if rebuilding:          # requests are read and wait for it (engine/txn/keyopen.py)
+            return Readiness(False, "; ".join(r.text() for r in rebuilding) + ": requests wait until it is done")
         reason = getattr(eng, "stopped_reason", None)
         if reason is not None:
             for name, ch in eng.current.channels.items():

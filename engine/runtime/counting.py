@@ -35,8 +35,10 @@ async def rebuild(disp: Any) -> None:
     """Once per engine: the confirmed figures from the ledger, the holds of deals in flight as reserved."""
     in_flight: list[dict[str, Any]] = []
     txn = disp.txn
-    if txn is not None and txn.log_exists():
-        for p in txn.log.pending.values():
+    if txn is not None and (txn.opening is not None or txn.log_exists()):
+        from engine.txn.keyopen import open_log
+        log_ = await open_log(txn)          # (its key index made again in a worker thread: waited for)
+        for p in log_.pending.values():
             in_flight.extend(p.begin.get("holds") or ())
     await disp.totals.rebuild(disp.ledger, in_flight)
 

@@ -62,6 +62,9 @@ class BoundRoute:
                 if hasattr(step, "end_route"):
                     step.end_route = True
         self.on_error = [build_step(s, route) for s in route.on_error]
+        # steps with work to do off the loop before a batch runs them (``async before_batch()``: the index of a
+        # dated screening list a new day brings, engine/steps/screen.py); awaited by ``Dispatcher.handle``
+        self.before = [f for f in (getattr(s, "before_batch", None) for s in self.steps) if f is not None]
         self.limiter = CountLimiter(limit)
         self.running: dict[int, list[Any]] = {}     # id(group) -> its exchanges not yet recorded (drain report)
         self.where = str(route.pos) if route.pos is not None else route.name
@@ -144,6 +147,8 @@ class Dispatcher:
         try:
             for ri, group in groups.items():
                 br = self.routes[ri]
+                for before in br.before:        # (a new day's screening list: indexed in a worker thread)
+                    await before()
                 if txn is not None and txn.takes(br):
                     await txn.run_route(self, br, group)
                 else:

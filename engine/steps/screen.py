@@ -21,7 +21,9 @@ An effective-dated list (``table sanctions = csv "sanctions.csv" key entry_id ef
 entry added, renamed or given aliases from a date) is screened as it is in force on the deal's day (``today()``
 by the engine's clock): each entry by its row in force that day, an entry whose first row applies later not at
 all; never by each entry's newest row.  The index is built per set of rows in force (``Table.since``): the
-bind builds today's, a day that brings another set builds its own once (docs/screening.md#dated-lists).
+bind builds today's, a day that brings another set builds its own once (docs/screening.md#dated-lists), in a
+worker thread before the first batch of that day runs the step (``before_batch``): the loop goes on meanwhile, and
+the deals of that day wait for it.
 """
 from __future__ import annotations
 
@@ -544,6 +546,7 @@ class ScreenStep(SyncStep):
         # an effective-dated list: the index of the rows in force, per date from which they hold (Table.since)
         self.dated = getattr(self.table, "effective", None) is not None
         self.since: Any = _UNSET
+        self._building: Any = None      # a trio.Lock: one build of a new day's index at a time (before_batch)
         self.index = self._index_on(None)
         self.threshold = float(Decimal(str(_literal(step, "threshold") or DEFAULT_THRESHOLD)))
         self.code = str(_literal(step, "code") or DEFAULT_CODE)
@@ -568,6 +571,31 @@ class ScreenStep(SyncStep):
             self.index = index_of_table(self.table, day)
             self.since = since
         return self.index
+
+    async def before_batch(self) -> None:
+        """Before a batch runs this step (``Dispatcher.handle``): when today (by the engine's clock) brings another
+        set of rows of a dated list, its index is built in a worker thread (seconds for a large list), not on the
+        loop; the batches arriving meanwhile wait here for it, and none is screened against the day before's list
+        or a part of the new one (``run`` finds it built).  Nothing to do for an undated list, or the same day."""
+        if not self.dated:
+            return
+        from dsl.functions import f_today
+        day = f_today()
+        since = self.table.since(day)
+        if since == self.since:
+            return
+        import trio
+        if self._building is None:
+            self._building = trio.Lock()
+        async with self._building:
+            if self.table.since(day) == self.since:
+                return                  # built by the batch this one waited for
+            try:
+                index = await trio.to_thread.run_sync(index_of_table, self.table, day)
+            except Exception:       # noqa: BLE001 - a row without a name: ``run`` builds it again and fails the
+                return              # deals naming the list, as it always did
+            if self.table.since(day) != self.since:     # (a batch straddling midnight may have built it in run)
+                self.index, self.since = index, since
 
     def run(self, ex: Any) -> None:
         scope = ex.scope

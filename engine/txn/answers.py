@@ -85,6 +85,8 @@ RAW_FILE = 1 << 24          # a raw-form file's number in the index: its day plu
 DAY = 86400
 SEALED_TRIES = 3            # offsets noted per key id and file for the keyring check (keycheck.TRIES)
 READ_AHEAD = 1024           # bytes read at once for a look-up (most answers fit: one pread)
+REBUILD_CHUNK = 16_384      # answers read and inserted at a time by a rebuild: its progress and its stop between
+                            # (``rebuild``: an ``engine.txn.answers_rebuild.Rebuild``, engine/txn/keyopen.py)
 
 
 def answers_dir(log_path: Path) -> Path:
@@ -213,9 +215,10 @@ class Answers:
     ``by_id`` where the key store is read (the event loop's thread): each side has its own SQLite connection
     (WAL: a reader never waits for a compaction's commit)."""
 
-    def __init__(self, path: Path, *, sync: bool = True) -> None:
+    def __init__(self, path: Path, *, sync: bool = True, rebuild: Any = None) -> None:
         self.path = path
         self.sync = sync
+        self.rebuild = rebuild          # progress and stop of a rebuild (the engine's worker thread), or None
         private_dir(path)                       # owner-only, as the log (deal keys, reply bytes)
         self.index = path / "index.sqlite"
         create_private(self.index)              # SQLite makes its -wal and -shm with the database's mode
@@ -226,15 +229,25 @@ class Answers:
         self._fd_maps: list[dict[int, int]] = []    # each reading thread's descriptors of day files
         self._w: sqlite3.Connection | None = None
         try:
-            self._w = self._connect()
-            self._reconcile()
-        except sqlite3.DatabaseError:           # the index is a cache of the files: made again from them
+            try:
+                self._w = self._connect()
+                self._reconcile()
+            except sqlite3.DatabaseError:           # the index is a cache of the files: made again from them
+                if rebuild is not None:
+                    rebuild.check()                 # (an interrupted statement: stopped, not damaged)
+                if self._w is not None:
+                    self._w.close()
+                    self._w = None
+                self._drop_index()
+                create_private(self.index)
+                self._w = self._connect()
+                self._reconcile()
+        except BaseException:                       # (stopped, or a file that cannot be read): nothing left open
+            if rebuild is not None:
+                rebuild.attach(None)
             if self._w is not None:
                 self._w.close()
-            self._drop_index()
-            create_private(self.index)
-            self._w = self._connect()
-            self._reconcile()
+            raise
 
     # ------------------------------------------------------------ the index
     def _connect(self) -> sqlite3.Connection:
@@ -292,9 +305,15 @@ class Answers:
         bulk = bool(todo) and not known and con.execute("SELECT 1 FROM a LIMIT 1").fetchone() is None
         total = sum(size - (start if start <= size else 0) for _, _, start, size in todo)
         began = time.monotonic()
+        rb = self.rebuild
         if bulk:
             logger.info("%s: making the key store's index again from %d answers file(s), %.1f MB (index.sqlite "
-                        "was missing or damaged); start-up waits for it", self.path, len(todo), total / 1e6)
+                        "was missing or damaged); traffic that needs the key store waits for it", self.path,
+                        len(todo), total / 1e6)
+            if rb is not None:
+                rb.files, rb.total, rb.running = len(todo), total, True
+                rb.attach(con)
+                rb.check()
             con.execute("PRAGMA synchronous=OFF")
             con.execute("PRAGMA wal_autocheckpoint=0")       # no checkpoint before the WAL is synced
         con.execute("BEGIN IMMEDIATE")
@@ -314,8 +333,9 @@ class Answers:
                     con.execute("DELETE FROM sealed WHERE day = ?", (day,))
                     start = 0
                 end, last = start, 0.0
-                while True:                     # PROGRESS_EVERY answers at a time: a day's file holds millions
-                    rows, pos = self._scan(p, day, end, PROGRESS_EVERY)
+                chunk = REBUILD_CHUNK if bulk and rb is not None else PROGRESS_EVERY
+                while True:                     # a chunk at a time: a day's file holds millions
+                    rows, pos = self._scan(p, day, end, chunk)
                     if rows:
                         con.executemany("INSERT INTO a(h, i, fin, day, off) VALUES (?, ?, ?, ?, ?)",
                                         [r[:5] for r in rows])
@@ -327,7 +347,9 @@ class Answers:
                     if bulk and done >= shown:
                         self._progress(done, read, total, began)
                         shown = (done // PROGRESS_EVERY + 1) * PROGRESS_EVERY
-                    if len(rows) < PROGRESS_EVERY:
+                    if bulk and rb is not None:
+                        rb.chunk(done, read)    # (raises RebuildStopped when stopped: rolled back below)
+                    if len(rows) < chunk:
                         break
                 if end < size:                  # a torn tail: never relied on (the log still holds its entries)
                     with open(p, "r+b") as f:
@@ -336,14 +358,21 @@ class Answers:
                 con.execute("INSERT INTO files(day, size, last) VALUES (?, ?, ?) ON CONFLICT(day) DO UPDATE "
                             "SET size = excluded.size, last = max(files.last, excluded.last)", (day, end, last))
             if bulk:
+                if rb is not None:
+                    rb.phase = "making the indexes"
                 for sql in _INDEXES:
                     con.execute(sql)
+                if rb is not None:
+                    rb.check()
             con.execute("COMMIT")
         except BaseException:
-            con.execute("ROLLBACK")
+            if con.in_transaction:          # (an interrupted statement may have ended it already)
+                con.execute("ROLLBACK")
             raise
         finally:
             if bulk:
+                if rb is not None:
+                    rb.attach(None)         # no interrupt past the commit: the sync below is the rebuild's end
                 con.execute("PRAGMA synchronous=FULL" if self.sync else "PRAGMA synchronous=OFF")
         if bulk:
             if self.sync:
@@ -351,6 +380,8 @@ class Answers:
             con.execute("PRAGMA wal_autocheckpoint=1000")
             logger.info("%s: the key store's index is made again: %d answers from %d file(s) in %.1f s",
                         self.path, done, len(todo), time.monotonic() - began)
+            if rb is not None:
+                rb.answers, rb.read, rb.done = done, read, True
         self.count = con.execute("SELECT count(*) FROM a").fetchone()[0]
         row = con.execute("SELECT value FROM meta WHERE name = 'horizon'").fetchone()
         self.horizon = None if row is None else float(row[0])

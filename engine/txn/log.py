@@ -413,7 +413,8 @@ class TxnLog:
     compaction (a ~0.1-0.2 ms write + ``fdatasync``)."""
 
     def __init__(self, path: Path, segment_bytes: int = SEGMENT_BYTES, *, sync: bool = True,
-                 retention: float | None = KEY_RETENTION, clock: Any = time.time, answers: bool = True) -> None:
+                 retention: float | None = KEY_RETENTION, clock: Any = time.time, answers: bool = True,
+                 rebuild: Any = None) -> None:
         self.path = path
         self.segment_bytes = segment_bytes
         self.retention = retention    # seconds; None: keys are kept for good
@@ -427,7 +428,7 @@ class TxnLog:
         self.answers: Answers | None = None
         if answers:
             try:
-                self.answers = Answers(answers_dir(path), sync=sync)
+                self.answers = Answers(answers_dir(path), sync=sync, rebuild=rebuild)
             except (OSError, sqlite3.Error) as exc:
                 raise TxnLogError(f"{getattr(exc, 'filename', None) or answers_dir(path)}: cannot open the key "
                                   f"store's answers files: {exc}") from exc

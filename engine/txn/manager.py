@@ -207,6 +207,7 @@ class TxnManager:
         self._last_ms = 0.0                            # the last write + fdatasync
         self.clock = time.time                         # epoch seconds: when a deal finished (key retention)
         self.saf: Any = None        # engine.txn.saf.Saf while an engine runs: reversals are stored and forwarded
+        self.opening: Any = None    # engine.txn.keyopen.Opening: the log opened in a worker thread (key index rebuild)
 
     def log_exists(self) -> bool:
         return self._log is not None or log_path(self.ledger.path).exists()
@@ -215,19 +216,27 @@ class TxnManager:
     @property
     def log(self) -> TxnLog:
         if self._log is None:
-            # ``--ledger-sync none`` is not durable: nor are its accepted records
-            # the key store's retention: ``bsp run --key-retention`` / platform.yaml ledger.key_retention
-            opened = TxnLog(log_path(self.ledger.path), sync=getattr(self.ledger, "sync", "duckdb") != "none",
-                            retention=getattr(self.ledger, "key_retention", KEY_RETENTION),
-                            clock=lambda: self.clock())
-            from engine.txn.keycheck import check_keyring
-            try:
-                check_keyring(opened, self.keyring, opened.path)     # a keyring that cannot read it: refused
-            except BaseException:
-                opened.close()
-                raise
-            self._log = opened
+            if self.opening is not None:        # never two opens of one log (engine/txn/keyopen.py)
+                raise RuntimeError(f"{log_path(self.ledger.path)}: the transaction log is being opened in a worker "
+                                   f"thread (its key index is made again): await engine.txn.keyopen.open_log first")
+            self._log = self.open_blocking(None)
         return self._log
+
+    def open_blocking(self, rebuild: Any) -> TxnLog:
+        """Open the log (blocking: the opening thread, or a worker thread, engine/txn/keyopen.py); ``rebuild``:
+        an ``answers.Rebuild`` that follows and may stop a rebuild of the key index, or None."""
+        # ``--ledger-sync none`` is not durable: nor are its accepted records
+        # the key store's retention: ``bsp run --key-retention`` / platform.yaml ledger.key_retention
+        opened = TxnLog(log_path(self.ledger.path), sync=getattr(self.ledger, "sync", "duckdb") != "none",
+                        retention=getattr(self.ledger, "key_retention", KEY_RETENTION),
+                        clock=lambda: self.clock(), rebuild=rebuild)
+        from engine.txn.keycheck import check_keyring
+        try:
+            check_keyring(opened, self.keyring, opened.path)     # a keyring that cannot read it: refused
+        except BaseException:
+            opened.close()
+            raise
+        return opened
 
     @property
     def behind(self) -> trio.Event:
@@ -264,6 +273,9 @@ class TxnManager:
         """
         if not entries and not catch_up:
             return
+        if self._log is None and self.opening is not None:     # its key index is made again: waits for it
+            from engine.txn.keyopen import open_log
+            await open_log(self)
         failing = self.failing
         if failing is not None and not catch_up and self._over() \
                 and self.monotonic() - failing[0] < CATCH_UP_EVERY:
@@ -449,9 +461,14 @@ class TxnManager:
         return plan_of(br).active
 
     async def ready(self, disp: Any) -> None:
-        """Resolve the deals this channel left in flight (once per channel, before new traffic)."""
+        """Resolve the deals this channel left in flight (once per channel, before new traffic); first the log
+        is opened (its key index made again in a worker thread when lost: engine/txn/keyopen.py)."""
         if disp.channel in self._recovered:
             return
+        if self._log is None:
+            from engine.txn.keyopen import open_log, start
+            if start(self) is not None:
+                await open_log(self)
         if self._recovering is None:
             self._recovering = trio.Lock()
         async with self._recovering:

@@ -926,7 +926,10 @@ def attach(dispatchers: Callable[[], Iterable[Any]]) -> list[Saf]:
             continue
         saf = mgr.saf = Saf(mgr, Resolver(dispatchers))
         if mgr.log_exists():
-            saf.load()
+            from engine.txn.keyopen import start
+            if mgr._log is not None or start(mgr) is None:
+                saf.load()
+            # else: the log is opened in a worker thread (its key index made again): loaded once it is open
         out.append(saf)
     return out
 
