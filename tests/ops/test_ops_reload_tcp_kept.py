@@ -291,13 +291,14 @@ route echo {
 """
 
 
-async def _evict(port: int) -> None:
+async def _evict(listener: Any) -> None:
     """An idle connection holds the only slot; a new one makes it close for room (the warning)."""
     f = LengthPrefixFramer(2)
-    with trio.fail_after(10):
-        async with await trio.open_tcp_stream("127.0.0.1", port) as idle:
-            await trio.sleep(0.05)                    # accepted before the next one connects
-            async with await trio.open_tcp_stream("127.0.0.1", port) as new:
+    with trio.fail_after(10):                         # a guard, not a timing
+        async with await trio.open_tcp_stream("127.0.0.1", listener.port) as idle:
+            while not listener.room.open:             # accepted before the next one connects
+                await trio.sleep(0.01)
+            async with await trio.open_tcp_stream("127.0.0.1", listener.port) as new:
                 await new.send_all(f.frame(b'{"ref":"N"}'))
                 got: list[bytes] = []
                 while not got:
@@ -328,7 +329,7 @@ async def test_a_kept_tcp_listen_names_the_place_of_the_running_configuration(tm
         assert result.ok and result.plan["channels"]["kept"] == ["front"], result.plan
         assert eng.channels["front"] is listener and listener.room.place == f"{route}:7:5", listener.room.place
         caplog.clear()
-        await _evict(listener.port)
+        await _evict(listener)
     assert f"raise max_connections of channel front ({route}:7:5)" in caplog.text, caplog.text
 
 
