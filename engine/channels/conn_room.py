@@ -150,6 +150,13 @@ class Activity(Slot):
         self.stop.cut()                 # no more reading; the send waiting for the client ends now
 
 
+def cap_place(decl: Any) -> str | None:
+    """Where ``max_connections`` (else the channel) is declared in ``decl``'s configuration: FILE:LINE:COL, the
+    place the warnings at the cap name (``Room.place``; a kept channel takes its new one at the swap)."""
+    pos = (getattr(decl, "option_pos", None) or {}).get("max_connections") or getattr(decl, "pos", None)
+    return str(pos) if pos is not None else None
+
+
 class Room:
     """The ``max_connections`` slots of one listener.
 

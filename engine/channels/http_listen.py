@@ -35,6 +35,7 @@ import orjson
 import trio
 
 from engine.channels.base import ConnInfo, ExchangeHandler
+from engine.channels.conn_room import cap_place
 from engine.channels.http_listen_dispatch import dispatch_one, refuse_one
 from engine.channels.http_media import accepted_types, charset_of, refusal as media_refusal
 from engine.channels.staged import Staging
@@ -198,7 +199,7 @@ class HttpListener:
         decl = program.channels.get(self.name)
         # where max_connections is declared in this configuration (the warnings at the cap name it): a reload
         # that keeps the channel may have moved its declaration
-        place = _place(decl) if decl is not None else self.room.place
+        place = cap_place(decl) if decl is not None else self.room.place
         accepted = self.accepted
         if self.check_content_type:
             routes = program.routes_for(self.name)
@@ -417,15 +418,9 @@ class HttpListener:
                                 **({"deal_id": deal_id} if deal_id is not None else {}))
 
 
-def _place(decl: Any) -> str | None:
-    """Where ``max_connections`` (else the channel) is declared: FILE:LINE:COL, named by the warnings at the cap."""
-    pos = (getattr(decl, "option_pos", None) or {}).get("max_connections") or getattr(decl, "pos", None)
-    return str(pos) if pos is not None else None
-
-
 def build(decl: Any) -> HttpListener:
     lst = HttpListener(decl.name, dict(decl.options))
-    lst.room.place = _place(decl)
+    lst.room.place = cap_place(decl)
     return lst
 
 

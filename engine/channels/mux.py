@@ -54,6 +54,7 @@ import trio
 from engine.channels.base import CallTimeout, ChannelError, ConnectionLost, Unreachable, request_one
 from engine.channels.options import ChannelConfigError, parse_address, reversal_in_flight, seconds
 from engine.channels.pool import Pool, PoolConn
+from engine.channels.staged import Staging
 from engine.faultlog import FaultLog
 from engine.resilience import FAILURE_KINDS, CircuitBreaker, InFlightCap, Rejected, RetryPolicy
 from engine.tls import client_context
@@ -245,9 +246,10 @@ class MuxConnector:
                          backoff_max=seconds(options.get("reconnect_max"), 2.0))
         self.codec: Any = None
         self.reply_codec: Any = None
-        self._bound: Any = None          # the binder (configuration) whose formats keys are read with
-        self._staged: Any = None         # (binder, codec, reply codec) of one bound meanwhile, until ``adopt``
-        self._previous: Any = None       # (codec, reply codec) before the last ``adopt``
+        # the configuration whose formats keys are read with, and one bound meanwhile (until ``adopt``): held
+        # weakly, a dry run's or a refused reload's goes with it (engine/channels/staged.py); ``before`` the
+        # (codec, reply codec) of the one the last ``adopt`` replaced, while its calls may be in flight
+        self.staging = Staging()
         self._pending: dict[Any, _Slot] = {}
         self._sent: dict[bytes, Any] = {}      # request bytes -> values, from the call's encode
         self._seen: dict[bytes, Any] = {}      # matched reply bytes -> values, for the call's decode
@@ -344,13 +346,9 @@ class MuxConnector:
                 f"channel {self.name} matches replies by {', '.join(self.key_fields)} but the call sends raw "
                 f"bytes; call it `as FORMAT`, or give the channel `format = FORMAT`")
         mine = (ctx.codec(fmt), ctx.codec(rfmt))
-        if self.codec is None or self._bound is ctx:
-            self.use_codecs(*mine)
-            self._bound = ctx
-        else:
-            # a configuration bound while another runs on this channel (a reload keeping it, a dry run, one
-            # refused later): its formats are read with from the swap on (``adopt``), not before
-            self._staged = (ctx, *mine)
+        # a configuration bound while another runs on this channel (a reload keeping it, a dry run, one
+        # refused later): its formats are read with from the swap on (``adopt``), not before
+        self.staging.bind(ctx, lambda: self.use_codecs(*mine))
         if codec is not None and codec is mine[0]:
             codec = _MemoCodec(codec, self._sent, None)
         if reply_codec is not None and reply_codec is (mine[1] if mine[1] is not None else mine[0]):
@@ -360,14 +358,9 @@ class MuxConnector:
     def adopt(self, ctx: Any) -> None:
         """The configuration bound by ``ctx`` is the running one now (a reload swapped to it, keeping this
         channel): read keys with its formats.  The replies of calls the previous one still has in flight are
-        read with its formats when the new ones cannot read them (``_previous``)."""
-        staged = self._staged
-        if staged is None or staged[0] is not ctx:
-            return
-        self._staged = None
-        self._previous = (self.codec, self.reply_codec)
-        self.use_codecs(staged[1], staged[2])
-        self._bound = ctx
+        read with its formats when the new ones cannot read them (``staging.before``, until that configuration
+        is freed)."""
+        self.staging.adopt(ctx, keep=(self.codec, self.reply_codec))
 
     def use_codecs(self, codec: Any, reply_codec: Any = None) -> None:
         """The codecs request and reply keys (and echoes) are read and written with."""
@@ -656,7 +649,7 @@ class MuxConnector:
         except MacError:
             raise
         except Exception:
-            prev = self._previous
+            prev = self.staging.before
             old = (prev[1] or prev[0]) if prev is not None else None
             if old is None or old is codec:
                 raise

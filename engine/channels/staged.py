@@ -18,6 +18,10 @@ alive, neither the one in force (its generation holds it while it runs) nor one 
 reload refused after the bind (staged, never adopted: dropped with its values once that binder is freed).
 Before, a kept channel held the last such configuration whole (its program, tables, codecs and the
 channel objects built for it) until the next reload that switched.
+
+What a channel still needs of the configuration a swap replaced (a MUX reads the replies to the calls it has
+in flight with its formats) is handed to ``adopt(ctx, keep=...)`` and read as ``before``: held only as long as
+that configuration lives (its last exchange done, its generation freed, it is dropped).
 """
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ class Staging:
     def __init__(self) -> None:
         self._bound: weakref.ref[Any] | None = None        # the binder whose values are in force
         self._staged: tuple[weakref.ref[Any], Callable[[], None]] | None = None
+        self._before: tuple[weakref.ref[Any], Any] | None = None  # the binder the last adopt replaced, what is kept for it
 
     @property
     def bound(self) -> Any:
@@ -40,6 +45,11 @@ class Staging:
         """The binder bound meanwhile whose values wait for ``adopt`` (None: none)."""
         return self._staged[0]() if self._staged is not None else None
 
+    @property
+    def before(self) -> Any:
+        """What ``adopt(keep=...)`` kept for the configuration it replaced, while that one lives (None: gone)."""
+        return self._before[1] if self._before is not None and self._before[0]() is not None else None
+
     def bind(self, ctx: Any, apply: Callable[[], None]) -> None:
         bound = self.bound
         if bound is None or bound is ctx:
@@ -48,18 +58,26 @@ class Staging:
         else:
             self._staged = (weakref.ref(ctx, self._freed), apply)
 
-    def adopt(self, ctx: Any) -> None:
+    def adopt(self, ctx: Any, keep: Any = None) -> None:
+        """``ctx``'s values are in force now (if it was staged); ``keep``: what the channel still needs of the
+        configuration it replaces, ``before`` until that one is freed."""
         staged = self._staged
         if staged is None or staged[0]() is not ctx:
             return
         self._staged = None
+        replaced = self.bound
+        self._before = (weakref.ref(replaced, self._freed), keep) if keep is not None and replaced is not None \
+            else None
         staged[1]()
         self._bound = weakref.ref(ctx)
 
     def _freed(self, ref: "weakref.ref[Any]") -> None:
-        """A staged binder freed without being adopted (a dry run's, a refused reload's): its values go too."""
+        """A staged binder freed without being adopted (a dry run's, a refused reload's): its values go too;
+        the binder a swap replaced freed (its last exchange done): what was kept for it goes."""
         if self._staged is not None and self._staged[0] is ref:
             self._staged = None
+        if self._before is not None and self._before[0] is ref:
+            self._before = None
 
 
 __all__ = ["Staging"]

@@ -11,10 +11,11 @@ import trio
 
 from engine.channels.base import ConnInfo, ExchangeHandler, serve_stream
 from engine.channels.churn import ConnectChurn
-from engine.channels.conn_room import Activity, Room
+from engine.channels.conn_room import Activity, Room, cap_place
 from engine.channels.idle import IdleStream
 from engine.channels.listen_handoff import ListenSockets
 from engine.channels.retire import SEND_WAIT, GentleClose, StopReading
+from engine.channels.staged import Staging
 from engine.channels.options import ADDRESS, ChannelConfigError, built_check, parse_address, seconds
 from engine.channels.tcp_tls import TLS_LISTEN_OPTIONS, Gate, read_listen_tls
 from engine.channels.per_client import ClientCap, per_client_option
@@ -76,6 +77,22 @@ class TcpListener:
         self._client_of: dict[Any, str] = {}    # accepted, not yet served: its client (ClientCap.leave at its end)
         self.churn = ConnectChurn(self.faults, channel=name)    # a peer reconnecting in a storm: said once a minute
         self.metrics: Any = None
+        self.staging = Staging()        # what bind_codecs takes from a configuration bound meanwhile
+
+    def bind_codecs(self, ctx: Any) -> None:
+        """The switchboard's binder: the channel's declaration in this configuration fixes the place the
+        warnings at max_connections name (a reload that keeps the channel may have moved it); a configuration
+        bound while another runs takes effect at the swap (``adopt``), a dry run's never."""
+        program = getattr(ctx, "program", None)
+        decl = program.channels.get(self.name) if program is not None else None
+        if decl is None:
+            return
+        place = cap_place(decl)
+        self.staging.bind(ctx, lambda: setattr(self.room, "place", place))
+
+    def adopt(self, ctx: Any) -> None:
+        """The configuration bound by ``ctx`` runs now (a reload kept this channel): its place."""
+        self.staging.adopt(ctx)
 
     def attach_metrics(self, metrics: Any) -> None:
         """Count connections closed for room (``bsp_channel_evictions_total``) and pauses at the cap
@@ -233,8 +250,7 @@ def check(decl: Any, base_dir: Any = None) -> list[Any]:
 
 def build(decl: Any) -> TcpListener:
     lst = TcpListener(decl.name, dict(decl.options))
-    pos = (getattr(decl, "option_pos", None) or {}).get("max_connections") or getattr(decl, "pos", None)
-    lst.room.place = str(pos) if pos is not None else None     # named by the warnings at the cap
+    lst.room.place = cap_place(decl)          # named by the warnings at the cap
     return lst
 
 
