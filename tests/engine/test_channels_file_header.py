@@ -68,8 +68,16 @@ async def test_a_header_record_checks_the_control_totals_and_is_read_as_file_hea
     async with running(prog, ledger):
         await wait_for(lambda: all(p.exists() for p in files), "the four files handled")
     rows = sorted(deals(ledger), key=lambda r: r["reference"])
+    # nothing of b, c, d ran: each of their records is a rejected deal of its file's refusal (kind refused_whole),
+    # with the header's fields where it could be read
     assert [(r["reference"], r["party"], r["status"]) for r in rows] == [
-        ("A1", "ACME", "committed"), ("A2", "ACME", "committed")]                   # nothing of b, c, d ran
+        ("A1", "ACME", "committed"), ("A2", "ACME", "committed"), ("B1", "ACME", "rejected"),
+        ("B2", "ACME", "rejected"), ("C1", "ACME", "rejected"), ("C2", "ACME", "rejected"), ("D1", None, "rejected"),
+        ("D2", None, "rejected")]
+    assert all(r["reason"].startswith(f"refused_whole: not run, its file {r['reference'][0].lower()}.csv on "
+                                      f"channel inbox was refused whole: record 1, byte offset 0: ")
+               for r in rows[2:]), rows
+    assert "the header cannot be read: byte 0, field value_date" in rows[-1]["reason"]
     assert (inbox / "error" / "b.csv.reason.txt").read_text() == (
         "file b.csv: 1 problem(s) in 0 record(s)\n"
         "record 1, byte offset 0: the control totals do not match: the header says 2 record(s) and total "
