@@ -11,8 +11,11 @@ channel delivers ONE more message to its routes: the file's summary.  Only the r
     file.status     "done": every data record ran (file.rejected / file.failed / file.duplicate say how many
                     were not committed); "refused": the file as a whole was not run (file.reason says why)
     file.reason     why it was refused, naming the record and byte offset (null when done)
-    file.records    the file's data records (0 when refused before they were counted)
-    file.committed, file.rejected, file.failed, file.duplicate    their deals' outcomes
+    file.records    the file's data records (0 when refused before they were read: a repeat, over
+                    max_file_bytes, not split into records)
+    file.committed, file.rejected, file.failed, file.duplicate    their deals' outcomes (a file refused whole
+                    with its records read: file.rejected = file.records, each a rejected deal of kind
+                    refused_whole, engine.channels.file_precheck)
     file.archived   where the file went: "done/NAME" or "error/NAME"
     file.header     the fields of its header record (``header = FORMAT``), as for a record; null if unread
     file.trailer    the fields of its trailer record (``trailer = FORMAT``); null if unread
