@@ -116,12 +116,14 @@ async def retry(letter: Mapping[str, Any], injector: Injector, *, keyring: Keyri
                                        f"held); it runs again only when released: `bsp deals resolve {lid} "
                                        f"--outcome release --note ...` (or reject it: --outcome reject)", now)
     if letter.get("error_kind") == "refused_whole":
-        # a record of a file refused whole (all_or_nothing): run alone it would break the file's all or nothing
+        # a record of a file refused whole (all_or_nothing, its control totals, its header: engine/channels/
+        # file_precheck.py), a record no route reads included: run alone it would run part of a refused file
         return RetryResult(lid, False, "refused: the record was not run because its file was refused whole "
-                                       "(all_or_nothing, kind refused_whole): run alone it would break the file's "
-                                       "all or nothing; have the sender correct the file and drop it again (its "
-                                       "records then run), and purge this letter once it has (bsp dead purge "
-                                       f"{lid})", now)
+                                       "(kind refused_whole: all_or_nothing, its control totals or its header; "
+                                       "the letter's reason says which): run alone it would run part of a file "
+                                       "that runs whole or not at all; have the sender correct the file and drop "
+                                       "it again (its records then run), and purge this letter once it has (bsp "
+                                       f"dead purge {lid})", now)
     if release is not None and not getattr(injector, "names_deal", False):
         return RetryResult(lid, False, "failed: this injector cannot carry a release (engine.deal_hold)", now)
     routes = getattr(injector, "routes", None)

@@ -11,8 +11,11 @@ channel delivers ONE more message to its routes: the file's summary.  Only the r
     file.status     "done": every data record ran (file.rejected / file.failed / file.duplicate say how many
                     were not committed); "refused": the file as a whole was not run (file.reason says why)
     file.reason     why it was refused, naming the record and byte offset (null when done)
-    file.records    the file's data records (0 when refused before they were counted)
-    file.committed, file.rejected, file.failed, file.duplicate    their deals' outcomes
+    file.records    the file's data records (0 when refused before they were read: a repeat, over
+                    max_file_bytes, not split into records)
+    file.committed, file.rejected, file.failed, file.duplicate    their deals' outcomes (a file refused whole
+                    with its records read: file.rejected = file.records, each a rejected deal of kind
+                    refused_whole, engine.channels.file_precheck)
     file.archived   where the file went: "done/NAME" or "error/NAME"
     file.header     the fields of its header record (``header = FORMAT``), as for a record; null if unread
     file.trailer    the fields of its trailer record (``trailer = FORMAT``); null if unread
@@ -32,8 +35,10 @@ summary line is made once, or, if the engine died inside the call, its deal is r
 Sent again outside its file's run (the restart's recovery of its deal left in flight, ``bsp dead retry`` of
 its dead letter), the message gets its ``file.*`` back from ``end_origin``: the summary from its bytes, the
 header and trailer from the records noted with it in the index.  A retry whose channel reads a header or trailer
-and whose index (or its note) is gone is refused (``EndOrigin.missing``), not run with them null; the calls its
-failed deal made are not made again (``EndOrigin.done``: ``engine.channels.file_end_calls``).
+and whose index (or its note) is gone is refused (``EndOrigin.missing``), not run with them null, and the
+recovery of such a message flags its deal for an operator instead of running its ``on restart`` policy
+(``engine.txn.recovery``); the calls its failed deal made are not made again (``EndOrigin.done``:
+``engine.channels.file_end_calls``).
 """
 from __future__ import annotations
 
@@ -148,15 +153,16 @@ def _noted(index: Any, raw: bytes, deal_id: str | None) -> Any:
 
 
 async def end_origin(routes: Any, channels: Any, channel: str, route: str | None, raw: bytes,
-                     deal_id: str | None = None) -> EndOrigin | None:
+                     deal_id: str | None = None, recovering: bool = False) -> EndOrigin | None:
     """An end message sent again outside its file's run (a restart's recovery of its deal left in flight,
     ``bsp dead retry`` of its dead letter): its ``file.*`` rebuilt, so that ``route``, one whose `when` reads
     ``file.end``, takes it again, and the record routes never do.  The summary is read from its bytes (the
     summary as JSON); ``file.header`` and ``file.trailer`` are decoded again from the header and trailer records
     the channel's index noted with it (``done/.bsp-files``: its ``end`` line, found by ``deal_id`` or by the
     message's bytes), with the formats of the configuration running now: null when the index (or its line) is
-    gone.  None for any other message: ``route`` no end route of ``routes`` (the channel's), or bytes that are no
-    summary."""
+    gone (``missing`` says so: what to do is the caller's to add when ``recovering``, the restart's recovery, which
+    flags the deal; else a retry's).  None for any other message: ``route`` no end route of ``routes`` (the
+    channel's), or bytes that are no summary."""
     if route is None or not any(getattr(br, "takes_end", False) and br.name == route for br in routes or ()):
         return None
     try:
@@ -173,22 +179,23 @@ async def end_origin(routes: Any, channels: Any, channel: str, route: str | None
         from engine.channels.file_index import INDEX_NAME, FileIndex
 
         if not (watcher.done_dir / INDEX_NAME).exists():
-            return EndOrigin(summary, missing=_lost(watcher, summary, route, "is gone"))
+            return EndOrigin(summary, missing=_lost(watcher, summary, route, "is gone", recovering))
         try:
             index = await trio.to_thread.run_sync(FileIndex, watcher.done_dir)
         except OSError as exc:
-            return EndOrigin(summary, missing=_lost(watcher, summary, route, f"cannot be read ({exc})"))
+            return EndOrigin(summary, missing=_lost(watcher, summary, route, f"cannot be read ({exc})", recovering))
     note = _noted(index, raw, deal_id)
     if note is None:
-        return EndOrigin(summary, missing=_lost(watcher, summary, route, "has no note of this message"))
+        return EndOrigin(summary, missing=_lost(watcher, summary, route, "has no note of this message", recovering))
     return EndOrigin(summary, _decoded(getattr(watcher, "header_codec", None), note.summary.get("header_hex")),
                      _decoded(getattr(watcher, "trailer_codec", None), note.summary.get("trailer_hex")))
 
 
-def _lost(watcher: Any, summary: dict[str, Any], route: str, what: str) -> str | None:
+def _lost(watcher: Any, summary: dict[str, Any], route: str, what: str, recovering: bool = False) -> str | None:
     """Why the end message cannot be sent again with its ``file.header`` / ``file.trailer``: the channel reads a
     header or trailer record, and the index that noted them (``done/.bsp-files``) ``what``; None for a channel
-    that reads neither (nothing is lost)."""
+    that reads neither (nothing is lost).  A retry's ends with what to do; the recovery's (``recovering``) does
+    not: ``engine.txn.recovery`` says it with the deal's id."""
     from engine.channels.file_index import INDEX_NAME
 
     reads = [f"{k} = {getattr(watcher, k, None) or 'FORMAT'}" for k in ("header", "trailer")
@@ -197,9 +204,9 @@ def _lost(watcher: Any, summary: dict[str, Any], route: str, what: str) -> str |
         return None
     return (f"the end message of file {summary.get('name')!r} on channel {watcher.name} would run route {route!r} "
             f"with file.header and file.trailer null: the channel reads {' and '.join(reads)}, whose records were "
-            f"noted with the message in its index {watcher.done_dir / INDEX_NAME}, which {what}; nothing ran and "
-            f"the letter still waits: put the channel's done/ folder back (from a backup) and retry it, or purge "
-            f"it (bsp dead purge) and do the end route's work by hand")
+            f"noted with the message in its index {watcher.done_dir / INDEX_NAME}, which {what}"
+            + ("" if recovering else "; nothing ran and the letter still waits: put the channel's done/ folder back "
+               "(from a backup) and retry it, or purge it (bsp dead purge) and do the end route's work by hand"))
 
 
 async def recorded(handler: Any, deal_id: str) -> bool:

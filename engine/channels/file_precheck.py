@@ -12,12 +12,24 @@ So that the ledger accounts for every line (an auditor asks what became of each 
 each data record of a file refused so is then **recorded as a rejected deal** of the route that takes it, kind
 ``refused_whole`` (``record_refused``): its reason says the file was refused whole and why, and whether this
 record failed the checks (its own status, code and text; its code is the deal's) or passed them (code 30); its
-deal values are those its ``deal`` step gave in the check.  Nothing runs: no call, no ``on error``.  Each has
-its dead letter, which ``bsp dead retry`` refuses (a record of it run alone would break the all or nothing: the
-sender drops the corrected file again).  No deal key is taken (the deals were never admitted): the corrected
-file's records, under the same keys, run.  Their ids are made from the file's bytes and the record's number
-(the file's modification time as their time part), so a stop between their rows and the file's move records
-none twice: the restart, which refuses the file again, records only the rows not in the ledger yet.
+deal values are those its ``deal`` step gave in the check.  A record no route reads (it does not decode, no
+route's ``when`` takes it) is one too: its deal's route says so as when it runs ("(malformed)", "(unrouted)"),
+its kind is ``refused_whole`` all the same.  Nothing runs: no call, no ``on error``.  Each has its dead letter,
+which ``bsp dead retry`` refuses (a record of it run alone would break the all or nothing: the sender drops the
+corrected file again).  No deal key is taken (the deals were never admitted): the corrected file's records,
+under the same keys, run.  Their ids are made from the file's bytes and the record's number (the file's
+modification time as their time part), so a stop between their rows and the file's move records none twice:
+the restart, which refuses the file again, records only the rows not in the ledger yet.
+
+A file refused whole before its records are checked, for its control totals or its header or trailer (one that
+cannot be read), with or without ``all_or_nothing``, has its data records recorded the same way
+(``record_unrun``): the reason names the file's refusal, with no verdict of the route's checks (they are not why,
+and a header that cannot be read leaves ``file.header`` null); code 30, or the record's own when no route reads
+it.  A file whose data records cannot be told apart has none recorded: one that cannot be split into records,
+or has fewer than its header and trailer records; nor has a file not read (over ``max_file_bytes``, not a
+file), nor a repeat of a file already run (``run_once``: the same bytes, whose records the ledger holds from
+that run).  The end message of a file whose records are recorded so counts them: ``file.records`` and
+``file.rejected`` both the number of its data records.
 """
 from __future__ import annotations
 
@@ -53,7 +65,13 @@ async def check_all(watcher: Any, path: Path, data: bytes, records: Any, first: 
         await trio.sleep(0)                     # a long file: the engine's other channels carry on
     if not bad:
         return []
-    await record_refused(watcher, path, data, records, first, disp, handler, head, header, bad)
+    first_bad = bad[0]
+    why = (f"{len(bad)} of {len(records)} record(s) fail the checks of their route (the first: record "
+           f"{first_bad[0].record}" + (f" (line {first_bad[0].line})" if first_bad[0].line is not None else "")
+           + f": {first_bad[1].status} {first_bad[1].code} {_short(first_bad[1])})")
+    await record_refused(watcher, path, data, records, first, disp, handler, head, header,
+                         f"all_or_nothing = true on channel {watcher.name}: not run, its file {path.name} was "
+                         f"refused whole: {why}", checked=True)
     named = "; ".join(f"record {o.record}" + (f" (line {o.line})" if o.line is not None else "")
                       + f": {f.status} {f.code} {_short(f)}" for o, f in bad[:LISTED])
     more = f"; and {len(bad) - LISTED} more (NAME.reason.txt names each)" if len(bad) > LISTED else ""
@@ -68,10 +86,23 @@ def _short(f: Any) -> str:
     return f.text if f.kind == "rejected" and f.text else f.detail
 
 
+async def record_unrun(watcher: Any, path: Path, data: bytes, records: Any, first: int, handler: Any,
+                       head: tuple[int, bytes] | None, header: Any, problem: str) -> int:
+    """Each data record of a file refused whole for its control totals or its header / trailer (``problem``,
+    the file's first) recorded as a rejected deal (see the module); returns how many were recorded."""
+    disp = dispatcher_of(handler)
+    if disp is None or not records:
+        return 0
+    return await record_refused(watcher, path, data, records, first, disp, handler, head, header,
+                                f"not run, its file {path.name} on channel {watcher.name} was refused whole: "
+                                f"{problem}", checked=False)
+
+
 async def record_refused(watcher: Any, path: Path, data: bytes, records: Any, first: int, disp: Any, handler: Any,
-                         head: tuple[int, bytes] | None, header: Any, bad: list[tuple[Any, Any]]) -> int:
+                         head: tuple[int, bytes] | None, header: Any, why: str, checked: bool) -> int:
     """Each data record of the refused file recorded as a rejected deal (see the module), those the ledger does
-    not hold yet; returns how many were recorded."""
+    not hold yet; returns how many were recorded.  ``why``: the file's refusal, as each reason begins;
+    ``checked``: the refusal is the route's checks' (each reason says how this record fared in them)."""
     from datetime import datetime, timezone
 
     from engine.channels.base import ConnInfo
@@ -84,10 +115,6 @@ async def record_refused(watcher: Any, path: Path, data: bytes, records: Any, fi
     if getattr(ledger, "sync", None) == "none":
         await ledger.wait_loaded()          # rows a stop left: known before any is made again
     ids = _ids(path, data)
-    first_bad = bad[0]
-    why = (f"{len(bad)} of {len(records)} record(s) fail the checks of their route (the first: record "
-           f"{first_bad[0].record}" + (f" (line {first_bad[0].line})" if first_bad[0].line is not None else "")
-           + f": {first_bad[1].status} {first_bad[1].code} {_short(first_bad[1])})")
     origins_of = watcher.origins(path, data, len(records), first, head, header)
     file = {"name": path.name, "size": len(data)}
     now = datetime.now(timezone.utc)
@@ -104,7 +131,7 @@ async def record_refused(watcher: Any, path: Path, data: bytes, records: Any, fi
             conn = ConnInfo(channel=watcher.name, peer=path.name, number=0,
                             extra={"file": file, "origins": [origin], "deal_id": did})
             ex = check(disp, Exchange(disp.channel, conn, raw, now, 0))
-            _refuse(ex, watcher.name, path.name, why)
+            _refuse(ex, why, checked)
             exs.append(ex)
         if exs:
             await disp._record(exs)
@@ -114,20 +141,27 @@ async def record_refused(watcher: Any, path: Path, data: bytes, records: Any, fi
     return made
 
 
-def _refuse(ex: Any, channel: str, name: str, why: str) -> None:
-    """``ex``'s failure made the file's refusal (kind ``refused_whole``), saying how this record fared."""
+def _refuse(ex: Any, why: str, checked: bool) -> None:
+    """``ex``'s failure made the file's refusal (kind ``refused_whole``), saying how this record fared in its
+    route's checks when they refused the file (``checked``), or that no route reads it."""
     from engine.runtime.exchange import StepFailure
 
     f = ex.failure
-    if f is not None and ex.route is None:       # no route took it (unrouted, malformed): its own kind stays
-        return
-    own = (f"this record fails them: {f.status} {f.code} {f.detail}" if f is not None
-           else "this record passed them")
-    detail = (f"all_or_nothing = true on channel {channel}: not run, its file {name} was refused whole: {why}; "
-              f"{own}; the corrected file, dropped again, runs it")
+    unread = f is not None and ex.route is None       # no route took it (malformed, unrouted)
+    if checked:
+        own: str | None = (f"this record fails them: {f.status} {f.code} {f.detail}" if f is not None
+                           else "this record passed them")
+    else:
+        own = f"no route reads this record: {f.status} {f.code} {f.detail}" if unread else None
+    mine = f if f is not None and (checked or unread) else None      # its own code and text are the deal's
+    detail = "; ".join(w for w in (why, own, "the corrected file, dropped again, runs it") if w)
     ex.failure = None
-    ex.fail(StepFailure(REFUSED_WHOLE, detail, code=f.code if f is not None else None,
-                        text=(f.text if f is not None else None), where=f.where if f is not None else None))
+    failure = StepFailure(REFUSED_WHOLE, detail, code=mine.code if mine is not None else None,
+                          text=(mine.text if mine is not None else None),
+                          where=mine.where if mine is not None else None)
+    if unread:
+        failure.record_kind = f.kind
+    ex.fail(failure)
 
 
 def _ids(path: Path, data: bytes) -> Any:

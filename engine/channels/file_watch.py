@@ -481,27 +481,22 @@ class FileWatcher:
                       "run again)", self.name, path.name, self.dir, why, self.rescan)
 
     def _deal_records(self, records: Records | list[tuple[int, bytes]],
-                      problems: list[str]) -> tuple[Records | list[tuple[int, bytes]], int, Any]:
+                      problems: list[str]) -> tuple[Records | list[tuple[int, bytes]], int, Any, Any]:
         """The file's records that are deals (headers and trailers set aside, each with the header row
-        when ``header_row``), the number of the first, and the header record's fields (``header =
-        FORMAT``: ``file.header``; else None); no record when the file fails its header / trailer counts
-        or its control totals, or its header cannot be read (the problem is added to ``problems``)."""
+        when ``header_row``), the number of the first, the header record's fields (``header =
+        FORMAT``: ``file.header``; else None) and None.  No record when the file fails its header / trailer
+        counts or its control totals, or its header cannot be read (the problem is added to ``problems``): the
+        data records that are not run come last instead of None (each is recorded as a rejected deal of the
+        file's refusal: ``file_precheck.record_unrun``), or None when there are too few records to tell them
+        apart."""
         heads = self.skip_header + int(self.header_row)     # records before the first deal
         if not records or not (heads or self.skip_trailer):
-            return records, 1, None
+            return records, 1, None, None
         if len(records) < heads + self.skip_trailer:
             what = "header row" if self.header_row and not self.skip_header else "header"
             problems.append(f"record 1, byte offset 0: the file has {len(records)} record(s), fewer than "
                             f"its {heads} {what} and {self.skip_trailer} trailer record(s)")
-            return [], 1, None
-        header_values = None
-        if self.header_codec is not None:
-            at, raw = records[0]
-            try:
-                header_values = self.header_codec.decode(raw)
-            except FormatError as exc:
-                problems.append(f"record 1, byte offset {at}: the header cannot be read: {exc}; no record was run")
-                return [], heads + 1, None
+            return [], 1, None, None
         trailer_number = len(records) - self.skip_trailer + 1
         trailer = records[trailer_number - 1] if self.skip_trailer else None
         body = records[heads:len(records) - self.skip_trailer]
@@ -509,14 +504,22 @@ class FileWatcher:
             # put before each record as it is run, not held once per record
             body = body.with_head(records[self.skip_header][1] + b"\n")
         first = heads + 1
+        header_values = None
+        if self.header_codec is not None:
+            at, raw = records[0]
+            try:
+                header_values = self.header_codec.decode(raw)
+            except FormatError as exc:
+                problems.append(f"record 1, byte offset {at}: the header cannot be read: {exc}; no record was run")
+                return [], first, None, body
         for controls, record, number in ((self.header_controls, records[0], 1),
                                          (self.controls, trailer, trailer_number)):
             if controls is not None and record is not None:
                 problem = controls.check(record, number, body, first)
                 if problem is not None:         # nothing of a file that fails its control totals runs
                     problems.append(problem)
-                    return [], first, None
-        return body, first, header_values
+                    return [], first, header_values, body
+        return body, first, header_values, None
 
     async def _files(self) -> FileIndex:
         # before a file is noted taken: done/ or error/ replaced by a link since the start is refused (the file
@@ -670,6 +673,7 @@ class FileWatcher:
         cut = None
         ends: tuple[bytes | None, bytes | None] = (None, None)    # the header and trailer records' bytes
         kind = "bad records"                     # why it goes to error/ if it does (the log's kinds)
+        refused_whole = 0                        # data records not run, the file refused whole: rejected deals
         before = index.finished(sha)
         if before is not None and self.run_once:
             kind = "repeat"
@@ -703,7 +707,12 @@ class FileWatcher:
                                 + (f" (hint: {exc.hint})" if exc.hint else ""))
             head = records[self.skip_header] if self.header_row and len(records) > self.skip_header else None
             ends = _ends(records, self.skip_header, self.skip_trailer)
-            records, first, header_values = self._deal_records(records, problems)
+            records, first, header_values, unrun = self._deal_records(records, problems)
+            if unrun is not None and not resume:
+                # refused whole for its control totals or header: each data record a rejected deal (file_precheck)
+                await file_precheck.record_unrun(self, path, data, unrun, first, handler, head, header_values,
+                                                 problems[-1])
+                refused_whole = len(unrun)
             if records and self.all_or_nothing and not resume:
                 # every record checked before any runs: one that fails refuses the file whole
                 refusal = await file_precheck.check_all(self, path, data, records, first, handler, head,
@@ -711,7 +720,7 @@ class FileWatcher:
                 if refusal:
                     kind = "refused whole"
                     problems += refusal
-                    records = []
+                    refused_whole, records = len(records), []
         if records:
             problems += await self._run(path, data, records, first, resume, earlier, sha, handler, head,
                                         header_values, tally, rerun=cut is not None)
@@ -732,8 +741,10 @@ class FileWatcher:
             refused = change is not None or (not ok and not records)
             why = (f"changed while it was read ({change})" if change is not None else problems[0] if refused
                    else None)
+            # a file refused whole with its data records told apart counts them: each is a rejected deal
             await send_end(self, handler, index, sha, summary_of(
-                path.name, "refused" if refused else "done", why, len(records), tally,
+                path.name, "refused" if refused else "done", why, refused_whole or len(records),
+                Tally(rejected=refused_whole) if refused_whole else tally,
                 f"{'done' if ok else 'error'}/{archived}", *ends))
         self._move(path, folder, archived)
         if change is None:                               # written to in the instant of the move

@@ -481,7 +481,8 @@ class Dispatcher:
         br = ex.route
         f = ex.failure
         if br is None:
-            route = f"({f.kind})" if f is not None and f.kind in ("unrouted", "unauthenticated") else "(malformed)"
+            kind = (f.record_kind or f.kind) if f is not None else None      # a file refused whole: the record's
+            route = f"({kind})" if kind in ("unrouted", "unauthenticated") else "(malformed)"
             deal_type = route.strip("()").upper()
             request_json = None
         else:

@@ -92,6 +92,9 @@ class StepFailure(Exception):
     # it (a value of the wrong shape or left out: dsl/inbound.py; a format error naming its field); an HTTP
     # client reads it as the problem's `field` (engine/channels/http_listen.py)
     field: str | None = None
+    # a record of a file refused whole (kind ``refused_whole``) that no route reads: the kind it had on its own
+    # ("malformed", "unrouted"), which names its deal's route as then ("(malformed)"): engine/channels/file_precheck.py
+    record_kind: str | None = None
 
     def __init__(self, kind: str, detail: str, *, code: str | None = None, where: str | None = None,
                  text: str | None = None, in_doubt: bool = False) -> None:

@@ -33,6 +33,11 @@ was finished (its ``recorded`` mark was still to be written); one without a row
 may have sent its first call and is resolved as above (a light route's policy is
 ``flag``: failed, reason "in flight at crash; flagged ...").
 
+A file's end message (``engine.channels.file_end``) whose channel reads a header or trailer record and whose
+index (``done/.bsp-files``, which noted them with the message) is gone is flagged whatever its policy: run on or
+compensated, its calls would be built with ``file.header`` / ``file.trailer`` null; its reason names the channel,
+the index and what to do (``_lost_end``), as ``bsp dead retry`` refuses such a message.
+
 A route with a plugin step with side effects (``engine.txn.effects``) follows its policy only when the
 log proves no such step started (``_effects_in_doubt``); otherwise the deal is flagged.
 
@@ -53,7 +58,7 @@ from typing import Any
 
 from engine.channels.base import ConnInfo
 from engine.runtime.exchange import Exchange, StepFailure
-from engine.txn import fingerprint, pivot, shared_keys
+from engine.txn import fingerprint, outcome, pivot, shared_keys
 from engine.txn.plan import plan_of
 from engine.txn.typed_values import untagged
 from engine.runtime import chaining
@@ -249,12 +254,27 @@ async def _end_origin(disp: Any, route: Any, raw: bytes, deal_id: str) -> Any:
     """A ``file watch`` channel's end-of-file message left in flight (``end_message = true``, engine/channels/
     file_end.py): its ``file.*`` rebuilt from its bytes (the summary as JSON) and the header and trailer records
     its channel's index noted with its deal id, as the channel gave them, so that the route that took it (whose
-    `when` reads ``file.end``) takes it again.  None for any other message."""
+    `when` reads ``file.end``) takes it again.  None for any other message.  When the channel reads a header or
+    trailer and its index (or the note) is gone, its ``missing`` says so: the deal is flagged (``_lost_end``),
+    not resolved with them null."""
     from engine.channels.file_end import end_origin
 
     routes = getattr(disp, "routes", ())
     ctx = next((getattr(br, "ctx", None) for br in routes if getattr(br, "name", None) == route), None)
-    return await end_origin(routes, getattr(ctx, "channels", None), disp.channel, route, raw, deal_id)
+    return await end_origin(routes, getattr(ctx, "channels", None), disp.channel, route, raw, deal_id,
+                            recovering=True)
+
+
+def _lost_end(end: Any, deal_id: str, policy: str, doubt: list[str]) -> str:
+    """Why a file's end message in flight is flagged rather than resolved by its route's policy: its
+    ``file.header`` / ``file.trailer`` are lost with the channel's index (``end.missing``), and run on (or
+    compensated) its calls would be built with them null; what the operator does about it."""
+    ask = (f"ask the counterpart whether {', '.join(doubt)} went through (a retry makes it again), then " if doubt
+           else "")
+    return (f"{end.missing}; nothing was sent on restart (its on restart {policy} would build its calls with them "
+            f"null): {ask}put the channel's done/ folder back (from a backup) and retry the deal's dead letter "
+            f"(bsp dead retry {deal_id}: the calls that answered before the crash are not made again), or purge it "
+            f"(bsp dead purge {deal_id}) and do the end route's work by hand")
 
 
 async def _resolve(mgr: Any, disp: Any, p: Any) -> None:
@@ -326,7 +346,9 @@ async def _resolve(mgr: Any, disp: Any, p: Any) -> None:
     # through) stops compensation before it; one still `sending` is in doubt, not a pivot
     pivots = [i for i in made if p.phases.get(plan.calls[i].name) == "done" and pivot.is_pivot(plan, i)]
     st.pivot = max(pivots) if pivots else None
-    policy = plan.policy if not effects else "flag"
+    # a file's end message whose header and trailer are lost with the channel's index: flagged, not run with nulls
+    unread = end is not None and end.missing is not None
+    policy = plan.policy if not effects and not unread else "flag"
     failing = _failing(plan, br, p)
     if policy == "complete" and failing:
         policy = "compensate"        # it was failing before the crash: nothing left to complete
@@ -387,12 +409,18 @@ async def _resolve(mgr: Any, disp: Any, p: Any) -> None:
         if effects:
             whys.append(f"step(s) {', '.join(plan.step_name(i, br.steps[i]) for i in effects)} act outside bsp "
                         f"and may have run ({doubted})")
+        if unread:                      # last: it ends with what to do
+            whys.append(_lost_end(end, p.id, plan.policy, [plan.calls[i].name for i in doubt]))
         why = "; ".join(whys) or "route policy is `on restart flag`"
         if p.light:
             why += "; accepted by a light route and no deal row was committed"
         st.move("flagged", {"why": why})
         ex.failure = None
         ex.fail(StepFailure("in_doubt", f"in flight at crash; flagged for an operator: {why}", code="96"))
+    if ex.failure is not None:
+        # error.undone / error.not_undone as a running engine tells them: a file's end message notes the calls
+        # that went through and that nothing undid, which its retry does not make again (file_end_calls)
+        outcome.tell({ex: st}, [ex])
     await _finish(mgr, disp, ex)
 
 
@@ -406,7 +434,6 @@ def _answer_forwarded(disp: Any, br: Any, ex: Any, st: Any) -> None:
     ``let``s is run (nothing there acts outside bsp); another keeps no answer (its repeats get 96, as before)."""
     from engine.steps.let import LetStep
     from engine.steps.reply import ReplyStep
-    from engine.txn import outcome
 
     if not br.on_error or not all(isinstance(s, (ReplyStep, LetStep)) for s in br.on_error):
         return

@@ -446,7 +446,17 @@ async def test_a_file_failing_its_control_totals_runs_no_record(tmp_path: Path) 
     async with running(prog, ledger):
         await wait_for(lambda: all(p.exists() for p in (inbox / "done" / "a.csv", inbox / "error" / "b.csv",
                                                          inbox / "error" / "c.csv")), "the three files handled")
-    assert sorted(r["reference"] for r in deals(ledger)) == ["A1", "A2"]          # nothing of b nor c ran
+    rows = deals(ledger)
+    assert sorted(r["reference"] for r in rows if r["status"] == "committed") == ["A1", "A2"]   # nothing of b, c ran
+    # each record of b and c is a rejected deal of its file's refusal (kind refused_whole, code 30), its values read
+    refused = {r["reference"]: r for r in rows if r["status"] == "rejected"}
+    assert sorted(refused) == ["B1", "B2", "C1"] and {r["response_code"] for r in refused.values()} == {"30"}
+    assert refused["B2"]["amount"] == Decimal("3.25")
+    assert refused["B2"]["reason"] == (
+        "refused_whole: not run, its file b.csv on channel inbox was refused whole: record 4, byte offset 27: the "
+        "control totals do not match: the trailer says 2 record(s) and total 4.70; the file holds 2 record(s) with "
+        "amount totalling 4.75; no record was run; the corrected file, dropped again, runs it; file b.csv record 3 "
+        "(line 3, byte offset 19)")
     assert (inbox / "error" / "b.csv.reason.txt").read_text() == (
         "file b.csv: 1 problem(s) in 0 record(s)\n"
         "record 4, byte offset 27: the control totals do not match: the trailer says 2 record(s) and total "

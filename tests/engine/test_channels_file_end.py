@@ -111,12 +111,16 @@ async def test_each_file_run_or_refused_gets_one_end_message(tmp_path: Path) -> 
         await wait_for(lambda: all((out / f"END-{x}.csv").exists() for x in "abcd"), "the four end messages")
     assert _ends(out, "a.csv") == [["a.csv", "done", "2", "2", "0", "0", "0", "ACME", "done/a.csv", ""]]
     assert _ends(out, "b.csv") == [["b.csv", "done", "3", "2", "1", "0", "0", "BETA", "error/b.csv", ""]]
+    # refused whole, their data records read: counted, each a rejected deal (kind refused_whole), none run
     [c] = _ends(out, "c.csv")
-    assert c[:9] == ["c.csv", "refused", "0", "0", "0", "0", "0", "ACME", "error/c.csv"]
+    assert c[:9] == ["c.csv", "refused", "2", "0", "2", "0", "0", "ACME", "error/c.csv"]
     assert c[9].startswith("record 1, byte offset 0: the control totals do not match")
     [d] = _ends(out, "d.csv")
-    assert d[:9] == ["d.csv", "refused", "0", "0", "0", "0", "0", "-", "error/d.csv"]
+    assert d[:9] == ["d.csv", "refused", "2", "0", "2", "0", "0", "-", "error/d.csv"]
     assert "the header cannot be read" in d[9]
+    refused = sorted((r["reference"], r["status"], r["response_code"]) for r in deals(ledger)
+                     if r["route"] == "pay" and r["reference"][0] in "CD")
+    assert refused == [(x, "rejected", "30") for x in ("C1", "C2", "D1", "D2")]
     # the end message is a deal of its route, after the file's records; its request is the summary
     rows = [r for r in deals(ledger) if r["route"] == "file_ended"]
     assert len(rows) == 4 and all(r["status"] == "committed" for r in rows)
@@ -135,6 +139,9 @@ async def test_the_same_bytes_again_are_refused_with_an_end_message(tmp_path: Pa
     first, second = _ends(out, "a.csv")
     assert first[:2] == ["a.csv", "done"] and second[:2] == ["a.csv", "refused"]
     assert "the same bytes as file a.csv" in second[9] and second[8] == "error/a.csv"
+    # a repeat is the file already run, whose records the ledger holds: none counted, none recorded again
+    assert second[2:7] == ["0", "0", "0", "0", "0"]
+    assert [(r["reference"], r["status"]) for r in deals(ledger) if r["route"] == "pay"] == [("A1", "committed")]
 
 
 async def test_a_channel_without_end_message_sends_none(tmp_path: Path) -> None:

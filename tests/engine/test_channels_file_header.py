@@ -68,8 +68,16 @@ async def test_a_header_record_checks_the_control_totals_and_is_read_as_file_hea
     async with running(prog, ledger):
         await wait_for(lambda: all(p.exists() for p in files), "the four files handled")
     rows = sorted(deals(ledger), key=lambda r: r["reference"])
+    # nothing of b, c, d ran: each of their records is a rejected deal of its file's refusal (kind refused_whole),
+    # with the header's fields where it could be read
     assert [(r["reference"], r["party"], r["status"]) for r in rows] == [
-        ("A1", "ACME", "committed"), ("A2", "ACME", "committed")]                   # nothing of b, c, d ran
+        ("A1", "ACME", "committed"), ("A2", "ACME", "committed"), ("B1", "ACME", "rejected"),
+        ("B2", "ACME", "rejected"), ("C1", "ACME", "rejected"), ("C2", "ACME", "rejected"), ("D1", None, "rejected"),
+        ("D2", None, "rejected")]
+    assert all(r["reason"].startswith(f"refused_whole: not run, its file {r['reference'][0].lower()}.csv on "
+                                      f"channel inbox was refused whole: record 1, byte offset 0: ")
+               for r in rows[2:]), rows
+    assert "the header cannot be read: byte 0, field value_date" in rows[-1]["reason"]
     assert (inbox / "error" / "b.csv.reason.txt").read_text() == (
         "file b.csv: 1 problem(s) in 0 record(s)\n"
         "record 1, byte offset 0: the control totals do not match: the header says 2 record(s) and total "
@@ -127,3 +135,22 @@ def test_header_totals_need_a_total_and_its_format(tmp_path: Path) -> None:
         FileWatcher("w", {"dir": str(tmp_path), "skip_header": 1, "header": "Head", "header_total": "total",
                           "total_field": "amount"})
 
+
+
+async def test_a_file_refused_for_its_control_totals_again_records_its_records_once(tmp_path: Path) -> None:
+    """The rows of a refusal for the control totals have ids made from the file's bytes, as all_or_nothing's: the
+    same file refused again (as at a restart that stopped between the rows and the file's move; here dropped
+    again as it was, with run_once = false) records none a second time."""
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    text = ROUTE_HEADER.replace('    total_format  = Line\n', '    total_format  = Line\n    run_once      = false\n')
+    ledger = tmp_path / "l.duckdb"
+    (inbox / "b.csv").write_bytes(b"ACME,20261130,2,4.70\nB1,1.50\nB2,3.25\n")       # total off by 0.05
+    async with running(compile_text(tmp_path, text), ledger):
+        await wait_for(lambda: (inbox / "error" / "b.csv").exists(), "the file refused")
+        (inbox / "error" / "b.csv").rename(inbox / "b.csv")        # the same bytes and modification time
+        await wait_for(lambda: not (inbox / "b.csv").exists() and (inbox / "error" / "b.csv").exists(),
+                       "the file refused again")
+    index = (inbox / "done" / ".bsp-files").read_text().splitlines()
+    assert [line.split("\t")[1] for line in index].count("error") == 2            # refused twice
+    assert sorted((r["reference"], r["status"]) for r in deals(ledger)) == [("B1", "rejected"), ("B2", "rejected")]

@@ -142,7 +142,8 @@ async def test_payroll_files_good_bad_total_repeated_and_re_exported(tmp_path):
     finally:
         con.close()
     refused = {b.values["reference"] for b in bad}
-    assert not [r for r in rows if r[0] in refused]       # the file refused for its control totals: no deal
+    # the file refused for its control totals: nothing sent, each line a rejected deal (kind refused_whole)
+    assert [s for ref, s, _ in rows if ref in refused] == ["rejected"] * 2
     # the file refused whole by its route's checks (all_or_nothing): each line a rejected deal, nothing run
     # (tests/services/test_payroll_refused_whole.py tells them apart)
     assert [s for ref, s, _ in rows if ref in {b.values["reference"] for b in one_bad}] == ["rejected"] * 3

@@ -85,7 +85,7 @@ async def test_a_file_refused_whole_records_each_line_rejected_and_its_corrected
                           str(ledger_path), *sum((["--routes", str(p)] for p in route_files(SERVICE.name)), [])],
                          cwd=str(REPO), capture_output=True, text=True, timeout=120)
     said = out.stdout + out.stderr
-    assert "refused: the record was not run because its file was refused whole (all_or_nothing, kind " \
-           "refused_whole)" in said, said
+    assert "refused: the record was not run because its file was refused whole (kind refused_whole: " \
+           "all_or_nothing, its control totals or its header; the letter's reason says which)" in said, said
     [row] = [x for x in query_dead_letters(ledger_path) if x["id"] == letters[0]["id"]]
     assert row["status"] == "new"

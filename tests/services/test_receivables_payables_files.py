@@ -52,8 +52,15 @@ async def test_batch_files_are_posted_acknowledged_and_filed(tmp_path):
     con = duckdb.connect(str(ledger_path), read_only=True)
     try:
         rows = dict(con.execute("SELECT reference, status FROM deals WHERE channel = 'rp_batch_in'").fetchall())
+        kinds = dict(con.execute("SELECT deals.reference, d.error_kind FROM dead_letters d JOIN deals "
+                                 "ON d.id = deals.deal_id").fetchall())
     finally:
         con.close()
+    # the file refused for its control totals: nothing posted, each record a rejected deal (kind refused_whole)
+    refused = sorted(ref for ref in rows if ref.startswith("B261100002-"))      # the batch id, the record's
+    assert len(refused) == len(bad)
+    assert [rows.pop(ref) for ref in refused] == ["rejected", "rejected"]
+    assert [kinds[ref] for ref in refused] == ["refused_whole", "refused_whole"]
     assert len(rows) == 10
     assert rows["B261100001-000052"] == "rejected" and rows["B261100001-000053"] == "failed"
     assert sum(1 for s in rows.values() if s == "committed") == 8
