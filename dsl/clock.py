@@ -107,18 +107,21 @@ def fixed(at: datetime | None) -> AbstractContextManager[None]:
     return using(Clock(fixed=at) if at is not None else None)
 
 
-def parse_instant(text: str) -> tuple[datetime | None, str | None]:
+def parse_instant(text: str, *, bare: bool = False) -> tuple[datetime | None, str | None]:
     """``"2026-11-25T10:00:00Z"`` (ISO 8601 with its offset: ``Z`` or ``+01:00``) -> (the instant, None);
-    else (None, what is wrong and what to write)."""
+    else (None, what is wrong and what to write).  ``bare``: the text was written as a timestamp literal (a
+    test's ``at 2026-11-25T10:00:00``), so the fix is told as one too, without quotes."""
     t = text.strip()
+    q = (lambda s: f"`{s}`") if bare else (lambda s: f'"{s}"')
+    shown = q(text) if bare else repr(text)
     try:
         at = datetime.fromisoformat(t[:-1] + "+00:00" if t.endswith(("Z", "z")) else t)
     except ValueError:
-        return None, (f"{text!r} is not a time: write it ISO 8601 with its offset, e.g. "
-                      f"\"2026-11-25T10:00:00Z\" (UTC) or \"2026-11-25T11:00:00+01:00\"")
+        return None, (f"{shown} is not a time: write it ISO 8601 with its offset, e.g. "
+                      f"{q('2026-11-25T10:00:00Z')} (UTC) or {q('2026-11-25T11:00:00+01:00')}")
     if at.tzinfo is None:
-        return None, (f"{text!r} has no time zone, so the instant would depend on the machine's: add its offset, "
-                      f"e.g. \"{t}Z\" (UTC) or \"{t}+01:00\"")
+        return None, (f"{shown} has no time zone, so the instant would depend on the machine's: add its offset, "
+                      f"e.g. {q(t + 'Z')} (UTC) or {q(t + '+01:00')}")
     return at.astimezone(_UTC), None
 
 

@@ -262,18 +262,19 @@ class _Build(Transformer):
     # ---------------------------------------------------------- route tests
     def test_decl(self, meta, ch):
         name, at, *body = ch
-        return A.RouteTestAst(unquote(name), self._tpos(name), tuple(body), self._pos(meta), at)
+        lit, bare = at if at is not None else (None, False)
+        return A.RouteTestAst(unquote(name), self._tpos(name), tuple(body), self._pos(meta), lit, bare)
 
     def test_at(self, meta, ch):
         tok = ch[0]
         if tok.type == "STRING":
-            return A.Lit(unquote(tok), "string", pos=self._tpos(tok))
+            return A.Lit(unquote(tok), "string", pos=self._tpos(tok)), False
         # ``at 2026-11-25T10:00:00Z``: the literal as a route writes it, checked as one (E133/E134); its text
         # is what the clock reads (a zone-less one is refused there, E113, as the quoted string is)
         if tok.type == "BAD_TIMESTAMP":
             self.bad_timestamp(meta, ch)
         self.timestamp(meta, ch)
-        return A.Lit(str(tok), "string", pos=self._tpos(tok))
+        return A.Lit(str(tok), "string", pos=self._tpos(tok)), True
 
     def given_sends(self, meta, ch):
         return A.GivenSendAst(self._id(ch[0]), self._id(ch[1]), ch[2], self._pos(meta), ch[3], ch[6], ch[4], ch[5])
