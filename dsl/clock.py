@@ -9,7 +9,7 @@ own; nothing is global):
 * replay (``bsp replay``, ``--clock recorded``): the instants the recorded exchange read, in order
   (``script``), then the time it was received (``fixed``): a value date or a ``CreDtTm`` computed from
   them is what it was when recorded, on any day;
-* a route test written ``test "name" at "2026-11-25T10:00:00Z" { ... }``: that instant (``fixed``).
+* a route test written ``test "name" at 2026-11-25T10:00:00Z { ... }``: that instant (``fixed``).
 
 Below them, the engine's own clock: the wall clock, or, when the engine was started with ``--at INSTANT``
 (``bsp run``, ``bsp demo``, ``bsp sim``: a rehearsal on another day, a test that must pass on any day),
@@ -128,4 +128,5 @@ def parse_instant(text: str, *, bare: bool = False) -> tuple[datetime | None, st
 def instant_text(at: datetime) -> str:
     """An aware instant as ``parse_instant`` reads it back: UTC, ``Z``, microseconds only when it has them."""
     u = at.astimezone(_UTC)
-    return u.strftime("%Y-%m-%dT%H:%M:%S") + (f".{u.microsecond:06d}" if u.microsecond else "") + "Z"
+    return (f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:{u.second:02d}"   # year 0999 too
+            + (f".{u.microsecond:06d}" if u.microsecond else "") + "Z")

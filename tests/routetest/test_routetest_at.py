@@ -173,3 +173,11 @@ def test_a_bare_zone_less_at_is_told_the_bare_fix(tmp_path):
         res = compile_paths([cfg / "r_test.route"], default_registry())
         hits = [d for d in res.diagnostics if d.code == "E113"]
         assert len(hits) == 1 and fix in hits[0].message, [str(d) for d in hits]
+
+
+def test_an_instant_before_the_year_1000_is_written_with_four_digits():
+    """instant_text is what --to-tests writes bare after `at`: a timestamp literal takes four digits of year
+    (strftime's %Y writes 999, which no literal reads)."""
+    at = datetime(999, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    assert clock.instant_text(at) == "0999-01-02T03:04:05Z"
+    assert clock.parse_instant(clock.instant_text(at))[0] == at
