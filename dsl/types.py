@@ -96,6 +96,19 @@ def show(e: ir.Expr) -> str:
     return "the expression"
 
 
+def plain_number_hint(num: ir.Expr, unit: str, say: str = "say its unit by multiplying") -> str:
+    """How to say the unit of ``num``, a plain number beside a timestamp (unit ``s``) or a date (``d``):
+    ``number(2h)`` is the seconds of the duration, a plain number: leave ``number()`` out."""
+    if isinstance(num, ir.Call) and num.func == "number" and len(num.args) == 1:
+        return (f"number() gives a plain number (of a duration, its seconds): to move by the duration write it "
+                f"without number(), {show(num.args[0])}; to take a number as a count of {_UNIT_NAMES[unit]}, "
+                f"{show(num)} * 1{unit}")
+    return f"{say}: {show(num)} * 1{unit}"
+
+
+_UNIT_NAMES = {"s": "seconds", "d": "days"}
+
+
 def field_type(fd: Any) -> str | None:
     """The type a record field decodes to (a date with a time directive is a timestamp)."""
     t = getattr(fd, "type", None)
@@ -354,7 +367,7 @@ class Typer:
             return None
         # a number field, len(...), round(...): never taken for seconds (at run time neither: it fails there)
         self.report("E073", f"`{op}` beside a timestamp needs a duration: {show(num)} is {desc(t)}, not a duration",
-                    e.pos, f"say its unit by multiplying: {show(num)} * 1s (or 1m, 1h, 1d)")
+                    e.pos, plain_number_hint(num, "s") + " (or 1m, 1h, 1d)")
         return None
 
     def _dated(self, e: ir.Binary, a: str, b: str) -> str | None | bool:
@@ -372,7 +385,7 @@ class Typer:
                 return None
             return DATE
         self.report("E073", f"`{op}` beside a date needs a duration of days: {show(num)} is {desc(t)}", e.pos,
-                    (f"write the unit: {show(num)}d" if isinstance(num, ir.Lit) else f"say its unit: {show(num)} * 1d")
+                    (f"write the unit: {show(num)}d" if isinstance(num, ir.Lit) else plain_number_hint(num, "d", "say its unit"))
                     + " (or add_days(date, n) for a number n of days)")
         return None
 

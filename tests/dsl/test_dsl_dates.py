@@ -227,3 +227,35 @@ def test_the_program_with_a_date_literal_dumps_to_json(tmp_path, registry):
     errs, r = check(tmp_path, registry, "msg.day >= 2026-11-25")
     assert errs == [] and r.program is not None
     assert '"2026-11-25"' in json.dumps(r.program.to_json())
+
+
+# ------------------------------------------------------------------ number() of a duration: its seconds, plain
+
+def test_number_of_a_duration_is_its_seconds_a_plain_number():
+    """number(2h) is 7200, a plain number, as bsp check types it (until 2026-11-28 it stayed a duration at run
+    time, so `now() + number(2h)` ran where bsp check refused it)."""
+    v = ev("number(2h)")
+    assert v == 7200 and type(v) is Decimal
+    assert ev("number(90m) / 60") == 90 and ev("abs(2h)") == 7200
+
+
+@pytest.mark.parametrize("text, unit", [("now() + number(2h)", "1s"), ("2026-11-25 + number(1d)", "1d")])
+def test_a_timestamp_or_a_date_does_not_move_by_number_of_a_duration_at_run_time(text, unit):
+    with clock.fixed(datetime(2026, 11, 25, 10, tzinfo=UTC)):
+        with pytest.raises(EvalError) as exc:
+            ev(text)
+    msg = exc.value.message
+    assert "needs a duration: number(...) is a decimal" in msg, msg
+    assert "number() gives a plain number (of a duration, its seconds): to move by the duration write it " \
+           "without number()" in msg and f"number(...) * {unit}" in msg, msg
+
+
+@pytest.mark.parametrize("cond, words", [
+    ("now() + number(2h) > now()", "`+` beside a timestamp needs a duration: number(...) is a number"),
+    ("msg.day + number(1d) > 2026-11-25", "`+` beside a date needs a duration of days: number(...) is a number"),
+])
+def test_check_refuses_number_of_a_duration_beside_a_timestamp_with_the_hint(tmp_path, registry, cond, words):
+    errs, r = check(tmp_path, registry, cond)
+    assert len(errs) == 1 and errs[0][0] == "E073" and words in errs[0][3], errs
+    hint = [d.help for d in r.diagnostics if d.code == "E073"][0]
+    assert "number() gives a plain number (of a duration, its seconds)" in hint, hint
