@@ -86,13 +86,17 @@ def show(e: ir.Expr) -> str:
             return text(e.value)
         if e.type == "date":
             return e.value.isoformat()
+        if e.type == "duration":        # as written (90m, 1h30m), else in its unit: never its seconds (5400)
+            return e.text or ("-" + _duration_text(-e.value) if e.value < 0 else _duration_text(e.value))
         return "null" if e.type == "null" else str(e.value)
     if isinstance(e, ir.Call):
         return f"{e.func}(...)"
     if isinstance(e, ir.ListExpr):
         return "[...]"
-    if isinstance(e, ir.Unary) and e.op == "-":
+    if isinstance(e, ir.Unary) and e.op == "-" and not e.text:
         return f"-{show(e.operand)}"
+    if e.text:                          # a compound expression, by its source text (2h + msg.n)
+        return e.text if len(e.text) <= 40 else e.text[:37].rstrip() + "..."
     return "the expression"
 
 
@@ -103,7 +107,8 @@ def plain_number_hint(num: ir.Expr, unit: str, say: str = "say its unit by multi
         return (f"number() gives a plain number (of a duration, its seconds): to move by the duration write it "
                 f"without number(), {show(num.args[0])}; to take a number as a count of {_UNIT_NAMES[unit]}, "
                 f"{show(num)} * 1{unit}")
-    return f"{say}: {show(num)} * 1{unit}"
+    shown = f"({show(num)})" if isinstance(num, (ir.Binary, ir.Cond)) else show(num)     # (a + b) * 1s
+    return f"{say}: {shown} * 1{unit}"
 
 
 _UNIT_NAMES = {"s": "seconds", "d": "days"}
