@@ -321,12 +321,13 @@ class LikeAst(AssignAst):
 
 @dataclass(frozen=True)
 class RouteTestAst:
-    """``test "name" [at "2026-11-25T10:00:00Z"] { given ... expect ... }``"""
+    """``test "name" [at 2026-11-25T10:00:00Z] { given ... expect ... }`` (``at`` quoted too)"""
     name: str
     name_pos: Pos
     body: tuple[Union[GivenSendAst, GivenAnswerAst, ExpectAst], ...]
     pos: Pos
     at: Lit | None = None                            # ``at "..."``: the test's clock (None: the wall clock)
+    at_bare: bool = False                            # written as a timestamp literal (``at 2026-11-25T10:00:00Z``)
 
 
 Decl = Union[UseDecl, FormatAst, ChannelAst, TableAst, RouteAst, RouteTestAst]

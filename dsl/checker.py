@@ -342,7 +342,7 @@ class _TestChecks:
                 expects.append(self._test_expect(s, facts, scope, send_ir))
         at = None
         if t.at is not None:
-            instant, problem = parse_instant(t.at.value)
+            instant, problem = parse_instant(t.at.value, bare=t.at_bare)
             if problem is not None:
                 self.error("E113", f"test \"{t.name}\": `at` {problem}", t.at.pos,
                            "`at` fixes the test's clock: now() and today() read that instant, in the test and "

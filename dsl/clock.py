@@ -9,7 +9,7 @@ own; nothing is global):
 * replay (``bsp replay``, ``--clock recorded``): the instants the recorded exchange read, in order
   (``script``), then the time it was received (``fixed``): a value date or a ``CreDtTm`` computed from
   them is what it was when recorded, on any day;
-* a route test written ``test "name" at "2026-11-25T10:00:00Z" { ... }``: that instant (``fixed``).
+* a route test written ``test "name" at 2026-11-25T10:00:00Z { ... }``: that instant (``fixed``).
 
 Below them, the engine's own clock: the wall clock, or, when the engine was started with ``--at INSTANT``
 (``bsp run``, ``bsp demo``, ``bsp sim``: a rehearsal on another day, a test that must pass on any day),
@@ -107,22 +107,26 @@ def fixed(at: datetime | None) -> AbstractContextManager[None]:
     return using(Clock(fixed=at) if at is not None else None)
 
 
-def parse_instant(text: str) -> tuple[datetime | None, str | None]:
+def parse_instant(text: str, *, bare: bool = False) -> tuple[datetime | None, str | None]:
     """``"2026-11-25T10:00:00Z"`` (ISO 8601 with its offset: ``Z`` or ``+01:00``) -> (the instant, None);
-    else (None, what is wrong and what to write)."""
+    else (None, what is wrong and what to write).  ``bare``: the text was written as a timestamp literal (a
+    test's ``at 2026-11-25T10:00:00``), so the fix is told as one too, without quotes."""
     t = text.strip()
+    q = (lambda s: f"`{s}`") if bare else (lambda s: f'"{s}"')
+    shown = q(text) if bare else repr(text)
     try:
         at = datetime.fromisoformat(t[:-1] + "+00:00" if t.endswith(("Z", "z")) else t)
     except ValueError:
-        return None, (f"{text!r} is not a time: write it ISO 8601 with its offset, e.g. "
-                      f"\"2026-11-25T10:00:00Z\" (UTC) or \"2026-11-25T11:00:00+01:00\"")
+        return None, (f"{shown} is not a time: write it ISO 8601 with its offset, e.g. "
+                      f"{q('2026-11-25T10:00:00Z')} (UTC) or {q('2026-11-25T11:00:00+01:00')}")
     if at.tzinfo is None:
-        return None, (f"{text!r} has no time zone, so the instant would depend on the machine's: add its offset, "
-                      f"e.g. \"{t}Z\" (UTC) or \"{t}+01:00\"")
+        return None, (f"{shown} has no time zone, so the instant would depend on the machine's: add its offset, "
+                      f"e.g. {q(t + 'Z')} (UTC) or {q(t + '+01:00')}")
     return at.astimezone(_UTC), None
 
 
 def instant_text(at: datetime) -> str:
     """An aware instant as ``parse_instant`` reads it back: UTC, ``Z``, microseconds only when it has them."""
     u = at.astimezone(_UTC)
-    return u.strftime("%Y-%m-%dT%H:%M:%S") + (f".{u.microsecond:06d}" if u.microsecond else "") + "Z"
+    return (f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:{u.second:02d}"   # year 0999 too
+            + (f".{u.microsecond:06d}" if u.microsecond else "") + "Z")

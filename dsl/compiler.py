@@ -28,7 +28,7 @@ from decimal import Decimal, DivisionByZero, Inexact, InvalidOperation
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from dsl import ir
-from dsl.types import show
+from dsl.types import plain_number_hint, show
 from dsl import inbound
 from dsl import money as _money
 from dsl import timestamps as _ts
@@ -360,7 +360,7 @@ def _durable(op: str, a: Any, b: Any) -> bool:
 def _not_duration(op: str, v: Any, side: ir.Expr, e: ir.Binary, what: str, unit: str) -> EvalError:
     """``now() + msg.n``: a plain number beside a timestamp (or a date) is not taken for seconds."""
     return EvalError(f"`{op}` beside {what} needs a duration: {_show(side)} is {_tname(v)} ({_shown_number(v)}), "
-                     f"not a duration (say its unit: {_show(side)} * 1{unit})", e.pos)
+                     f"not a duration ({plain_number_hint(side, unit, 'say its unit')})", e.pos)
 
 
 def _dated(op: str, a: Any, b: Any, e: ir.Binary) -> Any:

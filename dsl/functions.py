@@ -429,12 +429,15 @@ def f_round(x: Any, n: Any = 0) -> Decimal:
 
 def f_number(x: Any) -> Decimal | int | None:
     """The number a text reads as (``number("20261226")`` is 20261226, ``number(" 86.40 ")`` 86.40); a
-    number is itself; null and "" are null."""
+    number is itself, a duration its seconds as a plain number (``number(90m)`` is 5400, which no timestamp
+    moves by); null and "" are null."""
     if x is None or x == "":
         return None
     v = _num(x, "number")
     if isinstance(v, Decimal) and not v.is_finite():
         raise FunctionError(f"number: {x!r} is not a number")
+    if isinstance(v, _Duration):       # number(90m): its seconds, a plain number (bsp check types it so)
+        return Decimal(v)
     return v
 
 
@@ -597,7 +600,9 @@ SIGNATURES: dict[str, Sig] = {
                  "2.5 -> 3; not half even), at any size; -0.004 -> 0.00 ([money](money.md#arithmetic-and-rounding))"),
     "abs": Sig(1, 1, ("x",), ("number",), "absolute value"),
     "number": Sig(1, 1, ("s",), ("any",), 'the number a text reads as: number("20261226") is 20261226, '
-                  'number(" 86.40 ") is 86.40 (a number is itself; null and "" give null; other text is an '
+                  'number(" 86.40 ") is 86.40 (a number is itself; a duration its seconds, a plain number: '
+                  'number(90m) is 5400, which no timestamp moves by, so bsp check refuses now() + number(2h) '
+                  'and so does the run; null and "" give null; other text is an '
                   'error, and so are 1e3, 1_000, 1,000.00 and digits of other scripts: only ASCII digits, a '
                   'sign and a point): to compare a computed text with a numeric field'),
     "coalesce": Sig(1, None, ("a", "b", "..."), (), "the first argument that is neither null nor \"\"; when none is, the last one (so `coalesce(x, \"\")` is \"\", never null)"),

@@ -33,6 +33,9 @@ class Pos:
 @dataclass(frozen=True)
 class Expr:
     pos: Pos | None = field(default=None, kw_only=True, compare=False)
+    # the expression as written (a duration literal ``90m``, a compound one ``2h + msg.n``), for messages that
+    # name it (``dsl.types.show``); None where the parser did not give it
+    text: str | None = field(default=None, kw_only=True, compare=False)
 
 
 @dataclass(frozen=True)
@@ -316,6 +319,8 @@ def _dump(obj: Any) -> Any:
             v = getattr(obj, f.name)
             if f.name == "pos":
                 d["pos"] = str(v) if v is not None else None
+            elif f.name == "text" and isinstance(obj, Expr):
+                continue            # the source text messages name an expression by: not part of the plan
             elif f.name in ("at", "effective") and v is None:
                 continue            # an index without `at`, a table without `effective`: as before they existed
             else:

@@ -122,7 +122,7 @@ def parse(text: str, path: str, step_kinds=None) -> A.Module:
     except UnexpectedInput as e:
         raise ParseFailure(diagnostic_for(e, text, path, step_kinds)) from None
     try:
-        decls = _Build(path).transform(tree)
+        decls = _Build(path, text).transform(tree)
     except VisitError as e:
         if isinstance(e.orig_exc, ParseFailure):
             raise e.orig_exc from None
@@ -163,15 +163,23 @@ def duration_seconds(text: str) -> Decimal:
 
 @v_args(meta=True)
 class _Build(Transformer):
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, source: str = "") -> None:
         super().__init__()
         self.path = path
+        self.source = source
 
     # positions
     def _pos(self, meta: Any) -> Pos:
         if getattr(meta, "empty", False):
             return Pos(self.path, 1, 1)
         return Pos(self.path, meta.line, meta.column, meta.end_line, meta.end_column)
+
+    def _text(self, meta: Any) -> str | None:
+        """The source text of a node (its whitespace runs made one space), for messages that name it."""
+        start, end = getattr(meta, "start_pos", None), getattr(meta, "end_pos", None)
+        if getattr(meta, "empty", False) or start is None or end is None or not self.source:
+            return None
+        return " ".join(self.source[start:end].split()) or None
 
     def _tpos(self, tok: Token) -> Pos:
         return Pos(self.path, tok.line, tok.column, tok.end_line, tok.end_column)
@@ -262,18 +270,19 @@ class _Build(Transformer):
     # ---------------------------------------------------------- route tests
     def test_decl(self, meta, ch):
         name, at, *body = ch
-        return A.RouteTestAst(unquote(name), self._tpos(name), tuple(body), self._pos(meta), at)
+        lit, bare = at if at is not None else (None, False)
+        return A.RouteTestAst(unquote(name), self._tpos(name), tuple(body), self._pos(meta), lit, bare)
 
     def test_at(self, meta, ch):
         tok = ch[0]
         if tok.type == "STRING":
-            return A.Lit(unquote(tok), "string", pos=self._tpos(tok))
+            return A.Lit(unquote(tok), "string", pos=self._tpos(tok)), False
         # ``at 2026-11-25T10:00:00Z``: the literal as a route writes it, checked as one (E133/E134); its text
         # is what the clock reads (a zone-less one is refused there, E113, as the quoted string is)
         if tok.type == "BAD_TIMESTAMP":
             self.bad_timestamp(meta, ch)
         self.timestamp(meta, ch)
-        return A.Lit(str(tok), "string", pos=self._tpos(tok))
+        return A.Lit(str(tok), "string", pos=self._tpos(tok)), True
 
     def given_sends(self, meta, ch):
         return A.GivenSendAst(self._id(ch[0]), self._id(ch[1]), ch[2], self._pos(meta), ch[3], ch[6], ch[4], ch[5])
@@ -457,7 +466,7 @@ class _Build(Transformer):
         return A.Lit(Decimal(str(ch[0])), "decimal", pos=self._pos(meta))
 
     def duration(self, meta, ch):
-        return A.Lit(duration_seconds(str(ch[0])), "duration", pos=self._pos(meta))
+        return A.Lit(duration_seconds(str(ch[0])), "duration", pos=self._pos(meta), text=str(ch[0]))
 
     def timestamp(self, meta, ch):
         from dsl import timestamps
@@ -513,31 +522,32 @@ class _Build(Transformer):
     def neg(self, meta, ch):
         operand = ch[0]
         if isinstance(operand, A.Lit) and operand.type in ("int", "decimal", "duration"):
-            return A.Lit(-operand.value, operand.type, pos=self._pos(meta))
-        return A.Unary("-", operand, pos=self._pos(meta))
+            return A.Lit(-operand.value, operand.type, pos=self._pos(meta),
+                         text=self._text(meta) if operand.type == "duration" else None)
+        return A.Unary("-", operand, pos=self._pos(meta), text=self._text(meta))
 
     def not_op(self, meta, ch):
-        return A.Unary("not", ch[0], pos=self._pos(meta))
+        return A.Unary("not", ch[0], pos=self._pos(meta), text=self._text(meta))
 
     def binop(self, meta, ch):
-        return A.Binary(str(ch[1]), ch[0], ch[2], pos=self._pos(meta))
+        return A.Binary(str(ch[1]), ch[0], ch[2], pos=self._pos(meta), text=self._text(meta))
 
     compare = binop
 
     def in_op(self, meta, ch):
-        return A.Binary("in", ch[0], ch[1], pos=self._pos(meta))
+        return A.Binary("in", ch[0], ch[1], pos=self._pos(meta), text=self._text(meta))
 
     def not_in_op(self, meta, ch):
-        return A.Binary("not_in", ch[0], ch[1], pos=self._pos(meta))
+        return A.Binary("not_in", ch[0], ch[1], pos=self._pos(meta), text=self._text(meta))
 
     def and_op(self, meta, ch):
-        return A.Binary("and", ch[0], ch[1], pos=self._pos(meta))
+        return A.Binary("and", ch[0], ch[1], pos=self._pos(meta), text=self._text(meta))
 
     def or_op(self, meta, ch):
-        return A.Binary("or", ch[0], ch[1], pos=self._pos(meta))
+        return A.Binary("or", ch[0], ch[1], pos=self._pos(meta), text=self._text(meta))
 
     def cond(self, meta, ch):
-        return A.Cond(ch[0], ch[1], ch[2], pos=self._pos(meta))
+        return A.Cond(ch[0], ch[1], ch[2], pos=self._pos(meta), text=self._text(meta))
 
 
 class _FieldBlock:

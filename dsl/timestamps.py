@@ -209,3 +209,8 @@ def parse_day(text: str) -> date:
         except ValueError:
             what = f"{y:04d}-{mo:02d} has no day {d:02d}"
     raise LiteralError("E142", f"`{text}` names no real day: {what}", f"write a real date: {example}")
+
+
+def day_text(v: date) -> str:
+    """A date as the date literal that reads back to it: ``2026-11-25`` (four digits of year: 0999-01-02)."""
+    return f"{v.year:04d}-{v.month:02d}-{v.day:02d}"

@@ -86,14 +86,32 @@ def show(e: ir.Expr) -> str:
             return text(e.value)
         if e.type == "date":
             return e.value.isoformat()
+        if e.type == "duration":        # as written (90m, 1h30m), else in its unit: never its seconds (5400)
+            return e.text or ("-" + _duration_text(-e.value) if e.value < 0 else _duration_text(e.value))
         return "null" if e.type == "null" else str(e.value)
     if isinstance(e, ir.Call):
         return f"{e.func}(...)"
     if isinstance(e, ir.ListExpr):
         return "[...]"
-    if isinstance(e, ir.Unary) and e.op == "-":
+    if isinstance(e, ir.Unary) and e.op == "-" and not e.text:
         return f"-{show(e.operand)}"
+    if e.text:                          # a compound expression, by its source text (2h + msg.n)
+        return e.text if len(e.text) <= 40 else e.text[:37].rstrip() + "..."
     return "the expression"
+
+
+def plain_number_hint(num: ir.Expr, unit: str, say: str = "say its unit by multiplying") -> str:
+    """How to say the unit of ``num``, a plain number beside a timestamp (unit ``s``) or a date (``d``):
+    ``number(2h)`` is the seconds of the duration, a plain number: leave ``number()`` out."""
+    if isinstance(num, ir.Call) and num.func == "number" and len(num.args) == 1:
+        return (f"number() gives a plain number (of a duration, its seconds): to move by the duration write it "
+                f"without number(), {show(num.args[0])}; to take a number as a count of {_UNIT_NAMES[unit]}, "
+                f"{show(num)} * 1{unit}")
+    shown = f"({show(num)})" if isinstance(num, (ir.Binary, ir.Cond)) else show(num)     # (a + b) * 1s
+    return f"{say}: {shown} * 1{unit}"
+
+
+_UNIT_NAMES = {"s": "seconds", "d": "days"}
 
 
 def field_type(fd: Any) -> str | None:
@@ -354,7 +372,7 @@ class Typer:
             return None
         # a number field, len(...), round(...): never taken for seconds (at run time neither: it fails there)
         self.report("E073", f"`{op}` beside a timestamp needs a duration: {show(num)} is {desc(t)}, not a duration",
-                    e.pos, f"say its unit by multiplying: {show(num)} * 1s (or 1m, 1h, 1d)")
+                    e.pos, plain_number_hint(num, "s") + " (or 1m, 1h, 1d)")
         return None
 
     def _dated(self, e: ir.Binary, a: str, b: str) -> str | None | bool:
@@ -372,7 +390,7 @@ class Typer:
                 return None
             return DATE
         self.report("E073", f"`{op}` beside a date needs a duration of days: {show(num)} is {desc(t)}", e.pos,
-                    (f"write the unit: {show(num)}d" if isinstance(num, ir.Lit) else f"say its unit: {show(num)} * 1d")
+                    (f"write the unit: {show(num)}d" if isinstance(num, ir.Lit) else plain_number_hint(num, "d", "say its unit"))
                     + " (or add_days(date, n) for a number n of days)")
         return None
 

@@ -14,7 +14,8 @@ framing error, a frame no declared format decodes, or an exchange that is not
 replayable (its request or a counterpart's answer recorded without its bytes:
 the skip note gives the recorded reason).
 
-Each test carries the recorded exchange's time (``test "..." at "2026-11-25T10:00:00.123456Z"``: the
+Each test carries the recorded exchange's time (``test "..." at 2026-11-25T10:00:00.123456Z``, the bare
+timestamp literal (until 2026-11-28 quoted, which ``bsp test`` still reads): the
 first instant its routes read, ``frames.clock``, else the time it was received, ``recorded_at``):
 ``now()`` and ``today()`` read it, so a value date or a time stamp the route computes is the recorded
 one and the test does not expire (``clock`` False: written without it).  A timestamp value that is an
@@ -24,7 +25,9 @@ counterpart's answer) as its ISO 8601 text where the format takes text (XML, ISO
 before the language had a timestamp literal.  Any other timestamp (a partner's time a reply or call
 expects, one without a zone, one a fixed-width or CSV field must be given as a timestamp) is written as a
 timestamp literal (``dsl.timestamps``): ``2026-01-02T03:04:05Z`` with its offset, ``2026-11-25T10:00:00``
-without a zone.  (Until 2026-11-28 the language had none, and such an exchange was skipped.)  A value of
+without a zone.  (Until 2026-11-28 the language had none, and such an exchange was skipped.)  A date value
+(a fixed-width or CSV field read with a date pattern, a file header's value date) is written as a date
+literal, ``2026-11-30`` (until 2026-11-28 ``parse_date("20261130", "%Y%m%d")``).  A value of
 a call or reply that holds a UUID the exchange did not receive (what ``uuid()`` makes anew each run) is
 not expected; a comment line says so.  An http listen's request gives the client's address it came from
 (``http { ... peer = "10.1.2.3:51234" }``), so a value the route copied from ``http.peer`` is expected.
@@ -124,7 +127,7 @@ def literal(v: Any) -> str:
     if isinstance(v, datetime):
         return timestamps.text(v)            # 2026-11-25T10:00:00Z, +01:00, or zone-less (dsl/timestamps.py)
     if isinstance(v, date):
-        return f'parse_date("{v:%Y%m%d}", "%Y%m%d")'
+        return timestamps.day_text(v)        # a date literal, 2026-11-25 (until 2026-11-28: parse_date(...))
     if isinstance(v, str):
         body = (v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
                 .replace("\t", "\\t").replace("\r", "\\r").replace("\0", "\\0"))
@@ -342,7 +345,7 @@ def _exchange_test(ex: RecordedExchange, guide: FormatGuide, profile: Profile, *
     at = first_read(req) if clock else None
     if at is not None and whole:
         at = at.replace(microsecond=0)
-    when = f" at {literal(instant_text(at))}" if at is not None else ""
+    when = f" at {instant_text(at)}" if at is not None else ""       # bare, as a route writes a timestamp
     received = bytes(req.raw or b"") + b"".join(c.reply.raw for c in ex.calls
                                                 if c.reply is not None and c.reply.raw is not None)
     # the instants the routes read (the test reads `at` for each): a timestamp that is one is written now()

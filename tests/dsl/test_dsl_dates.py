@@ -108,7 +108,7 @@ def test_a_duration_is_still_a_number_everywhere_else():
     ("now() + n", "n is an integer (5)"),
     ("n + now()", "n is an integer (5)"),
     ("now() - amt", "amt is a decimal (1.50)"),
-    ("now() + (2h + n)", "the expression is a decimal (7205)"),
+    ("now() + (2h + n)", "2h + n is a decimal (7205)"),                # named by its source text
     ("now() + round(2h)", "round(...) is a decimal (7200)"),
 ])
 def test_a_plain_number_beside_a_timestamp_fails_at_its_place_not_as_seconds(text, side):
@@ -227,3 +227,69 @@ def test_the_program_with_a_date_literal_dumps_to_json(tmp_path, registry):
     errs, r = check(tmp_path, registry, "msg.day >= 2026-11-25")
     assert errs == [] and r.program is not None
     assert '"2026-11-25"' in json.dumps(r.program.to_json())
+
+
+# ------------------------------------------------------------------ number() of a duration: its seconds, plain
+
+def test_number_of_a_duration_is_its_seconds_a_plain_number():
+    """number(2h) is 7200, a plain number, as bsp check types it (until 2026-11-28 it stayed a duration at run
+    time, so `now() + number(2h)` ran where bsp check refused it)."""
+    v = ev("number(2h)")
+    assert v == 7200 and type(v) is Decimal
+    assert ev("number(90m) / 60") == 90 and ev("abs(2h)") == 7200
+
+
+@pytest.mark.parametrize("text, unit", [("now() + number(2h)", "1s"), ("2026-11-25 + number(1d)", "1d")])
+def test_a_timestamp_or_a_date_does_not_move_by_number_of_a_duration_at_run_time(text, unit):
+    with clock.fixed(datetime(2026, 11, 25, 10, tzinfo=UTC)):
+        with pytest.raises(EvalError) as exc:
+            ev(text)
+    msg = exc.value.message
+    assert "needs a duration: number(...) is a decimal" in msg, msg
+    assert "number() gives a plain number (of a duration, its seconds): to move by the duration write it " \
+           "without number()" in msg and f"number(...) * {unit}" in msg, msg
+
+
+@pytest.mark.parametrize("cond, words", [
+    ("now() + number(2h) > now()", "`+` beside a timestamp needs a duration: number(...) is a number"),
+    ("msg.day + number(1d) > 2026-11-25", "`+` beside a date needs a duration of days: number(...) is a number"),
+])
+def test_check_refuses_number_of_a_duration_beside_a_timestamp_with_the_hint(tmp_path, registry, cond, words):
+    errs, r = check(tmp_path, registry, cond)
+    assert len(errs) == 1 and errs[0][0] == "E073" and words in errs[0][3], errs
+    hint = [d.help for d in r.diagnostics if d.code == "E073"][0]
+    assert "number() gives a plain number (of a duration, its seconds)" in hint, hint
+
+
+# ------------------------------------------------------------------ how messages name a duration and an expression
+
+@pytest.mark.parametrize("cond, words", [
+    ("msg.stamp < 90m", "cannot compare a string (msg.stamp) < a duration (90m)"),          # it said (5400)
+    ("msg.stamp < 1.5h", "a duration (1.5h)"),                                              # as written
+    ("msg.stamp < -2d", "a duration (-2d)"),
+    ("now() + (msg.count + 1) > now()", "needs a duration: msg.count + 1 is an integer"),  # "the expression"
+    ("now() + (msg.count + 1) > now()", "(msg.count + 1) * 1s"),                            # not msg.count + 1 * 1s
+    ("msg.stamp < (if msg.count > 1 then 2h else 90m)", "a duration (if msg.count > 1 then 2h else 90m)"),
+])
+def test_check_names_a_duration_as_written_and_an_expression_by_its_text(tmp_path, registry, cond, words):
+    errs, r = check(tmp_path, registry, cond)
+    said = [f"{d.message} (help: {d.help})" for d in r.diagnostics if d.severity == "error"]
+    assert len(said) == 1 and words in said[0], said
+
+
+def test_show_names_a_duration_in_its_unit_without_its_text():
+    """A duration literal the checker made itself (no source text): in its unit, never its seconds."""
+    from dsl import ir
+    from dsl.types import show
+    assert [show(ir.Lit(Decimal(s), "duration")) for s in ("5400", "86400", "0.25", "-7200", "45")] == \
+        ["90m", "1d", "250ms", "-2h", "45s"]
+    assert show(ir.Binary("+", ir.Name("a"), ir.Name("b"))) == "the expression"
+
+
+def test_a_long_expression_is_named_by_its_text_shortened():
+    with clock.fixed(datetime(2026, 11, 25, 10, tzinfo=UTC)):
+        with pytest.raises(EvalError) as exc:
+            ev("now() + (n + n + n + n + n + n + n + n + n + n + n + n + n + n)", n=1)
+    msg = exc.value.message
+    assert "needs a duration: n + n + n + n + n + n + n + n + n + n... is an integer (14)" in msg, msg
+    assert "(say its unit: (n + n + n + n + n + n + n + n + n + n...) * 1s)" in msg, msg

@@ -114,5 +114,5 @@ def test_route_tests_written_from_it_carry_its_time_and_pass_on_a_later_day(past
     for ex, at in moved.items():
         assert f'test "recorded exchange {ex} (ref ' in text
         stamp = at.strftime("%Y-%m-%dT%H:%M:%S") + (f".{at.microsecond:06d}" if at.microsecond else "") + "Z"
-        assert f'at "{stamp}" {{' in text, (ex, stamp)
+        assert f' at {stamp} {{' in text, (ex, stamp)            # the bare timestamp literal
         assert f'booked_on = "{at:%Y-%m-%d}"' in text

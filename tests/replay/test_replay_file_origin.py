@@ -165,4 +165,4 @@ def test_to_tests_writes_the_header_fields_one_by_one() -> None:
                                                           "total": Decimal("4.75")})
     assert file_clause(dump(origin)) == (
         ' file { name = "PAY.csv"  line = 2  record = 2  offset = 21  records = 2  header.company = "ACME"  '
-        'header.total = 4.75  header.value_date = parse_date("20261130", "%Y%m%d") }')
+        'header.total = 4.75  header.value_date = 2026-11-30 }')

@@ -9,7 +9,11 @@ the whole second gets a test `at` that second.
 Until the language had a timestamp literal (2026-11-28), a timestamp that was not of the clock (a partner's
 time the reply copies, a zone-less time of a fixed-width request) skipped its exchange, "the language has no
 timestamp literal"; it is now written as one (`2026-01-02T03:04:05Z`, `2026-11-25T10:00:00`) and the test
-passes."""
+passes.
+
+Until 2026-11-28 the test's clock was written quoted (`at "2026-11-25T10:00:00Z"`) and a date value as
+`parse_date("20261126", "%Y%m%d")`: they are written as a hand-written test gives them, the bare timestamp
+literal and the date literal (`2026-11-26`), and the tests pass."""
 from __future__ import annotations
 
 import shutil
@@ -60,6 +64,7 @@ route pay {
 format Booking = fixed {
     ref     string(4)
     booked  date(14, "%Y%m%d%H%M%S")
+    value   date(8, "%Y%m%d")
 }
 format Booked = json
 
@@ -76,6 +81,7 @@ route book {
         day   = format_date(msg.booked, "%Y-%m-%d")
         late  = msg.booked > 2026-11-25T18:00:00
         stamp = format_date(msg.booked + 90s, "%H:%M:%S")
+        next  = format_date(msg.value + 1d, "%Y-%m-%d")
     }
 }
 '''
@@ -106,7 +112,7 @@ def record(tmp: Path) -> tuple[Path, Path]:
                                                         "sent": "2026-01-02T03:04:05+00:00"})
                             assert r.status_code == 200, r.text
                         url = f"http://127.0.0.1:{sb.channel('desk').port}/bookings"
-                        r = await c.post(url, content=b"B1  20261125100000",
+                        r = await c.post(url, content=b"B1  2026112510000020261126",
                                          headers={"content-type": "text/plain"})
                         assert r.status_code == 200, r.text
                     sb.drain()
@@ -131,7 +137,10 @@ def test_clock_timestamps_are_written_as_now_and_the_tests_pass(tmp_path: Path) 
     assert "CreDtTm = add_days(now(), 1)" in text, text
     # T2 wrote the second of the instant it read: its test runs at that whole second
     t2 = text.split('"recorded exchange 2 (ref T2)"')[1].split("{", 1)[0]
-    assert t2.startswith(' at "') and "." not in t2, t2
+    assert t2.startswith(' at 2') and "." not in t2 and '"' not in t2, t2
+    # every test's clock is the bare timestamp literal, as a hand-written test gives it; a date is a date literal
+    assert text.count(" at ") == 5 and ' at "' not in text, text
+    assert "value = 2026-11-26\n" in text and "parse_date" not in text, text
     ran = run_paths([res.path], registry)
     assert not ran.broken and len(ran.outcomes) == 5, ran
     assert all(o.passed for o in ran.outcomes), [f for o in ran.outcomes for f in o.failures]

@@ -158,3 +158,26 @@ def test_a_wrong_bare_instant_is_told_at_its_place(tmp_path, at, code, col, word
     assert [(d.code, d.pos.line, d.pos.col) for d in hits] == [(code, 3, col)], [str(d) for d in hits]
     assert words in hits[0].message
     assert res.program is None
+
+
+def test_a_bare_zone_less_at_is_told_the_bare_fix(tmp_path):
+    """`at 2025-03-14T16:30:05` (bare, no zone): E113 suggests the bare literal with its offset, as it is written
+    (until 2026-11-28 it suggested the quoted "2025-03-14T16:30:05Z"); the quoted `at` is told the quoted fix."""
+    from dsl.load import compile_paths
+
+    for n, (written, fix) in enumerate((
+            ("at 2025-03-14T16:30:05", "e.g. `2025-03-14T16:30:05Z` (UTC) or `2025-03-14T16:30:05+01:00`"),
+            ('at "2025-03-14T16:30:05"', 'e.g. "2025-03-14T16:30:05Z" (UTC)'))):
+        (tmp_path / str(n)).mkdir()
+        cfg = _config(tmp_path / str(n), TESTS.replace('at "2025-03-14T16:30:05Z"', written))
+        res = compile_paths([cfg / "r_test.route"], default_registry())
+        hits = [d for d in res.diagnostics if d.code == "E113"]
+        assert len(hits) == 1 and fix in hits[0].message, [str(d) for d in hits]
+
+
+def test_an_instant_before_the_year_1000_is_written_with_four_digits():
+    """instant_text is what --to-tests writes bare after `at`: a timestamp literal takes four digits of year
+    (strftime's %Y writes 999, which no literal reads)."""
+    at = datetime(999, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    assert clock.instant_text(at) == "0999-01-02T03:04:05Z"
+    assert clock.parse_instant(clock.instant_text(at))[0] == at
