@@ -423,7 +423,7 @@ def _story_text(d: dict[str, Any], problems: list[str]) -> str:
     for ev in d["events"]:
         out.append(f"  {_when(ev['at'])}  {ev['from_state'] or '(start)'} -> {ev['to_state']}"
                    + (f"  {orjson.dumps(ev['detail']).decode()}" if ev["detail"] is not None else ""))
-    out.extend(story_lines(d.get("dead_letters") or []))      # absent from an engine of an older bsp
+    out.extend(story_lines(d.get("dead_letters") or [], d.get("events") or ()))      # absent from an engine of an older bsp
     for p in problems:
         out.append(f"warning: {p}")
     return "\n".join(out)

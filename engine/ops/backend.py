@@ -86,7 +86,7 @@ from engine.ledger import storage_faults
 from engine.ledger_store import SCHEMA_VERSION
 from engine.calexpiry import WARN_DAYS, engine_today, run_out
 from engine.certexpiry import ADMIN, expired_running, nearest, on_disk, served_dict
-from engine.ledger_query import get_deal, letter_history, query_dead_letters, query_deals
+from engine.ledger_query import get_deal, letter_history, letter_purge, query_dead_letters, query_deals
 from engine.ops.ledger_reads import read_in_process
 from engine.ops.observe import RouteCounts
 
@@ -486,6 +486,9 @@ class EngineBackend:
         row["raw_base64"] = base64.b64encode(bytes(raw)).decode() if raw is not None else None
         # the letters of its message when a retry refused again left it in another (both ways)
         row["history"] = await read_in_process(letter_history, Path(self.engine.ledger.path), letter_id=letter_id)
+        # a purged letter: when and by whom (its status event), as `bsp dead show` says on the ledger file
+        row["purge"] = (await read_in_process(letter_purge, Path(self.engine.ledger.path), letter_id=row["id"])
+                        if row.get("status") == "purged" else None)
         row["approvals"] = await self._approvals_of(row["id"])
         return row
 
