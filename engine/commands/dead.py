@@ -201,8 +201,8 @@ def show(
 
     When a retry refused again left its message in another letter, `history` lists the letters of the
     message, oldest first, the one where it waits pointed at (JSON: `history`, [{id, status}]).
-    A purged letter's raw line says when and by whom it was purged (its status event), or that bsp did not
-    record who (a purge before 2026-11-28).
+    A purged letter's raw line says when and by whom it was purged (its status event; with --live as the engine
+    answers it: `purge`), or that bsp did not record who (a purge before 2026-11-28).
 
     A running engine holds the ledger file locked: `--live` asks it instead (`GET /dead-letters/{id}`; the
     message comes only to a token with the role raw, sealed as stored: to another, `raw` says the engine
