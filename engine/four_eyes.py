@@ -35,7 +35,9 @@ audit chain (``bsp audit verify``), told by ``bsp deals show`` / ``bsp dead show
     approval void       {"request": R, "action", "why"}: the target changed meanwhile (its dead letter retried,
                         its deal resolved by other means): approving it would do nothing or something else
     approval done       {"request": R, "action", "ok", "outcome"}: the approved action finished (its outcome,
-                        whatever it was), or a reveal was fetched by its requester
+                        whatever it was), or a reveal was fetched by its requester; a held deal's release
+                        also ``deal`` (its run's) and ``reply``: where the reply went, as ``hold release
+                        ran`` records it (engine/deal_hold.py; the values stay on the run's deal)
 
 A request approved and carried out by the engine (dead.retry, deal.release, deal.resolve, config.reload) is
 *running* between its ``approval granted`` and its ``approval done``; one the engine was cut in (a crash, a
@@ -587,6 +589,10 @@ def approval_text(req: Mapping[str, Any]) -> str:
     if state == "lapsed":
         return f"{said}: not fetched by {req.get('by')} before {d.get('fetch_until')}, nothing revealed (request {rid})"
     run = req.get("run") or {}
+    if run.get("reply") is not None:       # a release: where its run's reply went (engine.deal_hold.reply_text)
+        from engine.deal_hold import reply_text
+
+        return f"{said}: {run.get('outcome')}; {reply_text(run['reply'])} (request {rid})"
     if run:
         return f"{said}: {run.get('outcome')} (request {rid})"
     if req.get("action") in REVEALS:

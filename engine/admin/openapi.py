@@ -136,7 +136,8 @@ SCHEMAS: dict[str, Any] = {
                                 "ledger file), via, expires_at, state (pending, expired, approved, rejected, void, "
                                 "running, interrupted, lapsed: a reveal not fetched in time) and decision (at, "
                                 "event, by, reason or why; a reveal's fetch_until); `run`: what carrying it out did "
-                                "(the retry's, resolution's or reload's own answer; `approval done`). Never a "
+                                "(the retry's, resolution's or reload's own answer; `approval done`; a held deal's "
+                                "release: deal, its run's, and reply, where the reply went). Never a "
                                 "revealed value."},
     "RevealFetched": {"type": "object", "required": ["request", "fields"], "additionalProperties": True,
                "description": "An approved reveal fetched by its requester: request (the Approval), deal (a "

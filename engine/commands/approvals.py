@@ -138,6 +138,11 @@ def _report(done: dict[str, Any], where: str) -> None:
     run = done.get("run")
     if run:
         typer.echo(f"carried out: {run.get('outcome')}")
+        if run.get("reply") is not None:      # a release: where its run's reply went, as `bsp deals resolve` says
+            from engine.commands.deals_held import reply_lines
+
+            for line in reply_lines(run):
+                typer.echo(line)
         if not run.get("ok"):
             typer.echo(f"warning: the approved action did not go through: {run.get('outcome')}", err=True)
             raise typer.Exit(1)

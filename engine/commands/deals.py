@@ -357,12 +357,9 @@ def release_lines(events: Iterable[dict[str, Any]]) -> list[str]:
     for ev in events:
         d = ev.get("detail") if isinstance(ev.get("detail"), dict) else {}
         if ev.get("to_state") == "hold release ran":
-            reply = d.get("reply") if isinstance(d.get("reply"), dict) else {}
-            where = (f"kept on deal {reply.get('kept_on')} (`bsp deals show {reply.get('kept_on')}`)"
-                     if reply.get("kept_on") else "none kept")
-            went = (f"its reply was delivered to {reply.get('to')}, {where}" if reply.get("delivered") else
-                    f"its reply was not delivered to {reply.get('to')}, {where}" if reply.get("to") else
-                    f"its reply went to no one, {where}")
+            from engine.deal_hold import reply_text
+
+            went = reply_text(d.get("reply"))
             out.append(f"  released: ran as deal {d.get('deal')} ({d.get('status') or d.get('outcome')}); {went}")
         elif ev.get("to_state") == "screening released" and d.get("held_deal"):
             out.append(f"  reply not sent on the sender's connection: this deal is the release of held deal "

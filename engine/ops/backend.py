@@ -677,10 +677,15 @@ class EngineBackend:
         from engine.four_eyes import finish
 
         outcome = str(run.get("outcome") or ("done" if run.get("ok", True) else "failed"))[:2000]
+        # a release: its run's deal and where its reply went (the reply's values stay on that deal, under its
+        # fields' rules, as the event `hold release ran` keeps them)
+        reply = run.get("reply")
+        more = {"deal": run.get("deal"),
+                "reply": {k: v for k, v in reply.items() if k != "values"} if isinstance(reply, Mapping) else None}
         with trio.CancelScope(shield=True):
             try:
                 await self.engine.ledger.with_store(finish, request_id, bool(run.get("ok", True)), outcome,
-                                                    now=self._clock())
+                                                    now=self._clock(), **more)
             except Exception as exc:      # noqa: BLE001 - the ledger cannot write: the request shows interrupted
                 log.error("four eyes: request %s: its outcome could not be recorded (%s): it shows as interrupted "
                           "until decided again", request_id, exc)
@@ -793,8 +798,10 @@ class EngineBackend:
                 if done is None:
                     return {"ok": False, "outcome": f"failed: deal {target} is no longer in the ledger"}
                 run = dict(done.get("run") or {})
+                # a release: its run's deal and where its reply went, as the direct release answers them
+                ran = {k: run[k] for k in ("deal", "reply") if run.get(k) is not None}
                 return {**dict(done), "ok": bool(run.get("ok", True)), "outcome": run.get("outcome") or
-                        f"{params.get('outcome')} recorded by {requester}, approved by {approver}"}
+                        f"{params.get('outcome')} recorded by {requester}, approved by {approver}", **ran}
             if action == "config.reload":
                 return await self._reload_approved(req, requester, approver)
             if action == "dead.purge":
