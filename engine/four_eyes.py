@@ -652,25 +652,14 @@ def offline_policy(path: Any, deployment: Any) -> Policy | None:
     return Policy(tuple(dict.fromkeys(mine.actions + recorded.actions)), min(mine.expire, recorded.expire))
 
 
-def where_offline(by: str | None) -> tuple[str, dict[str, Any]]:
-    """(who, what bsp can tell of the operator) on the ledger file: the OS user (what bsp can tell: anyone can
-    type --by), --by kept beside it as ``stated_by``, and the host."""
-    import socket
-
-    from engine.operator import check_by, os_user
-
-    user = os_user()
-    stated = check_by(by) if by is not None else None
-    return user, {"host": socket.gethostname(), "os_user": user,
-                  "stated_by": stated if stated is not None and stated != user else None}
-
-
 def request_in_file(path: Any, audit_key: bytes | None, action: str, target: str, params: Mapping[str, Any],
                     expire: float, by: str | None) -> dict[str, Any]:
-    """Record a request on the ledger file (no engine may hold it): who is the OS user running bsp."""
+    """Record a request on the ledger file (no engine may hold it): who is the OS user running bsp, ``by`` kept
+    beside (``engine.operator.os_user_not_by``)."""
     from engine.ledger_store import LedgerStore
+    from engine.operator import os_user_not_by
 
-    who, where = where_offline(by)
+    who, where = os_user_not_by(by)
     store = LedgerStore.open(path, audit_key)
     try:
         return record_request(store, action, target, params, who, "ledger file", expire, **where)

@@ -212,7 +212,8 @@ def reject(
     Exit 0 rejected; 1 not pending (decided or expired), no such request, or the engine cannot be reached;
     2 a bad reason or id, no ledger file, a locked ledger, a missing or wrong audit key.
     """
-    from engine.four_eyes import Refused, check_reason, decide, where_offline
+    from engine.four_eyes import Refused, check_reason, decide
+    from engine.operator import os_user_not_by
 
     try:
         reason = check_reason(reason)
@@ -227,7 +228,7 @@ def reject(
     found = ledger_keys(ledger, deployment, env, "bsp approvals reject", audit=True)
     require_ledger(found.path)
     try:
-        who, where = where_offline(by)
+        who, where = os_user_not_by(by)
     except ValueError as exc:
         raise typer.BadParameter(str(exc).split(": ", 1)[1], param_hint="--by") from None
     try:

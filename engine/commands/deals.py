@@ -623,11 +623,11 @@ __all__ = ["register", "deals", "parse_when", "require_ledger", "reveal_check", 
 def who_reveals(by: Optional[str], reveal: bool) -> tuple[Any, Any]:
     """Who a show command's ``--reveal`` is recorded as (engine/reveal_log.py), and from where; ``--by``
     without ``--reveal``, or a ``--by`` the audit trail cannot take, is a usage error (exit 2)."""
-    from engine import reveal_log
+    from engine.operator import by_else_os_user
 
     if by is not None and not reveal:
         raise typer.BadParameter("--by names who reveals: it goes with --reveal", param_hint="--by")
     try:
-        return reveal_log.where_offline(by)
+        return by_else_os_user(by)
     except ValueError as exc:
         raise typer.BadParameter(str(exc).split(": ", 1)[-1], param_hint="--by") from None
