@@ -318,7 +318,7 @@ def show(
         from engine.reports.text import printable
 
         history = r.pop("history", None) or []
-        purge = r.pop("purge", None)
+        purge = r.pop("purge", _NOT_SAID)
         approvals = r.pop("approvals", None) or []
         for k, v in r.items():
             if k not in ("raw", "raw_withheld", "deal_request"):   # a counterparty's text as it is, controls made visible
@@ -395,11 +395,17 @@ def _purge_of(ledger: Path, letter: dict[str, Any]) -> dict[str, Any] | None:
     return letter_purge(ledger, letter["id"])
 
 
-def _purged(purge: dict[str, Any] | None) -> str:
+_NOT_SAID = object()      # an engine of a bsp before 2026-11-28 answers GET /dead-letters/{id} without `purge`
+
+
+def _purged(purge: Any) -> str:
     """A purged letter's message: when and by whom (``purge``: its status event, from the ledger file or the
     engine's ``GET /dead-letters/{id}``)."""
     from engine.deal_letters import purge_text
 
+    if purge is _NOT_SAID:
+        return ("(purged; the engine did not say when or by whom: an engine of an older bsp; `bsp dead show ID` "
+                "on the ledger file says it; the row stays as a tombstone, the message is gone)")
     return purge_text(purge)
 
 
