@@ -43,7 +43,8 @@ def gate(store: Any, policy: Any, before: datetime, out: Path, plan: Mapping[str
     request not claimed yet; ``resume`` (``resume``: ``OUT`` written by a run that stopped) a request claimed for
     this very archive; else a new request is recorded (``requested``), or one waits already (``waiting``)."""
     from engine.deal import new_deal_id
-    from engine.four_eyes import Refused, listing, record_request, same_archive, where_offline
+    from engine.four_eyes import Refused, listing, record_request, same_archive
+    from engine.operator import os_user_not_by
 
     params = params_of(before, out)
     con = store.connection
@@ -56,7 +57,7 @@ def gate(store: Any, policy: Any, before: datetime, out: Path, plan: Mapping[str
         for r in mine:
             if r["state"] == "approved" and str((r.get("run") or {}).get("outcome") or "").startswith(STARTED):
                 return Verdict("resume", r)
-    who, where = where_offline(by)
+    who, where = os_user_not_by(by)
     try:
         req = record_request(store, ACTION, new_deal_id(), {**params, **plan}, who, "ledger file", policy.expire,
                              now=policy.now, **where)

@@ -435,7 +435,8 @@ def purge(path: str | Path, ids: Sequence[str], *, audit_key: bytes | None = Non
     retry's outcome names who retried: the message is destroyed, so who did it must stay.  ``four_eyes``: the
     purge of letters whose purge another operator approved (``dead.purge``): who is the OS user, what bsp can
     tell (anyone can type ``--by``), ``by`` kept beside as ``stated_by``, as the request was recorded
-    (``engine.four_eyes.where_offline``; until 2026-11-28 the purge named the ``--by`` as who).
+    (``engine.operator.os_user_not_by``; until 2026-11-28 the purge named the ``--by`` as who); without,
+    ``engine.operator.by_else_os_user``.
 
     The row stays as a tombstone (``raw_sha256`` and the audit chain intact);
     only the message bytes go: from the table, then from the file, which is
@@ -447,13 +448,10 @@ def purge(path: str | Path, ids: Sequence[str], *, audit_key: bytes | None = Non
     from engine.ledger_compact import compact
     from engine.ledger_store import LedgerError, LedgerStore
 
-    if four_eyes:
-        from engine.four_eyes import where_offline
-    else:
-        from engine.reveal_log import where_offline
+    from engine.operator import by_else_os_user, os_user_not_by
 
     path = Path(path)
-    who, where = where_offline(by)
+    who, where = (os_user_not_by if four_eyes else by_else_os_user)(by)
     store = LedgerStore.open(path, audit_key)
     try:
         n = store.update_dead_letters(list(ids), status="purged", drop_raw=True,

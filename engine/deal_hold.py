@@ -167,6 +167,19 @@ async def decide(ledger: Any, deal_id: str, outcome: str, note: str, by: str, *,
     return {"deal_id": full, "at": at, **detail, "hits": hits(events), "run": run}
 
 
+def reply_text(reply: Mapping[str, Any] | None) -> str:
+    """Where a released run's reply went, in one clause (``reply``: ``reply_whereabouts`` as the event ``hold
+    release ran`` and an approval's ``approval done`` record it): ``bsp deals show`` and ``bsp approvals`` say it."""
+    reply = reply if isinstance(reply, Mapping) else {}
+    where = (f"kept on deal {reply.get('kept_on')} (`bsp deals show {reply.get('kept_on')}`)"
+             if reply.get("kept_on") else "none kept")
+    if reply.get("delivered"):
+        return f"its reply was delivered to {reply.get('to')}, {where}"
+    if reply.get("to"):
+        return f"its reply was not delivered to {reply.get('to')}, {where}"
+    return f"its reply went to no one, {where}"
+
+
 def reply_whereabouts(held: Mapping[str, Any], new_id: str, ran: Mapping[str, Any] | None,
                       sent: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Where the reply of a released deal's run went: ``{"delivered", "to" (when the channel has an address of its

@@ -10,7 +10,7 @@ never retried has no such event: its row alone says it waits.
 """
 from __future__ import annotations
 
-from datetime import timezone
+from datetime import datetime, timezone
 from typing import Any
 
 from engine.exact_json import stored_json
@@ -79,13 +79,46 @@ def letters_of(con: Any, deal_id: str) -> list[dict[str, Any]]:
 
 
 def _when(t: Any) -> str:
+    if isinstance(t, str):       # as the admin API answers it (ISO 8601, "Z")
+        try:
+            t = datetime.fromisoformat(t)
+        except ValueError:
+            return t
     return "" if t is None else t.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
 
 
-def _where_now(letters: list[dict[str, Any]]) -> str:
-    """One sentence: where the deal's message is now."""
+def joined_ack(events: Any) -> dict[str, Any] | None:
+    """The acknowledgement of the reversal the deal's advice joined (engine/txn/saf.py ``_joined_story``: its event
+    ``reversed CALL`` naming the deal it joined in ``joined``), the last one: ``{at, mti, response_code, approved,
+    joined, joined_call}``; None when the deal joined none, or it is not acknowledged yet."""
+    found = None
+    for ev in events or ():
+        d = ev.get("detail")
+        if str(ev.get("to_state") or "").startswith("reversed ") and isinstance(d, dict) and d.get("joined"):
+            found = {**d, "at": ev.get("at")}
+    return found
+
+
+def _acked(lid: str, ack: dict[str, Any]) -> str:
+    """Where a joined deal's message waits once the reversal it joined was acknowledged: a retry is not the way."""
+    other, code = ack.get("joined"), ack.get("response_code")
+    head = (f"its message waits as dead letter {lid} (new), but its reversal was acknowledged (joined deal {other}'s "
+            f"reversal, call {ack.get('joined_call')}; {ack.get('mti')} code {'?' if code is None else code} at "
+            f"{_when(ack.get('at'))}): no retry is needed, it would send the reversal again")
+    if ack.get("approved"):
+        return (f"{head}; the host reversed the original, nothing is left to settle: keep the letter as your "
+                f"retention asks, then `bsp dead purge {lid}`")
+    return (f"{head}; the code is not an approval: the host has the reversal but did not apply it: ask the host "
+            f"about the original (`bsp deals show {other}`), then settle it there (`bsp deals resolve`)")
+
+
+def _where_now(letters: list[dict[str, Any]], events: Any = ()) -> str:
+    """One sentence: where the deal's message is now (``events``: the deal's, for a reversal it joined)."""
     last = letters[-1]
     lid, status = last["id"], last["status"]
+    ack = joined_ack(events) if status == "new" else None
+    if ack is not None:
+        return _acked(lid, ack)
     if status is None:
         return (f"its message went on to dead letter {lid}, which is not in this ledger (moved by `bsp ledger "
                 f"archive`: `bsp dead show {lid}` names the archive)")
@@ -114,8 +147,9 @@ def purge_text(purge: dict[str, Any] | None) -> str:
             f"stays as a tombstone, the message is gone)")
 
 
-def story_lines(letters: list[dict[str, Any]]) -> list[str]:
-    """The text of ``bsp deals show``'s dead-letter section (``letters_of``)."""
+def story_lines(letters: list[dict[str, Any]], events: Any = ()) -> list[str]:
+    """The text of ``bsp deals show``'s dead-letter section (``letters_of``); ``events``: the deal's (a reversal
+    advice that joined another deal's queued reversal, acknowledged since: its letter needs no retry)."""
     if not letters:
         return []
     out = ["dead letters:" if len(letters) > 1 else "dead letter:"]
@@ -133,5 +167,5 @@ def story_lines(letters: list[dict[str, Any]]) -> list[str]:
             who = f" by {r['by']}" if r.get("by") else ""
             out.append(f"    {_when(r['at'])}  -> {r.get('status')}{who}"
                        + (f": {r['outcome']}" if r.get("outcome") else ""))
-    out.append(f"  {_where_now(letters)}")
+    out.append(f"  {_where_now(letters, events)}")
     return out

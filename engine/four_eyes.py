@@ -35,7 +35,9 @@ audit chain (``bsp audit verify``), told by ``bsp deals show`` / ``bsp dead show
     approval void       {"request": R, "action", "why"}: the target changed meanwhile (its dead letter retried,
                         its deal resolved by other means): approving it would do nothing or something else
     approval done       {"request": R, "action", "ok", "outcome"}: the approved action finished (its outcome,
-                        whatever it was), or a reveal was fetched by its requester
+                        whatever it was), or a reveal was fetched by its requester; a held deal's release
+                        also ``deal`` (its run's) and ``reply``: where the reply went, as ``hold release
+                        ran`` records it (engine/deal_hold.py; the values stay on the run's deal)
 
 A request approved and carried out by the engine (dead.retry, deal.release, deal.resolve, config.reload) is
 *running* between its ``approval granted`` and its ``approval done``; one the engine was cut in (a crash, a
@@ -587,6 +589,10 @@ def approval_text(req: Mapping[str, Any]) -> str:
     if state == "lapsed":
         return f"{said}: not fetched by {req.get('by')} before {d.get('fetch_until')}, nothing revealed (request {rid})"
     run = req.get("run") or {}
+    if run.get("reply") is not None:       # a release: where its run's reply went (engine.deal_hold.reply_text)
+        from engine.deal_hold import reply_text
+
+        return f"{said}: {run.get('outcome')}; {reply_text(run['reply'])} (request {rid})"
     if run:
         return f"{said}: {run.get('outcome')} (request {rid})"
     if req.get("action") in REVEALS:
@@ -646,25 +652,14 @@ def offline_policy(path: Any, deployment: Any) -> Policy | None:
     return Policy(tuple(dict.fromkeys(mine.actions + recorded.actions)), min(mine.expire, recorded.expire))
 
 
-def where_offline(by: str | None) -> tuple[str, dict[str, Any]]:
-    """(who, what bsp can tell of the operator) on the ledger file: the OS user (what bsp can tell: anyone can
-    type --by), --by kept beside it as ``stated_by``, and the host."""
-    import socket
-
-    from engine.operator import check_by, os_user
-
-    user = os_user()
-    stated = check_by(by) if by is not None else None
-    return user, {"host": socket.gethostname(), "os_user": user,
-                  "stated_by": stated if stated is not None and stated != user else None}
-
-
 def request_in_file(path: Any, audit_key: bytes | None, action: str, target: str, params: Mapping[str, Any],
                     expire: float, by: str | None) -> dict[str, Any]:
-    """Record a request on the ledger file (no engine may hold it): who is the OS user running bsp."""
+    """Record a request on the ledger file (no engine may hold it): who is the OS user running bsp, ``by`` kept
+    beside (``engine.operator.os_user_not_by``)."""
     from engine.ledger_store import LedgerStore
+    from engine.operator import os_user_not_by
 
-    who, where = where_offline(by)
+    who, where = os_user_not_by(by)
     store = LedgerStore.open(path, audit_key)
     try:
         return record_request(store, action, target, params, who, "ledger file", expire, **where)

@@ -101,16 +101,4 @@ def append(store: Any, ident: str, event: Mapping[str, Any]) -> datetime:
     return at
 
 
-def where_offline(by: str | None) -> tuple[str, dict[str, Any]]:
-    """(who, what the command can tell of the operator) for a reveal recorded by a command on this machine:
-    ``--by`` else the OS user; the host, and the OS user beside a ``--by`` naming another."""
-    import socket
-
-    from engine.operator import check_by, os_user
-
-    user = os_user()
-    who = check_by(by) if by is not None else user
-    return who, {"host": socket.gethostname(), "os_user": user if who != user else None}
-
-
-__all__ = ["REVEALED", "NotRecorded", "append", "detail", "record_in_file", "sealed_paths", "where_offline"]
+__all__ = ["REVEALED", "NotRecorded", "append", "detail", "record_in_file", "sealed_paths"]

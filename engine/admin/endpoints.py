@@ -162,7 +162,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              "as stored: encrypted when `raw_key` is set; null once purged; stored in clear, withheld under four "
              "eyes for dead.reveal: `raw_four_eyes`), and `history`: the letters of its "
              "message, oldest first, when a retry refused again left it in another (`[{id, status}]`, empty "
-             "otherwise). The whole 32-digit id.",
+             "otherwise), and `purge`: a purged letter's purge, when and by whom (`{at, by, via, host, os_user, stated_by}` "
+             "as its status event recorded; null when not purged). The whole 32-digit id.",
              responses=((200, "The dead letter.", "DeadLetter"), (404, "No dead letter with this id.", "Problem"))),
     Endpoint("POST", "/dead-letters/{id}/reveals", "reveal_dead_letter",
              "Record in the audit chain that the client is about to show this dead letter's message (and its deal's "

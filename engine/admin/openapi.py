@@ -64,7 +64,12 @@ SCHEMAS: dict[str, Any] = {
                    "description": "The dead_letters row; `raw_base64` is the stored message in base64 (encrypted "
                                   "with the field keyring when `raw_key` is set), null once purged, or withheld from a token without the role `raw` (then `raw_withheld` says so), or, "
                                   "stored in clear, withheld under four eyes (dead.reveal: `raw_four_eyes` true, "
-                                  "`raw_withheld` says how to request it)."},
+                                  "`raw_withheld` says how to request it). `purge`: a purged letter's purge as its "
+                                  "chained status event recorded it (when and by whom), null when not purged.",
+                   "properties": {"purge": {"type": ["object", "null"], "additionalProperties": True,
+                                            "description": "When and by whom the letter was purged: at, by (absent "
+                                                           "for a purge before 2026-11-28), via, host, os_user, "
+                                                           "stated_by."}}},
     "Deal": {"type": "object", "required": ["deal_id", "status", "steps", "events", "calls"],
              "additionalProperties": True,
              "description": "The deals row (amounts as exact decimal strings) plus steps, events, calls, "
@@ -131,7 +136,8 @@ SCHEMAS: dict[str, Any] = {
                                 "ledger file), via, expires_at, state (pending, expired, approved, rejected, void, "
                                 "running, interrupted, lapsed: a reveal not fetched in time) and decision (at, "
                                 "event, by, reason or why; a reveal's fetch_until); `run`: what carrying it out did "
-                                "(the retry's, resolution's or reload's own answer; `approval done`). Never a "
+                                "(the retry's, resolution's or reload's own answer; `approval done`; a held deal's "
+                                "release: deal, its run's, and reply, where the reply went). Never a "
                                 "revealed value."},
     "RevealFetched": {"type": "object", "required": ["request", "fields"], "additionalProperties": True,
                "description": "An approved reveal fetched by its requester: request (the Approval), deal (a "

@@ -138,6 +138,11 @@ def _report(done: dict[str, Any], where: str) -> None:
     run = done.get("run")
     if run:
         typer.echo(f"carried out: {run.get('outcome')}")
+        if run.get("reply") is not None:      # a release: where its run's reply went, as `bsp deals resolve` says
+            from engine.commands.deals_held import reply_lines
+
+            for line in reply_lines(run):
+                typer.echo(line)
         if not run.get("ok"):
             typer.echo(f"warning: the approved action did not go through: {run.get('outcome')}", err=True)
             raise typer.Exit(1)
@@ -207,7 +212,8 @@ def reject(
     Exit 0 rejected; 1 not pending (decided or expired), no such request, or the engine cannot be reached;
     2 a bad reason or id, no ledger file, a locked ledger, a missing or wrong audit key.
     """
-    from engine.four_eyes import Refused, check_reason, decide, where_offline
+    from engine.four_eyes import Refused, check_reason, decide
+    from engine.operator import os_user_not_by
 
     try:
         reason = check_reason(reason)
@@ -222,7 +228,7 @@ def reject(
     found = ledger_keys(ledger, deployment, env, "bsp approvals reject", audit=True)
     require_ledger(found.path)
     try:
-        who, where = where_offline(by)
+        who, where = os_user_not_by(by)
     except ValueError as exc:
         raise typer.BadParameter(str(exc).split(": ", 1)[1], param_hint="--by") from None
     try:

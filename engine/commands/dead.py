@@ -201,8 +201,8 @@ def show(
 
     When a retry refused again left its message in another letter, `history` lists the letters of the
     message, oldest first, the one where it waits pointed at (JSON: `history`, [{id, status}]).
-    A purged letter's raw line says when and by whom it was purged (its status event), or that bsp did not
-    record who (a purge before 2026-11-28).
+    A purged letter's raw line says when and by whom it was purged (its status event; with --live as the engine
+    answers it: `purge`), or that bsp did not record who (a purge before 2026-11-28).
 
     A running engine holds the ledger file locked: `--live` asks it instead (`GET /dead-letters/{id}`; the
     message comes only to a token with the role raw, sealed as stored: to another, `raw` says the engine
@@ -257,6 +257,7 @@ def show(
         rows = _query(ledger, ids=[letter_id], limit=1, with_raw=True)
         if rows:
             rows[0]["history"] = _history(ledger, letter_id)
+            rows[0]["purge"] = _purge_of(ledger, rows[0])
             from engine.four_eyes import requests_in_file
             rows[0]["approvals"] = requests_in_file(ledger, every=True, target=rows[0]["id"], limit=None)[::-1]
     if not rows:
@@ -317,6 +318,7 @@ def show(
         from engine.reports.text import printable
 
         history = r.pop("history", None) or []
+        purge = r.pop("purge", _NOT_SAID)
         approvals = r.pop("approvals", None) or []
         for k, v in r.items():
             if k not in ("raw", "raw_withheld", "deal_request"):   # a counterparty's text as it is, controls made visible
@@ -336,7 +338,7 @@ def show(
         raw = r["raw"]
         text = _as_text(raw) if raw is not None else None
         typer.echo(f"{'raw':>15}: " + (withheld if withheld is not None else
-                                        _purged(ledger, r["id"], live) if raw is None and r["status"] == "purged" else
+                                        _purged(purge) if raw is None and r["status"] == "purged" else
                                         "(unreadable)" if raw is None else f"{len(raw)} bytes" + (
                                             "" if text is not None else ", binary: offset, hex, ASCII")))
         if raw is not None:
@@ -383,14 +385,28 @@ def _reveal_live(r: dict[str, Any], who: Any, four_eyes: bool, conn: tuple[Any, 
     return False
 
 
-def _purged(ledger: Path, letter_id: str, live: bool) -> str:
-    """A purged letter's message: when and by whom (its status event), on the ledger file; "(purged)" --live."""
-    if live:
-        return "(purged)"
-    from engine.deal_letters import purge_text
+def _purge_of(ledger: Path, letter: dict[str, Any]) -> dict[str, Any] | None:
+    """A purged letter's purge on the ledger file: when and by whom (its status event), as the engine answers it
+    in ``GET /dead-letters/{id}`` (``purge``); None for a letter not purged."""
+    if letter.get("status") != "purged":
+        return None
     from engine.ledger_query import letter_purge
 
-    return purge_text(letter_purge(ledger, letter_id))
+    return letter_purge(ledger, letter["id"])
+
+
+_NOT_SAID = object()      # an engine of a bsp before 2026-11-28 answers GET /dead-letters/{id} without `purge`
+
+
+def _purged(purge: Any) -> str:
+    """A purged letter's message: when and by whom (``purge``: its status event, from the ledger file or the
+    engine's ``GET /dead-letters/{id}``)."""
+    from engine.deal_letters import purge_text
+
+    if purge is _NOT_SAID:
+        return ("(purged; the engine did not say when or by whom: an engine of an older bsp; `bsp dead show ID` "
+                "on the ledger file says it; the row stays as a tombstone, the message is gone)")
+    return purge_text(purge)
 
 
 def _withheld(letter: dict[str, Any], stored: Any) -> str:
@@ -619,6 +635,9 @@ def retry_cmd(
                                           rich_help_panel=SELECT),
     kind: Optional[str] = typer.Option(None, "--kind", help=f"Select: only this error kind: {', '.join(DEAD_KINDS)} "
                                        "(the kind column of bsp dead list).", rich_help_panel=SELECT),
+    code: Optional[str] = typer.Option(None, "--code", help="Select: only this error code, exactly (the code column "
+                                       "of bsp dead list: the code its deal records, e.g. 91 unreachable).",
+                                       rich_help_panel=SELECT),
     reason: Optional[str] = typer.Option(None, "--reason", help="Select: reason contains this text (any case).",
                                          rich_help_panel=SELECT),
     status: Optional[str] = typer.Option(None, "--status", help=f"Select: only this status: "
@@ -652,7 +671,7 @@ def retry_cmd(
     """Re-inject dead letters into their channel through the current configuration.
 
     The letters are given by id, or selected with filters as `bsp dead list` takes them (--route, --channel,
-    --kind, --reason, --status, --since, --until), or --all (every one): then oldest first, leaving out those a retry already took
+    --kind, --code, --reason, --status, --since, --until), or --all (every one): then oldest first, leaving out those a retry already took
     (status retried or retrying; a letter left new by a bsp before 2026-11-27 after a retry whose deal was
     refused again: that deal has a dead letter of its own, the one to retry) and purged ones. --dry-run lists them and counts; more than one
     letter selected is retried after a confirmation, or with --yes (required when standard input is no
@@ -720,7 +739,7 @@ def retry_cmd(
             by = check_by(by)
         except ValueError as exc:
             raise typer.BadParameter(str(exc).split(": ", 1)[1], param_hint="--by") from None
-    filtered = every or any(v is not None for v in (route, channel, kind, reason, status, since, until))
+    filtered = every or any(v is not None for v in (route, channel, kind, code, reason, status, since, until))
     if ids and filtered:
         raise typer.BadParameter("give dead letter ids or filters that select them (or --all), not both",
                                  param_hint="IDS / --route ...")
@@ -734,7 +753,7 @@ def retry_cmd(
                                  "or $BSP_ADMIN_URL), or --deployment platform.yaml (or --routes PATH...) to "
                                  "run the current configuration in this process",
                                  param_hint="--live / --deployment / --routes")
-    filters = _filters(route, channel, reason, status, since, until, kind=kind) if filtered else {}
+    filters = _filters(route, channel, reason, status, since, until, kind=kind, code=code) if filtered else {}
     if where_live is not None and ids and dry_run:
         raise typer.BadParameter("--dry-run with ids: see each with `bsp dead show --live ID`", param_hint="--dry-run")
     found = None
@@ -849,6 +868,8 @@ def purge_cmd(
     channel: Optional[str] = typer.Option(None, "--channel", help="Only this channel."),
     kind: Optional[str] = typer.Option(None, "--kind", help="Only this error kind (e.g. rejected), as bsp dead "
                                        "list takes it."),
+    code: Optional[str] = typer.Option(None, "--code", help="Only this error code, exactly (the code column of "
+                                       "bsp dead list: the code its deal records, e.g. 30 malformed)."),
     include_waiting: bool = typer.Option(False, "--include-waiting", help="Also the letters that wait for an "
                                          "operator (new, not yet retried into a deal) or that a retry holds "
                                          "(retrying), which filters otherwise leave (--status new or retrying "
@@ -893,7 +914,8 @@ def purge_cmd(
             check_by(by)
         except ValueError as exc:
             raise typer.BadParameter(str(exc).removeprefix("--by: "), param_hint="--by") from None
-    filters = _filters(route, channel, None, status, None, older_than, kind=kind, until_option="--older-than")
+    filters = _filters(route, channel, None, status, None, older_than, kind=kind, code=code,
+                       until_option="--older-than")
     found = ledger_keys(ledger, deployment, env, "bsp dead purge", audit=True)
     ledger = found.path
     if ids:

@@ -357,12 +357,9 @@ def release_lines(events: Iterable[dict[str, Any]]) -> list[str]:
     for ev in events:
         d = ev.get("detail") if isinstance(ev.get("detail"), dict) else {}
         if ev.get("to_state") == "hold release ran":
-            reply = d.get("reply") if isinstance(d.get("reply"), dict) else {}
-            where = (f"kept on deal {reply.get('kept_on')} (`bsp deals show {reply.get('kept_on')}`)"
-                     if reply.get("kept_on") else "none kept")
-            went = (f"its reply was delivered to {reply.get('to')}, {where}" if reply.get("delivered") else
-                    f"its reply was not delivered to {reply.get('to')}, {where}" if reply.get("to") else
-                    f"its reply went to no one, {where}")
+            from engine.deal_hold import reply_text
+
+            went = reply_text(d.get("reply"))
             out.append(f"  released: ran as deal {d.get('deal')} ({d.get('status') or d.get('outcome')}); {went}")
         elif ev.get("to_state") == "screening released" and d.get("held_deal"):
             out.append(f"  reply not sent on the sender's connection: this deal is the release of held deal "
@@ -423,7 +420,7 @@ def _story_text(d: dict[str, Any], problems: list[str]) -> str:
     for ev in d["events"]:
         out.append(f"  {_when(ev['at'])}  {ev['from_state'] or '(start)'} -> {ev['to_state']}"
                    + (f"  {orjson.dumps(ev['detail']).decode()}" if ev["detail"] is not None else ""))
-    out.extend(story_lines(d.get("dead_letters") or []))      # absent from an engine of an older bsp
+    out.extend(story_lines(d.get("dead_letters") or [], d.get("events") or ()))      # absent from an engine of an older bsp
     for p in problems:
         out.append(f"warning: {p}")
     return "\n".join(out)
@@ -626,11 +623,11 @@ __all__ = ["register", "deals", "parse_when", "require_ledger", "reveal_check", 
 def who_reveals(by: Optional[str], reveal: bool) -> tuple[Any, Any]:
     """Who a show command's ``--reveal`` is recorded as (engine/reveal_log.py), and from where; ``--by``
     without ``--reveal``, or a ``--by`` the audit trail cannot take, is a usage error (exit 2)."""
-    from engine import reveal_log
+    from engine.operator import by_else_os_user
 
     if by is not None and not reveal:
         raise typer.BadParameter("--by names who reveals: it goes with --reveal", param_hint="--by")
     try:
-        return reveal_log.where_offline(by)
+        return by_else_os_user(by)
     except ValueError as exc:
         raise typer.BadParameter(str(exc).split(": ", 1)[-1], param_hint="--by") from None

@@ -89,7 +89,7 @@ from engine.ledger import storage_faults
 from engine.ledger_store import SCHEMA_VERSION
 from engine.calexpiry import WARN_DAYS, engine_today, run_out
 from engine.certexpiry import ADMIN, expired_running, nearest, on_disk, served_dict
-from engine.ledger_query import get_deal, letter_history, query_dead_letters, query_deals
+from engine.ledger_query import get_deal, letter_history, letter_purge, query_dead_letters, query_deals
 from engine.ops.ledger_reads import read_in_process
 from engine.ops.observe import RouteCounts
 
@@ -503,6 +503,9 @@ class EngineBackend:
         row["raw_base64"] = base64.b64encode(bytes(raw)).decode() if raw is not None else None
         # the letters of its message when a retry refused again left it in another (both ways)
         row["history"] = await read_in_process(letter_history, Path(self.engine.ledger.path), letter_id=letter_id)
+        # a purged letter: when and by whom (its status event), as `bsp dead show` says on the ledger file
+        row["purge"] = (await read_in_process(letter_purge, Path(self.engine.ledger.path), letter_id=row["id"])
+                        if row.get("status") == "purged" else None)
         row["approvals"] = await self._approvals_of(row["id"])
         return row
 
@@ -691,10 +694,15 @@ class EngineBackend:
         from engine.four_eyes import finish
 
         outcome = str(run.get("outcome") or ("done" if run.get("ok", True) else "failed"))[:2000]
+        # a release: its run's deal and where its reply went (the reply's values stay on that deal, under its
+        # fields' rules, as the event `hold release ran` keeps them)
+        reply = run.get("reply")
+        more = {"deal": run.get("deal"),
+                "reply": {k: v for k, v in reply.items() if k != "values"} if isinstance(reply, Mapping) else None}
         with trio.CancelScope(shield=True):
             try:
                 await self.engine.ledger.with_store(finish, request_id, bool(run.get("ok", True)), outcome,
-                                                    now=self._clock())
+                                                    now=self._clock(), **more)
             except Exception as exc:      # noqa: BLE001 - the ledger cannot write: the request shows interrupted
                 log.error("four eyes: request %s: its outcome could not be recorded (%s): it shows as interrupted "
                           "until decided again", request_id, exc)
@@ -807,8 +815,10 @@ class EngineBackend:
                 if done is None:
                     return {"ok": False, "outcome": f"failed: deal {target} is no longer in the ledger"}
                 run = dict(done.get("run") or {})
+                # a release: its run's deal and where its reply went, as the direct release answers them
+                ran = {k: run[k] for k in ("deal", "reply") if run.get(k) is not None}
                 return {**dict(done), "ok": bool(run.get("ok", True)), "outcome": run.get("outcome") or
-                        f"{params.get('outcome')} recorded by {requester}, approved by {approver}"}
+                        f"{params.get('outcome')} recorded by {requester}, approved by {approver}", **ran}
             if action == "config.reload":
                 return await self._reload_approved(req, requester, approver)
             if action == "dead.purge":

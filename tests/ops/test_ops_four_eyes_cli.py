@@ -89,6 +89,16 @@ def test_a_release_waits_for_a_second_operator_and_runs_once(tmp_path: Path) -> 
         assert r.returncode == 0, r.stdout + r.stderr
         assert "approved by bob" in r.stdout and "carried out: committed (deal " in r.stdout, r.stdout
         assert back.refs == ["H1"]                               # the held request ran, once
+        # and where its reply went, as a direct release says it (the sender was answered `held` on its own
+        # connection): in bob's answer, in the recorded approval (`bsp approvals list`) and in the held request's `bsp dead show`
+        assert "its reply went to no one (the sender was answered `held`" in r.stdout, r.stdout
+        r2 = bsp("bob", admin, "approvals", "list", "--live", "--all", "--json")
+        (done,) = [q for q in map(orjson.loads, r2.stdout.splitlines()) if q["id"] == req["id"]]
+        assert done["run"]["deal"] and done["run"]["reply"]["kept_on"] == done["run"]["deal"], done
+        assert done["run"]["reply"]["delivered"] is False and "values" not in done["run"]["reply"], done
+        r2 = bsp("bob", admin, "dead", "show", held["H1"], "--live")        # its four-eyes line says it too
+        (line,) = [ln for ln in r2.stdout.splitlines() if "deal.release requested by alice" in ln]
+        assert f"; its reply went to no one, kept on deal {done['run']['deal']}" in line, r2.stdout
         r = bsp("bob", admin, "approvals", "approve", req["id"], "--live", "--reason", "again")
         assert r.returncode == 1 and "is already approved by bob" in r.stderr, r.stderr
         assert back.refs == ["H1"]

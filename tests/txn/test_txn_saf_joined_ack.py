@@ -87,6 +87,15 @@ async def test_a_reversal_joined_to_the_engines_queued_one_records_its_acknowled
     assert said in out.output, out.output
     assert f"code {code}" in out.output.split(said)[1].splitlines()[0], out.output
     assert DE90 in out.output
+    # its dead letter (the advice timed out) waits, but the reversal it joined was acknowledged: the story does not
+    # send the operator to `bsp dead retry` (it would send the reversal again) but says what to do instead
+    (letter,) = rows(ledger, "SELECT id, status FROM dead_letters WHERE id = ?", [rev["deal_id"]])
+    assert letter["status"] == "new", letter
+    story = out.output.split("dead letter:")[1]
+    assert "bsp dead retry" not in story, story
+    assert "but its reversal was acknowledged" in story and "no retry is needed" in story, story
+    assert (f"`bsp dead purge {rev['deal_id']}`" in story) == (code == "00"), story
+    assert (f"ask the host about the original (`bsp deals show {purchase['deal_id']}`)" in story) == (code != "00"), story
 
 
 async def test_a_reversal_joined_before_a_restart_gets_the_acknowledgement_after_it(
