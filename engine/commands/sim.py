@@ -268,7 +268,7 @@ def traffic(
         raise typer.Exit(1)
     for line in summary_lines(results):
         typer.echo(line)
-    for line in notes(results, service):
+    for line in [*target.calendars.notes, *notes(results, service)]:
         typer.echo(line, err=True)
     if tls is None and address is not None and results and not any(r.replies for r in results):
         from engine.sim.bill_traffic import speaks_tls
