@@ -22,7 +22,8 @@ sim_app = typer.Typer(help="Service simulators for an engine you run yourself: i
                       no_args_is_help=True)
 
 CONFIG_HELP = ("Route files or folders, or one deployment file, as given to bsp run (repeatable); the "
-               "simulators use its channels' addresses and formats. Default: routes/SERVICE/ of each service.")
+               "simulators use its channels' addresses and formats, and date requests by its calendars. Default: "
+               "routes/SERVICE/ of each service.")
 
 
 def _address(text: str, option: str) -> tuple[str, int]:
