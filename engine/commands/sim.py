@@ -22,7 +22,8 @@ sim_app = typer.Typer(help="Service simulators for an engine you run yourself: i
                       no_args_is_help=True)
 
 CONFIG_HELP = ("Route files or folders, or one deployment file, as given to bsp run (repeatable); the "
-               "simulators use its channels' addresses and formats. Default: routes/SERVICE/ of each service.")
+               "simulators use its channels' addresses and formats, and date requests by its calendars. Default: "
+               "routes/SERVICE/ of each service.")
 
 
 def _address(text: str, option: str) -> tuple[str, int]:
@@ -268,7 +269,7 @@ def traffic(
         raise typer.Exit(1)
     for line in summary_lines(results):
         typer.echo(line)
-    for line in notes(results, service):
+    for line in [*target.calendars.notes, *notes(results, service)]:
         typer.echo(line, err=True)
     if tls is None and address is not None and results and not any(r.replies for r in results):
         from engine.sim.bill_traffic import speaks_tls

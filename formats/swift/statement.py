@@ -17,7 +17,8 @@ splits them into their numbered sub-fields (``parse_ns``: lines "NNtext").
 ``iter_statements(text)`` gives each statement with its offset, or the FormatError
 of a statement with a bad field, so one bad statement does not hide the others;
 ``check_statement(fields)`` checks the mandatory fields (opening and closing
-balance of an MT940, ...), which the conformance corpus's fragments do not all have.
+balance of an MT940, ...), which the conformance corpus's fragments do not all have, naming the message
+(a FIN message's type, MT950 say, from its block 2).
 
 ``statement_view(fields)`` -> {"statement": {...}, "transactions": [...]} with
 signed ``Decimal`` amounts (debits negative), ``date`` objects and each :61:
@@ -25,6 +26,7 @@ paired with the :86: that follows it.
 """
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import re
 from decimal import Decimal
@@ -41,6 +43,8 @@ _TAG = re.compile(r"^:(\d{2}[A-Z]?|NS):")
 _END = re.compile(r"-(?:\}.*)?")
 _FIN_START = re.compile(r"\{1:[FAL]\d\d")
 _FIN_B2 = re.compile(r"\{2:[IO](\d{3})")
+# a FIN message's basic header and the message type its application header (block 2) says
+_FIN_HEAD = re.compile(r"\{1:[FAL]\d\d[^{}]*\}\s*\{2:[IO](\d{3})")
 _ONLY = "only statements are read here: MT940, MT942, MT950 (FIN messages or bank .sta exports)"
 
 
@@ -113,6 +117,7 @@ def iter_statements(text: str, *, check: bool = False, balances: bool = False
                             hint="a camt.053 / camt.052 statement is XML, read as ISO 20022"
                             if what.startswith("an XML") else None)
     items: list[tuple[int, Any]] = sorted([*parts, *refused], key=lambda p: p[0])
+    fin = _fin_types(text)
     closed: dict[str, tuple[dict[str, Any], int, str]] = {}   # account -> (its last 62a, statement no, 28C)
     for no, (start, raw) in enumerate(items, 1):
         if isinstance(raw, FormatError):
@@ -123,7 +128,7 @@ def iter_statements(text: str, *, check: bool = False, balances: bool = False
             fields = _fields(raw)
             offsets = [off for _, _, off in raw]
             if check:
-                check_statement(fields, start, offsets)
+                check_statement(fields, start, offsets, mt=_type_at(fin, start))
             if balances:
                 check_continuity(fields, closed, no, start, offsets)    # first: it notes this closing balance
                 check_balances(fields, start, offsets)
@@ -133,6 +138,24 @@ def iter_statements(text: str, *, check: bool = False, balances: bool = False
             yield start, exc
             continue
         yield start, fields
+
+
+def _fin_types(text: str) -> list[tuple[int, int, str]]:
+    """(start, end of block 4, type its block 2 says) of each FIN message of ``text``, in order."""
+    spans = []
+    for m in _FIN_HEAD.finditer(text):
+        end = text.find("-}", m.end())
+        spans.append((m.start(), end if end >= 0 else len(text), m[1]))
+    return spans
+
+
+def _type_at(spans: list[tuple[int, int, str]], at: int) -> str | None:
+    """The type ("950") of the FIN message whose block 4 holds offset ``at``; None for a bank export's
+    statement (no FIN envelope)."""
+    i = bisect.bisect_right([b for b, _, _ in spans], at) - 1
+    if i >= 0 and at <= spans[i][1]:
+        return spans[i][2]
+    return None
 
 
 def _other_messages(text: str) -> tuple[str, list[tuple[int, NotAStatement]]]:
@@ -194,20 +217,23 @@ _NAMES = {"60F": "opening balance", "60M": "opening balance", "62F": "closing ba
           "28C": "statement number", "28": "statement number", "34F": "floor limit", "13D": "date/time indication"}
 
 
-def check_statement(fields: Statement, start: int | None = None, offsets: list[int] | None = None) -> None:
-    """A statement's mandatory fields are there (MT940, or MT942 when it has :34F: or :13D:) and
+def check_statement(fields: Statement, start: int | None = None, offsets: list[int] | None = None, *,
+                    mt: str | None = None) -> None:
+    """A statement's mandatory fields are there (MT940 and MT950, or MT942 when it has :34F: or :13D:) and
     its balances agree on the currency (network rule C27: the first two letters of the currency
-    of 60a, 62a, 64 and 65 are the same); raises a FormatError naming the tag, at the
-    statement's offset ``start`` (or at the field, given the fields' ``offsets``)."""
+    of 60a, 62a, 64 and 65 are the same); raises a FormatError naming the tag and the message (``mt``, the
+    type a FIN message's block 2 says, "950"; without it, a bank export's: MT940, or MT942 by its fields), at
+    the statement's offset ``start`` (or at the field, given the fields' ``offsets``)."""
     tags = {f["tag"] for f in fields}
-    mt942 = bool(tags & {"34F", "13D"})
-    for alts in (_MANDATORY_942 if mt942 else _MANDATORY_940):
+    mt942 = mt == "942" if mt in STATEMENT_TYPES else bool(tags & {"34F", "13D"})
+    kind = STATEMENT_TYPES[mt] if mt in STATEMENT_TYPES else ("MT942" if mt942 else "MT940")
+    mandatory = _MANDATORY_942 if mt942 else _MANDATORY_940
+    for alts in mandatory:
         if not tags & set(alts):
             name = " / ".join(f":{t}:" for t in alts)
-            raise FormatError(f"mandatory field {name} ({_NAMES[alts[0]]}) is missing from this "
-                              f"{'MT942' if mt942 else 'MT940'} statement", offset=start, field=alts[0],
-                              hint=f"an {'MT942' if mt942 else 'MT940'} statement needs "
-                                   + ", ".join(f":{a[0]}:" for a in (_MANDATORY_942 if mt942 else _MANDATORY_940)))
+            raise FormatError(f"mandatory field {name} ({_NAMES[alts[0]]}) is missing from this {kind} statement",
+                              offset=start, field=alts[0],
+                              hint=f"an {kind} statement needs " + ", ".join(f":{a[0]}:" for a in mandatory))
     first = None
     for i, f in enumerate(fields):
         if f["tag"] in ("60F", "60M", "62F", "62M", "64", "65"):

@@ -150,3 +150,30 @@ def test_every_corpus_statement_file_is_still_a_statement(case):
         pytest.skip(f"conformance corpus not found at {CORPUS.resolve()}")
     items = list(iter_statements(path.read_bytes().decode("latin-1")))
     assert items and not any(isinstance(x, NotAStatement) for _, x in items)
+
+
+def _corpus_mt950() -> str:
+    """The corpus's multi-entry MT940 (mt940_cmxl_multi_txn, its first statement) as a correspondent's MT950:
+    its :86: lines left out (an MT950 has none), in a FIN output message whose block 2 says 950."""
+    lines = _corpus("swift/mt940_cmxl_multi_txn/input/mt940.sta").splitlines()
+    first = lines[:lines.index("-")]
+    body = [ln for ln in first if ln.strip() and not ln.startswith(":86:")]
+    return ("{1:F01BANKDEFFAXXX0000000000}{2:O9501200131017CHASUS33AXXX00000000001310171200N}{4:\r\n"
+            + "\r\n".join(body) + "\r\n-}{5:{CHK:123456789ABC}}\r\n")
+
+
+def test_an_mt950_missing_a_mandatory_field_is_named_an_mt950():
+    """A FIN MT950 without its opening balance: the refusal names the message its block 2 says (it called it
+    "this MT940 statement"); the same fields as a bank export (no envelope) are an MT940's."""
+    mt950 = _corpus_mt950()
+    ((_, fields),) = list(iter_statements(mt950, check=True))
+    assert not isinstance(fields, FormatError), fields
+    bad = "\r\n".join(ln for ln in mt950.split("\r\n") if not ln.startswith(":60F:"))
+    ((start, err),) = list(iter_statements(bad, check=True))
+    assert isinstance(err, FormatError)
+    assert "mandatory field :60F: / :60M: (opening balance) is missing from this MT950 statement" in err.message
+    assert "an MT950 statement needs :20:" in (err.hint or "")
+    assert bad[start:].startswith(":20:131110") and err.field == "60F"
+    export = bad[bad.index(":20:"):bad.index("-}")] + "-\r\n"
+    ((_, err),) = list(iter_statements(export, check=True))
+    assert "missing from this MT940 statement" in err.message

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import functools
 import random
-from dataclasses import dataclass
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 from zoneinfo import ZoneInfo
 
 from engine.sim.services.model import refuses
@@ -31,6 +33,8 @@ CN_EXCHANGE = CalendarRef(ROUTES / "common" / "dealing_days.route", "cn_exchange
 # the CNAPS business days (China's holidays and the weekend days worked in their place): the remittance
 # routes' cny_calendar
 CNY_HOLIDAYS = CalendarRef(ROUTES / "remittance" / "remittance.route", "cny_calendar")
+# the calendars the simulators date requests by
+SHIPPED = (TARGET2, CN_EXCHANGE, CNY_HOLIDAYS)
 
 def money(rng: random.Random, low: int, high: int) -> Decimal:
     """An amount between low and high (whole units), with cents."""
@@ -107,26 +111,93 @@ def _declaration(route: Path, table: str, _stamp: tuple[int, int]) -> Any:
     return decl
 
 
-_TABLES: dict[tuple[str, str], tuple[tuple[int, int], Any]] = {}      # (route, table) -> (its CSV's stamp, table)
+# (CSV file, table, key, effective column) -> (the CSV's stamp, table)
+_TABLES: dict[tuple[str, str, str, str | None], tuple[tuple[int, int], Any]] = {}
 
 
-def _table(route: Path, decl: Any) -> Any:
+def _table(decl: Any) -> Any:
     from dsl.tables import load_table
     stamp = _stamp(Path(decl.path))
-    hit = _TABLES.get((str(route), decl.name))
+    key = (str(decl.path), decl.name, decl.key, decl.effective)
+    hit = _TABLES.get(key)
     if hit is None or hit[0] != stamp:
-        hit = _TABLES[str(route), decl.name] = (stamp, load_table(decl))
+        hit = _TABLES[key] = (stamp, load_table(decl))
     return hit[1]
+
+
+@dataclass
+class SimCalendars:
+    """The calendars of the configuration the simulators serve (``bsp sim --config``, the demo's routes): its
+    table declarations by name (``program.tables``).  A simulator asking for a calendar (``CalendarRef``) reads
+    the configuration's table of that name, so a deployment's own calendar file, or its effective-dated change,
+    dates the requests as the engine it talks to reckons; a configuration that declares no such table leaves
+    the shipped one (the ``CalendarRef``'s route file), said once in ``notes`` (and to ``say``, when given)."""
+    tables: dict[str, Any]
+    label: str = "the configuration"
+    say: Callable[[str], None] | None = None
+    notes: list[str] = field(default_factory=list)
+    _fell_back: set[str] = field(default_factory=set)
+
+    def declaration(self, ref: CalendarRef) -> Any | None:
+        decl = self.tables.get(ref.table)
+        if decl is not None:
+            return decl
+        if ref.table not in self._fell_back:
+            self._fell_back.add(ref.table)
+            note = (f"note: {self.label} declares no table {ref.table}: the simulators date their requests by the "
+                    f"shipped calendar ({_shown(ref.route)}, table {ref.table}); declare the table in the "
+                    f"configuration for its own")
+            self.notes.append(note)
+            if self.say is not None:
+                self.say(note)
+        return None
+
+    def warm(self) -> None:
+        """Read now (start-up work, not in the middle of traffic) the configuration's tables of the calendars
+        the simulators use (``SHIPPED``)."""
+        for ref in SHIPPED:
+            decl = self.tables.get(ref.table)
+            if decl is not None:
+                _table(decl)
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(ROUTES.parent))
+    except ValueError:
+        return str(path)
+
+
+_IN_USE: ContextVar[SimCalendars | None] = ContextVar("sim_calendars", default=None)
+
+
+@contextmanager
+def using_calendars(calendars: SimCalendars | None) -> Iterator[None]:
+    """Inside (and in the tasks started inside), ``read_calendar`` reads ``calendars``' tables first; the
+    configuration's tables the simulators use are read on entry (``SimCalendars.warm``).  None: the shipped ones."""
+    if calendars is None:
+        yield
+        return
+    calendars.warm()
+    token = _IN_USE.set(calendars)
+    try:
+        yield
+    finally:
+        _IN_USE.reset(token)
 
 
 def read_calendar(ref: CalendarRef) -> Any:
     """The calendar ``ref`` names, read the way the engine reads it: the route file's declaration of the table
     (``dsl.load``), its CSV loaded as a table (``dsl.tables.load_table``: an effective-dated table keeps each
     day's versions) and read as a calendar (``dsl.calendars.calendar_of``: a day by its row in force on that
-    day); read again when the route or the CSV file changes."""
+    day); read again when the route or the CSV file changes.  Inside ``using_calendars``, the configuration's
+    table of that name instead, when it declares one."""
     from dsl.calendars import calendar_of
-    decl = _declaration(ref.route, ref.table, _stamp(ref.route))
-    return calendar_of(_table(ref.route, decl), "business_day")
+    calendars = _IN_USE.get()
+    decl = calendars.declaration(ref) if calendars is not None else None
+    if decl is None:
+        decl = _declaration(ref.route, ref.table, _stamp(ref.route))
+    return calendar_of(_table(decl), "business_day")
 
 
 def business_day(day: date, calendar: CalendarRef = TARGET2) -> date:

@@ -48,6 +48,7 @@ from engine.sim.mainframe import EXPECT, MainframeSim
 from engine.sim.repeats import REPEAT_SHARE
 from engine.sim.progress import load_progress
 from engine.sim.services.catalog import ROUTES_DIR, SERVICES
+from engine.sim.services.common import SimCalendars, using_calendars
 from engine.sim.services.harness import running_services
 from engine.sim.services.registry import services_registry
 from engine.sim.summary import (bill_mix_line, next_steps, overall_table, reading_guide, repeats_line, service_table,
@@ -233,7 +234,9 @@ def run_all_services_demo(*, per_service: int = 200, bill_count: int | None = No
                     out["twice"] += [(channel, ref, n) for ref, n in sorted(calls.items()) if n > 1]
 
     try:
-        with file_channel_tally() as tally, engine_clock(at):
+        # the simulators date requests by the program's calendars, read here (not in the middle of traffic)
+        with file_channel_tally() as tally, engine_clock(at), \
+                using_calendars(SimCalendars(dict(program.tables), "the demo's routes", say=lambda note: console.print(note, highlight=False, markup=False))):
             trio.run(main)
     except LedgerError as exc:               # the ledger file another engine holds, say
         raise DemoError(_ledger_hint(exc)) from None

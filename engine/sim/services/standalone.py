@@ -24,6 +24,7 @@ from typing import Any, Callable, TextIO
 import trio
 
 from engine.sim.services.catalog import ROUTES_DIR, SERVICES
+from engine.sim.services.common import using_calendars
 from engine.sim.services.model import KINDS, Service
 
 BILL = "bill_payment"
@@ -63,6 +64,16 @@ class Target:
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     label: str = ""                              # what was compiled, for messages
     _binder: Any = None
+    _calendars: Any = None
+
+    @property
+    def calendars(self) -> Any:
+        """The configuration's calendars the simulators date requests by (``common.SimCalendars``); its
+        ``notes`` say a calendar it does not declare, for which the shipped one was read."""
+        if self._calendars is None:
+            from engine.sim.services.common import SimCalendars
+            self._calendars = SimCalendars(dict(self.program.tables), self.label or "the configuration")
+        return self._calendars
 
     def codec(self, fmt: str) -> Any:
         if self._binder is None:
@@ -315,7 +326,8 @@ async def serve_counterparts(target: Target, services: list[str], listen: dict[s
         if speaks[channel]:
             sim.tls = tls
     running: list[Running] = []
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+    target.calendars.say = lambda note: print(note, file=out, flush=True)
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals, using_calendars(target.calendars):
         async with trio.open_nursery() as nursery:
             for name, channel, sim, what in planned:
                 host, port = listen.get(channel) or target.address(channel, name)
@@ -451,18 +463,20 @@ async def send_traffic(target: Target, service: str, count: int, *, to: tuple[st
         deadline = 60.0 + (count / rate if rate else 0.0)
     if service == BILL:
         return [await _bill(target, count, to, rate, weights, repeats, connections, seed, deadline, progress, tls)]
-    results = []
+    results: list[Sent] = []
     svcs = services_named(service)
     for svc in svcs:
         if svc.transport == "file":
             raise SimError(f"{service} takes batch files (channel {svc.inbound}), not requests: `bsp sim traffic` "
                            f"sends TCP and HTTP requests; `bsp demo` and tests/services drive it")
-    for svc in svcs:
-        _check_count(svc, count)
-    async with trio.open_nursery() as nursery:
+    # the requests are dated by the configuration's calendars (target.calendars.notes: one it lacks), read now
+    with using_calendars(target.calendars):
         for svc in svcs:
-            nursery.start_soon(_one, target, svc, count, to, rate, weights, repeats, connections, seed, deadline,
-                               progress, results, tls)
+            _check_count(svc, count)
+        async with trio.open_nursery() as nursery:
+            for svc in svcs:
+                nursery.start_soon(_one, target, svc, count, to, rate, weights, repeats, connections, seed,
+                                   deadline, progress, results, tls)
     return results
 
 
