@@ -143,3 +143,25 @@ def test_bsp_command_is_what_the_shell_can_start(tmp_path, monkeypatch):
     venv_bsp.chmod(0o755)
     monkeypatch.setenv("PATH", str(venv_bsp.parent))
     assert demo_mod.bsp_command() == "bsp"                      # on PATH (an activated venv): plain bsp
+
+
+def test_a_second_demo_on_the_same_ledger_loses_nothing_either(tmp_path):
+    """``make demo`` twice the same day in one checkout: the key store outlives a run, so a simulator whose
+    route keys a deal on something else than the reference (the cooling-off cancellation: insurer + policy)
+    must not send the first run's keys again, or the second run's requests come back duplicates of the first
+    run's deals (37 "lost" in a full second demo, 2026-11-28)."""
+    ledger = tmp_path / "bsp.duckdb"
+    counts = []
+    for _ in range(2):
+        res = run_all_services_demo(per_service=40, bill_count=60, ledger_path=ledger,
+                                    console=Console(file=StringIO(), width=100))
+        assert res["lost"] == 0, res["lost_examples"]
+        assert res["unexpected"] == 0
+        counts.append(res["sent"])
+    con = duckdb.connect(str(ledger), read_only=True)
+    try:
+        cancels = con.execute("SELECT count(*) FROM deals WHERE route = 'cooling_off_cancel' "
+                              "AND status <> 'duplicate'").fetchone()[0]
+    finally:
+        con.close()
+    assert cancels >= 2         # the case this guards ran in both runs (a cancellation is one request in ten)

@@ -52,14 +52,16 @@ def make(kind: str, n: int, rng: random.Random, run: str = "") -> Request:
 
 
 def make_cancel(kind: str, n: int, rng: random.Random, run: str = "") -> Request:
-    """An IP02 cooling-off cancellation: its policy number is new per request (the route's key is the
-    insurer and the policy), requested today, delivered 0 to 10 days before (30 for a rejected one)."""
+    """An IP02 cooling-off cancellation: its policy number is new per request and per run (the route's key is
+    the insurer and the policy, and the key store outlives a run: the number carries the reference less its
+    ``IC``, so the run's tag, and a second ``make demo`` the same day cancels other policies, not the first
+    run's again), requested today, delivered 0 to 10 days before (30 for a rejected one)."""
     ref = trace("IC", n, kind, run=run)
     from dsl.clock import now                  # the engine's clock (bsp run / demo / sim --at), as the route's today()
     today = now().astimezone(ZoneInfo("Asia/Shanghai")).date()
     delivered = today - dt.timedelta(days=30 if kind == "rejected" else rng.randrange(0, 11))
     values: dict[str, Any] = {
-        "txn_code": "IP02", "trace_no": ref, "policy_no": f"C{rng.randrange(10**12):012d}{ref[-6:]}",
+        "txn_code": "IP02", "trace_no": ref, "policy_no": f"C{rng.randrange(10**5):05d}{ref[2:]}",
         "insurer": rng.choice(("PICC", "PAIC", "CLIC")), "payer_acct": f"6222{rng.randrange(10**12):012d}",
         "payer_name": rng.choice(("ZHANG WEI", "LI NA", "WANG FANG")), "premium": money(rng, 200, 50_000),
         "currency": "CNY", "delivery_date": int(delivered.strftime("%Y%m%d")),
