@@ -31,13 +31,13 @@ from typing import Any, Callable
 
 class Staging:
     def __init__(self) -> None:
-        self._bound: weakref.ref[Any] | None = None        # the binder whose values are in force
+        self._bound: weakref.ref[Any] | None = None        # the binder whose values are in force (None: none yet)
         self._staged: tuple[weakref.ref[Any], Callable[[], None]] | None = None
         self._before: tuple[weakref.ref[Any], Any] | None = None  # the binder the last adopt replaced, what is kept for it
 
     @property
     def bound(self) -> Any:
-        """The binder whose values are in force (None: none yet, or it was freed)."""
+        """The binder whose values are in force (None: none yet, or it was freed; ``bind`` tells them apart)."""
         return self._bound() if self._bound is not None else None
 
     @property
@@ -51,8 +51,11 @@ class Staging:
         return self._before[1] if self._before is not None and self._before[0]() is not None else None
 
     def bind(self, ctx: Any, apply: Callable[[], None]) -> None:
-        bound = self.bound
-        if bound is None or bound is ctx:
+        """``ctx``'s values: in force at once when nothing was bound before (the channel's first configuration)
+        or ``ctx`` is the binder in force; else staged until ``adopt(ctx)``.  A binder in force that was freed
+        (a reload kept the channel in a version that binds nothing of it, and the old version ended) is not
+        "nothing bound": the values in force stay until a swap adopts new ones, not a dry run's."""
+        if self._bound is None or self.bound is ctx:
             apply()
             self._bound = weakref.ref(ctx)
         else:

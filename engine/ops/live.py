@@ -52,8 +52,7 @@ from engine.ops.generation import Generation, HandlerRef, build_generation
 from engine.ops.plan import ReloadPlan, plan_reload
 from engine.runtime.guard import channel_label, failure_text, guarded
 from engine.runtime.internal_log import new_faults
-from engine.txn import recover as recover_in_flight
-from engine.txn import backlog, saf
+from engine.txn import backlog, keyopen, saf
 from engine.txn.safroute import strand_warnings
 
 log = logging.getLogger("bsp.reload")
@@ -210,14 +209,6 @@ def drain_lines(report: list[tuple[str, list[str | None], str]]) -> list[str]:
     return lines
 
 
-def _key_index_opening(disps: list[Any]) -> bool:
-    """Whether the log of one of these dispatchers' transaction managers is being opened in a worker thread
-    (begun here when its key index must be made again: engine/txn/keyopen.py)."""
-    from engine.txn.keyopen import start
-    return any([start(m) is not None for m in {id(m): m for m in (getattr(d, "txn", None) for d in disps)
-                                               if m is not None}.values()])
-
-
 class LiveEngine:
     def __init__(self, registry: Any, ledger: Any, *, load: Loader, observer: Any = None,
                  grace: float = 10.0) -> None:
@@ -313,15 +304,13 @@ class LiveEngine:
         log.info("draining: no new connections or requests; finishing in-flight exchanges")
         for gen_ch in self._all_channels():
             self._stop_accepting(gen_ch)
-        stopped = await self._stop_key_index()
+        waiting = await keyopen.stop_all(self.current.dispatchers.values() if self.current is not None else ())
         self._listeners_done = trio.Event()
-        with trio.move_on_after(0 if stopped else self.grace) as timer:
+        with trio.move_on_after(0 if waiting is not None else self.grace) as timer:
             if self._listeners:
                 await self._listeners_done.wait()
-        if stopped:
-            log.warning("drain: the key store's index was still being made again: stopped, nothing of it kept (the "
-                        "next start makes it again); requests waiting for it were not run, nothing of them "
-                        "recorded: their clients get no reply and may send them again")
+        if waiting is not None:         # a rebuild of the key index was stopped: its waiting requests cancelled
+            log.warning(keyopen.stopped_warning(waiting))
             return
         if timer.cancelled_caught:
             self.cancelled = self.in_flight_report()
@@ -332,24 +321,9 @@ class LiveEngine:
             log.warning("drain: grace period of %gs over; %d exchange(s) still in flight were cancelled: %s",
                         self.grace, n, "; ".join(drain_lines(self.cancelled)))
 
-    async def _stop_key_index(self) -> bool:
-        """Stop a rebuild of the key store's index still running (engine/txn/keyopen.py) and wait for its thread
-        to end; True when one was stopped (the requests waiting for it are cancelled, not waited for)."""
-        from engine.txn.keyopen import stop
-        disps = list(self.current.dispatchers.values()) if self.current is not None else []
-        stopped = False
-        for mgr in {id(m): m for m in (getattr(d, "txn", None) for d in disps) if m is not None}.values():
-            stopped |= await stop(mgr)
-        return stopped
-
     def key_index(self) -> list[Any]:
         """The rebuilds of the key store's index under way (``answers.Rebuild``; ``bsp status``)."""
-        disps = list(self.current.dispatchers.values()) if self.current is not None else []
-        out = []
-        for mgr in {id(m): m for m in (getattr(d, "txn", None) for d in disps) if m is not None}.values():
-            if mgr.opening is not None:
-                out.append(mgr.opening.rebuild)
-        return out
+        return keyopen.rebuilds(self.current.dispatchers.values() if self.current is not None else ())
 
     def in_flight_report(self) -> list[tuple[str, list[str | None], str]]:
         """(route, the references of its exchanges running now (None: not known yet), what becomes of
@@ -429,16 +403,8 @@ class LiveEngine:
             if ch.role in ("connect", "both"):
                 await self._start_channel(name, ch, None, gen)
         # deals a crash left in flight are resolved before these channels take traffic (engine/txn)
-        disps = [gen.dispatchers[n] for n in names if n in gen.dispatchers]
-        if _key_index_opening(disps):
-            # the key store's index is made again in a worker thread (minutes at millions of keys): the channels
-            # listen and the admin API answers meanwhile; each batch waits in its dispatcher (``TxnManager.ready``)
-            # until the log is open and its channel's deals in flight are resolved (engine/txn/keyopen.py)
-            log.warning("the key store's index is being made again (index.sqlite lost or damaged): channels "
-                        "listen, and their requests wait until it is done; `bsp status` shows how far it got")
-            self._nursery.start_soon(recover_in_flight, disps)
-        else:
-            await recover_in_flight(disps)
+        # (in the background while the key store's index is made again in a worker thread: engine/txn/keyopen.py)
+        await keyopen.recover(self._nursery, [gen.dispatchers[n] for n in names if n in gen.dispatchers])
         for name in names:
             disp = gen.dispatchers.get(name)
             if disp is not None:

@@ -121,16 +121,24 @@ class Dispatcher:
         self.totals = counting.totals_of(routes)
         # the statement chains its routes' `continuity` steps check against (engine/statement_chains.py)
         self.chains = chaining.chains_of(routes)
+        # requests read and waiting to run: for the key store's log (its index made again in a worker thread,
+        # engine/txn/keyopen.py), the recovery of the deals in flight, the totals; not yet in ``running``.
+        # A drain that stops the rebuild of the key index says how many it cancelled (``keyopen.stop_all``)
+        self.waiting = 0
 
     # -- ExchangeHandler ----------------------------------------------------
     async def handle(self, conn: ConnInfo, frames: list[bytes]) -> list[bytes | None]:
         txn = self.txn
-        if self.totals is not None and not self.totals.loaded:
-            await counting.rebuild(self)    # the totals as the ledger and the deals in flight leave them
-        if self.chains is not None and not self.chains.loaded:
-            await self.chains.rebuild(self.ledger)      # each account's last statement, from the ledger
-        if txn is not None:
-            await txn.ready(self)           # deals left in flight by a crash are resolved first
+        self.waiting += len(frames)
+        try:
+            if self.totals is not None and not self.totals.loaded:
+                await counting.rebuild(self)    # the totals as the ledger and the deals in flight leave them
+            if self.chains is not None and not self.chains.loaded:
+                await self.chains.rebuild(self.ledger)      # each account's last statement, from the ledger
+            if txn is not None:
+                await txn.ready(self)           # deals left in flight by a crash are resolved first
+        finally:
+            self.waiting -= len(frames)
         now = datetime.now(_UTC)
         exs = [Exchange(self.channel, conn, raw, now, i) for i, raw in enumerate(frames)]
         heads = conn.extra.get("headers") if conn.extra else None

@@ -25,8 +25,7 @@ from engine.runtime.dispatch import BoundRoute, Dispatcher, DispatchStats
 from engine.runtime.guard import channel_label, guarded
 from engine.runtime.internal_log import new_faults
 from engine.runtime.stepfail import label_of
-from engine.txn import recover as recover_in_flight
-from engine.txn import backlog, saf
+from engine.txn import backlog, keyopen, saf
 from formats.versioned import versioned
 
 log = logging.getLogger("bsp.switchboard")
@@ -119,6 +118,7 @@ class Switchboard:
         self._drain = trio.Event()
         self.finished = trio.Event()
         self.draining = False
+        self._rebuild_stopped = False       # the drain stopped a rebuild of the key index (its own warning)
 
     def _build_step(self, step: Any, route: Any) -> Any:
         spec = self.registry.get("step", step.kind)
@@ -168,8 +168,9 @@ class Switchboard:
                     await outer.start(partial(guarded, ch.run, what=self._label(name)))
             if self.store_and_forward:     # before recovery, which may queue reversals
                 self.saf = saf.attach(self.dispatchers.values)
-            # deals a crash left in flight are resolved before any channel takes traffic
-            await recover_in_flight(self.dispatchers.values())
+            # deals a crash left in flight are resolved before any channel takes traffic (while the key store's
+            # index is made again, in the background: the channels listen, a drain stops it; engine/txn/keyopen.py)
+            await keyopen.recover(outer, self.dispatchers.values())
             for q in self.saf:
                 outer.start_soon(saf.serve, q)
             backlog.keep_all_up(outer, self.dispatchers.values())    # the log catches up once it has room
@@ -180,7 +181,7 @@ class Switchboard:
                         await inbound.start(partial(guarded, self.channels[name].serve, disp,
                                                     what=self._label(name)))
                     task_status.started(self)
-            if hard.cancelled_caught:
+            if hard.cancelled_caught and not self._rebuild_stopped:
                 log.warning("drain: grace period of %gs over; in-flight exchanges were cancelled", self.grace)
             outer.cancel_scope.cancel()
 
@@ -189,7 +190,12 @@ class Switchboard:
         log.info("draining: no new connections or requests; finishing in-flight exchanges")
         for name in self.dispatchers:
             self.channels[name].stop_accepting()
-        await trio.sleep(self.grace)
+        waiting = await keyopen.stop_all(self.dispatchers.values())
+        if waiting is not None:         # a rebuild of the key index was stopped: its waiting requests cancelled
+            self._rebuild_stopped = True
+            log.warning(keyopen.stopped_warning(waiting))
+        else:
+            await trio.sleep(self.grace)
         hard.cancel()
 
 

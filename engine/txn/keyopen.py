@@ -12,6 +12,13 @@ everything: the admin API did not answer, a signal was not heard.  So the engine
     stop(mgr)           the engine stops: the rebuild stops at its next chunk (or inside a long SQLite statement)
                         and rolls back; nothing of it is kept, and the next start makes the index again
 
+Over an engine's dispatchers (``LiveEngine`` for ``bsp run``, ``Switchboard`` for ``run_program`` and the tests):
+
+    await recover(nursery, disps)   recovery of the deals in flight: awaited, or, while the index is made again,
+                                    run in ``nursery`` (channels listen, each batch waits in ``TxnManager.ready``)
+    await stop_all(disps)           the drain: the rebuilds stopped; the requests that were waiting for them
+                                    (``Dispatcher.waiting``) counted in the drain's warning (``stopped_warning``)
+
 While it runs, ``mgr.opening.rebuild`` (``answers.Rebuild``) says how far it got: ``bsp status`` shows
 ``rebuilding key index: N of M MB read``, and ``GET /ready`` answers not ready with that reason.
 
@@ -117,3 +124,45 @@ async def stop(mgr: Any) -> bool:
     with trio.CancelScope(shield=True):
         await op.done.wait()
     return True
+
+
+def _managers(disps: Any) -> list[Any]:
+    """The transaction managers of these dispatchers, each once."""
+    return list({id(m): m for m in (getattr(d, "txn", None) for d in disps) if m is not None}.values())
+
+
+def rebuilds(disps: Any) -> list[Rebuild]:
+    """The rebuilds of the key store's index under way for these dispatchers (``bsp status``)."""
+    return [op.rebuild for op in (m.opening for m in _managers(disps)) if op is not None]
+
+
+async def recover(nursery: trio.Nursery, disps: Any) -> None:
+    """Resolve the deals these dispatchers' channels left in flight before they take traffic; when a key index
+    must be made again (minutes at millions of keys), in ``nursery`` instead: the channels listen, the admin API
+    answers and a drain stops it meanwhile, and each batch waits in its dispatcher (``TxnManager.ready``) until
+    the log is open and its channel's deals in flight are resolved."""
+    from engine.txn import recover as recover_in_flight
+    disps = list(disps)
+    if any([start(m) is not None for m in _managers(disps)]):
+        log.warning("the key store's index is being made again (index.sqlite lost or damaged): channels "
+                    "listen, and their requests wait until it is done; `bsp status` shows how far it got")
+        nursery.start_soon(recover_in_flight, disps)
+    else:
+        await recover_in_flight(disps)
+
+
+async def stop_all(disps: Any) -> int | None:
+    """The engine drains: stop the rebuilds under way for these dispatchers and wait for their threads to end.
+    None when none ran; else how many requests were waiting for them (not run: the drain cancels them)."""
+    disps = list(disps)
+    stopped = False
+    for mgr in _managers(disps):
+        stopped |= await stop(mgr)
+    return sum(getattr(d, "waiting", 0) for d in disps) if stopped else None
+
+
+def stopped_warning(waiting: int) -> str:
+    """The drain's warning when it stopped a rebuild, ``waiting`` requests waiting for it."""
+    return ("drain: the key store's index was still being made again: stopped, nothing of it kept (the next "
+            f"start makes it again); {waiting} request(s) waiting for it were not run, nothing of them recorded: "
+            "their clients get no reply and may send them again")

@@ -305,6 +305,8 @@ async def _resolve(mgr: Any, disp: Any, p: Any) -> None:
         st.move("flagged")
         await _finish(mgr, disp, ex)
         return
+    for before in br.before:        # a new day's dated screening list: indexed in a worker thread, as handle does
+        await before()
     plan = plan_of(br)
     # a plugin step that sends or books something (ComponentSpec.side_effects) and may have run before
     # the crash is never run again here: its deal goes to an operator (``_effects_in_doubt``)

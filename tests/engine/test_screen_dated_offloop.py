@@ -66,3 +66,50 @@ async def test_a_new_days_list_is_indexed_off_the_loop_and_that_days_deals_wait_
     assert first["code"] == "00"                                    # not listed before 1 December
     assert got == {"D2": "62", "D3": "62", "D4": "00"}              # the list in force on 1 December, whole
     assert builds == [(False, 3)]                                   # once, in a worker thread
+
+
+async def test_a_deal_recovery_runs_again_is_screened_against_a_new_days_list_indexed_off_the_loop(
+        nursery, tmp_path, monkeypatch) -> None:
+    """Start-up recovery runs the steps before a deal's first call again (engine/txn/recovery.py): when the day
+    has turned since the bind (midnight during a long key index rebuild), the new day's index is built in a
+    worker thread there too (``before_batch``), not by ``run`` on the loop."""
+    from contextlib import ExitStack
+
+    from engine.txn.log import TxnLog, log_path
+
+    (tmp_path / "list.csv").write_text(DATED, encoding="utf-8")
+    sent = trio.Event()
+
+    def silent(p: bytes) -> None:           # the call leaves and is never answered: the deal is in flight
+        sent.set()
+    port = await framed_counterpart(nursery, silent, 4)
+    program = compile_text(tmp_path, DATED_ROUTE)
+    ledger = tmp_path / "l.duckdb"
+    with engine_clock(datetime(2026, 11, 30, 23, 59, tzinfo=timezone.utc)):
+        with trio.CancelScope() as crash:
+            async with running(program, ledger, {"back": {"address": f"127.0.0.1:{port}"}}) as sb:
+                c = await Client.open(sb.channel("front").port)
+                try:
+                    await c.send(req("R1", "Marta Elena Rossi Vance"))
+                    await sent.wait()
+                    crash.cancel()                      # no drain, no answer: left in flight
+                    await trio.sleep_forever()
+                finally:
+                    await trio.aclose_forcefully(c.stream)
+        txlog = TxnLog(log_path(ledger))
+        assert len(txlog.pending) == 1
+        txlog.close()
+
+        real = screen._index_of_rows
+        monkeypatch.setattr(screen, "_BUILT", OrderedDict())
+        builds: list[tuple[bool, int]] = []         # (built on the main thread, entries)
+        with ExitStack() as midnight:
+            def watched(table, rows):
+                builds.append((threading.current_thread() is threading.main_thread(), len(rows)))
+                if len(builds) == 1:                # the bind's (30 November): the day turns right after it
+                    midnight.enter_context(engine_clock(datetime(2026, 12, 1, 0, 1, tzinfo=timezone.utc)))
+                return real(table, rows)
+            monkeypatch.setattr(screen, "_index_of_rows", watched)
+            async with running(program, ledger, {"back": {"address": f"127.0.0.1:{port}"}}):
+                pass
+    assert builds == [(True, 2), (False, 3)]        # the bind's on the loop; 1 December's in a worker thread

@@ -277,6 +277,60 @@ async def test_a_kept_match_channel_holds_no_configuration_but_the_running_one(
         assert channel.staging.before is None
 
 
+NO_CALL = """
+format J = json
+channel front = tcp listen { address = "127.0.0.1:0"  framing = length2 }
+channel host = tcp connect {
+    address = "127.0.0.1:%(back)d"  framing = length4  pool = 1  match = ["Pay.ref"]  timeout = 20s
+}
+route pay {
+    receive from front as J
+    reply J { ref = msg.ref  code = "00"  tag = "quiet" }
+}
+"""
+
+
+async def test_a_kept_match_channel_a_version_makes_no_calls_on_takes_no_dry_runs_formats(
+        nursery: trio.Nursery, tmp_path: Path) -> None:
+    """A reload keeps the match channel in a version that makes no calls on it (it binds nothing of it); once
+    the version before is freed, the formats in force are not "none": a dry run then stages its formats, to be
+    dropped with it, and does not put them in force at once (they were, and stayed until the next reload).  The
+    next reload that calls the channel puts its own in force at the swap."""
+    host = Host()
+    host.open()
+    back = await host.serve(nursery)
+    route = tmp_path / "pay.route"
+    route.write_text(mux(back))
+    out: dict[str, Any] = {}
+    async with live([route], tmp_path / "l.duckdb") as eng:
+        port = eng.channels["front"].port
+        channel = eng.channels["host"]
+        with trio.fail_after(30):
+            await _ask(port, "V1", out)
+            in_force = (channel.codec, channel.reply_codec)
+            route.write_text(NO_CALL % {"back": back})
+            result = await eng.reload()
+            assert result.ok, result.diagnostics
+            assert result.plan["channels"]["kept"] == ["front", "host"], result.plan
+            await _settled(eng)
+            assert channel.staging.bound is None            # the version that bound it is freed
+            route.write_text(mux(back, fmt="X", tag="dry"))
+            assert (await eng.reload(dry_run=True)).ok
+            gc.collect()
+            assert (channel.codec, channel.reply_codec) == in_force     # not the dry run's XML
+            assert channel.staging.staged is None                       # dropped with the dry run
+            await _ask(port, "QUIET", out)
+            route.write_text(mux(back, fmt="X", tag="v3"))
+            result = await eng.reload()
+            assert result.ok, result.diagnostics
+            assert eng.channels["host"] is channel
+            await _ask(port, "NEW", out)
+    assert out == {"V1": {"ref": "V1", "code": "00", "tag": "v1", "via": "json"},
+                   "QUIET": {"ref": "QUIET", "code": "00", "tag": "quiet"},
+                   "NEW": {"ref": "NEW", "code": "00", "tag": "v3", "via": "xml"}}, out
+    assert (channel.garbled, channel.unmatched, channel.keyless) == (0, 0, 0)
+
+
 TCP_CAP = """
 format J = json
 channel front = tcp listen {

@@ -169,7 +169,7 @@ async def test_the_loop_serves_the_admin_api_while_the_key_index_is_made_again_a
 
 
 async def test_a_drain_during_the_rebuild_stops_it_and_the_next_start_makes_it_again(
-        nursery, tmp_path: Path, monkeypatch) -> None:
+        nursery, tmp_path: Path, monkeypatch, caplog) -> None:
     program, debit, credit, ledger, clock, first = await _with_lost_index(nursery, tmp_path)
     folder = answers_dir(log_path(ledger))
     gate = Gate()
@@ -182,12 +182,18 @@ async def test_a_drain_during_the_rebuild_stops_it_and_the_next_start_makes_it_a
             async with trio.open_nursery() as n:
                 await n.start(eng.run, program)
                 assert await trio.to_thread.run_sync(gate.reached.wait, HOLD)
+                waiting = await Client.open(eng.current.channels["front"].port)
+                await waiting.send(_req("W1"))                # read, waiting for the key index
+                await trio.testing.wait_all_tasks_blocked()
                 eng.drain()                                   # as SIGTERM does
                 await trio.testing.wait_all_tasks_blocked()   # the drain has told the rebuild to stop
                 gate.go.set()
             assert eng.finished.is_set() and manager_for(led)._log is None
+            await trio.aclose_forcefully(waiting.stream)
     finally:
         gate.go.set()
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("drain: ")]
+    assert len(said) == 1 and "; 1 request(s) waiting for it were not run" in said[0], said     # counted
     con = sqlite3.connect(folder / "index.sqlite")
     assert con.execute("SELECT count(*) FROM a").fetchone() == (0,)     # nothing of the stopped rebuild kept
     con.close()
@@ -264,3 +270,63 @@ async def test_the_admin_api_answers_during_the_rebuild_and_sigterm_stops_it_cle
         (again,) = await c.recv(1)
         await c.aclose()
     assert again == first[0] and debit.counts[("post", "K1")] == 1
+
+
+async def test_run_program_serves_during_the_rebuild_and_sigterm_stops_it_counting_the_waiting_requests(
+        nursery, tmp_path: Path, monkeypatch, caplog) -> None:
+    """``run_program`` (the switchboard embedders and the tests run) as ``bsp run`` does: the rebuild of a lost
+    key index runs in the background (the channels listen, a request read waits for it), and SIGTERM stops it
+    with nothing of it kept (before, recovery was awaited in the foreground: the signal was heard, the rebuild
+    went on to its end).  The drain's warning counts the requests that were waiting for it (they are in no
+    route's running exchanges yet: it could not say how many it cancelled)."""
+    import logging
+    import os
+    import signal
+
+    from engine.runtime.switchboard import run_program
+
+    program, debit, credit, ledger, clock, first = await _with_lost_index(nursery, tmp_path)
+    gate = Gate()
+    monkeypatch.setattr(answers_mod, "REBUILD_CHUNK", 1)
+    monkeypatch.setattr(Rebuild, "after_chunk", gate)
+    started, ended = trio.Event(), trio.Event()
+    box: list = []
+
+    async def serve() -> None:
+        try:
+            box.append(await run_program(program, default_registry(), ledger_path=ledger,
+                                         ready=lambda sb: (box.append(sb), started.set())))
+        finally:
+            ended.set()
+    clients: list[Client] = []
+    try:
+        with caplog.at_level(logging.WARNING):
+            nursery.start_soon(serve)
+            with trio.move_on_after(HOLD):
+                await started.wait()
+            assert started.is_set() and not gate.go.is_set()       # serving while the rebuild is held
+            assert await trio.to_thread.run_sync(gate.reached.wait, HOLD)
+            sb = box[0]
+            for ref in ("W1", "W2"):
+                c = await Client.open(sb.channel("front").port)
+                clients.append(c)
+                await c.send(_req(ref))
+            await trio.testing.wait_all_tasks_blocked()
+            assert sum(d.waiting for d in sb.dispatchers.values()) == 2
+            os.kill(os.getpid(), signal.SIGTERM)
+            await trio.testing.wait_all_tasks_blocked()      # the drain has told the rebuild to stop
+            gate.go.set()
+            await ended.wait()
+    finally:
+        gate.go.set()
+        for c in clients:
+            await trio.aclose_forcefully(c.stream)
+    assert len(box) == 2 and box[1] is sb
+    con = sqlite3.connect(answers_dir(log_path(ledger)) / "index.sqlite")
+    assert con.execute("SELECT count(*) FROM a").fetchone() == (0,)     # stopped: nothing of it kept
+    con.close()
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("drain: ")]
+    assert said == ["drain: the key store's index was still being made again: stopped, nothing of it kept (the "
+                    "next start makes it again); 2 request(s) waiting for it were not run, nothing of them "
+                    "recorded: their clients get no reply and may send them again"], said
+    assert debit.counts[("post", "W1")] == 0 and debit.counts[("post", "W2")] == 0
