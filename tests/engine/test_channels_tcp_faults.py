@@ -92,10 +92,10 @@ async def test_sparse_calls_to_a_counterpart_closing_every_connection_at_once_ar
     once the counterpart refused a call and has answered nothing since: the reconnect after each back-off,
     closed at once, used to look idle, so the channel looked up and each next call was written into a
     connection about to die (every one `lost`, in doubt).  Now only the first is (the first written, on
-    the MUX): each next call, made once the reconnect after a back-off was closed at once, fails at once, not sent.  (A call made while that
-    reconnect is being opened, or before its close is read, is written or queued on it as on any open
-    connection, and ends lost or not sent: no sign of a refusal was seen yet.  Left to chance under load,
-    a sparse call landed there now and then: each call here waits for the close to be seen.)"""
+    the MUX): each next call, made once the reconnect after a back-off was closed at once, fails at once, not
+    sent.  (A call made while that reconnect is being opened, or before its close is read, is written or queued
+    on it as on any open connection, and ends lost or not sent: no sign of a refusal was seen yet.  Left to
+    chance under load, a sparse call landed there now and then: each call here waits for the close to be seen.)"""
     port = await serve(nursery, slam)
     opts = {"address": f"127.0.0.1:{port}", "framing": "length4", "timeout": 1, "reconnect_max": 0.2}
     c = MuxConnector("biller", {**opts, "pool": 1}) if mux else TcpConnector("biller", opts)
