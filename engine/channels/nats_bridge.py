@@ -316,6 +316,17 @@ class NatsLink:
                 pass
         return failure or "not connected"
 
+    @property
+    def down_reason(self) -> str:
+        """Why the link is not connected, as ``bsp status`` shows it (its ``last_error``): what failed and where.
+        ``last_error`` holds a failed attempt's cause as nats-py raised it (``ConnectionRefusedError: [Errno
+        111] ...``), which names neither NATS nor the server; a refusal of the credentials is worded already
+        (``channel NAME: NATS at ... refused ...``).  Empty: no failure since the last connection."""
+        why = self.last_error
+        if not why or why.startswith(f"channel {self.channel}: "):
+            return why
+        return f"cannot reach NATS at {self.url}: {why}"
+
     def unreachable_text(self) -> str:
         why = self.last_error or "not connected yet"
         return f"channel {self.channel}: NATS at {self.url} unreachable: {why}"

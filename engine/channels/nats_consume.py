@@ -212,7 +212,7 @@ class NatsConsumer(LinkStop):
                                "termed": self.termed, "deferred": self.deferred}
         if not up:
             row["down_since"] = iso(self.link.refused.since) if self.link.refused.since else None
-            row["last_error"] = self.link.last_error or self.setup_error or "not connected yet"
+            row["last_error"] = self.link.down_reason or self.setup_error or f"not connected to NATS at {self.link.url} yet"
         return row
 
     @property

@@ -97,7 +97,7 @@ class NatsPublisher(LinkStop):
     def _last_error(self) -> str:
         if self.link.connected:
             return ""
-        return self.link.last_error or self._setup_error or f"not connected to NATS at {self.link.url}"
+        return self.link.down_reason or self._setup_error or f"not connected to NATS at {self.link.url}"
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         async with self.link.session():

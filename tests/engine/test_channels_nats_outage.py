@@ -42,6 +42,7 @@ async def test_a_nats_outage_is_said_once_and_shown_by_the_consume_channel_s_sta
             row = ch.status()
             assert (row["up"], row["connected"]) == (False, False), row
             assert row["down_since"].endswith("Z") and "Connect call failed" in row["last_error"], row
+            assert row["last_error"].startswith(f"cannot reach NATS at {srv.url}: ConnectionRefusedError"), row
             state, reasons = engine_state({"orders": {"address": ch.address, **row}}, True)
             assert state == "degraded"
             assert reasons == [f"channel orders ({ch.address}) down since {row['down_since']}: receives nothing "
@@ -100,5 +101,11 @@ async def test_a_nats_publish_channel_cut_off_from_its_server_is_down_before_any
             h = outbound_health(ch)
             assert h["failed_calls"] == 0 and h["down_since"] is not None, h
             assert "NATS" in h["last_error"], h
+            # and once a reconnection attempt failed (every reconnect_wait): its cause, saying what and where;
+            # before, the bare exception ("ConnectionRefusedError: [Errno 111] ..."), naming neither NATS nor the
+            # server, as soon as the first attempt failed (read before it, "not connected to NATS at ...")
+            await eventually(lambda: value("ConnectionRefusedError" in ch.link.last_error), "a reconnection refused")
+            h = outbound_health(ch)
+            assert h["last_error"].startswith(f"cannot reach NATS at {srv.url}: ConnectionRefusedError"), h
             await srv.start()
             await eventually(lambda: value(outbound_health(ch)["up"]), "up again once reconnected", timeout=20)
