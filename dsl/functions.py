@@ -301,12 +301,14 @@ def f_format_date(d: Any, fmt: Any) -> str:
     return d.strftime(_str(fmt, "format_date"))
 
 
-def f_parse_date(s: Any, fmt: Any) -> date | None:
+def _strptime(s: Any, fmt: Any, name: str) -> datetime | None:
+    """``s`` read with the strftime pattern ``fmt`` for the function ``name`` (parse_date, parse_timestamp):
+    null and "" give null; text that does not fit fails saying how, never quoting a piece of it again."""
     if s is None or s == "":
         return None
-    text = _str(s, "parse_date")
+    text = _str(s, name)
     try:
-        return datetime.strptime(text, _str(fmt, "parse_date")).date()
+        return datetime.strptime(text, _str(fmt, name))
     except ValueError as e:
         # strptime quotes the text again ("time data '...' does not match", "unconverted data remains: ...");
         # a piece of it would escape masking of the whole value (Exchange.fail): say how much is left over
@@ -316,25 +318,18 @@ def f_parse_date(s: Any, fmt: Any) -> date | None:
             why = f"the first {len(text) - rest} characters match it, {rest} are left over"
         elif why.startswith("time data"):
             why = "it does not fit the pattern"
-        raise FunctionError(f"parse_date: {text!r} does not match {fmt!r}: {why}") from None
+        raise FunctionError(f"{name}: {text!r} does not match {fmt!r}: {why}") from None
+
+
+def f_parse_date(s: Any, fmt: Any) -> date | None:
+    read = _strptime(s, fmt, "parse_date")
+    return None if read is None else read.date()
 
 
 def f_parse_timestamp(s: Any, fmt: Any) -> datetime | None:
     """``s`` read with a strftime pattern that has a time of day: a timestamp, with a zone when the pattern
     reads one (``%z``: +0100, Z), zone-less otherwise; null and "" give null; text that does not fit fails."""
-    if s is None or s == "":
-        return None
-    text = _str(s, "parse_timestamp")
-    try:
-        return datetime.strptime(text, _str(fmt, "parse_timestamp"))
-    except ValueError as e:
-        why = str(e)
-        if why.startswith("unconverted data remains"):
-            rest = len(why.split(": ", 1)[-1])
-            why = f"the first {len(text) - rest} characters match it, {rest} are left over"
-        elif why.startswith("time data"):
-            why = "it does not fit the pattern"
-        raise FunctionError(f"parse_timestamp: {text!r} does not match {fmt!r}: {why}") from None
+    return _strptime(s, fmt, "parse_timestamp")
 
 
 def f_local(ts: Any, tz: Any) -> datetime | None:
