@@ -258,6 +258,7 @@ def rebuild_loop(keys: int, reply_bytes: int, every: int, sync: bool) -> None:
 
     import trio
 
+    from benchkit import loop_stall
     from engine.txn import keyopen
     from engine.txn.answers import Answers, answers_dir
     from engine.txn.log import _answer_only
@@ -283,35 +284,18 @@ def rebuild_loop(keys: int, reply_bytes: int, every: int, sync: bool) -> None:
             mgr = TxnManager(ledger)
             lines: list[str] = []
 
-            async def run() -> tuple[float, float, int]:
-                gaps = [0.0, 0]
-                done = trio.Event()
+            def progress(ticks: int) -> None:
+                op = mgr.opening
+                if op is not None and op.rebuild.running and (not lines or ticks % 100 == 0):
+                    lines.append(op.rebuild.text())
 
-                async def ticker() -> None:
-                    last = time.perf_counter()
-                    while not done.is_set():
-                        await trio.sleep(0.01)
-                        now = time.perf_counter()
-                        gaps[0] = max(gaps[0], now - last - 0.01)
-                        gaps[1] += 1
-                        last = now
-                        op = mgr.opening
-                        if op is not None and op.rebuild.running and (not lines or gaps[1] % 100 == 0):
-                            lines.append(op.rebuild.text())
+            async def work() -> None:
+                if how == "before":
+                    mgr.log                       # the open on the loop (no worker thread)
+                else:
+                    await keyopen.open_log(mgr)
 
-                async with trio.open_nursery() as n:
-                    n.start_soon(ticker)
-                    await trio.sleep(0.05)
-                    t0 = time.perf_counter()
-                    if how == "before":
-                        mgr.log                       # the open on the loop (no worker thread)
-                    else:
-                        await keyopen.open_log(mgr)
-                    took = time.perf_counter() - t0
-                    done.set()
-                return took, gaps[0], gaps[1]
-
-            took, lag, ticks = trio.run(run)
+            took, lag, ticks = trio.run(loop_stall, work, progress)
             n = mgr.log.answers.count
             mgr.log.close()
             print(f"  {how}: rebuilt {n:,} answers in {took:.2f} s; the loop's longest stall {lag * 1000:.0f} ms, "

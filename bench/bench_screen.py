@@ -71,6 +71,7 @@ def dated(entries: list[Entry]) -> None:
 
     import trio
 
+    from benchkit import loop_stall
     from dsl import ir
     from dsl.tables import load_table
     from engine.steps import screen
@@ -91,33 +92,14 @@ def dated(entries: list[Entry]) -> None:
         for how in ("before", "after"):
             screen._BUILT.clear()
 
-            async def run() -> tuple[float, float, int]:
-                gaps = [0.0, 0]
-                done = trio.Event()
+            async def work() -> None:
+                day = today + timedelta(days=1)
+                if how == "before":
+                    screen.index_of_table(table, day)
+                else:
+                    await trio.to_thread.run_sync(screen.index_of_table, table, day)
 
-                async def ticker() -> None:
-                    last = time.perf_counter()
-                    while not done.is_set():
-                        await trio.sleep(0.01)
-                        now = time.perf_counter()
-                        gaps[0] = max(gaps[0], now - last - 0.01)
-                        gaps[1] += 1
-                        last = now
-
-                async with trio.open_nursery() as n:
-                    n.start_soon(ticker)
-                    await trio.sleep(0.05)
-                    t0 = time.perf_counter()
-                    day = today + timedelta(days=1)
-                    if how == "before":
-                        screen.index_of_table(table, day)
-                    else:
-                        await trio.to_thread.run_sync(screen.index_of_table, table, day)
-                    took = time.perf_counter() - t0
-                    done.set()
-                return took, gaps[0], gaps[1]
-
-            took, lag, ticks = trio.run(run)
+            took, lag, ticks = trio.run(loop_stall, work)
             print(f"  {how}: tomorrow's index built in {took:.2f} s; the loop's longest stall {lag * 1000:.0f} ms, "
                   f"{ticks} ticks of 10 ms meanwhile")
 

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
+from typing import Any
 
 
 def latency_summary(lat: list[float], elapsed: float) -> dict[str, float]:
@@ -50,3 +52,32 @@ def profile_until_sigterm() -> None:
         os._exit(0)
     signal.signal(signal.SIGTERM, dump)
     prof.enable()
+
+
+async def loop_stall(work: Any, on_tick: Any = None) -> tuple[float, float, int]:
+    """How long ``await work()`` took, the event loop's longest stall meanwhile (a 10 ms ticker's longest gap
+    past its 10 ms) and the ticker's ticks; ``on_tick(ticks)`` runs at each tick (progress lines)."""
+    import trio
+
+    gaps = [0.0, 0]
+    done = trio.Event()
+
+    async def ticker() -> None:
+        last = time.perf_counter()
+        while not done.is_set():
+            await trio.sleep(0.01)
+            now = time.perf_counter()
+            gaps[0] = max(gaps[0], now - last - 0.01)
+            gaps[1] += 1
+            last = now
+            if on_tick is not None:
+                on_tick(gaps[1])
+
+    async with trio.open_nursery() as n:
+        n.start_soon(ticker)
+        await trio.sleep(0.05)
+        t0 = time.perf_counter()
+        await work()
+        took = time.perf_counter() - t0
+        done.set()
+    return took, gaps[0], int(gaps[1])
