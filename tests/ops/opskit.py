@@ -166,3 +166,35 @@ async def serve_with_admin(route: Path, tmp_path: Path, nursery: trio.Nursery, t
     engine = box[0]
     return engine, httpx.AsyncClient(base_url=f"http://127.0.0.1:{engine.admin_port}",
                                      headers={"authorization": f"Bearer {token}"})
+
+
+def configurations_reachable(root: Any, skip: tuple[Any, ...] = ()) -> list[Any]:
+    """The configurations (binders, generations, programs) reachable from ``root`` by strong references, not
+    through the objects of ``skip`` (the engine, the other channels: each is looked at by itself).  What a kept
+    channel holds across reloads (tests/ops/test_ops_reload_*_kept.py)."""
+    import gc
+    import types
+
+    from engine.ops.generation import Generation
+    from engine.runtime.binder import Binder
+
+    seen = {id(root)} | {id(s) for s in skip if s is not root}
+    todo = [root]
+    found = []
+    while todo:
+        obj = todo.pop()
+        for ref in gc.get_referents(obj):
+            if id(ref) in seen or isinstance(ref, (types.ModuleType, type, types.FrameType, trio.Event)):
+                continue      # an Event reaches the tasks waiting on it, and through them the whole engine
+            if isinstance(ref, dict) and "__builtins__" in ref:
+                continue
+            seen.add(id(ref))
+            if isinstance(ref, (Binder, Generation)) or type(ref).__name__ == "Program":
+                found.append(ref)
+            todo.append(ref)
+    return found
+
+
+def configuration_version(obj: Any) -> str:
+    """The configuration version of a binder, generation or program ``configurations_reachable`` found."""
+    return getattr(obj, "version", None) or obj.program.version

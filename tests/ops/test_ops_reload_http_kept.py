@@ -14,7 +14,6 @@ which holds its answers until the test opens it) on 127.0.0.1, a real DuckDB led
 from __future__ import annotations
 
 import gc
-import types
 import weakref
 from pathlib import Path
 from typing import Any
@@ -22,10 +21,8 @@ from typing import Any
 import httpx
 import trio
 
-from engine.ops.generation import Generation
-from engine.runtime.binder import Binder
 from gatekit import Gate
-from opskit import live, rows
+from opskit import configuration_version, configurations_reachable, live, rows
 
 ROUTE = """
 format J = json
@@ -171,28 +168,6 @@ async def _free_port() -> int:
     return free_port()
 
 
-def _configurations(root: Any) -> list[Any]:
-    """The configurations (binders, generations, programs) reachable from ``root`` by strong references."""
-    seen = {id(root)}
-    todo = [root]
-    found = []
-    while todo:
-        obj = todo.pop()
-        for ref in gc.get_referents(obj):
-            if id(ref) in seen or isinstance(ref, (types.ModuleType, type, types.FrameType, trio.Event)):
-                continue      # an Event reaches the tasks waiting on it, and through them the whole engine
-            if isinstance(ref, dict) and "__builtins__" in ref:
-                continue
-            seen.add(id(ref))
-            if isinstance(ref, (Binder, Generation)) or type(ref).__name__ == "Program":
-                found.append(ref)
-            todo.append(ref)
-    return found
-
-
-def _version(obj: Any) -> str:
-    return getattr(obj, "version", None) or obj.program.version
-
 
 async def test_a_kept_http_listen_holds_no_configuration_but_the_running_one(
         nursery: trio.Nursery, tmp_path: Path) -> None:
@@ -260,6 +235,6 @@ async def test_a_kept_http_listen_holds_no_configuration_but_the_running_one(
         gc.collect()
         alive = [what for what, ref in weak if ref() is not None]
         assert alive == [], alive
-        held = {(type(c).__name__, _version(c)) for c in _configurations(listener)}
+        held = {(type(c).__name__, configuration_version(c)) for c in configurations_reachable(listener)}
         assert {v for _, v in held} <= {eng.version}, held
     taken.close()

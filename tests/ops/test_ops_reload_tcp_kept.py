@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import types
 import weakref
 from pathlib import Path
 from typing import Any, AsyncIterator
@@ -27,11 +26,9 @@ import pytest
 import trio
 from lxml import etree
 
-from engine.ops.generation import Generation
-from engine.runtime.binder import Binder
 from engine.testing.nats_server import nats_server
 from formats.framing import LengthPrefixFramer
-from opskit import live, rows
+from opskit import configuration_version, configurations_reachable, live, rows
 
 MUX = """
 format J = json
@@ -185,35 +182,11 @@ async def test_a_kept_match_channel_matches_new_calls_with_the_new_formats_and_o
     assert deals == {"OLD": ("committed", v1), "MID": ("committed", v1), "NEW": ("committed", v2)}
 
 
-def _configurations(root: Any, skip: list[Any]) -> list[Any]:
-    """The configurations (binders, generations, programs) reachable from ``root`` by strong references,
-    not through the objects of ``skip`` (the engine, the other channels: each is looked at by itself)."""
-    seen = {id(root)} | {id(s) for s in skip if s is not root}
-    todo = [root]
-    found = []
-    while todo:
-        obj = todo.pop()
-        for ref in gc.get_referents(obj):
-            if id(ref) in seen or isinstance(ref, (types.ModuleType, type, types.FrameType, trio.Event)):
-                continue      # an Event reaches the tasks waiting on it, and through them the whole engine
-            if isinstance(ref, dict) and "__builtins__" in ref:
-                continue
-            seen.add(id(ref))
-            if isinstance(ref, (Binder, Generation)) or type(ref).__name__ == "Program":
-                found.append(ref)
-            todo.append(ref)
-    return found
-
-
-def _version(obj: Any) -> str:
-    return getattr(obj, "version", None) or obj.program.version
-
 
 def _held(eng: Any, name: str) -> set[tuple[str, str]]:
     """(kind, version) of the configurations channel ``name`` reaches, other than the running one."""
-    skip = [eng, *eng.channels.values()]
-    return {(type(c).__name__, _version(c)) for c in _configurations(eng.channels[name], skip)
-            if _version(c) != eng.version}
+    reached = configurations_reachable(eng.channels[name], (eng, *eng.channels.values()))
+    return {(type(c).__name__, configuration_version(c)) for c in reached if configuration_version(c) != eng.version}
 
 
 async def _settled(eng: Any) -> None:

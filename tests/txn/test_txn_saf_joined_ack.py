@@ -22,6 +22,24 @@ from tests.services.test_card_certification import (DE90, PURCHASE, REVERSAL, Ho
 __all__ = ["program"]      # the fixture, imported
 
 
+async def _purchase_then_joined_advice(sb, rev_held: trio.Event, joined: trio.Event) -> None:
+    """The purchase (its 0200 unanswered: the engine queues its own 0420, which the host holds, ``rev_held``),
+    then the front end's 0420 of the same purchase (its STAN), which rides on it and joins the queued reversal;
+    ``joined`` lets the host go on once the channel counted the join; the front end's answer read."""
+    await ask(sb.channel("cp_mainframe").port, PURCHASE)
+    with trio.fail_after(60):
+        await rev_held.wait()
+    c = await Client.open(sb.channel("cp_mainframe").port)
+    await c.send(frame({**REVERSAL, "11": PURCHASE["11"]}))
+    with trio.move_on_after(30):
+        while not getattr(sb.channel("cp_host"), "joined", 0):
+            await trio.sleep(0.25)
+    joined.set()
+    with trio.fail_after(60):
+        await c.recv()
+    await c.aclose()
+
+
 @pytest.mark.parametrize("code", ["00", "25"])
 async def test_a_reversal_joined_to_the_engines_queued_one_records_its_acknowledgement(
         program, tmp_path, nursery, mock_clock, code) -> None:
@@ -44,20 +62,8 @@ async def test_a_reversal_joined_to_the_engines_queued_one_records_its_acknowled
     host = Host(answer)
     port = await host.serve(nursery)
     ledger = tmp_path / "l.duckdb"
-    front = {**REVERSAL, "11": PURCHASE["11"]}
     async with running(program, ledger, overrides(port, "3s")) as sb:
-        await ask(sb.channel("cp_mainframe").port, PURCHASE)
-        with trio.fail_after(60):
-            await rev_held.wait()
-        c = await Client.open(sb.channel("cp_mainframe").port)
-        await c.send(frame(front))
-        with trio.move_on_after(30):
-            while not getattr(sb.channel("cp_host"), "joined", 0):
-                await trio.sleep(0.25)
-        joined.set()
-        with trio.fail_after(60):
-            (raw,) = await c.recv()
-        await c.aclose()
+        await _purchase_then_joined_advice(sb, rev_held, joined)
         (queue,) = sb.saf
         with trio.fail_after(600):                 # a guard against a hang (MockClock time), not a timing
             await queue.wait_empty()
@@ -117,20 +123,8 @@ async def test_a_reversal_joined_before_a_restart_gets_the_acknowledgement_after
     host = Host(answer)
     port = await host.serve(nursery)
     ledger = tmp_path / "l.duckdb"
-    front = {**REVERSAL, "11": PURCHASE["11"]}
     async with running(program, ledger, overrides(port, "3s")) as sb:
-        await ask(sb.channel("cp_mainframe").port, PURCHASE)
-        with trio.fail_after(60):
-            await rev_held.wait()
-        c = await Client.open(sb.channel("cp_mainframe").port)
-        await c.send(frame(front))
-        with trio.move_on_after(30):
-            while not getattr(sb.channel("cp_host"), "joined", 0):
-                await trio.sleep(0.25)
-        joined.set()
-        with trio.fail_after(60):
-            (raw,) = await c.recv()
-        await c.aclose()
+        await _purchase_then_joined_advice(sb, rev_held, joined)
         (queue,) = sb.saf
         assert queue.status()["pending"] == 1
     rev, = [d for d in deals(ledger) if d["route"] == "card_reversal"]
